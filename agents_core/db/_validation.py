@@ -1,0 +1,116 @@
+"""Checks applied to every value a caller passes in, before anything reaches the server.
+
+A value is taken only in the type documented for it, so a dict such as ``{"$ne": None}`` can
+never arrive in a filter where a string or an id belongs.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from enum import StrEnum
+from typing import TypeVar
+
+from bson import ObjectId
+
+from agents_core.db.errors import InvalidIdError, InvalidInputError
+
+E = TypeVar("E", bound=StrEnum)
+
+#: Longest name (agent name, tool name, title, user id, model) in characters.
+MAX_NAME_LENGTH = 200
+#: Largest ``limit`` a listing accepts.
+MAX_LIMIT = 1_000
+
+
+def object_id(value: object, entity: str) -> ObjectId:
+    """``value`` (an ObjectId or its 24-hex-digit string) as an ObjectId, else ``InvalidIdError``."""
+    if isinstance(value, ObjectId):
+        return value
+    if isinstance(value, str) and len(value) == 24:
+        try:
+            return ObjectId(value)
+        except (TypeError, ValueError):
+            pass
+    raise InvalidIdError(entity, value)
+
+
+def name(value: object, field: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
+    """A one-line identifier-like string: not blank, no control characters, bounded."""
+    text = _string(value, field)
+    if not text.strip():
+        raise InvalidInputError(field, "must not be empty or blank")
+    if len(text) > max_length:
+        raise InvalidInputError(field, f"longer than {max_length} characters")
+    if any(unicodedata.category(char) in {"Cc", "Cs"} for char in text):
+        raise InvalidInputError(field, "must not contain control characters")
+    return text
+
+
+def optional_name(value: object, field: str) -> str | None:
+    return None if value is None else name(value, field)
+
+
+def text(value: object, field: str, *, max_bytes: int) -> str:
+    """Free text (message content, tool input/output): any valid Unicode up to ``max_bytes``."""
+    string = _string(value, field)
+    if len(string) > max_bytes:  # cheap bound first: a character is at least one byte
+        raise InvalidInputError(field, f"larger than {max_bytes} bytes of UTF-8")
+    try:
+        size = len(string.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(field, "is not valid Unicode (lone surrogate)") from exc
+    if size > max_bytes:
+        raise InvalidInputError(field, f"larger than {max_bytes} bytes of UTF-8")
+    return string
+
+
+def enum(cls: type[E], value: object, field: str, *, allowed: frozenset[E] | None = None) -> E:
+    """A member of ``cls`` given as the member or its string value, optionally restricted."""
+    if isinstance(value, str):
+        try:
+            member = cls(value)
+        except ValueError:
+            member = None
+        if member is not None and (allowed is None or member in allowed):
+            return member
+    choices = sorted(m.value for m in (allowed or frozenset(cls)))
+    raise InvalidInputError(field, f"must be one of {choices}, not {value!r}")
+
+
+def count(value: object, field: str) -> int:
+    """A non-negative integer (``bool`` is refused although it is an ``int``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(field, f"must be an integer, not {type(value).__name__}")
+    if value < 0:
+        raise InvalidInputError(field, "must not be negative")
+    if value > 2**62:
+        raise InvalidInputError(field, "is absurdly large")
+    return value
+
+
+def amount(value: object, field: str) -> float:
+    """A finite, non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(field, f"must be a number, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInputError(field, "must be finite")
+    if number < 0:
+        raise InvalidInputError(field, "must not be negative")
+    return number
+
+
+def limit(value: object, field: str = "limit", *, minimum: int = 1) -> int:
+    """A page size between ``minimum`` and ``MAX_LIMIT``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(field, f"must be an integer, not {type(value).__name__}")
+    if not minimum <= value <= MAX_LIMIT:
+        raise InvalidInputError(field, f"must be between {minimum} and {MAX_LIMIT}")
+    return value
+
+
+def _string(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"must be a string, not {type(value).__name__}")
+    return value

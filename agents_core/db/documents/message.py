@@ -1,0 +1,49 @@
+"""One message of a conversation, ordered within its session by ``seq`` (1, 2, 3, …)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+from pymongo import IndexModel
+
+from agents_core.db.documents._common import UtcDatetime, utcnow
+
+__all__ = ["Message", "MessageRole"]
+
+
+class MessageRole(StrEnum):
+    system = "system"
+    user = "user"
+    assistant = "assistant"
+    tool = "tool"
+
+
+class Message(Document):
+    session_id: PydanticObjectId
+    seq: int
+    role: MessageRole
+    content: str
+    created_at: UtcDatetime = Field(default_factory=utcnow)
+    #: Set by a caller that may retry: the same key in the same session is one message.
+    idempotency_key: str | None = None
+
+    class Settings:
+        name = "messages"
+        use_revision = False
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel(
+                [("session_id", pymongo.ASCENDING), ("seq", pymongo.ASCENDING)],
+                name="session_id_seq_unique",
+                unique=True,
+            ),
+            IndexModel(
+                [("session_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
+                name="session_id_idempotency_key_unique",
+                unique=True,
+                partialFilterExpression={"idempotency_key": {"$type": "string"}},
+            ),
+        ]

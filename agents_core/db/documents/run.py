@@ -1,0 +1,71 @@
+"""One agent execution, with the tool calls it made embedded in call order."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+import pymongo
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+
+from agents_core.db.documents._common import UtcDatetime, utcnow
+
+__all__ = ["Run", "RunStatus", "ToolCall", "ToolCallStatus"]
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class ToolCallStatus(StrEnum):
+    pending = "pending"
+    success = "success"
+    error = "error"
+
+
+class ToolCall(BaseModel):
+    """A tool execution, embedded in its run.
+
+    ``id`` is an opaque string that names the run too, so completing a tool call addresses one
+    run document by ``_id`` (a single-shard write once runs are sharded).
+    """
+
+    id: str
+    run_id: PydanticObjectId
+    tool_name: str
+    input: str
+    output: str | None = None
+    status: ToolCallStatus = ToolCallStatus.pending
+    started_at: UtcDatetime = Field(default_factory=utcnow)
+    completed_at: UtcDatetime | None = None
+    duration_ms: float | None = None
+
+
+class Run(Document):
+    session_id: PydanticObjectId
+    agent_id: PydanticObjectId
+    status: RunStatus = RunStatus.running
+    error: str | None = None
+    tokens: int = 0
+    cost: float = 0.0
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    started_at: UtcDatetime = Field(default_factory=utcnow)
+    completed_at: UtcDatetime | None = None
+
+    class Settings:
+        name = "runs"
+        use_revision = False
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel(
+                [("session_id", pymongo.ASCENDING), ("started_at", pymongo.ASCENDING)],
+                name="session_id_started_at",
+            ),
+            IndexModel(
+                [("status", pymongo.ASCENDING), ("started_at", pymongo.ASCENDING)],
+                name="status_started_at",
+            ),
+        ]

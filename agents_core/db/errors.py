@@ -1,0 +1,157 @@
+"""The errors every repository method raises, and the one place driver errors are translated.
+
+::
+
+    DatabaseError
+    ├── NotFoundError            an entity with that id (or name) does not exist
+    ├── AlreadyExistsError       a unique key is taken (an agent's name)
+    ├── InvalidIdError           a malformed id (also a ValueError)
+    ├── InvalidInputError        a value the layer refuses (also a ValueError)
+    ├── InvalidStateError        the entity exists but is not in a state that allows the call
+    ├── NotInitializedError      a repository was used before ``init_db()``
+    └── DatabaseUnavailableError the server could not be reached in time
+
+No PyMongo, bson or pydantic exception escapes a repository method: :func:`translate_errors`
+wraps each of them and re-raises the driver's exception as the ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+import pydantic
+from bson.errors import BSONError
+from pymongo.errors import (
+    ConnectionFailure,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+__all__ = [
+    "AlreadyExistsError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "InvalidIdError",
+    "InvalidInputError",
+    "InvalidStateError",
+    "NotFoundError",
+    "NotInitializedError",
+    "translate_errors",
+]
+
+
+class DatabaseError(Exception):
+    """Base class of every error raised by ``agents_core.db``."""
+
+
+class NotFoundError(DatabaseError):
+    """No ``entity`` with this ``id`` exists."""
+
+    def __init__(self, entity: str, id: object) -> None:
+        self.entity = entity
+        self.id = id
+        super().__init__(f"{entity} {id!s} not found")
+
+
+class AlreadyExistsError(DatabaseError):
+    """An ``entity`` whose unique ``key`` has this ``value`` exists already."""
+
+    def __init__(self, entity: str, key: str, value: object) -> None:
+        self.entity = entity
+        self.key = key
+        self.value = value
+        super().__init__(f"{entity} with {key}={value!r} already exists")
+
+
+class InvalidIdError(DatabaseError, ValueError):
+    """``value`` is not a well-formed id of an ``entity``."""
+
+    def __init__(self, entity: str, value: object) -> None:
+        self.entity = entity
+        self.value = value
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        super().__init__(f"invalid {entity} id: {shown}")
+
+
+class InvalidInputError(DatabaseError, ValueError):
+    """A value passed to the layer is refused (wrong type, out of range, too large)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid {field}: {reason}")
+
+
+class InvalidStateError(DatabaseError):
+    """The ``entity`` exists but its state forbids the operation (e.g. completing it twice)."""
+
+    def __init__(self, entity: str, id: object, reason: str) -> None:
+        self.entity = entity
+        self.id = id
+        self.reason = reason
+        super().__init__(f"{entity} {id!s}: {reason}")
+
+
+class NotInitializedError(DatabaseError):
+    """A repository was used before ``await init_db()`` (or after ``close_db()``)."""
+
+    def __init__(self) -> None:
+        super().__init__("agents_core.db is not initialised: call `await init_db()` first")
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The server could not be reached (or stopped answering) within the configured timeout."""
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def translate(exc: BaseException) -> DatabaseError | None:
+    """The ``DatabaseError`` a driver, bson or pydantic exception stands for (``None``: not ours)."""
+    if isinstance(exc, DatabaseError):
+        return exc
+    if isinstance(exc, ConnectionFailure | WTimeoutError):
+        kind = "timed out" if isinstance(exc, ServerSelectionTimeoutError) else "failed"
+        return DatabaseUnavailableError(f"MongoDB connection {kind}: {_first_line(exc)}")
+    if isinstance(exc, DocumentTooLarge):
+        return InvalidInputError("document", f"too large for MongoDB: {_first_line(exc)}")
+    if isinstance(exc, DuplicateKeyError):
+        return DatabaseError(f"unexpected duplicate key: {_first_line(exc)}")
+    if isinstance(exc, PyMongoError):
+        return DatabaseError(f"MongoDB error: {_first_line(exc)}")
+    if isinstance(exc, BSONError):
+        return InvalidInputError("document", f"cannot be encoded as BSON: {_first_line(exc)}")
+    if isinstance(exc, pydantic.ValidationError):
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or exc.title
+        return InvalidInputError(field, error["msg"])
+    return None
+
+
+def translate_errors(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Decorate a repository coroutine so that only ``DatabaseError``s leave it."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await func(*args, **kwargs)
+        except DatabaseError:
+            raise
+        except (PyMongoError, BSONError, pydantic.ValidationError) as exc:
+            translated = translate(exc)
+            assert translated is not None
+            raise translated from exc
+
+    return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line[:300]

@@ -1,0 +1,105 @@
+"""Agent definitions and the tools they may call."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from agents_core.db import _validation as check
+from agents_core.db.client import collection, get_settings
+from agents_core.db.documents import Agent, CreateAgentDTO
+from agents_core.db.documents._common import utcnow
+from agents_core.db.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    translate_errors,
+)
+from agents_core.db.repositories._base import require, to_document
+
+__all__ = ["AgentsRepository"]
+
+#: Longest agent instructions accepted, in bytes of UTF-8.
+MAX_INSTRUCTIONS_BYTES = 256 * 1024
+
+
+class AgentsRepository:
+    """Create agents, find them by name, edit their instructions and enabled tools."""
+
+    @translate_errors
+    async def create(self, data: CreateAgentDTO) -> Agent:
+        """Insert a new agent; ``AlreadyExistsError`` if the name is taken. One command."""
+        if not isinstance(data, CreateAgentDTO):
+            raise InvalidInputError("data", f"must be a CreateAgentDTO, not {type(data).__name__}")
+        name = check.name(data.name, "name")
+        tools = list(dict.fromkeys(check.name(tool, "tool_name") for tool in data.tools))
+        if len(tools) > get_settings().max_tools_per_agent:
+            raise InvalidInputError("tools", f"more than {get_settings().max_tools_per_agent}")
+        agent = Agent(
+            name=name,
+            instructions=check.text(
+                data.instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES
+            ),
+            model=check.optional_name(data.model, "model"),
+            tools=tools,
+        )
+        try:
+            await collection(Agent).insert_one(to_document(agent))
+        except DuplicateKeyError as exc:
+            raise AlreadyExistsError("agent", "name", name) from exc
+        return agent
+
+    @translate_errors
+    async def find_by_name(self, name: str) -> Agent | None:
+        """The agent called ``name``, or ``None``. One command."""
+        raw = await collection(Agent).find_one({"name": check.name(name, "name")})
+        return None if raw is None else Agent.model_validate(raw)
+
+    @translate_errors
+    async def find_by_id(self, agent_id: str | ObjectId) -> Agent:
+        """The agent with this id; ``NotFoundError`` if there is none. One command."""
+        id = check.object_id(agent_id, "agent")
+        raw = await collection(Agent).find_one({"_id": id})
+        if raw is None:
+            raise NotFoundError("agent", id)
+        return Agent.model_validate(raw)
+
+    @translate_errors
+    async def update_instructions(self, id: str | ObjectId, instructions: str) -> Agent:
+        """Replace the instructions and bump ``updated_at``; returns the agent. One command."""
+        agent_id = check.object_id(id, "agent")
+        text = check.text(instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES)
+        raw = await collection(Agent).find_one_and_update(
+            {"_id": agent_id},
+            {"$set": {"instructions": text, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            raise NotFoundError("agent", agent_id)
+        return Agent.model_validate(raw)
+
+    @translate_errors
+    async def enable_tool(self, agent_id: str | ObjectId, tool_name: str) -> None:
+        """Add ``tool_name`` to the agent's tools (idempotent, atomic). One command."""
+        id = check.object_id(agent_id, "agent")
+        tool = check.name(tool_name, "tool_name")
+        cap = get_settings().max_tools_per_agent
+        result = await collection(Agent).update_one(
+            # Matches when the tool is there already (a no-op) or when there is room for it.
+            {"_id": id, "$or": [{"tools": tool}, {f"tools.{cap - 1}": {"$exists": False}}]},
+            {"$addToSet": {"tools": tool}, "$set": {"updated_at": utcnow()}},
+        )
+        if result.matched_count == 0:
+            await require(Agent, id, "agent")
+            raise InvalidStateError("agent", id, f"has {cap} tools enabled, the most allowed")
+
+    @translate_errors
+    async def get_tools(self, agent_id: str | ObjectId) -> list[str]:
+        """The agent's enabled tools, in the order they were enabled. One command."""
+        id = check.object_id(agent_id, "agent")
+        raw = await collection(Agent).find_one({"_id": id}, {"tools": 1, "_id": 0})
+        if raw is None:
+            raise NotFoundError("agent", id)
+        return list(raw.get("tools", []))

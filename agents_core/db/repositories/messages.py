@@ -1,0 +1,154 @@
+"""Chat history: append messages to a session and read its latest ones.
+
+Design note: a message's place in its conversation is ``seq``, reserved with one atomic
+``$inc`` on the session's ``last_seq`` before the insert, so concurrent writers on any number
+of machines get 1, 2, 3, … with no duplicates (timestamps and ObjectIds are neither unique nor
+monotonic across machines). Reads of the latest ``n`` messages ask for the *range*
+``last_seq - n < seq <= last_seq`` rather than sort-and-limit: both are index scans on MongoDB,
+but a range also stays flat on servers that sort in memory, whatever the session's length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from agents_core.db import _validation as check
+from agents_core.db.client import collection, get_settings
+from agents_core.db.documents import Message, MessageRole, Session
+from agents_core.db.documents._common import utcnow
+from agents_core.db.errors import NotFoundError, translate_errors
+
+__all__ = ["MessagesRepository", "latest_messages"]
+
+_LAST_SEQ = {"last_seq": 1, "_id": 0}
+
+
+class MessagesRepository:
+    """Append to and read from a session's history, in conversation order."""
+
+    @translate_errors
+    async def create(
+        self,
+        session_id: str | ObjectId,
+        role: MessageRole | str,
+        content: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
+
+        Two commands (reserve ``seq``, insert). With ``idempotency_key``, a repeat of the same
+        key in the same session returns the message stored the first time instead of adding one.
+        """
+        sid = check.object_id(session_id, "session")
+        message_role = check.enum(MessageRole, role, "role")
+        body = check.text(content, "content", max_bytes=get_settings().max_message_bytes)
+        key = check.optional_name(idempotency_key, "idempotency_key")
+        if key is not None:
+            existing = await _find_by_key(sid, key)
+            if existing is not None:
+                return existing
+        now = utcnow()
+        reserved = await collection(Session).find_one_and_update(
+            {"_id": sid},
+            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
+            projection=_LAST_SEQ,
+            return_document=ReturnDocument.AFTER,
+        )
+        if reserved is None:
+            raise NotFoundError("session", sid)
+        message = Message.model_construct(
+            id=ObjectId(),
+            session_id=sid,
+            seq=reserved["last_seq"],
+            role=message_role,
+            content=body,
+            created_at=now,
+            idempotency_key=key,
+        )
+        try:
+            await collection(Message).insert_one(_message_document(message))
+        except DuplicateKeyError:
+            if key is None:
+                raise
+            # A repeat of this key raced us and won: its message is the one.
+            existing = await _find_by_key(sid, key)
+            if existing is None:
+                raise
+            return existing
+        return message
+
+    @translate_errors
+    async def find_by_session(self, session_id: str | ObjectId, limit: int) -> list[Message]:
+        """The latest ``limit`` messages of the session, oldest first. Two commands."""
+        sid = check.object_id(session_id, "session")
+        count = check.limit(limit)
+        return await latest_messages(sid, await _last_seq(sid), count)
+
+    @translate_errors
+    async def get_last_message(self, session_id: str | ObjectId) -> Message | None:
+        """The session's latest message, or ``None`` for an empty session. Two commands."""
+        sid = check.object_id(session_id, "session")
+        latest = await latest_messages(sid, await _last_seq(sid), 1)
+        return latest[-1] if latest else None
+
+
+async def latest_messages(session_id: ObjectId, last_seq: int, limit: int) -> list[Message]:
+    """The latest ``limit`` messages at or below ``last_seq``, oldest first (one command).
+
+    A second command runs only where the range has holes: an append that failed after
+    reserving its ``seq``, or one still in flight.
+    """
+    if last_seq <= 0 or limit <= 0:
+        return []
+    low = max(last_seq - limit, 0)
+    raws = await (
+        collection(Message)
+        .find({"session_id": session_id, "seq": {"$gt": low, "$lte": last_seq}})
+        .sort("seq", ASCENDING)
+        .limit(limit)
+        .batch_size(limit)
+        .to_list()
+    )
+    missing = min(limit, last_seq) - len(raws)
+    if missing > 0 and low > 0:
+        older = await (
+            collection(Message)
+            .find({"session_id": session_id, "seq": {"$lte": low}})
+            .sort("seq", DESCENDING)
+            .limit(missing)
+            .batch_size(missing)
+            .to_list()
+        )
+        raws = older[::-1] + raws
+    return [Message.model_validate(raw) for raw in raws]
+
+
+async def _last_seq(session_id: ObjectId) -> int:
+    raw = await collection(Session).find_one({"_id": session_id}, _LAST_SEQ)
+    if raw is None:
+        raise NotFoundError("session", session_id)
+    return int(raw.get("last_seq", 0))
+
+
+async def _find_by_key(session_id: ObjectId, key: str) -> Message | None:
+    raw = await collection(Message).find_one({"session_id": session_id, "idempotency_key": key})
+    return None if raw is None else Message.model_validate(raw)
+
+
+def _message_document(message: Message) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "_id": message.id,
+        "session_id": message.session_id,
+        "seq": message.seq,
+        "role": message.role.value,
+        "content": message.content,
+        "created_at": message.created_at,
+    }
+    if message.idempotency_key is not None:
+        document["idempotency_key"] = message.idempotency_key
+    return document

@@ -1,0 +1,138 @@
+"""Execution runs: one agent's work on one turn, with status, error, token usage and cost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bson import ObjectId
+from pymongo import ASCENDING, ReturnDocument
+
+from agents_core.db import _validation as check
+from agents_core.db.client import collection
+from agents_core.db.documents import Agent, Run, RunStatus, Session
+from agents_core.db.documents._common import utcnow
+from agents_core.db.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    translate_errors,
+)
+from agents_core.db.repositories._base import require, to_document
+
+__all__ = ["RunsRepository"]
+
+#: Longest error text a run keeps, in bytes of UTF-8 (callers should truncate stack traces).
+MAX_ERROR_BYTES = 64 * 1024
+#: The error recorded by ``mark_abandoned``.
+ABANDONED = "abandoned"
+
+_FINAL = frozenset({RunStatus.completed, RunStatus.failed})
+
+
+class RunsRepository:
+    """Record runs: start, finish once, add usage, and find the ones a crash left behind."""
+
+    @translate_errors
+    async def create(self, session_id: str | ObjectId, agent_id: str | ObjectId) -> Run:
+        """Start a ``running`` run of an existing agent in an existing session. Three commands."""
+        sid = check.object_id(session_id, "session")
+        aid = check.object_id(agent_id, "agent")
+        await require(Session, sid, "session")
+        await require(Agent, aid, "agent")
+        run = Run(session_id=sid, agent_id=aid)
+        await collection(Run).insert_one(to_document(run))
+        return run
+
+    @translate_errors
+    async def find_by_id(self, run_id: str | ObjectId) -> Run:
+        """The run with its tool calls; ``NotFoundError`` if there is none. One command."""
+        rid = check.object_id(run_id, "run")
+        raw = await collection(Run).find_one({"_id": rid})
+        if raw is None:
+            raise NotFoundError("run", rid)
+        return Run.model_validate(raw)
+
+    @translate_errors
+    async def list_by_session(
+        self, session_id: str | ObjectId, *, limit: int = 100
+    ) -> list[Run]:
+        """The session's latest ``limit`` runs, oldest first. One command."""
+        sid = check.object_id(session_id, "session")
+        count = check.limit(limit)
+        raws = await (
+            collection(Run)
+            .find({"session_id": sid})
+            .sort([("started_at", -1), ("_id", -1)])
+            .limit(count)
+            .batch_size(count)
+            .to_list()
+        )
+        return [Run.model_validate(raw) for raw in reversed(raws)]
+
+    @translate_errors
+    async def complete(
+        self, run_id: str | ObjectId, status: RunStatus | str, error: str | None = None
+    ) -> Run:
+        """Finish a running run as ``completed`` or ``failed``, once. One command.
+
+        A second call raises ``InvalidStateError`` (telling it from ``NotFoundError`` costs one
+        more command, on that failure path only).
+        """
+        rid = check.object_id(run_id, "run")
+        final = check.enum(RunStatus, status, "status", allowed=_FINAL)
+        message = None if error is None else check.text(error, "error", max_bytes=MAX_ERROR_BYTES)
+        return await _finish(rid, final, message)
+
+    @translate_errors
+    async def update_usage(self, run_id: str | ObjectId, tokens: int, cost: float) -> Run:
+        """Add ``tokens`` and ``cost`` to the run's totals atomically (also after it finished).
+
+        One command; negative, NaN or infinite values raise ``InvalidInputError``.
+        """
+        rid = check.object_id(run_id, "run")
+        add_tokens = check.count(tokens, "tokens")
+        add_cost = check.amount(cost, "cost")
+        raw = await collection(Run).find_one_and_update(
+            {"_id": rid},
+            {"$inc": {"tokens": add_tokens, "cost": add_cost}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            raise NotFoundError("run", rid)
+        return Run.model_validate(raw)
+
+    @translate_errors
+    async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:
+        """Runs still ``running`` that started at least ``older_than`` ago, oldest first.
+
+        These are what a crashed process leaves behind; close them with ``mark_abandoned``.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInputError("older_than", "must be a non-negative timedelta")
+        count = check.limit(limit)
+        raws = await (
+            collection(Run)
+            .find({"status": RunStatus.running.value, "started_at": {"$lte": utcnow() - older_than}})
+            .sort("started_at", ASCENDING)
+            .limit(count)
+            .batch_size(count)
+            .to_list()
+        )
+        return [Run.model_validate(raw) for raw in raws]
+
+    @translate_errors
+    async def mark_abandoned(self, run_id: str | ObjectId) -> Run:
+        """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``."""
+        return await _finish(check.object_id(run_id, "run"), RunStatus.failed, ABANDONED)
+
+
+async def _finish(run_id: ObjectId, status: RunStatus, error: str | None) -> Run:
+    raw = await collection(Run).find_one_and_update(
+        {"_id": run_id, "status": RunStatus.running.value},
+        {"$set": {"status": status.value, "error": error, "completed_at": utcnow()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        await require(Run, run_id, "run")
+        raise InvalidStateError("run", run_id, "is not running (it was completed already)")
+    return Run.model_validate(raw)

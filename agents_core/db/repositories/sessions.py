@@ -1,0 +1,101 @@
+"""Conversation lifecycle: create, read with the latest messages, route to an agent, archive."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from pymongo import DESCENDING, ReturnDocument
+
+from agents_core.db import _validation as check
+from agents_core.db.client import collection
+from agents_core.db.documents import (
+    Agent,
+    Session,
+    SessionStatus,
+    SessionWithMessages,
+)
+from agents_core.db.documents._common import utcnow
+from agents_core.db.errors import NotFoundError, translate_errors
+from agents_core.db.repositories._base import require, to_document
+from agents_core.db.repositories.messages import latest_messages
+
+__all__ = ["SessionsRepository"]
+
+
+class SessionsRepository:
+    """Create, find, route and archive sessions."""
+
+    @translate_errors
+    async def create(self, title: str | None = None, *, user_id: str | None = None) -> Session:
+        """Start an ``active`` session, optionally owned by ``user_id``. One command."""
+        session = Session(
+            title=check.optional_name(title, "title"),
+            user_id=check.optional_name(user_id, "user_id"),
+        )
+        await collection(Session).insert_one(to_document(session))
+        return session
+
+    @translate_errors
+    async def find_by_id(
+        self, id: str | ObjectId, *, message_limit: int = 100
+    ) -> SessionWithMessages:
+        """The session with its latest ``message_limit`` messages, oldest first. Two commands.
+
+        ``message_limit=0`` reads the session alone (one command).
+        """
+        sid = check.object_id(id, "session")
+        count = check.limit(message_limit, "message_limit", minimum=0)
+        raw = await collection(Session).find_one({"_id": sid})
+        if raw is None:
+            raise NotFoundError("session", sid)
+        session = SessionWithMessages.model_validate(raw)
+        session.messages = await latest_messages(sid, session.last_seq, count)
+        return session
+
+    @translate_errors
+    async def set_active_agent(
+        self, session_id: str | ObjectId, agent_id: str | ObjectId
+    ) -> Session:
+        """Route the session to an existing agent; returns the session. Two commands."""
+        sid = check.object_id(session_id, "session")
+        aid = check.object_id(agent_id, "agent")
+        await require(Agent, aid, "agent")
+        raw = await collection(Session).find_one_and_update(
+            {"_id": sid},
+            {"$set": {"active_agent_id": aid, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            raise NotFoundError("session", sid)
+        return Session.model_validate(raw)
+
+    @translate_errors
+    async def list_active(
+        self, *, user_id: str | None = None, limit: int = 100
+    ) -> list[Session]:
+        """Active sessions, most recently updated first; only ``user_id``'s if given. One command."""
+        query: dict[str, object] = {"status": SessionStatus.active.value}
+        if user_id is not None:
+            query = {"user_id": check.name(user_id, "user_id"), **query}
+        count = check.limit(limit)
+        raws = await (
+            collection(Session)
+            .find(query)
+            .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(count)
+            .batch_size(count)
+            .to_list()
+        )
+        return [Session.model_validate(raw) for raw in raws]
+
+    @translate_errors
+    async def archive(self, session_id: str | ObjectId) -> Session:
+        """Mark the session ``archived`` (it leaves ``list_active``); idempotent. One command."""
+        sid = check.object_id(session_id, "session")
+        raw = await collection(Session).find_one_and_update(
+            {"_id": sid},
+            {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            raise NotFoundError("session", sid)
+        return Session.model_validate(raw)

@@ -1,0 +1,59 @@
+"""An in-memory agents_core database for your own unit tests (no server needed).
+
+Usage, as an async context manager::
+
+    from agents_core.testing import in_memory_db
+    from agents_core.db import SessionsRepository
+
+    async def test_creates_session() -> None:
+        async with in_memory_db():
+            session = await SessionsRepository().create("hello")
+            assert (await SessionsRepository().find_by_id(session.id)).title == "hello"
+
+or as a pytest fixture: add ``pytest_plugins = ["agents_core.testing.pytest_plugin"]`` to your
+``conftest.py`` and ask for ``agents_core_db``.
+
+The mock's engine is synchronous under an async face: it is for logic, not for concurrency.
+Needs the ``testing`` extra: ``pip install agents-core[testing]``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from agents_core.db.client import close_db, get_database, init_db
+from agents_core.db.config import Settings
+
+__all__ = ["in_memory_client", "in_memory_db"]
+
+
+def in_memory_client() -> Any:
+    """A fresh in-memory stand-in for ``pymongo.AsyncMongoClient`` (tz-aware, like ours)."""
+    import mongomock_ng
+    from pymongo_async_mock import AsyncMongoMockClient
+
+    from agents_core.testing import _compat
+
+    _compat.apply()
+    return AsyncMongoMockClient(mock_mongo_client=mongomock_ng.MongoClient(tz_aware=True))
+
+
+@asynccontextmanager
+async def in_memory_db(
+    *, database: str | None = None, settings: Settings | None = None
+) -> AsyncIterator[AsyncDatabase[Any]]:
+    """Initialise agents_core on a new in-memory database; yields it, then closes the layer."""
+    await init_db(
+        client=in_memory_client(),
+        database=database or f"test_{uuid.uuid4().hex[:12]}",
+        settings=settings or Settings(),
+    )
+    try:
+        yield get_database()
+    finally:
+        await close_db()

@@ -1,0 +1,65 @@
+"""Small, pinned patches that let pymongo-async-mock 0.1.3 over mongomock-ng 7.11.1 run Beanie 2.
+
+Each patch is applied once, at import, to the mongomock-ng classes; none changes behaviour that
+the wire server and the mock already agree on. ``tests/`` runs one contract suite on both, so a
+patch that drifted from the truth would fail there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mongomock_ng.collection import Collection, Cursor
+from mongomock_ng.database import Database
+
+_original_list_collection_names = Database.list_collection_names
+_original_find_and_modify = Collection._find_and_modify
+
+
+# Beanie >= 2.1 calls list_collection_names(authorizedCollections=True, nameOnly=True).
+def _list_collection_names(
+    self: Database, filter: Any = None, session: Any = None, **_options: Any
+) -> Any:
+    return _original_list_collection_names(self, filter=filter, session=session)
+
+
+# mongomock-ng's find_one_and_update drops array_filters; pass them on to its update.
+def _find_and_modify(
+    self: Collection,
+    query: Any,
+    projection: Any = None,
+    update: Any = None,
+    upsert: bool = False,
+    sort: Any = None,
+    return_document: Any = False,
+    array_filters: Any = None,
+    **kwargs: Any,
+) -> Any:
+    if not array_filters:
+        return _original_find_and_modify(
+            self, query, projection, update, upsert, sort, return_document, **kwargs
+        )
+    original_update = self._update
+
+    def update_with_filters(*args: Any, **update_kwargs: Any) -> Any:
+        return original_update(*args, array_filters=array_filters, **update_kwargs)
+
+    self._update = update_with_filters
+    try:
+        return _original_find_and_modify(
+            self, query, projection, update, upsert, sort, return_document, **kwargs
+        )
+    finally:
+        del self._update
+
+
+# batch_size is a wire-level hint; the mock warns that it ignores it (an error under -W error).
+def _batch_size(self: Cursor, count: int) -> Cursor:
+    return self
+
+
+def apply() -> None:
+    """Install the patches (idempotent)."""
+    Cursor.batch_size = _batch_size
+    Database.list_collection_names = _list_collection_names
+    Collection._find_and_modify = _find_and_modify
