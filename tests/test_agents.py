@@ -1,0 +1,105 @@
+"""AgentsRepository contract, on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import pytest
+from bson import ObjectId
+
+from agents_core.db import (
+    Agent,
+    AgentsRepository,
+    AlreadyExistsError,
+    CreateAgentDTO,
+    InvalidIdError,
+    InvalidInputError,
+    NotFoundError,
+)
+from tests.helpers import make_agent
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+async def test_create_returns_the_stored_agent() -> None:
+    repo = AgentsRepository()
+    agent = await repo.create(
+        CreateAgentDTO(name="support", instructions="Be kind.", model="gpt-x", tools=["a", "b", "a"])
+    )
+    assert isinstance(agent, Agent)
+    assert isinstance(agent.id, ObjectId)
+    assert agent.created_at.tzinfo is not None
+    assert agent.created_at.utcoffset() == UTC.utcoffset(None)
+    found = await repo.find_by_name("support")
+    assert found is not None
+    assert found.model_dump() == agent.model_dump()
+    assert found.tools == ["a", "b"]
+
+
+async def test_duplicate_name_raises_already_exists() -> None:
+    await make_agent("dup")
+    with pytest.raises(AlreadyExistsError) as info:
+        await make_agent("dup")
+    assert info.value.entity == "agent"
+    assert info.value.value == "dup"
+
+
+async def test_find_by_name_of_unknown_is_none() -> None:
+    assert await AgentsRepository().find_by_name("nobody") is None
+
+
+async def test_find_by_id_roundtrip_and_missing() -> None:
+    agent = await make_agent()
+    assert (await AgentsRepository().find_by_id(str(agent.id))).name == agent.name
+    with pytest.raises(NotFoundError):
+        await AgentsRepository().find_by_id(ObjectId())
+
+
+async def test_update_instructions_bumps_updated_at() -> None:
+    agent = await make_agent()
+    updated = await AgentsRepository().update_instructions(str(agent.id), "New rules.")
+    assert updated.instructions == "New rules."
+    assert updated.updated_at >= agent.updated_at
+    assert updated.created_at == agent.created_at
+    found = await AgentsRepository().find_by_name(agent.name)
+    assert found is not None
+    assert found.model_dump() == updated.model_dump()
+
+
+async def test_update_instructions_of_unknown_agent_raises_not_found() -> None:
+    with pytest.raises(NotFoundError) as info:
+        await AgentsRepository().update_instructions(ObjectId(), "x")
+    assert info.value.entity == "agent"
+
+
+async def test_enable_tool_is_idempotent_and_keeps_enable_order() -> None:
+    repo = AgentsRepository()
+    agent = await make_agent(tools=["zeta"])
+    for tool in ["beta", "alpha", "beta", "zeta", "alpha"]:
+        assert await repo.enable_tool(agent.id, tool) is None
+    assert await repo.get_tools(str(agent.id)) == ["zeta", "beta", "alpha"]
+
+
+async def test_tool_methods_on_unknown_agent_raise_not_found() -> None:
+    with pytest.raises(NotFoundError):
+        await AgentsRepository().enable_tool(ObjectId(), "search")
+    with pytest.raises(NotFoundError):
+        await AgentsRepository().get_tools(str(ObjectId()))
+
+
+@pytest.mark.parametrize("bad_id", ["nope", "", 42, None, {"$ne": None}, "0" * 23, b"x" * 12])
+async def test_malformed_agent_ids_raise_invalid_id(bad_id: object) -> None:
+    with pytest.raises(InvalidIdError) as info:
+        await AgentsRepository().get_tools(bad_id)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\x00b", "x" * 201, {"$gt": ""}, 7])
+async def test_bad_names_raise_invalid_input(name: object) -> None:
+    with pytest.raises(InvalidInputError):
+        await AgentsRepository().find_by_name(name)  # type: ignore[arg-type]
+
+
+async def test_create_refuses_something_else_than_the_dto() -> None:
+    with pytest.raises(InvalidInputError):
+        await AgentsRepository().create({"name": "x"})  # type: ignore[arg-type]

@@ -1,0 +1,123 @@
+"""RunsRepository contract, on both backends."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+from bson import ObjectId
+
+from agents_core.db import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    Run,
+    RunsRepository,
+    RunStatus,
+    get_database,
+)
+from tests.helpers import make_agent, make_run, make_session
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+async def test_create_starts_a_running_run() -> None:
+    session, agent = await make_session(), await make_agent()
+    run = await RunsRepository().create(str(session.id), str(agent.id))
+    assert isinstance(run, Run)
+    assert (run.status, run.tokens, run.cost, run.tool_calls) == (RunStatus.running, 0, 0.0, [])
+    assert run.started_at.tzinfo is not None
+    assert run.completed_at is None
+    stored = await RunsRepository().find_by_id(run.id)
+    assert stored.model_dump() == run.model_dump()
+
+
+async def test_create_needs_an_existing_session_and_agent() -> None:
+    session, agent = await make_session(), await make_agent()
+    with pytest.raises(NotFoundError) as info:
+        await RunsRepository().create(ObjectId(), agent.id)
+    assert info.value.entity == "session"
+    with pytest.raises(NotFoundError) as info:
+        await RunsRepository().create(session.id, ObjectId())
+    assert info.value.entity == "agent"
+    assert await get_database()["runs"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("status", ["completed", RunStatus.failed])
+async def test_complete_once(status: str) -> None:
+    run = await make_run()
+    done = await RunsRepository().complete(run.id, status, "boom" if status == "failed" else None)
+    assert done.status == status
+    assert done.completed_at is not None
+    assert done.completed_at >= done.started_at
+    with pytest.raises(InvalidStateError):
+        await RunsRepository().complete(run.id, "completed")
+    assert (await RunsRepository().find_by_id(run.id)).status == status
+
+
+async def test_complete_records_the_error() -> None:
+    run = await make_run()
+    done = await RunsRepository().complete(str(run.id), "failed", error="model timed out")
+    assert done.error == "model timed out"
+
+
+@pytest.mark.parametrize("status", ["running", "done", "", None, {"$ne": 1}])
+async def test_complete_refuses_other_statuses(status: object) -> None:
+    run = await make_run()
+    with pytest.raises(InvalidInputError):
+        await RunsRepository().complete(run.id, status)  # type: ignore[arg-type]
+
+
+async def test_complete_unknown_run_raises_not_found() -> None:
+    with pytest.raises(NotFoundError):
+        await RunsRepository().complete(ObjectId(), "completed")
+
+
+async def test_update_usage_adds_up_also_after_completion() -> None:
+    run = await make_run()
+    repo = RunsRepository()
+    await repo.update_usage(run.id, 100, 0.25)
+    await repo.complete(run.id, "completed")
+    final = await repo.update_usage(str(run.id), 50, 0.5)
+    assert (final.tokens, final.cost, final.status) == (150, 0.75, RunStatus.completed)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "cost"),
+    [(-1, 0.0), (1, -0.1), (1, math.nan), (1, math.inf), (math.inf, 1.0), ("5", 1.0), (True, 0.0), (1, None)],
+)
+async def test_update_usage_refuses_bad_numbers(tokens: object, cost: object) -> None:
+    run = await make_run()
+    with pytest.raises(InvalidInputError):
+        await RunsRepository().update_usage(run.id, tokens, cost)  # type: ignore[arg-type]
+    stored = await RunsRepository().find_by_id(run.id)
+    assert (stored.tokens, stored.cost) == (0, 0.0)
+
+
+async def test_update_usage_of_unknown_run_raises_not_found() -> None:
+    with pytest.raises(NotFoundError):
+        await RunsRepository().update_usage(ObjectId(), 1, 0.1)
+
+
+async def test_list_by_session_is_in_start_order() -> None:
+    session, agent = await make_session(), await make_agent()
+    runs = [await RunsRepository().create(session.id, agent.id) for _ in range(3)]
+    listed = await RunsRepository().list_by_session(session.id)
+    assert [r.id for r in listed] == [r.id for r in runs]
+
+
+async def test_stale_runs_can_be_found_and_abandoned() -> None:
+    run = await make_run()
+    fresh = await make_run()
+    await get_database()["runs"].update_one(
+        {"_id": run.id}, {"$set": {"started_at": run.started_at - timedelta(hours=2)}}
+    )
+    stale = await RunsRepository().list_stale(timedelta(hours=1))
+    assert [r.id for r in stale] == [run.id]
+    abandoned = await RunsRepository().mark_abandoned(run.id)
+    assert (abandoned.status, abandoned.error) == (RunStatus.failed, "abandoned")
+    assert await RunsRepository().list_stale(timedelta(hours=1)) == []
+    with pytest.raises(InvalidStateError):
+        await RunsRepository().mark_abandoned(run.id)
+    assert fresh.id in {r.id for r in await RunsRepository().list_stale(timedelta(0))}

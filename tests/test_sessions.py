@@ -1,0 +1,122 @@
+"""SessionsRepository contract, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from bson import ObjectId
+
+from agents_core.db import (
+    InvalidIdError,
+    InvalidInputError,
+    MessagesRepository,
+    NotFoundError,
+    Session,
+    SessionsRepository,
+    SessionStatus,
+    SessionWithMessages,
+)
+from tests.helpers import make_agent, make_session
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+async def test_create_defaults() -> None:
+    session = await SessionsRepository().create()
+    assert session.title is None
+    assert session.status is SessionStatus.active
+    assert session.active_agent_id is None
+    assert session.created_at.tzinfo is not None
+
+
+async def test_find_by_id_returns_every_session_field_and_latest_messages() -> None:
+    session = await make_session("Refunds", user_id="u1")
+    for i in range(5):
+        await MessagesRepository().create(session.id, "user", f"m{i}")
+    found = await SessionsRepository().find_by_id(str(session.id), message_limit=3)
+    assert isinstance(found, SessionWithMessages)
+    assert isinstance(found, Session)
+    assert set(Session.model_fields) <= set(SessionWithMessages.model_fields)
+    assert (found.id, found.title, found.user_id) == (session.id, "Refunds", "u1")
+    assert [m.content for m in found.messages] == ["m2", "m3", "m4"]
+    assert [m.seq for m in found.messages] == [3, 4, 5]
+
+
+async def test_find_by_id_of_an_empty_session_and_message_limit_zero() -> None:
+    session = await make_session()
+    assert (await SessionsRepository().find_by_id(session.id)).messages == []
+    await MessagesRepository().create(session.id, "user", "hi")
+    assert (await SessionsRepository().find_by_id(session.id, message_limit=0)).messages == []
+
+
+async def test_find_by_id_of_unknown_session_raises_not_found() -> None:
+    with pytest.raises(NotFoundError) as info:
+        await SessionsRepository().find_by_id(ObjectId())
+    assert info.value.entity == "session"
+
+
+async def test_set_active_agent_needs_both() -> None:
+    session = await make_session()
+    agent = await make_agent()
+    updated = await SessionsRepository().set_active_agent(str(session.id), str(agent.id))
+    assert updated.active_agent_id == agent.id
+    assert updated.updated_at >= session.updated_at
+    with pytest.raises(NotFoundError) as info:
+        await SessionsRepository().set_active_agent(session.id, ObjectId())
+    assert info.value.entity == "agent"
+    with pytest.raises(NotFoundError) as info:
+        await SessionsRepository().set_active_agent(ObjectId(), agent.id)
+    assert info.value.entity == "session"
+
+
+async def test_list_active_is_most_recently_updated_first() -> None:
+    repo = SessionsRepository()
+    first = await make_session("first")
+    for title in ("second", "third"):
+        await asyncio.sleep(0.002)  # timestamps have millisecond precision
+        await make_session(title)
+    await asyncio.sleep(0.002)
+    await MessagesRepository().create(first.id, "user", "bump")  # first is now the latest
+    titles = [s.title for s in await repo.list_active()]
+    assert titles == ["first", "third", "second"]
+    assert [s.title for s in await repo.list_active(limit=2)] == ["first", "third"]
+
+
+async def test_list_active_scopes_to_user_and_skips_archived() -> None:
+    repo = SessionsRepository()
+    mine = await make_session("mine", user_id="alice")
+    await make_session("theirs", user_id="bob")
+    archived = await make_session("old", user_id="alice")
+    result = await repo.archive(archived.id)
+    assert result.status is SessionStatus.archived
+    assert [s.id for s in await repo.list_active(user_id="alice")] == [mine.id]
+    assert {s.title for s in await repo.list_active()} == {"mine", "theirs"}
+    assert await repo.list_active(user_id="carol") == []
+
+
+async def test_archive_is_idempotent_and_unknown_raises() -> None:
+    session = await make_session()
+    await SessionsRepository().archive(session.id)
+    again = await SessionsRepository().archive(session.id)
+    assert again.status == "archived"
+    with pytest.raises(NotFoundError):
+        await SessionsRepository().archive(ObjectId())
+
+
+@pytest.mark.parametrize("limit", [0, -1, 10**9, "10", 2.5, True])
+async def test_list_active_refuses_bad_limits(limit: object) -> None:
+    with pytest.raises(InvalidInputError):
+        await SessionsRepository().list_active(limit=limit)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("user_id", [{"$ne": None}, "", ["a"]])
+async def test_list_active_refuses_operator_user_ids(user_id: object) -> None:
+    await make_session(user_id="alice")
+    with pytest.raises(InvalidInputError):
+        await SessionsRepository().list_active(user_id=user_id)  # type: ignore[arg-type]
+
+
+async def test_malformed_session_id_raises_invalid_id() -> None:
+    with pytest.raises(InvalidIdError):
+        await SessionsRepository().find_by_id("not-an-id")
