@@ -143,7 +143,8 @@ class EmbeddedServer:
         self.stop()
 
     def _wait_for_port(self) -> int:
-        assert self._process is not None and self._log_path is not None
+        assert self._process is not None
+        assert self._log_path is not None
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             log = self._log_path.read_text(errors="replace")

@@ -65,7 +65,9 @@ def command_log() -> CommandLog:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def wire_client(wire_uri: str, command_log: CommandLog) -> AsyncIterator[AsyncMongoClient[Any]]:
+async def wire_client(
+    wire_uri: str, command_log: CommandLog
+) -> AsyncIterator[AsyncMongoClient[Any]]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         wire_uri, tz_aware=True, event_listeners=[command_log], serverSelectionTimeoutMS=10_000
     )

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.usefixtures("backend")
 async def test_create_returns_the_stored_agent() -> None:
     repo = AgentsRepository()
     agent = await repo.create(
-        CreateAgentDTO(name="support", instructions="Be kind.", model="gpt-x", tools=["a", "b", "a"])
+        CreateAgentDTO(
+            name="support", instructions="Be kind.", model="gpt-x", tools=["a", "b", "a"]
+        )
     )
     assert isinstance(agent, Agent)
     assert isinstance(agent.id, ObjectId)

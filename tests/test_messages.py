@@ -28,7 +28,12 @@ async def test_create_assigns_increasing_seq_and_bumps_session() -> None:
     repo = MessagesRepository()
     messages = [
         await repo.create(session.id, role, text)
-        for role, text in [("system", "s"), (MessageRole.user, "u"), ("assistant", "a"), ("tool", "t")]
+        for role, text in [
+            ("system", "s"),
+            (MessageRole.user, "u"),
+            ("assistant", "a"),
+            ("tool", "t"),
+        ]
     ]
     assert [m.seq for m in messages] == [1, 2, 3, 4]
     assert [m.role for m in messages] == list(MessageRole)
@@ -56,8 +61,14 @@ async def test_find_by_session_sorts_whatever_order_the_server_holds() -> None:
     seqs = list(range(1, 21))
     random.Random(7).shuffle(seqs)
     documents = [
-        {"_id": ObjectId(), "session_id": session.id, "seq": seq, "role": "user",
-         "content": f"m{seq}", "created_at": utcnow()}
+        {
+            "_id": ObjectId(),
+            "session_id": session.id,
+            "seq": seq,
+            "role": "user",
+            "content": f"m{seq}",
+            "created_at": utcnow(),
+        }
         for seq in seqs
     ]
     database = get_database()
@@ -99,7 +110,9 @@ async def test_messages_of_one_session_do_not_leak_into_another() -> None:
     one, two = await make_session("one"), await make_session("two")
     await MessagesRepository().create(one.id, "user", "for one")
     await MessagesRepository().create(two.id, "user", "for two")
-    assert [m.content for m in await MessagesRepository().find_by_session(two.id, 10)] == ["for two"]
+    assert [m.content for m in await MessagesRepository().find_by_session(two.id, 10)] == [
+        "for two"
+    ]
 
 
 async def test_unknown_session_raises_not_found_everywhere() -> None:

@@ -85,7 +85,16 @@ async def test_update_usage_adds_up_also_after_completion() -> None:
 
 @pytest.mark.parametrize(
     ("tokens", "cost"),
-    [(-1, 0.0), (1, -0.1), (1, math.nan), (1, math.inf), (math.inf, 1.0), ("5", 1.0), (True, 0.0), (1, None)],
+    [
+        (-1, 0.0),
+        (1, -0.1),
+        (1, math.nan),
+        (1, math.inf),
+        (math.inf, 1.0),
+        ("5", 1.0),
+        (True, 0.0),
+        (1, None),
+    ],
 )
 async def test_update_usage_refuses_bad_numbers(tokens: object, cost: object) -> None:
     run = await make_run()

@@ -35,7 +35,12 @@ async def test_complete_updates_the_matching_call_not_the_first() -> None:
     run = await make_run()
     calls = [await repo.create(run.id, f"tool{i}", f"in{i}") for i in range(3)]
     done = await repo.complete(calls[1].id, "out1", "success", 12.5)
-    assert (done.id, done.tool_name, done.input, done.output) == (calls[1].id, "tool1", "in1", "out1")
+    assert (done.id, done.tool_name, done.input, done.output) == (
+        calls[1].id,
+        "tool1",
+        "in1",
+        "out1",
+    )
     assert (done.status, done.duration_ms, done.run_id) == (ToolCallStatus.success, 12.5, run.id)
     assert done.completed_at is not None
     stored = await repo.find_by_run(run.id)
@@ -79,7 +84,8 @@ async def test_malformed_tool_call_ids_raise_invalid_id(bad_id: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "duration"), [("pending", 1.0), ("ok", 1.0), ("success", -1), ("success", float("nan"))]
+    ("status", "duration"),
+    [("pending", 1.0), ("ok", 1.0), ("success", -1), ("success", float("nan"))],
 )
 async def test_complete_refuses_bad_status_and_duration(status: str, duration: float) -> None:
     repo = ToolCallsRepository()

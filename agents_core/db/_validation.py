@@ -24,7 +24,7 @@ MAX_LIMIT = 1_000
 
 
 def object_id(value: object, entity: str) -> ObjectId:
-    """``value`` (an ObjectId or its 24-hex-digit string) as an ObjectId, else ``InvalidIdError``."""
+    """``value`` (an ObjectId or 24 hex digits) as an ObjectId, or ``InvalidIdError``."""
     if isinstance(value, ObjectId):
         return value
     if isinstance(value, str) and len(value) == 24:

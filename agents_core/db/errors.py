@@ -113,7 +113,7 @@ T = TypeVar("T")
 
 
 def translate(exc: BaseException) -> DatabaseError | None:
-    """The ``DatabaseError`` a driver, bson or pydantic exception stands for (``None``: not ours)."""
+    """The ``DatabaseError`` that a driver, bson or pydantic exception stands for, if any."""
     if isinstance(exc, DatabaseError):
         return exc
     if isinstance(exc, ConnectionFailure | WTimeoutError):

@@ -42,9 +42,10 @@ def _find_and_modify(
     original_update = self._update
 
     def update_with_filters(*args: Any, **update_kwargs: Any) -> Any:
-        return original_update(*args, array_filters=array_filters, **update_kwargs)
+        update_kwargs["array_filters"] = array_filters
+        return original_update(*args, **update_kwargs)
 
-    self._update = update_with_filters
+    self._update = update_with_filters  # type: ignore[method-assign]
     try:
         return _original_find_and_modify(
             self, query, projection, update, upsert, sort, return_document, **kwargs
@@ -60,6 +61,6 @@ def _batch_size(self: Cursor, count: int) -> Cursor:
 
 def apply() -> None:
     """Install the patches (idempotent)."""
-    Cursor.batch_size = _batch_size
-    Database.list_collection_names = _list_collection_names
-    Collection._find_and_modify = _find_and_modify
+    setattr(Cursor, "batch_size", _batch_size)  # noqa: B010
+    setattr(Database, "list_collection_names", _list_collection_names)  # noqa: B010
+    setattr(Collection, "_find_and_modify", _find_and_modify)  # noqa: B010

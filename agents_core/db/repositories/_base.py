@@ -9,7 +9,8 @@ sometimes a round trip, and buy nothing for these narrow operations).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from beanie import Document
 from bson import ObjectId
@@ -17,14 +18,26 @@ from bson import ObjectId
 from agents_core.db.client import collection
 from agents_core.db.errors import NotFoundError
 
+D = TypeVar("D", bound=Document)
+
 _ID_ONLY = {"_id": 1}
 
 
-def to_document(model: Document) -> dict[str, Any]:
-    """The BSON-ready dict of a new document (its ``_id`` included, generated if missing)."""
-    if model.id is None:
-        model.id = ObjectId()  # type: ignore[assignment]
-    return model.model_dump(by_alias=True, exclude={"revision_id"})
+async def insert(document: type[D], **fields: Any) -> D:
+    """Validate and insert a new ``document`` with a client-generated ``_id``; returns it.
+
+    The id is made here, not by the server, so a retried insert cannot create a second copy.
+    """
+    target = collection(document)  # NotInitializedError before Beanie is asked for anything
+    model = document(id=ObjectId(), **fields)
+    await target.insert_one(model.model_dump(by_alias=True, exclude={"revision_id"}))
+    return model
+
+
+def load(document: type[D], raw: Mapping[str, Any]) -> D:
+    """A model of ``document`` from what the server returned."""
+    model: D = document.model_validate(raw)
+    return model
 
 
 async def require(document: type[Document], id: ObjectId, entity: str) -> None:

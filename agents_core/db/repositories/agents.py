@@ -17,7 +17,7 @@ from agents_core.db.errors import (
     NotFoundError,
     translate_errors,
 )
-from agents_core.db.repositories._base import require, to_document
+from agents_core.db.repositories._base import insert, load, require
 
 __all__ = ["AgentsRepository"]
 
@@ -37,25 +37,22 @@ class AgentsRepository:
         tools = list(dict.fromkeys(check.name(tool, "tool_name") for tool in data.tools))
         if len(tools) > get_settings().max_tools_per_agent:
             raise InvalidInputError("tools", f"more than {get_settings().max_tools_per_agent}")
-        agent = Agent(
-            name=name,
-            instructions=check.text(
-                data.instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES
-            ),
-            model=check.optional_name(data.model, "model"),
-            tools=tools,
+        instructions = check.text(
+            data.instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES
         )
+        model = check.optional_name(data.model, "model")
         try:
-            await collection(Agent).insert_one(to_document(agent))
+            return await insert(
+                Agent, name=name, instructions=instructions, model=model, tools=tools
+            )
         except DuplicateKeyError as exc:
             raise AlreadyExistsError("agent", "name", name) from exc
-        return agent
 
     @translate_errors
     async def find_by_name(self, name: str) -> Agent | None:
         """The agent called ``name``, or ``None``. One command."""
         raw = await collection(Agent).find_one({"name": check.name(name, "name")})
-        return None if raw is None else Agent.model_validate(raw)
+        return None if raw is None else load(Agent, raw)
 
     @translate_errors
     async def find_by_id(self, agent_id: str | ObjectId) -> Agent:
@@ -64,7 +61,7 @@ class AgentsRepository:
         raw = await collection(Agent).find_one({"_id": id})
         if raw is None:
             raise NotFoundError("agent", id)
-        return Agent.model_validate(raw)
+        return load(Agent, raw)
 
     @translate_errors
     async def update_instructions(self, id: str | ObjectId, instructions: str) -> Agent:
@@ -78,7 +75,7 @@ class AgentsRepository:
         )
         if raw is None:
             raise NotFoundError("agent", agent_id)
-        return Agent.model_validate(raw)
+        return load(Agent, raw)
 
     @translate_errors
     async def enable_tool(self, agent_id: str | ObjectId, tool_name: str) -> None:

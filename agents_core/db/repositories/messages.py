@@ -21,6 +21,7 @@ from agents_core.db.client import collection, get_settings
 from agents_core.db.documents import Message, MessageRole, Session
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import NotFoundError, translate_errors
+from agents_core.db.repositories._base import load
 
 __all__ = ["MessagesRepository", "latest_messages"]
 
@@ -61,7 +62,7 @@ class MessagesRepository:
         )
         if reserved is None:
             raise NotFoundError("session", sid)
-        message = Message.model_construct(
+        message: Message = Message.model_construct(
             id=ObjectId(),
             session_id=sid,
             seq=reserved["last_seq"],
@@ -125,7 +126,7 @@ async def latest_messages(session_id: ObjectId, last_seq: int, limit: int) -> li
             .to_list()
         )
         raws = older[::-1] + raws
-    return [Message.model_validate(raw) for raw in raws]
+    return [load(Message, raw) for raw in raws]
 
 
 async def _last_seq(session_id: ObjectId) -> int:
@@ -137,7 +138,7 @@ async def _last_seq(session_id: ObjectId) -> int:
 
 async def _find_by_key(session_id: ObjectId, key: str) -> Message | None:
     raw = await collection(Message).find_one({"session_id": session_id, "idempotency_key": key})
-    return None if raw is None else Message.model_validate(raw)
+    return None if raw is None else load(Message, raw)
 
 
 def _message_document(message: Message) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from agents_core.db.errors import (
     NotFoundError,
     translate_errors,
 )
-from agents_core.db.repositories._base import require, to_document
+from agents_core.db.repositories._base import insert, load, require
 
 __all__ = ["RunsRepository"]
 
@@ -39,9 +39,7 @@ class RunsRepository:
         aid = check.object_id(agent_id, "agent")
         await require(Session, sid, "session")
         await require(Agent, aid, "agent")
-        run = Run(session_id=sid, agent_id=aid)
-        await collection(Run).insert_one(to_document(run))
-        return run
+        return await insert(Run, session_id=sid, agent_id=aid)
 
     @translate_errors
     async def find_by_id(self, run_id: str | ObjectId) -> Run:
@@ -50,12 +48,10 @@ class RunsRepository:
         raw = await collection(Run).find_one({"_id": rid})
         if raw is None:
             raise NotFoundError("run", rid)
-        return Run.model_validate(raw)
+        return load(Run, raw)
 
     @translate_errors
-    async def list_by_session(
-        self, session_id: str | ObjectId, *, limit: int = 100
-    ) -> list[Run]:
+    async def list_by_session(self, session_id: str | ObjectId, *, limit: int = 100) -> list[Run]:
         """The session's latest ``limit`` runs, oldest first. One command."""
         sid = check.object_id(session_id, "session")
         count = check.limit(limit)
@@ -67,7 +63,7 @@ class RunsRepository:
             .batch_size(count)
             .to_list()
         )
-        return [Run.model_validate(raw) for raw in reversed(raws)]
+        return [load(Run, raw) for raw in reversed(raws)]
 
     @translate_errors
     async def complete(
@@ -99,7 +95,7 @@ class RunsRepository:
         )
         if raw is None:
             raise NotFoundError("run", rid)
-        return Run.model_validate(raw)
+        return load(Run, raw)
 
     @translate_errors
     async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:
@@ -112,13 +108,15 @@ class RunsRepository:
         count = check.limit(limit)
         raws = await (
             collection(Run)
-            .find({"status": RunStatus.running.value, "started_at": {"$lte": utcnow() - older_than}})
+            .find(
+                {"status": RunStatus.running.value, "started_at": {"$lte": utcnow() - older_than}}
+            )
             .sort("started_at", ASCENDING)
             .limit(count)
             .batch_size(count)
             .to_list()
         )
-        return [Run.model_validate(raw) for raw in raws]
+        return [load(Run, raw) for raw in raws]
 
     @translate_errors
     async def mark_abandoned(self, run_id: str | ObjectId) -> Run:
@@ -135,4 +133,4 @@ async def _finish(run_id: ObjectId, status: RunStatus, error: str | None) -> Run
     if raw is None:
         await require(Run, run_id, "run")
         raise InvalidStateError("run", run_id, "is not running (it was completed already)")
-    return Run.model_validate(raw)
+    return load(Run, raw)

@@ -15,7 +15,7 @@ from agents_core.db.documents import (
 )
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import NotFoundError, translate_errors
-from agents_core.db.repositories._base import require, to_document
+from agents_core.db.repositories._base import insert, load, require
 from agents_core.db.repositories.messages import latest_messages
 
 __all__ = ["SessionsRepository"]
@@ -27,12 +27,11 @@ class SessionsRepository:
     @translate_errors
     async def create(self, title: str | None = None, *, user_id: str | None = None) -> Session:
         """Start an ``active`` session, optionally owned by ``user_id``. One command."""
-        session = Session(
+        return await insert(
+            Session,
             title=check.optional_name(title, "title"),
             user_id=check.optional_name(user_id, "user_id"),
         )
-        await collection(Session).insert_one(to_document(session))
-        return session
 
     @translate_errors
     async def find_by_id(
@@ -47,7 +46,7 @@ class SessionsRepository:
         raw = await collection(Session).find_one({"_id": sid})
         if raw is None:
             raise NotFoundError("session", sid)
-        session = SessionWithMessages.model_validate(raw)
+        session = load(SessionWithMessages, raw)
         session.messages = await latest_messages(sid, session.last_seq, count)
         return session
 
@@ -66,13 +65,11 @@ class SessionsRepository:
         )
         if raw is None:
             raise NotFoundError("session", sid)
-        return Session.model_validate(raw)
+        return load(Session, raw)
 
     @translate_errors
-    async def list_active(
-        self, *, user_id: str | None = None, limit: int = 100
-    ) -> list[Session]:
-        """Active sessions, most recently updated first; only ``user_id``'s if given. One command."""
+    async def list_active(self, *, user_id: str | None = None, limit: int = 100) -> list[Session]:
+        """Active sessions, latest updated first; only ``user_id``'s if given. One command."""
         query: dict[str, object] = {"status": SessionStatus.active.value}
         if user_id is not None:
             query = {"user_id": check.name(user_id, "user_id"), **query}
@@ -85,7 +82,7 @@ class SessionsRepository:
             .batch_size(count)
             .to_list()
         )
-        return [Session.model_validate(raw) for raw in raws]
+        return [load(Session, raw) for raw in raws]
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:
@@ -98,4 +95,4 @@ class SessionsRepository:
         )
         if raw is None:
             raise NotFoundError("session", sid)
-        return Session.model_validate(raw)
+        return load(Session, raw)

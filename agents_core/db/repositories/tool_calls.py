@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
 
@@ -22,7 +23,6 @@ from agents_core.db.errors import (
     NotFoundError,
     translate_errors,
 )
-from agents_core.db.repositories._base import require
 
 __all__ = ["ToolCallsRepository", "parse_tool_call_id"]
 
@@ -42,7 +42,7 @@ class ToolCallsRepository:
         body = check.text(input, "input", max_bytes=settings.payload_inline_max_bytes)
         call = ToolCall.model_construct(
             id=f"{rid}{_SEPARATOR}{ObjectId()}",
-            run_id=rid,
+            run_id=PydanticObjectId(rid),
             tool_name=name,
             input=body,
             output=None,
@@ -97,7 +97,9 @@ class ToolCallsRepository:
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
-            found = await collection(Run).find_one({"_id": rid, "tool_calls.id": call_id}, {"_id": 1})
+            found = await collection(Run).find_one(
+                {"_id": rid, "tool_calls.id": call_id}, {"_id": 1}
+            )
             if found is None:
                 raise NotFoundError("tool call", call_id)
             raise InvalidStateError("tool call", call_id, "was completed already")

@@ -1,0 +1,115 @@
+"""init_db / close_db: configuration, re-targeting, ownership of the client."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from agents_core.db import (
+    DatabaseUnavailableError,
+    InvalidInputError,
+    NotInitializedError,
+    SessionsRepository,
+    Settings,
+    close_db,
+    get_database,
+    init_db,
+)
+from agents_core.db.config import mask_uri
+from agents_core.testing import in_memory_client
+
+
+async def test_repositories_refuse_to_work_before_init_db() -> None:
+    await close_db()
+    with pytest.raises(NotInitializedError):
+        await SessionsRepository().create("x")
+    with pytest.raises(NotInitializedError):
+        get_database()
+
+
+@pytest.mark.parametrize(
+    ("uri", "database", "env_db", "expected"),
+    [
+        ("mongodb://h:1/fromuri", None, None, "fromuri"),
+        ("mongodb://h:1/fromuri", "explicit", "fromenv", "explicit"),
+        ("mongodb://h:1/fromuri", None, "fromenv", "fromenv"),
+        ("mongodb://h:1/", None, None, "agents_core"),
+    ],
+)
+async def test_database_name_resolution(
+    monkeypatch: pytest.MonkeyPatch,
+    wire_uri: str,
+    uri: str,
+    database: str | None,
+    env_db: str | None,
+    expected: str,
+) -> None:
+    from agents_core.db import client as client_module
+
+    # The URI given to init_db names the database; the connection goes to the test server.
+    def connect(_uri: str, settings: Settings) -> AsyncMongoClient[Any]:
+        return AsyncMongoClient(wire_uri, tz_aware=True)
+
+    monkeypatch.setattr(client_module, "_connect", connect)
+    if env_db:
+        monkeypatch.setenv("MONGODB_DB", env_db)
+    else:
+        monkeypatch.delenv("MONGODB_DB", raising=False)
+    await init_db(uri, database=database)
+    try:
+        assert get_database().name == expected
+    finally:
+        await close_db()
+
+
+async def test_init_db_again_retargets_the_layer() -> None:
+    client = in_memory_client()
+    await init_db(client=client, database="one")
+    await SessionsRepository().create("in one")
+    await init_db(client=client, database="two")
+    assert await SessionsRepository().list_active() == []
+    await init_db(client=client, database="one")
+    assert [s.title for s in await SessionsRepository().list_active()] == ["in one"]
+    await close_db()
+
+
+async def test_close_db_never_closes_an_injected_client(wire_client: AsyncMongoClient[Any]) -> None:
+    await init_db(client=wire_client, database="agents_core_close_test")
+    await close_db()
+    await close_db()  # twice is fine
+    assert (await wire_client.admin.command("ping"))["ok"] == 1
+
+
+async def test_init_db_owns_and_closes_the_client_it_creates(wire_uri: str) -> None:
+    await init_db(wire_uri, database="agents_core_owned")
+    client = get_database().client
+    await close_db()
+    with pytest.raises(Exception, match=r"closed|Cannot use"):
+        await client.admin.command("ping")
+
+
+async def test_unreachable_server_fails_fast_with_database_unavailable() -> None:
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailableError):
+        await init_db("mongodb://127.0.0.1:9/", settings=Settings(server_selection_timeout_ms=300))
+    assert time.monotonic() - started < 10
+
+
+async def test_malformed_uri_raises_invalid_input_without_the_password() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        await init_db("mongodb://user:s3cret@host:notaport/")
+    assert "s3cret" not in str(info.value)
+
+
+def test_mask_uri_hides_passwords_only() -> None:
+    assert (
+        mask_uri("mongodb://u:p%40ss@h:27017/db?tls=true") == "mongodb://u:***@h:27017/db?tls=true"
+    )
+    assert (
+        mask_uri("mongodb+srv://u:pw@cluster.example.net/")
+        == "mongodb+srv://u:***@cluster.example.net/"
+    )
+    assert mask_uri("mongodb://h:27017/") == "mongodb://h:27017/"

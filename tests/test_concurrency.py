@@ -1,0 +1,70 @@
+"""Concurrent writers on the wire backend (the mock's engine is synchronous: it proves nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agents_core.db import (
+    AgentsRepository,
+    InvalidStateError,
+    MessagesRepository,
+    RunsRepository,
+    ToolCallsRepository,
+)
+from tests.helpers import make_agent, make_run, make_session
+
+pytestmark = pytest.mark.usefixtures("wire_db")
+
+
+async def test_concurrent_appends_get_seq_one_to_n() -> None:
+    session = await make_session()
+    repo = MessagesRepository()
+    created = await asyncio.gather(*(repo.create(session.id, "user", f"m{i}") for i in range(50)))
+    assert sorted(m.seq for m in created) == list(range(1, 51))
+    stored = await repo.find_by_session(session.id, 50)
+    assert [m.seq for m in stored] == list(range(1, 51))
+    assert {m.content for m in stored} == {f"m{i}" for i in range(50)}
+
+
+async def test_concurrent_idempotent_repeats_store_one_message() -> None:
+    session = await make_session()
+    repo = MessagesRepository()
+    results = await asyncio.gather(
+        *(repo.create(session.id, "user", "once", idempotency_key="turn-7") for _ in range(10))
+    )
+    assert len({m.id for m in results}) == 1
+    assert len(await repo.find_by_session(session.id, 100)) == 1
+
+
+async def test_concurrent_enable_tool_keeps_one_entry() -> None:
+    agent = await make_agent()
+    repo = AgentsRepository()
+    await asyncio.gather(*(repo.enable_tool(agent.id, "search") for _ in range(20)))
+    assert await repo.get_tools(agent.id) == ["search"]
+
+
+async def test_concurrent_complete_succeeds_exactly_once() -> None:
+    run = await make_run()
+    results = await asyncio.gather(
+        RunsRepository().complete(run.id, "completed"),
+        RunsRepository().complete(run.id, "failed", "late"),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, InvalidStateError) for r in results) == 1
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+
+
+async def test_concurrent_usage_and_tool_calls_add_up() -> None:
+    run = await make_run()
+    runs, calls = RunsRepository(), ToolCallsRepository()
+    await asyncio.gather(*(runs.update_usage(run.id, 3, 0.5) for _ in range(40)))
+    created = await asyncio.gather(*(calls.create(run.id, f"t{i}", f"in{i}") for i in range(20)))
+    await asyncio.gather(
+        *(calls.complete(c.id, f"out-{c.tool_name}", "success", 1.0) for c in created)
+    )
+    final = await runs.find_by_id(run.id)
+    assert (final.tokens, final.cost) == (120, 20.0)
+    assert len(final.tool_calls) == 20
+    assert all(c.output == f"out-{c.tool_name}" for c in final.tool_calls)

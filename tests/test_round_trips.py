@@ -1,0 +1,103 @@
+"""Commands per call, counted with PyMongo command monitoring on the wire backend."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import pytest
+
+from agents_core.db import (
+    AgentsRepository,
+    CreateAgentDTO,
+    MessagesRepository,
+    RunsRepository,
+    SessionsRepository,
+    ToolCallsRepository,
+)
+from tests.conftest import CommandLog
+from tests.helpers import make_agent, make_run, make_session
+
+pytestmark = pytest.mark.usefixtures("wire_db")
+
+
+async def commands(log: CommandLog, call: Awaitable[Any]) -> list[str]:
+    with log.recording() as names:
+        await call
+    return names
+
+
+async def test_agent_operations_are_one_command_each(command_log: CommandLog) -> None:
+    repo = AgentsRepository()
+    assert await commands(command_log, repo.create(CreateAgentDTO(name="a"))) == ["insert"]
+    agent = await make_agent("b")
+    assert await commands(command_log, repo.find_by_name("b")) == ["find"]
+    assert await commands(command_log, repo.update_instructions(agent.id, "x")) == ["findAndModify"]
+    assert await commands(command_log, repo.enable_tool(agent.id, "t")) == ["update"]
+    assert await commands(command_log, repo.enable_tool(agent.id, "t")) == ["update"]
+    assert await commands(command_log, repo.get_tools(agent.id)) == ["find"]
+
+
+async def test_session_operations(command_log: CommandLog) -> None:
+    repo = SessionsRepository()
+    assert await commands(command_log, repo.create("x")) == ["insert"]
+    session = await make_session()
+    agent = await make_agent()
+    for i in range(150):
+        await MessagesRepository().create(session.id, "user", f"m{i}")
+    assert await commands(command_log, repo.list_active()) == ["find"]
+    assert await commands(command_log, repo.find_by_id(session.id)) == ["find", "find"]
+    assert await commands(command_log, repo.set_active_agent(session.id, agent.id)) == [
+        "find",
+        "findAndModify",
+    ]
+    assert await commands(command_log, repo.archive(session.id)) == ["findAndModify"]
+
+
+async def test_message_operations(command_log: CommandLog) -> None:
+    repo = MessagesRepository()
+    session = await make_session()
+    assert await commands(command_log, repo.create(session.id, "user", "hi")) == [
+        "findAndModify",
+        "insert",
+    ]
+    for i in range(149):
+        await repo.create(session.id, "assistant", f"m{i}")
+    # 100 messages (more than a default first batch of 101 would hold with the limit) in one read.
+    assert await commands(command_log, repo.find_by_session(session.id, 100)) == ["find", "find"]
+    assert await commands(command_log, repo.find_by_session(session.id, 150)) == ["find", "find"]
+    assert await commands(command_log, repo.get_last_message(session.id)) == ["find", "find"]
+    empty = await make_session()
+    assert len(await commands(command_log, repo.get_last_message(empty.id))) <= 2
+
+
+async def test_idempotent_message_create(command_log: CommandLog) -> None:
+    repo = MessagesRepository()
+    session = await make_session()
+    first = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
+    assert len(first) <= 3
+    assert await commands(
+        command_log, repo.create(session.id, "user", "hi", idempotency_key="k")
+    ) == ["find"]
+
+
+async def test_run_operations(command_log: CommandLog) -> None:
+    repo = RunsRepository()
+    session, agent = await make_session(), await make_agent()
+    assert len(await commands(command_log, repo.create(session.id, agent.id))) <= 3
+    run = await make_run()
+    assert await commands(command_log, repo.update_usage(run.id, 1, 0.1)) == ["findAndModify"]
+    assert await commands(command_log, repo.complete(run.id, "completed")) == ["findAndModify"]
+
+
+async def test_tool_call_operations(command_log: CommandLog) -> None:
+    repo = ToolCallsRepository()
+    run = await make_run()
+    assert await commands(command_log, repo.create(run.id, "t", "{}")) == ["update"]
+    call = await repo.create(run.id, "t", "{}")
+    assert await commands(command_log, repo.complete(call.id, "out", "success", 1.0)) == [
+        "findAndModify"
+    ]
+    for _ in range(20):
+        await repo.create(run.id, "t", "{}")
+    assert await commands(command_log, repo.find_by_run(run.id)) == ["find"]
