@@ -11,6 +11,7 @@ from agents_core.db import (
     InvalidStateError,
     MessagesRepository,
     RunsRepository,
+    SessionsRepository,
     ToolCallsRepository,
 )
 from tests.helpers import make_agent, make_run, make_session
@@ -36,6 +37,7 @@ async def test_concurrent_idempotent_repeats_store_one_message() -> None:
     )
     assert len({m.id for m in results}) == 1
     assert len(await repo.find_by_session(session.id, 100)) == 1
+    assert (await SessionsRepository().find_by_id(session.id)).last_seq == 1  # one seq consumed
 
 
 async def test_concurrent_enable_tool_keeps_one_entry() -> None:

@@ -139,6 +139,46 @@ async def test_idempotency_key_returns_the_first_message() -> None:
     assert await get_database()["messages"].count_documents({"session_id": session.id}) == 2
 
 
+async def test_a_repeat_takes_over_a_key_whose_first_writer_died(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agents_core.db.repositories import messages as messages_module
+
+    monkeypatch.setattr(messages_module, "_KEYED_WAIT_S", 0.05)
+    session = await make_session()
+    # The first writer reserved seq 1 for "k" and died before inserting its message.
+    await get_database()["sessions"].update_one(
+        {"_id": session.id},
+        {"$inc": {"last_seq": 1}, "$push": {"recent_idempotency_keys": "k"}},
+    )
+    message = await MessagesRepository().create(session.id, "user", "retry", idempotency_key="k")
+    assert (message.seq, message.content) == (2, "retry")
+    again = await MessagesRepository().create(session.id, "user", "retry", idempotency_key="k")
+    assert again.id == message.id
+
+
+async def test_repeats_of_old_keys_are_caught_by_the_unique_index() -> None:
+    session = await make_session()
+    repo = MessagesRepository()
+    first = await repo.create(session.id, "user", "old", idempotency_key="k-0")
+    for i in range(1, 70):  # pushes "k-0" out of the session's remembered keys
+        await repo.create(session.id, "user", f"m{i}", idempotency_key=f"k-{i}")
+    again = await repo.create(session.id, "user", "old", idempotency_key="k-0")
+    assert again.id == first.id
+    assert await get_database()["messages"].count_documents({"session_id": session.id}) == 70
+
+
+async def test_tool_messages_link_their_tool_call() -> None:
+    session = await make_session()
+    call_id = f"{ObjectId()}-{ObjectId()}"
+    message = await MessagesRepository().create(session.id, "tool", "42", tool_call_id=call_id)
+    assert message.tool_call_id == call_id
+    (stored,) = await MessagesRepository().find_by_session(session.id, 1)
+    assert stored.tool_call_id == call_id
+    with pytest.raises(InvalidIdError):
+        await MessagesRepository().create(session.id, "tool", "42", tool_call_id="nope")
+
+
 @pytest.mark.parametrize("role", ["robot", "", None, {"$ne": "x"}, "USER"])
 async def test_unknown_roles_raise_invalid_input(role: object) -> None:
     session = await make_session()

@@ -30,6 +30,8 @@ class Message(Document):
     created_at: UtcDatetime = Field(default_factory=utcnow)
     #: Set by a caller that may retry: the same key in the same session is one message.
     idempotency_key: str | None = None
+    #: For a ``tool`` message: the id of the tool call whose output it carries.
+    tool_call_id: str | None = None
 
     class Settings:
         name = "messages"

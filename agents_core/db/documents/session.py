@@ -13,7 +13,21 @@ from pymongo import IndexModel
 from agents_core.db.documents._common import UtcDatetime, utcnow
 from agents_core.db.documents.message import Message
 
-__all__ = ["Session", "SessionStatus", "SessionWithMessages"]
+__all__ = [
+    "RECENT_KEYS",
+    "RECENT_KEYS_KEPT",
+    "SESSION_PROJECTION",
+    "Session",
+    "SessionStatus",
+    "SessionWithMessages",
+]
+
+#: The session's latest message idempotency keys (internal: never part of the model).
+RECENT_KEYS = "recent_idempotency_keys"
+#: How many of them a session remembers; an older repeat is caught by the unique index instead.
+RECENT_KEYS_KEPT = 64
+#: Projection for reading a session as a model (leaves the internal key list on the server).
+SESSION_PROJECTION = {RECENT_KEYS: 0}
 
 
 class SessionStatus(StrEnum):

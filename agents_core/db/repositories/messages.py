@@ -10,6 +10,9 @@ but a range also stays flat on servers that sort in memory, whatever the session
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -20,12 +23,16 @@ from agents_core.db import _validation as check
 from agents_core.db.client import collection, get_settings
 from agents_core.db.documents import Message, MessageRole, Session
 from agents_core.db.documents._common import utcnow
+from agents_core.db.documents.session import RECENT_KEYS, RECENT_KEYS_KEPT
 from agents_core.db.errors import NotFoundError, translate_errors
 from agents_core.db.repositories._base import load
+from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
 __all__ = ["MessagesRepository", "latest_messages"]
 
 _LAST_SEQ = {"last_seq": 1, "_id": 0}
+#: How long a repeat waits for the racing first writer of its key to insert the message.
+_KEYED_WAIT_S = 2.0
 
 
 class MessagesRepository:
@@ -39,45 +46,44 @@ class MessagesRepository:
         content: str,
         *,
         idempotency_key: str | None = None,
+        tool_call_id: str | None = None,
     ) -> Message:
         """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
 
-        Two commands (reserve ``seq``, insert). With ``idempotency_key``, a repeat of the same
-        key in the same session returns the message stored the first time instead of adding one.
+        Two commands: reserve ``seq``, insert. With ``idempotency_key``, a repeat of the same key
+        in the same session (also one racing the first) returns the message stored the first
+        time, and only one ``seq`` is consumed. ``tool_call_id`` links a ``tool`` message to the
+        tool call whose output it carries.
         """
         sid = check.object_id(session_id, "session")
         message_role = check.enum(MessageRole, role, "role")
         body = check.text(content, "content", max_bytes=get_settings().max_message_bytes)
         key = check.optional_name(idempotency_key, "idempotency_key")
-        if key is not None:
-            existing = await _find_by_key(sid, key)
+        call_id = None if tool_call_id is None else parse_tool_call_id(tool_call_id)[0]
+        now = utcnow()
+        seq = await _reserve_seq(sid, now, key)
+        if seq is None and key is not None:
+            existing = await _wait_for_keyed(sid, key)
             if existing is not None:
                 return existing
-        now = utcnow()
-        reserved = await collection(Session).find_one_and_update(
-            {"_id": sid},
-            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
-            projection=_LAST_SEQ,
-            return_document=ReturnDocument.AFTER,
-        )
-        if reserved is None:
+            seq = await _reserve_seq(sid, now, None)  # its first writer died: take over
+        if seq is None:
             raise NotFoundError("session", sid)
         message: Message = Message.model_construct(
             id=ObjectId(),
             session_id=sid,
-            seq=reserved["last_seq"],
+            seq=seq,
             role=message_role,
             content=body,
             created_at=now,
             idempotency_key=key,
+            tool_call_id=call_id,
         )
         try:
             await collection(Message).insert_one(_message_document(message))
         except DuplicateKeyError:
-            if key is None:
-                raise
-            # A repeat of this key raced us and won: its message is the one.
-            existing = await _find_by_key(sid, key)
+            # A repeat of a key too old to be among the session's remembered keys.
+            existing = None if key is None else await _find_by_key(sid, key)
             if existing is None:
                 raise
             return existing
@@ -136,6 +142,48 @@ async def _last_seq(session_id: ObjectId) -> int:
     return int(raw.get("last_seq", 0))
 
 
+async def _reserve_seq(session_id: ObjectId, now: datetime, key: str | None) -> int | None:
+    """Take the session's next ``seq`` (``None``: no such session, or ``key`` was seen).
+
+    With a key, the reservation also remembers it among the session's latest keys, in the same
+    atomic update, so that racing repeats of one key reserve one ``seq`` between them.
+    """
+    query: dict[str, Any] = {"_id": session_id}
+    update: dict[str, Any] = {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}}
+    if key is not None:
+        query[RECENT_KEYS] = {"$ne": key}
+        update["$push"] = {RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}
+    reserved = await collection(Session).find_one_and_update(
+        query, update, projection=_LAST_SEQ, return_document=ReturnDocument.AFTER
+    )
+    return None if reserved is None else int(reserved["last_seq"])
+
+
+async def _wait_for_keyed(session_id: ObjectId, key: str) -> Message | None:
+    """The message of a key whose ``seq`` was reserved already, once its insert has landed.
+
+    ``None`` when the session is missing, the key is no longer remembered, or its first writer
+    did not insert within ``_KEYED_WAIT_S`` (it failed midway).
+    """
+    existing = await _find_by_key(session_id, key)
+    if existing is not None:
+        return existing
+    if (
+        await collection(Session).find_one({"_id": session_id, RECENT_KEYS: key}, {"_id": 1})
+        is None
+    ):
+        return None
+    deadline = time.monotonic() + _KEYED_WAIT_S
+    delay = 0.002
+    while time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+        existing = await _find_by_key(session_id, key)
+        if existing is not None:
+            return existing
+    return None
+
+
 async def _find_by_key(session_id: ObjectId, key: str) -> Message | None:
     raw = await collection(Message).find_one({"session_id": session_id, "idempotency_key": key})
     return None if raw is None else load(Message, raw)
@@ -152,4 +200,6 @@ def _message_document(message: Message) -> dict[str, Any]:
     }
     if message.idempotency_key is not None:
         document["idempotency_key"] = message.idempotency_key
+    if message.tool_call_id is not None:
+        document["tool_call_id"] = message.tool_call_id
     return document

@@ -14,6 +14,7 @@ from agents_core.db.documents import (
     SessionWithMessages,
 )
 from agents_core.db.documents._common import utcnow
+from agents_core.db.documents.session import SESSION_PROJECTION
 from agents_core.db.errors import NotFoundError, translate_errors
 from agents_core.db.repositories._base import insert, load, require
 from agents_core.db.repositories.messages import latest_messages
@@ -43,7 +44,7 @@ class SessionsRepository:
         """
         sid = check.object_id(id, "session")
         count = check.limit(message_limit, "message_limit", minimum=0)
-        raw = await collection(Session).find_one({"_id": sid})
+        raw = await collection(Session).find_one({"_id": sid}, SESSION_PROJECTION)
         if raw is None:
             raise NotFoundError("session", sid)
         session = load(SessionWithMessages, raw)
@@ -61,6 +62,7 @@ class SessionsRepository:
         raw = await collection(Session).find_one_and_update(
             {"_id": sid},
             {"$set": {"active_agent_id": aid, "updated_at": utcnow()}},
+            projection=SESSION_PROJECTION,
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
@@ -76,7 +78,7 @@ class SessionsRepository:
         count = check.limit(limit)
         raws = await (
             collection(Session)
-            .find(query)
+            .find(query, SESSION_PROJECTION)
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(count)
             .batch_size(count)
@@ -91,6 +93,7 @@ class SessionsRepository:
         raw = await collection(Session).find_one_and_update(
             {"_id": sid},
             {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
+            projection=SESSION_PROJECTION,
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
