@@ -42,6 +42,19 @@ class RunsRepository:
         return await insert(Run, session_id=sid, agent_id=aid)
 
     @translate_errors
+    async def start(self, session: Session, agent: Agent) -> Run:
+        """Start a ``running`` run for a session and an agent the caller has just read.
+
+        The documents stand for their existence, so this is the one insert (what
+        ``AgentRunner`` uses); ``create`` is the same from bare ids, with the checks.
+        """
+        if not isinstance(session, Session) or session.id is None:
+            raise InvalidInputError("session", "must be a stored Session")
+        if not isinstance(agent, Agent) or agent.id is None:
+            raise InvalidInputError("agent", "must be a stored Agent")
+        return await insert(Run, session_id=session.id, agent_id=agent.id)
+
+    @translate_errors
     async def find_by_id(self, run_id: str | ObjectId) -> Run:
         """The run with its tool calls; ``NotFoundError`` if there is none. One command."""
         rid = check.object_id(run_id, "run")

@@ -1,0 +1,206 @@
+"""``AgentRunner``: one conversation turn, recorded as a run with its tool calls (blueprint §3).
+
+Usage::
+
+    runner = AgentRunner(model=ScriptedModel([...]), tools=registry)
+    run = await runner.run(session.id, "What is 12 * 7?")
+    print(run.status, run.tokens, run.cost, [c.tool_name for c in run.tool_calls])
+
+A turn: read the session (with its latest messages) and its active agent — a session without
+one is refused before anything is written; append the user message; start the run; then
+model → tools → model until the model answers without asking for tools, or ``max_steps`` model
+calls have been made (the run then fails with a step-limit error). Every tool call is recorded
+(pending → success or error, with its measured duration); a tool the agent has not enabled is
+recorded as an error and never executed; a tool's exception is recorded and shown to the model.
+Each model call's usage is added to the run. On an exception the run is completed ``failed``
+with the error text and the exception re-raised; on cancellation it is completed ``failed`` with
+``cancelled`` (shielded, so the record is written) and the cancellation re-raised. The runner
+never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
+
+With ``turn_id``, every message of the turn is appended with an idempotency key derived from it,
+so a caller that retries a turn after a network error does not store its messages twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from bson import ObjectId
+
+from agents_core.db import (
+    Agent,
+    AgentsRepository,
+    DatabaseError,
+    InvalidStateError,
+    Message,
+    MessageRole,
+    MessagesRepository,
+    Run,
+    RunsRepository,
+    RunStatus,
+    SessionsRepository,
+    ToolCallsRepository,
+    ToolCallStatus,
+)
+from agents_core.db.client import get_settings
+from agents_core.db.repositories.runs import MAX_ERROR_BYTES
+from agents_core.runner.model import ModelClient, ModelRequest, ToolRequest
+from agents_core.runner.tools import ToolRegistry
+
+__all__ = ["CANCELLED", "AgentRunner"]
+
+logger = logging.getLogger(__name__)
+
+#: The error of a run whose turn was cancelled.
+CANCELLED = "cancelled"
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        model: ModelClient,
+        tools: ToolRegistry | None = None,
+        *,
+        runs: RunsRepository | None = None,
+        tool_calls: ToolCallsRepository | None = None,
+        messages: MessagesRepository | None = None,
+        sessions: SessionsRepository | None = None,
+        agents: AgentsRepository | None = None,
+        max_steps: int = 8,
+        history_limit: int = 50,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.model = model
+        self.tools = tools or ToolRegistry()
+        self.runs = runs or RunsRepository()
+        self.tool_calls = tool_calls or ToolCallsRepository()
+        self.messages = messages or MessagesRepository()
+        self.sessions = sessions or SessionsRepository()
+        self.agents = agents or AgentsRepository()
+        self.max_steps = max_steps
+        self.history_limit = history_limit
+
+    async def run(
+        self, session_id: str | ObjectId, user_input: str, *, turn_id: str | None = None
+    ) -> Run:
+        """Run one turn of the session's active agent on ``user_input``; returns the final run."""
+        session = await self.sessions.find_by_id(session_id, message_limit=self.history_limit)
+        if session.active_agent_id is None:
+            raise InvalidStateError("session", session.id, "has no active agent")
+        agent = await self.agents.find_by_id(session.active_agent_id)
+        turn = _Turn(session.id, turn_id)
+        user_message = await self._append(turn, MessageRole.user, user_input)
+        history = [m for m in session.messages if m.id != user_message.id] + [user_message]
+        run = await self.runs.start(session, agent)
+        try:
+            return await self._steps(run, agent, turn, history)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._fail(run, CANCELLED))
+            raise
+        except Exception as exc:
+            await self._fail(run, _error_text(exc))
+            raise
+
+    async def _steps(self, run: Run, agent: Agent, turn: _Turn, history: list[Message]) -> Run:
+        assert run.id is not None
+        for _ in range(self.max_steps):
+            response = await self.model.complete(ModelRequest(agent, tuple(history), agent.tools))
+            await self.runs.update_usage(run.id, response.usage.tokens, response.usage.cost)
+            if response.text:
+                history.append(await self._append(turn, MessageRole.assistant, response.text))
+            if not response.tool_calls:
+                return await self.runs.complete(run.id, RunStatus.completed)
+            for request in response.tool_calls:
+                history.append(await self._call_tool(run, agent, turn, request))
+        return await self.runs.complete(
+            run.id, RunStatus.failed, f"step limit reached: {self.max_steps} model calls"
+        )
+
+    async def _call_tool(
+        self, run: Run, agent: Agent, turn: _Turn, request: ToolRequest
+    ) -> Message:
+        assert run.id is not None
+        call = await self.tool_calls.create(run.id, request.name, request.arguments)
+        if request.name in agent.tools:
+            output, status, elapsed_ms = await self._execute(call.id, request)
+        else:
+            output = f"tool {request.name!r} is not enabled for agent {agent.name!r}"
+            status, elapsed_ms = ToolCallStatus.error, 0.0
+        await self.tool_calls.complete(call.id, output, status, elapsed_ms)
+        # The tool call keeps the whole output; the conversation gets what fits in a message.
+        content = _truncate(output, get_settings().max_message_bytes, f"see tool call {call.id}")
+        return await self._append(turn, MessageRole.tool, content, tool_call_id=call.id)
+
+    async def _execute(
+        self, call_id: str, request: ToolRequest
+    ) -> tuple[str, ToolCallStatus, float]:
+        started = time.perf_counter()
+        try:
+            output = await self.tools.execute(request.name, request.arguments)
+            status = ToolCallStatus.success
+        except asyncio.CancelledError:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            await asyncio.shield(
+                self.tool_calls.complete(call_id, CANCELLED, ToolCallStatus.error, elapsed_ms)
+            )
+            raise
+        except Exception as exc:  # a tool's failure is information for the model
+            output, status = _error_text(exc), ToolCallStatus.error
+        return output, status, (time.perf_counter() - started) * 1000
+
+    async def _append(
+        self,
+        turn: _Turn,
+        role: MessageRole,
+        content: str,
+        *,
+        tool_call_id: str | None = None,
+    ) -> Message:
+        return await self.messages.create(
+            turn.session_id,
+            role,
+            content,
+            idempotency_key=turn.key(role.value),
+            tool_call_id=tool_call_id,
+        )
+
+    async def _fail(self, run: Run, error: str) -> None:
+        assert run.id is not None
+        try:
+            await self.runs.complete(run.id, RunStatus.failed, error)
+        except InvalidStateError:
+            pass  # it was completed meanwhile: that record stands
+        except DatabaseError as exc:  # the turn's own error is the one to raise
+            logger.warning("run %s could not be marked failed: %s", run.id, exc)
+
+
+class _Turn:
+    """The idempotency keys of one turn's messages: ``<turn_id>/<role>/<n>``."""
+
+    def __init__(self, session_id: ObjectId | None, turn_id: str | None) -> None:
+        assert session_id is not None
+        self.session_id = session_id
+        self.turn_id = turn_id
+        self._counts: dict[str, int] = {}
+
+    def key(self, kind: str) -> str | None:
+        if self.turn_id is None:
+            return None
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        return f"{self.turn_id}/{kind}/{self._counts[kind]}"
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return _truncate(text.encode("utf-8", "replace").decode(), MAX_ERROR_BYTES, "error text")
+
+
+def _truncate(text: str, max_bytes: int, note: str) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    suffix = f"\n[truncated from {len(encoded)} bytes: {note}]"
+    return encoded[: max_bytes - len(suffix.encode())].decode("utf-8", "ignore") + suffix

@@ -1,0 +1,240 @@
+"""AgentRunner on both backends: every turn leaves a complete, truthful record."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agents_core.db import (
+    InvalidStateError,
+    MessageRole,
+    MessagesRepository,
+    Run,
+    RunsRepository,
+    RunStatus,
+    SessionsRepository,
+    ToolCallStatus,
+    get_database,
+)
+from agents_core.runner import (
+    CANCELLED,
+    AgentRunner,
+    ModelRequest,
+    ModelResponse,
+    ScriptedModel,
+    ToolRegistry,
+    ToolRequest,
+    Usage,
+)
+from tests.helpers import make_agent, make_session
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+def registry() -> ToolRegistry:
+    tools = ToolRegistry()
+
+    @tools.tool("add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @tools.tool("explode")
+    async def explode() -> str:
+        raise RuntimeError("kaboom")
+
+    return tools
+
+
+async def routed_session(tools: list[str] | None = None) -> object:
+    session = await make_session()
+    agent = await make_agent(
+        f"agent-{session.id}", tools=["add", "explode"] if tools is None else tools
+    )
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    return session.id
+
+
+def answer_with_last_tool_output(request: ModelRequest) -> ModelResponse:
+    return ModelResponse(text=f"result: {request.messages[-1].content}", usage=Usage(5, 0.01))
+
+
+async def transcript(session_id: object) -> list[tuple[str, str]]:
+    messages = await MessagesRepository().find_by_session(session_id, 100)  # type: ignore[arg-type]
+    return [(m.role.value, m.content) for m in messages]
+
+
+async def test_a_turn_with_a_tool_call_is_recorded_end_to_end() -> None:
+    sid = await routed_session()
+    model = ScriptedModel(
+        [
+            ModelResponse(
+                tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')], usage=Usage(10, 0.02)
+            ),
+            answer_with_last_tool_output,
+        ]
+    )
+    run = await AgentRunner(model, registry()).run(sid, "add 2 and 3")
+    assert isinstance(run, Run)
+    assert (run.status, run.error, run.tokens, run.cost) == (RunStatus.completed, None, 15, 0.03)
+    (call,) = run.tool_calls
+    assert (call.tool_name, call.input, call.output, call.status) == (
+        "add",
+        '{"a": 2, "b": 3}',
+        "5",
+        ToolCallStatus.success,
+    )
+    assert call.duration_ms is not None
+    assert call.duration_ms >= 0
+    assert await transcript(sid) == [
+        ("user", "add 2 and 3"),
+        ("tool", "5"),
+        ("assistant", "result: 5"),
+    ]
+    tool_message = (await MessagesRepository().find_by_session(sid, 100))[1]  # type: ignore[arg-type]
+    assert tool_message.tool_call_id == call.id
+    # The model saw the conversation and the agent's enabled tools.
+    assert [m.content for m in model.requests[0].messages] == ["add 2 and 3"]
+    assert list(model.requests[0].tools) == ["add", "explode"]
+
+
+async def test_the_model_sees_the_earlier_history_in_order() -> None:
+    sid = await routed_session()
+    model = ScriptedModel([ModelResponse(text="one"), ModelResponse(text="two")])
+    runner = AgentRunner(model, registry())
+    await runner.run(sid, "first")
+    await runner.run(sid, "second")
+    assert [m.content for m in model.requests[1].messages] == ["first", "one", "second"]
+    assert await transcript(sid) == [
+        ("user", "first"),
+        ("assistant", "one"),
+        ("user", "second"),
+        ("assistant", "two"),
+    ]
+
+
+async def test_a_failing_tool_is_recorded_and_fed_back_to_the_model() -> None:
+    sid = await routed_session()
+    model = ScriptedModel(
+        [ModelResponse(tool_calls=[ToolRequest("explode")]), answer_with_last_tool_output]
+    )
+    run = await AgentRunner(model, registry()).run(sid, "try it")
+    assert run.status is RunStatus.completed
+    (call,) = run.tool_calls
+    assert (call.status, call.output) == (ToolCallStatus.error, "RuntimeError: kaboom")
+    assert model.requests[1].messages[-1].content == "RuntimeError: kaboom"
+
+
+async def test_a_tool_the_agent_has_not_enabled_is_refused_and_never_executed() -> None:
+    executed: list[str] = []
+    tools = ToolRegistry({"secret": lambda: executed.append("ran") or "leaked"})
+    sid = await routed_session(tools=["add"])
+    model = ScriptedModel(
+        [ModelResponse(tool_calls=[ToolRequest("secret")]), ModelResponse(text="ok")]
+    )
+    run = await AgentRunner(model, tools).run(sid, "use the secret tool")
+    assert executed == []
+    (call,) = run.tool_calls
+    assert call.status is ToolCallStatus.error
+    assert "not enabled" in (call.output or "")
+    assert run.status is RunStatus.completed
+
+
+async def test_invalid_tool_arguments_are_a_tool_error() -> None:
+    sid = await routed_session()
+    model = ScriptedModel(
+        [ModelResponse(tool_calls=[ToolRequest("add", "{not json")]), ModelResponse(text="ok")]
+    )
+    run = await AgentRunner(model, registry()).run(sid, "go")
+    assert run.tool_calls[0].status is ToolCallStatus.error
+    assert "JSONDecodeError" in (run.tool_calls[0].output or "")
+
+
+async def test_a_model_exception_fails_the_run_and_is_re_raised() -> None:
+    sid = await routed_session()
+    model = ScriptedModel([ConnectionError("model endpoint down")])
+    with pytest.raises(ConnectionError):
+        await AgentRunner(model, registry()).run(sid, "hello")
+    (run,) = await RunsRepository().list_by_session(sid)  # type: ignore[arg-type]
+    assert run.status is RunStatus.failed
+    assert run.error == "ConnectionError: model endpoint down"
+    assert run.completed_at is not None
+
+
+async def test_cancellation_fails_the_run_with_cancelled() -> None:
+    started = asyncio.Event()
+    tools = ToolRegistry()
+
+    @tools.tool("add")
+    async def slow_add(a: int, b: int) -> int:
+        started.set()
+        await asyncio.sleep(60)
+        return a + b
+
+    sid = await routed_session()
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 1}')])])
+    task = asyncio.create_task(AgentRunner(model, tools).run(sid, "slow"))
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)  # type: ignore[arg-type]
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    assert run.tool_calls[0].status is ToolCallStatus.error
+    assert run.tool_calls[0].output == CANCELLED
+
+
+async def test_the_step_limit_fails_the_run() -> None:
+    sid = await routed_session()
+    loop = ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 1}')], usage=Usage(1, 0.0))
+    run = await AgentRunner(ScriptedModel([loop] * 3), registry(), max_steps=3).run(sid, "loop")
+    assert run.status is RunStatus.failed
+    assert "step limit" in (run.error or "")
+    assert (len(run.tool_calls), run.tokens) == (3, 3)
+
+
+async def test_a_session_without_an_active_agent_is_refused_before_anything_is_written() -> None:
+    session = await make_session()
+    with pytest.raises(InvalidStateError):
+        await AgentRunner(ScriptedModel([]), registry()).run(session.id, "hello")
+    assert await get_database()["runs"].count_documents({}) == 0
+    assert await get_database()["messages"].count_documents({}) == 0
+
+
+async def test_usage_totals_add_up_over_model_calls() -> None:
+    sid = await routed_session()
+    steps = [
+        ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 2}')], usage=Usage(100, 0.25)),
+        ModelResponse(tool_calls=[ToolRequest("add", '{"a": 3, "b": 4}')], usage=Usage(200, 0.5)),
+        ModelResponse(text="done", usage=Usage(50, 0.125)),
+    ]
+    run = await AgentRunner(ScriptedModel(steps), registry()).run(sid, "sum")
+    assert (run.tokens, run.cost) == (350, 0.875)
+    assert [c.output for c in run.tool_calls] == ["3", "7"]
+
+
+async def test_a_retried_turn_does_not_store_its_messages_twice() -> None:
+    sid = await routed_session()
+    steps = [
+        ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 2}')]),
+        ModelResponse(text="3"),
+    ]
+    failing = ScriptedModel([steps[0], ConnectionError("network")])
+    with pytest.raises(ConnectionError):
+        await AgentRunner(failing, registry()).run(sid, "1+2?", turn_id="turn-1")
+    run = await AgentRunner(ScriptedModel(steps), registry()).run(sid, "1+2?", turn_id="turn-1")
+    assert run.status is RunStatus.completed
+    assert await transcript(sid) == [("user", "1+2?"), ("tool", "3"), ("assistant", "3")]
+    roles = [m.role for m in await MessagesRepository().find_by_session(sid, 100)]  # type: ignore[arg-type]
+    assert roles == [MessageRole.user, MessageRole.tool, MessageRole.assistant]
+
+
+async def test_structured_tool_results_are_json_text() -> None:
+    tools = ToolRegistry({"info": lambda: {"ok": True, "n": [1, 2]}})
+    sid = await routed_session(tools=["info"])
+    model = ScriptedModel(
+        [ModelResponse(tool_calls=[ToolRequest("info")]), ModelResponse(text="ok")]
+    )
+    run = await AgentRunner(model, tools).run(sid, "info")
+    assert json.loads(run.tool_calls[0].output or "") == {"ok": True, "n": [1, 2]}
