@@ -130,3 +130,12 @@ async def test_stale_runs_can_be_found_and_abandoned() -> None:
     with pytest.raises(InvalidStateError):
         await RunsRepository().mark_abandoned(run.id)
     assert fresh.id in {r.id for r in await RunsRepository().list_stale(timedelta(0))}
+
+
+async def test_a_token_total_that_would_overflow_is_refused_unchanged() -> None:
+    run = await make_run()
+    await RunsRepository().update_usage(run.id, 2**62, 1.0)
+    with pytest.raises(InvalidStateError):
+        await RunsRepository().update_usage(run.id, 2**62, 1.0)
+    stored = await RunsRepository().find_by_id(run.id)
+    assert (stored.tokens, stored.cost) == (2**62, 1.0)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from bson import ObjectId
+from bson.errors import InvalidId
 
 from agents_core.db.errors import InvalidIdError, InvalidInputError
 
@@ -21,6 +22,13 @@ E = TypeVar("E", bound=StrEnum)
 MAX_NAME_LENGTH = 200
 #: Largest ``limit`` a listing accepts.
 MAX_LIMIT = 1_000
+#: Largest amount (cost, duration) one call may add: beyond 2**53 a double stops counting units,
+#: and totals of larger amounts run into infinity on the server.
+MAX_AMOUNT = float(2**53)
+
+#: Characters a one-line name must not contain: control characters, lone surrogates, and the
+#: Unicode line and paragraph separators.
+_FORBIDDEN_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 def object_id(value: object, entity: str) -> ObjectId:
@@ -30,7 +38,7 @@ def object_id(value: object, entity: str) -> ObjectId:
     if isinstance(value, str) and len(value) == 24:
         try:
             return ObjectId(value)
-        except (TypeError, ValueError):
+        except (InvalidId, TypeError, ValueError):  # InvalidId is a BSONError, no ValueError
             pass
     raise InvalidIdError(entity, value)
 
@@ -38,12 +46,13 @@ def object_id(value: object, entity: str) -> ObjectId:
 def name(value: object, field: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
     """A one-line identifier-like string: not blank, no control characters, bounded."""
     text = _string(value, field)
-    if not text.strip():
-        raise InvalidInputError(field, "must not be empty or blank")
     if len(text) > max_length:
         raise InvalidInputError(field, f"longer than {max_length} characters")
-    if any(unicodedata.category(char) in {"Cc", "Cs"} for char in text):
-        raise InvalidInputError(field, "must not contain control characters")
+    if all(char.isspace() or unicodedata.category(char) == "Cf" for char in text):
+        # Blank also when all it holds is invisible (zero-width spaces, BOMs, direction marks).
+        raise InvalidInputError(field, "must not be empty or blank")
+    if any(unicodedata.category(char) in _FORBIDDEN_IN_NAMES for char in text):
+        raise InvalidInputError(field, "must not contain control characters or line breaks")
     return text
 
 
@@ -90,14 +99,19 @@ def count(value: object, field: str) -> int:
 
 
 def amount(value: object, field: str) -> float:
-    """A finite, non-negative number."""
+    """A finite, non-negative number up to ``MAX_AMOUNT``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInputError(field, f"must be a number, not {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the largest double
+        raise InvalidInputError(field, "is absurdly large") from None
     if not math.isfinite(number):
         raise InvalidInputError(field, "must be finite")
     if number < 0:
         raise InvalidInputError(field, "must not be negative")
+    if number > MAX_AMOUNT:
+        raise InvalidInputError(field, "is absurdly large")
     return number
 
 

@@ -152,6 +152,9 @@ def translate_errors(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T
 
 
 def _first_line(exc: BaseException) -> str:
+    """The driver's message without its topology dump: first line, before any timeout details."""
     text = str(exc)
     line = text.splitlines()[0] if text else type(exc).__name__
+    for detail in (" (configured timeouts", ", Timeout:", ", Topology Description"):
+        line = line.split(detail, 1)[0]
     return line[:300]

@@ -34,6 +34,8 @@ class AgentsRepository:
         if not isinstance(data, CreateAgentDTO):
             raise InvalidInputError("data", f"must be a CreateAgentDTO, not {type(data).__name__}")
         name = check.name(data.name, "name")
+        if not isinstance(data.tools, list | tuple):  # a DTO built with model_construct
+            raise InvalidInputError("tools", "must be a list of tool names")
         tools = list(dict.fromkeys(check.name(tool, "tool_name") for tool in data.tools))
         if len(tools) > get_settings().max_tools_per_agent:
             raise InvalidInputError("tools", f"more than {get_settings().max_tools_per_agent}")

@@ -23,6 +23,10 @@ __all__ = ["RunsRepository"]
 
 #: Longest error text a run keeps, in bytes of UTF-8 (callers should truncate stack traces).
 MAX_ERROR_BYTES = 64 * 1024
+#: The largest ``older_than`` that ``list_stale`` takes.
+MAX_STALE_AGE = timedelta(days=36_500)
+#: Largest token total a run can hold (MongoDB's 64-bit integer).
+MAX_TOKENS = 2**63 - 1
 #: The error recorded by ``mark_abandoned``.
 ABANDONED = "abandoned"
 
@@ -102,12 +106,13 @@ class RunsRepository:
         add_tokens = check.count(tokens, "tokens")
         add_cost = check.amount(cost, "cost")
         raw = await collection(Run).find_one_and_update(
-            {"_id": rid},
+            {"_id": rid, "tokens": {"$lte": MAX_TOKENS - add_tokens}},
             {"$inc": {"tokens": add_tokens, "cost": add_cost}},
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
-            raise NotFoundError("run", rid)
+            await require(Run, rid, "run")
+            raise InvalidStateError("run", rid, "its token total would overflow")
         return load(Run, raw)
 
     @translate_errors
@@ -118,6 +123,8 @@ class RunsRepository:
         """
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise InvalidInputError("older_than", "must be a non-negative timedelta")
+        if older_than > MAX_STALE_AGE:
+            raise InvalidInputError("older_than", f"must be at most {MAX_STALE_AGE.days} days")
         count = check.limit(limit)
         raws = await (
             collection(Run)

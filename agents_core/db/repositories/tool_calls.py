@@ -119,8 +119,9 @@ def parse_tool_call_id(value: object) -> tuple[str, ObjectId]:
     """The canonical tool-call id and its run's id; ``InvalidIdError`` if malformed."""
     if isinstance(value, str) and len(value) == 49 and value[24] == _SEPARATOR:
         try:
-            run_id, call_id = ObjectId(value[:24]), ObjectId(value[25:])
-        except (TypeError, ValueError):
+            run_id = check.object_id(value[:24], "tool call")
+            call_id = check.object_id(value[25:], "tool call")
+        except InvalidIdError:
             pass
         else:
             return f"{run_id}{_SEPARATOR}{call_id}", run_id

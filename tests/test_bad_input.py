@@ -1,0 +1,918 @@
+"""Bad input, on both backends: every refused call raises its documented error and writes nothing.
+
+Each case is one bad call of one public repository method against a realistic database (an
+agent, a full agent, two users' sessions with messages, a running run with tool calls and a
+completed run). The test snapshots every collection as BSON bytes before and after the call:
+a refused call must leave the database byte-for-byte unchanged, not even an ``updated_at``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import bson
+import pytest
+import pytest_asyncio
+from bson import ObjectId
+
+from agents_core.db import (
+    Agent,
+    AgentsRepository,
+    AlreadyExistsError,
+    CreateAgentDTO,
+    DatabaseError,
+    InvalidIdError,
+    InvalidInputError,
+    InvalidStateError,
+    Message,
+    MessagesRepository,
+    NotFoundError,
+    Run,
+    RunsRepository,
+    Session,
+    SessionsRepository,
+    ToolCall,
+    ToolCallsRepository,
+    get_database,
+)
+from agents_core.db._validation import MAX_NAME_LENGTH
+from agents_core.db.client import get_settings
+from agents_core.db.repositories.agents import MAX_INSTRUCTIONS_BYTES
+from agents_core.db.repositories.runs import MAX_ERROR_BYTES
+
+agents = AgentsRepository()
+sessions = SessionsRepository()
+messages = MessagesRepository()
+runs = RunsRepository()
+calls = ToolCallsRepository()
+
+#: An id of the right shape that names nothing.
+NOWHERE = ObjectId()
+#: Query operators where a plain value belongs.
+NE: Any = {"$ne": None}
+GT: Any = {"$gt": ""}
+REGEX: Any = {"$regex": ".*"}
+TOO_LONG_NAME = "n" * (MAX_NAME_LENGTH + 1)
+LONE_SURROGATE = "half \ud800 a pair"
+
+
+@dataclass(frozen=True)
+class State:
+    """What the database holds before every case."""
+
+    agent: Agent  # "helper", tools ["search", "clock"]
+    full_agent: Agent  # as many tools as an agent may enable
+    session: Session  # user u-42, routed to ``agent``, with three messages
+    message: Message  # the session's first message (idempotency key "turn-1")
+    running: Run  # running, with one pending and one completed tool call
+    pending_call: ToolCall
+    done_call: ToolCall
+    completed: Run  # completed, in the same session
+
+
+@dataclass(frozen=True)
+class Case:
+    call: Callable[[State], Awaitable[object]]
+    error: type[DatabaseError]
+    about: str  # the ``field`` (InvalidInputError) or ``entity`` (the others) the error names
+
+
+def case(
+    id: str, error: type[DatabaseError], about: str, call: Callable[[State], Awaitable[object]]
+) -> Any:
+    return pytest.param(Case(call, error, about), id=id)
+
+
+def max_message_bytes() -> int:
+    return get_settings().max_message_bytes
+
+
+def too_many_tools() -> list[str]:
+    return [f"t{i}" for i in range(get_settings().max_tools_per_agent + 1)]
+
+
+def call_in(run: Run, call: ToolCall) -> str:
+    """The id ``call`` would have if it belonged to ``run``."""
+    return f"{run.id}-{call.id.split('-')[1]}"
+
+
+CASES = [
+    # AgentsRepository.create
+    case("agents.create:not-a-dto", InvalidInputError, "data", lambda s: agents.create(NE)),
+    case(
+        "agents.create:name-whitespace",
+        InvalidInputError,
+        "name",
+        lambda s: agents.create(CreateAgentDTO(name=" \t\u3000 ")),
+    ),
+    case(
+        "agents.create:name-newline",
+        InvalidInputError,
+        "name",
+        lambda s: agents.create(CreateAgentDTO(name="helper\nadmin")),
+    ),
+    case(
+        "agents.create:name-line-separator",
+        InvalidInputError,
+        "name",
+        lambda s: agents.create(CreateAgentDTO(name="helper\u2028admin")),
+    ),
+    case(
+        "agents.create:name-too-long",
+        InvalidInputError,
+        "name",
+        lambda s: agents.create(CreateAgentDTO(name=TOO_LONG_NAME)),
+    ),
+    case(
+        "agents.create:name-operator",
+        InvalidInputError,
+        "name",
+        lambda s: agents.create(CreateAgentDTO.model_construct(name=NE, tools=[])),
+    ),
+    case(
+        "agents.create:name-taken",
+        AlreadyExistsError,
+        "agent",
+        lambda s: agents.create(CreateAgentDTO(name=s.agent.name)),
+    ),
+    case(
+        "agents.create:tool-blank",
+        InvalidInputError,
+        "tool_name",
+        lambda s: agents.create(CreateAgentDTO(name="new", tools=["search", "  "])),
+    ),
+    case(
+        "agents.create:too-many-tools",
+        InvalidInputError,
+        "tools",
+        lambda s: agents.create(CreateAgentDTO(name="new", tools=too_many_tools())),
+    ),
+    case(
+        "agents.create:tools-none",
+        InvalidInputError,
+        "tools",
+        lambda s: agents.create(CreateAgentDTO.model_construct(name="new", tools=None)),
+    ),
+    case(
+        "agents.create:tools-string",
+        InvalidInputError,
+        "tools",
+        lambda s: agents.create(CreateAgentDTO.model_construct(name="new", tools="search")),
+    ),
+    case(
+        "agents.create:instructions-too-large",
+        InvalidInputError,
+        "instructions",
+        lambda s: agents.create(
+            CreateAgentDTO(name="new", instructions="x" * (MAX_INSTRUCTIONS_BYTES + 1))
+        ),
+    ),
+    # AgentsRepository.find_by_name
+    case("agents.find_by_name:ne", InvalidInputError, "name", lambda s: agents.find_by_name(NE)),
+    case(
+        "agents.find_by_name:regex",
+        InvalidInputError,
+        "name",
+        lambda s: agents.find_by_name(REGEX),
+    ),
+    # AgentsRepository.find_by_id
+    case(
+        "agents.find_by_id:12-bytes",
+        InvalidIdError,
+        "agent",
+        lambda s: agents.find_by_id(s.agent.id.binary),
+    ),
+    case(
+        "agents.find_by_id:session-id",
+        NotFoundError,
+        "agent",
+        lambda s: agents.find_by_id(s.session.id),
+    ),
+    # AgentsRepository.update_instructions
+    case(
+        "agents.update_instructions:id-23-hex",
+        InvalidIdError,
+        "agent",
+        lambda s: agents.update_instructions(str(s.agent.id)[:-1], "x"),
+    ),
+    case(
+        "agents.update_instructions:run-id",
+        NotFoundError,
+        "agent",
+        lambda s: agents.update_instructions(s.running.id, "x"),
+    ),
+    case(
+        "agents.update_instructions:update-operator",
+        InvalidInputError,
+        "instructions",
+        lambda s: agents.update_instructions(s.agent.id, {"$set": {"name": "root"}}),
+    ),
+    # AgentsRepository.enable_tool
+    case(
+        "agents.enable_tool:unknown",
+        NotFoundError,
+        "agent",
+        lambda s: agents.enable_tool(NOWHERE, "x"),
+    ),
+    case(
+        "agents.enable_tool:tool-escape-sequence",
+        InvalidInputError,
+        "tool_name",
+        lambda s: agents.enable_tool(s.agent.id, "\x1b[2Jsearch"),
+    ),
+    case(
+        "agents.enable_tool:tool-each-operator",
+        InvalidInputError,
+        "tool_name",
+        lambda s: agents.enable_tool(s.agent.id, {"$each": ["rm", "sudo"]}),
+    ),
+    case(
+        "agents.enable_tool:at-capacity",
+        InvalidStateError,
+        "agent",
+        lambda s: agents.enable_tool(s.full_agent.id, "one-more"),
+    ),
+    # AgentsRepository.get_tools
+    case("agents.get_tools:gt", InvalidIdError, "agent", lambda s: agents.get_tools(GT)),
+    case(
+        "agents.get_tools:message-id",
+        NotFoundError,
+        "agent",
+        lambda s: agents.get_tools(s.message.id),
+    ),
+    # SessionsRepository.create
+    case(
+        "sessions.create:title-invisible",
+        InvalidInputError,
+        "title",
+        lambda s: sessions.create("\u200b\ufeff"),
+    ),
+    case(
+        "sessions.create:title-operator", InvalidInputError, "title", lambda s: sessions.create(NE)
+    ),
+    case(
+        "sessions.create:user-id-operator",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.create("t", user_id=NE),
+    ),
+    case(
+        "sessions.create:user-id-int",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.create("t", user_id=42),
+    ),
+    case(
+        "sessions.create:user-id-empty",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.create("t", user_id=""),
+    ),
+    # SessionsRepository.find_by_id
+    case(
+        "sessions.find_by_id:none", InvalidIdError, "session", lambda s: sessions.find_by_id(None)
+    ),
+    case(
+        "sessions.find_by_id:agent-id",
+        NotFoundError,
+        "session",
+        lambda s: sessions.find_by_id(s.agent.id),
+    ),
+    case(
+        "sessions.find_by_id:limit-negative",
+        InvalidInputError,
+        "message_limit",
+        lambda s: sessions.find_by_id(s.session.id, message_limit=-1),
+    ),
+    # SessionsRepository.set_active_agent
+    case(
+        "sessions.set_active_agent:session-non-hex",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.set_active_agent("z" * 24, s.agent.id),
+    ),
+    case(
+        "sessions.set_active_agent:agent-list",
+        InvalidIdError,
+        "agent",
+        lambda s: sessions.set_active_agent(s.session.id, [s.agent.id]),
+    ),
+    case(
+        "sessions.set_active_agent:run-id-as-session",
+        NotFoundError,
+        "session",
+        lambda s: sessions.set_active_agent(s.running.id, s.full_agent.id),
+    ),
+    case(
+        "sessions.set_active_agent:session-id-as-agent",
+        NotFoundError,
+        "agent",
+        lambda s: sessions.set_active_agent(s.session.id, s.session.id),
+    ),
+    # SessionsRepository.list_active
+    case(
+        "sessions.list_active:user-ne",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.list_active(user_id=NE),
+    ),
+    case(
+        "sessions.list_active:user-gt",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.list_active(user_id=GT),
+    ),
+    case(
+        "sessions.list_active:limit-zero",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.list_active(limit=0),
+    ),
+    case(
+        "sessions.list_active:limit-absurd",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.list_active(user_id="u-42", limit=2**63),
+    ),
+    # SessionsRepository.archive
+    case(
+        "sessions.archive:run-id",
+        NotFoundError,
+        "session",
+        lambda s: sessions.archive(s.completed.id),
+    ),
+    # MessagesRepository.create
+    case(
+        "messages.create:session-padded",
+        InvalidIdError,
+        "session",
+        lambda s: messages.create(f" {s.session.id}", "user", "hi"),
+    ),
+    case(
+        "messages.create:run-id-as-session",
+        NotFoundError,
+        "session",
+        lambda s: messages.create(s.running.id, "user", "hi"),
+    ),
+    case(
+        "messages.create:unknown-session-with-key",
+        NotFoundError,
+        "session",
+        lambda s: messages.create(NOWHERE, "user", "hi", idempotency_key="turn-1"),
+    ),
+    case(
+        "messages.create:role-unknown",
+        InvalidInputError,
+        "role",
+        lambda s: messages.create(s.session.id, "admin", "hi"),
+    ),
+    case(
+        "messages.create:content-bytes",
+        InvalidInputError,
+        "content",
+        lambda s: messages.create(s.session.id, "user", b"hi"),
+    ),
+    case(
+        "messages.create:content-lone-surrogate",
+        InvalidInputError,
+        "content",
+        lambda s: messages.create(s.session.id, "user", LONE_SURROGATE),
+    ),
+    case(
+        "messages.create:content-over-limit-in-utf8",
+        InvalidInputError,
+        "content",
+        lambda s: messages.create(s.session.id, "user", "é" * (max_message_bytes() // 2 + 1)),
+    ),
+    case(
+        "messages.create:key-empty",
+        InvalidInputError,
+        "idempotency_key",
+        lambda s: messages.create(s.session.id, "user", "hi", idempotency_key=""),
+    ),
+    case(
+        "messages.create:key-operator",
+        InvalidInputError,
+        "idempotency_key",
+        lambda s: messages.create(s.session.id, "user", "hi", idempotency_key=NE),
+    ),
+    case(
+        "messages.create:key-newline",
+        InvalidInputError,
+        "idempotency_key",
+        lambda s: messages.create(s.session.id, "user", "hi", idempotency_key="turn-1\n"),
+    ),
+    case(
+        "messages.create:tool-call-id-malformed",
+        InvalidIdError,
+        "tool call",
+        lambda s: messages.create(s.session.id, "tool", "out", tool_call_id="call_1"),
+    ),
+    case(
+        "messages.create:tool-call-id-non-hex",
+        InvalidIdError,
+        "tool call",
+        lambda s: messages.create(
+            s.session.id, "tool", "out", tool_call_id=s.pending_call.id[:-1] + "x"
+        ),
+    ),
+    # MessagesRepository.find_by_session
+    case(
+        "messages.find_by_session:empty-id",
+        InvalidIdError,
+        "session",
+        lambda s: messages.find_by_session("", 10),
+    ),
+    case(
+        "messages.find_by_session:agent-id",
+        NotFoundError,
+        "session",
+        lambda s: messages.find_by_session(s.agent.id, 10),
+    ),
+    case(
+        "messages.find_by_session:limit-zero",
+        InvalidInputError,
+        "limit",
+        lambda s: messages.find_by_session(s.session.id, 0),
+    ),
+    # MessagesRepository.get_last_message
+    case(
+        "messages.get_last_message:bytes",
+        InvalidIdError,
+        "session",
+        lambda s: messages.get_last_message(str(s.session.id).encode()),
+    ),
+    case(
+        "messages.get_last_message:run-id",
+        NotFoundError,
+        "session",
+        lambda s: messages.get_last_message(s.running.id),
+    ),
+    # RunsRepository.create
+    case(
+        "runs.create:session-malformed",
+        InvalidIdError,
+        "session",
+        lambda s: runs.create("session-1", s.agent.id),
+    ),
+    case(
+        "runs.create:agent-id-as-session",
+        NotFoundError,
+        "session",
+        lambda s: runs.create(s.agent.id, s.agent.id),
+    ),
+    case(
+        "runs.create:run-id-as-agent",
+        NotFoundError,
+        "agent",
+        lambda s: runs.create(s.session.id, s.running.id),
+    ),
+    # RunsRepository.start
+    case(
+        "runs.start:session-id-not-document",
+        InvalidInputError,
+        "session",
+        lambda s: runs.start(s.session.id, s.agent),
+    ),
+    case(
+        "runs.start:unsaved-session",
+        InvalidInputError,
+        "session",
+        lambda s: runs.start(Session(title="never stored"), s.agent),
+    ),
+    case(
+        "runs.start:agent-dict",
+        InvalidInputError,
+        "agent",
+        lambda s: runs.start(s.session, s.agent.model_dump()),
+    ),
+    # RunsRepository.find_by_id
+    case("runs.find_by_id:float", InvalidIdError, "run", lambda s: runs.find_by_id(1.5)),
+    case(
+        "runs.find_by_id:tool-call-id",
+        InvalidIdError,
+        "run",
+        lambda s: runs.find_by_id(s.pending_call.id),
+    ),
+    case(
+        "runs.find_by_id:session-id",
+        NotFoundError,
+        "run",
+        lambda s: runs.find_by_id(s.session.id),
+    ),
+    # RunsRepository.list_by_session
+    case(
+        "runs.list_by_session:operator",
+        InvalidIdError,
+        "session",
+        lambda s: runs.list_by_session({"$exists": True}),
+    ),
+    case(
+        "runs.list_by_session:limit-zero",
+        InvalidInputError,
+        "limit",
+        lambda s: runs.list_by_session(s.session.id, limit=0),
+    ),
+    # RunsRepository.complete
+    case(
+        "runs.complete:unknown",
+        NotFoundError,
+        "run",
+        lambda s: runs.complete(NOWHERE, "completed"),
+    ),
+    case(
+        "runs.complete:twice",
+        InvalidStateError,
+        "run",
+        lambda s: runs.complete(s.completed.id, "completed"),
+    ),
+    case(
+        "runs.complete:status-running",
+        InvalidInputError,
+        "status",
+        lambda s: runs.complete(s.running.id, "running"),
+    ),
+    case(
+        "runs.complete:status-operator",
+        InvalidInputError,
+        "status",
+        lambda s: runs.complete(s.running.id, {"$in": ["completed"]}),
+    ),
+    case(
+        "runs.complete:error-operator",
+        InvalidInputError,
+        "error",
+        lambda s: runs.complete(s.running.id, "failed", NE),
+    ),
+    case(
+        "runs.complete:error-too-large",
+        InvalidInputError,
+        "error",
+        lambda s: runs.complete(s.running.id, "failed", "e" * (MAX_ERROR_BYTES + 1)),
+    ),
+    # RunsRepository.update_usage
+    case(
+        "runs.update_usage:unknown",
+        NotFoundError,
+        "run",
+        lambda s: runs.update_usage(NOWHERE, 1, 0.1),
+    ),
+    case(
+        "runs.update_usage:tokens-negative",
+        InvalidInputError,
+        "tokens",
+        lambda s: runs.update_usage(s.running.id, -1, 0.1),
+    ),
+    case(
+        "runs.update_usage:tokens-nan",
+        InvalidInputError,
+        "tokens",
+        lambda s: runs.update_usage(s.running.id, math.nan, 0.1),
+    ),
+    case(
+        "runs.update_usage:tokens-inf",
+        InvalidInputError,
+        "tokens",
+        lambda s: runs.update_usage(s.running.id, math.inf, 0.1),
+    ),
+    case(
+        "runs.update_usage:tokens-bool",
+        InvalidInputError,
+        "tokens",
+        lambda s: runs.update_usage(s.running.id, True, 0.1),
+    ),
+    case(
+        "runs.update_usage:tokens-absurd",
+        InvalidInputError,
+        "tokens",
+        lambda s: runs.update_usage(s.running.id, 2**63, 0.1),
+    ),
+    case(
+        "runs.update_usage:cost-negative",
+        InvalidInputError,
+        "cost",
+        lambda s: runs.update_usage(s.running.id, 1, -0.01),
+    ),
+    case(
+        "runs.update_usage:cost-nan",
+        InvalidInputError,
+        "cost",
+        lambda s: runs.update_usage(s.running.id, 1, math.nan),
+    ),
+    case(
+        "runs.update_usage:cost-inf",
+        InvalidInputError,
+        "cost",
+        lambda s: runs.update_usage(s.running.id, 1, math.inf),
+    ),
+    case(
+        "runs.update_usage:cost-absurd",
+        InvalidInputError,
+        "cost",
+        lambda s: runs.update_usage(s.running.id, 1, 1e308),
+    ),
+    # RunsRepository.list_stale
+    case(
+        "runs.list_stale:negative",
+        InvalidInputError,
+        "older_than",
+        lambda s: runs.list_stale(timedelta(seconds=-1)),
+    ),
+    case(
+        "runs.list_stale:seconds-int",
+        InvalidInputError,
+        "older_than",
+        lambda s: runs.list_stale(3600),
+    ),
+    case(
+        "runs.list_stale:absurd",
+        InvalidInputError,
+        "older_than",
+        lambda s: runs.list_stale(timedelta.max),
+    ),
+    case(
+        "runs.list_stale:operator",
+        InvalidInputError,
+        "older_than",
+        lambda s: runs.list_stale(GT),
+    ),
+    # RunsRepository.mark_abandoned
+    case(
+        "runs.mark_abandoned:25-hex",
+        InvalidIdError,
+        "run",
+        lambda s: runs.mark_abandoned(str(s.running.id).upper() + "0"),
+    ),
+    case(
+        "runs.mark_abandoned:completed",
+        InvalidStateError,
+        "run",
+        lambda s: runs.mark_abandoned(s.completed.id),
+    ),
+    case(
+        "runs.mark_abandoned:session-id",
+        NotFoundError,
+        "run",
+        lambda s: runs.mark_abandoned(s.session.id),
+    ),
+    # ToolCallsRepository.create
+    case(
+        "tool_calls.create:run-none",
+        InvalidIdError,
+        "run",
+        lambda s: calls.create(None, "search", "{}"),
+    ),
+    case(
+        "tool_calls.create:session-id",
+        NotFoundError,
+        "run",
+        lambda s: calls.create(s.session.id, "search", "{}"),
+    ),
+    case(
+        "tool_calls.create:completed-run",
+        InvalidStateError,
+        "run",
+        lambda s: calls.create(s.completed.id, "search", "{}"),
+    ),
+    case(
+        "tool_calls.create:tool-whitespace",
+        InvalidInputError,
+        "tool_name",
+        lambda s: calls.create(s.running.id, "\n\t", "{}"),
+    ),
+    case(
+        "tool_calls.create:tool-operator",
+        InvalidInputError,
+        "tool_name",
+        lambda s: calls.create(s.running.id, NE, "{}"),
+    ),
+    case(
+        "tool_calls.create:input-dict",
+        InvalidInputError,
+        "input",
+        lambda s: calls.create(s.running.id, "search", {"q": "refund"}),
+    ),
+    # ToolCallsRepository.complete
+    case(
+        "tool_calls.complete:id-run-id-only",
+        InvalidIdError,
+        "tool call",
+        lambda s: calls.complete(str(s.running.id), "out", "success", 1.0),
+    ),
+    case(
+        "tool_calls.complete:id-objectid",
+        InvalidIdError,
+        "tool call",
+        lambda s: calls.complete(s.running.id, "out", "success", 1.0),
+    ),
+    case(
+        "tool_calls.complete:id-non-hex",
+        InvalidIdError,
+        "tool call",
+        lambda s: calls.complete(s.pending_call.id[:-1] + "g", "out", "success", 1.0),
+    ),
+    case(
+        "tool_calls.complete:unknown-call",
+        NotFoundError,
+        "tool call",
+        lambda s: calls.complete(f"{s.running.id}-{NOWHERE}", "out", "success", 1.0),
+    ),
+    case(
+        "tool_calls.complete:call-under-another-run",
+        NotFoundError,
+        "tool call",
+        lambda s: calls.complete(call_in(s.completed, s.pending_call), "out", "success", 1.0),
+    ),
+    case(
+        "tool_calls.complete:twice",
+        InvalidStateError,
+        "tool call",
+        lambda s: calls.complete(s.done_call.id, "again", "success", 1.0),
+    ),
+    case(
+        "tool_calls.complete:output-none",
+        InvalidInputError,
+        "output",
+        lambda s: calls.complete(s.pending_call.id, None, "success", 1.0),
+    ),
+    case(
+        "tool_calls.complete:status-pending",
+        InvalidInputError,
+        "status",
+        lambda s: calls.complete(s.pending_call.id, "out", "pending", 1.0),
+    ),
+    case(
+        "tool_calls.complete:duration-negative",
+        InvalidInputError,
+        "duration_ms",
+        lambda s: calls.complete(s.pending_call.id, "out", "success", -0.5),
+    ),
+    case(
+        "tool_calls.complete:duration-nan",
+        InvalidInputError,
+        "duration_ms",
+        lambda s: calls.complete(s.pending_call.id, "out", "success", math.nan),
+    ),
+    case(
+        "tool_calls.complete:duration-absurd",
+        InvalidInputError,
+        "duration_ms",
+        lambda s: calls.complete(s.pending_call.id, "out", "error", 10**400),
+    ),
+    # ToolCallsRepository.find_by_run
+    case(
+        "tool_calls.find_by_run:session-id",
+        NotFoundError,
+        "run",
+        lambda s: calls.find_by_run(s.session.id),
+    ),
+    case(
+        "tool_calls.find_by_run:tool-call-id",
+        InvalidIdError,
+        "run",
+        lambda s: calls.find_by_run(s.done_call.id),
+    ),
+]
+
+
+#: Per backend: the state built through the repositories, and the documents it wrote.
+_TEMPLATES: dict[str, tuple[State, dict[str, list[dict[str, Any]]]]] = {}
+
+
+@pytest_asyncio.fixture
+async def state(backend: str) -> State:
+    """The database every case starts from, in the test's own fresh database.
+
+    The first test on a backend builds it through the repositories; the others insert a copy of
+    the documents it wrote (four commands rather than twenty keep the suite fast).
+    """
+    db = get_database()
+    if backend not in _TEMPLATES:
+        built = await build_state()
+        documents = {
+            name: await db[name].find().sort("_id", 1).to_list()
+            for name in await db.list_collection_names()
+        }
+        _TEMPLATES[backend] = built, documents
+        return built
+    built, documents = _TEMPLATES[backend]
+    for name, docs in documents.items():
+        await db[name].insert_many(copy.deepcopy(docs))
+    return built
+
+
+async def build_state() -> State:
+    agent = await agents.create(
+        CreateAgentDTO(
+            name="helper", instructions="Be brief.", model="m-1", tools=["search", "clock"]
+        )
+    )
+    cap = get_settings().max_tools_per_agent
+    full_agent = await agents.create(
+        CreateAgentDTO(name="full", tools=[f"tool-{i}" for i in range(cap)])
+    )
+    session = await sessions.create("Refund question", user_id="u-42")
+    session = await sessions.set_active_agent(session.id, agent.id)
+    other = await sessions.create("Another user's chat", user_id="u-7")
+    message = await messages.create(
+        session.id, "user", "Where is my refund?", idempotency_key="turn-1"
+    )
+    await messages.create(session.id, "assistant", "Let me look.")
+    await messages.create(other.id, "user", "hello")
+    completed = await runs.create(session.id, agent.id)
+    await runs.update_usage(completed.id, 120, 0.002)
+    completed = await runs.complete(completed.id, "completed")
+    running = await runs.create(session.id, agent.id)
+    done_call = await calls.create(running.id, "clock", "{}")
+    done_call = await calls.complete(done_call.id, '"12:00"', "success", 3.5)
+    pending_call = await calls.create(running.id, "search", '{"user": "u-42"}')
+    await messages.create(session.id, "tool", '"12:00"')
+    await runs.update_usage(running.id, 40, 0.0005)
+    return State(agent, full_agent, session, message, running, pending_call, done_call, completed)
+
+
+async def snapshot() -> dict[str, list[bytes]]:
+    """Every document of every collection, as BSON bytes, in ``_id`` order."""
+    db = get_database()
+    return {
+        name: [bson.encode(doc) for doc in await db[name].find().sort("_id", 1).to_list()]
+        for name in sorted(await db.list_collection_names())
+    }
+
+
+def about(error: DatabaseError) -> object:
+    """The field or entity an error names."""
+    return getattr(error, "field", None) or getattr(error, "entity", None)
+
+
+@pytest.mark.parametrize("bad", CASES)
+async def test_bad_call_raises_its_error_and_writes_nothing(state: State, bad: Case) -> None:
+    before = await snapshot()
+    assert {"agents", "messages", "runs", "sessions"} <= set(before)
+    with pytest.raises(DatabaseError) as info:
+        await bad.call(state)
+    assert type(info.value) is bad.error, repr(info.value)
+    assert about(info.value) == bad.about, repr(info.value)
+    assert await snapshot() == before
+
+
+def test_the_table_covers_every_public_method() -> None:
+    repositories = {
+        "agents": AgentsRepository,
+        "sessions": SessionsRepository,
+        "messages": MessagesRepository,
+        "runs": RunsRepository,
+        "calls": ToolCallsRepository,
+    }
+    public = {
+        (alias, name)
+        for alias, cls in repositories.items()
+        for name in vars(cls)
+        if not name.startswith("_") and callable(getattr(cls, name))
+    }
+    # Every call in the table reads ``<repository>.<method>(...)``: its first two names.
+    called = {tuple(param.values[0].call.__code__.co_names[:2]) for param in CASES}
+    assert public - called == set()
+    assert len(CASES) >= 60
+
+
+async def test_no_user_value_is_ever_read_as_a_query_operator(state: State) -> None:
+    # Operators where a value belongs are refused, never matched.
+    before = await snapshot()
+    for operator in (NE, GT, REGEX, {"$exists": True}, {"$in": ["u-42", "u-7"]}):
+        with pytest.raises(InvalidInputError):
+            await agents.find_by_name(operator)
+        with pytest.raises(InvalidInputError):
+            await sessions.list_active(user_id=operator)
+        with pytest.raises(InvalidIdError):
+            await sessions.find_by_id(operator)
+        with pytest.raises(InvalidInputError):
+            await messages.create(state.session.id, "user", "hi", idempotency_key=operator)
+        with pytest.raises(InvalidInputError):
+            await calls.create(state.running.id, operator, "{}")
+    assert await snapshot() == before
+    # Strings that look like operators are plain values: stored and matched literally.
+    assert await agents.find_by_name("$ne") is None
+    odd = await agents.create(CreateAgentDTO(name="$where", tools=["$set", "a.b", "$[]"]))
+    assert (await agents.find_by_name("$where")).id == odd.id
+    await agents.enable_tool(odd.id, "$each")
+    assert await agents.get_tools(odd.id) == ["$set", "a.b", "$[]", "$each"]
+    assert [s.user_id for s in await sessions.list_active(user_id="u-42")] == ["u-42"]
+    assert await sessions.list_active(user_id="$ne") == []
+    mine = await sessions.create("$gt", user_id="$ne")
+    assert [s.id for s in await sessions.list_active(user_id="$ne")] == [mine.id]
+    first = await messages.create(mine.id, "user", '{"$ne": null}', idempotency_key="$in")
+    # A key that looks like an operator does not match the session's other keyed message.
+    other = await messages.create(state.session.id, "user", "new", idempotency_key="$exists")
+    assert other.id != state.message.id
+    assert other.seq == state.message.seq + 3
+    again = await messages.create(mine.id, "user", "retry", idempotency_key="$in")
+    assert (again.id, again.content) == (first.id, '{"$ne": null}')
+    call = await calls.create(state.running.id, "$where", '{"$gt": ""}')
+    done = await calls.complete(call.id, "$set", "success", 0)
+    assert (done.tool_name, done.input, done.output) == ("$where", '{"$gt": ""}', "$set")
