@@ -764,6 +764,11 @@ CASES = [
         "duration_ms",
         lambda s: calls.complete(s.pending_call.id, "out", "error", 10**400),
     ),
+    # RunsRepository.delete
+    case("runs.delete:malformed", InvalidIdError, "run", lambda s: runs.delete("run-1")),
+    case("runs.delete:operator", InvalidIdError, "run", lambda s: runs.delete(NE)),
+    case("runs.delete:unknown", NotFoundError, "run", lambda s: runs.delete(NOWHERE)),
+    case("runs.delete:session-id", NotFoundError, "run", lambda s: runs.delete(s.session.id)),
     # ToolCallsRepository.find_by_run
     case(
         "tool_calls.find_by_run:session-id",
@@ -802,7 +807,8 @@ async def state(backend: str) -> State:
         return built
     built, documents = _TEMPLATES[backend]
     for name, docs in documents.items():
-        await db[name].insert_many(copy.deepcopy(docs))
+        if docs:
+            await db[name].insert_many(copy.deepcopy(docs))
     return built
 
 

@@ -16,6 +16,7 @@ never one that was injected with ``client=``.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,6 +36,9 @@ __all__ = ["DEFAULT_DATABASE", "close_db", "get_database", "get_settings", "init
 DEFAULT_DATABASE = "agents_core"
 
 D = TypeVar("D", bound=Document)
+
+#: How long ``close`` lets a monitor's connect in flight finish when no server is reachable.
+_CLOSE_SETTLE_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +81,12 @@ async def init_db(
         await init_beanie(database=db, document_models=list(DOCUMENT_MODELS))
     except (PyMongoError, ValueError) as exc:
         if owns_client:
-            await client.close()
+            await _close(client)
         translated = translate(exc) or InvalidInputError("database", str(exc))
         raise translated from exc
     previous, _state = _state, _State(client, db, owns_client, settings)
     if previous is not None and previous.owns_client and previous.client is not client:
-        await previous.client.close()
+        await _close(previous.client)
 
 
 async def close_db() -> None:
@@ -90,7 +94,7 @@ async def close_db() -> None:
     global _state
     previous, _state = _state, None
     if previous is not None and previous.owns_client:
-        await previous.client.close()
+        await _close(previous.client)
 
 
 def get_database() -> AsyncDatabase[Any]:
@@ -122,10 +126,24 @@ def _connect(uri: str, settings: Settings) -> AsyncMongoClient[Any]:
             tz_aware=True,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
             connectTimeoutMS=settings.server_selection_timeout_ms,
+            socketTimeoutMS=settings.socket_timeout_ms,
             appname="agents_core",
         )
     except (ConfigurationError, InvalidURI, ValueError, TypeError) as exc:
         raise InvalidInputError("uri", _masked_reason(exc, uri)) from exc
+
+
+async def _close(client: AsyncMongoClient[Any]) -> None:
+    """Close ``client`` without leaking a socket when its server is unreachable.
+
+    While a call waits for an unreachable server, the client's monitor reconnects every 500 ms,
+    in step with the call's server selection timeout; so a close right after the failed call
+    cancels a connect in flight, and PyMongo (4.20) leaks that socket (``ResourceWarning``,
+    PYTHON-5867). Letting that connect finish first avoids it.
+    """
+    if not client.topology_description.has_known_servers:
+        await asyncio.sleep(_CLOSE_SETTLE_S)
+    await client.close()
 
 
 def _uri_database(uri: str) -> str | None:

@@ -29,12 +29,19 @@ class Settings(BaseSettings):
     )
     #: How long a call waits for a reachable server before ``DatabaseUnavailableError``.
     server_selection_timeout_ms: int = Field(default=5_000, ge=100)
+    #: How long a call waits for the answer of a server it reached (one that froze or stopped
+    #: answering) before ``DatabaseUnavailableError``; a retried write may wait twice.
+    socket_timeout_ms: int = Field(default=30_000, ge=100)
     #: Largest message ``content`` accepted, in bytes of UTF-8.
     max_message_bytes: int = Field(default=1024 * 1024, ge=1)
     #: Most tool calls one run may embed.
     max_tool_calls_per_run: int = Field(default=1_000, ge=1)
     #: Tool-call input/output larger than this (bytes of UTF-8) is stored outside the run document.
     payload_inline_max_bytes: int = Field(default=64 * 1024, ge=1)
+    #: Most tool-call text one run document embeds, in bytes; beyond it payloads are spilled.
+    run_inline_budget_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    #: Largest tool-call input or output accepted at all, in bytes of UTF-8.
+    max_payload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     #: Most tools one agent may enable.
     max_tools_per_agent: int = Field(default=256, ge=1)
 

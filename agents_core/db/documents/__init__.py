@@ -2,11 +2,12 @@
 
 from agents_core.db.documents.agent import Agent, CreateAgentDTO
 from agents_core.db.documents.message import Message, MessageRole
+from agents_core.db.documents.payload import Payload, PayloadRef
 from agents_core.db.documents.run import Run, RunStatus, ToolCall, ToolCallStatus
 from agents_core.db.documents.session import Session, SessionStatus, SessionWithMessages
 
 #: Every collection-backed document, in the order ``init_beanie`` registers them.
-DOCUMENT_MODELS = (Agent, Session, Message, Run)
+DOCUMENT_MODELS = (Agent, Session, Message, Run, Payload)
 
 __all__ = [
     "DOCUMENT_MODELS",
@@ -14,6 +15,8 @@ __all__ = [
     "CreateAgentDTO",
     "Message",
     "MessageRole",
+    "Payload",
+    "PayloadRef",
     "Run",
     "RunStatus",
     "Session",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
 from agents_core.db.documents._common import UtcDatetime, utcnow
+from agents_core.db.documents.payload import PayloadRef
 
 __all__ = ["Run", "RunStatus", "ToolCall", "ToolCallStatus"]
 
@@ -43,6 +44,11 @@ class ToolCall(BaseModel):
     started_at: UtcDatetime = Field(default_factory=utcnow)
     completed_at: UtcDatetime | None = None
     duration_ms: float | None = None
+    #: Set when ``input`` was too large to embed: where the text is stored. ``ToolCallsRepository``
+    #: and ``RunsRepository.find_by_id`` return the full text in ``input`` all the same.
+    input_payload: PayloadRef | None = None
+    #: The same for ``output``.
+    output_payload: PayloadRef | None = None
 
 
 class Run(Document):
@@ -55,6 +61,8 @@ class Run(Document):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     started_at: UtcDatetime = Field(default_factory=utcnow)
     completed_at: UtcDatetime | None = None
+    #: Bytes of tool-call text embedded in this document (bounded; the rest is spilled).
+    inline_bytes: int = 0
 
     class Settings:
         name = "runs"

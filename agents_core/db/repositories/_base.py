@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 
 from beanie import Document
 from bson import ObjectId
+from pydantic import BaseModel
 
 from agents_core.db.client import collection
 from agents_core.db.errors import NotFoundError
 
 D = TypeVar("D", bound=Document)
+M = TypeVar("M", bound=BaseModel)
 
 _ID_ONLY = {"_id": 1}
 
@@ -34,10 +36,10 @@ async def insert(document: type[D], **fields: Any) -> D:
     return model
 
 
-def load(document: type[D], raw: Mapping[str, Any]) -> D:
-    """A model of ``document`` from what the server returned."""
-    model: D = document.model_validate(raw)
-    return model
+def load(model: type[M], raw: Mapping[str, Any]) -> M:
+    """A ``model`` from what the server returned."""
+    loaded: M = model.model_validate(raw)
+    return loaded
 
 
 async def require(document: type[Document], id: ObjectId, entity: str) -> None:

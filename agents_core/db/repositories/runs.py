@@ -17,6 +17,7 @@ from agents_core.db.errors import (
     NotFoundError,
     translate_errors,
 )
+from agents_core.db.repositories import _payloads
 from agents_core.db.repositories._base import insert, load, require
 
 __all__ = ["RunsRepository"]
@@ -60,12 +61,28 @@ class RunsRepository:
 
     @translate_errors
     async def find_by_id(self, run_id: str | ObjectId) -> Run:
-        """The run with its tool calls; ``NotFoundError`` if there is none. One command."""
+        """The run with its tool calls, spilled payloads read back; one command if none are.
+
+        (Runs returned by the other methods keep a spilled payload as its ``PayloadRef``, with
+        an empty text: they are results of writes and listings, not reads of payloads.)
+        """
         rid = check.object_id(run_id, "run")
         raw = await collection(Run).find_one({"_id": rid})
         if raw is None:
             raise NotFoundError("run", rid)
-        return load(Run, raw)
+        run = load(Run, raw)
+        await _payloads.resolve(run.tool_calls)
+        return run
+
+    @translate_errors
+    async def delete(self, run_id: str | ObjectId) -> None:
+        """Delete the run and the payloads stored for its tool calls. Two commands."""
+        rid = check.object_id(run_id, "run")
+        result = await collection(Run).delete_one({"_id": rid})
+        if result.deleted_count == 0:
+            raise NotFoundError("run", rid)
+        # After the run: a crash in between leaves unreferenced chunks, never a dangling ref.
+        await _payloads.delete_for_run(rid)
 
     @translate_errors
     async def list_by_session(self, session_id: str | ObjectId, *, limit: int = 100) -> list[Run]:

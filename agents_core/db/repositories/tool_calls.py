@@ -18,11 +18,14 @@ from agents_core.db.client import collection, get_settings
 from agents_core.db.documents import Run, RunStatus, ToolCall, ToolCallStatus
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
+    DatabaseError,
     InvalidIdError,
     InvalidStateError,
     NotFoundError,
     translate_errors,
 )
+from agents_core.db.repositories import _payloads
+from agents_core.db.repositories._base import load
 
 __all__ = ["ToolCallsRepository", "parse_tool_call_id"]
 
@@ -31,16 +34,22 @@ _FINAL = frozenset({ToolCallStatus.success, ToolCallStatus.error})
 
 
 class ToolCallsRepository:
-    """Log tool calls of a running run, complete them once, and read them back."""
+    """Log tool calls of a running run, complete them once, and read them back.
+
+    Input or output above ``payload_inline_max_bytes`` (or beyond the run's inline budget) is
+    stored in ``payload_chunks`` and embedded as a ``PayloadRef``: one more command to write it,
+    one to read it back; every ``ToolCall`` returned here carries the full text.
+    """
 
     @translate_errors
     async def create(self, run_id: str | ObjectId, tool_name: str, input: str) -> ToolCall:
-        """Append a ``pending`` tool call to a ``running`` run, atomically. One command."""
+        """Append a ``pending`` tool call to a ``running`` run, atomically. One command inline."""
         rid = check.object_id(run_id, "run")
         name = check.name(tool_name, "tool_name")
         settings = get_settings()
-        body = check.text(input, "input", max_bytes=settings.payload_inline_max_bytes)
-        call = ToolCall.model_construct(
+        body = check.text(input, "input", max_bytes=settings.max_payload_bytes)
+        size = len(body.encode("utf-8"))
+        call: ToolCall = ToolCall.model_construct(
             id=f"{rid}{_SEPARATOR}{ObjectId()}",
             run_id=PydanticObjectId(rid),
             tool_name=name,
@@ -50,18 +59,20 @@ class ToolCallsRepository:
             started_at=utcnow(),
             completed_at=None,
             duration_ms=None,
+            input_payload=None,
+            output_payload=None,
         )
-        cap = settings.max_tool_calls_per_run
-        result = await collection(Run).update_one(
-            {
-                "_id": rid,
-                "status": RunStatus.running.value,
-                f"tool_calls.{cap - 1}": {"$exists": False},
-            },
-            {"$push": {"tool_calls": _call_document(call)}},
-        )
-        if result.matched_count == 0:
-            raise await _why_not_running(rid, cap)
+        inline = size <= settings.payload_inline_max_bytes
+        if inline and await _push(rid, call, size):
+            return call
+        if inline and (refusal := await _refusal(rid)) is not None:
+            raise refusal
+        # Too large to embed, or the run's inline budget is spent: store it beside the run.
+        ref = await _payloads.store(rid, body)
+        call.input_payload = ref
+        if not await _push(rid, call.model_copy(update={"input": ""}), 0):
+            await _payloads.discard(ref)
+            raise await _refusal(rid) or InvalidStateError("run", rid, "refused the tool call")
         return call
 
     @translate_errors
@@ -72,47 +83,46 @@ class ToolCallsRepository:
         status: ToolCallStatus | str,
         duration_ms: float,
     ) -> ToolCall:
-        """Record a pending call's ``output``, final ``status`` and duration, once. One command."""
+        """Record a pending call's ``output``, final ``status`` and duration, once.
+
+        One command when the output is embedded. Completing twice raises ``InvalidStateError``.
+        """
         call_id, rid = parse_tool_call_id(id)
-        body = check.text(output, "output", max_bytes=get_settings().payload_inline_max_bytes)
+        settings = get_settings()
+        body = check.text(output, "output", max_bytes=settings.max_payload_bytes)
         final = check.enum(ToolCallStatus, status, "status", allowed=_FINAL)
         duration = check.amount(duration_ms, "duration_ms")
-        raw = await collection(Run).find_one_and_update(
-            {
-                "_id": rid,
-                "tool_calls": {
-                    "$elemMatch": {"id": call_id, "status": ToolCallStatus.pending.value}
-                },
-            },
-            {
-                "$set": {
-                    "tool_calls.$[call].output": body,
-                    "tool_calls.$[call].status": final.value,
-                    "tool_calls.$[call].completed_at": utcnow(),
-                    "tool_calls.$[call].duration_ms": duration,
-                }
-            },
-            array_filters=[{"call.id": call_id}],
-            projection={"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
-            return_document=ReturnDocument.AFTER,
-        )
+        size = len(body.encode("utf-8"))
+        fields = {"status": final.value, "completed_at": utcnow(), "duration_ms": duration}
+        inline = size <= settings.payload_inline_max_bytes
+        raw = await _complete(rid, call_id, {**fields, "output": body}, size) if inline else None
+        spilled = None
         if raw is None:
-            found = await collection(Run).find_one(
-                {"_id": rid, "tool_calls.id": call_id}, {"_id": 1}
-            )
-            if found is None:
-                raise NotFoundError("tool call", call_id)
-            raise InvalidStateError("tool call", call_id, "was completed already")
-        return ToolCall.model_validate(raw["tool_calls"][0])
+            if inline:
+                await _require_pending(rid, call_id)  # else: the run's inline budget is spent
+            spilled = await _payloads.store(rid, body)
+            stored = {**fields, "output": "", "output_payload": spilled.model_dump()}
+            raw = await _complete(rid, call_id, stored, 0)
+            if raw is None:
+                await _payloads.discard(spilled)
+                await _require_pending(rid, call_id)
+                raise InvalidStateError("tool call", call_id, "refused the output")
+        call = load(ToolCall, raw["tool_calls"][0])
+        if spilled is not None:
+            call.output = body
+        await _payloads.resolve([call], fields=("input",))
+        return call
 
     @translate_errors
     async def find_by_run(self, run_id: str | ObjectId) -> list[ToolCall]:
-        """The run's tool calls in call order, for audit and replay. One command."""
+        """The run's tool calls in call order, for audit and replay. One command inline."""
         rid = check.object_id(run_id, "run")
         raw = await collection(Run).find_one({"_id": rid}, {"_id": 0, "tool_calls": 1})
         if raw is None:
             raise NotFoundError("run", rid)
-        return [ToolCall.model_validate(call) for call in raw.get("tool_calls", [])]
+        calls = [load(ToolCall, call) for call in raw.get("tool_calls", [])]
+        await _payloads.resolve(calls)
+        return calls
 
 
 def parse_tool_call_id(value: object) -> tuple[str, ObjectId]:
@@ -128,16 +138,70 @@ def parse_tool_call_id(value: object) -> tuple[str, ObjectId]:
     raise InvalidIdError("tool call", value)
 
 
-async def _why_not_running(run_id: ObjectId, cap: int) -> Exception:
+async def _push(run_id: ObjectId, call: ToolCall, inline_bytes: int) -> bool:
+    """Append ``call`` if the run is running, has room, and (inline) has budget left."""
+    settings = get_settings()
+    query: dict[str, Any] = {
+        "_id": run_id,
+        "status": RunStatus.running.value,
+        f"tool_calls.{settings.max_tool_calls_per_run - 1}": {"$exists": False},
+    }
+    update: dict[str, Any] = {"$push": {"tool_calls": _call_document(call)}}
+    if inline_bytes:
+        query["inline_bytes"] = {"$lte": settings.run_inline_budget_bytes - inline_bytes}
+        update["$inc"] = {"inline_bytes": inline_bytes}
+    result = await collection(Run).update_one(query, update)
+    return result.matched_count == 1
+
+
+async def _refusal(run_id: ObjectId) -> DatabaseError | None:
+    """Why the run refuses a new tool call (``None``: it would take one, spilled)."""
     raw = await collection(Run).find_one({"_id": run_id}, {"status": 1, "tool_calls.id": 1})
     if raw is None:
         return NotFoundError("run", run_id)
     if raw.get("status") != RunStatus.running.value:
         return InvalidStateError("run", run_id, f"is {raw.get('status')}, not running")
+    cap = get_settings().max_tool_calls_per_run
     if len(raw.get("tool_calls", [])) >= cap:
         return InvalidStateError("run", run_id, f"has {cap} tool calls, the most allowed")
-    # Unreachable in practice: a run never returns to running, and calls are never removed.
-    return InvalidStateError("run", run_id, "refused the tool call")
+    return None
+
+
+async def _complete(
+    run_id: ObjectId, call_id: str, fields: dict[str, Any], inline_bytes: int
+) -> dict[str, Any] | None:
+    """Set ``fields`` on the pending call (and charge the run's budget); the call as stored."""
+    query: dict[str, Any] = {
+        "_id": run_id,
+        "tool_calls": {"$elemMatch": {"id": call_id, "status": ToolCallStatus.pending.value}},
+    }
+    update: dict[str, Any] = {
+        "$set": {f"tool_calls.$[call].{name}": value for name, value in fields.items()}
+    }
+    if inline_bytes:
+        budget = get_settings().run_inline_budget_bytes
+        query["inline_bytes"] = {"$lte": budget - inline_bytes}
+        update["$inc"] = {"inline_bytes": inline_bytes}
+    raw: dict[str, Any] | None = await collection(Run).find_one_and_update(
+        query,
+        update,
+        array_filters=[{"call.id": call_id}],
+        projection={"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return raw
+
+
+async def _require_pending(run_id: ObjectId, call_id: str) -> None:
+    """Raise ``NotFoundError`` or ``InvalidStateError`` unless the call exists and is pending."""
+    raw = await collection(Run).find_one(
+        {"_id": run_id, "tool_calls.id": call_id},
+        {"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
+    )
+    if raw is None:
+        raise NotFoundError("tool call", call_id)
+    if raw["tool_calls"][0].get("status") != ToolCallStatus.pending.value:
+        raise InvalidStateError("tool call", call_id, "was completed already")
 
 
 def _call_document(call: ToolCall) -> dict[str, Any]:
@@ -151,4 +215,6 @@ def _call_document(call: ToolCall) -> dict[str, Any]:
         "started_at": call.started_at,
         "completed_at": None,
         "duration_ms": None,
+        "input_payload": None if call.input_payload is None else call.input_payload.model_dump(),
+        "output_payload": None,
     }

@@ -1,0 +1,392 @@
+"""Faults: a SecantusDB server that stops, crashes or freezes under the layer and the runner.
+
+Each test starts its own server on a fresh on-disk storage (``tmp_path / "db"``), so it can stop
+it, kill it and start it again on the same files; a restarted server listens on a new port, so
+the layer is re-initialised on its URI. Every test is bounded: each awaited call that may hang is
+wrapped in ``asyncio.wait_for``, and each failing call's duration is measured against the
+configured server selection timeout.
+
+Durability: a clean stop (SIGTERM) keeps every acknowledged write. A crash (SIGKILL) keeps those
+acknowledged with ``j: true`` (``?journal=true``): SecantusDB, like ``mongod`` with its default
+``w: 1, j: false``, acknowledges a plain write before its journal record reaches the disk, so
+writes acknowledged in the last moments before a SIGKILL can be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.errors import PyMongoError
+
+from agents_core.db import (
+    AgentsRepository,
+    CreateAgentDTO,
+    DatabaseUnavailableError,
+    InvalidStateError,
+    MessageRole,
+    MessagesRepository,
+    RunsRepository,
+    RunStatus,
+    SessionsRepository,
+    Settings,
+    ToolCallsRepository,
+    ToolCallStatus,
+    close_db,
+    init_db,
+)
+from agents_core.db.repositories.runs import ABANDONED
+from agents_core.embedded import EmbeddedServer, EmbeddedServerError, server_executable
+from agents_core.runner import (
+    AgentRunner,
+    ModelResponse,
+    ScriptedModel,
+    ToolRegistry,
+    ToolRequest,
+    Usage,
+)
+
+try:
+    server_executable()
+except EmbeddedServerError:  # pragma: no cover - the dev extra installs it
+    pytest.skip("secantusd-py is not installed", allow_module_level=True)
+
+DATABASE = "faults"
+#: The configured bound: how long a call waits for a reachable server.
+SELECTION_TIMEOUT_S = 1.0
+SETTINGS = Settings(server_selection_timeout_ms=int(SELECTION_TIMEOUT_S * 1000))
+#: One failing call: a network error on its pooled connection, then its retry's server selection.
+CALL_BOUND_S = SELECTION_TIMEOUT_S + 1.5
+#: A guard that turns a hang into a test failure instead of a stuck suite.
+HANG_GUARD_S = 15.0
+#: ``j: true`` on every write: acknowledged means journaled, so it survives a SIGKILL.
+JOURNALED = "?journal=true"
+
+
+async def start(
+    data_dir: Path, query: str = "", settings: Settings = SETTINGS
+) -> EmbeddedServer:
+    """A server on ``data_dir`` (its storage kept between starts) with the layer initialised."""
+    server = EmbeddedServer(data_dir)
+    await asyncio.to_thread(server.start)
+    try:
+        await asyncio.wait_for(
+            init_db(server.uri + query, database=DATABASE, settings=settings), HANG_GUARD_S
+        )
+    except BaseException:
+        await asyncio.to_thread(kill, server)
+        raise
+    return server
+
+
+def kill(server: EmbeddedServer) -> None:
+    """SIGKILL, as a crash or an OOM kill would do it (no shutdown, no final checkpoint)."""
+    process = server._process
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+    server.stop()
+
+
+async def fails_unavailable(call: Awaitable[Any], label: str) -> float:
+    """Assert ``call`` raises ``DatabaseUnavailableError`` (from a driver error); its duration."""
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailableError) as raised:
+        await asyncio.wait_for(call, HANG_GUARD_S)
+    elapsed = time.monotonic() - started
+    assert isinstance(raised.value.__cause__, PyMongoError), label
+    print(f"[faults] {label}: DatabaseUnavailableError after {elapsed:.2f} s")
+    return elapsed
+
+
+async def routed_session(tools: list[str]) -> tuple[Any, Any]:
+    agent = await AgentsRepository().create(CreateAgentDTO(name="support", tools=tools))
+    session = await SessionsRepository().create("outage", user_id="u-1")
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    return session.id, agent.id
+
+
+async def transcript(session_id: Any) -> list[tuple[int, str, str]]:
+    session = await SessionsRepository().find_by_id(session_id, message_limit=100)
+    return [(m.seq, m.role.value, m.content) for m in session.messages]
+
+
+# --- 1 and 2: the server stops in the middle of a turn; nothing acknowledged is lost ----------
+
+
+@pytest.mark.parametrize(
+    ("how", "query"), [("sigterm", ""), ("sigkill", JOURNALED)], ids=["stopped", "crashed"]
+)
+async def test_a_server_lost_mid_turn_fails_the_turn_in_bounded_time_and_loses_nothing(
+    tmp_path: Path, how: str, query: str
+) -> None:
+    data_dir = tmp_path / "db"
+    server = await start(data_dir, query)
+    lost_at: list[float] = []
+
+    async def lookup(order: str) -> str:
+        """The tool during which the database goes away."""
+        if how == "sigterm":
+            await asyncio.to_thread(server.stop)
+        else:
+            kill(server)
+        lost_at.append(time.monotonic())
+        return f"order {order}: shipped"
+
+    tools = ToolRegistry({"add": lambda a, b: a + b, "lookup": lookup})
+    model = ScriptedModel(
+        [
+            # Turn 1 completes.
+            ModelResponse(tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')], usage=Usage(10)),
+            ModelResponse(text="2 + 3 = 5", usage=Usage(5, 0.5)),
+            # Turn 2 loses the database while its tool runs.
+            ModelResponse(
+                text="Let me look that up.",
+                tool_calls=[ToolRequest("lookup", '{"order": "A-1"}')],
+                usage=Usage(7, 0.25),
+            ),
+            ModelResponse(text="never reached"),
+        ]
+    )
+    try:
+        session_id, agent_id = await routed_session(["add", "lookup"])
+        runner = AgentRunner(model, tools)
+        first = await runner.run(session_id, "what is 2 + 3?", turn_id="turn-1")
+        assert first.status is RunStatus.completed
+
+        await fails_unavailable(
+            runner.run(session_id, "where is order A-1?", turn_id="turn-2"),
+            f"runner.run, server {how} mid-turn (whole turn)",
+        )
+        failed_after = time.monotonic() - lost_at[0]
+        print(f"[faults] runner.run, server {how}: failed {failed_after:.2f} s after the loss")
+        # The turn's two failing calls: completing the tool call, then marking the run failed.
+        assert failed_after < 2 * CALL_BOUND_S
+        assert model.remaining == 1  # the model was not called after the loss
+    finally:
+        await close_db()
+        await asyncio.to_thread(kill, server)
+
+    server = await start(data_dir, query)
+    try:
+        assert await transcript(session_id) == [
+            (1, "user", "what is 2 + 3?"),
+            (2, "tool", "5"),
+            (3, "assistant", "2 + 3 = 5"),
+            (4, "user", "where is order A-1?"),
+            (5, "assistant", "Let me look that up."),
+        ]
+        agent = await AgentsRepository().find_by_id(agent_id)
+        assert (agent.name, agent.tools) == ("support", ["add", "lookup"])
+
+        completed, lost = await RunsRepository().list_by_session(session_id)
+        assert completed.id == first.id
+        assert (completed.status, completed.tokens, completed.cost) == (
+            RunStatus.completed,
+            15,
+            0.5,
+        )
+        # Failing the run needed the database too: it is left running, with its usage so far.
+        assert (lost.status, lost.error, lost.tokens, lost.cost) == (
+            RunStatus.running,
+            None,
+            7,
+            0.25,
+        )
+        [pending] = await ToolCallsRepository().find_by_run(lost.id)
+        assert (pending.tool_name, pending.input, pending.status, pending.output) == (
+            "lookup",
+            '{"order": "A-1"}',
+            ToolCallStatus.pending,
+            None,
+        )
+
+        runs = RunsRepository()
+        assert [run.id for run in await runs.list_stale(timedelta(0))] == [lost.id]
+        assert await runs.list_stale(timedelta(hours=1)) == []
+        abandoned = await runs.mark_abandoned(lost.id)
+        assert (abandoned.status, abandoned.error) == (RunStatus.failed, ABANDONED)
+        assert abandoned.completed_at is not None
+        assert await runs.list_stale(timedelta(0)) == []
+        with pytest.raises(InvalidStateError):
+            await runs.mark_abandoned(lost.id)
+    finally:
+        await close_db()
+        await asyncio.to_thread(kill, server)
+
+
+# --- a server that freezes (SIGSTOP: connections stay open, nothing answers) ---------------------
+
+
+async def test_a_frozen_server_fails_a_turn_within_the_socket_timeout(tmp_path: Path) -> None:
+    """Its port still accepts connections, so only ``socket_timeout_ms`` bounds the wait."""
+    socket_timeout_s = 1.0
+    settings = Settings(
+        server_selection_timeout_ms=int(SELECTION_TIMEOUT_S * 1000),
+        socket_timeout_ms=int(socket_timeout_s * 1000),
+    )
+    server = await start(tmp_path / "db", settings=settings)
+    assert server._process is not None
+    pid = server._process.pid
+
+    def freeze() -> str:
+        os.kill(pid, signal.SIGSTOP)
+        return "frozen"
+
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("freeze")]), ModelResponse()])
+    try:
+        session_id, _ = await routed_session(["freeze"])
+        elapsed = await fails_unavailable(
+            AgentRunner(model, ToolRegistry({"freeze": freeze})).run(session_id, "freeze"),
+            "runner.run, server frozen mid-turn",
+        )
+        # Completing the tool call, then marking the run failed: each may wait for an answer
+        # twice (a retried write), then for a server.
+        assert elapsed < 2 * (2 * socket_timeout_s + SELECTION_TIMEOUT_S)
+    finally:
+        await close_db()
+        await asyncio.to_thread(kill, server)
+
+
+# --- 3: calls while the server is down fail fast; the layer recovers after a restart ------------
+
+
+async def test_calls_while_the_server_is_down_fail_fast_and_work_again_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "db"
+    server = await start(data_dir)
+    try:
+        session_id, agent_id = await routed_session(["add"])
+        run = await RunsRepository().create(session_id, agent_id)
+        assert run.id is not None
+        run_id = run.id
+        await MessagesRepository().create(session_id, "user", "before the stop")
+        await asyncio.to_thread(server.stop)
+
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "messages.create": lambda: MessagesRepository().create(session_id, "user", "lost"),
+            "runs.update_usage": lambda: RunsRepository().update_usage(run_id, 3, 0.1),
+            "sessions.list_active": lambda: SessionsRepository().list_active(),
+            "tool_calls.create": lambda: ToolCallsRepository().create(run_id, "add", "{}"),
+            "runs.complete": lambda: RunsRepository().complete(run_id, RunStatus.completed),
+        }
+        for name, call in calls.items():
+            assert await fails_unavailable(call(), f"{name}, server down") < CALL_BOUND_S
+        await close_db()
+        # Initialising on a server that is gone fails the same way (and closes its client).
+        assert (
+            await fails_unavailable(
+                init_db(f"mongodb://127.0.0.1:{_free_port()}/", settings=SETTINGS),
+                "init_db, server down",
+            )
+            < CALL_BOUND_S
+        )
+    finally:
+        await close_db()
+        await asyncio.to_thread(kill, server)
+
+    server = await start(data_dir)
+    try:
+        for name, call in calls.items():
+            await asyncio.wait_for(call(), HANG_GUARD_S)  # each works again
+        assert await transcript(session_id) == [
+            (1, "user", "before the stop"),
+            (2, "user", "lost"),  # the failed append consumed no seq
+        ]
+        after = await RunsRepository().find_by_id(run_id)
+        assert (after.status, after.tokens, len(after.tool_calls)) == (RunStatus.completed, 3, 1)
+        assert [s.id for s in await SessionsRepository().list_active()] == [session_id]
+    finally:
+        await close_db()
+        await asyncio.to_thread(kill, server)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# --- 4: a turn retried after network errors does not store its messages twice --------------------
+
+
+async def test_a_turn_retried_after_network_errors_stores_each_message_once(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "db"
+    server = await start(data_dir, JOURNALED)
+    crash_during_tool = [False]
+
+    def add(a: int, b: int) -> int:
+        if crash_during_tool[0]:
+            kill(server)
+        return a + b
+
+    tools = ToolRegistry({"add": add})
+    asks_for_the_tool = ModelResponse(
+        text="Adding.", tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')], usage=Usage(4)
+    )
+    answers = ModelResponse(text="2 + 3 = 5", usage=Usage(3))
+    try:
+        session_id, _ = await routed_session(["add"])
+        # Attempt 1: the model's API drops the connection after the tool call.
+        with pytest.raises(ConnectionError):
+            await AgentRunner(
+                ScriptedModel([asks_for_the_tool, ConnectionError("model API unreachable")]), tools
+            ).run(session_id, "what is 2 + 3?", turn_id="t1")
+        # Attempt 2: the database crashes while the tool runs.
+        crash_during_tool[0] = True
+        await fails_unavailable(
+            AgentRunner(ScriptedModel([asks_for_the_tool, answers]), tools).run(
+                session_id, "what is 2 + 3?", turn_id="t1"
+            ),
+            "runner.run retried, server crashed mid-turn",
+        )
+        crash_during_tool[0] = False
+    finally:
+        await close_db()
+        await asyncio.to_thread(kill, server)
+
+    server = await start(data_dir, JOURNALED)
+    try:
+        # Attempt 3, after the restart: the whole turn again, with the same turn id.
+        run = await AgentRunner(ScriptedModel([asks_for_the_tool, answers]), tools).run(
+            session_id, "what is 2 + 3?", turn_id="t1"
+        )
+        assert run.status is RunStatus.completed
+        assert await transcript(session_id) == [
+            (1, "user", "what is 2 + 3?"),
+            (2, "assistant", "Adding."),
+            (3, "tool", "5"),
+            (4, "assistant", "2 + 3 = 5"),
+        ]
+        first, crashed, retried = await RunsRepository().list_by_session(session_id)
+        assert (first.status, first.error) == (
+            RunStatus.failed,
+            "ConnectionError: model API unreachable",
+        )
+        assert (crashed.status, crashed.tokens) == (RunStatus.running, 4)
+        assert (retried.id, retried.tokens) == (run.id, 7)
+        assert [r.id for r in await RunsRepository().list_stale(timedelta(0))] == [crashed.id]
+        # Another repeat of the finished turn still adds nothing.
+        again = await AgentRunner(ScriptedModel([asks_for_the_tool, answers]), tools).run(
+            session_id, "what is 2 + 3?", turn_id="t1"
+        )
+        assert again.status is RunStatus.completed
+        assert len(await transcript(session_id)) == 4
+        roles = [m.role for m in (await SessionsRepository().find_by_id(session_id)).messages]
+        assert roles.count(MessageRole.user) == 1
+    finally:
+        await close_db()
+        await asyncio.to_thread(kill, server)
