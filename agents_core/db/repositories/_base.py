@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from agents_core.db.client import collection
 from agents_core.db.errors import NotFoundError
+from agents_core.db.repositories._decode import decode
 
 D = TypeVar("D", bound=Document)
 M = TypeVar("M", bound=BaseModel)
@@ -37,9 +38,8 @@ async def insert(document: type[D], **fields: Any) -> D:
 
 
 def load(model: type[M], raw: Mapping[str, Any]) -> M:
-    """A ``model`` from what the server returned."""
-    loaded: M = model.model_validate(raw)
-    return loaded
+    """A ``model`` from what the server returned (see ``_decode`` for why not model_validate)."""
+    return decode(model, raw)
 
 
 async def require(document: type[Document], id: ObjectId, entity: str) -> None:
