@@ -1,4 +1,5 @@
-"""Concurrent writers on the wire backend (the mock's engine is synchronous: it proves nothing)."""
+"""Concurrent writers, on both backends: the wire one is the one that matters (the mock's
+engine is synchronous, so there it only checks the bookkeeping)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,18 @@ from agents_core.db import (
 )
 from tests.helpers import make_agent, make_run, make_session
 
-pytestmark = pytest.mark.usefixtures("wire_db")
+pytestmark = pytest.mark.usefixtures("backend")
 
 
-async def test_concurrent_appends_get_seq_one_to_n() -> None:
+async def test_200_concurrent_appends_get_seq_one_to_200() -> None:
     session = await make_session()
     repo = MessagesRepository()
-    created = await asyncio.gather(*(repo.create(session.id, "user", f"m{i}") for i in range(50)))
-    assert sorted(m.seq for m in created) == list(range(1, 51))
-    stored = await repo.find_by_session(session.id, 50)
-    assert [m.seq for m in stored] == list(range(1, 51))
-    assert {m.content for m in stored} == {f"m{i}" for i in range(50)}
+    created = await asyncio.gather(*(repo.create(session.id, "user", f"m{i}") for i in range(200)))
+    assert sorted(m.seq for m in created) == list(range(1, 201))
+    stored = await repo.find_by_session(session.id, 200)
+    assert [m.seq for m in stored] == list(range(1, 201))
+    assert {m.content for m in stored} == {f"m{i}" for i in range(200)}
+    assert {m.seq: m.content for m in stored} == {m.seq: m.content for m in created}
 
 
 async def test_concurrent_idempotent_repeats_store_one_message() -> None:
@@ -45,6 +47,37 @@ async def test_concurrent_enable_tool_keeps_one_entry() -> None:
     repo = AgentsRepository()
     await asyncio.gather(*(repo.enable_tool(agent.id, "search") for _ in range(20)))
     assert await repo.get_tools(agent.id) == ["search"]
+
+
+async def test_100_concurrent_runs_with_10_concurrent_tool_calls_each() -> None:
+    session, agent = await make_session(), await make_agent()
+    runs, calls = RunsRepository(), ToolCallsRepository()
+    started = await asyncio.gather(*(runs.create(session.id, agent.id) for _ in range(100)))
+
+    async def work(run_id: object, n: int) -> None:
+        created = await asyncio.gather(
+            *(calls.create(run_id, f"tool{i}", f"in-{n}-{i}") for i in range(10))  # type: ignore[arg-type]
+        )
+        await asyncio.gather(
+            *(
+                calls.complete(c.id, f"out-{c.input}", "success", float(i))
+                for i, c in enumerate(created)
+            ),
+            *(runs.update_usage(run_id, 7, 0.25) for _ in range(10)),  # type: ignore[arg-type]
+        )
+        await runs.complete(run_id, "completed")  # type: ignore[arg-type]
+
+    await asyncio.gather(*(work(run.id, n) for n, run in enumerate(started)))
+    for n, run in enumerate(started):
+        stored = await runs.find_by_id(run.id)
+        assert (stored.status, stored.tokens, stored.cost) == ("completed", 70, 2.5)
+        assert sorted(c.input for c in stored.tool_calls) == sorted(
+            f"in-{n}-{i}" for i in range(10)
+        )
+        assert all(
+            c.output == f"out-{c.input}" and c.status == "success" for c in stored.tool_calls
+        )
+        assert len({c.id for c in stored.tool_calls}) == 10
 
 
 async def test_concurrent_complete_succeeds_exactly_once() -> None:
