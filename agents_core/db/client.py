@@ -20,6 +20,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pymongo
 from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -39,6 +40,8 @@ D = TypeVar("D", bound=Document)
 
 #: How long ``close`` lets a monitor's connect in flight finish when no server is reachable.
 _CLOSE_SETTLE_S = 0.05
+#: A deadline that has passed by the time a command checks it (``0`` would mean "none").
+_NO_WAIT_S = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +137,20 @@ def _connect(uri: str, settings: Settings) -> AsyncMongoClient[Any]:
 
 
 async def _close(client: AsyncMongoClient[Any]) -> None:
-    """Close ``client`` without leaking a socket when its server is unreachable.
+    """Close ``client``, without waiting for or leaking anything when its server is unreachable.
 
-    While a call waits for an unreachable server, the client's monitor reconnects every 500 ms,
-    in step with the call's server selection timeout; so a close right after the failed call
-    cancels a connect in flight, and PyMongo (4.20) leaks that socket (``ResourceWarning``,
-    PYTHON-5867). Letting that connect finish first avoids it.
+    Then the client's monitor reconnects every 500 ms for as long as a command waits for a
+    server, and a close that cancels one of those connects leaks its socket (a
+    ``ResourceWarning``, seen with PyMongo 4.20.1). So let a connect in flight finish, and keep
+    ``close`` from waiting for a server (for ``endSessions``, which it would only skip after the
+    whole server selection timeout).
     """
-    if not client.topology_description.has_known_servers:
-        await asyncio.sleep(_CLOSE_SETTLE_S)
-    await client.close()
+    if client.topology_description.has_known_servers:
+        await client.close()
+        return
+    await asyncio.sleep(_CLOSE_SETTLE_S)
+    with pymongo.timeout(_NO_WAIT_S):
+        await client.close()
 
 
 def _uri_database(uri: str) -> str | None:
