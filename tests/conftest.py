@@ -7,10 +7,8 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -101,15 +99,3 @@ def backend(request: pytest.FixtureRequest) -> str:
     """The layer initialised on a fresh database of each backend in turn; its name."""
     name: str = request.getfixturevalue(f"{request.param}_db")
     return name
-
-
-@contextmanager
-def driver_leaks_refused_sockets() -> Iterator[None]:
-    """Collect, without failing the test, the socket PyMongo's async client leaves unclosed
-    after connections were refused (pymongo 4.20: seen with a 3 s server selection timeout)."""
-    try:
-        yield
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()

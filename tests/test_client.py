@@ -20,7 +20,6 @@ from agents_core.db import (
 )
 from agents_core.db.config import mask_uri
 from agents_core.testing import in_memory_client
-from tests.conftest import driver_leaks_refused_sockets
 
 
 async def test_repositories_refuse_to_work_before_init_db() -> None:
@@ -94,7 +93,7 @@ async def test_init_db_owns_and_closes_the_client_it_creates(wire_uri: str) -> N
 
 async def test_unreachable_server_fails_fast_with_database_unavailable() -> None:
     started = time.monotonic()
-    with driver_leaks_refused_sockets(), pytest.raises(DatabaseUnavailableError):
+    with pytest.raises(DatabaseUnavailableError):
         await init_db("mongodb://127.0.0.1:9/", settings=Settings(server_selection_timeout_ms=300))
     assert time.monotonic() - started < 10
 
