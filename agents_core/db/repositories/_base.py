@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from beanie import Document
 from bson import ObjectId
 from pydantic import BaseModel
+from pymongo import ReturnDocument
 
 from agents_core.db.client import collection
 from agents_core.db.errors import NotFoundError
@@ -40,6 +41,35 @@ async def insert(document: type[D], **fields: Any) -> D:
 def load(model: type[M], raw: Mapping[str, Any]) -> M:
     """A ``model`` from what the server returned (see ``_decode`` for why not model_validate)."""
     return decode(model, raw)
+
+
+async def get(
+    document: type[Document],
+    id: ObjectId,
+    entity: str,
+    projection: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The stored ``document`` with this ``_id`` (``NotFoundError`` if none). One command."""
+    raw: dict[str, Any] | None = await collection(document).find_one({"_id": id}, projection)
+    if raw is None:
+        raise NotFoundError(entity, id)
+    return raw
+
+
+async def update(
+    document: type[Document],
+    id: ObjectId,
+    entity: str,
+    change: Mapping[str, Any],
+    projection: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Apply ``change`` atomically; the document after it (``NotFoundError`` if none)."""
+    raw: dict[str, Any] | None = await collection(document).find_one_and_update(
+        {"_id": id}, change, projection=projection, return_document=ReturnDocument.AFTER
+    )
+    if raw is None:
+        raise NotFoundError(entity, id)
+    return raw
 
 
 async def require(document: type[Document], id: ObjectId, entity: str) -> None:

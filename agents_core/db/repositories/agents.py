@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import _validation as check
@@ -14,10 +13,9 @@ from agents_core.db.errors import (
     AlreadyExistsError,
     InvalidInputError,
     InvalidStateError,
-    NotFoundError,
     translate_errors,
 )
-from agents_core.db.repositories._base import insert, load, require
+from agents_core.db.repositories._base import get, insert, load, require, update
 
 __all__ = ["AgentsRepository"]
 
@@ -59,25 +57,15 @@ class AgentsRepository:
     @translate_errors
     async def find_by_id(self, agent_id: str | ObjectId) -> Agent:
         """The agent with this id; ``NotFoundError`` if there is none. One command."""
-        id = check.object_id(agent_id, "agent")
-        raw = await collection(Agent).find_one({"_id": id})
-        if raw is None:
-            raise NotFoundError("agent", id)
-        return load(Agent, raw)
+        return load(Agent, await get(Agent, check.object_id(agent_id, "agent"), "agent"))
 
     @translate_errors
     async def update_instructions(self, id: str | ObjectId, instructions: str) -> Agent:
         """Replace the instructions and bump ``updated_at``; returns the agent. One command."""
         agent_id = check.object_id(id, "agent")
         text = check.text(instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES)
-        raw = await collection(Agent).find_one_and_update(
-            {"_id": agent_id},
-            {"$set": {"instructions": text, "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if raw is None:
-            raise NotFoundError("agent", agent_id)
-        return load(Agent, raw)
+        change = {"$set": {"instructions": text, "updated_at": utcnow()}}
+        return load(Agent, await update(Agent, agent_id, "agent", change))
 
     @translate_errors
     async def enable_tool(self, agent_id: str | ObjectId, tool_name: str) -> None:
@@ -97,8 +85,5 @@ class AgentsRepository:
     @translate_errors
     async def get_tools(self, agent_id: str | ObjectId) -> list[str]:
         """The agent's enabled tools, in the order they were enabled. One command."""
-        id = check.object_id(agent_id, "agent")
-        raw = await collection(Agent).find_one({"_id": id}, {"tools": 1, "_id": 0})
-        if raw is None:
-            raise NotFoundError("agent", id)
+        raw = await get(Agent, check.object_id(agent_id, "agent"), "agent", {"tools": 1, "_id": 0})
         return list(raw.get("tools", []))

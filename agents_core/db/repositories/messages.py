@@ -25,7 +25,7 @@ from agents_core.db.documents import Message, MessageRole, Session
 from agents_core.db.documents._common import utcnow
 from agents_core.db.documents.session import RECENT_KEYS, RECENT_KEYS_KEPT
 from agents_core.db.errors import NotFoundError, translate_errors
-from agents_core.db.repositories._base import load
+from agents_core.db.repositories._base import get, load
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
 __all__ = ["MessagesRepository", "latest_messages"]
@@ -136,10 +136,7 @@ async def latest_messages(session_id: ObjectId, last_seq: int, limit: int) -> li
 
 
 async def _last_seq(session_id: ObjectId) -> int:
-    raw = await collection(Session).find_one({"_id": session_id}, _LAST_SEQ)
-    if raw is None:
-        raise NotFoundError("session", session_id)
-    return int(raw.get("last_seq", 0))
+    return int((await get(Session, session_id, "session", _LAST_SEQ)).get("last_seq", 0))
 
 
 async def _reserve_seq(session_id: ObjectId, now: datetime, key: str | None) -> int | None:

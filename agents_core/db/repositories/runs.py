@@ -18,7 +18,7 @@ from agents_core.db.errors import (
     translate_errors,
 )
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import insert, load, require
+from agents_core.db.repositories._base import get, insert, load, require
 
 __all__ = ["RunsRepository"]
 
@@ -66,11 +66,7 @@ class RunsRepository:
         (Runs returned by the other methods keep a spilled payload as its ``PayloadRef``, with
         an empty text: they are results of writes and listings, not reads of payloads.)
         """
-        rid = check.object_id(run_id, "run")
-        raw = await collection(Run).find_one({"_id": rid})
-        if raw is None:
-            raise NotFoundError("run", rid)
-        run = load(Run, raw)
+        run = load(Run, await get(Run, check.object_id(run_id, "run"), "run"))
         await _payloads.resolve(run.tool_calls)
         return run
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 
 from agents_core.db import _validation as check
 from agents_core.db.client import collection
@@ -15,8 +15,8 @@ from agents_core.db.documents import (
 )
 from agents_core.db.documents._common import utcnow
 from agents_core.db.documents.session import SESSION_PROJECTION
-from agents_core.db.errors import NotFoundError, translate_errors
-from agents_core.db.repositories._base import insert, load, require
+from agents_core.db.errors import translate_errors
+from agents_core.db.repositories._base import get, insert, load, require, update
 from agents_core.db.repositories.messages import latest_messages
 
 __all__ = ["SessionsRepository"]
@@ -44,9 +44,7 @@ class SessionsRepository:
         """
         sid = check.object_id(id, "session")
         count = check.limit(message_limit, "message_limit", minimum=0)
-        raw = await collection(Session).find_one({"_id": sid}, SESSION_PROJECTION)
-        if raw is None:
-            raise NotFoundError("session", sid)
+        raw = await get(Session, sid, "session", SESSION_PROJECTION)
         session = load(SessionWithMessages, raw)
         session.messages = await latest_messages(sid, session.last_seq, count)
         return session
@@ -59,15 +57,8 @@ class SessionsRepository:
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
         await require(Agent, aid, "agent")
-        raw = await collection(Session).find_one_and_update(
-            {"_id": sid},
-            {"$set": {"active_agent_id": aid, "updated_at": utcnow()}},
-            projection=SESSION_PROJECTION,
-            return_document=ReturnDocument.AFTER,
-        )
-        if raw is None:
-            raise NotFoundError("session", sid)
-        return load(Session, raw)
+        change = {"$set": {"active_agent_id": aid, "updated_at": utcnow()}}
+        return load(Session, await update(Session, sid, "session", change, SESSION_PROJECTION))
 
     @translate_errors
     async def list_active(self, *, user_id: str | None = None, limit: int = 100) -> list[Session]:
@@ -90,12 +81,5 @@ class SessionsRepository:
     async def archive(self, session_id: str | ObjectId) -> Session:
         """Mark the session ``archived`` (it leaves ``list_active``); idempotent. One command."""
         sid = check.object_id(session_id, "session")
-        raw = await collection(Session).find_one_and_update(
-            {"_id": sid},
-            {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
-            projection=SESSION_PROJECTION,
-            return_document=ReturnDocument.AFTER,
-        )
-        if raw is None:
-            raise NotFoundError("session", sid)
-        return load(Session, raw)
+        change = {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}}
+        return load(Session, await update(Session, sid, "session", change, SESSION_PROJECTION))

@@ -25,7 +25,7 @@ from agents_core.db.errors import (
     translate_errors,
 )
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import load
+from agents_core.db.repositories._base import get, load
 
 __all__ = ["ToolCallsRepository", "parse_tool_call_id"]
 
@@ -116,10 +116,7 @@ class ToolCallsRepository:
     @translate_errors
     async def find_by_run(self, run_id: str | ObjectId) -> list[ToolCall]:
         """The run's tool calls in call order, for audit and replay. One command inline."""
-        rid = check.object_id(run_id, "run")
-        raw = await collection(Run).find_one({"_id": rid}, {"_id": 0, "tool_calls": 1})
-        if raw is None:
-            raise NotFoundError("run", rid)
+        raw = await get(Run, check.object_id(run_id, "run"), "run", {"_id": 0, "tool_calls": 1})
         calls = [load(ToolCall, call) for call in raw.get("tool_calls", [])]
         await _payloads.resolve(calls)
         return calls
