@@ -1,0 +1,396 @@
+"""The raw side of every benchmark: the leanest ``pymongo.AsyncMongoClient`` code doing the
+repositories' work.
+
+Each method sends exactly the commands of the matching repository method (same filters,
+updates, projections, cursor options and server-side guards, such as a run's inline-payload
+budget), keeps the same not-found checks, and returns the server's dicts instead of models.
+Only the inline case is mirrored: the benchmarks never store a payload outside its run. It
+trusts its arguments (typed ``ObjectId``s, valid enums): the repositories' argument validation
+is part of the cost being measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from agents_core.runner import ModelResponse, ToolRegistry, ToolRequest
+
+__all__ = ["Doc", "Missing", "RawLayer", "RawModel", "latest_filter"]
+
+Doc = dict[str, Any]
+
+#: The layer's default limits (``agents_core.db.Settings``), as a raw program would hard-code them.
+MAX_TOOLS_PER_AGENT = 256
+MAX_TOOL_CALLS_PER_RUN = 1_000
+PAYLOAD_INLINE_MAX_BYTES = 64 * 1024
+RUN_INLINE_BUDGET_BYTES = 8 * 1024 * 1024
+MAX_TOKENS = 2**63 - 1
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+#: Sessions keep their latest idempotency keys in this field, which reads leave on the server.
+_SESSION = {"recent_idempotency_keys": 0}
+
+_LAST_SEQ = {"last_seq": 1, "_id": 0}
+_ID_ONLY = {"_id": 1}
+
+
+#: The model of a raw turn: the agent and the conversation so far in, its reply out.
+RawModel = Callable[[Doc, Sequence[Doc]], Awaitable[ModelResponse]]
+
+
+class Missing(LookupError):
+    """Raised where a repository raises ``NotFoundError`` or ``InvalidStateError``."""
+
+
+def latest_filter(session_id: ObjectId, last_seq: int, limit: int) -> Doc:
+    """The range of the latest ``limit`` messages: ``last_seq - limit < seq <= last_seq``."""
+    return {"session_id": session_id, "seq": {"$gt": max(last_seq - limit, 0), "$lte": last_seq}}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RawLayer:
+    """The five repositories' hot paths on one database, dicts in and dicts out."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+        self.agents = db["agents"]
+        self.sessions = db["sessions"]
+        self.messages = db["messages"]
+        self.runs = db["runs"]
+
+    # Documents, as the repositories store them (also used to seed the fixtures).
+
+    @staticmethod
+    def session_document(title: str | None, user_id: str | None, *, last_seq: int = 0) -> Doc:
+        now = _now()
+        return {
+            "_id": ObjectId(),
+            "title": title,
+            "user_id": user_id,
+            "status": "active",
+            "active_agent_id": None,
+            "last_seq": last_seq,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def message_document(
+        session_id: ObjectId,
+        seq: int,
+        role: str,
+        content: str,
+        created_at: datetime,
+        tool_call_id: str | None = None,
+    ) -> Doc:
+        message = {
+            "_id": ObjectId(),
+            "session_id": session_id,
+            "seq": seq,
+            "role": role,
+            "content": content,
+            "created_at": created_at,
+        }
+        if tool_call_id is not None:
+            message["tool_call_id"] = tool_call_id
+        return message
+
+    @staticmethod
+    def run_document(
+        session_id: ObjectId, agent_id: ObjectId, tool_calls: Sequence[Doc] = ()
+    ) -> Doc:
+        return {
+            "_id": ObjectId(),
+            "session_id": session_id,
+            "agent_id": agent_id,
+            "status": "running",
+            "error": None,
+            "tokens": 0,
+            "cost": 0.0,
+            "tool_calls": list(tool_calls),
+            "started_at": _now(),
+            "completed_at": None,
+            "inline_bytes": 0,
+        }
+
+    @staticmethod
+    def tool_call_document(run_id: ObjectId, tool_name: str, input: str) -> Doc:
+        return {
+            "id": f"{run_id}-{ObjectId()}",
+            "run_id": run_id,
+            "tool_name": tool_name,
+            "input": input,
+            "output": None,
+            "status": "pending",
+            "started_at": _now(),
+            "completed_at": None,
+            "duration_ms": None,
+            "input_payload": None,
+            "output_payload": None,
+        }
+
+    # Messages: findAndModify (reserve seq) + insert; find (last_seq) + range find.
+
+    async def create_message(
+        self, session_id: ObjectId, role: str, content: str, tool_call_id: str | None = None
+    ) -> Doc:
+        now = _now()
+        reserved = await self.sessions.find_one_and_update(
+            {"_id": session_id},
+            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
+            projection=_LAST_SEQ,
+            return_document=ReturnDocument.AFTER,
+        )
+        if reserved is None:
+            raise Missing(session_id)
+        seq = reserved["last_seq"]
+        message = self.message_document(session_id, seq, role, content, now, tool_call_id)
+        await self.messages.insert_one(message)
+        return message
+
+    async def find_by_session(self, session_id: ObjectId, limit: int) -> list[Doc]:
+        return await self.latest_messages(session_id, await self._last_seq(session_id), limit)
+
+    async def get_last_message(self, session_id: ObjectId) -> Doc | None:
+        latest = await self.latest_messages(session_id, await self._last_seq(session_id), 1)
+        return latest[-1] if latest else None
+
+    async def latest_messages(self, session_id: ObjectId, last_seq: int, limit: int) -> list[Doc]:
+        if last_seq <= 0 or limit <= 0:
+            return []
+        raws = await (
+            self.messages.find(latest_filter(session_id, last_seq, limit))
+            .sort("seq", ASCENDING)
+            .limit(limit)
+            .batch_size(limit)
+            .to_list()
+        )
+        low = last_seq - limit
+        missing = min(limit, last_seq) - len(raws)
+        if missing > 0 and low > 0:  # holes in the range (a failed append): read further back
+            older = await (
+                self.messages.find({"session_id": session_id, "seq": {"$lte": low}})
+                .sort("seq", DESCENDING)
+                .limit(missing)
+                .batch_size(missing)
+                .to_list()
+            )
+            raws = older[::-1] + raws
+        return raws
+
+    async def _last_seq(self, session_id: ObjectId) -> int:
+        raw = await self.sessions.find_one({"_id": session_id}, _LAST_SEQ)
+        if raw is None:
+            raise Missing(session_id)
+        return int(raw.get("last_seq", 0))
+
+    # Sessions.
+
+    async def create_session(self, title: str | None, user_id: str | None) -> Doc:
+        session = self.session_document(title, user_id)
+        await self.sessions.insert_one(session)
+        return session
+
+    async def find_session(self, session_id: ObjectId, message_limit: int = 100) -> Doc:
+        session = await self.sessions.find_one({"_id": session_id}, _SESSION)
+        if session is None:
+            raise Missing(session_id)
+        session["messages"] = await self.latest_messages(
+            session_id, session["last_seq"], message_limit
+        )
+        return session
+
+    # Agents.
+
+    async def enable_tool(self, agent_id: ObjectId, tool: str) -> None:
+        result = await self.agents.update_one(
+            {
+                "_id": agent_id,
+                "$or": [{"tools": tool}, {f"tools.{MAX_TOOLS_PER_AGENT - 1}": {"$exists": False}}],
+            },
+            {"$addToSet": {"tools": tool}, "$set": {"updated_at": _now()}},
+        )
+        if result.matched_count == 0:
+            raise Missing(agent_id)
+
+    async def get_tools(self, agent_id: ObjectId) -> list[str]:
+        raw = await self.agents.find_one({"_id": agent_id}, {"tools": 1, "_id": 0})
+        if raw is None:
+            raise Missing(agent_id)
+        return list(raw.get("tools", []))
+
+    # Runs: find + find (the session and the agent exist) + insert; one findAndModify each.
+
+    async def create_run(self, session_id: ObjectId, agent_id: ObjectId) -> Doc:
+        if await self.sessions.find_one({"_id": session_id}, _ID_ONLY) is None:
+            raise Missing(session_id)
+        if await self.agents.find_one({"_id": agent_id}, _ID_ONLY) is None:
+            raise Missing(agent_id)
+        run = self.run_document(session_id, agent_id)
+        await self.runs.insert_one(run)
+        return run
+
+    async def update_usage(self, run_id: ObjectId, tokens: int, cost: float) -> Doc:
+        raw = await self.runs.find_one_and_update(
+            {"_id": run_id, "tokens": {"$lte": MAX_TOKENS - tokens}},
+            {"$inc": {"tokens": tokens, "cost": cost}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            raise Missing(run_id)
+        return raw
+
+    async def complete_run(self, run_id: ObjectId, status: str, error: str | None = None) -> Doc:
+        raw = await self.runs.find_one_and_update(
+            {"_id": run_id, "status": "running"},
+            {"$set": {"status": status, "error": error, "completed_at": _now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            raise Missing(run_id)
+        return raw
+
+    # Tool calls, embedded in their run: update ($push), findAndModify (arrayFilters), find.
+
+    async def create_tool_call(self, run_id: ObjectId, tool_name: str, input: str) -> Doc:
+        size = _inline_size(input)
+        call = self.tool_call_document(run_id, tool_name, input)
+        query: Doc = {
+            "_id": run_id,
+            "status": "running",
+            f"tool_calls.{MAX_TOOL_CALLS_PER_RUN - 1}": {"$exists": False},
+        }
+        update: Doc = {"$push": {"tool_calls": call}}
+        if size:
+            query["inline_bytes"] = {"$lte": RUN_INLINE_BUDGET_BYTES - size}
+            update["$inc"] = {"inline_bytes": size}
+        result = await self.runs.update_one(query, update)
+        if result.matched_count == 0:
+            raise Missing(run_id)
+        return call
+
+    async def complete_tool_call(
+        self, call_id: str, output: str, status: str, duration_ms: float
+    ) -> Doc:
+        size = _inline_size(output)
+        run_id = ObjectId(call_id[:24])
+        query: Doc = {
+            "_id": run_id,
+            "tool_calls": {"$elemMatch": {"id": call_id, "status": "pending"}},
+        }
+        update: Doc = {
+            "$set": {
+                "tool_calls.$[call].status": status,
+                "tool_calls.$[call].completed_at": _now(),
+                "tool_calls.$[call].duration_ms": duration_ms,
+                "tool_calls.$[call].output": output,
+            }
+        }
+        if size:
+            query["inline_bytes"] = {"$lte": RUN_INLINE_BUDGET_BYTES - size}
+            update["$inc"] = {"inline_bytes": size}
+        raw = await self.runs.find_one_and_update(
+            query,
+            update,
+            array_filters=[{"call.id": call_id}],
+            projection={"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            raise Missing(call_id)
+        call: Doc = raw["tool_calls"][0]
+        _inline_only([call], ("input_payload",))
+        return call
+
+    async def find_by_run(self, run_id: ObjectId) -> list[Doc]:
+        raw = await self.runs.find_one({"_id": run_id}, {"_id": 0, "tool_calls": 1})
+        if raw is None:
+            raise Missing(run_id)
+        calls: list[Doc] = raw.get("tool_calls", [])
+        _inline_only(calls, ("input_payload", "output_payload"))
+        return calls
+
+    # One agent turn, as ``AgentRunner.run`` does it (without ``turn_id``): the same commands.
+
+    async def turn(
+        self,
+        session_id: ObjectId,
+        user_input: str,
+        model: RawModel,
+        tools: ToolRegistry,
+        *,
+        history_limit: int = 50,
+        max_steps: int = 8,
+    ) -> Doc:
+        session = await self.find_session(session_id, history_limit)
+        agent = await self.agents.find_one({"_id": session["active_agent_id"]})
+        if agent is None:
+            raise Missing(session["active_agent_id"])
+        history = session["messages"]
+        history.append(await self.create_message(session_id, "user", user_input))
+        run = self.run_document(session_id, agent["_id"])
+        await self.runs.insert_one(run)
+        try:
+            for _ in range(max_steps):
+                response = await model(agent, history)
+                await self.update_usage(run["_id"], response.usage.tokens, response.usage.cost)
+                if response.text:
+                    reply = await self.create_message(session_id, "assistant", response.text)
+                    history.append(reply)
+                if not response.tool_calls:
+                    return await self.complete_run(run["_id"], "completed")
+                for request in response.tool_calls:
+                    history.append(
+                        await self._call_tool(session_id, run["_id"], agent, request, tools)
+                    )
+            return await self.complete_run(run["_id"], "failed", f"step limit: {max_steps}")
+        except Exception as exc:
+            await self.complete_run(run["_id"], "failed", f"{type(exc).__name__}: {exc}")
+            raise
+
+    async def _call_tool(
+        self,
+        session_id: ObjectId,
+        run_id: ObjectId,
+        agent: Doc,
+        request: ToolRequest,
+        tools: ToolRegistry,
+    ) -> Doc:
+        call = await self.create_tool_call(run_id, request.name, request.arguments)
+        started = time.perf_counter()
+        if request.name in agent["tools"]:
+            try:
+                output, status = await tools.execute(request.name, request.arguments), "success"
+            except Exception as exc:
+                output, status = f"{type(exc).__name__}: {exc}", "error"
+        else:
+            output, status = f"tool {request.name!r} is not enabled", "error"
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        await self.complete_tool_call(call["id"], output, status, elapsed_ms)
+        if len(output.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            raise NotImplementedError("tool outputs too large for a message are not benchmarked")
+        return await self.create_message(session_id, "tool", output, call["id"])
+
+
+def _inline_size(text: str) -> int:
+    """Bytes of UTF-8 charged to the run's inline budget (the benchmarks embed every payload)."""
+    size = len(text.encode("utf-8"))
+    if size > PAYLOAD_INLINE_MAX_BYTES:
+        raise NotImplementedError("payloads stored outside the run are not benchmarked")
+    return size
+
+
+def _inline_only(calls: list[Doc], refs: tuple[str, ...]) -> None:
+    """The check a reader makes for payloads stored outside the run (none here)."""
+    if any(call.get(ref) is not None for call in calls for ref in refs):
+        raise NotImplementedError("payloads stored outside the run are not benchmarked")

@@ -1,0 +1,163 @@
+"""The terminal tables, the JSON file and the description of the machine and versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+import agents_core
+from agents_core.db.config import mask_uri
+from benchmarks.harness import Counts
+from benchmarks.suite import Result, Suite
+
+__all__ = ["GOAL", "STRETCH", "environment", "print_report", "write_json"]
+
+GOAL = 1.2  # the most client CPU the repository may cost, relative to raw PyMongo
+STRETCH = 1.1
+
+
+def environment(suite: Suite) -> dict[str, str]:
+    """What the figures were measured on."""
+    packages = ("pymongo", "beanie", "pydantic", "SecantusDB")
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} CPUs, {_cpu_model()}, {_memory()}",
+        "load average": " ".join(f"{load:.2f}" for load in os.getloadavg()),
+        "python": platform.python_version(),
+        "agents_core": _source_version(),
+        **{package: _version(package) for package in packages},
+        "server": f"{suite.server_version} at {mask_uri(suite.uri)}",
+        "settings": (
+            f"{suite.config.rounds} rounds x {suite.config.calls} calls per side "
+            f"(+{suite.config.warmup} warm-up rounds), medians"
+        ),
+    }
+
+
+def print_report(console: Console, suite: Suite) -> None:
+    for key, value in environment(suite).items():
+        console.print(f"[bold]{key}[/]: {value}")
+    hot = [result for result in suite.results if result.group == "hot path"]
+    growth = [result for result in suite.results if result.group == "growth"]
+    if hot:
+        console.print(_results_table("Hot paths: repository vs raw PyMongo (per call)", hot))
+        over = [result.op.label for result in hot if result.cpu_ratio > GOAL]
+        if over:
+            console.print(f"[red]cpu_ratio above {GOAL}:[/] {', '.join(over)}")
+    if growth:
+        title = "Growth: the same reads on a short and a long session"
+        console.print(_results_table(title, growth))
+        console.print(_growth_table(suite))
+
+
+def write_json(path: Path, suite: Suite) -> None:
+    path.write_text(json.dumps(suite.records(), indent=2) + "\n")
+
+
+def _results_table(title: str, results: list[Result]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("op", "commands", "cpu µs", "raw cpu µs", "cpu ratio", "wall µs", "raw wall µs"):
+        table.add_column(column, justify="left" if column == "op" else "right")
+    if any(result.op.explain is not None for result in results):
+        table.add_column("docs examined", justify="right")
+    for result in results:
+        row = [
+            result.op.label,
+            _commands(result.repo_counts, result.raw_counts),
+            f"{result.repo.cpu_us:,.0f}",
+            f"{result.raw.cpu_us:,.0f}",
+            _ratio(result.cpu_ratio),
+            f"{result.repo.wall_us:,.0f}",
+            f"{result.raw.wall_us:,.0f}",
+        ]
+        if len(table.columns) > len(row):
+            row.append("" if result.docs_examined is None else f"{result.docs_examined:,}")
+        table.add_row(*row)
+    return table
+
+
+def _growth_table(suite: Suite) -> Table:
+    table = Table(title="Growth ratios (long session / short session)", title_justify="left")
+    for column in ("op", "sizes", "commands", "cpu", "raw cpu", "docs examined"):
+        table.add_column(column, justify="left" if column == "op" else "right")
+    for growth in suite.growth():
+        ratios = growth.ratios()
+        table.add_row(
+            growth.name,
+            f"{growth.large.session_messages:,} / {growth.small.session_messages:,}",
+            *(_ratio(ratios[key]) for key in ("commands_growth", "cpu_growth", "raw_cpu_growth")),
+            _ratio(ratios["docs_examined_growth"]),
+        )
+    return table
+
+
+def _commands(repo: Counts, raw: Counts) -> str:
+    text = f"{repo.commands:g} ({_names(repo.names)})"
+    return text if repo.commands == raw.commands else f"[red]{text} vs raw {raw.commands:g}[/]"
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """``find+insert``; or, for long sequences, ``3 find, 8 insert, …`` (sorted by name)."""
+    if len(names) <= 3:
+        return "+".join(names)
+    return ", ".join(f"{count} {name}" for name, count in sorted(Counter(names).items()))
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    colour = "green" if value <= STRETCH else "yellow" if value <= GOAL else "red"
+    return f"[{colour}]{value:.2f}x[/]"
+
+
+def _source_version() -> str:
+    """The commit of the ``agents_core`` measured, and whether it had uncommitted changes."""
+    source = Path(agents_core.__file__).parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=source, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.CalledProcessError):
+        return f"{source} (not a git checkout)"
+    return f"{commit} + uncommitted changes" if dirty else commit
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024**2:.0f} GiB RAM"
+    except OSError:
+        pass
+    return "unknown RAM"

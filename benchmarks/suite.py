@@ -1,0 +1,263 @@
+"""One benchmark run: a server, two clients, fixtures, both passes, growth, clean-up."""
+
+from __future__ import annotations
+
+import gc
+import os
+import pstats
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+from pymongo import AsyncMongoClient, monitoring
+
+from agents_core.db import close_db, init_db
+from agents_core.embedded import EmbeddedServer
+from benchmarks.harness import (
+    COUNTED_CALLS,
+    CommandCounter,
+    Counts,
+    Op,
+    Timing,
+    count_commands,
+    profile_op,
+    time_op,
+)
+from benchmarks.ops import growth_ops, hot_paths, seed, seed_session
+from benchmarks.raw import RawLayer
+
+__all__ = ["FULL", "QUICK", "Config", "Growth", "Planned", "Result", "Suite", "run"]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    rounds: int  # measured rounds per op (each: one batch per side)
+    calls: int  # calls per batch
+    warmup: int  # rounds run first and not measured
+    history: int  # messages of the session read by the find_by_session hot path
+    growth_sizes: tuple[int, int]  # session sizes compared by the growth benchmark
+    only: str | None = None  # measure only the ops whose label contains this
+    profile: bool = False  # print a cProfile of each measured op's repository side
+
+    def selects(self, op: Op) -> bool:
+        return self.only is None or self.only in op.label
+
+
+FULL = Config(rounds=41, calls=20, warmup=2, history=10_000, growth_sizes=(1_000, 50_000))
+QUICK = Config(rounds=5, calls=3, warmup=1, history=500, growth_sizes=(100, 1_000))
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    op: Op
+    group: str  # "hot path" or "growth"
+    session_messages: int | None = None  # for growth: the size of the session read
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    planned: Planned
+    repo_counts: Counts
+    raw_counts: Counts
+    repo: Timing
+    raw: Timing
+    docs_examined: int | None
+
+    @property
+    def op(self) -> Op:
+        return self.planned.op
+
+    @property
+    def group(self) -> str:
+        return self.planned.group
+
+    @property
+    def session_messages(self) -> int | None:
+        return self.planned.session_messages
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.repo.cpu_us / self.raw.cpu_us
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record: ``op, commands, cpu_us, raw_cpu_us, cpu_ratio, wall_us`` and more."""
+        record: dict[str, Any] = {
+            "op": self.op.label,
+            "commands": _number(self.repo_counts.commands),
+            "cpu_us": round(self.repo.cpu_us, 1),
+            "raw_cpu_us": round(self.raw.cpu_us, 1),
+            "cpu_ratio": round(self.cpu_ratio, 3),
+            "wall_us": round(self.repo.wall_us, 1),
+            "raw_commands": _number(self.raw_counts.commands),
+            "raw_wall_us": round(self.raw.wall_us, 1),
+            "command_names": list(self.repo_counts.names),
+            "group": self.group,
+        }
+        if self.session_messages is not None:
+            record["session_messages"] = self.session_messages
+        if self.op.explain is not None:
+            record["docs_examined"] = self.docs_examined
+        return record
+
+
+@dataclass(slots=True)
+class Suite:
+    config: Config
+    uri: str
+    database: str
+    server_version: str
+    results: list[Result] = field(default_factory=list)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One JSON record per result; the larger growth size also carries the growth ratios."""
+        records = {id(result): result.record() for result in self.results}
+        for growth in self.growth():
+            records[id(growth.large)].update(growth.ratios())
+        return list(records.values())
+
+    def growth(self) -> list[Growth]:
+        """Each growth op at the smaller session size against the larger one."""
+        by_name: dict[str, list[Result]] = {}
+        for result in self.results:
+            if result.group == "growth":
+                by_name.setdefault(result.op.name, []).append(result)
+        return [
+            Growth(name, min(pair, key=_size), max(pair, key=_size))
+            for name, pair in by_name.items()
+            if len(pair) == 2
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    name: str
+    small: Result
+    large: Result
+
+    def ratios(self) -> dict[str, float | None]:
+        """Larger session over smaller one, for the repository side (and raw CPU)."""
+        small, large = self.small, self.large
+        examined = None
+        if small.docs_examined and large.docs_examined is not None:
+            examined = round(large.docs_examined / small.docs_examined, 3)
+        return {
+            "commands_growth": round(large.repo_counts.commands / small.repo_counts.commands, 3),
+            "cpu_growth": round(large.repo.cpu_us / small.repo.cpu_us, 3),
+            "raw_cpu_growth": round(large.raw.cpu_us / small.raw.cpu_us, 3),
+            "docs_examined_growth": examined,
+        }
+
+
+async def run(config: Config, progress: Callable[[str], None]) -> Suite:
+    """Measure every op; ``progress(text)`` is told what is happening."""
+    with _server() as uri:
+        counter = CommandCounter()
+        async with _client(uri, [counter]) as counted, _client(uri, []) as timed:
+            name = f"bench_{uuid.uuid4().hex[:12]}"
+            info = await timed.server_info()
+            suite = Suite(config, uri, name, str(info.get("version", "?")))
+            try:
+                await _measure(suite, counted, timed, counter, progress)
+            finally:
+                await close_db()
+                await timed.drop_database(name)
+    return suite
+
+
+async def _measure(
+    suite: Suite,
+    counted: AsyncMongoClient[Any],
+    timed: AsyncMongoClient[Any],
+    counter: CommandCounter,
+    progress: Callable[[str], None],
+) -> None:
+    await init_db(client=counted, database=suite.database)
+    raw = RawLayer(counted[suite.database])
+    plan = await _plan(suite.config, raw, progress)
+    progress("counting commands and checking results")
+    counts = [await count_commands(item.op, raw, counter) for item in plan]
+
+    # Timing on the client without listeners: the layer and the raw side both move over to it.
+    await init_db(client=timed, database=suite.database)
+    raw = RawLayer(timed[suite.database])
+    gc.collect()
+    gc.freeze()  # the fixtures and imports stay out of the collections measured
+    try:
+        for number, (item, (repo_counts, raw_counts)) in enumerate(zip(plan, counts, strict=True)):
+            progress(f"timing {number + 1}/{len(plan)}: {item.op.label}")
+            repo, raw_timing = await time_op(
+                item.op,
+                raw,
+                rounds=suite.config.rounds,
+                calls=suite.config.calls,
+                warmup=suite.config.warmup,
+            )
+            examined = None if item.op.explain is None else await _docs_examined(raw, item.op)
+            suite.results.append(Result(item, repo_counts, raw_counts, repo, raw_timing, examined))
+            if suite.config.profile:
+                await _print_profile(item.op, raw, suite.config)
+    finally:
+        gc.unfreeze()
+
+
+async def _plan(config: Config, raw: RawLayer, progress: Callable[[str], None]) -> list[Planned]:
+    """Seed the fixtures; the ops to measure on them."""
+    small, large = config.growth_sizes
+    progress(f"seeding: sessions of {config.history:,}, {small:,} and {large:,} messages")
+    plan = [
+        Planned(op, "hot path")
+        for op in hot_paths(await seed(raw, config.history, max(config.calls, COUNTED_CALLS)))
+    ]
+    for size in config.growth_sizes:
+        if any(config.selects(op) for op in growth_ops(ObjectId(), size)):  # seed only if used
+            session = await seed_session(raw, size)
+            plan += [Planned(op, "growth", size) for op in growth_ops(session, size)]
+    return [item for item in plan if config.selects(item.op)]
+
+
+async def _print_profile(op: Op, raw: RawLayer, config: Config) -> None:
+    profile = await profile_op(op, raw, config.rounds * config.calls)
+    print(f"cProfile of {op.label}, repository side, {config.rounds * config.calls} calls:")
+    pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+
+
+async def _docs_examined(raw: RawLayer, op: Op) -> int | None:
+    """``totalDocsExamined`` of the server's ``explain`` of the op's find (``None``: not said)."""
+    explained = await raw.db.command("explain", op.explain, verbosity="executionStats")
+    examined = explained.get("executionStats", {}).get("totalDocsExamined")
+    return None if examined is None else int(examined)
+
+
+@contextmanager
+def _server() -> Iterator[str]:
+    """``MONGODB_URI``, else a SecantusDB of our own, in memory, in a child process."""
+    if uri := os.environ.get("MONGODB_URI"):
+        yield uri
+        return
+    with EmbeddedServer(data_dir=None) as server:
+        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
+        yield server.uri + "?retryWrites=false"
+
+
+@asynccontextmanager
+async def _client(
+    uri: str, listeners: list[monitoring.CommandListener]
+) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        uri, tz_aware=True, event_listeners=listeners, serverSelectionTimeoutMS=10_000
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _size(result: Result) -> int:
+    return result.session_messages or 0
+
+
+def _number(value: float) -> float | int:
+    return int(value) if value.is_integer() else round(value, 2)
