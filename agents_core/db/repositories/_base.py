@@ -19,7 +19,7 @@ from pymongo import ReturnDocument
 
 from agents_core.db.client import collection
 from agents_core.db.errors import NotFoundError
-from agents_core.db.repositories._decode import decode
+from agents_core.db.repositories._decode import decode, new_document
 
 D = TypeVar("D", bound=Document)
 M = TypeVar("M", bound=BaseModel)
@@ -28,14 +28,14 @@ _ID_ONLY = {"_id": 1}
 
 
 async def insert(document: type[D], **fields: Any) -> D:
-    """Validate and insert a new ``document`` with a client-generated ``_id``; returns it.
+    """Insert a new ``document`` (``fields`` already checked, defaults filled in); returns it.
 
-    The id is made here, not by the server, so a retried insert cannot create a second copy.
+    Its ``_id`` is made on the client, so a retried insert cannot create a second copy.
     """
     target = collection(document)  # NotInitializedError before Beanie is asked for anything
-    model = document(id=ObjectId(), **fields)
-    await target.insert_one(model.model_dump(by_alias=True, exclude={"revision_id"}))
-    return model
+    stored = new_document(document, fields)
+    await target.insert_one(stored)
+    return decode(document, stored)
 
 
 def load(model: type[M], raw: Mapping[str, Any]) -> M:

@@ -16,15 +16,16 @@ import enum
 import types
 import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from beanie import Document
 from bson import ObjectId
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-__all__ = ["decode"]
+__all__ = ["decode", "new_document"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,10 +39,16 @@ class _Unexpected(Exception):
 
 def decode(model: type[M], raw: Mapping[str, Any]) -> M:
     """A ``model`` instance of ``raw`` (a document as the driver returned it)."""
-    fields, private = _plan(model)
+    if issubclass(model, Document):
+        return cast(M, _document(model, raw))
+    return model.model_validate(raw)  # plain models: pydantic-core is the fast path
+
+
+def _document(model: type[Document], raw: Mapping[str, Any]) -> Document:
+    plan = _plan(model)
     try:
         values = {}
-        for name, key, default, convert in fields:
+        for name, key, default, convert in plan.fields:
             value = raw.get(key, _MISSING)
             if value is _MISSING:
                 values[name] = default()
@@ -49,36 +56,71 @@ def decode(model: type[M], raw: Mapping[str, Any]) -> M:
                 values[name] = value
             else:
                 values[name] = convert(value)
-        if not raw.keys() <= _keys(model):
+        if not raw.keys() <= plan.keys:
             raise _Unexpected
     except (_Unexpected, ValueError, TypeError, KeyError, AttributeError):
-        return model.model_validate(raw)
+        validated: Document = model.model_validate(raw)
+        return validated
     instance = model.__new__(model)
     object.__setattr__(instance, "__dict__", values)
     object.__setattr__(instance, "__pydantic_fields_set__", set(values))
     object.__setattr__(instance, "__pydantic_extra__", None)
-    object.__setattr__(instance, "__pydantic_private__", {k: f() for k, f in private.items()})
+    object.__setattr__(instance, "__pydantic_private__", {k: f() for k, f in plan.private})
     return instance
 
 
-@cache
-def _keys(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(key for _, key, _, _ in _plan(model)[0])
+def new_document(model: type[Document], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored form of a new ``model`` with ``fields`` (checked by the caller) and defaults.
+
+    Its ``_id`` is made here, on the client, so that a retried insert cannot store a copy.
+    """
+    stored: dict[str, Any] = {}
+    for name, key, default, _ in _plan(model).fields:
+        if name in _NOT_STORED:
+            continue
+        value = fields[name] if name in fields else default()
+        stored[key] = value.value if isinstance(value, enum.Enum) else value
+    if stored.get("_id") is None:
+        stored["_id"] = ObjectId()
+    return stored
 
 
-@cache
-def _plan(
-    model: type[BaseModel],
-) -> tuple[list[tuple[str, str, Callable[[], Any], Convert | None]], dict[str, Callable[[], Any]]]:
-    fields = [
-        (name, info.alias or name, _default(info), _converter(info.annotation))
-        for name, info in model.model_fields.items()
-    ]
-    private = {
-        name: _factory(attr.default, typing.cast(Callable[[], Any] | None, attr.default_factory))
-        for name, attr in model.__private_attributes__.items()
-    }
-    return fields, private
+#: Beanie's optimistic-locking field, which these documents do not use (``use_revision=False``).
+_NOT_STORED = frozenset({"revision_id"})
+
+
+def _nested(model: type[BaseModel]) -> Convert:
+    if issubclass(model, Document):
+        return lambda value: _document(model, value)
+    return model.model_validate
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    #: (attribute, stored key, default maker, conversion) for each field.
+    fields: tuple[tuple[str, str, Callable[[], Any], Convert | None], ...]
+    #: Every key a stored document of this class may have.
+    keys: frozenset[str]
+    #: (name, default maker) of each private attribute.
+    private: tuple[tuple[str, Callable[[], Any]], ...]
+
+
+_PLANS: dict[type[Document], _Plan] = {}
+
+
+def _plan(model: type[Document]) -> _Plan:
+    plan = _PLANS.get(model)
+    if plan is None:
+        fields = tuple(
+            (name, info.alias or name, _default(info), _converter(info.annotation))
+            for name, info in model.model_fields.items()
+        )
+        private = tuple(
+            (name, _factory(attr.default, cast(Callable[[], Any] | None, attr.default_factory)))
+            for name, attr in model.__private_attributes__.items()
+        )
+        plan = _PLANS[model] = _Plan(fields, frozenset(key for _, key, _, _ in fields), private)
+    return plan
 
 
 def _default(info: FieldInfo) -> Callable[[], Any]:
@@ -89,7 +131,7 @@ def _default(info: FieldInfo) -> Callable[[], Any]:
 
         return missing
     # Factories that take the validated data are not used by these models.
-    return _factory(info.default, typing.cast(Callable[[], Any] | None, info.default_factory))
+    return _factory(info.default, cast(Callable[[], Any] | None, info.default_factory))
 
 
 def _factory(default: Any, default_factory: Callable[[], Any] | None) -> Callable[[], Any]:
@@ -116,10 +158,10 @@ def _converter(annotation: Any) -> Convert | None:
             return _checked(list)
         return lambda value: [convert(entry) for entry in _checked(list)(value)]
     if isinstance(annotation, type):
-        if issubclass(annotation, enum.Enum):
-            return annotation
+        if issubclass(annotation, enum.Enum):  # an unknown value: KeyError, full validation
+            return annotation._value2member_map_.__getitem__
         if issubclass(annotation, BaseModel):
-            return lambda value: decode(annotation, value)
+            return _nested(annotation)
         if issubclass(annotation, datetime):
             return _utc
         if issubclass(annotation, ObjectId):

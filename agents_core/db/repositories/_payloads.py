@@ -52,12 +52,12 @@ async def resolve(
     calls: Iterable[ToolCall], *, fields: tuple[str, ...] = ("input", "output")
 ) -> None:
     """Fill in the text of every spilled field of ``calls`` (one command if there are any)."""
-    pending: list[tuple[ToolCall, str, PayloadRef]] = [
-        (call, field, ref)
-        for call in calls
-        for field in fields
-        if (ref := getattr(call, f"{field}_payload")) is not None
-    ]
+    pending: list[tuple[ToolCall, str, PayloadRef]] = []
+    for call in calls:
+        if "input" in fields and call.input_payload is not None:
+            pending.append((call, "input", call.input_payload))
+        if "output" in fields and call.output_payload is not None:
+            pending.append((call, "output", call.output_payload))
     if not pending:
         return
     ids = list({ref.id for _, _, ref in pending})

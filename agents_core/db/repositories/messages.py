@@ -25,7 +25,7 @@ from agents_core.db.documents import Message, MessageRole, Session
 from agents_core.db.documents._common import utcnow
 from agents_core.db.documents.session import RECENT_KEYS, RECENT_KEYS_KEPT
 from agents_core.db.errors import NotFoundError, translate_errors
-from agents_core.db.repositories._base import get, load
+from agents_core.db.repositories._base import get, insert, load
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
 __all__ = ["MessagesRepository", "latest_messages"]
@@ -69,25 +69,23 @@ class MessagesRepository:
             seq = await _reserve_seq(sid, now, None)  # its first writer died: take over
         if seq is None:
             raise NotFoundError("session", sid)
-        message: Message = Message.model_construct(
-            id=ObjectId(),
-            session_id=sid,
-            seq=seq,
-            role=message_role,
-            content=body,
-            created_at=now,
-            idempotency_key=key,
-            tool_call_id=call_id,
-        )
         try:
-            await collection(Message).insert_one(_message_document(message))
+            return await insert(
+                Message,
+                session_id=sid,
+                seq=seq,
+                role=message_role,
+                content=body,
+                created_at=now,
+                idempotency_key=key,
+                tool_call_id=call_id,
+            )
         except DuplicateKeyError:
             # A repeat of a key too old to be among the session's remembered keys.
             existing = None if key is None else await _find_by_key(sid, key)
             if existing is None:
                 raise
             return existing
-        return message
 
     @translate_errors
     async def find_by_session(self, session_id: str | ObjectId, limit: int) -> list[Message]:
@@ -184,19 +182,3 @@ async def _wait_for_keyed(session_id: ObjectId, key: str) -> Message | None:
 async def _find_by_key(session_id: ObjectId, key: str) -> Message | None:
     raw = await collection(Message).find_one({"session_id": session_id, "idempotency_key": key})
     return None if raw is None else load(Message, raw)
-
-
-def _message_document(message: Message) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "_id": message.id,
-        "session_id": message.session_id,
-        "seq": message.seq,
-        "role": message.role.value,
-        "content": message.content,
-        "created_at": message.created_at,
-    }
-    if message.idempotency_key is not None:
-        document["idempotency_key"] = message.idempotency_key
-    if message.tool_call_id is not None:
-        document["tool_call_id"] = message.tool_call_id
-    return document
