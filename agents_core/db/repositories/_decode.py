@@ -39,34 +39,15 @@ class _Unexpected(Exception):
 
 def decode(model: type[M], raw: Mapping[str, Any]) -> M:
     """A ``model`` instance of ``raw`` (a document as the driver returned it)."""
-    if issubclass(model, Document):
-        return cast(M, _document(model, raw))
-    return model.model_validate(raw)  # plain models: pydantic-core is the fast path
-
-
-def _document(model: type[Document], raw: Mapping[str, Any]) -> Document:
-    plan = _plan(model)
+    plan = _PLANS.get(cast(type[Document], model))
+    if plan is None:
+        if not issubclass(model, Document):
+            return model.model_validate(raw)  # plain models: pydantic-core is the fast path
+        plan = _plan(model)
     try:
-        values = {}
-        for name, key, default, convert in plan.fields:
-            value = raw.get(key, _MISSING)
-            if value is _MISSING:
-                values[name] = default()
-            elif value is None or convert is None:
-                values[name] = value
-            else:
-                values[name] = convert(value)
-        if not raw.keys() <= plan.keys:
-            raise _Unexpected
+        return cast(M, plan.build(raw))
     except (_Unexpected, ValueError, TypeError, KeyError, AttributeError):
-        validated: Document = model.model_validate(raw)
-        return validated
-    instance = model.__new__(model)
-    object.__setattr__(instance, "__dict__", values)
-    object.__setattr__(instance, "__pydantic_fields_set__", set(values))
-    object.__setattr__(instance, "__pydantic_extra__", None)
-    object.__setattr__(instance, "__pydantic_private__", {k: f() for k, f in plan.private})
-    return instance
+        return model.model_validate(raw)
 
 
 def new_document(model: type[Document], fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,7 +56,7 @@ def new_document(model: type[Document], fields: Mapping[str, Any]) -> dict[str, 
     Its ``_id`` is made here, on the client, so that a retried insert cannot store a copy.
     """
     stored: dict[str, Any] = {}
-    for name, key, default, _ in _plan(model).fields:
+    for name, key, default, _, _ in _plan(model).fields:
         if name in _NOT_STORED:
             continue
         value = fields[name] if name in fields else default()
@@ -91,18 +72,16 @@ _NOT_STORED = frozenset({"revision_id"})
 
 def _nested(model: type[BaseModel]) -> Convert:
     if issubclass(model, Document):
-        return lambda value: _document(model, value)
+        return lambda value: decode(model, value)
     return model.model_validate
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    #: (attribute, stored key, default maker, conversion) for each field.
-    fields: tuple[tuple[str, str, Callable[[], Any], Convert | None], ...]
-    #: Every key a stored document of this class may have.
-    keys: frozenset[str]
-    #: (name, default maker) of each private attribute.
-    private: tuple[tuple[str, Callable[[], Any]], ...]
+    #: (attribute, stored key, default maker, exact types accepted or None, conversion or None).
+    fields: tuple[tuple[str, str, Callable[[], Any], tuple[type, ...] | None, Convert | None], ...]
+    #: The builder compiled from ``fields`` (raises ``_Unexpected`` on a surprise).
+    build: Callable[[Mapping[str, Any]], Document]
 
 
 _PLANS: dict[type[Document], _Plan] = {}
@@ -112,15 +91,76 @@ def _plan(model: type[Document]) -> _Plan:
     plan = _PLANS.get(model)
     if plan is None:
         fields = tuple(
-            (name, info.alias or name, _default(info), _converter(info.annotation))
+            (name, info.alias or name, _default(info), *_reader(info.annotation))
             for name, info in model.model_fields.items()
         )
-        private = tuple(
-            (name, _factory(attr.default, cast(Callable[[], Any] | None, attr.default_factory)))
-            for name, attr in model.__private_attributes__.items()
-        )
-        plan = _PLANS[model] = _Plan(fields, frozenset(key for _, key, _, _ in fields), private)
+        plan = _PLANS[model] = _Plan(fields, _compile(model, fields))
     return plan
+
+
+def _compile(
+    model: type[Document],
+    fields: tuple[tuple[str, str, Callable[[], Any], tuple[type, ...] | None, Convert | None], ...],
+) -> Callable[[Mapping[str, Any]], Document]:
+    """One straight-line function per class, as ``dataclasses`` writes ``__init__``: a loop
+    over the plan costs about as much again as the work itself. For ``Message`` it reads::
+
+        def build(raw):
+            if not raw.keys() <= KEYS:
+                raise Unexpected
+            get = raw.get
+            v0 = get('_id', MISSING)
+            if v0 is MISSING:
+                v0 = default_0()
+            elif v0 is not None:
+                if type(v0) not in kinds_0:
+                    raise Unexpected
+            ...
+            instance = new(cls)
+            setattr(instance, '__dict__', {'id': v0, ...})
+            ...
+    """
+    env: dict[str, Any] = {
+        "MISSING": _MISSING,
+        "Unexpected": _Unexpected,
+        "KEYS": frozenset(key for _, key, _, _, _ in fields),
+        "new": model.__new__,
+        "cls": model,
+        "setattr": object.__setattr__,
+        "PRIVATE": {n: a.default for n, a in model.__private_attributes__.items()},
+    }
+    lines = ["def build(raw):", "    if not raw.keys() <= KEYS:", "        raise Unexpected"]
+    lines.append("    get = raw.get")
+    for i, (_, key, default, kinds, convert) in enumerate(fields):
+        env[f"default_{i}"], env[f"kinds_{i}"], env[f"convert_{i}"] = default, kinds, convert
+        lines += [f"    v{i} = get({key!r}, MISSING)", f"    if v{i} is MISSING:"]
+        lines.append(f"        v{i} = default_{i}()")
+        if kinds is not None or convert is not None:
+            lines.append(f"    elif v{i} is not None:")
+        if kinds is not None:
+            lines += [f"        if type(v{i}) not in kinds_{i}:", "            raise Unexpected"]
+        if convert is not None:
+            lines.append(f"        v{i} = convert_{i}(v{i})")
+    values = ", ".join(f"{name!r}: v{i}" for i, (name, *_) in enumerate(fields))
+    names = ", ".join(repr(name) for name, *_ in fields)
+    private = ", ".join(
+        f"{name!r}: private_{name}()"
+        for name, attribute in model.__private_attributes__.items()
+        if attribute.default_factory is not None
+    )
+    for name, attribute in model.__private_attributes__.items():
+        env[f"private_{name}"] = attribute.default_factory
+    lines += [
+        "    instance = new(cls)",
+        f"    setattr(instance, '__dict__', {{{values}}})",
+        f"    setattr(instance, '__pydantic_fields_set__', {{{names}}})",
+        "    setattr(instance, '__pydantic_extra__', None)",
+        f"    setattr(instance, '__pydantic_private__', {{**PRIVATE, {private}}})",
+        "    return instance",
+    ]
+    exec("\n".join(lines), env)
+    build: Callable[[Mapping[str, Any]], Document] = env["build"]
+    return build
 
 
 def _default(info: FieldInfo) -> Callable[[], Any]:
@@ -143,62 +183,48 @@ def _factory(default: Any, default_factory: Callable[[], Any] | None) -> Callabl
     return lambda: copy.deepcopy(default)
 
 
-def _converter(annotation: Any) -> Convert | None:
-    """The conversion a stored value of ``annotation`` needs (``None``: use it as it is)."""
+def _reader(annotation: Any) -> tuple[tuple[type, ...] | None, Convert | None]:
+    """How to read a stored value of ``annotation``: the exact types it may have (checked
+    without a call), and the conversion it needs (``None``: use it as it is)."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:  # e.g. UtcDatetime: the base type says what to convert
-        return _converter(typing.get_args(annotation)[0])
+        return _reader(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        return _converter(options[0]) if len(options) == 1 else _strict(annotation)
+        return _reader(options[0]) if len(options) == 1 else (None, _refuse)
     if origin is list:
         (item,) = typing.get_args(annotation)
-        convert = _converter(item)
+        kinds, convert = _reader(item)
+        if convert is None and kinds is not None:
+            return (list,), lambda value: [_exactly(kinds, entry) for entry in value]
         if convert is None:
-            return _checked(list)
-        return lambda value: [convert(entry) for entry in _checked(list)(value)]
+            return (list,), None
+        return (list,), lambda value: [convert(_exactly(kinds, entry)) for entry in value]
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):  # an unknown value: KeyError, full validation
-            return annotation._value2member_map_.__getitem__
+            return (str,), annotation._value2member_map_.__getitem__
         if issubclass(annotation, BaseModel):
-            return _nested(annotation)
+            return (dict,), _nested(annotation)
         if issubclass(annotation, datetime):
-            return _utc
+            return (datetime,), _utc
         if issubclass(annotation, ObjectId):
-            return _checked(ObjectId)
-        if annotation in (str, int, float, bytes, bool):
-            return _exact(annotation)
-    return _strict(annotation)
+            return (ObjectId,), None
+        if annotation is float:
+            return (float, int), float
+        if annotation in (str, int, bytes, bool):
+            return (annotation,), None
+    return None, _refuse
 
 
-def _utc(value: Any) -> datetime:
-    if not isinstance(value, datetime):
+def _exactly(kinds: tuple[type, ...] | None, value: Any) -> Any:
+    if kinds is not None and type(value) not in kinds:
         raise _Unexpected
+    return value
+
+
+def _refuse(value: Any) -> Any:
+    raise _Unexpected(value)
+
+
+def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _exact(kind: type) -> Convert:
-    accepted: tuple[type, ...] = (int, float) if kind is float else (kind,)
-
-    def check(value: Any) -> Any:
-        if type(value) not in accepted:  # bool is not an int here, nor int a str
-            raise _Unexpected
-        return float(value) if kind is float else value
-
-    return check
-
-
-def _checked(kind: type) -> Convert:
-    def check(value: Any) -> Any:
-        if not isinstance(value, kind):
-            raise _Unexpected
-        return value
-
-    return check
-
-
-def _strict(annotation: Any) -> Convert:
-    def refuse(_: Any) -> Any:
-        raise _Unexpected(annotation)
-
-    return refuse
