@@ -238,3 +238,9 @@ async def test_structured_tool_results_are_json_text() -> None:
     )
     run = await AgentRunner(model, tools).run(sid, "info")
     assert json.loads(run.tool_calls[0].output or "") == {"ok": True, "n": [1, 2]}
+
+
+@pytest.mark.parametrize(("max_steps", "history_limit"), [(0, 50), (True, 50), (3, -1), (3, 10**6)])
+def test_the_runner_refuses_bad_limits_up_front(max_steps: int, history_limit: int) -> None:
+    with pytest.raises(ValueError):
+        AgentRunner(ScriptedModel([]), max_steps=max_steps, history_limit=history_limit)

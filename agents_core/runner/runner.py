@@ -44,6 +44,7 @@ from agents_core.db import (
     ToolCallsRepository,
     ToolCallStatus,
 )
+from agents_core.db import _validation as check
 from agents_core.db.client import get_settings
 from agents_core.db.repositories.runs import MAX_ERROR_BYTES
 from agents_core.runner.model import ModelClient, ModelRequest, ToolRequest
@@ -71,8 +72,9 @@ class AgentRunner:
         max_steps: int = 8,
         history_limit: int = 50,
     ) -> None:
-        if max_steps < 1:
-            raise ValueError("max_steps must be at least 1")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError("max_steps must be an integer of at least 1")
+        check.limit(history_limit, "history_limit", minimum=0)  # InvalidInputError, a ValueError
         self.model = model
         self.tools = tools or ToolRegistry()
         self.runs = runs or RunsRepository()
