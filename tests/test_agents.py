@@ -105,3 +105,10 @@ async def test_bad_names_raise_invalid_input(name: object) -> None:
 async def test_create_refuses_something_else_than_the_dto() -> None:
     with pytest.raises(InvalidInputError):
         await AgentsRepository().create({"name": "x"})  # type: ignore[arg-type]
+
+
+async def test_a_dto_built_without_validation_is_refused_cleanly() -> None:
+    with pytest.raises(InvalidInputError):
+        await AgentsRepository().create(CreateAgentDTO.model_construct())
+    with pytest.raises(InvalidInputError):
+        await AgentsRepository().create(CreateAgentDTO.model_construct(name="x", tools="ab"))

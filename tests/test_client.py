@@ -113,3 +113,23 @@ def test_mask_uri_hides_passwords_only() -> None:
         == "mongodb+srv://u:***@cluster.example.net/"
     )
     assert mask_uri("mongodb://h:27017/") == "mongodb://h:27017/"
+
+
+async def test_a_failed_retarget_leaves_the_layer_where_it_was(
+    wire_uri: str, wire_client: AsyncMongoClient[Any]
+) -> None:
+    from agents_core.db import DatabaseError
+
+    name = f"conflict_{time.monotonic_ns()}"
+    # An index of another shape under one of our index names: init_db cannot create ours.
+    await wire_client[name]["runs"].create_index([("x", 1)], name="session_id_started_at")
+    await init_db(client=in_memory_client(), database="kept")
+    try:
+        await SessionsRepository().create("still here")
+        with pytest.raises(DatabaseError):
+            await init_db(wire_uri, database=name)
+        assert get_database().name == "kept"
+        assert [s.title for s in await SessionsRepository().list_active()] == ["still here"]
+    finally:
+        await close_db()
+        await wire_client.drop_database(name)

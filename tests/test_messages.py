@@ -166,6 +166,8 @@ async def test_repeats_of_old_keys_are_caught_by_the_unique_index() -> None:
     again = await repo.create(session.id, "user", "old", idempotency_key="k-0")
     assert again.id == first.id
     assert await get_database()["messages"].count_documents({"session_id": session.id}) == 70
+    assert (await SessionsRepository().find_by_id(session.id)).last_seq == 70  # no seq used
+    assert (await repo.create(session.id, "user", "next")).seq == 71
 
 
 async def test_tool_messages_link_their_tool_call() -> None:

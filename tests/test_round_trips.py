@@ -75,9 +75,9 @@ async def test_idempotent_message_create(command_log: CommandLog) -> None:
     repo = MessagesRepository()
     session = await make_session()
     first = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
-    assert first == ["findAndModify", "insert"]
+    assert first == ["find", "findAndModify", "insert"]
     repeat = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
-    assert repeat == ["findAndModify", "find"]
+    assert repeat == ["find"]
 
 
 async def test_run_operations(command_log: CommandLog) -> None:

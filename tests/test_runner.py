@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -242,5 +243,69 @@ async def test_structured_tool_results_are_json_text() -> None:
 
 @pytest.mark.parametrize(("max_steps", "history_limit"), [(0, 50), (True, 50), (3, -1), (3, 10**6)])
 def test_the_runner_refuses_bad_limits_up_front(max_steps: int, history_limit: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"max_steps|history_limit"):
         AgentRunner(ScriptedModel([]), max_steps=max_steps, history_limit=history_limit)
+
+
+async def test_a_tool_output_the_layer_cannot_store_as_is_is_cleaned_and_recorded() -> None:
+    tools = ToolRegistry({"ls": lambda: b"caf\xe9.txt".decode("utf-8", "surrogateescape")})
+    sid = await routed_session(tools=["ls"])
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("ls")]), ModelResponse(text="ok")])
+    run = await AgentRunner(model, tools).run(sid, "list")
+    assert run.status is RunStatus.completed
+    (call,) = run.tool_calls
+    assert (call.status, call.output) == (ToolCallStatus.success, "caf?.txt")
+
+
+@pytest.mark.parametrize("name", ["", "x" * 300, "bad\nname"])
+async def test_a_tool_name_the_layer_refuses_is_recorded_as_an_error_call(name: str) -> None:
+    sid = await routed_session()
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest(name)]), ModelResponse(text="ok")])
+    run = await AgentRunner(model, registry()).run(sid, "go")
+    assert run.status is RunStatus.completed
+    (call,) = run.tool_calls
+    assert call.status is ToolCallStatus.error
+    assert "not enabled" in (call.output or "")
+
+
+async def test_cancellation_wins_over_a_database_error_while_recording_it() -> None:
+    from agents_core.db import DatabaseUnavailableError, ToolCallsRepository
+
+    class Failing(ToolCallsRepository):
+        async def complete(self, *args: object, **kwargs: object) -> Any:
+            raise DatabaseUnavailableError("db gone")
+
+    started = asyncio.Event()
+    tools = ToolRegistry()
+
+    @tools.tool("add")
+    async def slow() -> int:
+        started.set()
+        await asyncio.sleep(60)
+        return 0
+
+    sid = await routed_session()
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add")])])
+    task = asyncio.create_task(AgentRunner(model, tools, tool_calls=Failing()).run(sid, "x"))
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)  # type: ignore[arg-type]
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+
+
+async def test_a_retried_turn_shows_the_model_the_history_in_order_and_once() -> None:
+    sid = await routed_session()
+    await AgentRunner(ScriptedModel([ModelResponse(text="hello")]), registry()).run(sid, "hi")
+    ask = ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 2}')])
+    with pytest.raises(ConnectionError):
+        await AgentRunner(ScriptedModel([ask, ConnectionError()]), registry()).run(
+            sid, "1+2?", turn_id="t"
+        )
+    retry = ScriptedModel([ask, ModelResponse(text="3")])
+    await AgentRunner(retry, registry()).run(sid, "1+2?", turn_id="t")
+    first, second = ([(m.role.value, m.content) for m in r.messages] for r in retry.requests)
+    assert first == [("user", "hi"), ("assistant", "hello"), ("user", "1+2?")]
+    assert second == [*first, ("tool", "3")]
+    assert [m.seq for m in await MessagesRepository().find_by_session(sid, 100)] == [1, 2, 3, 4, 5]  # type: ignore[arg-type]

@@ -85,11 +85,29 @@ async def init_db(
     except (PyMongoError, ValueError) as exc:
         if owns_client:
             await _close(client)
+        await _rebind_previous()
         translated = translate(exc) or InvalidInputError("database", str(exc))
         raise translated from exc
     previous, _state = _state, _State(client, db, owns_client, settings)
     if previous is not None and previous.owns_client and previous.client is not client:
         await _close(previous.client)
+
+
+async def _rebind_previous() -> None:
+    """After a failed re-target, point the documents back at the database still in use.
+
+    ``init_beanie`` binds the document classes before it creates the indexes, so a failure
+    there would otherwise leave them on the new (and maybe closed) client.
+    """
+    global _state
+    if _state is None:
+        return
+    try:
+        await init_beanie(
+            database=_state.database, document_models=list(DOCUMENT_MODELS), skip_indexes=True
+        )
+    except (PyMongoError, ValueError):
+        _state = None  # neither target works: NotInitializedError beats a closed client
 
 
 async def close_db() -> None:

@@ -33,6 +33,7 @@ from agents_core.db import (
     Agent,
     AgentsRepository,
     DatabaseError,
+    InvalidInputError,
     InvalidStateError,
     Message,
     MessageRole,
@@ -95,7 +96,8 @@ class AgentRunner:
         agent = await self.agents.find_by_id(session.active_agent_id)
         turn = _Turn(session.id, turn_id)
         user_message = await self._append(turn, MessageRole.user, user_input)
-        history = [m for m in session.messages if m.id != user_message.id] + [user_message]
+        # On a retried turn the user message is an earlier one: the history is what came before.
+        history = [m for m in session.messages if m.seq < user_message.seq] + [user_message]
         run = await self.runs.start(session, agent)
         try:
             return await self._steps(run, agent, turn, history)
@@ -112,11 +114,11 @@ class AgentRunner:
             response = await self.model.complete(ModelRequest(agent, tuple(history), agent.tools))
             await self.runs.update_usage(run.id, response.usage.tokens, response.usage.cost)
             if response.text:
-                history.append(await self._append(turn, MessageRole.assistant, response.text))
+                _add(history, await self._append(turn, MessageRole.assistant, response.text))
             if not response.tool_calls:
                 return await self.runs.complete(run.id, RunStatus.completed)
             for request in response.tool_calls:
-                history.append(await self._call_tool(run, agent, turn, request))
+                _add(history, await self._call_tool(run, agent, turn, request))
         return await self.runs.complete(
             run.id, RunStatus.failed, f"step limit reached: {self.max_steps} model calls"
         )
@@ -125,12 +127,18 @@ class AgentRunner:
         self, run: Run, agent: Agent, turn: _Turn, request: ToolRequest
     ) -> Message:
         assert run.id is not None
-        call = await self.tool_calls.create(run.id, request.name, request.arguments)
-        if request.name in agent.tools:
+        enabled = request.name in agent.tools
+        # What the model sent is recorded as it is where it can be: a name the layer refuses
+        # (blank, too long, control characters) can only be a tool the agent has not enabled.
+        name = request.name if enabled else _recordable_name(request.name)
+        arguments = _clean(request.arguments, get_settings().max_payload_bytes, "arguments")
+        call = await self.tool_calls.create(run.id, name, arguments)
+        if enabled:
             output, status, elapsed_ms = await self._execute(call.id, request)
         else:
             output = f"tool {request.name!r} is not enabled for agent {agent.name!r}"
             status, elapsed_ms = ToolCallStatus.error, 0.0
+        output = _clean(output, get_settings().max_payload_bytes, "tool output")
         await self.tool_calls.complete(call.id, output, status, elapsed_ms)
         # The tool call keeps the whole output; the conversation gets what fits in a message.
         content = _truncate(output, get_settings().max_message_bytes, f"see tool call {call.id}")
@@ -145,9 +153,12 @@ class AgentRunner:
             status = ToolCallStatus.success
         except asyncio.CancelledError:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            await asyncio.shield(
-                self.tool_calls.complete(call_id, CANCELLED, ToolCallStatus.error, elapsed_ms)
-            )
+            try:
+                await asyncio.shield(
+                    self.tool_calls.complete(call_id, CANCELLED, ToolCallStatus.error, elapsed_ms)
+                )
+            except DatabaseError as exc:  # the cancellation is what the caller must see
+                logger.warning("tool call %s could not be marked cancelled: %s", call_id, exc)
             raise
         except Exception as exc:  # a tool's failure is information for the model
             output, status = _error_text(exc), ToolCallStatus.error
@@ -198,6 +209,25 @@ class _Turn:
 def _error_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return _truncate(text.encode("utf-8", "replace").decode(), MAX_ERROR_BYTES, "error text")
+
+
+def _add(history: list[Message], message: Message) -> None:
+    """Append ``message`` unless a retried turn's keyed append returned one already there."""
+    if all(message.id != earlier.id for earlier in history):
+        history.append(message)
+
+
+def _clean(text: str, max_bytes: int, what: str) -> str:
+    """``text`` as the layer stores it: valid UTF-8 (lone surrogates replaced), bounded."""
+    valid = text.encode("utf-8", "replace").decode("utf-8")
+    return _truncate(valid, max_bytes, f"{what} truncated")
+
+
+def _recordable_name(name: str) -> str:
+    try:
+        return check.name(name, "tool_name")
+    except InvalidInputError:
+        return repr(name)[: check.MAX_NAME_LENGTH - 3] + "..."
 
 
 def _truncate(text: str, max_bytes: int, note: str) -> str:

@@ -24,7 +24,8 @@ __all__ = [
 
 #: The session's latest message idempotency keys (internal: never part of the model).
 RECENT_KEYS = "recent_idempotency_keys"
-#: How many of them a session remembers; an older repeat is caught by the unique index instead.
+#: How many of them a session remembers: enough for repeats racing their first writer (a repeat
+#: that comes later finds the stored message before it reserves anything).
 RECENT_KEYS_KEPT = 64
 #: Projection for reading a session as a model (leaves the internal key list on the server).
 SESSION_PROJECTION = {RECENT_KEYS: 0}

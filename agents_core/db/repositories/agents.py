@@ -31,16 +31,18 @@ class AgentsRepository:
         """Insert a new agent; ``AlreadyExistsError`` if the name is taken. One command."""
         if not isinstance(data, CreateAgentDTO):
             raise InvalidInputError("data", f"must be a CreateAgentDTO, not {type(data).__name__}")
-        name = check.name(data.name, "name")
-        if not isinstance(data.tools, list | tuple):  # a DTO built with model_construct
+        # getattr: a DTO built with model_construct may lack fields or hold anything.
+        name = check.name(getattr(data, "name", None), "name")
+        raw_tools = getattr(data, "tools", None)
+        if not isinstance(raw_tools, list | tuple):
             raise InvalidInputError("tools", "must be a list of tool names")
-        tools = list(dict.fromkeys(check.name(tool, "tool_name") for tool in data.tools))
+        tools = list(dict.fromkeys(check.name(tool, "tool_name") for tool in raw_tools))
         if len(tools) > get_settings().max_tools_per_agent:
             raise InvalidInputError("tools", f"more than {get_settings().max_tools_per_agent}")
         instructions = check.text(
-            data.instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES
+            getattr(data, "instructions", ""), "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES
         )
-        model = check.optional_name(data.model, "model")
+        model = check.optional_name(getattr(data, "model", None), "model")
         try:
             return await insert(
                 Agent, name=name, instructions=instructions, model=model, tools=tools

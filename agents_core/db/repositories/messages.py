@@ -52,14 +52,17 @@ class MessagesRepository:
 
         Two commands: reserve ``seq``, insert. With ``idempotency_key``, a repeat of the same key
         in the same session (also one racing the first) returns the message stored the first
-        time, and only one ``seq`` is consumed. ``tool_call_id`` links a ``tool`` message to the
-        tool call whose output it carries.
+        time, and only one ``seq`` is consumed: three commands the first time (look the key up,
+        reserve, insert), one on a repeat. ``tool_call_id`` links a ``tool`` message to the tool
+        call whose output it carries.
         """
         sid = check.object_id(session_id, "session")
         message_role = check.enum(MessageRole, role, "role")
         body = check.text(content, "content", max_bytes=get_settings().max_message_bytes)
         key = check.optional_name(idempotency_key, "idempotency_key")
         call_id = None if tool_call_id is None else parse_tool_call_id(tool_call_id)[0]
+        if key is not None and (existing := await _find_by_key(sid, key)) is not None:
+            return existing
         now = utcnow()
         seq = await _reserve_seq(sid, now, key)
         if seq is None and key is not None:
@@ -81,7 +84,7 @@ class MessagesRepository:
                 tool_call_id=call_id,
             )
         except DuplicateKeyError:
-            # A repeat of a key too old to be among the session's remembered keys.
+            # A first writer of this key that we waited for past _KEYED_WAIT_S landed after all.
             existing = None if key is None else await _find_by_key(sid, key)
             if existing is None:
                 raise
