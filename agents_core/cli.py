@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -31,6 +31,7 @@ from rich.text import Text
 
 from agents_core.db import (
     DatabaseError,
+    InvalidStateError,
     Message,
     MessagesRepository,
     Run,
@@ -97,7 +98,7 @@ def _run(work: Callable[[], Awaitable[T]], *, announce: bool = False) -> T:
                 )
             )
             return asyncio.run(_connected(uri, settings, work))
-    except (CliError, DatabaseError) as exc:
+    except (CliError, DatabaseError, ValueError) as exc:  # ValueError: a malformed setting
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
@@ -301,9 +302,14 @@ def runs(
             await SessionsRepository().find_by_id(session_id, message_limit=0)  # NotFoundError
             return await repo.list_by_session(session_id)
         found = await repo.list_stale(timedelta(minutes=older_than))
-        if abandon:
-            return [await repo.mark_abandoned(run.id) for run in found if run.id is not None]
-        return found
+        if not abandon:
+            return found
+        abandoned = []
+        for run in found:
+            assert run.id is not None
+            with suppress(InvalidStateError):  # it finished meanwhile: nothing to close
+                abandoned.append(await repo.mark_abandoned(run.id))
+        return abandoned
 
     found = _run(work)
     if as_json:

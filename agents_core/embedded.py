@@ -121,14 +121,16 @@ class EmbeddedServer:
     def stop(self) -> None:
         """SIGTERM, then wait (SIGKILL after ``shutdown_timeout``). Safe to call twice."""
         process, self._process, self._uri = self._process, None, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(self.shutdown_timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(self.shutdown_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.data_dir is None and self._log_path is not None:  # our own temporary folder
+            shutil.rmtree(self._log_path.parent, ignore_errors=True)
+            self._log_path = None
 
     def __enter__(self) -> EmbeddedServer:
         self.start()

@@ -309,3 +309,12 @@ async def test_a_retried_turn_shows_the_model_the_history_in_order_and_once() ->
     assert first == [("user", "hi"), ("assistant", "hello"), ("user", "1+2?")]
     assert second == [*first, ("tool", "3")]
     assert [m.seq for m in await MessagesRepository().find_by_session(sid, 100)] == [1, 2, 3, 4, 5]  # type: ignore[arg-type]
+
+
+async def test_a_turn_id_too_long_for_its_keys_is_refused_before_anything_is_written() -> None:
+    from agents_core.db import InvalidInputError
+
+    sid = await routed_session()
+    with pytest.raises(InvalidInputError, match="turn_id"):
+        await AgentRunner(ScriptedModel([]), registry()).run(sid, "hi", turn_id="t" * 190)
+    assert await get_database()["messages"].count_documents({}) == 0

@@ -120,3 +120,11 @@ async def test_list_active_refuses_operator_user_ids(user_id: object) -> None:
 async def test_malformed_session_id_raises_invalid_id() -> None:
     with pytest.raises(InvalidIdError):
         await SessionsRepository().find_by_id("not-an-id")
+
+
+async def test_archiving_an_archived_session_changes_nothing() -> None:
+    session = await make_session()
+    first = await SessionsRepository().archive(session.id)
+    again = await SessionsRepository().archive(session.id)
+    assert again.updated_at == first.updated_at
+    assert again.status is SessionStatus.archived

@@ -90,6 +90,8 @@ class AgentRunner:
         self, session_id: str | ObjectId, user_input: str, *, turn_id: str | None = None
     ) -> Run:
         """Run one turn of the session's active agent on ``user_input``; returns the final run."""
+        if turn_id is not None:  # its messages' keys are "<turn_id>/<role>/<n>"
+            check.name(turn_id, "turn_id", max_length=check.MAX_NAME_LENGTH - 32)
         session = await self.sessions.find_by_id(session_id, message_limit=self.history_limit)
         if session.active_agent_id is None:
             raise InvalidStateError("session", session.id, "has no active agent")

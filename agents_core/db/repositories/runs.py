@@ -53,9 +53,9 @@ class RunsRepository:
         The documents stand for their existence, so this is the one insert (what
         ``AgentRunner`` uses); ``create`` is the same from bare ids, with the checks.
         """
-        if not isinstance(session, Session) or session.id is None:
+        if not isinstance(session, Session) or not isinstance(session.id, ObjectId):
             raise InvalidInputError("session", "must be a stored Session")
-        if not isinstance(agent, Agent) or agent.id is None:
+        if not isinstance(agent, Agent) or not isinstance(agent.id, ObjectId):
             raise InvalidInputError("agent", "must be a stored Agent")
         return await insert(Run, session_id=session.id, agent_id=agent.id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import DESCENDING, ReturnDocument
 
 from agents_core.db import _validation as check
 from agents_core.db.client import collection
@@ -79,7 +79,15 @@ class SessionsRepository:
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:
-        """Mark the session ``archived`` (it leaves ``list_active``); idempotent. One command."""
+        """Mark the session ``archived`` (it leaves ``list_active``). One command.
+
+        Idempotent: archiving an archived session changes nothing (one more command to read it).
+        """
         sid = check.object_id(session_id, "session")
-        change = {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}}
-        return load(Session, await update(Session, sid, "session", change, SESSION_PROJECTION))
+        raw = await collection(Session).find_one_and_update(
+            {"_id": sid, "status": SessionStatus.active.value},
+            {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
+            projection=SESSION_PROJECTION,
+            return_document=ReturnDocument.AFTER,
+        )
+        return load(Session, raw or await get(Session, sid, "session", SESSION_PROJECTION))
