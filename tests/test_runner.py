@@ -163,24 +163,28 @@ async def test_a_model_exception_fails_the_run_and_is_re_raised() -> None:
     assert run.completed_at is not None
 
 
-async def test_cancellation_fails_the_run_with_cancelled() -> None:
+async def cancel_mid_tool(session_id: object, **repositories: Any) -> Run:
+    """Run a turn whose tool hangs, cancel it there, and return the recorded run."""
     started = asyncio.Event()
-    tools = ToolRegistry()
 
-    @tools.tool("add")
-    async def slow_add(a: int, b: int) -> int:
+    async def hang() -> int:
         started.set()
         await asyncio.sleep(60)
-        return a + b
+        return 0
 
-    sid = await routed_session()
-    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 1}')])])
-    task = asyncio.create_task(AgentRunner(model, tools).run(sid, "slow"))
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add")])])
+    runner = AgentRunner(model, ToolRegistry({"add": hang}), **repositories)
+    task = asyncio.create_task(runner.run(session_id, "slow"))  # type: ignore[arg-type]
     await asyncio.wait_for(started.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    (run,) = await RunsRepository().list_by_session(sid)  # type: ignore[arg-type]
+    (run,) = await RunsRepository().list_by_session(session_id)  # type: ignore[arg-type]
+    return run
+
+
+async def test_cancellation_fails_the_run_with_cancelled() -> None:
+    run = await cancel_mid_tool(await routed_session())
     assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
     assert run.tool_calls[0].status is ToolCallStatus.error
     assert run.tool_calls[0].output == CANCELLED
@@ -275,23 +279,7 @@ async def test_cancellation_wins_over_a_database_error_while_recording_it() -> N
         async def complete(self, *args: object, **kwargs: object) -> Any:
             raise DatabaseUnavailableError("db gone")
 
-    started = asyncio.Event()
-    tools = ToolRegistry()
-
-    @tools.tool("add")
-    async def slow() -> int:
-        started.set()
-        await asyncio.sleep(60)
-        return 0
-
-    sid = await routed_session()
-    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add")])])
-    task = asyncio.create_task(AgentRunner(model, tools, tool_calls=Failing()).run(sid, "x"))
-    await asyncio.wait_for(started.wait(), 10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    (run,) = await RunsRepository().list_by_session(sid)  # type: ignore[arg-type]
+    run = await cancel_mid_tool(await routed_session(), tool_calls=Failing())
     assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
 
 
