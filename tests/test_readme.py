@@ -1,0 +1,52 @@
+"""The README's Python examples run as written (on the in-memory database)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agents_core.db
+from agents_core.db import get_database
+from agents_core.testing import in_memory_client
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+async def run_blocks(blocks: list[str]) -> dict[str, Any]:
+    source = "async def _example():\n" + textwrap.indent("\n".join(blocks), "    ")
+    source += "\n    return locals()\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(README), "exec"), namespace)
+    result: dict[str, Any] = await namespace["_example"]()
+    return result
+
+
+async def test_the_usage_and_runner_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = agents_core.db.init_db
+
+    async def init_in_memory(*args: Any, **kwargs: Any) -> None:
+        await original(client=in_memory_client(), database="readme")
+
+    monkeypatch.setattr(agents_core.db, "init_db", init_in_memory)
+    usage, runner = python_blocks()[:2]
+    # The runner example goes on from the usage example's session, before it closes the layer.
+    before_close, close = usage.rsplit("await close_db()", 1)
+    names = await run_blocks([before_close, runner, "await close_db()" + close])
+    assert names["history"].messages[-1].content == "Where is my refund?"
+    assert names["run"].status == "completed"
+    assert [c.tool_name for c in names["run"].tool_calls] == ["search_orders"]
+
+
+async def test_the_testing_example_runs() -> None:
+    names = await run_blocks([python_blocks()[2]])
+    await names["test_my_service"]()
+    with pytest.raises(agents_core.db.NotInitializedError):
+        get_database()
