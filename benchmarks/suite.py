@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from bson import ObjectId
@@ -247,7 +248,12 @@ async def _client(
     uri: str, listeners: list[monitoring.CommandListener]
 ) -> AsyncIterator[AsyncMongoClient[Any]]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(
-        uri, tz_aware=True, event_listeners=listeners, serverSelectionTimeoutMS=10_000
+        # As init_db configures its own client (UTC datetimes as datetime.UTC).
+        uri,
+        tz_aware=True,
+        tzinfo=UTC,
+        event_listeners=listeners,
+        serverSelectionTimeoutMS=10_000,
     )
     try:
         yield client

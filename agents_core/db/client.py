@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, TypeVar
 
 import pymongo
@@ -145,6 +146,7 @@ def _connect(uri: str, settings: Settings) -> AsyncMongoClient[Any]:
         return AsyncMongoClient(
             uri,
             tz_aware=True,
+            tzinfo=UTC,
             serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
             connectTimeoutMS=settings.server_selection_timeout_ms,
             socketTimeoutMS=settings.socket_timeout_ms,

@@ -137,7 +137,10 @@ def _compile(
         lines.append(f"        v{i} = default_{i}()")
         if kinds is not None or convert is not None:
             lines.append(f"    elif v{i} is not None:")
-        if kinds is not None:
+        if kinds is not None and len(kinds) == 1:
+            env[f"kind_{i}"] = kinds[0]
+            lines += [f"        if type(v{i}) is not kind_{i}:", "            raise Unexpected"]
+        elif kinds is not None:
             lines += [f"        if type(v{i}) not in kinds_{i}:", "            raise Unexpected"]
         if convert is not None:
             lines.append(f"        v{i} = convert_{i}(v{i})")
@@ -227,4 +230,6 @@ def _refuse(value: Any) -> Any:
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # what our own client returns (tzinfo=UTC)
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
