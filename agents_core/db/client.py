@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any
 
 import pymongo
 from beanie import Document, init_beanie
@@ -37,7 +37,6 @@ __all__ = ["DEFAULT_DATABASE", "close_db", "get_database", "get_settings", "init
 
 DEFAULT_DATABASE = "agents_core"
 
-D = TypeVar("D", bound=Document)
 
 #: How long ``close`` lets a monitor's connect in flight finish when no server is reachable.
 _CLOSE_SETTLE_S = 0.05
