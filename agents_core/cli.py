@@ -92,11 +92,11 @@ def _run(work: Callable[[], Awaitable[T]], *, announce: bool = False) -> T:
         with _database_uri() as (uri, description):
             if announce:
                 out.print(f"[bold]Database:[/] {description}")
-            settings = Settings(
-                server_selection_timeout_ms=int(
-                    os.environ.get("AGENTS_CORE_SERVER_SELECTION_TIMEOUT_MS", CLI_SERVER_TIMEOUT_MS)
+            settings = Settings()  # the environment, read once, as everywhere
+            if "server_selection_timeout_ms" not in settings.model_fields_set:
+                settings = settings.model_copy(
+                    update={"server_selection_timeout_ms": CLI_SERVER_TIMEOUT_MS}
                 )
-            )
             return asyncio.run(_connected(uri, settings, work))
     except (CliError, DatabaseError, ValueError) as exc:  # ValueError: a malformed setting
         err.print(f"[red]error:[/] {escape(str(exc))}")

@@ -62,16 +62,21 @@ def optional_name(value: object, field: str) -> str | None:
 
 def text(value: object, field: str, *, max_bytes: int) -> str:
     """Free text (message content, tool input/output): any valid Unicode up to ``max_bytes``."""
+    return encoded_text(value, field, max_bytes=max_bytes)[0]
+
+
+def encoded_text(value: object, field: str, *, max_bytes: int) -> tuple[str, bytes]:
+    """``text``, with its UTF-8 bytes (for callers that size or store them: encoded once)."""
     string = _string(value, field)
     if len(string) > max_bytes:  # cheap bound first: a character is at least one byte
         raise InvalidInputError(field, f"larger than {max_bytes} bytes of UTF-8")
     try:
-        size = len(string.encode("utf-8"))
+        data = string.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInputError(field, "is not valid Unicode (lone surrogate)") from exc
-    if size > max_bytes:
+    if len(data) > max_bytes:
         raise InvalidInputError(field, f"larger than {max_bytes} bytes of UTF-8")
-    return string
+    return string, data
 
 
 def enum(cls: type[E], value: object, field: str, *, allowed: frozenset[E] | None = None) -> E:

@@ -210,7 +210,7 @@ class _Turn:
 
 def _error_text(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return _truncate(text.encode("utf-8", "replace").decode(), MAX_ERROR_BYTES, "error text")
+    return _clean(text, MAX_ERROR_BYTES, "error text")
 
 
 def _add(history: list[Message], message: Message) -> None:

@@ -74,5 +74,4 @@ async def update(
 
 async def require(document: type[Document], id: ObjectId, entity: str) -> None:
     """Raise ``NotFoundError`` unless a ``document`` with this ``_id`` exists."""
-    if await collection(document).find_one({"_id": id}, _ID_ONLY) is None:
-        raise NotFoundError(entity, id)
+    await get(document, id, entity, _ID_ONLY)

@@ -22,9 +22,8 @@ from agents_core.db.errors import DatabaseError
 __all__ = ["delete_for_run", "discard", "resolve", "store"]
 
 
-async def store(run_id: ObjectId, text: str) -> PayloadRef:
-    """Write ``text`` as chunks (one insert command up to ~48 MB); returns its reference."""
-    data = text.encode("utf-8")
+async def store(run_id: ObjectId, data: bytes) -> PayloadRef:
+    """Write UTF-8 ``data`` as chunks (one insert command up to ~48 MB); returns its reference."""
     payload_id = ObjectId()
     chunks = [
         {

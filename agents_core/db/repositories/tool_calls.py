@@ -47,8 +47,8 @@ class ToolCallsRepository:
         rid = check.object_id(run_id, "run")
         name = check.name(tool_name, "tool_name")
         settings = get_settings()
-        body = check.text(input, "input", max_bytes=settings.max_payload_bytes)
-        size = len(body.encode("utf-8"))
+        body, data = check.encoded_text(input, "input", max_bytes=settings.max_payload_bytes)
+        size = len(data)
         call: ToolCall = ToolCall.model_construct(
             id=f"{rid}{_SEPARATOR}{ObjectId()}",
             run_id=PydanticObjectId(rid),
@@ -68,7 +68,7 @@ class ToolCallsRepository:
         if inline and (refusal := await _refusal(rid)) is not None:
             raise refusal
         # Too large to embed, or the run's inline budget is spent: store it beside the run.
-        ref = await _payloads.store(rid, body)
+        ref = await _payloads.store(rid, data)
         call.input_payload = ref
         if not await _push(rid, call.model_copy(update={"input": ""}), 0):
             await _payloads.discard(ref)
@@ -89,10 +89,10 @@ class ToolCallsRepository:
         """
         call_id, rid = parse_tool_call_id(id)
         settings = get_settings()
-        body = check.text(output, "output", max_bytes=settings.max_payload_bytes)
+        body, data = check.encoded_text(output, "output", max_bytes=settings.max_payload_bytes)
         final = check.enum(ToolCallStatus, status, "status", allowed=_FINAL)
         duration = check.amount(duration_ms, "duration_ms")
-        size = len(body.encode("utf-8"))
+        size = len(data)
         fields = {"status": final.value, "completed_at": utcnow(), "duration_ms": duration}
         inline = size <= settings.payload_inline_max_bytes
         raw = await _complete(rid, call_id, {**fields, "output": body}, size) if inline else None
@@ -100,7 +100,7 @@ class ToolCallsRepository:
         if raw is None:
             if inline:
                 await _require_pending(rid, call_id)  # else: the run's inline budget is spent
-            spilled = await _payloads.store(rid, body)
+            spilled = await _payloads.store(rid, data)
             stored = {**fields, "output": "", "output_payload": spilled.model_dump()}
             raw = await _complete(rid, call_id, stored, 0)
             if raw is None:
