@@ -42,7 +42,7 @@ from agents_core.db import (
     close_db,
     init_db,
 )
-from agents_core.db import _validation as check
+from agents_core.db import validation as check
 from agents_core.db.config import mask_uri
 from agents_core.embedded import EmbeddedServer, EmbeddedServerError, data_dir_from_env
 

@@ -40,10 +40,10 @@ from agents_core.db import (
     ToolCallsRepository,
     get_database,
 )
-from agents_core.db._validation import MAX_NAME_LENGTH
 from agents_core.db.client import get_settings
 from agents_core.db.repositories.agents import MAX_INSTRUCTIONS_BYTES
 from agents_core.db.repositories.runs import MAX_ERROR_BYTES
+from agents_core.db.validation import MAX_NAME_LENGTH
 
 agents = AgentsRepository()
 sessions = SessionsRepository()
@@ -480,10 +480,10 @@ CASES = [
         lambda s: runs.start(s.session.id, s.agent),
     ),
     case(
-        "runs.start:unsaved-session",
+        "runs.start:session-without-id",
         InvalidInputError,
         "session",
-        lambda s: runs.start(Session(title="never stored"), s.agent),
+        lambda s: runs.start(Session.model_construct(title="never stored"), s.agent),
     ),
     case(
         "runs.start:agent-dict",

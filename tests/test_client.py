@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,17 +10,21 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from agents_core.db import (
+    AlreadyInitializedError,
+    Connection,
     DatabaseUnavailableError,
     InvalidInputError,
     NotInitializedError,
     SessionsRepository,
     Settings,
+    WrongEventLoopError,
     close_db,
+    connect,
     get_database,
     init_db,
 )
 from agents_core.db.config import mask_uri
-from agents_core.testing import in_memory_client
+from agents_core.testing import in_memory_client, in_memory_db
 
 
 async def test_repositories_refuse_to_work_before_init_db() -> None:
@@ -65,15 +70,59 @@ async def test_database_name_resolution(
         await close_db()
 
 
-async def test_init_db_again_retargets_the_layer() -> None:
+async def test_init_db_again_refuses_unless_asked_to_replace() -> None:
     client = in_memory_client()
     await init_db(client=client, database="one")
-    await SessionsRepository().create("in one")
-    await init_db(client=client, database="two")
-    assert await SessionsRepository().list_active() == []
-    await init_db(client=client, database="one")
-    assert [s.title for s in await SessionsRepository().list_active()] == ["in one"]
-    await close_db()
+    try:
+        await SessionsRepository().create("in one")
+        with pytest.raises(AlreadyInitializedError, match="replace=True"):
+            await init_db(client=client, database="two")
+        assert get_database().name == "one"
+        await init_db(client=client, database="two", replace=True)
+        assert await SessionsRepository().list_active() == []
+        await init_db(client=client, database="one", replace=True)
+        assert [s.title for s in await SessionsRepository().list_active()] == ["in one"]
+    finally:
+        await close_db()
+
+
+async def test_two_connections_side_by_side() -> None:
+    one = await connect(client=in_memory_client(), database="tenant_one")
+    two = await connect(client=in_memory_client(), database="tenant_two")
+    await SessionsRepository(one).create("for one")
+    await SessionsRepository(two).create("for two")
+    assert [s.title for s in await SessionsRepository(one).list_active()] == ["for one"]
+    assert [s.title for s in await SessionsRepository(two).list_active()] == ["for two"]
+    with pytest.raises(NotInitializedError):  # no default connection was opened
+        await SessionsRepository().list_active()
+    await one.close()
+    await two.close()
+
+
+async def test_two_in_memory_databases_at_once() -> None:
+    async with in_memory_db() as outer:
+        await SessionsRepository().create("outer")
+        async with in_memory_db() as inner:
+            assert await SessionsRepository().list_active() == []  # the default is the inner
+            assert [s.title for s in await SessionsRepository(outer).list_active()] == ["outer"]
+            await SessionsRepository(inner).create("inner")
+        assert [s.title for s in await SessionsRepository().list_active()] == ["outer"]
+    with pytest.raises(NotInitializedError):
+        await SessionsRepository().list_active()
+
+
+def test_a_connection_used_from_another_event_loop_raises_a_typed_error() -> None:
+    async def open_connection() -> Connection:
+        return await connect(client=in_memory_client(), database="loops")
+
+    connection = asyncio.run(open_connection())
+    with pytest.raises(WrongEventLoopError, match="one per loop"):
+        asyncio.run(SessionsRepository(connection).create("elsewhere"))
+
+
+def test_a_repository_refuses_what_is_not_a_connection() -> None:
+    with pytest.raises(InvalidInputError, match="Connection"):
+        SessionsRepository("mongodb://localhost")  # type: ignore[arg-type]
 
 
 async def test_close_db_never_closes_an_injected_client(wire_client: AsyncMongoClient[Any]) -> None:
@@ -127,7 +176,7 @@ async def test_a_failed_retarget_leaves_the_layer_where_it_was(
     try:
         await SessionsRepository().create("still here")
         with pytest.raises(DatabaseError):
-            await init_db(wire_uri, database=name)
+            await init_db(wire_uri, database=name, replace=True)
         assert get_database().name == "kept"
         assert [s.title for s in await SessionsRepository().list_active()] == ["still here"]
     finally:

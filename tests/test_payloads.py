@@ -34,7 +34,12 @@ async def run_document_size(run_id: object) -> int:
 async def with_settings(**overrides: int) -> None:
     """Re-target the layer at the same database with other limits."""
     database = get_database()
-    await init_db(client=database.client, database=database.name, settings=Settings(**overrides))
+    await init_db(
+        client=database.client,
+        database=database.name,
+        settings=Settings(**overrides),
+        replace=True,
+    )
 
 
 async def test_a_20_mb_output_is_stored_beside_the_run_and_read_back_whole() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents_core.db import NotInitializedError, SessionsRepository, get_database
+from agents_core.db import NotInitializedError, SessionsRepository, default_connection
 from agents_core.testing import in_memory_db
 
 pytest_plugins = ["agents_core.testing.pytest_plugin"]
@@ -12,7 +12,7 @@ pytest_plugins = ["agents_core.testing.pytest_plugin"]
 
 async def test_in_memory_db_context_manager_gives_a_fresh_database() -> None:
     async with in_memory_db() as database:
-        assert get_database() is database
+        assert default_connection() is database
         await SessionsRepository().create("hello")
         assert [s.title for s in await SessionsRepository().list_active()] == ["hello"]
     with pytest.raises(NotInitializedError):

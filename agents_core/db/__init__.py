@@ -1,5 +1,9 @@
 """The MongoDB data layer of agent services (the blueprint's ``db`` module).
 
+Repositories return frozen records (``Agent``, ``Session``, ``Message``, ``Run``, ``ToolCall``)
+with non-optional ids; the Beanie documents (``AgentDocument``, …) define what is stored and
+serve users' own read-only Beanie queries. Writes go through the repositories.
+
 Usage::
 
     from agents_core.db import (
@@ -13,16 +17,30 @@ Usage::
     await MessagesRepository().create(session.id, "user", "Where is my refund?")
 """
 
-from agents_core.db.client import close_db, get_database, init_db
+from agents_core.db.client import (
+    Connection,
+    close_db,
+    connect,
+    default_connection,
+    get_database,
+    get_settings,
+    init_db,
+)
 from agents_core.db.config import Settings
 from agents_core.db.documents import (
     Agent,
+    AgentDocument,
     CreateAgentDTO,
     Message,
+    MessageDocument,
     MessageRole,
+    PayloadChunkDocument,
+    PayloadRef,
     Run,
+    RunDocument,
     RunStatus,
     Session,
+    SessionDocument,
     SessionStatus,
     SessionWithMessages,
     ToolCall,
@@ -30,6 +48,8 @@ from agents_core.db.documents import (
 )
 from agents_core.db.errors import (
     AlreadyExistsError,
+    AlreadyInitializedError,
+    CorruptDocumentError,
     DatabaseError,
     DatabaseUnavailableError,
     InvalidIdError,
@@ -37,6 +57,7 @@ from agents_core.db.errors import (
     InvalidStateError,
     NotFoundError,
     NotInitializedError,
+    WrongEventLoopError,
 )
 from agents_core.db.repositories import (
     AgentsRepository,
@@ -48,8 +69,12 @@ from agents_core.db.repositories import (
 
 __all__ = [
     "Agent",
+    "AgentDocument",
     "AgentsRepository",
     "AlreadyExistsError",
+    "AlreadyInitializedError",
+    "Connection",
+    "CorruptDocumentError",
     "CreateAgentDTO",
     "DatabaseError",
     "DatabaseUnavailableError",
@@ -57,14 +82,19 @@ __all__ = [
     "InvalidInputError",
     "InvalidStateError",
     "Message",
+    "MessageDocument",
     "MessageRole",
     "MessagesRepository",
     "NotFoundError",
     "NotInitializedError",
+    "PayloadChunkDocument",
+    "PayloadRef",
     "Run",
+    "RunDocument",
     "RunStatus",
     "RunsRepository",
     "Session",
+    "SessionDocument",
     "SessionStatus",
     "SessionWithMessages",
     "SessionsRepository",
@@ -72,7 +102,11 @@ __all__ = [
     "ToolCall",
     "ToolCallStatus",
     "ToolCallsRepository",
+    "WrongEventLoopError",
     "close_db",
+    "connect",
+    "default_connection",
     "get_database",
+    "get_settings",
     "init_db",
 ]

@@ -1,4 +1,4 @@
-"""The connection the whole layer shares (the blueprint's ``prisma.ts``).
+"""Connections: the handle every repository works on, and the layer's default one.
 
 Usage::
 
@@ -9,15 +9,23 @@ Usage::
     ...
     await close_db()
 
-``init_db`` may be called again to re-target the layer (another URI, database or client).
-Whoever creates the client closes it: ``close_db`` closes a client that ``init_db`` created and
-never one that was injected with ``client=``.
+``init_db`` opens the default connection, which repositories built without one use. For several
+databases in one process (one per tenant, say), open more with ``connect`` and hand them to
+the repositories::
+
+    tenant = await connect(uri, database="tenant_42")
+    await SessionsRepository(tenant).create("Support chat")
+    await tenant.close()
+
+Whoever creates the client closes it: ``close`` (and ``close_db``) closes a client that
+``connect`` created and never one that was injected with ``client=``. A connection belongs to
+the event loop it was opened on (PyMongo's async client does); using it from another loop raises
+``WrongEventLoopError``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -31,9 +39,24 @@ from pymongo.uri_parser import parse_uri
 
 from agents_core.db.config import DEFAULT_URI, Settings, mask_uri
 from agents_core.db.documents import DOCUMENT_MODELS
-from agents_core.db.errors import InvalidInputError, NotInitializedError, translate
+from agents_core.db.errors import (
+    AlreadyInitializedError,
+    InvalidInputError,
+    NotInitializedError,
+    WrongEventLoopError,
+    translate,
+)
 
-__all__ = ["DEFAULT_DATABASE", "close_db", "get_database", "get_settings", "init_db"]
+__all__ = [
+    "DEFAULT_DATABASE",
+    "Connection",
+    "close_db",
+    "connect",
+    "default_connection",
+    "get_database",
+    "get_settings",
+    "init_db",
+]
 
 DEFAULT_DATABASE = "agents_core"
 
@@ -44,32 +67,58 @@ _CLOSE_SETTLE_S = 0.05
 _NO_WAIT_S = 1e-6
 
 
-@dataclass(frozen=True, slots=True)
-class _State:
-    client: AsyncMongoClient[Any]
-    database: AsyncDatabase[Any]
-    owns_client: bool
-    settings: Settings
+class Connection:
+    """One database on one client, with the settings the repositories apply to it."""
+
+    __slots__ = ("_collections", "_loop", "client", "database", "owns_client", "settings")
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Any],
+        database: AsyncDatabase[Any],
+        settings: Settings,
+        *,
+        owns_client: bool,
+    ) -> None:
+        self.client = client
+        self.database = database
+        self.settings = settings
+        self.owns_client = owns_client
+        self._loop = asyncio.get_running_loop()
+        self._collections: dict[type[Document], AsyncCollection[Any]] = {
+            document: database.get_collection(document.Settings.name)
+            for document in DOCUMENT_MODELS
+        }
+
+    def collection(self, document: type[Document]) -> AsyncCollection[Any]:
+        """The driver's collection that stores ``document``."""
+        if asyncio.get_running_loop() is not self._loop:
+            raise WrongEventLoopError()
+        return self._collections[document]
+
+    async def close(self) -> None:
+        """Close the client if this connection created it. Safe to call twice."""
+        if self.owns_client:
+            await _close(self.client)
+
+    def __repr__(self) -> str:
+        return f"<Connection database={self.database.name!r}>"
 
 
-_state: _State | None = None
-
-
-async def init_db(
+async def connect(
     uri: str | None = None,
     *,
     database: str | None = None,
     client: AsyncMongoClient[Any] | None = None,
     settings: Settings | None = None,
-) -> None:
-    """Connect, register every document and create the indexes (idempotently).
+) -> Connection:
+    """Open a connection and create the indexes (idempotently).
 
     URI: ``uri``, else ``MONGODB_URI``, else ``mongodb://localhost:27017``. Database:
     ``database``, else ``MONGODB_DB``, else the URI's path, else ``agents_core``. With
     ``client``, that client (an application's own, or the in-memory mock) is used as it is and
     is never closed by this layer.
     """
-    global _state
     settings = settings or Settings()
     uri = uri or settings.mongodb_uri or DEFAULT_URI
     owns_client = client is None
@@ -80,64 +129,87 @@ async def init_db(
         uri_database = None
     name = database or settings.mongodb_db or uri_database or DEFAULT_DATABASE
     try:
-        db = client.get_database(name)
-        await init_beanie(database=db, document_models=list(DOCUMENT_MODELS))
+        connection = Connection(
+            client, client.get_database(name), settings, owns_client=owns_client
+        )
+        for document in DOCUMENT_MODELS:
+            indexes = document.Settings.indexes
+            await connection.collection(document).create_indexes(indexes)
     except (PyMongoError, ValueError) as exc:
         if owns_client:
             await _close(client)
-        await _rebind_previous()
         translated = translate(exc) or InvalidInputError("database", str(exc))
         raise translated from exc
-    previous, _state = _state, _State(client, db, owns_client, settings)
-    if previous is not None and previous.owns_client and previous.client is not client:
-        await _close(previous.client)
+    return connection
 
 
-async def _rebind_previous() -> None:
-    """After a failed re-target, point the documents back at the database still in use.
+_default: Connection | None = None
 
-    ``init_beanie`` binds the document classes before it creates the indexes, so a failure
-    there would otherwise leave them on the new (and maybe closed) client.
+
+async def init_db(
+    uri: str | None = None,
+    *,
+    database: str | None = None,
+    client: AsyncMongoClient[Any] | None = None,
+    settings: Settings | None = None,
+    replace: bool = False,
+) -> Connection:
+    """Open the default connection (``connect``'s arguments) and bind the Beanie documents to it.
+
+    Called again while initialised it raises ``AlreadyInitializedError``, unless ``replace=True``:
+    then the new connection takes over and the previous one is closed (if it owned its client).
     """
-    global _state
-    if _state is None:
-        return
-    try:
+    if _default is not None and not replace:
+        raise AlreadyInitializedError()
+    connection = await connect(uri, database=database, client=client, settings=settings)
+    await _set_default(connection)
+    return connection
+
+
+async def _set_default(connection: Connection | None) -> Connection | None:
+    """Make ``connection`` the default (Beanie's documents included); returns the previous one.
+
+    The previous connection is closed unless it shares the new one's client: callers that want
+    to restore it (``agents_core.testing``) use ``_swap_default`` instead.
+    """
+    previous = await _swap_default(connection)
+    if previous is not None and (connection is None or previous.client is not connection.client):
+        await previous.close()
+    return previous
+
+
+async def _swap_default(connection: Connection | None) -> Connection | None:
+    """Make ``connection`` the default without closing the previous one; returns it."""
+    global _default
+    if connection is not None:
+        # Binds the classes for users' own Beanie queries; no command is sent.
         await init_beanie(
-            database=_state.database, document_models=list(DOCUMENT_MODELS), skip_indexes=True
+            database=connection.database, document_models=list(DOCUMENT_MODELS), skip_indexes=True
         )
-    except (PyMongoError, ValueError):
-        _state = None  # neither target works: NotInitializedError beats a closed client
+    previous, _default = _default, connection
+    return previous
 
 
 async def close_db() -> None:
-    """Forget the connection; close the client if ``init_db`` created it. Safe to call twice."""
-    global _state
-    previous, _state = _state, None
-    if previous is not None and previous.owns_client:
-        await _close(previous.client)
+    """Forget the default connection; close its client if it created it. Safe to call twice."""
+    await _set_default(None)
+
+
+def default_connection() -> Connection:
+    """The connection ``init_db`` opened (``NotInitializedError`` before ``init_db``)."""
+    if _default is None:
+        raise NotInitializedError()
+    return _default
 
 
 def get_database() -> AsyncDatabase[Any]:
-    """The database the layer uses (``NotInitializedError`` before ``init_db``)."""
-    return _current().database
+    """The driver's database of the default connection."""
+    return default_connection().database
 
 
 def get_settings() -> Settings:
-    """The settings ``init_db`` was given (or read from the environment)."""
-    return _current().settings
-
-
-def collection(document: type[Document]) -> AsyncCollection[Any]:
-    """The driver's collection behind ``document``, for the repositories' direct commands."""
-    _current()
-    return document.get_pymongo_collection()
-
-
-def _current() -> _State:
-    if _state is None:
-        raise NotInitializedError()
-    return _state
+    """The settings of the default connection."""
+    return default_connection().settings
 
 
 def _connect(uri: str, settings: Settings) -> AsyncMongoClient[Any]:

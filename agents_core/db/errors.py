@@ -8,7 +8,10 @@
     ├── InvalidIdError           a malformed id (also a ValueError)
     ├── InvalidInputError        a value the layer refuses (also a ValueError)
     ├── InvalidStateError        the entity exists but is not in a state that allows the call
+    ├── CorruptDocumentError     a stored document no longer validates (names collection and _id)
     ├── NotInitializedError      a repository was used before ``init_db()``
+    ├── AlreadyInitializedError  ``init_db()`` again without ``replace=True``
+    ├── WrongEventLoopError      a connection used from an event loop it was not made on
     └── DatabaseUnavailableError the server could not be reached in time
 
 No PyMongo, bson or pydantic exception escapes a repository method: :func:`translate_errors`
@@ -34,6 +37,8 @@ from pymongo.errors import (
 
 __all__ = [
     "AlreadyExistsError",
+    "AlreadyInitializedError",
+    "CorruptDocumentError",
     "DatabaseError",
     "DatabaseUnavailableError",
     "InvalidIdError",
@@ -41,6 +46,8 @@ __all__ = [
     "InvalidStateError",
     "NotFoundError",
     "NotInitializedError",
+    "WrongEventLoopError",
+    "translate",
     "translate_errors",
 ]
 
@@ -102,6 +109,45 @@ class NotInitializedError(DatabaseError):
 
     def __init__(self) -> None:
         super().__init__("agents_core.db is not initialised: call `await init_db()` first")
+
+
+class AlreadyInitializedError(DatabaseError):
+    """``init_db`` was called while a connection is in use, without ``replace=True``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "agents_core.db is initialised already: pass `replace=True` to switch to another "
+            "connection, or `await close_db()` first"
+        )
+
+
+class CorruptDocumentError(DatabaseError):
+    """A stored document of ``collection`` no longer has the shape this version stores.
+
+    Not the caller's fault (unlike ``InvalidInputError``): something else wrote the document, or
+    it predates a change of schema.
+    """
+
+    def __init__(self, collection: str, id: object, reason: str) -> None:
+        self.collection = collection
+        self.id = id
+        self.reason = reason
+        super().__init__(f"corrupt document {id!s} in {collection}: {reason}")
+
+
+class WrongEventLoopError(DatabaseError):
+    """A connection was used from an event loop other than the one it was opened on.
+
+    PyMongo's async client belongs to the loop it was created on. Open one connection per loop
+    (``await connect(...)`` in that loop, then pass it to the repositories), or keep the layer's
+    calls on one loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this agents_core connection was opened on another event loop: open one per loop "
+            "with `await agents_core.db.connect(...)` and pass it to the repositories"
+        )
 
 
 class DatabaseUnavailableError(DatabaseError):

@@ -45,9 +45,8 @@ from agents_core.db import (
     ToolCallsRepository,
     ToolCallStatus,
 )
-from agents_core.db import _validation as check
-from agents_core.db.client import get_settings
-from agents_core.db.repositories.runs import MAX_ERROR_BYTES
+from agents_core.db import validation as check
+from agents_core.db.limits import MAX_ERROR_BYTES, MAX_NAME_LENGTH
 from agents_core.runner.model import ModelClient, ModelRequest, ToolRequest
 from agents_core.runner.tools import ToolRegistry
 
@@ -91,7 +90,7 @@ class AgentRunner:
     ) -> Run:
         """Run one turn of the session's active agent on ``user_input``; returns the final run."""
         if turn_id is not None:  # its messages' keys are "<turn_id>/<role>/<n>"
-            check.name(turn_id, "turn_id", max_length=check.MAX_NAME_LENGTH - 32)
+            check.name(turn_id, "turn_id", max_length=MAX_NAME_LENGTH - 32)
         session = await self.sessions.find_by_id(session_id, message_limit=self.history_limit)
         if session.active_agent_id is None:
             raise InvalidStateError("session", session.id, "has no active agent")
@@ -111,7 +110,6 @@ class AgentRunner:
             raise
 
     async def _steps(self, run: Run, agent: Agent, turn: _Turn, history: list[Message]) -> Run:
-        assert run.id is not None
         for _ in range(self.max_steps):
             response = await self.model.complete(ModelRequest(agent, tuple(history), agent.tools))
             await self.runs.update_usage(run.id, response.usage.tokens, response.usage.cost)
@@ -128,22 +126,22 @@ class AgentRunner:
     async def _call_tool(
         self, run: Run, agent: Agent, turn: _Turn, request: ToolRequest
     ) -> Message:
-        assert run.id is not None
         enabled = request.name in agent.tools
         # What the model sent is recorded as it is where it can be: a name the layer refuses
         # (blank, too long, control characters) can only be a tool the agent has not enabled.
         name = request.name if enabled else _recordable_name(request.name)
-        arguments = _clean(request.arguments, get_settings().max_payload_bytes, "arguments")
+        settings = self.tool_calls.db.settings
+        arguments = _clean(request.arguments, settings.max_payload_bytes, "arguments")
         call = await self.tool_calls.create(run.id, name, arguments)
         if enabled:
             output, status, elapsed_ms = await self._execute(call.id, request)
         else:
             output = f"tool {request.name!r} is not enabled for agent {agent.name!r}"
             status, elapsed_ms = ToolCallStatus.error, 0.0
-        output = _clean(output, get_settings().max_payload_bytes, "tool output")
+        output = _clean(output, settings.max_payload_bytes, "tool output")
         await self.tool_calls.complete(call.id, output, status, elapsed_ms)
         # The tool call keeps the whole output; the conversation gets what fits in a message.
-        content = _truncate(output, get_settings().max_message_bytes, f"see tool call {call.id}")
+        content = _truncate(output, settings.max_message_bytes, f"see tool call {call.id}")
         return await self._append(turn, MessageRole.tool, content, tool_call_id=call.id)
 
     async def _execute(
@@ -183,7 +181,6 @@ class AgentRunner:
         )
 
     async def _fail(self, run: Run, error: str) -> None:
-        assert run.id is not None
         try:
             await self.runs.complete(run.id, RunStatus.failed, error)
         except InvalidStateError:
@@ -195,8 +192,7 @@ class AgentRunner:
 class _Turn:
     """The idempotency keys of one turn's messages: ``<turn_id>/<role>/<n>``."""
 
-    def __init__(self, session_id: ObjectId | None, turn_id: str | None) -> None:
-        assert session_id is not None
+    def __init__(self, session_id: ObjectId, turn_id: str | None) -> None:
         self.session_id = session_id
         self.turn_id = turn_id
         self._counts: dict[str, int] = {}
@@ -229,7 +225,7 @@ def _recordable_name(name: str) -> str:
     try:
         return check.name(name, "tool_name")
     except InvalidInputError:
-        return repr(name)[: check.MAX_NAME_LENGTH - 3] + "..."
+        return repr(name)[: MAX_NAME_LENGTH - 3] + "..."
 
 
 def _truncate(text: str, max_bytes: int, note: str) -> str:

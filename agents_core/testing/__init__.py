@@ -24,9 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
-
-from agents_core.db.client import close_db, get_database, init_db
+from agents_core.db.client import Connection, _swap_default, connect
 from agents_core.db.config import Settings
 
 __all__ = ["in_memory_client", "in_memory_db"]
@@ -46,14 +44,20 @@ def in_memory_client() -> Any:
 @asynccontextmanager
 async def in_memory_db(
     *, database: str | None = None, settings: Settings | None = None
-) -> AsyncIterator[AsyncDatabase[Any]]:
-    """Initialise agents_core on a new in-memory database; yields it, then closes the layer."""
-    await init_db(
+) -> AsyncIterator[Connection]:
+    """A connection to a new in-memory database, the layer's default while the block runs.
+
+    Yields the connection (pass it to repositories explicitly to use several at once). On exit
+    the default goes back to what it was before (nothing, or the connection of an enclosing
+    ``in_memory_db``/``init_db``), so blocks can nest.
+    """
+    connection = await connect(
         client=in_memory_client(),
         database=database or f"test_{uuid.uuid4().hex[:12]}",
         settings=settings or Settings(),
     )
+    previous = await _swap_default(connection)
     try:
-        yield get_database()
+        yield connection
     finally:
-        await close_db()
+        await _swap_default(previous)

@@ -7,17 +7,15 @@ Enable it with ``pytest_plugins = ["agents_core.testing.pytest_plugin"]`` in ``c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest_asyncio
-from pymongo.asynchronous.database import AsyncDatabase
 
+from agents_core.db import Connection
 from agents_core.testing import in_memory_db
 
 __all__ = ["agents_core_db"]
 
 
 @pytest_asyncio.fixture
-async def agents_core_db() -> AsyncIterator[AsyncDatabase[Any]]:
+async def agents_core_db() -> AsyncIterator[Connection]:
     async with in_memory_db() as database:
         yield database

@@ -1,13 +1,19 @@
-"""Pieces every document shares: UTC timestamps at MongoDB's millisecond precision."""
+"""Pieces every record and document shares: ObjectId fields, UTC timestamps, the record base.
+
+A record is what a repository returns: a plain, frozen pydantic model built by pydantic-core
+from the stored document (no Beanie state, nothing that can write itself back).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from bson import ObjectId
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetPydanticSchema
+from pydantic_core import core_schema
 
-__all__ = ["UtcDatetime", "utcnow"]
+__all__ = ["ObjectIdField", "Record", "UtcDatetime", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -17,8 +23,33 @@ def utcnow() -> datetime:
 
 
 def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # what our client returns: nothing to do
+        return value
     # A client without tz_aware (e.g. an injected one) returns naive datetimes that are UTC.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _object_id_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
+    # In Python an ObjectId is checked by pydantic-core alone (no Python validator per value);
+    # JSON carries it as its 24 hex digits, both ways.
+    from_hex = core_schema.no_info_after_validator_function(
+        ObjectId, core_schema.str_schema(pattern="^[0-9a-fA-F]{24}$")
+    )
+    return core_schema.json_or_python_schema(
+        json_schema=from_hex,
+        python_schema=core_schema.is_instance_schema(ObjectId),
+        serialization=core_schema.to_string_ser_schema(when_used="json"),
+    )
+
+
+#: A BSON ObjectId field: an ``ObjectId`` in Python, a hex string in JSON.
+ObjectIdField = Annotated[ObjectId, GetPydanticSchema(_object_id_schema)]
+
+
+class Record(BaseModel):
+    """Base of every record: immutable; ``id`` is read from the stored ``_id``."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)

@@ -9,9 +9,9 @@ from beanie import Document
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import IndexModel
 
-from agents_core.db.documents._common import UtcDatetime, utcnow
+from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 
-__all__ = ["Agent", "CreateAgentDTO"]
+__all__ = ["Agent", "AgentDocument", "AgentFields", "CreateAgentDTO"]
 
 
 class CreateAgentDTO(BaseModel):
@@ -25,13 +25,25 @@ class CreateAgentDTO(BaseModel):
     tools: list[str] = Field(default_factory=list)
 
 
-class Agent(Document):
+class AgentFields(BaseModel):
+    """The stored fields of an agent: declared here once, for the record and the document."""
+
     name: str
     instructions: str = ""
     model: str | None = None
     tools: list[str] = Field(default_factory=list)
     created_at: UtcDatetime = Field(default_factory=utcnow)
     updated_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class Agent(AgentFields, Record):
+    """An agent, as the repositories return it."""
+
+    id: ObjectIdField = Field(alias="_id")
+
+
+class AgentDocument(Document, AgentFields):
+    """The ``agents`` collection, for read-only Beanie queries (writes: the repositories)."""
 
     class Settings:
         name = "agents"

@@ -6,13 +6,13 @@ from enum import StrEnum
 from typing import ClassVar
 
 import pymongo
-from beanie import Document, PydanticObjectId
-from pydantic import Field
+from beanie import Document
+from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
-from agents_core.db.documents._common import UtcDatetime, utcnow
+from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 
-__all__ = ["Message", "MessageRole"]
+__all__ = ["Message", "MessageDocument", "MessageFields", "MessageRole"]
 
 
 class MessageRole(StrEnum):
@@ -22,8 +22,10 @@ class MessageRole(StrEnum):
     tool = "tool"
 
 
-class Message(Document):
-    session_id: PydanticObjectId
+class MessageFields(BaseModel):
+    """The stored fields of a message: declared here once, for the record and the document."""
+
+    session_id: ObjectIdField
     seq: int
     role: MessageRole
     content: str
@@ -32,6 +34,16 @@ class Message(Document):
     idempotency_key: str | None = None
     #: For a ``tool`` message: the id of the tool call whose output it carries.
     tool_call_id: str | None = None
+
+
+class Message(MessageFields, Record):
+    """A message, as the repositories return it."""
+
+    id: ObjectIdField = Field(alias="_id")
+
+
+class MessageDocument(Document, MessageFields):
+    """The ``messages`` collection, for read-only Beanie queries (writes: the repositories)."""
 
     class Settings:
         name = "messages"

@@ -2,7 +2,7 @@
 
 PyMongo's ``AsyncGridFSBucket`` refuses the in-memory mock's database, so the layer keeps its
 own chunk collection, which works the same on both backends: a payload is split into chunks of
-``CHUNK_BYTES``, each a document ``{payload_id, run_id, n, data}``.
+``limits.CHUNK_BYTES``, each a document ``{payload_id, run_id, n, data}``.
 """
 
 from __future__ import annotations
@@ -10,33 +10,34 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pymongo
-from beanie import Document, PydanticObjectId
-from pydantic import BaseModel, ConfigDict
+from beanie import Document
+from pydantic import BaseModel
 from pymongo import IndexModel
 
-__all__ = ["CHUNK_BYTES", "Payload", "PayloadRef"]
+from agents_core.db.documents._common import ObjectIdField, Record
 
-#: Size of one chunk: far below 16 MB, and a handful fill one insert batch.
-CHUNK_BYTES = 1024 * 1024
+__all__ = ["PayloadChunkDocument", "PayloadChunkFields", "PayloadRef"]
 
 
-class PayloadRef(BaseModel):
+class PayloadRef(Record):
     """What a tool call keeps of a payload stored outside its run."""
 
-    model_config = ConfigDict(frozen=True)
-
-    id: PydanticObjectId
+    id: ObjectIdField
     #: Size in bytes of UTF-8.
     size: int
     #: Hex SHA-256 of the UTF-8 bytes, checked on every read.
     sha256: str
 
 
-class Payload(Document):
-    payload_id: PydanticObjectId
-    run_id: PydanticObjectId
+class PayloadChunkFields(BaseModel):
+    payload_id: ObjectIdField
+    run_id: ObjectIdField
     n: int
     data: bytes
+
+
+class PayloadChunkDocument(Document, PayloadChunkFields):
+    """The ``payload_chunks`` collection (read-only for users; the repositories write it)."""
 
     class Settings:
         name = "payload_chunks"

@@ -6,14 +6,14 @@ from enum import StrEnum
 from typing import ClassVar
 
 import pymongo
-from beanie import Document, PydanticObjectId
+from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
-from agents_core.db.documents._common import UtcDatetime, utcnow
+from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 from agents_core.db.documents.payload import PayloadRef
 
-__all__ = ["Run", "RunStatus", "ToolCall", "ToolCallStatus"]
+__all__ = ["Run", "RunDocument", "RunFields", "RunStatus", "ToolCall", "ToolCallStatus"]
 
 
 class RunStatus(StrEnum):
@@ -28,15 +28,15 @@ class ToolCallStatus(StrEnum):
     error = "error"
 
 
-class ToolCall(BaseModel):
-    """A tool execution, embedded in its run.
+class ToolCall(Record):
+    """A tool execution, embedded in its run (the record and the stored shape are one).
 
     ``id`` is an opaque string that names the run too, so completing a tool call addresses one
     run document by ``_id`` (a single-shard write once runs are sharded).
     """
 
     id: str
-    run_id: PydanticObjectId
+    run_id: ObjectIdField
     tool_name: str
     input: str
     output: str | None = None
@@ -51,9 +51,11 @@ class ToolCall(BaseModel):
     output_payload: PayloadRef | None = None
 
 
-class Run(Document):
-    session_id: PydanticObjectId
-    agent_id: PydanticObjectId
+class RunFields(BaseModel):
+    """The stored fields of a run that its record shows: declared here once."""
+
+    session_id: ObjectIdField
+    agent_id: ObjectIdField
     status: RunStatus = RunStatus.running
     error: str | None = None
     tokens: int = 0
@@ -61,6 +63,17 @@ class Run(Document):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     started_at: UtcDatetime = Field(default_factory=utcnow)
     completed_at: UtcDatetime | None = None
+
+
+class Run(RunFields, Record):
+    """A run, as the repositories return it."""
+
+    id: ObjectIdField = Field(alias="_id")
+
+
+class RunDocument(Document, RunFields):
+    """The ``runs`` collection, for read-only Beanie queries (writes: the repositories)."""
+
     #: Bytes of tool-call text embedded in this document (bounded; the rest is spilled).
     inline_bytes: int = 0
 

@@ -6,29 +6,20 @@ from enum import StrEnum
 from typing import ClassVar
 
 import pymongo
-from beanie import Document, PydanticObjectId
-from pydantic import Field
+from beanie import Document
+from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
-from agents_core.db.documents._common import UtcDatetime, utcnow
+from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 from agents_core.db.documents.message import Message
 
 __all__ = [
-    "RECENT_KEYS",
-    "RECENT_KEYS_KEPT",
-    "SESSION_PROJECTION",
     "Session",
+    "SessionDocument",
+    "SessionFields",
     "SessionStatus",
     "SessionWithMessages",
 ]
-
-#: The session's latest message idempotency keys (internal: never part of the model).
-RECENT_KEYS = "recent_idempotency_keys"
-#: How many of them a session remembers: enough for repeats racing their first writer (a repeat
-#: that comes later finds the stored message before it reserves anything).
-RECENT_KEYS_KEPT = 64
-#: Projection for reading a session as a model (leaves the internal key list on the server).
-SESSION_PROJECTION = {RECENT_KEYS: 0}
 
 
 class SessionStatus(StrEnum):
@@ -36,15 +27,37 @@ class SessionStatus(StrEnum):
     archived = "archived"
 
 
-class Session(Document):
+class SessionFields(BaseModel):
+    """The stored fields of a session that its record shows: declared here once."""
+
     title: str | None = None
     user_id: str | None = None
     status: SessionStatus = SessionStatus.active
-    active_agent_id: PydanticObjectId | None = None
+    active_agent_id: ObjectIdField | None = None
     #: The ``seq`` of the latest message reserved in this session (0: none yet).
     last_seq: int = 0
     created_at: UtcDatetime = Field(default_factory=utcnow)
     updated_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class Session(SessionFields, Record):
+    """A session, as the repositories return it."""
+
+    id: ObjectIdField = Field(alias="_id")
+
+
+class SessionWithMessages(Session):
+    """A session with its latest messages, oldest first (never the whole history)."""
+
+    messages: list[Message] = Field(default_factory=list)
+
+
+class SessionDocument(Document, SessionFields):
+    """The ``sessions`` collection, for read-only Beanie queries (writes: the repositories)."""
+
+    #: The latest message idempotency keys (``limits.RECENT_KEYS_KEPT`` of them), remembered in
+    #: the same atomic update that reserves a ``seq``: internal, never part of the record.
+    recent_idempotency_keys: list[str] = Field(default_factory=list)
 
     class Settings:
         name = "sessions"
@@ -63,9 +76,3 @@ class Session(Document):
                 name="user_id_status_updated_at",
             ),
         ]
-
-
-class SessionWithMessages(Session):
-    """A session with its latest messages, oldest first (never the whole history)."""
-
-    messages: list[Message] = Field(default_factory=list)

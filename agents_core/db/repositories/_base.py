@@ -1,62 +1,129 @@
-"""What the repositories share: driver collections, id lookups and model conversion.
+"""What the repositories share: their connection, by-id commands, and records from documents.
 
 Design note: the repositories speak to PyMongo's collections directly, one command per step,
 with every write a single atomic server-side update (``$inc``, ``$addToSet``, ``$push``,
 ``arrayFilters``). Beanie owns the document classes, their registration and their indexes; its
-query builder and per-document state tracking are bypassed on purpose (they cost client CPU and
-sometimes a round trip, and buy nothing for these narrow operations).
+query builder and per-document state are bypassed on purpose (they cost client CPU and sometimes
+a round trip, and buy nothing for these narrow operations). What comes back from the server is
+turned into frozen records by pydantic-core (``model_validate``, or a ``TypeAdapter`` for
+lists): a document that no longer validates raises ``CorruptDocumentError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+import pydantic
 from beanie import Document
 from bson import ObjectId
-from pydantic import BaseModel
 from pymongo import ReturnDocument
 
-from agents_core.db.client import collection
-from agents_core.db.errors import NotFoundError
-from agents_core.db.repositories._decode import decode, new_document
+from agents_core.db.client import Connection, default_connection
+from agents_core.db.documents._common import Record
+from agents_core.db.errors import CorruptDocumentError, InvalidInputError, NotFoundError
 
-D = TypeVar("D", bound=Document)
-M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=Record)
 
 _ID_ONLY = {"_id": 1}
+#: Fields every Beanie document has that this layer never stores.
+_BEANIE_FIELDS = frozenset({"id", "revision_id"})
 
 
-async def insert(document: type[D], **fields: Any) -> D:
-    """Insert a new ``document`` (``fields`` already checked, defaults filled in); returns it.
+class Repository:
+    """Base of the repositories: the connection they work on (default: ``init_db``'s)."""
 
-    Its ``_id`` is made on the client, so a retried insert cannot create a second copy.
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Connection | None = None) -> None:
+        if db is not None and not isinstance(db, Connection):
+            raise InvalidInputError("db", f"must be a Connection, not {type(db).__name__}")
+        self._db = db
+
+    @property
+    def db(self) -> Connection:
+        """The connection used, resolved at each call (so one built before ``init_db`` works)."""
+        return self._db or default_connection()
+
+
+def load(record: type[R], raw: Mapping[str, Any], collection: str) -> R:
+    """The ``record`` of a stored document (``CorruptDocumentError`` if it does not validate)."""
+    try:
+        return record.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise _corrupt(exc, collection, raw) from exc
+
+
+def load_many(record: type[R], raws: Sequence[Mapping[str, Any]], collection: str) -> list[R]:
+    """The records of stored documents, validated as one list by pydantic-core."""
+    try:
+        return _list_adapter(record).validate_python(raws)
+    except pydantic.ValidationError as exc:
+        loc = exc.errors()[0]["loc"]
+        index = loc[0] if loc and isinstance(loc[0], int) and loc[0] < len(raws) else None
+        raise _corrupt(exc, collection, {} if index is None else raws[index]) from exc
+
+
+@functools.cache
+def _list_adapter(record: type[R]) -> pydantic.TypeAdapter[list[R]]:
+    return pydantic.TypeAdapter(list[record])  # type: ignore[valid-type]
+
+
+def _corrupt(
+    exc: pydantic.ValidationError, collection: str, raw: Mapping[str, Any]
+) -> CorruptDocumentError:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    ident = raw.get("_id", raw.get("id", "?"))
+    return CorruptDocumentError(collection, ident, f"{where}: {error['msg']}")
+
+
+async def insert(db: Connection, document: type[Document], record: type[R], **fields: Any) -> R:
+    """Insert a new ``document`` from ``fields`` (already checked); returns its record.
+
+    The record's defaults fill in what ``fields`` leave out, so a field is declared once. Its
+    ``_id`` is made on the client, so a retried insert cannot create a second copy.
     """
-    target = collection(document)  # NotInitializedError before Beanie is asked for anything
-    stored = new_document(document, fields)
-    await target.insert_one(stored)
-    return decode(document, stored)
+    target = db.collection(document)
+    created = record.model_validate({"_id": ObjectId(), **fields})
+    await target.insert_one({**created.model_dump(by_alias=True), **_stored_only(document)})
+    return created
 
 
-def load(model: type[M], raw: Mapping[str, Any]) -> M:
-    """A ``model`` from what the server returned (see ``_decode`` for why not model_validate)."""
-    return decode(model, raw)
+def _stored_only(document: type[Document]) -> dict[str, Any]:
+    """The defaults of the fields a document stores that its record does not show."""
+    names = _LAYER_ONLY.get(document)
+    if names is None:
+        shown: set[str] = set()
+        for base in document.__mro__[1:]:
+            if issubclass(base, pydantic.BaseModel) and not issubclass(base, Document):
+                shown.update(base.model_fields)
+        names = _LAYER_ONLY[document] = tuple(set(document.model_fields) - shown - _BEANIE_FIELDS)
+    fields = document.model_fields
+    return {name: fields[name].get_default(call_default_factory=True) for name in names}
+
+
+#: Per document class, the fields only the layer uses (``RunDocument.inline_bytes``, …).
+_LAYER_ONLY: dict[type[Document], tuple[str, ...]] = {}
 
 
 async def get(
+    db: Connection,
     document: type[Document],
     id: ObjectId,
     entity: str,
     projection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The stored ``document`` with this ``_id`` (``NotFoundError`` if none). One command."""
-    raw: dict[str, Any] | None = await collection(document).find_one({"_id": id}, projection)
+    raw: dict[str, Any] | None = await db.collection(document).find_one({"_id": id}, projection)
     if raw is None:
         raise NotFoundError(entity, id)
     return raw
 
 
 async def update(
+    db: Connection,
     document: type[Document],
     id: ObjectId,
     entity: str,
@@ -64,7 +131,7 @@ async def update(
     projection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply ``change`` atomically; the document after it (``NotFoundError`` if none)."""
-    raw: dict[str, Any] | None = await collection(document).find_one_and_update(
+    raw: dict[str, Any] | None = await db.collection(document).find_one_and_update(
         {"_id": id}, change, projection=projection, return_document=ReturnDocument.AFTER
     )
     if raw is None:
@@ -72,6 +139,6 @@ async def update(
     return raw
 
 
-async def require(document: type[Document], id: ObjectId, entity: str) -> None:
+async def require(db: Connection, document: type[Document], id: ObjectId, entity: str) -> None:
     """Raise ``NotFoundError`` unless a ``document`` with this ``_id`` exists."""
-    await get(document, id, entity, _ID_ONLY)
+    await get(db, document, id, entity, _ID_ONLY)

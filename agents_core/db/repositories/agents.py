@@ -5,9 +5,8 @@ from __future__ import annotations
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from agents_core.db import _validation as check
-from agents_core.db.client import collection, get_settings
-from agents_core.db.documents import Agent, CreateAgentDTO
+from agents_core.db import validation as check
+from agents_core.db.documents import Agent, AgentDocument, CreateAgentDTO
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
     AlreadyExistsError,
@@ -15,20 +14,23 @@ from agents_core.db.errors import (
     InvalidStateError,
     translate_errors,
 )
-from agents_core.db.repositories._base import get, insert, load, require, update
+from agents_core.db.limits import MAX_INSTRUCTIONS_BYTES
+from agents_core.db.repositories._base import Repository, get, insert, load, require, update
 
 __all__ = ["AgentsRepository"]
 
-#: Longest agent instructions accepted, in bytes of UTF-8.
-MAX_INSTRUCTIONS_BYTES = 256 * 1024
+_COLLECTION = "agents"
 
 
-class AgentsRepository:
+class AgentsRepository(Repository):
     """Create agents, find them by name, edit their instructions and enabled tools."""
+
+    __slots__ = ()
 
     @translate_errors
     async def create(self, data: CreateAgentDTO) -> Agent:
         """Insert a new agent; ``AlreadyExistsError`` if the name is taken. One command."""
+        db = self.db
         if not isinstance(data, CreateAgentDTO):
             raise InvalidInputError("data", f"must be a CreateAgentDTO, not {type(data).__name__}")
         # getattr: a DTO built with model_construct may lack fields or hold anything.
@@ -37,15 +39,21 @@ class AgentsRepository:
         if not isinstance(raw_tools, list | tuple):
             raise InvalidInputError("tools", "must be a list of tool names")
         tools = list(dict.fromkeys(check.name(tool, "tool_name") for tool in raw_tools))
-        if len(tools) > get_settings().max_tools_per_agent:
-            raise InvalidInputError("tools", f"more than {get_settings().max_tools_per_agent}")
+        if len(tools) > db.settings.max_tools_per_agent:
+            raise InvalidInputError("tools", f"more than {db.settings.max_tools_per_agent}")
         instructions = check.text(
             getattr(data, "instructions", ""), "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES
         )
         model = check.optional_name(getattr(data, "model", None), "model")
         try:
             return await insert(
-                Agent, name=name, instructions=instructions, model=model, tools=tools
+                db,
+                AgentDocument,
+                Agent,
+                name=name,
+                instructions=instructions,
+                model=model,
+                tools=tools,
             )
         except DuplicateKeyError as exc:
             raise AlreadyExistsError("agent", "name", name) from exc
@@ -53,13 +61,15 @@ class AgentsRepository:
     @translate_errors
     async def find_by_name(self, name: str) -> Agent | None:
         """The agent called ``name``, or ``None``. One command."""
-        raw = await collection(Agent).find_one({"name": check.name(name, "name")})
-        return None if raw is None else load(Agent, raw)
+        query = {"name": check.name(name, "name")}
+        raw = await self.db.collection(AgentDocument).find_one(query)
+        return None if raw is None else load(Agent, raw, _COLLECTION)
 
     @translate_errors
     async def find_by_id(self, agent_id: str | ObjectId) -> Agent:
         """The agent with this id; ``NotFoundError`` if there is none. One command."""
-        return load(Agent, await get(Agent, check.object_id(agent_id, "agent"), "agent"))
+        aid = check.object_id(agent_id, "agent")
+        return load(Agent, await get(self.db, AgentDocument, aid, "agent"), _COLLECTION)
 
     @translate_errors
     async def update_instructions(self, id: str | ObjectId, instructions: str) -> Agent:
@@ -67,25 +77,28 @@ class AgentsRepository:
         agent_id = check.object_id(id, "agent")
         text = check.text(instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES)
         change = {"$set": {"instructions": text, "updated_at": utcnow()}}
-        return load(Agent, await update(Agent, agent_id, "agent", change))
+        raw = await update(self.db, AgentDocument, agent_id, "agent", change)
+        return load(Agent, raw, _COLLECTION)
 
     @translate_errors
     async def enable_tool(self, agent_id: str | ObjectId, tool_name: str) -> None:
         """Add ``tool_name`` to the agent's tools (idempotent, atomic). One command."""
+        db = self.db
         id = check.object_id(agent_id, "agent")
         tool = check.name(tool_name, "tool_name")
-        cap = get_settings().max_tools_per_agent
-        result = await collection(Agent).update_one(
+        cap = db.settings.max_tools_per_agent
+        result = await db.collection(AgentDocument).update_one(
             # Matches when the tool is there already (a no-op) or when there is room for it.
             {"_id": id, "$or": [{"tools": tool}, {f"tools.{cap - 1}": {"$exists": False}}]},
             {"$addToSet": {"tools": tool}, "$set": {"updated_at": utcnow()}},
         )
         if result.matched_count == 0:
-            await require(Agent, id, "agent")
+            await require(db, AgentDocument, id, "agent")
             raise InvalidStateError("agent", id, f"has {cap} tools enabled, the most allowed")
 
     @translate_errors
     async def get_tools(self, agent_id: str | ObjectId) -> list[str]:
         """The agent's enabled tools, in the order they were enabled. One command."""
-        raw = await get(Agent, check.object_id(agent_id, "agent"), "agent", {"tools": 1, "_id": 0})
+        aid = check.object_id(agent_id, "agent")
+        raw = await get(self.db, AgentDocument, aid, "agent", {"tools": 1, "_id": 0})
         return list(raw.get("tools", []))

@@ -19,24 +19,30 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from agents_core.db import _validation as check
-from agents_core.db.client import collection, get_settings
-from agents_core.db.documents import Message, MessageRole, Session
+from agents_core.db import validation as check
+from agents_core.db.client import Connection
+from agents_core.db.documents import Message, MessageDocument, MessageRole, SessionDocument
 from agents_core.db.documents._common import utcnow
-from agents_core.db.documents.session import RECENT_KEYS, RECENT_KEYS_KEPT
 from agents_core.db.errors import NotFoundError, translate_errors
-from agents_core.db.repositories._base import get, insert, load
+from agents_core.db.limits import RECENT_KEYS_KEPT
+from agents_core.db.repositories._base import Repository, get, insert, load, load_many
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
 __all__ = ["MessagesRepository", "latest_messages"]
+
+_COLLECTION = "messages"
+#: The session's field that remembers its latest idempotency keys.
+_RECENT_KEYS = "recent_idempotency_keys"
 
 _LAST_SEQ = {"last_seq": 1, "_id": 0}
 #: How long a repeat waits for the racing first writer of its key to insert the message.
 _KEYED_WAIT_S = 2.0
 
 
-class MessagesRepository:
+class MessagesRepository(Repository):
     """Append to and read from a session's history, in conversation order."""
+
+    __slots__ = ()
 
     @translate_errors
     async def create(
@@ -56,24 +62,27 @@ class MessagesRepository:
         reserve, insert), one on a repeat. ``tool_call_id`` links a ``tool`` message to the tool
         call whose output it carries.
         """
+        db = self.db
         sid = check.object_id(session_id, "session")
         message_role = check.enum(MessageRole, role, "role")
-        body = check.text(content, "content", max_bytes=get_settings().max_message_bytes)
+        body = check.text(content, "content", max_bytes=db.settings.max_message_bytes)
         key = check.optional_name(idempotency_key, "idempotency_key")
         call_id = None if tool_call_id is None else parse_tool_call_id(tool_call_id)[0]
-        if key is not None and (existing := await _find_by_key(sid, key)) is not None:
+        if key is not None and (existing := await _find_by_key(db, sid, key)) is not None:
             return existing
         now = utcnow()
-        seq = await _reserve_seq(sid, now, key)
+        seq = await _reserve_seq(db, sid, now, key)
         if seq is None and key is not None:
-            existing = await _wait_for_keyed(sid, key)
+            existing = await _wait_for_keyed(db, sid, key)
             if existing is not None:
                 return existing
-            seq = await _reserve_seq(sid, now, None)  # its first writer died: take over
+            seq = await _reserve_seq(db, sid, now, None)  # its first writer died: take over
         if seq is None:
             raise NotFoundError("session", sid)
         try:
             return await insert(
+                db,
+                MessageDocument,
                 Message,
                 session_id=sid,
                 seq=seq,
@@ -85,7 +94,7 @@ class MessagesRepository:
             )
         except DuplicateKeyError:
             # A first writer of this key that we waited for past _KEYED_WAIT_S landed after all.
-            existing = None if key is None else await _find_by_key(sid, key)
+            existing = None if key is None else await _find_by_key(db, sid, key)
             if existing is None:
                 raise
             return existing
@@ -93,19 +102,23 @@ class MessagesRepository:
     @translate_errors
     async def find_by_session(self, session_id: str | ObjectId, limit: int) -> list[Message]:
         """The latest ``limit`` messages of the session, oldest first. Two commands."""
+        db = self.db
         sid = check.object_id(session_id, "session")
         count = check.limit(limit)
-        return await latest_messages(sid, await _last_seq(sid), count)
+        return await latest_messages(db, sid, await _last_seq(db, sid), count)
 
     @translate_errors
     async def get_last_message(self, session_id: str | ObjectId) -> Message | None:
         """The session's latest message, or ``None`` for an empty session. Two commands."""
+        db = self.db
         sid = check.object_id(session_id, "session")
-        latest = await latest_messages(sid, await _last_seq(sid), 1)
+        latest = await latest_messages(db, sid, await _last_seq(db, sid), 1)
         return latest[-1] if latest else None
 
 
-async def latest_messages(session_id: ObjectId, last_seq: int, limit: int) -> list[Message]:
+async def latest_messages(
+    db: Connection, session_id: ObjectId, last_seq: int, limit: int
+) -> list[Message]:
     """The latest ``limit`` messages at or below ``last_seq``, oldest first (one command).
 
     A second command runs only where the range has holes: an append that failed after
@@ -115,7 +128,7 @@ async def latest_messages(session_id: ObjectId, last_seq: int, limit: int) -> li
         return []
     low = max(last_seq - limit, 0)
     raws = await (
-        collection(Message)
+        db.collection(MessageDocument)
         .find({"session_id": session_id, "seq": {"$gt": low, "$lte": last_seq}})
         .sort("seq", ASCENDING)
         .limit(limit)
@@ -125,7 +138,7 @@ async def latest_messages(session_id: ObjectId, last_seq: int, limit: int) -> li
     missing = min(limit, last_seq) - len(raws)
     if missing > 0 and low > 0:
         older = await (
-            collection(Message)
+            db.collection(MessageDocument)
             .find({"session_id": session_id, "seq": {"$lte": low}})
             .sort("seq", DESCENDING)
             .limit(missing)
@@ -133,14 +146,17 @@ async def latest_messages(session_id: ObjectId, last_seq: int, limit: int) -> li
             .to_list()
         )
         raws = older[::-1] + raws
-    return [load(Message, raw) for raw in raws]
+    return load_many(Message, raws, _COLLECTION)
 
 
-async def _last_seq(session_id: ObjectId) -> int:
-    return int((await get(Session, session_id, "session", _LAST_SEQ)).get("last_seq", 0))
+async def _last_seq(db: Connection, session_id: ObjectId) -> int:
+    raw = await get(db, SessionDocument, session_id, "session", _LAST_SEQ)
+    return int(raw.get("last_seq", 0))
 
 
-async def _reserve_seq(session_id: ObjectId, now: datetime, key: str | None) -> int | None:
+async def _reserve_seq(
+    db: Connection, session_id: ObjectId, now: datetime, key: str | None
+) -> int | None:
     """Take the session's next ``seq`` (``None``: no such session, or ``key`` was seen).
 
     With a key, the reservation also remembers it among the session's latest keys, in the same
@@ -149,25 +165,27 @@ async def _reserve_seq(session_id: ObjectId, now: datetime, key: str | None) -> 
     query: dict[str, Any] = {"_id": session_id}
     update: dict[str, Any] = {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}}
     if key is not None:
-        query[RECENT_KEYS] = {"$ne": key}
-        update["$push"] = {RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}
-    reserved = await collection(Session).find_one_and_update(
+        query[_RECENT_KEYS] = {"$ne": key}
+        update["$push"] = {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}
+    reserved = await db.collection(SessionDocument).find_one_and_update(
         query, update, projection=_LAST_SEQ, return_document=ReturnDocument.AFTER
     )
     return None if reserved is None else int(reserved["last_seq"])
 
 
-async def _wait_for_keyed(session_id: ObjectId, key: str) -> Message | None:
+async def _wait_for_keyed(db: Connection, session_id: ObjectId, key: str) -> Message | None:
     """The message of a key whose ``seq`` was reserved already, once its insert has landed.
 
     ``None`` when the session is missing, the key is no longer remembered, or its first writer
     did not insert within ``_KEYED_WAIT_S`` (it failed midway).
     """
-    existing = await _find_by_key(session_id, key)
+    existing = await _find_by_key(db, session_id, key)
     if existing is not None:
         return existing
     if (
-        await collection(Session).find_one({"_id": session_id, RECENT_KEYS: key}, {"_id": 1})
+        await db.collection(SessionDocument).find_one(
+            {"_id": session_id, _RECENT_KEYS: key}, {"_id": 1}
+        )
         is None
     ):
         return None
@@ -176,12 +194,14 @@ async def _wait_for_keyed(session_id: ObjectId, key: str) -> Message | None:
     while time.monotonic() < deadline:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.1)
-        existing = await _find_by_key(session_id, key)
+        existing = await _find_by_key(db, session_id, key)
         if existing is not None:
             return existing
     return None
 
 
-async def _find_by_key(session_id: ObjectId, key: str) -> Message | None:
-    raw = await collection(Message).find_one({"session_id": session_id, "idempotency_key": key})
-    return None if raw is None else load(Message, raw)
+async def _find_by_key(db: Connection, session_id: ObjectId, key: str) -> Message | None:
+    raw = await db.collection(MessageDocument).find_one(
+        {"session_id": session_id, "idempotency_key": key}
+    )
+    return None if raw is None else load(Message, raw, _COLLECTION)

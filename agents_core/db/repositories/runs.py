@@ -7,9 +7,17 @@ from datetime import timedelta
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 
-from agents_core.db import _validation as check
-from agents_core.db.client import collection
-from agents_core.db.documents import Agent, Run, RunStatus, Session
+from agents_core.db import validation as check
+from agents_core.db.client import Connection
+from agents_core.db.documents import (
+    Agent,
+    AgentDocument,
+    Run,
+    RunDocument,
+    RunStatus,
+    Session,
+    SessionDocument,
+)
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
     InvalidInputError,
@@ -17,47 +25,49 @@ from agents_core.db.errors import (
     NotFoundError,
     translate_errors,
 )
+from agents_core.db.limits import MAX_ERROR_BYTES, MAX_STALE_AGE, MAX_TOKENS
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import get, insert, load, require
+from agents_core.db.repositories._base import Repository, get, insert, load, load_many, require
 
-__all__ = ["RunsRepository"]
+__all__ = ["ABANDONED", "RunsRepository"]
 
-#: Longest error text a run keeps, in bytes of UTF-8 (callers should truncate stack traces).
-MAX_ERROR_BYTES = 64 * 1024
-#: The largest ``older_than`` that ``list_stale`` takes.
-MAX_STALE_AGE = timedelta(days=36_500)
-#: Largest token total a run can hold (MongoDB's 64-bit integer).
-MAX_TOKENS = 2**63 - 1
 #: The error recorded by ``mark_abandoned``.
 ABANDONED = "abandoned"
+_COLLECTION = "runs"
 
 _FINAL = frozenset({RunStatus.completed, RunStatus.failed})
 
 
-class RunsRepository:
+class RunsRepository(Repository):
     """Record runs: start, finish once, add usage, and find the ones a crash left behind."""
+
+    __slots__ = ()
 
     @translate_errors
     async def create(self, session_id: str | ObjectId, agent_id: str | ObjectId) -> Run:
         """Start a ``running`` run of an existing agent in an existing session. Three commands."""
+        db = self.db
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
-        await require(Session, sid, "session")
-        await require(Agent, aid, "agent")
-        return await insert(Run, session_id=sid, agent_id=aid)
+        await require(db, SessionDocument, sid, "session")
+        await require(db, AgentDocument, aid, "agent")
+        return await insert(db, RunDocument, Run, session_id=sid, agent_id=aid)
 
     @translate_errors
     async def start(self, session: Session, agent: Agent) -> Run:
         """Start a ``running`` run for a session and an agent the caller has just read.
 
-        The documents stand for their existence, so this is the one insert (what
+        The records stand for their existence, so this is the one insert (what
         ``AgentRunner`` uses); ``create`` is the same from bare ids, with the checks.
         """
-        if not isinstance(session, Session) or not isinstance(session.id, ObjectId):
-            raise InvalidInputError("session", "must be a stored Session")
-        if not isinstance(agent, Agent) or not isinstance(agent.id, ObjectId):
-            raise InvalidInputError("agent", "must be a stored Agent")
-        return await insert(Run, session_id=session.id, agent_id=agent.id)
+        # getattr: a record built with model_construct may lack its id.
+        if not isinstance(session, Session) or not isinstance(
+            getattr(session, "id", None), ObjectId
+        ):
+            raise InvalidInputError("session", "must be a Session record")
+        if not isinstance(agent, Agent) or not isinstance(getattr(agent, "id", None), ObjectId):
+            raise InvalidInputError("agent", "must be an Agent record")
+        return await insert(self.db, RunDocument, Run, session_id=session.id, agent_id=agent.id)
 
     @translate_errors
     async def find_by_id(self, run_id: str | ObjectId) -> Run:
@@ -66,19 +76,23 @@ class RunsRepository:
         (Runs returned by the other methods keep a spilled payload as its ``PayloadRef``, with
         an empty text: they are results of writes and listings, not reads of payloads.)
         """
-        run = load(Run, await get(Run, check.object_id(run_id, "run"), "run"))
-        await _payloads.resolve(run.tool_calls)
-        return run
+        db = self.db
+        run = load(
+            Run, await get(db, RunDocument, check.object_id(run_id, "run"), "run"), _COLLECTION
+        )
+        calls = await _payloads.resolve(db, run.tool_calls)
+        return run if calls is run.tool_calls else run.model_copy(update={"tool_calls": calls})
 
     @translate_errors
     async def delete(self, run_id: str | ObjectId) -> None:
         """Delete the run and the payloads stored for its tool calls. Two commands."""
+        db = self.db
         rid = check.object_id(run_id, "run")
-        result = await collection(Run).delete_one({"_id": rid})
+        result = await db.collection(RunDocument).delete_one({"_id": rid})
         if result.deleted_count == 0:
             raise NotFoundError("run", rid)
         # After the run: a crash in between leaves unreferenced chunks, never a dangling ref.
-        await _payloads.delete_for_run(rid)
+        await _payloads.delete_for_run(db, rid)
 
     @translate_errors
     async def list_by_session(self, session_id: str | ObjectId, *, limit: int = 100) -> list[Run]:
@@ -86,14 +100,14 @@ class RunsRepository:
         sid = check.object_id(session_id, "session")
         count = check.limit(limit)
         raws = await (
-            collection(Run)
+            self.db.collection(RunDocument)
             .find({"session_id": sid})
             .sort([("started_at", -1), ("_id", -1)])
             .limit(count)
             .batch_size(count)
             .to_list()
         )
-        return [load(Run, raw) for raw in reversed(raws)]
+        return load_many(Run, raws[::-1], _COLLECTION)
 
     @translate_errors
     async def complete(
@@ -107,7 +121,7 @@ class RunsRepository:
         rid = check.object_id(run_id, "run")
         final = check.enum(RunStatus, status, "status", allowed=_FINAL)
         message = None if error is None else check.text(error, "error", max_bytes=MAX_ERROR_BYTES)
-        return await _finish(rid, final, message)
+        return await _finish(self.db, rid, final, message)
 
     @translate_errors
     async def update_usage(self, run_id: str | ObjectId, tokens: int, cost: float) -> Run:
@@ -115,18 +129,19 @@ class RunsRepository:
 
         One command; negative, NaN or infinite values raise ``InvalidInputError``.
         """
+        db = self.db
         rid = check.object_id(run_id, "run")
         add_tokens = check.count(tokens, "tokens")
         add_cost = check.amount(cost, "cost")
-        raw = await collection(Run).find_one_and_update(
+        raw = await db.collection(RunDocument).find_one_and_update(
             {"_id": rid, "tokens": {"$lte": MAX_TOKENS - add_tokens}},
             {"$inc": {"tokens": add_tokens, "cost": add_cost}},
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
-            await require(Run, rid, "run")
+            await require(db, RunDocument, rid, "run")
             raise InvalidStateError("run", rid, "its token total would overflow")
-        return load(Run, raw)
+        return load(Run, raw, _COLLECTION)
 
     @translate_errors
     async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:
@@ -140,7 +155,7 @@ class RunsRepository:
             raise InvalidInputError("older_than", f"must be at most {MAX_STALE_AGE.days} days")
         count = check.limit(limit)
         raws = await (
-            collection(Run)
+            self.db.collection(RunDocument)
             .find(
                 {"status": RunStatus.running.value, "started_at": {"$lte": utcnow() - older_than}}
             )
@@ -149,21 +164,22 @@ class RunsRepository:
             .batch_size(count)
             .to_list()
         )
-        return [load(Run, raw) for raw in raws]
+        return load_many(Run, raws, _COLLECTION)
 
     @translate_errors
     async def mark_abandoned(self, run_id: str | ObjectId) -> Run:
         """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``."""
-        return await _finish(check.object_id(run_id, "run"), RunStatus.failed, ABANDONED)
+        rid = check.object_id(run_id, "run")
+        return await _finish(self.db, rid, RunStatus.failed, ABANDONED)
 
 
-async def _finish(run_id: ObjectId, status: RunStatus, error: str | None) -> Run:
-    raw = await collection(Run).find_one_and_update(
+async def _finish(db: Connection, run_id: ObjectId, status: RunStatus, error: str | None) -> Run:
+    raw = await db.collection(RunDocument).find_one_and_update(
         {"_id": run_id, "status": RunStatus.running.value},
         {"$set": {"status": status.value, "error": error, "completed_at": utcnow()}},
         return_document=ReturnDocument.AFTER,
     )
     if raw is None:
-        await require(Run, run_id, "run")
+        await require(db, RunDocument, run_id, "run")
         raise InvalidStateError("run", run_id, "is not running (it was completed already)")
-    return load(Run, raw)
+    return load(Run, raw, _COLLECTION)

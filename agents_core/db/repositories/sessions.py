@@ -5,30 +5,45 @@ from __future__ import annotations
 from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 
-from agents_core.db import _validation as check
-from agents_core.db.client import collection
+from agents_core.db import validation as check
 from agents_core.db.documents import (
-    Agent,
+    AgentDocument,
     Session,
+    SessionDocument,
     SessionStatus,
     SessionWithMessages,
 )
 from agents_core.db.documents._common import utcnow
-from agents_core.db.documents.session import SESSION_PROJECTION
 from agents_core.db.errors import translate_errors
-from agents_core.db.repositories._base import get, insert, load, require, update
+from agents_core.db.repositories._base import (
+    Repository,
+    get,
+    insert,
+    load,
+    load_many,
+    require,
+    update,
+)
 from agents_core.db.repositories.messages import latest_messages
 
 __all__ = ["SessionsRepository"]
 
+_COLLECTION = "sessions"
+#: Reading a session as a record leaves the internal key list on the server.
+_PROJECTION = {"recent_idempotency_keys": 0}
 
-class SessionsRepository:
+
+class SessionsRepository(Repository):
     """Create, find, route and archive sessions."""
+
+    __slots__ = ()
 
     @translate_errors
     async def create(self, title: str | None = None, *, user_id: str | None = None) -> Session:
         """Start an ``active`` session, optionally owned by ``user_id``. One command."""
         return await insert(
+            self.db,
+            SessionDocument,
             Session,
             title=check.optional_name(title, "title"),
             user_id=check.optional_name(user_id, "user_id"),
@@ -42,23 +57,25 @@ class SessionsRepository:
 
         ``message_limit=0`` reads the session alone (one command).
         """
+        db = self.db
         sid = check.object_id(id, "session")
         count = check.limit(message_limit, "message_limit", minimum=0)
-        raw = await get(Session, sid, "session", SESSION_PROJECTION)
-        session = load(SessionWithMessages, raw)
-        session.messages = await latest_messages(sid, session.last_seq, count)
-        return session
+        raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
+        raw["messages"] = await latest_messages(db, sid, raw.get("last_seq", 0), count)
+        return load(SessionWithMessages, raw, _COLLECTION)
 
     @translate_errors
     async def set_active_agent(
         self, session_id: str | ObjectId, agent_id: str | ObjectId
     ) -> Session:
         """Route the session to an existing agent; returns the session. Two commands."""
+        db = self.db
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
-        await require(Agent, aid, "agent")
+        await require(db, AgentDocument, aid, "agent")
         change = {"$set": {"active_agent_id": aid, "updated_at": utcnow()}}
-        return load(Session, await update(Session, sid, "session", change, SESSION_PROJECTION))
+        raw = await update(db, SessionDocument, sid, "session", change, _PROJECTION)
+        return load(Session, raw, _COLLECTION)
 
     @translate_errors
     async def list_active(self, *, user_id: str | None = None, limit: int = 100) -> list[Session]:
@@ -68,14 +85,14 @@ class SessionsRepository:
             query = {"user_id": check.name(user_id, "user_id"), **query}
         count = check.limit(limit)
         raws = await (
-            collection(Session)
-            .find(query, SESSION_PROJECTION)
+            self.db.collection(SessionDocument)
+            .find(query, _PROJECTION)
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(count)
             .batch_size(count)
             .to_list()
         )
-        return [load(Session, raw) for raw in raws]
+        return load_many(Session, raws, _COLLECTION)
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:
@@ -83,11 +100,14 @@ class SessionsRepository:
 
         Idempotent: archiving an archived session changes nothing (one more command to read it).
         """
+        db = self.db
         sid = check.object_id(session_id, "session")
-        raw = await collection(Session).find_one_and_update(
+        raw = await db.collection(SessionDocument).find_one_and_update(
             {"_id": sid, "status": SessionStatus.active.value},
             {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
-            projection=SESSION_PROJECTION,
+            projection=_PROJECTION,
             return_document=ReturnDocument.AFTER,
         )
-        return load(Session, raw or await get(Session, sid, "session", SESSION_PROJECTION))
+        if raw is None:
+            raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
+        return load(Session, raw, _COLLECTION)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from agents_core.db import _validation as check
-from agents_core.db.client import collection, get_settings
-from agents_core.db.documents import Run, RunStatus, ToolCall, ToolCallStatus
+from agents_core.db import validation as check
+from agents_core.db.client import Connection
+from agents_core.db.documents import RunDocument, RunStatus, ToolCall, ToolCallStatus
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
     DatabaseError,
@@ -25,15 +24,17 @@ from agents_core.db.errors import (
     translate_errors,
 )
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import get, load
+from agents_core.db.repositories._base import Repository, get, load, load_many
 
 __all__ = ["ToolCallsRepository", "parse_tool_call_id"]
+
+_COLLECTION = "runs"
 
 _SEPARATOR = "-"
 _FINAL = frozenset({ToolCallStatus.success, ToolCallStatus.error})
 
 
-class ToolCallsRepository:
+class ToolCallsRepository(Repository):
     """Log tool calls of a running run, complete them once, and read them back.
 
     Input or output above ``payload_inline_max_bytes`` (or beyond the run's inline budget) is
@@ -41,39 +42,29 @@ class ToolCallsRepository:
     one to read it back; every ``ToolCall`` returned here carries the full text.
     """
 
+    __slots__ = ()
+
     @translate_errors
     async def create(self, run_id: str | ObjectId, tool_name: str, input: str) -> ToolCall:
         """Append a ``pending`` tool call to a ``running`` run, atomically. One command inline."""
+        db = self.db
         rid = check.object_id(run_id, "run")
         name = check.name(tool_name, "tool_name")
-        settings = get_settings()
+        settings = db.settings
         body, data = check.encoded_text(input, "input", max_bytes=settings.max_payload_bytes)
         size = len(data)
-        call: ToolCall = ToolCall.model_construct(
-            id=f"{rid}{_SEPARATOR}{ObjectId()}",
-            run_id=PydanticObjectId(rid),
-            tool_name=name,
-            input=body,
-            output=None,
-            status=ToolCallStatus.pending,
-            started_at=utcnow(),
-            completed_at=None,
-            duration_ms=None,
-            input_payload=None,
-            output_payload=None,
-        )
+        call = ToolCall(id=f"{rid}{_SEPARATOR}{ObjectId()}", run_id=rid, tool_name=name, input=body)
         inline = size <= settings.payload_inline_max_bytes
-        if inline and await _push(rid, call, size):
+        if inline and await _push(db, rid, call, size):
             return call
-        if inline and (refusal := await _refusal(rid)) is not None:
+        if inline and (refusal := await _refusal(db, rid)) is not None:
             raise refusal
         # Too large to embed, or the run's inline budget is spent: store it beside the run.
-        ref = await _payloads.store(rid, data)
-        call.input_payload = ref
-        if not await _push(rid, call.model_copy(update={"input": ""}), 0):
-            await _payloads.discard(ref)
-            raise await _refusal(rid) or InvalidStateError("run", rid, "refused the tool call")
-        return call
+        ref = await _payloads.store(db, rid, data)
+        if not await _push(db, rid, call.model_copy(update={"input": "", "input_payload": ref}), 0):
+            await _payloads.discard(db, ref)
+            raise await _refusal(db, rid) or InvalidStateError("run", rid, "refused the tool call")
+        return call.model_copy(update={"input_payload": ref})
 
     @translate_errors
     async def complete(
@@ -87,39 +78,42 @@ class ToolCallsRepository:
 
         One command when the output is embedded. Completing twice raises ``InvalidStateError``.
         """
+        db = self.db
         call_id, rid = parse_tool_call_id(id)
-        settings = get_settings()
+        settings = db.settings
         body, data = check.encoded_text(output, "output", max_bytes=settings.max_payload_bytes)
         final = check.enum(ToolCallStatus, status, "status", allowed=_FINAL)
         duration = check.amount(duration_ms, "duration_ms")
         size = len(data)
         fields = {"status": final.value, "completed_at": utcnow(), "duration_ms": duration}
         inline = size <= settings.payload_inline_max_bytes
-        raw = await _complete(rid, call_id, {**fields, "output": body}, size) if inline else None
+        raw = None
+        if inline:
+            raw = await _complete(db, rid, call_id, {**fields, "output": body}, size)
         spilled = None
         if raw is None:
             if inline:
-                await _require_pending(rid, call_id)  # else: the run's inline budget is spent
-            spilled = await _payloads.store(rid, data)
+                await _require_pending(db, rid, call_id)  # else: the run's budget is spent
+            spilled = await _payloads.store(db, rid, data)
             stored = {**fields, "output": "", "output_payload": spilled.model_dump()}
-            raw = await _complete(rid, call_id, stored, 0)
+            raw = await _complete(db, rid, call_id, stored, 0)
             if raw is None:
-                await _payloads.discard(spilled)
-                await _require_pending(rid, call_id)
+                await _payloads.discard(db, spilled)
+                await _require_pending(db, rid, call_id)
                 raise InvalidStateError("tool call", call_id, "refused the output")
-        call = load(ToolCall, raw["tool_calls"][0])
+        call = load(ToolCall, raw["tool_calls"][0], _COLLECTION)
         if spilled is not None:
-            call.output = body
-        await _payloads.resolve([call], fields=("input",))
-        return call
+            call = call.model_copy(update={"output": body})
+        return (await _payloads.resolve(db, [call], fields=("input",)))[0]
 
     @translate_errors
     async def find_by_run(self, run_id: str | ObjectId) -> list[ToolCall]:
         """The run's tool calls in call order, for audit and replay. One command inline."""
-        raw = await get(Run, check.object_id(run_id, "run"), "run", {"_id": 0, "tool_calls": 1})
-        calls = [load(ToolCall, call) for call in raw.get("tool_calls", [])]
-        await _payloads.resolve(calls)
-        return calls
+        db = self.db
+        rid = check.object_id(run_id, "run")
+        raw = await get(db, RunDocument, rid, "run", {"_id": 0, "tool_calls": 1})
+        calls = load_many(ToolCall, raw.get("tool_calls", []), _COLLECTION)
+        return await _payloads.resolve(db, calls)
 
 
 def parse_tool_call_id(value: object) -> tuple[str, ObjectId]:
@@ -135,37 +129,39 @@ def parse_tool_call_id(value: object) -> tuple[str, ObjectId]:
     raise InvalidIdError("tool call", value)
 
 
-async def _push(run_id: ObjectId, call: ToolCall, inline_bytes: int) -> bool:
+async def _push(db: Connection, run_id: ObjectId, call: ToolCall, inline_bytes: int) -> bool:
     """Append ``call`` if the run is running, has room, and (inline) has budget left."""
-    settings = get_settings()
+    settings = db.settings
     query: dict[str, Any] = {
         "_id": run_id,
         "status": RunStatus.running.value,
         f"tool_calls.{settings.max_tool_calls_per_run - 1}": {"$exists": False},
     }
-    update: dict[str, Any] = {"$push": {"tool_calls": _call_document(call)}}
+    update: dict[str, Any] = {"$push": {"tool_calls": call.model_dump()}}
     if inline_bytes:
         query["inline_bytes"] = {"$lte": settings.run_inline_budget_bytes - inline_bytes}
         update["$inc"] = {"inline_bytes": inline_bytes}
-    result = await collection(Run).update_one(query, update)
+    result = await db.collection(RunDocument).update_one(query, update)
     return result.matched_count == 1
 
 
-async def _refusal(run_id: ObjectId) -> DatabaseError | None:
+async def _refusal(db: Connection, run_id: ObjectId) -> DatabaseError | None:
     """Why the run refuses a new tool call (``None``: it would take one, spilled)."""
-    raw = await collection(Run).find_one({"_id": run_id}, {"status": 1, "tool_calls.id": 1})
+    raw = await db.collection(RunDocument).find_one(
+        {"_id": run_id}, {"status": 1, "tool_calls.id": 1}
+    )
     if raw is None:
         return NotFoundError("run", run_id)
     if raw.get("status") != RunStatus.running.value:
         return InvalidStateError("run", run_id, f"is {raw.get('status')}, not running")
-    cap = get_settings().max_tool_calls_per_run
+    cap = db.settings.max_tool_calls_per_run
     if len(raw.get("tool_calls", [])) >= cap:
         return InvalidStateError("run", run_id, f"has {cap} tool calls, the most allowed")
     return None
 
 
 async def _complete(
-    run_id: ObjectId, call_id: str, fields: dict[str, Any], inline_bytes: int
+    db: Connection, run_id: ObjectId, call_id: str, fields: dict[str, Any], inline_bytes: int
 ) -> dict[str, Any] | None:
     """Set ``fields`` on the pending call (and charge the run's budget); the call as stored."""
     query: dict[str, Any] = {
@@ -176,10 +172,10 @@ async def _complete(
         "$set": {f"tool_calls.$[call].{name}": value for name, value in fields.items()}
     }
     if inline_bytes:
-        budget = get_settings().run_inline_budget_bytes
+        budget = db.settings.run_inline_budget_bytes
         query["inline_bytes"] = {"$lte": budget - inline_bytes}
         update["$inc"] = {"inline_bytes": inline_bytes}
-    raw: dict[str, Any] | None = await collection(Run).find_one_and_update(
+    raw: dict[str, Any] | None = await db.collection(RunDocument).find_one_and_update(
         query,
         update,
         array_filters=[{"call.id": call_id}],
@@ -189,9 +185,9 @@ async def _complete(
     return raw
 
 
-async def _require_pending(run_id: ObjectId, call_id: str) -> None:
+async def _require_pending(db: Connection, run_id: ObjectId, call_id: str) -> None:
     """Raise ``NotFoundError`` or ``InvalidStateError`` unless the call exists and is pending."""
-    raw = await collection(Run).find_one(
+    raw = await db.collection(RunDocument).find_one(
         {"_id": run_id, "tool_calls.id": call_id},
         {"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
     )
@@ -199,19 +195,3 @@ async def _require_pending(run_id: ObjectId, call_id: str) -> None:
         raise NotFoundError("tool call", call_id)
     if raw["tool_calls"][0].get("status") != ToolCallStatus.pending.value:
         raise InvalidStateError("tool call", call_id, "was completed already")
-
-
-def _call_document(call: ToolCall) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "run_id": call.run_id,
-        "tool_name": call.tool_name,
-        "input": call.input,
-        "output": None,
-        "status": call.status.value,
-        "started_at": call.started_at,
-        "completed_at": None,
-        "duration_ms": None,
-        "input_payload": None if call.input_payload is None else call.input_payload.model_dump(),
-        "output_payload": None,
-    }

@@ -1,7 +1,8 @@
 """Checks applied to every value a caller passes in, before anything reaches the server.
 
 A value is taken only in the type documented for it, so a dict such as ``{"$ne": None}`` can
-never arrive in a filter where a string or an id belongs.
+never arrive in a filter where a string or an id belongs. Public: a service (and the runner)
+can check its own input the same way, with the same ``InvalidInputError``/``InvalidIdError``.
 """
 
 from __future__ import annotations
@@ -15,16 +16,9 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from agents_core.db.errors import InvalidIdError, InvalidInputError
+from agents_core.db.limits import MAX_AMOUNT, MAX_LIMIT, MAX_NAME_LENGTH
 
 E = TypeVar("E", bound=StrEnum)
-
-#: Longest name (agent name, tool name, title, user id, model) in characters.
-MAX_NAME_LENGTH = 200
-#: Largest ``limit`` a listing accepts.
-MAX_LIMIT = 1_000
-#: Largest amount (cost, duration) one call may add: beyond 2**53 a double stops counting units,
-#: and totals of larger amounts run into infinity on the server.
-MAX_AMOUNT = float(2**53)
 
 #: Characters a one-line name must not contain: control characters, lone surrogates, and the
 #: Unicode line and paragraph separators.
