@@ -15,15 +15,16 @@ from __future__ import annotations
 import cProfile
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from pymongo import monitoring
 
+from agents_core.db import Agent, Message, Run, Session, ToolCall
+from agents_core.db.documents import DOCUMENT_MODELS
+from agents_core.testing.commands import CommandCounter
 from benchmarks.raw import RawLayer
 
 __all__ = [
@@ -36,9 +37,6 @@ __all__ = [
     "profile_op",
     "time_op",
 ]
-
-#: Commands the driver sends on its own (handshakes, monitoring, session clean-up).
-_BACKGROUND = frozenset({"hello", "isMaster", "ismaster", "endSessions"})
 
 
 async def _none(raw: RawLayer, calls: int) -> Sequence[Any]:
@@ -85,32 +83,6 @@ class Counts:
 class Timing:
     cpu_us: float
     wall_us: float
-
-
-class CommandCounter(monitoring.CommandListener):
-    """The names of the commands the client sends while ``recording()`` is active."""
-
-    def __init__(self) -> None:
-        self._names: list[str] | None = None
-
-    @contextmanager
-    def recording(self) -> Iterator[list[str]]:
-        names: list[str] = []
-        self._names = names
-        try:
-            yield names
-        finally:
-            self._names = None
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self._names is not None and event.command_name not in _BACKGROUND:
-            self._names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 #: Calls of each side in the counting pass.
@@ -188,16 +160,24 @@ def _check_equivalent(op: Op, repo_result: object, raw_result: object) -> None:
         )
 
 
+#: Stored fields that records do not show (``RunDocument.inline_bytes``, …): not compared.
+_LAYER_ONLY = frozenset(
+    name for document in DOCUMENT_MODELS for name in document.model_fields
+) - frozenset(
+    name for record in (Agent, Session, Message, Run, ToolCall) for name in record.model_fields
+)
+
+
 def _plain(value: object) -> object:
-    """Models dumped as stored (by alias), enums as values; ``None`` fields and ``revision_id``
-    dropped (the repositories omit some ``None`` fields from what they store)."""
+    """Records dumped as stored (by alias), enums as values; ``None`` fields and fields only
+    the layer uses dropped."""
     if isinstance(value, BaseModel):
         value = value.model_dump(by_alias=True)
     if isinstance(value, dict):
         return {
             key: _plain(item)
             for key, item in value.items()
-            if item is not None and key != "revision_id"
+            if item is not None and key not in _LAYER_ONLY
         }
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]

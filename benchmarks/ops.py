@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from beanie import Document
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -108,28 +107,28 @@ async def seed(raw: RawLayer, history_size: int, pool_size: int) -> Fixtures:
     chat = await SessionsRepository().create("Refund question", user_id="u-42")
     spawn = await SessionsRepository().create("Runs", user_id="u-42")
     short = await seed_session(raw, SHORT_SESSION)
-    run = await RunsRepository().create(short, _id(agent))
-    open_run = await RunsRepository().create(short, _id(agent))
-    turn = [_completed_call(_id(run)) for _ in range(TURN_CALLS)]
-    await raw.runs.update_one({"_id": _id(run)}, {"$set": {"tool_calls": turn}})
-    pool = [_turn_run(raw, short, _id(agent)) for _ in range(pool_size)]
-    audited = raw.run_document(short, _id(agent))
+    run = await RunsRepository().create(short, agent.id)
+    open_run = await RunsRepository().create(short, agent.id)
+    turn = [_completed_call(run.id) for _ in range(TURN_CALLS)]
+    await raw.runs.update_one({"_id": run.id}, {"$set": {"tool_calls": turn}})
+    pool = [_turn_run(raw, short, agent.id) for _ in range(pool_size)]
+    audited = raw.run_document(short, agent.id)
     audited["tool_calls"] = [_completed_call(audited["_id"]) for _ in range(AUDITED_CALLS)]
     audited |= {"status": "completed", "completed_at": _now()}
     await raw.runs.insert_many([*pool, audited])
     return Fixtures(
-        agent=_id(agent),
-        chat=_id(chat),
+        agent=agent.id,
+        chat=chat.id,
         history=await seed_session(raw, history_size),
         history_size=history_size,
         short=short,
-        spawn=_id(spawn),
-        run=_id(run),
-        open_run=_id(open_run),
+        spawn=spawn.id,
+        run=run.id,
+        open_run=open_run.id,
         pool=tuple(run["_id"] for run in pool),
         pending=tuple(run["tool_calls"][-1]["id"] for run in pool),
         audited_run=audited["_id"],
-        turns=await _routed_session(raw, _id(agent)),
+        turns=await _routed_session(raw, agent.id),
     )
 
 
@@ -319,11 +318,6 @@ def _completed_call(run_id: ObjectId) -> Doc:
         "completed_at": _now(),
         "duration_ms": 41.0,
     }
-
-
-def _id(document: Document) -> ObjectId:
-    assert document.id is not None  # the repositories return stored documents
-    return document.id
 
 
 def _now() -> datetime:

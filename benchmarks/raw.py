@@ -14,12 +14,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from bson import ObjectId
+from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from agents_core.db import MessageDocument, RunDocument, SessionDocument, ToolCall
 from agents_core.runner import ModelResponse, ToolRegistry, ToolRequest
 
 __all__ = ["Doc", "Missing", "RawLayer", "RawModel", "latest_filter"]
@@ -39,6 +42,27 @@ _SESSION = {"recent_idempotency_keys": 0}
 
 _LAST_SEQ = {"last_seq": 1, "_id": 0}
 _ID_ONLY = {"_id": 1}
+
+
+def _template(model: type[BaseModel]) -> Doc:
+    """The stored defaults of ``model``'s optional fields, taken once from its declaration.
+
+    Raw code would write these out by hand; reading them from the one declaration keeps this
+    side storing exactly what the layer stores when a field is added, at no per-call cost.
+    """
+    template: Doc = {}
+    for name, info in model.model_fields.items():
+        if name in {"id", "revision_id"} or info.is_required():
+            continue
+        value = info.get_default(call_default_factory=True)
+        template[name] = value.value if isinstance(value, Enum) else value
+    return template
+
+
+_SESSION_TEMPLATE = _template(SessionDocument)
+_MESSAGE_TEMPLATE = _template(MessageDocument)
+_RUN_TEMPLATE = _template(RunDocument)
+_CALL_TEMPLATE = _template(ToolCall)
 
 
 #: The model of a raw turn: the agent and the conversation so far in, its reply out.
@@ -74,11 +98,10 @@ class RawLayer:
     def session_document(title: str | None, user_id: str | None, *, last_seq: int = 0) -> Doc:
         now = _now()
         return {
+            **_SESSION_TEMPLATE,
             "_id": ObjectId(),
             "title": title,
             "user_id": user_id,
-            "status": "active",
-            "active_agent_id": None,
             "last_seq": last_seq,
             "created_at": now,
             "updated_at": now,
@@ -93,50 +116,39 @@ class RawLayer:
         created_at: datetime,
         tool_call_id: str | None = None,
     ) -> Doc:
-        message = {
+        return {
+            **_MESSAGE_TEMPLATE,
             "_id": ObjectId(),
             "session_id": session_id,
             "seq": seq,
             "role": role,
             "content": content,
             "created_at": created_at,
+            "tool_call_id": tool_call_id,
         }
-        if tool_call_id is not None:
-            message["tool_call_id"] = tool_call_id
-        return message
 
     @staticmethod
     def run_document(
         session_id: ObjectId, agent_id: ObjectId, tool_calls: Sequence[Doc] = ()
     ) -> Doc:
         return {
+            **_RUN_TEMPLATE,
             "_id": ObjectId(),
             "session_id": session_id,
             "agent_id": agent_id,
-            "status": "running",
-            "error": None,
-            "tokens": 0,
-            "cost": 0.0,
             "tool_calls": list(tool_calls),
             "started_at": _now(),
-            "completed_at": None,
-            "inline_bytes": 0,
         }
 
     @staticmethod
     def tool_call_document(run_id: ObjectId, tool_name: str, input: str) -> Doc:
         return {
+            **_CALL_TEMPLATE,
             "id": f"{run_id}-{ObjectId()}",
             "run_id": run_id,
             "tool_name": tool_name,
             "input": input,
-            "output": None,
-            "status": "pending",
             "started_at": _now(),
-            "completed_at": None,
-            "duration_ms": None,
-            "input_payload": None,
-            "output_payload": None,
         }
 
     # Messages: findAndModify (reserve seq) + insert; find (last_seq) + range find.

@@ -182,7 +182,7 @@ async def _measure(
     counts = [await count_commands(item.op, raw, counter) for item in plan]
 
     # Timing on the client without listeners: the layer and the raw side both move over to it.
-    await init_db(client=timed, database=suite.database)
+    await init_db(client=timed, database=suite.database, replace=True)
     raw = RawLayer(timed[suite.database])
     gc.collect()
     gc.freeze()  # the fixtures and imports stay out of the collections measured

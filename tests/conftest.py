@@ -10,43 +10,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from agents_core.db import close_db, init_db
 from agents_core.embedded import EmbeddedServer
 from agents_core.testing import in_memory_db
+from agents_core.testing.commands import CommandCounter
 
 BACKENDS = ["mock", "wire"]
-
-
-class CommandLog(monitoring.CommandListener):
-    """The names of the commands the wire client sends while ``recording()`` is active."""
-
-    def __init__(self) -> None:
-        self.names: list[str] | None = None
-
-    @contextmanager
-    def recording(self) -> Iterator[list[str]]:
-        self.names = names = []
-        try:
-            yield names
-        finally:
-            self.names = None
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.names is not None and event.command_name not in {"endSessions", "hello"}:
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +35,13 @@ def wire_uri() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def command_log() -> CommandLog:
-    return CommandLog()
+def command_log() -> CommandCounter:
+    return CommandCounter()
 
 
 @pytest_asyncio.fixture(scope="session")
 async def wire_client(
-    wire_uri: str, command_log: CommandLog
+    wire_uri: str, command_log: CommandCounter
 ) -> AsyncIterator[AsyncMongoClient[Any]]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         wire_uri, tz_aware=True, event_listeners=[command_log], serverSelectionTimeoutMS=10_000

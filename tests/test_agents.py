@@ -92,19 +92,19 @@ async def test_tool_methods_on_unknown_agent_raise_not_found() -> None:
 @pytest.mark.parametrize("bad_id", ["nope", "", 42, None, {"$ne": None}, "0" * 23, b"x" * 12])
 async def test_malformed_agent_ids_raise_invalid_id(bad_id: object) -> None:
     with pytest.raises(InvalidIdError) as info:
-        await AgentsRepository().get_tools(bad_id)  # type: ignore[arg-type]
+        await AgentsRepository().get_tools(bad_id)
     assert isinstance(info.value, ValueError)
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a\x00b", "x" * 201, {"$gt": ""}, 7])
 async def test_bad_names_raise_invalid_input(name: object) -> None:
     with pytest.raises(InvalidInputError):
-        await AgentsRepository().find_by_name(name)  # type: ignore[arg-type]
+        await AgentsRepository().find_by_name(name)
 
 
 async def test_create_refuses_something_else_than_the_dto() -> None:
     with pytest.raises(InvalidInputError):
-        await AgentsRepository().create({"name": "x"})  # type: ignore[arg-type]
+        await AgentsRepository().create({"name": "x"})
 
 
 async def test_a_dto_built_without_validation_is_refused_cleanly() -> None:

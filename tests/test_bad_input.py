@@ -41,9 +41,7 @@ from agents_core.db import (
     get_database,
 )
 from agents_core.db.client import get_settings
-from agents_core.db.repositories.agents import MAX_INSTRUCTIONS_BYTES
-from agents_core.db.repositories.runs import MAX_ERROR_BYTES
-from agents_core.db.validation import MAX_NAME_LENGTH
+from agents_core.db.limits import MAX_ERROR_BYTES, MAX_INSTRUCTIONS_BYTES, MAX_NAME_LENGTH
 
 agents = AgentsRepository()
 sessions = SessionsRepository()

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 import pytest
 from typer.testing import CliRunner
 
-from agents_core import embedded
 from agents_core.cli import app
 from agents_core.db import Run, RunsRepository, close_db, get_database, init_db
 from tests.helpers import make_run
@@ -106,8 +105,8 @@ def test_a_missing_server_binary_is_reported(
 ) -> None:
     monkeypatch.delenv("MONGODB_URI", raising=False)
     monkeypatch.setenv("AGENTS_CORE_DATA", str(tmp_path))
-    monkeypatch.setattr(embedded.shutil, "which", lambda _name: None)
-    monkeypatch.setattr(embedded.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr("agents_core.embedded.shutil.which", lambda _name: None)
+    monkeypatch.setattr("agents_core.embedded.sys.executable", str(tmp_path / "python"))
     result = invoke("sessions")
     assert result.exit_code == 1
     assert "secantusd-py not found" in result.output

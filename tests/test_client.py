@@ -116,8 +116,12 @@ def test_a_connection_used_from_another_event_loop_raises_a_typed_error() -> Non
         return await connect(client=in_memory_client(), database="loops")
 
     connection = asyncio.run(open_connection())
+
+    async def use_it() -> None:
+        await SessionsRepository(connection).create("elsewhere")
+
     with pytest.raises(WrongEventLoopError, match="one per loop"):
-        asyncio.run(SessionsRepository(connection).create("elsewhere"))
+        asyncio.run(use_it())
 
 
 def test_a_repository_refuses_what_is_not_a_connection() -> None:

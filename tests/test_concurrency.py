@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from bson import ObjectId
 
 from agents_core.db import (
     AgentsRepository,
@@ -54,18 +55,18 @@ async def test_100_concurrent_runs_with_10_concurrent_tool_calls_each() -> None:
     runs, calls = RunsRepository(), ToolCallsRepository()
     started = await asyncio.gather(*(runs.create(session.id, agent.id) for _ in range(100)))
 
-    async def work(run_id: object, n: int) -> None:
+    async def work(run_id: ObjectId, n: int) -> None:
         created = await asyncio.gather(
-            *(calls.create(run_id, f"tool{i}", f"in-{n}-{i}") for i in range(10))  # type: ignore[arg-type]
+            *(calls.create(run_id, f"tool{i}", f"in-{n}-{i}") for i in range(10))
         )
         await asyncio.gather(
             *(
                 calls.complete(c.id, f"out-{c.input}", "success", float(i))
                 for i, c in enumerate(created)
             ),
-            *(runs.update_usage(run_id, 7, 0.25) for _ in range(10)),  # type: ignore[arg-type]
+            *(runs.update_usage(run_id, 7, 0.25) for _ in range(10)),
         )
-        await runs.complete(run_id, "completed")  # type: ignore[arg-type]
+        await runs.complete(run_id, "completed")
 
     await asyncio.gather(*(work(run.id, n) for n, run in enumerate(started)))
     for n, run in enumerate(started):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import bson
 import pytest
@@ -31,7 +32,7 @@ async def run_document_size(run_id: object) -> int:
     return len(bson.encode(raw))
 
 
-async def with_settings(**overrides: int) -> None:
+async def with_settings(**overrides: Any) -> None:
     """Re-target the layer at the same database with other limits."""
     database = get_database()
     await init_db(
@@ -99,7 +100,9 @@ async def test_a_run_embeds_at_most_the_configured_number_of_tool_calls() -> Non
         await repo.create(run.id, "t", f'{{"i": {i}}}')
     # The other 980 in one write: SecantusDB rewrites the whole run on every update (~130 ms
     # each at this size), and one call at a time is what the calls above already showed.
-    template = (await get_database()["runs"].find_one({"_id": run.id}))["tool_calls"][0]
+    stored = await get_database()["runs"].find_one({"_id": run.id})
+    assert stored is not None
+    template = stored["tool_calls"][0]
     seeded = [
         {**template, "id": f"{run.id}-{bson.ObjectId()}", "input": f'{{"i": {i}}}'}
         for i in range(20, cap - 1)

@@ -15,19 +15,19 @@ from agents_core.db import (
     SessionsRepository,
     ToolCallsRepository,
 )
-from tests.conftest import CommandLog
+from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("wire_db")
 
 
-async def commands(log: CommandLog, call: Awaitable[Any]) -> list[str]:
+async def commands(log: CommandCounter, call: Awaitable[Any]) -> list[str]:
     with log.recording() as names:
         await call
     return names
 
 
-async def test_agent_operations_are_one_command_each(command_log: CommandLog) -> None:
+async def test_agent_operations_are_one_command_each(command_log: CommandCounter) -> None:
     repo = AgentsRepository()
     assert await commands(command_log, repo.create(CreateAgentDTO(name="a"))) == ["insert"]
     agent = await make_agent("b")
@@ -38,7 +38,7 @@ async def test_agent_operations_are_one_command_each(command_log: CommandLog) ->
     assert await commands(command_log, repo.get_tools(agent.id)) == ["find"]
 
 
-async def test_session_operations(command_log: CommandLog) -> None:
+async def test_session_operations(command_log: CommandCounter) -> None:
     repo = SessionsRepository()
     assert await commands(command_log, repo.create("x")) == ["insert"]
     session = await make_session()
@@ -54,7 +54,7 @@ async def test_session_operations(command_log: CommandLog) -> None:
     assert await commands(command_log, repo.archive(session.id)) == ["findAndModify"]
 
 
-async def test_message_operations(command_log: CommandLog) -> None:
+async def test_message_operations(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
     assert await commands(command_log, repo.create(session.id, "user", "hi")) == [
@@ -71,7 +71,7 @@ async def test_message_operations(command_log: CommandLog) -> None:
     assert len(await commands(command_log, repo.get_last_message(empty.id))) <= 2
 
 
-async def test_idempotent_message_create(command_log: CommandLog) -> None:
+async def test_idempotent_message_create(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
     first = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
@@ -80,7 +80,7 @@ async def test_idempotent_message_create(command_log: CommandLog) -> None:
     assert repeat == ["find"]
 
 
-async def test_run_operations(command_log: CommandLog) -> None:
+async def test_run_operations(command_log: CommandCounter) -> None:
     repo = RunsRepository()
     session, agent = await make_session(), await make_agent()
     assert len(await commands(command_log, repo.create(session.id, agent.id))) <= 3
@@ -89,7 +89,7 @@ async def test_run_operations(command_log: CommandLog) -> None:
     assert await commands(command_log, repo.complete(run.id, "completed")) == ["findAndModify"]
 
 
-async def test_tool_call_operations(command_log: CommandLog) -> None:
+async def test_tool_call_operations(command_log: CommandCounter) -> None:
     repo = ToolCallsRepository()
     run = await make_run()
     assert await commands(command_log, repo.create(run.id, "t", "{}")) == ["update"]

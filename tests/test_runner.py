@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from agents_core.db import (
     InvalidStateError,
@@ -48,7 +49,7 @@ def registry() -> ToolRegistry:
     return tools
 
 
-async def routed_session(tools: list[str] | None = None) -> object:
+async def routed_session(tools: list[str] | None = None) -> ObjectId:
     session = await make_session()
     agent = await make_agent(
         f"agent-{session.id}", tools=["add", "explode"] if tools is None else tools
@@ -61,8 +62,8 @@ def answer_with_last_tool_output(request: ModelRequest) -> ModelResponse:
     return ModelResponse(text=f"result: {request.messages[-1].content}", usage=Usage(5, 0.01))
 
 
-async def transcript(session_id: object) -> list[tuple[str, str]]:
-    messages = await MessagesRepository().find_by_session(session_id, 100)  # type: ignore[arg-type]
+async def transcript(session_id: ObjectId) -> list[tuple[str, str]]:
+    messages = await MessagesRepository().find_by_session(session_id, 100)
     return [(m.role.value, m.content) for m in messages]
 
 
@@ -93,7 +94,7 @@ async def test_a_turn_with_a_tool_call_is_recorded_end_to_end() -> None:
         ("tool", "5"),
         ("assistant", "result: 5"),
     ]
-    tool_message = (await MessagesRepository().find_by_session(sid, 100))[1]  # type: ignore[arg-type]
+    tool_message = (await MessagesRepository().find_by_session(sid, 100))[1]
     assert tool_message.tool_call_id == call.id
     # The model saw the conversation and the agent's enabled tools.
     assert [m.content for m in model.requests[0].messages] == ["add 2 and 3"]
@@ -157,13 +158,13 @@ async def test_a_model_exception_fails_the_run_and_is_re_raised() -> None:
     model = ScriptedModel([ConnectionError("model endpoint down")])
     with pytest.raises(ConnectionError):
         await AgentRunner(model, registry()).run(sid, "hello")
-    (run,) = await RunsRepository().list_by_session(sid)  # type: ignore[arg-type]
+    (run,) = await RunsRepository().list_by_session(sid)
     assert run.status is RunStatus.failed
     assert run.error == "ConnectionError: model endpoint down"
     assert run.completed_at is not None
 
 
-async def cancel_mid_tool(session_id: object, **repositories: Any) -> Run:
+async def cancel_mid_tool(session_id: ObjectId, **repositories: Any) -> Run:
     """Run a turn whose tool hangs, cancel it there, and return the recorded run."""
     started = asyncio.Event()
 
@@ -174,12 +175,12 @@ async def cancel_mid_tool(session_id: object, **repositories: Any) -> Run:
 
     model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add")])])
     runner = AgentRunner(model, ToolRegistry({"add": hang}), **repositories)
-    task = asyncio.create_task(runner.run(session_id, "slow"))  # type: ignore[arg-type]
+    task = asyncio.create_task(runner.run(session_id, "slow"))
     await asyncio.wait_for(started.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    (run,) = await RunsRepository().list_by_session(session_id)  # type: ignore[arg-type]
+    (run,) = await RunsRepository().list_by_session(session_id)
     return run
 
 
@@ -231,7 +232,7 @@ async def test_a_retried_turn_does_not_store_its_messages_twice() -> None:
     run = await AgentRunner(ScriptedModel(steps), registry()).run(sid, "1+2?", turn_id="turn-1")
     assert run.status is RunStatus.completed
     assert await transcript(sid) == [("user", "1+2?"), ("tool", "3"), ("assistant", "3")]
-    roles = [m.role for m in await MessagesRepository().find_by_session(sid, 100)]  # type: ignore[arg-type]
+    roles = [m.role for m in await MessagesRepository().find_by_session(sid, 100)]
     assert roles == [MessageRole.user, MessageRole.tool, MessageRole.assistant]
 
 
@@ -296,7 +297,7 @@ async def test_a_retried_turn_shows_the_model_the_history_in_order_and_once() ->
     first, second = ([(m.role.value, m.content) for m in r.messages] for r in retry.requests)
     assert first == [("user", "hi"), ("assistant", "hello"), ("user", "1+2?")]
     assert second == [*first, ("tool", "3")]
-    assert [m.seq for m in await MessagesRepository().find_by_session(sid, 100)] == [1, 2, 3, 4, 5]  # type: ignore[arg-type]
+    assert [m.seq for m in await MessagesRepository().find_by_session(sid, 100)] == [1, 2, 3, 4, 5]
 
 
 async def test_a_turn_id_too_long_for_its_keys_is_refused_before_anything_is_written() -> None:

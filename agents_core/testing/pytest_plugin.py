@@ -7,6 +7,7 @@ Enable it with ``pytest_plugins = ["agents_core.testing.pytest_plugin"]`` in ``c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
 import pytest_asyncio
 
 from agents_core.db import Connection

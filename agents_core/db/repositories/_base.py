@@ -11,8 +11,9 @@ lists): a document that no longer validates raises ``CorruptDocumentError``.
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pydantic
@@ -93,19 +94,30 @@ async def insert(db: Connection, document: type[Document], record: type[R], **fi
 
 def _stored_only(document: type[Document]) -> dict[str, Any]:
     """The defaults of the fields a document stores that its record does not show."""
-    names = _LAYER_ONLY.get(document)
-    if names is None:
-        shown: set[str] = set()
-        for base in document.__mro__[1:]:
-            if issubclass(base, pydantic.BaseModel) and not issubclass(base, Document):
-                shown.update(base.model_fields)
-        names = _LAYER_ONLY[document] = tuple(set(document.model_fields) - shown - _BEANIE_FIELDS)
-    fields = document.model_fields
-    return {name: fields[name].get_default(call_default_factory=True) for name in names}
+    makers = _LAYER_ONLY.get(document)
+    if makers is None:
+        makers = _LAYER_ONLY[document] = _default_makers(document)
+    return {name: make() for name, make in makers}
+
+
+def _default_makers(document: type[Document]) -> tuple[tuple[str, Callable[[], Any]], ...]:
+    shown: set[str] = set()
+    for base in document.__mro__[1:]:
+        if issubclass(base, pydantic.BaseModel) and not issubclass(base, Document):
+            shown.update(base.model_fields)
+    makers: list[tuple[str, Callable[[], Any]]] = []
+    for name, info in document.model_fields.items():
+        if name in shown or name in _BEANIE_FIELDS:
+            continue
+        # Called directly: FieldInfo.get_default inspects the factory's signature every time.
+        factory = info.default_factory
+        make = factory if factory is not None else functools.partial(copy.copy, info.default)
+        makers.append((name, make))
+    return tuple(makers)
 
 
 #: Per document class, the fields only the layer uses (``RunDocument.inline_bytes``, …).
-_LAYER_ONLY: dict[type[Document], tuple[str, ...]] = {}
+_LAYER_ONLY: dict[type[Document], tuple[tuple[str, Callable[[], Any]], ...]] = {}
 
 
 async def get(
