@@ -50,6 +50,7 @@ async def test_concurrent_enable_tool_keeps_one_entry() -> None:
     assert await repo.get_tools(agent.id) == ["search"]
 
 
+@pytest.mark.slow
 async def test_100_concurrent_runs_with_10_concurrent_tool_calls_each() -> None:
     session, agent = await make_session(), await make_agent()
     runs, calls = RunsRepository(), ToolCallsRepository()

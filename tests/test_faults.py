@@ -63,6 +63,9 @@ except EmbeddedServerError:  # pragma: no cover - the dev extra installs it
 DATABASE = "faults"
 #: The configured bound: how long a call waits for a reachable server.
 SELECTION_TIMEOUT_S = 1.0
+#: Each fault test starts, stops or freezes a server of its own: seconds each.
+pytestmark = pytest.mark.slow
+
 SETTINGS = Settings(server_selection_timeout_ms=int(SELECTION_TIMEOUT_S * 1000))
 #: One failing call: a network error on its pooled connection, then its retry's server selection.
 CALL_BOUND_S = SELECTION_TIMEOUT_S + 1.5

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import pytest
 from bson import ObjectId
 
 from agents_core.db import (
-    InvalidInputError,
     InvalidStateError,
     NotFoundError,
     Run,
@@ -62,13 +60,6 @@ async def test_complete_records_the_error() -> None:
     assert done.error == "model timed out"
 
 
-@pytest.mark.parametrize("status", ["running", "done", "", None, {"$ne": 1}])
-async def test_complete_refuses_other_statuses(status: object) -> None:
-    run = await make_run()
-    with pytest.raises(InvalidInputError):
-        await RunsRepository().complete(run.id, status)  # type: ignore[arg-type]
-
-
 async def test_complete_unknown_run_raises_not_found() -> None:
     with pytest.raises(NotFoundError):
         await RunsRepository().complete(ObjectId(), "completed")
@@ -81,27 +72,6 @@ async def test_update_usage_adds_up_also_after_completion() -> None:
     await repo.complete(run.id, "completed")
     final = await repo.update_usage(str(run.id), 50, 0.5)
     assert (final.tokens, final.cost, final.status) == (150, 0.75, RunStatus.completed)
-
-
-@pytest.mark.parametrize(
-    ("tokens", "cost"),
-    [
-        (-1, 0.0),
-        (1, -0.1),
-        (1, math.nan),
-        (1, math.inf),
-        (math.inf, 1.0),
-        ("5", 1.0),
-        (True, 0.0),
-        (1, None),
-    ],
-)
-async def test_update_usage_refuses_bad_numbers(tokens: object, cost: object) -> None:
-    run = await make_run()
-    with pytest.raises(InvalidInputError):
-        await RunsRepository().update_usage(run.id, tokens, cost)  # type: ignore[arg-type]
-    stored = await RunsRepository().find_by_id(run.id)
-    assert (stored.tokens, stored.cost) == (0, 0.0)
 
 
 async def test_update_usage_of_unknown_run_raises_not_found() -> None:

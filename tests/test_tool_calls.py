@@ -6,8 +6,6 @@ import pytest
 from bson import ObjectId
 
 from agents_core.db import (
-    InvalidIdError,
-    InvalidInputError,
     InvalidStateError,
     NotFoundError,
     RunsRepository,
@@ -73,27 +71,6 @@ async def test_complete_unknown_call_raises_not_found() -> None:
         await ToolCallsRepository().complete(f"{run.id}-{ObjectId()}", "x", "success", 1)
     with pytest.raises(NotFoundError):
         await ToolCallsRepository().complete(f"{ObjectId()}-{ObjectId()}", "x", "success", 1)
-
-
-@pytest.mark.parametrize(
-    "bad_id", ["", "abc", str(ObjectId()), f"{ObjectId()}:{ObjectId()}", 12, {"$ne": None}]
-)
-async def test_malformed_tool_call_ids_raise_invalid_id(bad_id: object) -> None:
-    with pytest.raises(InvalidIdError):
-        await ToolCallsRepository().complete(bad_id, "x", "success", 1)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("status", "duration"),
-    [("pending", 1.0), ("ok", 1.0), ("success", -1), ("success", float("nan"))],
-)
-async def test_complete_refuses_bad_status_and_duration(status: str, duration: float) -> None:
-    repo = ToolCallsRepository()
-    call = await repo.create((await make_run()).id, "clock", "{}")
-    with pytest.raises(InvalidInputError):
-        await repo.complete(call.id, "x", status, duration)
-    (stored,) = await repo.find_by_run(call.run_id)
-    assert stored.status == ToolCallStatus.pending
 
 
 async def test_find_by_run_of_unknown_run_raises_not_found() -> None:

@@ -25,8 +25,19 @@ DOCUMENT_MODELS = (
     PayloadChunkDocument,
 )
 
+#: The shard key of each collection on a sharded cluster (see ``docs/architecture.md``):
+#: ``sh.shardCollection("<db>.<collection>", key)``. ``agents`` stays unsharded: it is small,
+#: and its unique ``name`` index could not be enforced across shards under another key.
+SHARD_KEYS: dict[str, dict[str, int | str]] = {
+    "sessions": {"_id": "hashed"},
+    "messages": {"session_id": 1},
+    "runs": {"_id": "hashed"},
+    "payload_chunks": {"payload_id": 1},
+}
+
 __all__ = [
     "DOCUMENT_MODELS",
+    "SHARD_KEYS",
     "Agent",
     "AgentDocument",
     "CreateAgentDTO",

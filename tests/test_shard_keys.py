@@ -1,0 +1,115 @@
+"""Every hot-path command filters on its collection's shard key (``SHARD_KEYS``).
+
+On a sharded cluster, mongos sends a command whose filter (or inserted document) fixes the shard
+key to one shard; any other command goes to every shard. This records each command the
+repositories send, with PyMongo's command monitoring on the wire backend, and checks which are
+targeted. The ones that are not are exactly those ``docs/architecture.md`` names as
+scatter-gather, with what a cluster does about them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from agents_core.db import (
+    AgentsRepository,
+    CreateAgentDTO,
+    MessagesRepository,
+    RunsRepository,
+    SessionsRepository,
+    ToolCallsRepository,
+)
+from agents_core.db.documents import SHARD_KEYS
+from agents_core.testing.commands import CommandCounter
+
+pytestmark = pytest.mark.usefixtures("wire_db")
+
+#: Operations documented as scatter-gather (they filter on something else than the shard key).
+SCATTER = {
+    "sessions.list_active",
+    "runs.list_by_session",
+    "runs.list_stale",
+}
+
+
+def _filters(name: str, command: dict[str, Any]) -> list[dict[str, Any]]:
+    """The filters (or, for inserts, the documents) a command addresses."""
+    if name == "find":
+        return [command.get("filter", {})]
+    if name == "findAndModify":
+        return [command.get("query", {})]
+    if name == "update":
+        return [update["q"] for update in command["updates"]]
+    if name == "delete":
+        return [delete["q"] for delete in command["deletes"]]
+    if name == "insert":
+        return list(command["documents"])
+    raise AssertionError(f"unexpected command {name}")
+
+
+def _targeted(collection: str, where: dict[str, Any]) -> bool:
+    key = SHARD_KEYS.get(collection)
+    if key is None:  # an unsharded collection: one shard holds it
+        return True
+    field = next(iter(key))
+    value = where.get(field)
+    if isinstance(value, dict):  # an $in of a few ids is targeted too; ranges on hashed are not
+        return set(value) <= {"$in"}
+    return value is not None
+
+
+async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) -> None:
+    agents, sessions, messages = AgentsRepository(), SessionsRepository(), MessagesRepository()
+    runs, calls = RunsRepository(), ToolCallsRepository()
+    agent = await agents.create(CreateAgentDTO(name="sharded", tools=["t"]))
+    session = await sessions.create("chat", user_id="u")
+    run = await runs.create(session.id, agent.id)
+    call = await calls.create(run.id, "t", "{}")
+    big = await calls.create(run.id, "t", "x" * (70 * 1024))  # spilled to payload_chunks
+
+    operations: dict[str, Callable[[], Awaitable[object]]] = {
+        "agents.create": lambda: agents.create(CreateAgentDTO(name="other")),
+        "agents.find_by_id": lambda: agents.find_by_id(agent.id),
+        "agents.find_by_name": lambda: agents.find_by_name("sharded"),
+        "agents.enable_tool": lambda: agents.enable_tool(agent.id, "u"),
+        "agents.get_tools": lambda: agents.get_tools(agent.id),
+        "agents.update_instructions": lambda: agents.update_instructions(agent.id, "x"),
+        "sessions.create": lambda: sessions.create("another", user_id="u"),
+        "sessions.find_by_id": lambda: sessions.find_by_id(session.id),
+        "sessions.set_active_agent": lambda: sessions.set_active_agent(session.id, agent.id),
+        "sessions.list_active": lambda: sessions.list_active(user_id="u"),
+        "messages.create": lambda: messages.create(session.id, "user", "hi"),
+        "messages.create(idempotent)": lambda: messages.create(
+            session.id, "user", "hi", idempotency_key="k"
+        ),
+        "messages.find_by_session": lambda: messages.find_by_session(session.id, 10),
+        "messages.get_last_message": lambda: messages.get_last_message(session.id),
+        "runs.create": lambda: runs.create(session.id, agent.id),
+        "runs.find_by_id": lambda: runs.find_by_id(run.id),
+        "runs.update_usage": lambda: runs.update_usage(run.id, 3, 0.1),
+        "runs.list_by_session": lambda: runs.list_by_session(session.id),
+        "runs.list_stale": lambda: runs.list_stale(timedelta(0)),
+        "tool_calls.create": lambda: calls.create(run.id, "t", "{}"),
+        "tool_calls.complete": lambda: calls.complete(call.id, "ok", "success", 1.0),
+        "tool_calls.complete(spilled)": lambda: calls.complete(big.id, "y" * 70_000, "error", 1),
+        "tool_calls.find_by_run": lambda: calls.find_by_run(run.id),
+        "runs.complete": lambda: runs.complete(run.id, "completed"),
+        "sessions.archive": lambda: sessions.archive(session.id),
+        "runs.delete": lambda: runs.delete(run.id),
+    }
+    scattered: set[str] = set()
+    for label, operation in operations.items():
+        with command_log.capturing() as sent:
+            await operation()
+        assert sent, label
+        for name, command in sent:
+            collection = command[name]
+            for where in _filters(name, command):
+                if not _targeted(collection, where):
+                    scattered.add(label)
+    # runs.delete also deletes the run's payload chunks by run id: scatter-gather, documented.
+    assert scattered == SCATTER | {"runs.delete"}
