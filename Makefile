@@ -26,8 +26,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## mypy --strict on the package, the tests, the benchmarks and the README's Python examples.
 typecheck: install
-	$(BIN)/mypy agents_core
+	$(BIN)/mypy
+	$(BIN)/python -m tests.readme_examples build/readme_examples.py
+	$(BIN)/mypy --strict build/readme_examples.py
 
 unit: install
 	$(BIN)/pytest

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,17 +9,11 @@ import pytest
 import agents_core.db
 from agents_core.db import get_database
 from agents_core.testing import in_memory_client
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+from tests.readme_examples import README, as_module, python_blocks
 
 
 async def run_blocks(blocks: list[str]) -> dict[str, Any]:
-    source = "async def _example():\n" + textwrap.indent("\n".join(blocks), "    ")
-    source += "\n    return locals()\n"
+    source = as_module(blocks, returns_locals=True)
     namespace: dict[str, Any] = {}
     exec(compile(source, str(README), "exec"), namespace)
     result: dict[str, Any] = await namespace["_example"]()
