@@ -5,7 +5,9 @@ Each entity's stored fields are declared once, in ``<Entity>Fields``; the record
 indexes, fields only the layer uses) both derive from it.
 """
 
+from agents_core.db.documents._common import Page
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
+from agents_core.db.documents.listing import SessionListingDocument
 from agents_core.db.documents.message import Message, MessageDocument, MessageRole
 from agents_core.db.documents.payload import PayloadChunkDocument, PayloadRef
 from agents_core.db.documents.run import Run, RunDocument, RunStatus, ToolCall, ToolCallStatus
@@ -23,6 +25,7 @@ DOCUMENT_MODELS = (
     MessageDocument,
     RunDocument,
     PayloadChunkDocument,
+    SessionListingDocument,
 )
 
 #: The shard key of each collection on a sharded cluster (see ``docs/architecture.md``):
@@ -33,6 +36,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
     "messages": {"session_id": 1},
     "runs": {"_id": "hashed"},
     "payload_chunks": {"payload_id": 1},
+    "session_listings": {"listing_id": 1},
 }
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "Message",
     "MessageDocument",
     "MessageRole",
+    "Page",
     "PayloadChunkDocument",
     "PayloadRef",
     "Run",
@@ -51,6 +56,7 @@ __all__ = [
     "RunStatus",
     "Session",
     "SessionDocument",
+    "SessionListingDocument",
     "SessionStatus",
     "SessionWithMessages",
     "ToolCall",

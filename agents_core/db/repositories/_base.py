@@ -120,6 +120,16 @@ def _default_makers(document: type[Document]) -> tuple[tuple[str, Callable[[], A
 _LAYER_ONLY: dict[type[Document], tuple[tuple[str, Callable[[], Any]], ...]] = {}
 
 
+def by_id(document: type[Document], id: ObjectId) -> dict[str, Any]:
+    """The filter of the ``document`` with this ``_id``, if callers may see it.
+
+    A document class may declare ``visible`` (a filter on plain fields): a session being
+    deleted or forked does not exist for any by-id read or write.
+    """
+    visible: Mapping[str, Any] | None = getattr(document, "visible", None)
+    return {"_id": id, **visible} if visible else {"_id": id}
+
+
 async def get(
     db: Connection,
     document: type[Document],
@@ -128,7 +138,9 @@ async def get(
     projection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The stored ``document`` with this ``_id`` (``NotFoundError`` if none). One command."""
-    raw: dict[str, Any] | None = await db.collection(document).find_one({"_id": id}, projection)
+    raw: dict[str, Any] | None = await db.collection(document).find_one(
+        by_id(document, id), projection
+    )
     if raw is None:
         raise NotFoundError(entity, id)
     return raw
@@ -144,7 +156,7 @@ async def update(
 ) -> dict[str, Any]:
     """Apply ``change`` atomically; the document after it (``NotFoundError`` if none)."""
     raw: dict[str, Any] | None = await db.collection(document).find_one_and_update(
-        {"_id": id}, change, projection=projection, return_document=ReturnDocument.AFTER
+        by_id(document, id), change, projection=projection, return_document=ReturnDocument.AFTER
     )
     if raw is None:
         raise NotFoundError(entity, id)

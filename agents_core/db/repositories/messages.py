@@ -23,9 +23,9 @@ from agents_core.db import validation as check
 from agents_core.db.client import Connection
 from agents_core.db.documents import Message, MessageDocument, MessageRole, SessionDocument
 from agents_core.db.documents._common import utcnow
-from agents_core.db.errors import NotFoundError, translate_errors
+from agents_core.db.errors import InvalidInputError, NotFoundError, translate_errors
 from agents_core.db.limits import RECENT_KEYS_KEPT
-from agents_core.db.repositories._base import Repository, get, insert, load, load_many
+from agents_core.db.repositories._base import Repository, by_id, get, insert, load, load_many
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
 __all__ = ["MessagesRepository", "latest_messages"]
@@ -115,6 +115,66 @@ class MessagesRepository(Repository):
         latest = await latest_messages(db, sid, await _last_seq(db, sid), 1)
         return latest[-1] if latest else None
 
+    @translate_errors
+    async def find_page(
+        self,
+        session_id: str | ObjectId,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[Message]:
+        """A page of the session's history, oldest first, strictly between ``after`` and ``before``.
+
+        With ``after``, the oldest ``limit`` messages after it (the next page forward is
+        ``after=page[-1].seq``); otherwise the newest ``limit`` before ``before`` (or the latest
+        ones; the previous page is ``before=page[0].seq``). Two commands (the session's
+        ``last_seq``, then one bounded ``seq`` range), whatever the session's length: the range
+        is widened (one command each time, doubling) only across holes that failed appends left.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        low = None if after is None else check.count(after, "after")
+        high = None if before is None else check.count(before, "before")
+        count = check.limit(limit)
+        if low is not None and high is not None and low >= high:
+            raise InvalidInputError("after", "must be below before")
+        last = await _last_seq(db, sid)
+        top = last if high is None else min(last, high - 1)  # inclusive
+        bottom = 0 if low is None else low  # exclusive
+        if top <= bottom:
+            return []
+        return await _page(db, sid, bottom, top, count, forward=low is not None)
+
+
+async def _page(
+    db: Connection, session_id: ObjectId, bottom: int, top: int, limit: int, *, forward: bool
+) -> list[Message]:
+    """Up to ``limit`` messages with ``bottom < seq <= top``: the oldest if ``forward``, else
+    the newest; oldest first. Each command reads a window of ``seq`` at most twice as wide as
+    the last, so the server never examines more than about twice what holes hide."""
+    collection = db.collection(MessageDocument)
+    found: list[dict[str, Any]] = []
+    width = limit
+    low, high = (bottom, min(bottom + width, top)) if forward else (max(top - width, bottom), top)
+    while True:
+        need = limit - len(found)
+        raws = await (
+            collection.find({"session_id": session_id, "seq": {"$gt": low, "$lte": high}})
+            .sort("seq", ASCENDING if forward else DESCENDING)
+            .limit(need)
+            .batch_size(need)
+            .to_list()
+        )
+        found.extend(raws)
+        if len(found) >= limit or (high >= top if forward else low <= bottom):
+            break
+        width *= 2
+        low, high = (high, min(high + width, top)) if forward else (max(low - width, bottom), low)
+    if not forward:
+        found.reverse()
+    return load_many(Message, found, _COLLECTION)
+
 
 async def latest_messages(
     db: Connection, session_id: ObjectId, last_seq: int, limit: int
@@ -162,7 +222,8 @@ async def _reserve_seq(
     With a key, the reservation also remembers it among the session's latest keys, in the same
     atomic update, so that racing repeats of one key reserve one ``seq`` between them.
     """
-    query: dict[str, Any] = {"_id": session_id}
+    # by_id: a session being deleted (or forked) takes no more messages.
+    query = by_id(SessionDocument, session_id)
     update: dict[str, Any] = {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}}
     if key is not None:
         query[_RECENT_KEYS] = {"$ne": key}
