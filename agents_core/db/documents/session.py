@@ -79,7 +79,9 @@ class SessionDocument(Document, SessionFields):
 
     #: Added to every by-id read and write of a session: sessions in the layer's own
     #: in-progress states (``deleting``, ``forking``) do not exist for callers.
-    visible: ClassVar[dict[str, Any]] = {"status": {"$in": list(VISIBLE_STATUSES)}}
+    visible: ClassVar[dict[str, Any]] = {
+        "status": {"$nin": [SessionStatus.deleting.value, SessionStatus.forking.value]}
+    }
 
     class Settings:
         name = "sessions"
