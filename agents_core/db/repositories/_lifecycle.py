@@ -158,7 +158,8 @@ async def copy_session(db: Connection, source: Session, at_seq: int, title: str 
             db.collection(MessageDocument)
             .find({"session_id": source.id, "seq": {"$gt": low, "$lte": high}})
             .sort("seq", 1)
-            .batch_size(FORK_WINDOW)
+            .limit(high - low)  # all of the window in one batch (unless beyond 16 MB)
+            .batch_size(high - low)
         )
         batch: list[dict[str, Any]] = []
         size = 0

@@ -119,6 +119,7 @@ async def _sessions(db: Connection, ids: list[ObjectId]) -> list[Session]:
     raws = await (
         db.collection(SessionDocument)
         .find({"_id": {"$in": ids}, **SessionDocument.visible}, _PROJECTION)
+        .limit(len(ids))
         .batch_size(len(ids))
         .to_list()
     )
