@@ -166,10 +166,10 @@ async def test_fork_is_three_commands_and_two_per_thousand_messages(
 async def test_delete_commands(command_log: CommandCounter) -> None:
     repo = SessionsRepository()
     bare = await make_session()
-    # Read, mark, look for runs, delete messages, delete the session.
+    # Mark, read, look for runs, delete messages, delete the session.
     assert await commands(command_log, repo.delete(bare.id)) == [
-        "find",
         "update",
+        "find",
         "find",
         "delete",
         "delete",
@@ -177,8 +177,8 @@ async def test_delete_commands(command_log: CommandCounter) -> None:
     run = await make_run()
     # With runs: record their ids, delete them, delete their payload chunks.
     assert await commands(command_log, repo.delete(run.session_id)) == [
-        "find",
         "update",
+        "find",
         "find",
         "update",
         "delete",
@@ -186,7 +186,7 @@ async def test_delete_commands(command_log: CommandCounter) -> None:
         "delete",
         "delete",
     ]
-    assert await commands(command_log, repo.delete(run.session_id)) == ["find"]
+    assert await commands(command_log, repo.delete(run.session_id)) == ["update", "find"]
 
 
 async def test_retention_sweep_commands(command_log: CommandCounter) -> None:

@@ -167,15 +167,18 @@ class SessionsRepository(Repository):
         db = self.db
         sid = check.object_id(session_id, "session")
         sessions = db.collection(SessionDocument)
-        while True:
-            raw = await sessions.find_one({"_id": sid}, _lifecycle.STATE)
-            if raw is None:
-                return False
-            if raw["status"] == SessionStatus.deleting.value:
-                break  # a deletion that stopped midway: finish it
-            if await _lifecycle.claim(db, sid, raw["status"], raw["updated_at"]):
-                break
-            # An append (or an edit) changed it since the read: read it again.
+        deleting = SessionStatus.deleting.value
+        # Marked first, unconditionally (whatever its status, a fork being copied included):
+        # appends stop here. Retention instead claims with a compare-and-set on updated_at,
+        # so that a session active again survives it.
+        await sessions.update_one(
+            {"_id": sid, "status": {"$ne": deleting}},
+            {"$set": {"status": deleting, "deleting_at": utcnow()}},
+        )
+        # The state as of the mark (nothing changes it after), or of a deletion a crash left.
+        raw = await sessions.find_one({"_id": sid}, _lifecycle.STATE)
+        if raw is None:
+            return False
         await _lifecycle.finish_deletion(db, sid, raw)
         return True
 
