@@ -5,6 +5,7 @@
     agents-core show SESSION_ID      # transcript, runs and tool calls of one session
     agents-core runs SESSION_ID      # the runs of one session
     agents-core runs --stale         # runs a crashed process left running (--abandon closes them)
+    agents-core delete | fork | retention   # the conversation lifecycle (cli_lifecycle.py)
 
 Every command takes ``--json`` for machine output. With ``MONGODB_URI`` set it uses that server;
 otherwise it starts the embedded SecantusDB on ``AGENTS_CORE_DATA`` (default ``./.agents-core``)
@@ -238,27 +239,36 @@ def demo(as_json: JsonOption = False) -> None:
 def list_sessions(
     user: Annotated[str | None, typer.Option(help="Only this user's sessions.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    before: Annotated[
+        str | None, typer.Option(help="The cursor the previous page printed.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Active sessions, most recently updated first."""
-    sessions = _run(lambda: SessionsRepository().list_active(user_id=user, limit=limit))
+    page = _run(lambda: cli_lifecycle.sessions_page(user, limit, before))
     if as_json:
-        _print_json(sessions)
+        _print_json(page.items)
     else:
-        out.print(_sessions_table(sessions))
+        out.print(_sessions_table(page.items))
+    cli_lifecycle.print_next_page(page, as_json=as_json)
 
 
 @app.command()
 def show(
     session_id: Annotated[str, typer.Argument(help="The session's id.")],
     limit: Annotated[int, typer.Option(min=0, max=1000, help="Latest messages shown.")] = 100,
+    before: Annotated[
+        int | None, typer.Option(min=1, help="Only messages before this seq.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A session's transcript, runs and tool calls."""
     _checked_id(session_id, "session")
 
     async def work() -> tuple[Session, list[Message], list[Run]]:
-        session = await SessionsRepository().find_by_id(session_id, message_limit=limit)
+        session = await SessionsRepository().find_by_id(session_id, message_limit=0)
+        messages = await cli_lifecycle.session_messages(session_id, limit, before) if limit else []
+        session = session.model_copy(update={"messages": messages})
         runs = await RunsRepository().list_by_session(session_id)
         return session, session.messages, runs
 
@@ -321,6 +331,11 @@ def runs(
         out.print(_run_trace(run))
     if stale and found and not abandon:
         out.print(f"{len(found)} stale run(s); `agents-core runs --stale --abandon` closes them.")
+
+
+from agents_core import cli_lifecycle  # noqa: E402 - its commands use the helpers above
+
+cli_lifecycle.register(app)
 
 
 def main() -> None:
