@@ -387,7 +387,8 @@ async def test_fork_copies_long_histories_in_bounded_batches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_lifecycle, "FORK_WINDOW", 7)
-    monkeypatch.setattr(_lifecycle, "FORK_BATCH_BYTES", 10)  # a flush every 4 messages
+    monkeypatch.setattr(_lifecycle, "FORK_BATCH_BYTES", 10)  # a flush every 4 messages...
+    monkeypatch.setattr(_lifecycle, "FORK_INSERT_BATCH", 3)  # ...or every 3
     source = await make_session()
     await fill(source.id, 30)
     await get_database()["messages"].delete_one({"session_id": source.id, "seq": 15})  # a hole

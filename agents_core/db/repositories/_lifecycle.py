@@ -19,8 +19,10 @@ messages a second time, so such a straggler is removed too.
 
 Design note, fork: the fork is inserted ``forking`` (hidden like ``deleting``), its history is
 copied in windows of ``FORK_WINDOW`` ``seq`` values (one bounded range read, then inserts of at
-most ``FORK_BATCH_BYTES`` of content each: bounded memory whatever the length), and only then
-is it made ``active``. A crash midway leaves a hidden fork that retention removes.
+most ``FORK_INSERT_BATCH`` messages and ``FORK_BATCH_BYTES`` of content each: bounded memory
+whatever the length), and only then is it made ``active``. (An aggregation with ``$merge``
+would copy on the server, but the mock has none, and SecantusDB runs it no faster: 4.3 s for
+2,000 messages against 2.3 s for one ``insert_many``.) A crash midway leaves a hidden fork that retention removes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from agents_core.db.repositories._base import insert
 __all__ = [
     "APPEND_GRACE",
     "FORK_BATCH_BYTES",
+    "FORK_INSERT_BATCH",
     "FORK_WINDOW",
     "RUN_BATCH",
     "claim",
@@ -61,6 +64,9 @@ APPEND_GRACE = timedelta(seconds=2)
 RUN_BATCH = 1_000
 #: ``seq`` values read per command when a fork copies a history.
 FORK_WINDOW = 1_000
+#: Most messages per insert while a fork copies a history: SecantusDB's cost per inserted
+#: document grows with the batch (0.7 ms at 100, 1.5 ms at 1,000, measured), MongoDB's does not.
+FORK_INSERT_BATCH = 250
 #: Most message content (bytes) held for one insert while a fork copies a history.
 FORK_BATCH_BYTES = 4 * 1024 * 1024
 
@@ -168,7 +174,7 @@ async def copy_session(db: Connection, source: Session, at_seq: int, title: str 
             raw["session_id"] = fork.id
             batch.append(raw)
             size += len(raw.get("content", ""))
-            if size >= FORK_BATCH_BYTES:
+            if size >= FORK_BATCH_BYTES or len(batch) >= FORK_INSERT_BATCH:
                 await target.insert_many(batch, ordered=False)
                 batch, size = [], 0
         if batch:
