@@ -22,7 +22,8 @@ copied in windows of ``FORK_WINDOW`` ``seq`` values (one bounded range read, the
 most ``FORK_INSERT_BATCH`` messages and ``FORK_BATCH_BYTES`` of content each: bounded memory
 whatever the length), and only then is it made ``active``. (An aggregation with ``$merge``
 would copy on the server, but the mock has none, and SecantusDB runs it no faster: 4.3 s for
-2,000 messages against 2.3 s for one ``insert_many``.) A crash midway leaves a hidden fork that retention removes.
+2,000 messages against 2.3 s for one ``insert_many``.) A crash midway leaves a hidden fork,
+which retention removes once it is idle.
 """
 
 from __future__ import annotations
