@@ -59,9 +59,11 @@ class TurnScript:
     STEPS = (
         ModelResponse(
             tool_calls=[ToolRequest(TOOLS[n % len(TOOLS)], TOOL_INPUT) for n in range(TURN_CALLS)],
-            usage=Usage(tokens=812, cost=0.0021),
+            usage=Usage(input_tokens=700, output_tokens=112),
         ),
-        ModelResponse(text="Your refund was sent on Monday.", usage=Usage(tokens=95, cost=0.0003)),
+        ModelResponse(
+            text="Your refund was sent on Monday.", usage=Usage(input_tokens=80, output_tokens=15)
+        ),
     )
 
     def __init__(self) -> None:

@@ -6,9 +6,23 @@ indexes, fields only the layer uses) both derive from it.
 """
 
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
-from agents_core.db.documents.message import Message, MessageDocument, MessageRole
+from agents_core.db.documents.message import (
+    Message,
+    MessageDocument,
+    MessageRole,
+    RequestedToolCall,
+)
 from agents_core.db.documents.payload import PayloadChunkDocument, PayloadRef
-from agents_core.db.documents.run import Run, RunDocument, RunStatus, ToolCall, ToolCallStatus
+from agents_core.db.documents.run import (
+    ModelCall,
+    ModelCallStatus,
+    Price,
+    Run,
+    RunDocument,
+    RunStatus,
+    ToolCall,
+    ToolCallStatus,
+)
 from agents_core.db.documents.session import (
     Session,
     SessionDocument,
@@ -44,8 +58,12 @@ __all__ = [
     "Message",
     "MessageDocument",
     "MessageRole",
+    "ModelCall",
+    "ModelCallStatus",
     "PayloadChunkDocument",
     "PayloadRef",
+    "Price",
+    "RequestedToolCall",
     "Run",
     "RunDocument",
     "RunStatus",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,13 @@ from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
-from agents_core.db.documents import Message, MessageDocument, MessageRole, SessionDocument
+from agents_core.db.documents import (
+    Message,
+    MessageDocument,
+    MessageRole,
+    RequestedToolCall,
+    SessionDocument,
+)
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import NotFoundError, translate_errors
 from agents_core.db.limits import RECENT_KEYS_KEPT
@@ -53,14 +60,20 @@ class MessagesRepository(Repository):
         *,
         idempotency_key: str | None = None,
         tool_call_id: str | None = None,
+        requested_tool_calls: Sequence[RequestedToolCall] = (),
+        request_id: str | None = None,
     ) -> Message:
         """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
 
         Two commands: reserve ``seq``, insert. With ``idempotency_key``, a repeat of the same key
         in the same session (also one racing the first) returns the message stored the first
         time, and only one ``seq`` is consumed: three commands the first time (look the key up,
-        reserve, insert), one on a repeat. ``tool_call_id`` links a ``tool`` message to the tool
-        call whose output it carries.
+        reserve, insert), one on a repeat.
+
+        An ``assistant`` message records the ``requested_tool_calls`` the model asked for; a
+        ``tool`` message links the ``ToolCall`` record whose output it carries (``tool_call_id``)
+        and the model's request it answers (``request_id``), so the history converts to a model
+        API's messages (see ``agents_core.models.chat``).
         """
         db = self.db
         sid = check.object_id(session_id, "session")
@@ -68,6 +81,14 @@ class MessagesRepository(Repository):
         body = check.text(content, "content", max_bytes=db.settings.max_message_bytes)
         key = check.optional_name(idempotency_key, "idempotency_key")
         call_id = None if tool_call_id is None else parse_tool_call_id(tool_call_id)[0]
+        requested = (
+            check.requested_tool_calls(
+                requested_tool_calls, max_bytes=db.settings.max_message_bytes
+            )
+            if requested_tool_calls
+            else []
+        )
+        answered = check.optional_name(request_id, "request_id")
         if key is not None and (existing := await _find_by_key(db, sid, key)) is not None:
             return existing
         now = utcnow()
@@ -91,6 +112,8 @@ class MessagesRepository(Repository):
                 created_at=now,
                 idempotency_key=key,
                 tool_call_id=call_id,
+                requested_tool_calls=requested,
+                request_id=answered,
             )
         except DuplicateKeyError:
             # A first writer of this key that we waited for past _KEYED_WAIT_S landed after all.
