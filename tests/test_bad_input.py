@@ -791,6 +791,12 @@ CASES = [
         "input",
         lambda s: calls.create(s.running.id, "search", {"q": "refund"}),
     ),
+    case(
+        "tool_calls.create:request-id-newline",
+        InvalidInputError,
+        "request_id",
+        lambda s: calls.create(s.running.id, "search", "{}", request_id="call\n1"),
+    ),
     # ToolCallsRepository.complete
     case(
         "tool_calls.complete:id-run-id-only",
