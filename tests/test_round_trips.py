@@ -14,6 +14,8 @@ from agents_core.db import (
     RunsRepository,
     SessionsRepository,
     ToolCallsRepository,
+    connect,
+    default_connection,
 )
 from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_agent, make_run, make_session
@@ -57,8 +59,9 @@ async def test_session_operations(command_log: CommandCounter) -> None:
 async def test_message_operations(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
+    # The session's last seq is known from its creation: a compare-and-set, then the insert.
     assert await commands(command_log, repo.create(session.id, "user", "hi")) == [
-        "findAndModify",
+        "update",
         "insert",
     ]
     for i in range(149):
@@ -75,7 +78,7 @@ async def test_idempotent_message_create(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
     first = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
-    assert first == ["find", "findAndModify", "insert"]
+    assert first == ["find", "update", "insert"]
     repeat = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
     assert repeat == ["find"]
 
@@ -104,3 +107,28 @@ async def test_tool_call_operations(command_log: CommandCounter) -> None:
     for _ in range(20):
         await repo.create(run.id, "t", "{}")
     assert await commands(command_log, repo.find_by_run(run.id)) == ["find"]
+
+
+async def test_an_append_on_a_session_this_process_has_not_seen_reads_it_first(
+    command_log: CommandCounter,
+) -> None:
+    session = await make_session()
+    elsewhere = MessagesRepository(
+        await connect(
+            client=default_connection().client, database=default_connection().database.name
+        )
+    )
+    # Another process (here: another connection) knows nothing of the session yet.
+    assert await commands(command_log, elsewhere.create(session.id, "user", "a")) == [
+        "find",
+        "update",
+        "insert",
+    ]
+    # Its hint is now stale for this connection: the compare-and-set misses, $inc takes over.
+    assert await commands(command_log, MessagesRepository().create(session.id, "user", "b")) == [
+        "update",
+        "findAndModify",
+        "insert",
+    ]
+    seqs = [m.seq for m in await MessagesRepository().find_by_session(session.id, 10)]
+    assert seqs == [1, 2]
