@@ -93,6 +93,8 @@ class RawLayer:
         self.sessions = db["sessions"]
         self.messages = db["messages"]
         self.runs = db["runs"]
+        #: The latest ``last_seq`` seen per session (what a lean program would cache too).
+        self.seq_hints: dict[ObjectId, int] = {}
 
     # Documents, as the repositories store them (also used to seed the fixtures).
 
@@ -166,21 +168,39 @@ class RawLayer:
         requested: list[Doc] | None = None,
     ) -> Doc:
         now = _now()
-        reserved = await self.sessions.find_one_and_update(
-            {"_id": session_id},
-            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
-            projection=_LAST_SEQ,
-            return_document=ReturnDocument.AFTER,
-        )
-        if reserved is None:
-            raise Missing(session_id)
-        seq = reserved["last_seq"]
+        seq = await self._reserve_seq(session_id, now)
         message = self.message_document(session_id, seq, role, content, now, tool_call_id)
         if requested:
             message["requested_tool_calls"] = requested
         message["request_id"] = request_id
         await self.messages.insert_one(message)
         return message
+
+    async def _reserve_seq(self, session_id: ObjectId, now: datetime) -> int:
+        """Compare-and-set on the last seen ``last_seq``, else ``$inc`` (as the layer does)."""
+        hint = self.seq_hints.pop(session_id, None)
+        if hint is None:
+            raw = await self.sessions.find_one({"_id": session_id}, _LAST_SEQ)
+            if raw is None:
+                raise Missing(session_id)
+            hint = int(raw.get("last_seq", 0))
+        result = await self.sessions.update_one(
+            {"_id": session_id, "last_seq": hint},
+            {"$set": {"last_seq": hint + 1, "updated_at": now}},
+        )
+        seq = hint + 1
+        if result.matched_count == 0:
+            reserved = await self.sessions.find_one_and_update(
+                {"_id": session_id},
+                {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
+                projection=_LAST_SEQ,
+                return_document=ReturnDocument.AFTER,
+            )
+            if reserved is None:
+                raise Missing(session_id)
+            seq = int(reserved["last_seq"])
+        self.seq_hints[session_id] = seq
+        return seq
 
     async def find_by_session(self, session_id: ObjectId, limit: int) -> list[Doc]:
         return await self.latest_messages(session_id, await self._last_seq(session_id), limit)
@@ -216,6 +236,7 @@ class RawLayer:
         raw = await self.sessions.find_one({"_id": session_id}, _LAST_SEQ)
         if raw is None:
             raise Missing(session_id)
+        self.seq_hints[session_id] = int(raw.get("last_seq", 0))
         return int(raw.get("last_seq", 0))
 
     # Sessions.
@@ -223,12 +244,14 @@ class RawLayer:
     async def create_session(self, title: str | None, user_id: str | None) -> Doc:
         session = self.session_document(title, user_id)
         await self.sessions.insert_one(session)
+        self.seq_hints[session["_id"]] = 0
         return session
 
     async def find_session(self, session_id: ObjectId, message_limit: int = 100) -> Doc:
         session = await self.sessions.find_one({"_id": session_id}, _SESSION)
         if session is None:
             raise Missing(session_id)
+        self.seq_hints[session_id] = session["last_seq"]
         session["messages"] = await self.latest_messages(
             session_id, session["last_seq"], message_limit
         )
