@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-quick compose-check clean
+.PHONY: install demo test lint typecheck unit test-mongoeco bench bench-quick compose-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agents-core needs Python >= 3.11"'
@@ -35,6 +35,11 @@ typecheck: install
 unit: install
 	$(BIN)/pytest
 
+## The wire tests again on a second, independent wire server: mongoeco's, run from its own
+## Python >= 3.13 environment (.venv-mongoeco) as a separate process (docs/wire-servers.md).
+test-mongoeco: install
+	tools/mongoeco_wire.sh $(BIN)/pytest --wire-only
+
 bench: install
 	$(BIN)/python -m benchmarks
 
@@ -46,4 +51,4 @@ compose-check:
 	docker-compose -f docker-compose.yml config -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-mongoeco .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from agents_core.db import Agent, AgentsRepository, AlreadyExistsError, CreateAgentDTO
+from agents_core.db import Agent, AgentsRepository, AlreadyExistsError, CreateAgentDTO, Price
 from agents_core.runner import (
     ModelRequest,
     ModelResponse,
@@ -49,7 +49,7 @@ _OPERATORS: dict[type[ast.AST], Callable[..., Any]] = {
 
 
 def calculate(expression: str) -> float | int:
-    """Evaluate arithmetic (numbers, + - * / // % **, parentheses) without ``eval``."""
+    """Evaluate an arithmetic expression: numbers, + - * / // % ** and parentheses."""
 
     def evaluate(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
@@ -98,10 +98,14 @@ async def demo_agent() -> Agent:
     return agent
 
 
+#: What the scripted model is charged at, as a real one would be.
+DEMO_PRICE = Price(input_per_million=0.40, output_per_million=1.60, cached_input_per_million=0.10)
+
+
 def _usage(request: ModelRequest, reply: str) -> Usage:
     # A stand-in for a real model's meter: about four characters a token.
-    tokens = (sum(len(m.content) for m in request.messages) + len(reply)) // 4 + 25
-    return Usage(tokens=tokens, cost=round(tokens * 0.000003, 8))
+    prompt = sum(len(m.content) for m in request.messages) // 4 + 20
+    return Usage(input_tokens=prompt, output_tokens=len(reply) // 4 + 5)
 
 
 def _ask(tool: ToolRequest) -> Callable[[ModelRequest], ModelResponse]:
@@ -122,4 +126,8 @@ def _answer(request: ModelRequest) -> ModelResponse:
 
 def demo_model() -> ScriptedModel:
     """Two model calls a turn: ask for the turn's tool, then answer from its output."""
-    return ScriptedModel(step for _, tool in TURNS for step in (_ask(tool), _answer))
+    return ScriptedModel(
+        (step for _, tool in TURNS for step in (_ask(tool), _answer)),
+        model="scripted-demo",
+        price=DEMO_PRICE,
+    )

@@ -22,7 +22,8 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agents_core.db import MessageDocument, RunDocument, SessionDocument, ToolCall
+from agents_core.db import MessageDocument, ModelCall, RunDocument, SessionDocument, ToolCall
+from agents_core.db.limits import MAX_MODEL_CALLS_PER_RUN
 from agents_core.runner import ModelResponse, ToolRegistry, ToolRequest
 
 __all__ = ["Doc", "Missing", "RawLayer", "RawModel", "latest_filter"]
@@ -65,6 +66,7 @@ _SESSION_TEMPLATE = _template(SessionDocument)
 _MESSAGE_TEMPLATE = _template(MessageDocument)
 _RUN_TEMPLATE = _template(RunDocument)
 _CALL_TEMPLATE = _template(ToolCall)
+_MODEL_CALL_TEMPLATE = _template(ModelCall)
 
 
 #: The model of a raw turn: the agent and the conversation so far in, its reply out.
@@ -93,6 +95,8 @@ class RawLayer:
         self.sessions = db["sessions"]
         self.messages = db["messages"]
         self.runs = db["runs"]
+        #: The latest ``last_seq`` seen per session (what a lean program would cache too).
+        self.seq_hints: dict[ObjectId, int] = {}
 
     # Documents, as the repositories store them (also used to seed the fixtures).
 
@@ -156,21 +160,49 @@ class RawLayer:
     # Messages: findAndModify (reserve seq) + insert; find (last_seq) + range find.
 
     async def create_message(
-        self, session_id: ObjectId, role: str, content: str, tool_call_id: str | None = None
+        self,
+        session_id: ObjectId,
+        role: str,
+        content: str,
+        *,
+        tool_call_id: str | None = None,
+        request_id: str | None = None,
+        requested: list[Doc] | None = None,
     ) -> Doc:
         now = _now()
-        reserved = await self.sessions.find_one_and_update(
-            {"_id": session_id, **_VISIBLE},
-            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
-            projection=_LAST_SEQ,
-            return_document=ReturnDocument.AFTER,
-        )
-        if reserved is None:
-            raise Missing(session_id)
-        seq = reserved["last_seq"]
+        seq = await self._reserve_seq(session_id, now)
         message = self.message_document(session_id, seq, role, content, now, tool_call_id)
+        if requested:
+            message["requested_tool_calls"] = requested
+        message["request_id"] = request_id
         await self.messages.insert_one(message)
         return message
+
+    async def _reserve_seq(self, session_id: ObjectId, now: datetime) -> int:
+        """Compare-and-set on the last seen ``last_seq``, else ``$inc`` (as the layer does)."""
+        hint = self.seq_hints.pop(session_id, None)
+        if hint is None:
+            raw = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _LAST_SEQ)
+            if raw is None:
+                raise Missing(session_id)
+            hint = int(raw.get("last_seq", 0))
+        result = await self.sessions.update_one(
+            {"_id": session_id, **_VISIBLE, "last_seq": hint},
+            {"$set": {"last_seq": hint + 1, "updated_at": now}},
+        )
+        seq = hint + 1
+        if result.matched_count == 0:
+            reserved = await self.sessions.find_one_and_update(
+                {"_id": session_id, **_VISIBLE},
+                {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
+                projection=_LAST_SEQ,
+                return_document=ReturnDocument.AFTER,
+            )
+            if reserved is None:
+                raise Missing(session_id)
+            seq = int(reserved["last_seq"])
+        self.seq_hints[session_id] = seq
+        return seq
 
     async def find_by_session(self, session_id: ObjectId, limit: int) -> list[Doc]:
         return await self.latest_messages(session_id, await self._last_seq(session_id), limit)
@@ -206,6 +238,7 @@ class RawLayer:
         raw = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _LAST_SEQ)
         if raw is None:
             raise Missing(session_id)
+        self.seq_hints[session_id] = int(raw.get("last_seq", 0))
         return int(raw.get("last_seq", 0))
 
     # Sessions.
@@ -213,12 +246,14 @@ class RawLayer:
     async def create_session(self, title: str | None, user_id: str | None) -> Doc:
         session = self.session_document(title, user_id)
         await self.sessions.insert_one(session)
+        self.seq_hints[session["_id"]] = 0
         return session
 
     async def find_session(self, session_id: ObjectId, message_limit: int = 100) -> Doc:
         session = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _SESSION)
         if session is None:
             raise Missing(session_id)
+        self.seq_hints[session_id] = session["last_seq"]
         session["messages"] = await self.latest_messages(
             session_id, session["last_seq"], message_limit
         )
@@ -276,9 +311,12 @@ class RawLayer:
 
     # Tool calls, embedded in their run: update ($push), findAndModify (arrayFilters), find.
 
-    async def create_tool_call(self, run_id: ObjectId, tool_name: str, input: str) -> Doc:
+    async def create_tool_call(
+        self, run_id: ObjectId, tool_name: str, input: str, request_id: str | None = None
+    ) -> Doc:
         size = _inline_size(input)
         call = self.tool_call_document(run_id, tool_name, input)
+        call["request_id"] = request_id
         query: Doc = {
             "_id": run_id,
             "status": "running",
@@ -350,27 +388,69 @@ class RawLayer:
         agent = await self.agents.find_one({"_id": session["active_agent_id"]})
         if agent is None:
             raise Missing(session["active_agent_id"])
-        history = session["messages"]
+        history = _turn_window(session["messages"])
         history.append(await self.create_message(session_id, "user", user_input))
         run = self.run_document(session_id, agent["_id"])
         await self.runs.insert_one(run)
         try:
-            for _ in range(max_steps):
+            for step in range(max_steps):
+                started_at, started = _now(), time.perf_counter()
                 response = await model(agent, history)
-                await self.update_usage(run["_id"], response.usage.tokens, response.usage.cost)
-                if response.text:
-                    reply = await self.create_message(session_id, "assistant", response.text)
+                await self.record_model_call(run["_id"], response, started_at, started)
+                requests = [
+                    request.id or f"call_{run['_id']}_{step}_{n}"
+                    for n, request in enumerate(response.tool_calls)
+                ]
+                if response.text or requests:
+                    reply = await self.create_message(
+                        session_id,
+                        "assistant",
+                        response.text or "",
+                        requested=[
+                            {"id": rid, "name": request.name, "arguments": request.arguments}
+                            for rid, request in zip(requests, response.tool_calls, strict=True)
+                        ],
+                    )
                     history.append(reply)
-                if not response.tool_calls:
+                if not requests:
                     return await self.complete_run(run["_id"], "completed")
-                for request in response.tool_calls:
+                for rid, request in zip(requests, response.tool_calls, strict=True):
                     history.append(
-                        await self._call_tool(session_id, run["_id"], agent, request, tools)
+                        await self._call_tool(session_id, run["_id"], agent, request, rid, tools)
                     )
             return await self.complete_run(run["_id"], "failed", f"step limit: {max_steps}")
         except Exception as exc:
             await self.complete_run(run["_id"], "failed", f"{type(exc).__name__}: {exc}")
             raise
+
+    async def record_model_call(
+        self, run_id: ObjectId, response: ModelResponse, started_at: datetime, started: float
+    ) -> None:
+        usage = response.usage
+        tokens = usage.input_tokens + usage.output_tokens
+        call = {
+            **_MODEL_CALL_TEMPLATE,
+            "model": response.model or "unknown",
+            "started_at": started_at,
+            "duration_ms": (time.perf_counter() - started) * 1000,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cost": response.cost,
+            "price": None if response.price is None else response.price.model_dump(),
+            "finish_reason": response.finish_reason,
+        }
+        result = await self.runs.update_one(
+            {
+                "_id": run_id,
+                "tokens": {"$lte": MAX_TOKENS - tokens},
+                f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+            },
+            {"$push": {"model_calls": call}, "$inc": {"tokens": tokens, "cost": response.cost}},
+        )
+        if result.matched_count == 0:
+            raise Missing(run_id)
 
     async def _call_tool(
         self,
@@ -378,9 +458,10 @@ class RawLayer:
         run_id: ObjectId,
         agent: Doc,
         request: ToolRequest,
+        request_id: str,
         tools: ToolRegistry,
     ) -> Doc:
-        call = await self.create_tool_call(run_id, request.name, request.arguments)
+        call = await self.create_tool_call(run_id, request.name, request.arguments, request_id)
         started = time.perf_counter()
         if request.name in agent["tools"]:
             try:
@@ -393,7 +474,17 @@ class RawLayer:
         await self.complete_tool_call(call["id"], output, status, elapsed_ms)
         if len(output.encode("utf-8")) > MAX_MESSAGE_BYTES:
             raise NotImplementedError("tool outputs too large for a message are not benchmarked")
-        return await self.create_message(session_id, "tool", output, call["id"])
+        return await self.create_message(
+            session_id, "tool", output, tool_call_id=call["id"], request_id=request_id
+        )
+
+
+def _turn_window(messages: list[Doc]) -> list[Doc]:
+    """From the first user message on (the runner's turn-safe history window)."""
+    for index, message in enumerate(messages):
+        if message["role"] == "user":
+            return messages[index:]
+    return []
 
 
 def _inline_size(text: str) -> int:

@@ -12,7 +12,7 @@ import copy
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
@@ -31,7 +31,9 @@ from agents_core.db import (
     InvalidStateError,
     Message,
     MessagesRepository,
+    ModelCall,
     NotFoundError,
+    RequestedToolCall,
     Run,
     RunsRepository,
     Session,
@@ -92,6 +94,14 @@ def max_message_bytes() -> int:
 
 def too_many_tools() -> list[str]:
     return [f"t{i}" for i in range(get_settings().max_tools_per_agent + 1)]
+
+
+def model_call_fields() -> dict[str, Any]:
+    return {"model": "m", "started_at": datetime.now(UTC), "duration_ms": 1.0, "input_tokens": 1}
+
+
+def model_call() -> ModelCall:
+    return ModelCall(**model_call_fields())
 
 
 def call_in(run: Run, call: ToolCall) -> str:
@@ -516,6 +526,47 @@ CASES = [
             s.session.id, "tool", "out", tool_call_id=s.pending_call.id[:-1] + "x"
         ),
     ),
+    case(
+        "messages.create:requested-not-records",
+        InvalidInputError,
+        "requested_tool_calls",
+        lambda s: messages.create(
+            s.session.id, "assistant", "", requested_tool_calls=[{"id": "c1", "name": "t"}]
+        ),
+    ),
+    case(
+        "messages.create:requested-name-operator",
+        InvalidInputError,
+        "requested_tool_calls.name",
+        lambda s: messages.create(
+            s.session.id,
+            "assistant",
+            "",
+            requested_tool_calls=[
+                RequestedToolCall.model_construct(id="c1", name=NE, arguments="")
+            ],
+        ),
+    ),
+    case(
+        "messages.create:requested-arguments-over-limit",
+        InvalidInputError,
+        "requested_tool_calls",
+        lambda s: messages.create(
+            s.session.id,
+            "assistant",
+            "",
+            requested_tool_calls=[
+                RequestedToolCall(id=f"c{n}", name="t", arguments="x" * (max_message_bytes() // 2))
+                for n in range(3)
+            ],
+        ),
+    ),
+    case(
+        "messages.create:request-id-operator",
+        InvalidInputError,
+        "request_id",
+        lambda s: messages.create(s.session.id, "tool", "out", request_id=NE),
+    ),
     # MessagesRepository.find_by_session
     case(
         "messages.find_by_session:empty-id",
@@ -748,6 +799,51 @@ CASES = [
         "cost",
         lambda s: runs.update_usage(s.running.id, 1, 1e308),
     ),
+    # RunsRepository.record_model_call
+    case(
+        "runs.record_model_call:unknown",
+        NotFoundError,
+        "run",
+        lambda s: runs.record_model_call(NOWHERE, model_call()),
+    ),
+    case(
+        "runs.record_model_call:not-a-model-call",
+        InvalidInputError,
+        "call",
+        lambda s: runs.record_model_call(s.running.id, {"model": "m"}),
+    ),
+    case(
+        "runs.record_model_call:tokens-negative",
+        InvalidInputError,
+        "input_tokens",
+        lambda s: runs.record_model_call(
+            s.running.id, ModelCall.model_construct(**{**model_call_fields(), "input_tokens": -1})
+        ),
+    ),
+    case(
+        "runs.record_model_call:cost-nan",
+        InvalidInputError,
+        "cost",
+        lambda s: runs.record_model_call(
+            s.running.id, model_call().model_copy(update={"cost": float("nan")})
+        ),
+    ),
+    case(
+        "runs.record_model_call:model-operator",
+        InvalidInputError,
+        "model",
+        lambda s: runs.record_model_call(
+            s.running.id, ModelCall.model_construct(**{**model_call_fields(), "model": NE})
+        ),
+    ),
+    case(
+        "runs.record_model_call:tokens-absurd",
+        InvalidInputError,
+        "input_tokens",
+        lambda s: runs.record_model_call(
+            s.running.id, model_call().model_copy(update={"input_tokens": 2**63 - 1})
+        ),
+    ),
     # RunsRepository.list_stale
     case(
         "runs.list_stale:negative",
@@ -828,6 +924,12 @@ CASES = [
         InvalidInputError,
         "input",
         lambda s: calls.create(s.running.id, "search", {"q": "refund"}),
+    ),
+    case(
+        "tool_calls.create:request-id-newline",
+        InvalidInputError,
+        "request_id",
+        lambda s: calls.create(s.running.id, "search", "{}", request_id="call\n1"),
     ),
     # ToolCallsRepository.complete
     case(

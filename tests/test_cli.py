@@ -71,8 +71,10 @@ def test_sessions_show_and_runs_read_it_back(two_demos: tuple[Any, Any]) -> None
     assert len(sessions) == 2
     newest = sessions[0]["id"]
     shown = json.loads(invoke("show", newest, "--json").output)
-    assert len(shown["session"]["messages"]) == 9
+    # Per turn: the question, the model's tool request, the tool's result, the answer.
+    assert len(shown["session"]["messages"]) == 12
     assert [run["status"] for run in shown["runs"]] == ["completed"] * 3
+    assert [len(run["model_calls"]) for run in shown["runs"]] == [2] * 3
     table = invoke("runs", newest)
     assert table.exit_code == 0
     assert table.output.count("completed") == 3

@@ -15,6 +15,8 @@ from agents_core.db import (
     RunsRepository,
     SessionsRepository,
     ToolCallsRepository,
+    connect,
+    default_connection,
     get_database,
 )
 from agents_core.db.retention import sweep
@@ -60,8 +62,9 @@ async def test_session_operations(command_log: CommandCounter) -> None:
 async def test_message_operations(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
+    # The session's last seq is known from its creation: a compare-and-set, then the insert.
     assert await commands(command_log, repo.create(session.id, "user", "hi")) == [
-        "findAndModify",
+        "update",
         "insert",
     ]
     for i in range(149):
@@ -78,7 +81,7 @@ async def test_idempotent_message_create(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
     first = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
-    assert first == ["find", "findAndModify", "insert"]
+    assert first == ["find", "update", "insert"]
     repeat = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
     assert repeat == ["find"]
 
@@ -202,3 +205,28 @@ async def test_retention_sweep_commands(command_log: CommandCounter) -> None:
         *["update", "find", "delete", "delete"] * 2,
         "find",
     ]
+
+
+async def test_an_append_on_a_session_this_process_has_not_seen_reads_it_first(
+    command_log: CommandCounter,
+) -> None:
+    session = await make_session()
+    elsewhere = MessagesRepository(
+        await connect(
+            client=default_connection().client, database=default_connection().database.name
+        )
+    )
+    # Another process (here: another connection) knows nothing of the session yet.
+    assert await commands(command_log, elsewhere.create(session.id, "user", "a")) == [
+        "find",
+        "update",
+        "insert",
+    ]
+    # Its hint is now stale for this connection: the compare-and-set misses, $inc takes over.
+    assert await commands(command_log, MessagesRepository().create(session.id, "user", "b")) == [
+        "update",
+        "findAndModify",
+        "insert",
+    ]
+    seqs = [m.seq for m in await MessagesRepository().find_by_session(session.id, 10)]
+    assert seqs == [1, 2]

@@ -11,8 +11,8 @@ from bson import ObjectId
 
 from agents_core.db import (
     InvalidStateError,
-    MessageRole,
     MessagesRepository,
+    Price,
     Run,
     RunsRepository,
     RunStatus,
@@ -49,6 +49,11 @@ def registry() -> ToolRegistry:
     return tools
 
 
+#: 0.002 and 0.0025 a token: costs that add up exactly in binary floating point.
+PER_TOKEN = Price(input_per_million=2_000, output_per_million=0)
+QUARTER = Price(input_per_million=2_500, output_per_million=0)
+
+
 async def routed_session(tools: list[str] | None = None) -> ObjectId:
     session = await make_session()
     agent = await make_agent(
@@ -59,7 +64,9 @@ async def routed_session(tools: list[str] | None = None) -> ObjectId:
 
 
 def answer_with_last_tool_output(request: ModelRequest) -> ModelResponse:
-    return ModelResponse(text=f"result: {request.messages[-1].content}", usage=Usage(5, 0.01))
+    return ModelResponse(
+        text=f"result: {request.messages[-1].content}", usage=Usage(input_tokens=5), price=PER_TOKEN
+    )
 
 
 async def transcript(session_id: ObjectId) -> list[tuple[str, str]]:
@@ -72,7 +79,9 @@ async def test_a_turn_with_a_tool_call_is_recorded_end_to_end() -> None:
     model = ScriptedModel(
         [
             ModelResponse(
-                tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')], usage=Usage(10, 0.02)
+                tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')],
+                usage=Usage(input_tokens=10),
+                price=PER_TOKEN,
             ),
             answer_with_last_tool_output,
         ]
@@ -91,14 +100,24 @@ async def test_a_turn_with_a_tool_call_is_recorded_end_to_end() -> None:
     assert call.duration_ms >= 0
     assert await transcript(sid) == [
         ("user", "add 2 and 3"),
+        ("assistant", ""),
         ("tool", "5"),
         ("assistant", "result: 5"),
     ]
-    tool_message = (await MessagesRepository().find_by_session(sid, 100))[1]
-    assert tool_message.tool_call_id == call.id
+    _, asking, tool_message, _ = await MessagesRepository().find_by_session(sid, 100)
+    (requested,) = asking.requested_tool_calls
+    assert (requested.name, requested.arguments) == ("add", '{"a": 2, "b": 3}')
+    # The tool message answers the model's request and links our tool-call record.
+    assert (tool_message.tool_call_id, tool_message.request_id) == (call.id, requested.id)
+    assert call.request_id == requested.id
+    # One model call recorded per model call, with tokens, cost and price.
+    assert [(c.input_tokens, c.cost, c.price, c.finish_reason) for c in run.model_calls] == [
+        (10, 0.02, PER_TOKEN, "tool_calls"),
+        (5, 0.01, PER_TOKEN, "stop"),
+    ]
     # The model saw the conversation and the agent's enabled tools.
     assert [m.content for m in model.requests[0].messages] == ["add 2 and 3"]
-    assert list(model.requests[0].tools) == ["add", "explode"]
+    assert [tool.name for tool in model.requests[0].tools] == ["add", "explode"]
 
 
 async def test_the_model_sees_the_earlier_history_in_order() -> None:
@@ -150,7 +169,7 @@ async def test_invalid_tool_arguments_are_a_tool_error() -> None:
     )
     run = await AgentRunner(model, registry()).run(sid, "go")
     assert run.tool_calls[0].status is ToolCallStatus.error
-    assert "JSONDecodeError" in (run.tool_calls[0].output or "")
+    assert "not valid JSON" in (run.tool_calls[0].output or "")
 
 
 async def test_a_model_exception_fails_the_run_and_is_re_raised() -> None:
@@ -193,7 +212,9 @@ async def test_cancellation_fails_the_run_with_cancelled() -> None:
 
 async def test_the_step_limit_fails_the_run() -> None:
     sid = await routed_session()
-    loop = ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 1}')], usage=Usage(1, 0.0))
+    loop = ModelResponse(
+        tool_calls=[ToolRequest("add", '{"a": 1, "b": 1}')], usage=Usage(input_tokens=1)
+    )
     run = await AgentRunner(ScriptedModel([loop] * 3), registry(), max_steps=3).run(sid, "loop")
     assert run.status is RunStatus.failed
     assert "step limit" in (run.error or "")
@@ -211,9 +232,17 @@ async def test_a_session_without_an_active_agent_is_refused_before_anything_is_w
 async def test_usage_totals_add_up_over_model_calls() -> None:
     sid = await routed_session()
     steps = [
-        ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 2}')], usage=Usage(100, 0.25)),
-        ModelResponse(tool_calls=[ToolRequest("add", '{"a": 3, "b": 4}')], usage=Usage(200, 0.5)),
-        ModelResponse(text="done", usage=Usage(50, 0.125)),
+        ModelResponse(
+            tool_calls=[ToolRequest("add", '{"a": 1, "b": 2}')],
+            usage=Usage(input_tokens=100),
+            price=QUARTER,
+        ),
+        ModelResponse(
+            tool_calls=[ToolRequest("add", '{"a": 3, "b": 4}')],
+            usage=Usage(input_tokens=200),
+            price=QUARTER,
+        ),
+        ModelResponse(text="done", usage=Usage(input_tokens=50), price=QUARTER),
     ]
     run = await AgentRunner(ScriptedModel(steps), registry()).run(sid, "sum")
     assert (run.tokens, run.cost) == (350, 0.875)
@@ -231,9 +260,16 @@ async def test_a_retried_turn_does_not_store_its_messages_twice() -> None:
         await AgentRunner(failing, registry()).run(sid, "1+2?", turn_id="turn-1")
     run = await AgentRunner(ScriptedModel(steps), registry()).run(sid, "1+2?", turn_id="turn-1")
     assert run.status is RunStatus.completed
-    assert await transcript(sid) == [("user", "1+2?"), ("tool", "3"), ("assistant", "3")]
-    roles = [m.role for m in await MessagesRepository().find_by_session(sid, 100)]
-    assert roles == [MessageRole.user, MessageRole.tool, MessageRole.assistant]
+    assert await transcript(sid) == [
+        ("user", "1+2?"),
+        ("assistant", ""),
+        ("tool", "3"),
+        ("assistant", "3"),
+    ]
+    _, asking, answer, _ = await MessagesRepository().find_by_session(sid, 100)
+    # The retry's tool call answers the request stored by the first attempt.
+    (requested,) = asking.requested_tool_calls
+    assert answer.request_id == requested.id == run.tool_calls[0].request_id
 
 
 async def test_structured_tool_results_are_json_text() -> None:
@@ -296,8 +332,15 @@ async def test_a_retried_turn_shows_the_model_the_history_in_order_and_once() ->
     await AgentRunner(retry, registry()).run(sid, "1+2?", turn_id="t")
     first, second = ([(m.role.value, m.content) for m in r.messages] for r in retry.requests)
     assert first == [("user", "hi"), ("assistant", "hello"), ("user", "1+2?")]
-    assert second == [*first, ("tool", "3")]
-    assert [m.seq for m in await MessagesRepository().find_by_session(sid, 100)] == [1, 2, 3, 4, 5]
+    assert second == [*first, ("assistant", ""), ("tool", "3")]
+    assert [m.seq for m in await MessagesRepository().find_by_session(sid, 100)] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
 
 
 async def test_a_turn_id_too_long_for_its_keys_is_refused_before_anything_is_written() -> None:

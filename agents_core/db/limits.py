@@ -16,6 +16,7 @@ __all__ = [
     "MAX_ERROR_BYTES",
     "MAX_INSTRUCTIONS_BYTES",
     "MAX_LIMIT",
+    "MAX_MODEL_CALLS_PER_RUN",
     "MAX_NAME_LENGTH",
     "MAX_STALE_AGE",
     "MAX_TOKENS",
@@ -29,6 +30,8 @@ MAX_LIMIT = 1_000
 #: Largest amount (cost, duration) one call may add: beyond 2**53 a double stops counting units,
 #: and totals of larger amounts run into infinity on the server.
 MAX_AMOUNT = float(2**53)
+#: Most model calls one run embeds (the runner's ``max_steps`` bounds it far lower).
+MAX_MODEL_CALLS_PER_RUN = 1_000
 #: Largest token total a run can hold (MongoDB's 64-bit integer).
 MAX_TOKENS = 2**63 - 1
 #: Longest agent instructions accepted, in bytes of UTF-8.

@@ -15,6 +15,7 @@ from typing import TypeVar
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from agents_core.db.documents.message import RequestedToolCall
 from agents_core.db.errors import InvalidIdError, InvalidInputError
 from agents_core.db.limits import MAX_AMOUNT, MAX_LIMIT, MAX_NAME_LENGTH
 
@@ -127,3 +128,29 @@ def _string(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(field, f"must be a string, not {type(value).__name__}")
     return value
+
+
+def requested_tool_calls(value: object, *, max_bytes: int) -> list[RequestedToolCall]:
+    """The tool calls a model asked for: records with a name, an id and bounded arguments."""
+    if not isinstance(value, list | tuple):
+        raise InvalidInputError("requested_tool_calls", "must be a list of RequestedToolCall")
+    calls: list[RequestedToolCall] = []
+    size = 0
+    for call in value:
+        if not isinstance(call, RequestedToolCall):
+            raise InvalidInputError("requested_tool_calls", "must hold RequestedToolCall records")
+        # getattr: a record built with model_construct may lack fields or hold anything.
+        arguments, data = encoded_text(
+            getattr(call, "arguments", None), "requested_tool_calls.arguments", max_bytes=max_bytes
+        )
+        size += len(data)
+        calls.append(
+            RequestedToolCall(
+                id=name(getattr(call, "id", None), "requested_tool_calls.id"),
+                name=name(getattr(call, "name", None), "requested_tool_calls.name"),
+                arguments=arguments,
+            )
+        )
+    if size > max_bytes:
+        raise InvalidInputError("requested_tool_calls", f"larger than {max_bytes} bytes")
+    return calls

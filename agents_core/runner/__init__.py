@@ -2,26 +2,32 @@
 
 from agents_core.runner.model import (
     ModelClient,
+    ModelError,
     ModelRequest,
     ModelResponse,
     ScriptedModel,
     ScriptExhaustedError,
+    ToolDefinition,
     ToolRequest,
     Usage,
 )
-from agents_core.runner.runner import CANCELLED, AgentRunner
-from agents_core.runner.tools import ToolRegistry, UnknownToolError
+from agents_core.runner.runner import CANCELLED, AgentRunner, turn_window
+from agents_core.runner.tools import InvalidArgumentsError, ToolRegistry, UnknownToolError
 
 __all__ = [
     "CANCELLED",
     "AgentRunner",
+    "InvalidArgumentsError",
     "ModelClient",
+    "ModelError",
     "ModelRequest",
     "ModelResponse",
     "ScriptExhaustedError",
     "ScriptedModel",
+    "ToolDefinition",
     "ToolRegistry",
     "ToolRequest",
     "UnknownToolError",
     "Usage",
+    "turn_window",
 ]

@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from bson import ObjectId
 
@@ -38,6 +40,9 @@ from agents_core.db import (
     Message,
     MessageRole,
     MessagesRepository,
+    ModelCall,
+    ModelCallStatus,
+    RequestedToolCall,
     Run,
     RunsRepository,
     RunStatus,
@@ -46,11 +51,11 @@ from agents_core.db import (
     ToolCallStatus,
 )
 from agents_core.db import validation as check
-from agents_core.db.limits import MAX_ERROR_BYTES, MAX_NAME_LENGTH
-from agents_core.runner.model import ModelClient, ModelRequest, ToolRequest
-from agents_core.runner.tools import ToolRegistry
+from agents_core.db.limits import MAX_ERROR_BYTES, MAX_MODEL_CALLS_PER_RUN, MAX_NAME_LENGTH
+from agents_core.runner.model import ModelClient, ModelRequest, ModelResponse, ToolRequest
+from agents_core.runner.tools import InvalidArgumentsError, ToolRegistry
 
-__all__ = ["CANCELLED", "AgentRunner"]
+__all__ = ["CANCELLED", "AgentRunner", "turn_window"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +77,12 @@ class AgentRunner:
         max_steps: int = 8,
         history_limit: int = 50,
     ) -> None:
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError("max_steps must be an integer of at least 1")
+        if (
+            isinstance(max_steps, bool)
+            or not isinstance(max_steps, int)
+            or not 1 <= max_steps <= MAX_MODEL_CALLS_PER_RUN
+        ):
+            raise ValueError(f"max_steps must be an integer from 1 to {MAX_MODEL_CALLS_PER_RUN}")
         check.limit(history_limit, "history_limit", minimum=0)  # InvalidInputError, a ValueError
         self.model = model
         self.tools = tools or ToolRegistry()
@@ -97,8 +106,10 @@ class AgentRunner:
         agent = await self.agents.find_by_id(session.active_agent_id)
         turn = _Turn(session.id, turn_id)
         user_message = await self._append(turn, MessageRole.user, user_input)
+        turn.seq = user_message.seq
         # On a retried turn the user message is an earlier one: the history is what came before.
-        history = [m for m in session.messages if m.seq < user_message.seq] + [user_message]
+        earlier = [m for m in session.messages if m.seq < user_message.seq]
+        history = [*turn_window(earlier), user_message]
         run = await self.runs.start(session, agent)
         try:
             return await self._steps(run, agent, turn, history)
@@ -110,18 +121,81 @@ class AgentRunner:
             raise
 
     async def _steps(self, run: Run, agent: Agent, turn: _Turn, history: list[Message]) -> Run:
-        for _ in range(self.max_steps):
-            response = await self.model.complete(ModelRequest(agent, tuple(history), agent.tools))
-            await self.runs.update_usage(run.id, response.usage.tokens, response.usage.cost)
-            if response.text:
-                _add(history, await self._append(turn, MessageRole.assistant, response.text))
-            if not response.tool_calls:
+        definitions = self.tools.definitions(agent.tools)
+        settings = self.messages.db.settings
+        for step in range(self.max_steps):
+            response = await self._call_model(run, ModelRequest(agent, tuple(history), definitions))
+            requests = [
+                request
+                if _recordable(request.id)
+                else replace(request, id=f"call_{turn.seq}_{step}_{n}")
+                for n, request in enumerate(response.tool_calls)
+            ]
+            if response.text or requests:
+                reply = await self._append(
+                    turn,
+                    MessageRole.assistant,
+                    response.text or "",
+                    requested_tool_calls=[
+                        RequestedToolCall(
+                            id=r.id or "",
+                            name=r.name if _recordable(r.name) else _recordable_name(r.name),
+                            # The message keeps what fits; the tool call keeps them whole.
+                            arguments=_clean(
+                                r.arguments,
+                                settings.max_message_bytes // len(requests),
+                                "arguments",
+                            ),
+                        )
+                        for r in requests
+                    ],
+                )
+                _add(history, reply)
+                stored = reply.requested_tool_calls
+                if len(stored) == len(requests):  # a retried turn answers the stored requests
+                    requests = [replace(r, id=s.id) for r, s in zip(requests, stored, strict=True)]
+            if not requests:
                 return await self.runs.complete(run.id, RunStatus.completed)
-            for request in response.tool_calls:
+            for request in requests:
                 _add(history, await self._call_tool(run, agent, turn, request))
         return await self.runs.complete(
             run.id, RunStatus.failed, f"step limit reached: {self.max_steps} model calls"
         )
+
+    async def _call_model(self, run: Run, request: ModelRequest) -> ModelResponse:
+        """One model call, recorded on the run as a ``ModelCall`` whether it answers or fails."""
+        started_at, started = datetime.now(UTC), time.perf_counter()
+        try:
+            response = await self.model.complete(request)
+        except Exception as exc:
+            failed = ModelCall(
+                model=_model_name(self.model, request),
+                started_at=started_at,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                status=ModelCallStatus.error,
+                error=_error_text(exc),
+                price=getattr(self.model, "price", None),
+            )
+            try:
+                await self.runs.record_model_call(run.id, failed)
+            except DatabaseError as db_exc:  # the model's error is the one to raise
+                logger.warning("model call of run %s could not be recorded: %s", run.id, db_exc)
+            raise
+        usage = response.usage
+        call = ModelCall(
+            model=response.model or _model_name(self.model, request),
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost=response.cost,
+            price=response.price,
+            finish_reason=response.finish_reason,
+        )
+        await self.runs.record_model_call(run.id, call)
+        return response
 
     async def _call_tool(
         self, run: Run, agent: Agent, turn: _Turn, request: ToolRequest
@@ -132,7 +206,7 @@ class AgentRunner:
         name = request.name if enabled else _recordable_name(request.name)
         settings = self.tool_calls.db.settings
         arguments = _clean(request.arguments, settings.max_payload_bytes, "arguments")
-        call = await self.tool_calls.create(run.id, name, arguments)
+        call = await self.tool_calls.create(run.id, name, arguments, request_id=request.id)
         if enabled:
             output, status, elapsed_ms = await self._execute(call.id, request)
         else:
@@ -142,7 +216,9 @@ class AgentRunner:
         await self.tool_calls.complete(call.id, output, status, elapsed_ms)
         # The tool call keeps the whole output; the conversation gets what fits in a message.
         content = _truncate(output, settings.max_message_bytes, f"see tool call {call.id}")
-        return await self._append(turn, MessageRole.tool, content, tool_call_id=call.id)
+        return await self._append(
+            turn, MessageRole.tool, content, tool_call_id=call.id, request_id=request.id
+        )
 
     async def _execute(
         self, call_id: str, request: ToolRequest
@@ -151,6 +227,8 @@ class AgentRunner:
         try:
             output = await self.tools.execute(request.name, request.arguments)
             status = ToolCallStatus.success
+        except InvalidArgumentsError as exc:  # the model sees what was wrong; nothing ran
+            return str(exc), ToolCallStatus.error, (time.perf_counter() - started) * 1000
         except asyncio.CancelledError:
             elapsed_ms = (time.perf_counter() - started) * 1000
             try:
@@ -171,6 +249,8 @@ class AgentRunner:
         content: str,
         *,
         tool_call_id: str | None = None,
+        request_id: str | None = None,
+        requested_tool_calls: list[RequestedToolCall] | None = None,
     ) -> Message:
         return await self.messages.create(
             turn.session_id,
@@ -178,6 +258,8 @@ class AgentRunner:
             content,
             idempotency_key=turn.key(role.value),
             tool_call_id=tool_call_id,
+            request_id=request_id,
+            requested_tool_calls=requested_tool_calls or (),
         )
 
     async def _fail(self, run: Run, error: str) -> None:
@@ -195,6 +277,8 @@ class _Turn:
     def __init__(self, session_id: ObjectId, turn_id: str | None) -> None:
         self.session_id = session_id
         self.turn_id = turn_id
+        #: The ``seq`` of the turn's user message (tool-call ids the runner makes name it).
+        self.seq = 0
         self._counts: dict[str, int] = {}
 
     def key(self, kind: str) -> str | None:
@@ -202,6 +286,26 @@ class _Turn:
             return None
         self._counts[kind] = self._counts.get(kind, 0) + 1
         return f"{self.turn_id}/{kind}/{self._counts[kind]}"
+
+
+def turn_window(messages: list[Message]) -> list[Message]:
+    """``messages`` (a conversation's latest, oldest first) from its first turn boundary on.
+
+    A window cut by a message count can begin inside a turn: with tool results whose request
+    was cut off, or with an assistant message whose tool results follow. Model APIs refuse
+    both, so the window starts at its first ``user`` message (empty if it holds none).
+    """
+    for index, message in enumerate(messages):
+        if message.role == MessageRole.user:
+            return messages[index:]
+    return []
+
+
+def _model_name(model: ModelClient, request: ModelRequest) -> str:
+    name = getattr(model, "model", None)
+    if isinstance(name, str) and name:
+        return name
+    return request.agent.model or type(model).__name__
 
 
 def _error_text(exc: BaseException) -> str:
@@ -219,6 +323,14 @@ def _clean(text: str, max_bytes: int, what: str) -> str:
     """``text`` as the layer stores it: valid UTF-8 (lone surrogates replaced), bounded."""
     valid = text.encode("utf-8", "replace").decode("utf-8")
     return _truncate(valid, max_bytes, f"{what} truncated")
+
+
+def _recordable(name: object) -> bool:
+    try:
+        check.name(name, "name")
+    except InvalidInputError:
+        return False
+    return True
 
 
 def _recordable_name(name: str) -> str:

@@ -8,9 +8,23 @@ indexes, fields only the layer uses) both derive from it.
 from agents_core.db.documents._common import Page
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
 from agents_core.db.documents.listing import SessionListingDocument
-from agents_core.db.documents.message import Message, MessageDocument, MessageRole
+from agents_core.db.documents.message import (
+    Message,
+    MessageDocument,
+    MessageRole,
+    RequestedToolCall,
+)
 from agents_core.db.documents.payload import PayloadChunkDocument, PayloadRef
-from agents_core.db.documents.run import Run, RunDocument, RunStatus, ToolCall, ToolCallStatus
+from agents_core.db.documents.run import (
+    ModelCall,
+    ModelCallStatus,
+    Price,
+    Run,
+    RunDocument,
+    RunStatus,
+    ToolCall,
+    ToolCallStatus,
+)
 from agents_core.db.documents.session import (
     Session,
     SessionDocument,
@@ -48,9 +62,13 @@ __all__ = [
     "Message",
     "MessageDocument",
     "MessageRole",
+    "ModelCall",
+    "ModelCallStatus",
     "Page",
     "PayloadChunkDocument",
     "PayloadRef",
+    "Price",
+    "RequestedToolCall",
     "Run",
     "RunDocument",
     "RunStatus",

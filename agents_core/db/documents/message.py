@@ -12,7 +12,7 @@ from pymongo import IndexModel
 
 from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 
-__all__ = ["Message", "MessageDocument", "MessageFields", "MessageRole"]
+__all__ = ["Message", "MessageDocument", "MessageFields", "MessageRole", "RequestedToolCall"]
 
 
 class MessageRole(StrEnum):
@@ -20,6 +20,16 @@ class MessageRole(StrEnum):
     user = "user"
     assistant = "assistant"
     tool = "tool"
+
+
+class RequestedToolCall(Record):
+    """A tool call a model asked for, as its assistant message records it."""
+
+    #: The model's id of the call (OpenAI's ``tool_calls[].id``); tool results answer it.
+    id: str
+    name: str
+    #: The arguments as the model sent them (a JSON object, as text).
+    arguments: str
 
 
 class MessageFields(BaseModel):
@@ -32,8 +42,12 @@ class MessageFields(BaseModel):
     created_at: UtcDatetime = Field(default_factory=utcnow)
     #: Set by a caller that may retry: the same key in the same session is one message.
     idempotency_key: str | None = None
-    #: For a ``tool`` message: the id of the tool call whose output it carries.
+    #: For a ``tool`` message: the id of the ``ToolCall`` record whose output it carries.
     tool_call_id: str | None = None
+    #: For an ``assistant`` message: the tool calls the model asked for, in its order.
+    requested_tool_calls: list[RequestedToolCall] = Field(default_factory=list)
+    #: For a ``tool`` message: the model's id of the call it answers (a ``RequestedToolCall``).
+    request_id: str | None = None
 
 
 class Message(MessageFields, Record):

@@ -13,7 +13,17 @@ from pymongo import IndexModel
 from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 from agents_core.db.documents.payload import PayloadRef
 
-__all__ = ["Run", "RunDocument", "RunFields", "RunStatus", "ToolCall", "ToolCallStatus"]
+__all__ = [
+    "ModelCall",
+    "ModelCallStatus",
+    "Price",
+    "Run",
+    "RunDocument",
+    "RunFields",
+    "RunStatus",
+    "ToolCall",
+    "ToolCallStatus",
+]
 
 
 class RunStatus(StrEnum):
@@ -26,6 +36,64 @@ class ToolCallStatus(StrEnum):
     pending = "pending"
     success = "success"
     error = "error"
+
+
+class ModelCallStatus(StrEnum):
+    success = "success"
+    error = "error"
+
+
+class Price(Record):
+    """What a model charges, in currency units per million tokens.
+
+    Cached input tokens are a part of the input tokens, priced at ``cached_input_per_million``
+    (the input rate when not given), never counted on top.
+    """
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+    cached_input_per_million: float | None = Field(default=None, ge=0)
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+        """The cost of one call with this usage."""
+        cached = min(cached_input_tokens, input_tokens)
+        cached_rate = (
+            self.input_per_million
+            if self.cached_input_per_million is None
+            else self.cached_input_per_million
+        )
+        return (
+            (input_tokens - cached) * self.input_per_million
+            + cached * cached_rate
+            + output_tokens * self.output_per_million
+        ) / 1_000_000
+
+
+class ModelCall(Record):
+    """One call of a model during a run, embedded in the run in call order."""
+
+    #: The model that answered (as the API names it), or the one asked for if it failed.
+    model: str
+    started_at: UtcDatetime
+    duration_ms: float
+    #: All prompt tokens, cached ones included.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: The part of ``input_tokens`` served from the provider's cache.
+    cached_input_tokens: int = 0
+    #: The part of ``output_tokens`` spent on reasoning.
+    reasoning_tokens: int = 0
+    cost: float = 0.0
+    #: The price ``cost`` was computed from (``None``: no price was given, cost 0).
+    price: Price | None = None
+    #: The API's own finish reason (``stop``, ``tool_calls``, ``length``, …).
+    finish_reason: str | None = None
+    status: ModelCallStatus = ModelCallStatus.success
+    error: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
 class ToolCall(Record):
@@ -41,6 +109,8 @@ class ToolCall(Record):
     input: str
     output: str | None = None
     status: ToolCallStatus = ToolCallStatus.pending
+    #: The model's id of the call this executes (its ``RequestedToolCall``), if a model asked.
+    request_id: str | None = None
     started_at: UtcDatetime = Field(default_factory=utcnow)
     completed_at: UtcDatetime | None = None
     duration_ms: float | None = None
@@ -61,6 +131,8 @@ class RunFields(BaseModel):
     tokens: int = 0
     cost: float = 0.0
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    #: The model calls of the run, oldest first (bounded by the runner's ``max_steps``).
+    model_calls: list[ModelCall] = Field(default_factory=list)
     started_at: UtcDatetime = Field(default_factory=utcnow)
     completed_at: UtcDatetime | None = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,13 @@ from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
-from agents_core.db.documents import Message, MessageDocument, MessageRole, SessionDocument
+from agents_core.db.documents import (
+    Message,
+    MessageDocument,
+    MessageRole,
+    RequestedToolCall,
+    SessionDocument,
+)
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import InvalidInputError, NotFoundError, translate_errors
 from agents_core.db.limits import RECENT_KEYS_KEPT
@@ -53,14 +60,20 @@ class MessagesRepository(Repository):
         *,
         idempotency_key: str | None = None,
         tool_call_id: str | None = None,
+        requested_tool_calls: Sequence[RequestedToolCall] = (),
+        request_id: str | None = None,
     ) -> Message:
         """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
 
         Two commands: reserve ``seq``, insert. With ``idempotency_key``, a repeat of the same key
         in the same session (also one racing the first) returns the message stored the first
         time, and only one ``seq`` is consumed: three commands the first time (look the key up,
-        reserve, insert), one on a repeat. ``tool_call_id`` links a ``tool`` message to the tool
-        call whose output it carries.
+        reserve, insert), one on a repeat.
+
+        An ``assistant`` message records the ``requested_tool_calls`` the model asked for; a
+        ``tool`` message links the ``ToolCall`` record whose output it carries (``tool_call_id``)
+        and the model's request it answers (``request_id``), so the history converts to a model
+        API's messages (see ``agents_core.models.chat``).
         """
         db = self.db
         sid = check.object_id(session_id, "session")
@@ -68,6 +81,14 @@ class MessagesRepository(Repository):
         body = check.text(content, "content", max_bytes=db.settings.max_message_bytes)
         key = check.optional_name(idempotency_key, "idempotency_key")
         call_id = None if tool_call_id is None else parse_tool_call_id(tool_call_id)[0]
+        requested = (
+            check.requested_tool_calls(
+                requested_tool_calls, max_bytes=db.settings.max_message_bytes
+            )
+            if requested_tool_calls
+            else []
+        )
+        answered = check.optional_name(request_id, "request_id")
         if key is not None and (existing := await _find_by_key(db, sid, key)) is not None:
             return existing
         now = utcnow()
@@ -91,6 +112,8 @@ class MessagesRepository(Repository):
                 created_at=now,
                 idempotency_key=key,
                 tool_call_id=call_id,
+                requested_tool_calls=requested,
+                request_id=answered,
             )
         except DuplicateKeyError:
             # A first writer of this key that we waited for past _KEYED_WAIT_S landed after all.
@@ -211,7 +234,9 @@ async def latest_messages(
 
 async def _last_seq(db: Connection, session_id: ObjectId) -> int:
     raw = await get(db, SessionDocument, session_id, "session", _LAST_SEQ)
-    return int(raw.get("last_seq", 0))
+    last_seq = int(raw.get("last_seq", 0))
+    db.hint_seq(session_id, last_seq)
+    return last_seq
 
 
 async def _reserve_seq(
@@ -219,19 +244,44 @@ async def _reserve_seq(
 ) -> int | None:
     """Take the session's next ``seq`` (``None``: no such session, or ``key`` was seen).
 
-    With a key, the reservation also remembers it among the session's latest keys, in the same
-    atomic update, so that racing repeats of one key reserve one ``seq`` between them.
+    Design note: a compare-and-set on the ``last_seq`` this process saw last (one ``update``
+    by ``_id``), falling back to an atomic ``$inc`` (``findAndModify``) when another writer got
+    there first. Both are atomic on the one session document, so concurrent writers on any
+    number of machines still get 1, 2, 3, … with no duplicates. The compare-and-set is what
+    keeps an append flat on servers whose ``findAndModify`` slows down with the collection's
+    size (SecantusDB: 92 ms at 10,000 sessions, against ~1 ms for an ``update`` by ``_id``); on
+    MongoDB both are index lookups. With a key, the reservation also remembers it among the
+    session's latest keys in the same update, so racing repeats of one key reserve one ``seq``.
     """
+    sessions = db.collection(SessionDocument)
     # by_id: a session being deleted (or forked) takes no more messages.
     query = by_id(SessionDocument, session_id)
-    update: dict[str, Any] = {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}}
+    push: dict[str, Any] = {}
     if key is not None:
         query[_RECENT_KEYS] = {"$ne": key}
-        update["$push"] = {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}
-    reserved = await db.collection(SessionDocument).find_one_and_update(
-        query, update, projection=_LAST_SEQ, return_document=ReturnDocument.AFTER
+        push = {"$push": {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}}
+    hint = db.seq_hints.pop(session_id, None)
+    if hint is None:  # never seen by this process: read it (flat on every server)
+        raw = await sessions.find_one(by_id(SessionDocument, session_id), _LAST_SEQ)
+        if raw is None:
+            return None
+        hint = int(raw.get("last_seq", 0))
+    seq = hint + 1
+    result = await sessions.update_one(
+        {**query, "last_seq": hint}, {"$set": {"last_seq": seq, "updated_at": now}, **push}
     )
-    return None if reserved is None else int(reserved["last_seq"])
+    if result.matched_count == 0:  # another writer appended (or the key was seen, or no session)
+        reserved = await sessions.find_one_and_update(
+            query,
+            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}, **push},
+            projection=_LAST_SEQ,
+            return_document=ReturnDocument.AFTER,
+        )
+        if reserved is None:
+            return None
+        seq = int(reserved["last_seq"])
+    db.hint_seq(session_id, seq)
+    return seq
 
 
 async def _wait_for_keyed(db: Connection, session_id: ObjectId, key: str) -> Message | None:

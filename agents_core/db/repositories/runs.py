@@ -12,6 +12,7 @@ from agents_core.db.client import Connection
 from agents_core.db.documents import (
     Agent,
     AgentDocument,
+    ModelCall,
     Run,
     RunDocument,
     RunStatus,
@@ -25,7 +26,12 @@ from agents_core.db.errors import (
     NotFoundError,
     translate_errors,
 )
-from agents_core.db.limits import MAX_ERROR_BYTES, MAX_STALE_AGE, MAX_TOKENS
+from agents_core.db.limits import (
+    MAX_ERROR_BYTES,
+    MAX_MODEL_CALLS_PER_RUN,
+    MAX_STALE_AGE,
+    MAX_TOKENS,
+)
 from agents_core.db.repositories import _payloads
 from agents_core.db.repositories._base import Repository, get, insert, load, load_many, require
 
@@ -142,6 +148,41 @@ class RunsRepository(Repository):
             await require(db, RunDocument, rid, "run")
             raise InvalidStateError("run", rid, "its token total would overflow")
         return load(Run, raw, _COLLECTION)
+
+    @translate_errors
+    async def record_model_call(self, run_id: str | ObjectId, call: ModelCall) -> None:
+        """Append one model call to the run and add its tokens and cost to the run's totals.
+
+        One command (an atomic ``$push`` with ``$inc``), as ``update_usage``: the run's
+        ``tokens`` stay input + output tokens of all its calls, ``cost`` their sum.
+        """
+        db = self.db
+        rid = check.object_id(run_id, "run")
+        if not isinstance(call, ModelCall):
+            raise InvalidInputError("call", f"must be a ModelCall, not {type(call).__name__}")
+        # Re-checked: a record built with model_construct may hold anything.
+        stored = ModelCall.model_validate(dict(call)).model_dump()
+        tokens = check.count(stored["input_tokens"], "input_tokens") + check.count(
+            stored["output_tokens"], "output_tokens"
+        )
+        cost = check.amount(stored["cost"], "cost")
+        check.amount(stored["duration_ms"], "duration_ms")
+        check.name(stored["model"], "model")
+        if stored["error"] is not None:
+            stored["error"] = check.text(stored["error"], "error", max_bytes=MAX_ERROR_BYTES)
+        result = await db.collection(RunDocument).update_one(
+            {
+                "_id": rid,
+                "tokens": {"$lte": MAX_TOKENS - tokens},
+                f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+            },
+            {"$push": {"model_calls": stored}, "$inc": {"tokens": tokens, "cost": cost}},
+        )
+        if result.matched_count == 0:
+            await require(db, RunDocument, rid, "run")
+            raise InvalidStateError(
+                "run", rid, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
+            )
 
     @translate_errors
     async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:

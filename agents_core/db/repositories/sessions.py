@@ -44,13 +44,16 @@ class SessionsRepository(Repository):
     @translate_errors
     async def create(self, title: str | None = None, *, user_id: str | None = None) -> Session:
         """Start an ``active`` session, optionally owned by ``user_id``. One command."""
-        return await insert(
-            self.db,
+        db = self.db
+        session = await insert(
+            db,
             SessionDocument,
             Session,
             title=check.optional_name(title, "title"),
             user_id=check.optional_name(user_id, "user_id"),
         )
+        db.hint_seq(session.id, session.last_seq)
+        return session
 
     @translate_errors
     async def find_by_id(
@@ -64,6 +67,7 @@ class SessionsRepository(Repository):
         sid = check.object_id(id, "session")
         count = check.limit(message_limit, "message_limit", minimum=0)
         raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
+        db.hint_seq(sid, raw.get("last_seq", 0))
         raw["messages"] = await latest_messages(db, sid, raw.get("last_seq", 0), count)
         return load(SessionWithMessages, raw, _COLLECTION)
 

@@ -45,15 +45,33 @@ class ToolCallsRepository(Repository):
     __slots__ = ()
 
     @translate_errors
-    async def create(self, run_id: str | ObjectId, tool_name: str, input: str) -> ToolCall:
-        """Append a ``pending`` tool call to a ``running`` run, atomically. One command inline."""
+    async def create(
+        self,
+        run_id: str | ObjectId,
+        tool_name: str,
+        input: str,
+        *,
+        request_id: str | None = None,
+    ) -> ToolCall:
+        """Append a ``pending`` tool call to a ``running`` run, atomically. One command inline.
+
+        ``request_id`` is the model's id of the call (its ``RequestedToolCall``), if a model
+        asked for it.
+        """
         db = self.db
         rid = check.object_id(run_id, "run")
         name = check.name(tool_name, "tool_name")
         settings = db.settings
         body, data = check.encoded_text(input, "input", max_bytes=settings.max_payload_bytes)
+        request = check.optional_name(request_id, "request_id")
         size = len(data)
-        call = ToolCall(id=f"{rid}{_SEPARATOR}{ObjectId()}", run_id=rid, tool_name=name, input=body)
+        call = ToolCall(
+            id=f"{rid}{_SEPARATOR}{ObjectId()}",
+            run_id=rid,
+            tool_name=name,
+            input=body,
+            request_id=request,
+        )
         inline = size <= settings.payload_inline_max_bytes
         if inline and await _push(db, rid, call, size):
             return call
