@@ -21,9 +21,11 @@ from agents_core.db import (
     Message,
     MessagesRepository,
     NotFoundError,
+    Session,
     SessionsRepository,
     get_database,
 )
+from agents_core.db.repositories import _lifecycle
 from agents_core.db.retention import sweep
 from tests.helpers import make_session
 from tests.test_lifecycle import NOTHING, everything_of, fill, session_with_everything
@@ -199,3 +201,41 @@ async def test_a_process_killed_midway_leaves_nothing_half_visible_and_a_rerun_f
     assert await get_database()["payload_chunks"].count_documents({"run_id": {"$in": run_ids}}) == 0
     if survivor is not None:
         assert (await everything_of(survivor.id))["messages"] == 6
+
+
+@pytest.mark.slow
+async def test_a_fork_racing_the_deletion_of_its_source_is_whole_or_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_lifecycle, "FORK_WINDOW", 20)  # many windows: the deletion lands between
+    outcomes = set()
+    for delay in (0.0, 0.02, 0.05, 0.2):
+        source = await make_session(user_id="forks")
+        await get_database()["messages"].insert_many(
+            [
+                {"session_id": source.id, "seq": seq, "role": "user", "content": f"m{seq}"}
+                for seq in range(1, 301)
+            ]
+        )
+        await get_database()["sessions"].update_one({"_id": source.id}, {"$set": {"last_seq": 300}})
+
+        async def delete_later(session_id: ObjectId = source.id, delay: float = delay) -> None:
+            await asyncio.sleep(delay)
+            await sessions.delete(session_id)
+
+        fork, _ = await asyncio.gather(
+            sessions.fork(source.id), delete_later(), return_exceptions=True
+        )
+        if isinstance(fork, NotFoundError):
+            outcomes.add("refused")
+        else:
+            assert isinstance(fork, Session), fork
+            outcomes.add("whole")
+            assert len(await messages.find_page(fork.id, limit=1000)) == 300
+        # No fork is left half-copied, visible or hidden.
+        for raw in await get_database()["sessions"].find({"forked_from": source.id}).to_list():
+            assert raw["status"] == "active"
+            assert (
+                await get_database()["messages"].count_documents({"session_id": raw["_id"]}) == 300
+            )
+    assert "refused" in outcomes  # the race really happened at least once

@@ -46,7 +46,7 @@ from agents_core.db.documents import (
 )
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import NotFoundError
-from agents_core.db.repositories._base import insert
+from agents_core.db.repositories._base import by_id, insert
 
 __all__ = [
     "APPEND_GRACE",
@@ -181,8 +181,18 @@ async def copy_session(db: Connection, source: Session, at_seq: int, title: str 
         if batch:
             await target.insert_many(batch, ordered=False)
         low = high
+    sessions = db.collection(SessionDocument)
+    # A source deleted while it was copied may have lost messages before their window was read:
+    # then the fork is removed, never shown half-copied. (A deletion that starts after this
+    # read came after every window was read: the copy is whole.)
+    if await sessions.find_one(by_id(SessionDocument, source.id), {"_id": 1}) is None:
+        await sessions.update_one({"_id": fork.id}, {"$set": {"status": _DELETING}})
+        state = await sessions.find_one({"_id": fork.id}, STATE)
+        if state is not None:
+            await finish_deletion(db, fork.id, state)
+        raise NotFoundError("session", source.id)
     now = utcnow()
-    result = await db.collection(SessionDocument).update_one(
+    result = await sessions.update_one(
         {"_id": fork.id, "status": SessionStatus.forking.value},
         {"$set": {"status": SessionStatus.active.value, "updated_at": now}},
     )

@@ -140,7 +140,8 @@ class SessionsRepository(Repository):
         takes ``title`` if given, and records ``forked_from`` and ``forked_at_seq``; copied
         messages keep their ``seq``. Memory stays bounded however long the history: it is copied
         in windows of 1,000 ``seq`` values (one read, then inserts of 250 messages), hidden
-        until complete. Commands: 3, plus 5 per 1,000 messages copied.
+        until complete; if the source is deleted meanwhile, the fork is removed and this raises
+        ``NotFoundError``. Commands: 4, plus 5 per 1,000 messages copied.
         """
         db = self.db
         sid = check.object_id(session_id, "session")
