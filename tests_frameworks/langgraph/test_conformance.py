@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import (
     BASE_CAPABILITIES,
@@ -82,22 +81,27 @@ def check(report: CapabilityReport, savers: list[AgentsCoreSaver]) -> None:
     assert report.conformance_level() == "FULL"
 
 
+async def check_collections(database: Any) -> None:
+    """What the suite wrote went through our collections of this database."""
+    for collection in ("lg_checkpoints", "lg_writes", "lg_blobs", "lg_heads"):
+        assert await database[collection].count_documents({}) > 0, collection
+
+
 async def test_conformance_wire(wire_uri: str) -> None:
     client: AsyncMongoClient[Any] = AsyncMongoClient(wire_uri, serverSelectionTimeoutMS=10_000)
     name = f"lg_conformance_{uuid.uuid4().hex[:12]}"
     try:
         report, savers = await run_suite(client[name])
         check(report, savers)
-        # What the suite wrote went through our collections on this server.
-        for collection in ("lg_checkpoints", "lg_writes", "lg_blobs", "lg_heads"):
-            assert await client[name][collection].count_documents({}) > 0, collection
+        await check_collections(client[name])
     finally:
         await client.drop_database(name)
         await client.close()
 
 
-@pytest.mark.skip(reason="see docs/langgraph.md")
 async def test_conformance_mock() -> None:
-    client = in_memory_client()
-    report, savers = await run_suite(client[f"lg_conformance_{uuid.uuid4().hex[:12]}"])
+    """The in-memory database of ``agents_core.testing`` (pymongo-async-mock over mongomock-ng)."""
+    database = in_memory_client()[f"lg_conformance_{uuid.uuid4().hex[:12]}"]
+    report, savers = await run_suite(database)
     check(report, savers)
+    await check_collections(database)
