@@ -124,9 +124,9 @@ async def test_graph_interrupt_and_resume_with_a_new_saver(backend: str) -> None
 async def test_a_step_writes_only_the_channel_it_changed(backend: str) -> None:
     saver = AgentsCoreSaver()
     await put_steps(saver, "t", 10)
-    blobs = get_database()["lg_blobs"]
+    threads = get_database()["lg_checkpoints"]
     # 3 channels at step 0, then one new blob per step.
-    assert await blobs.count_documents({"thread_id": "t"}) == 3 + 9
+    assert await threads.count_documents({"thread_id": "t", "kind": "blob"}) == 3 + 9
     latest = await saver.aget_tuple(config("t"))
     assert latest is not None
     assert latest.checkpoint["channel_values"] == {"c0": "c0@9", "c1": "c1@7", "c2": "c2@8"}
@@ -141,7 +141,7 @@ async def test_large_values_are_chunked_and_deleted_with_their_thread(backend: s
     db = get_database()
     chunks = db["payload_chunks"]
     assert await chunks.count_documents({"thread_id": "big"}) == 3 + 1
-    for doc in [d async for d in db["lg_blobs"].find({"thread_id": "big"})]:
+    for doc in [d async for d in db["lg_checkpoints"].find({"thread_id": "big"})]:
         assert len(doc.get("value", b"")) <= 1000
     latest = await saver.aget_tuple(config("big"))
     assert latest is not None
@@ -154,7 +154,7 @@ async def test_large_values_are_chunked_and_deleted_with_their_thread(backend: s
     await saver.acopy_thread("big", "copy")
     assert await chunks.count_documents({"thread_id": "copy"}) == 4
     await saver.adelete_thread("big")
-    for name in ("lg_checkpoints", "lg_writes", "lg_blobs", "lg_heads", "payload_chunks"):
+    for name in ("lg_checkpoints", "payload_chunks"):
         assert await db[name].count_documents({"thread_id": "big"}) == 0, name
     copied = await saver.aget_tuple(config("copy"))
     assert copied is not None
@@ -173,8 +173,10 @@ async def test_prune_and_delete_for_runs_collect_unused_blobs(backend: str) -> N
     saver = AgentsCoreSaver()
     await put_steps(saver, "t", 6)
     await saver.aprune(["t"], strategy="keep_latest")
-    blobs = get_database()["lg_blobs"]
-    assert await blobs.count_documents({"thread_id": "t"}) == 3  # the latest's three channels
+    threads = get_database()["lg_checkpoints"]
+    # The latest's three channels, and one head.
+    assert await threads.count_documents({"thread_id": "t", "kind": "blob"}) == 3
+    assert await threads.count_documents({"thread_id": "t"}) == 3 + 1 + 1
     latest = await saver.aget_tuple(config("t"))
     assert latest is not None
     assert latest.checkpoint["channel_values"] == {"c0": "c0@3", "c1": "c1@4", "c2": "c2@5"}
@@ -194,27 +196,35 @@ async def test_prune_and_delete_for_runs_collect_unused_blobs(backend: str) -> N
 async def test_listing_the_latest_is_a_bounded_range(
     wire_db: str, command_log: CommandLog, wire_client: AsyncMongoClient[Any]
 ) -> None:
-    """alist(limit=n): head, one seq range of n, then blobs and writes (no sort, no scan)."""
+    """aput: one update; aget_tuple: the head, then the values; alist(limit=n): the head, one
+    seq range of n checkpoints, then their blobs and writes (no sort, no scan)."""
     saver = AgentsCoreSaver()
-    await put_steps(saver, "t", 60)
+    stored = await put_steps(saver, "t", 60)
+    with command_log.recording() as names:
+        await saver.aput(stored[-1], empty_checkpoint(), {"step": 60}, {})
+        await saver.aput_writes(config("t", checkpoint_id="x"), [("c0", 1)], "task")
+    assert names == ["update", "insert"]
     fresh = AgentsCoreSaver()  # nothing cached
+    await fresh.setup()
     with command_log.recording() as names:
         listed = [t async for t in fresh.alist(config("t"), limit=10)]
-    assert [t.metadata["step"] for t in listed] == list(range(59, 49, -1))
-    assert names.count("find") == 4, names  # head, the range, blobs, writes
-    assert "aggregate" not in names
+    assert [t.metadata["step"] for t in listed] == list(range(60, 50, -1))
+    assert names == ["find", "find", "find"], names
     with command_log.recording() as names:
         latest = await fresh.aget_tuple(config("t"))
     assert latest is not None
-    assert latest.metadata["step"] == 59
-    assert names == ["find", "find", "find", "find"]  # head, checkpoint, blobs + writes
+    assert latest.metadata["step"] == 60
+    assert names == ["find", "find"]  # the head (with the newest checkpoint), the values
     db = get_database()
     explained = await db.command(
         "explain",
-        {"find": "lg_checkpoints", "filter": {"thread_id": "t", "ns": "", "seq": {"$gte": 51}}},
+        {
+            "find": "lg_checkpoints",
+            "filter": {"thread_id": "t", "ns": "", "seq": {"$gte": 52, "$lte": 61}},
+        },
         verbosity="executionStats",
     )
-    assert explained["executionStats"]["totalDocsExamined"] <= 10
+    assert explained["executionStats"]["totalDocsExamined"] == 10  # of 61 + 60 blobs + a head
 
 
 async def test_listing_before_with_a_filter_across_windows(backend: str) -> None:
@@ -259,7 +269,8 @@ async def test_concurrent_writers_of_one_thread_get_distinct_seqs(backend: str) 
             for i, checkpoint in enumerate(checkpoints)
         )
     )
-    seqs = [d["seq"] async for d in get_database()["lg_checkpoints"].find({"thread_id": "t"})]
+    found = get_database()["lg_checkpoints"].find({"thread_id": "t", "kind": "checkpoint"})
+    seqs = [d["seq"] async for d in found]
     assert sorted(seqs) == list(range(1, 9))
     listed = [t.checkpoint["id"] async for t in savers[0].alist(config("t"))]
     assert listed == sorted((c["id"] for c in checkpoints), reverse=True)
@@ -289,7 +300,10 @@ async def test_from_uri_owns_its_client(wire_uri: str) -> None:
     try:
         await put_steps(saver, "t", 2)
         assert saver._client is not None
-        assert await saver._client[database]["lg_checkpoints"].count_documents({}) == 2
+        assert (
+            await saver._client[database]["lg_checkpoints"].count_documents({"kind": "checkpoint"})
+            == 2
+        )
         await saver._client.drop_database(database)
     finally:
         await saver.aclose()

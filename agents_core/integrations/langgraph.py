@@ -17,26 +17,27 @@ Usage (``pip install 'agents-core[langgraph]'``)::
 
 Design notes:
 
-- **Channel values are stored once per channel and version** (``lg_blobs``), never inside the
+- **Channel values are stored once per channel and version** (a *blob*), never inside the
   checkpoint: a step that changes one channel writes one blob and a small checkpoint document
   (versions, metadata), so the bytes written per step follow what changed, not the state's size.
   Versions carry a random suffix (as LangGraph's own savers do), so forks never collide.
 - **Nothing approaches 16 MB**: a serialized value above ``inline_max_bytes`` (1 MiB) goes to the
   layer's ``payload_chunks`` collection in 1 MiB chunks (``{payload_id, thread_id, n, data}``,
   checked against size and SHA-256 on every read) and its blob or write keeps a reference.
-- **Every query is an index point lookup or a bounded index range.** Each ``(thread, namespace)``
-  has a head document (``lg_heads``: the last ``seq`` and the newest checkpoint id), and each
-  checkpoint a per-namespace ``seq`` backed by a unique index, which also serialises concurrent
-  writers of one thread. The latest checkpoint is found through the head (two ``_id`` lookups);
-  ``alist(limit=n)`` reads the ``seq`` range ``(head - n, head]`` and widens it (doubling) only
-  when filters or gaps need more, so its cost does not grow with the thread (no ``sort`` +
-  ``limit``, which a server may serve by reading every matching document). Should a checkpoint be
-  stored out of id order (a copy into a non-empty thread, a hand-made id), the head says so and
-  listings of that namespace read it whole and sort it in the client, which stays correct.
-- **One writer command per collection**: ``aput`` inserts the changed blobs and the checkpoint
-  concurrently, then moves the head with a compare-and-set on ``_id`` (3 commands, 2 round trips);
-  ``aget_tuple`` reads the head, the checkpoint, then its blobs and writes concurrently.
-- **Deleting a thread removes all of it** (checkpoints, writes, blobs, heads and chunks);
+- **One collection, one command per call.** Heads, checkpoints, blobs and pending writes of every
+  thread live in ``lg_checkpoints`` (a ``kind`` field tells them apart), so that ``aput`` is a
+  single ordered ``update`` batch (upsert the new blobs, upsert the checkpoint, compare-and-set
+  the head) and a checkpoint's blobs and writes come back with one ``$in`` on the lookup key
+  ``k``: ``aget_tuple`` is two ``find`` commands (the head, which keeps a copy of the newest
+  checkpoint, then the values), ``alist(limit=10)`` three.
+- **Every query is an ``_id`` lookup, an ``$in`` on ``k``, or a bounded index range.** Each
+  ``(thread, namespace)`` numbers its checkpoints (``seq``) through its head's compare-and-set,
+  and ``alist(limit=n)`` reads the range ``(head - n, head]``, widening it (doubling) only when
+  filters or gaps need more; its cost does not grow with the thread (no ``sort`` + ``limit``,
+  which a server may serve by reading every matching document). Should a checkpoint be stored
+  out of id order (a copy into a non-empty thread, a hand-made id), the head says so and listings
+  of that namespace read it whole and sort it in the client, which stays correct.
+- **Deleting a thread removes all of it** (one ``delete_many`` on ``thread_id``, plus its chunks);
   ``adelete_for_runs`` and ``aprune`` also delete the blobs and chunks no kept checkpoint uses.
 - The sync methods raise ``NotImplementedError`` pointing to the async API: this saver speaks
   PyMongo's async API only, and never wraps a sync driver in threads.
@@ -71,13 +72,12 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReplaceOne
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
-    DuplicateKeyError,
     InvalidURI,
     PyMongoError,
 )
@@ -94,18 +94,42 @@ INLINE_MAX_BYTES = 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 #: The layer's chunk collection (``agents_core.db.documents.payload``).
 CHUNKS_COLLECTION = "payload_chunks"
-#: ``seq`` range read first by a listing without a limit, and the batch that is loaded at once.
+#: Checkpoints loaded at once by a listing without a limit.
 _BATCH = 100
 #: Compare-and-set attempts on a head before giving up (only contention needs more than one).
 _CAS_ATTEMPTS = 16
 #: Heads remembered per saver (the ``seq`` a writer of the thread uses next).
 _HEAD_CACHE_SIZE = 4096
 _DUPLICATE_KEY = 11000
+#: The fields of a checkpoint document that its head copies (``latest``).
+_LATEST_FIELDS = ("checkpoint_id", "parent_id", "type", "checkpoint", "metadata_type", "metadata")
 
 
 def _key(*parts: str | int) -> str:
     """An unambiguous ``_id`` from its parts (a JSON array: readable, any string is safe)."""
     return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+
+
+def _head_key(thread: str, ns: str) -> str:
+    return _key("h", thread, ns)
+
+
+def _thread_heads_key(thread: str) -> str:
+    """``k`` of every head of a thread: its namespaces in one ``k`` lookup."""
+    return _key("h", thread)
+
+
+def _checkpoint_key(thread: str, ns: str, checkpoint_id: str) -> str:
+    """``_id`` of a checkpoint, and ``k`` of its pending writes."""
+    return _key("c", thread, ns, checkpoint_id)
+
+
+def _blob_key(thread: str, ns: str, channel: str, version: object) -> str:
+    return _key("b", thread, ns, channel, str(version))
+
+
+def _write_key(thread: str, ns: str, checkpoint_id: str, task_id: str, idx: int) -> str:
+    return _key("w", thread, ns, checkpoint_id, task_id, idx)
 
 
 def _identifier(value: object, name: str) -> str:
@@ -127,13 +151,15 @@ class _Head:
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> _Head:
-        return cls(int(doc["seq"]), str(doc["last_id"]), bool(doc.get("ordered", True)))
+        return cls(int(doc["head_seq"]), str(doc["last_id"]), bool(doc.get("ordered", True)))
 
 
 @dataclass(slots=True)
 class _Row:
-    """A checkpoint document with its checkpoint and metadata decoded."""
+    """A checkpoint (document fields, its thread and namespace) with its parts decoded."""
 
+    thread: str
+    ns: str
     doc: Mapping[str, Any]
     checkpoint: Checkpoint
     metadata: CheckpointMetadata
@@ -143,26 +169,13 @@ class _Row:
         return str(self.doc["checkpoint_id"])
 
 
-@dataclass(frozen=True, slots=True)
-class _Collections:
-    database: AsyncDatabase[Any]
-    checkpoints: AsyncCollection[Any]
-    writes: AsyncCollection[Any]
-    blobs: AsyncCollection[Any]
-    heads: AsyncCollection[Any]
-    chunks: AsyncCollection[Any]
-
-    def thread_scoped(self) -> tuple[AsyncCollection[Any], ...]:
-        return (self.checkpoints, self.writes, self.blobs, self.heads, self.chunks)
-
-
 class AgentsCoreSaver(BaseCheckpointSaver[str]):
     """LangGraph checkpointer storing threads in agents-core's MongoDB (async API only).
 
     ``database``: the database to use; by default the layer's (``init_db``), looked up at each
-    call. Collections are ``<prefix>checkpoints``, ``<prefix>writes``, ``<prefix>blobs`` and
-    ``<prefix>heads`` (``lg_`` by default), plus the layer's ``payload_chunks``; their indexes
-    are created at first use (or by :meth:`setup`), idempotently.
+    call. Threads live in the collection ``<prefix>checkpoints`` (``lg_checkpoints`` by
+    default) and large values in the layer's ``payload_chunks``; the indexes are created at first
+    use (or by :meth:`setup`), idempotently.
     """
 
     def __init__(
@@ -177,10 +190,11 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         if inline_max_bytes < 1:
             raise InvalidInputError("inline_max_bytes", "must be positive")
         self._database = database
-        self._prefix = collection_prefix
+        self._name = f"{collection_prefix}checkpoints"
         self._inline_max = inline_max_bytes
         self._client: AsyncMongoClient[Any] | None = None
-        self._collections: _Collections | None = None
+        self._bound: tuple[AsyncDatabase[Any], AsyncCollection[Any], AsyncCollection[Any]] | None
+        self._bound = None
         self._indexed: set[int] = set()
         self._heads: dict[tuple[str, str], _Head] = {}
 
@@ -239,20 +253,20 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         try:
-            c = await self._ready()
+            coll, chunks = await self._ready()
             configurable = config["configurable"]
             thread = _identifier(configurable["thread_id"], "thread_id")
             ns = _identifier(configurable.get("checkpoint_ns", ""), "checkpoint_ns")
             checkpoint_id = get_checkpoint_id(config)
             if checkpoint_id:
                 cid = _identifier(checkpoint_id, "checkpoint_id")
-                doc = await c.checkpoints.find_one({"_id": _key(thread, ns, cid)})
-                rows = [] if doc is None else [self._row(doc)]
+                doc = await coll.find_one({"_id": _checkpoint_key(thread, ns, cid)})
+                rows = [] if doc is None else [self._row(thread, ns, doc)]
             else:
-                rows = await self._latest(c, thread, ns)
+                rows = await self._latest(coll, thread, ns)
             if not rows:
                 return None
-            return (await self._tuples(c, rows))[0]
+            return (await self._tuples(coll, chunks, rows))[0]
         except (PyMongoError, BSONError) as exc:
             raise _translated(exc) from exc
 
@@ -267,12 +281,12 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         if limit is not None and limit <= 0:
             return
         try:
-            c = await self._ready()
+            coll, chunks = await self._ready()
             before_id = None
             if before is not None and (raw_before := get_checkpoint_id(before)):
                 before_id = _identifier(raw_before, "before checkpoint_id")
             window = max(1, min(limit or _BATCH, _BATCH))
-            rows = self._rows(c, config, before_id, window)
+            rows = self._rows(coll, config, before_id, window)
             if filter:
                 rows = _matching(rows, filter)
             batch: builtins.list[_Row] = []
@@ -282,13 +296,13 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 if remaining is not None:
                     remaining -= 1
                 if len(batch) >= window or remaining == 0:
-                    for item in await self._tuples(c, batch):
+                    for item in await self._tuples(coll, chunks, batch):
                         yield item
                     batch = []
                     if remaining == 0:
                         return
             if batch:
-                for item in await self._tuples(c, batch):
+                for item in await self._tuples(coll, chunks, batch):
                     yield item
         except (PyMongoError, BSONError) as exc:
             raise _translated(exc) from exc
@@ -301,7 +315,7 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         try:
-            c = await self._ready()
+            coll, chunks = await self._ready()
             configurable = config["configurable"]
             thread = _identifier(configurable["thread_id"], "thread_id")
             ns = _identifier(configurable.get("checkpoint_ns", ""), "checkpoint_ns")
@@ -309,31 +323,31 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
             cid = _identifier(checkpoint["id"], "checkpoint id")
             stored: dict[str, Any] = dict(checkpoint)
             values: dict[str, Any] = stored.pop("channel_values", None) or {}
-            chunks: builtins.list[dict[str, Any]] = []
-            blobs = [
-                {
-                    "_id": _key(thread, ns, channel, str(version)),
-                    "thread_id": thread,
-                    "ns": ns,
-                    **self._value_fields(
-                        thread,
-                        self.serde.dumps_typed(values[channel])
-                        if channel in values
-                        else ("empty", b""),
-                        chunks,
-                    ),
-                }
-                for channel, version in new_versions.items()
-            ]
+            chunk_docs: builtins.list[dict[str, Any]] = []
+            blobs = []
+            for channel, version in new_versions.items():
+                key = _blob_key(thread, ns, channel, version)
+                typed = self.serde.dumps_typed(values[channel]) if channel in values else None
+                blobs.append(
+                    {
+                        "_id": key,
+                        "kind": "blob",
+                        "thread_id": thread,
+                        "ns": ns,
+                        "k": key,
+                        **self._value_fields(thread, typed or ("empty", b""), chunk_docs),
+                    }
+                )
             kept_metadata = get_serializable_checkpoint_metadata(config, metadata)
             checkpoint_type, checkpoint_bytes = self.serde.dumps_typed(stored)
             metadata_type, metadata_bytes = self.serde.dumps_typed(kept_metadata)
             doc: dict[str, Any] = {
-                "_id": _key(thread, ns, cid),
+                "_id": _checkpoint_key(thread, ns, cid),
+                "kind": "checkpoint",
                 "thread_id": thread,
                 "ns": ns,
                 "checkpoint_id": cid,
-                "seq": 0,  # set below
+                "seq": 0,  # the head's next, set below
                 "parent_id": None if parent is None else _identifier(parent, "checkpoint_id"),
                 "type": checkpoint_type,
                 "checkpoint": checkpoint_bytes,
@@ -342,9 +356,9 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
             }
             if isinstance(run_id := kept_metadata.get("run_id"), str):
                 doc["run_id"] = run_id
-            if chunks:  # before anything that refers to them
-                await c.chunks.insert_many(chunks, ordered=False)
-            await self._put_checkpoint(c, thread, ns, cid, doc, blobs)
+            if chunk_docs:  # before anything that refers to them
+                await chunks.insert_many(chunk_docs, ordered=False)
+            await self._put(coll, thread, ns, doc, blobs)
             return {
                 "configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": cid}
             }
@@ -361,52 +375,52 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         if not writes:
             return
         try:
-            c = await self._ready()
+            coll, chunks = await self._ready()
             configurable = config["configurable"]
             thread = _identifier(configurable["thread_id"], "thread_id")
             ns = _identifier(configurable.get("checkpoint_ns", ""), "checkpoint_ns")
             cid = _identifier(configurable["checkpoint_id"], "checkpoint_id")
             task = _identifier(task_id, "task_id")
             path = _identifier(task_path, "task_path")
-            chunks: builtins.list[dict[str, Any]] = []
+            chunk_docs: builtins.list[dict[str, Any]] = []
             docs = []
             for index, (channel, value) in enumerate(writes):
                 idx = WRITES_IDX_MAP.get(channel, index)
                 docs.append(
                     {
-                        "_id": _key(thread, ns, cid, task, idx),
+                        "_id": _write_key(thread, ns, cid, task, idx),
+                        "kind": "write",
                         "thread_id": thread,
                         "ns": ns,
+                        "k": _checkpoint_key(thread, ns, cid),
                         "checkpoint_id": cid,
                         "task_id": task,
                         "task_path": path,
                         "idx": idx,
                         "channel": channel,
-                        **self._value_fields(thread, self.serde.dumps_typed(value), chunks),
+                        **self._value_fields(thread, self.serde.dumps_typed(value), chunk_docs),
                     }
                 )
-            if chunks:
-                await c.chunks.insert_many(chunks, ordered=False)
+            if chunk_docs:
+                await chunks.insert_many(chunk_docs, ordered=False)
             if all(channel in WRITES_IDX_MAP for channel, _ in writes):
                 # Special writes (errors, interrupts, resumes) replace an earlier one, as in
                 # LangGraph's own savers; the others are written once per (task, index).
-                await c.writes.bulk_write(
+                await coll.bulk_write(
                     [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
                 )
             else:
-                await _insert_new(c.writes, docs)
+                await _insert_new(coll, docs)
         except (PyMongoError, BSONError) as exc:
             raise _translated(exc) from exc
 
     async def adelete_thread(self, thread_id: str) -> None:
         try:
-            c = await self._ready()
+            coll, chunks = await self._ready()
             thread = _identifier(thread_id, "thread_id")
             self._forget(thread)
-            # The heads first: a reader then sees no thread rather than a partial one.
-            await c.heads.delete_many({"thread_id": thread})
             await asyncio.gather(
-                *(coll.delete_many({"thread_id": thread}) for coll in c.thread_scoped())
+                coll.delete_many({"thread_id": thread}), chunks.delete_many({"thread_id": thread})
             )
         except (PyMongoError, BSONError) as exc:
             raise _translated(exc) from exc
@@ -417,95 +431,67 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         if not run_ids:
             return
         try:
-            c = await self._ready()
+            coll, chunks = await self._ready()
             ids = [_identifier(run_id, "run_id") for run_id in run_ids]
-            docs = await c.checkpoints.find(
+            docs = await coll.find(
                 {"run_id": {"$in": ids}}, {"thread_id": 1, "ns": 1, "checkpoint_id": 1}
             ).to_list()
-            if not docs:
-                return
-            await c.checkpoints.delete_many({"_id": {"$in": [doc["_id"] for doc in docs]}})
-            by_namespace: dict[tuple[str, str], builtins.list[str]] = {}
-            for doc in docs:
-                by_namespace.setdefault((doc["thread_id"], doc["ns"]), []).append(
-                    doc["checkpoint_id"]
+            for thread in {doc["thread_id"] for doc in docs}:
+                await self._drop_checkpoints(
+                    coll,
+                    chunks,
+                    thread,
+                    {
+                        (doc["ns"], doc["checkpoint_id"])
+                        for doc in docs
+                        if doc["thread_id"] == thread
+                    },
                 )
-            await asyncio.gather(
-                *(
-                    c.writes.delete_many(
-                        {"thread_id": thread, "ns": ns, "checkpoint_id": {"$in": cids}}
-                    )
-                    for (thread, ns), cids in by_namespace.items()
-                )
-            )
-            for thread in {thread for thread, _ in by_namespace}:
-                await self._collect_blobs(c, thread)
         except (PyMongoError, BSONError) as exc:
             raise _translated(exc) from exc
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, write and blob of a thread (all namespaces) to another."""
         try:
-            c = await self._ready()
+            coll, chunks = await self._ready()
             source = _identifier(source_thread_id, "source_thread_id")
             target = _identifier(target_thread_id, "target_thread_id")
             if source == target:
                 return
-            by_thread = {"thread_id": source}
-            checkpoints, writes, blobs, heads = await asyncio.gather(
-                c.checkpoints.find(by_thread).to_list(),
-                c.writes.find(by_thread).to_list(),
-                c.blobs.find(by_thread).to_list(),
-                c.heads.find(by_thread).to_list(),
-            )
+            docs = await coll.find({"thread_id": source}).to_list()
+            checkpoints = [doc for doc in docs if doc["kind"] == "checkpoint"]
             if not checkpoints:
                 return
-            payloads = [d["payload"]["id"] for d in (*writes, *blobs) if "payload" in d]
+            values = [doc for doc in docs if doc["kind"] in ("blob", "write")]
+            payloads = [doc["payload"]["id"] for doc in values if "payload" in doc]
             renamed: dict[Any, ObjectId] = {payload_id: ObjectId() for payload_id in payloads}
             if payloads:
-                chunks = await c.chunks.find({"payload_id": {"$in": payloads}}).to_list()
-                for chunk in chunks:
+                copied = await chunks.find({"payload_id": {"$in": payloads}}).to_list()
+                for chunk in copied:
                     chunk.pop("_id")
                     chunk["payload_id"] = renamed[chunk["payload_id"]]
                     chunk["thread_id"] = target
-                await c.chunks.insert_many(chunks, ordered=False)
-            for doc in (*writes, *blobs):
+                await chunks.insert_many(copied, ordered=False)
+            for doc in values:
                 if "payload" in doc:
                     doc["payload"] = {**doc["payload"], "id": renamed[doc["payload"]["id"]]}
-            for doc in writes:
-                doc["_id"] = _key(
-                    target, doc["ns"], doc["checkpoint_id"], doc["task_id"], doc["idx"]
-                )
                 doc["thread_id"] = target
-            for doc in blobs:
-                channel_version = json.loads(doc["_id"])[2:]
-                doc["_id"] = _key(target, doc["ns"], *channel_version)
-                doc["thread_id"] = target
-            await asyncio.gather(_insert_new(c.writes, writes), _insert_new(c.blobs, blobs))
-            # Each namespace's checkpoints follow the target's own (seq offset by its head).
-            source_heads = {head["ns"]: _Head.of(head) for head in heads}
-            for ns in {doc["ns"] for doc in checkpoints}:
-                docs = sorted(
-                    (doc for doc in checkpoints if doc["ns"] == ns), key=lambda d: d["seq"]
-                )
-                target_head = await self._head(c, target, ns)
-                offset = 0 if target_head is None else target_head.seq
-                for doc in docs:
-                    doc["_id"] = _key(target, ns, doc["checkpoint_id"])
-                    doc["thread_id"] = target
-                    doc["seq"] += offset
-                await _insert_new(c.checkpoints, docs)
-                source_head = source_heads.get(ns)
-                ids = [doc["checkpoint_id"] for doc in docs]
-                await self._advance_head(
-                    c,
+                if doc["kind"] == "blob":
+                    channel, version = json.loads(doc["_id"])[3:]
+                    doc["_id"] = doc["k"] = _blob_key(target, doc["ns"], channel, version)
+                else:
+                    cid = doc["checkpoint_id"]
+                    doc["_id"] = _write_key(target, doc["ns"], cid, doc["task_id"], doc["idx"])
+                    doc["k"] = _checkpoint_key(target, doc["ns"], cid)
+            await _insert_new(coll, values)
+            source_heads = {doc["ns"]: _Head.of(doc) for doc in docs if doc["kind"] == "head"}
+            for ns in sorted({doc["ns"] for doc in checkpoints}):
+                await self._copy_namespace(
+                    coll,
                     target,
                     ns,
-                    seq=docs[-1]["seq"],
-                    newest=max(ids),
-                    oldest=min(ids),
-                    ordered=source_head is None or source_head.ordered,
-                    known=target_head,
+                    sorted((d for d in checkpoints if d["ns"] == ns), key=lambda d: d["seq"]),
+                    source_heads.get(ns),
                 )
         except (PyMongoError, BSONError) as exc:
             raise _translated(exc) from exc
@@ -520,37 +506,22 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 await self.adelete_thread(thread_id)
                 continue
             try:
-                c = await self._ready()
+                coll, chunks = await self._ready()
                 thread = _identifier(thread_id, "thread_id")
-                docs = await c.checkpoints.find(
-                    {"thread_id": thread}, {"ns": 1, "checkpoint_id": 1}
+                found = await coll.find(
+                    {"thread_id": thread}, {"kind": 1, "ns": 1, "checkpoint_id": 1}
                 ).to_list()
+                docs = [doc for doc in found if doc["kind"] == "checkpoint"]
                 newest: dict[str, str] = {}
                 for doc in docs:
-                    if doc["checkpoint_id"] > newest.get(doc["ns"], ""):
-                        newest[doc["ns"]] = doc["checkpoint_id"]
-                dropped: dict[str, builtins.list[str]] = {}
-                for doc in docs:
-                    if doc["checkpoint_id"] != newest[doc["ns"]]:
-                        dropped.setdefault(doc["ns"], []).append(doc["checkpoint_id"])
-                if not dropped:
-                    continue
-                await c.checkpoints.delete_many(
-                    {
-                        "_id": {
-                            "$in": [_key(thread, ns, i) for ns, ids in dropped.items() for i in ids]
-                        }
-                    }
-                )
-                await asyncio.gather(
-                    *(
-                        c.writes.delete_many(
-                            {"thread_id": thread, "ns": ns, "checkpoint_id": {"$in": ids}}
-                        )
-                        for ns, ids in dropped.items()
-                    )
-                )
-                await self._collect_blobs(c, thread)
+                    newest[doc["ns"]] = max(doc["checkpoint_id"], newest.get(doc["ns"], ""))
+                dropped = {
+                    (doc["ns"], doc["checkpoint_id"])
+                    for doc in docs
+                    if doc["checkpoint_id"] != newest[doc["ns"]]
+                }
+                if dropped:
+                    await self._drop_checkpoints(coll, chunks, thread, dropped)
             except (PyMongoError, BSONError) as exc:
                 raise _translated(exc) from exc
 
@@ -611,50 +582,27 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
 
     # -- storage -----------------------------------------------------------------------------
 
-    async def _ready(self) -> _Collections:
-        """The collections of the current database, with their indexes."""
+    async def _ready(self) -> tuple[AsyncCollection[Any], AsyncCollection[Any]]:
+        """The threads' collection and the chunks' collection, with their indexes."""
         db = self._database if self._database is not None else get_database()
-        c = self._collections
-        if c is None or c.database is not db:
-            p = self._prefix
-            c = _Collections(
-                db,
-                db[f"{p}checkpoints"],
-                db[f"{p}writes"],
-                db[f"{p}blobs"],
-                db[f"{p}heads"],
-                db[CHUNKS_COLLECTION],
-            )
-            self._collections = c
+        if self._bound is None or self._bound[0] is not db:
+            self._bound = (db, db[self._name], db[CHUNKS_COLLECTION])
+        _, coll, chunks = self._bound
         if id(db) not in self._indexed:
             await asyncio.gather(
-                c.checkpoints.create_indexes(
+                coll.create_indexes(
                     [
+                        # Checkpoint ranges of a namespace; every document of a thread.
                         IndexModel(
                             [("thread_id", ASCENDING), ("ns", ASCENDING), ("seq", ASCENDING)],
                             name="thread_ns_seq",
-                            unique=True,
                         ),
+                        # Blobs and writes of checkpoints, heads of a thread, in one $in.
+                        IndexModel([("k", ASCENDING)], name="k", sparse=True),
                         IndexModel([("run_id", ASCENDING)], name="run_id", sparse=True),
                     ]
                 ),
-                c.writes.create_indexes(
-                    [
-                        IndexModel(
-                            [
-                                ("thread_id", ASCENDING),
-                                ("ns", ASCENDING),
-                                ("checkpoint_id", ASCENDING),
-                            ],
-                            name="thread_ns_checkpoint",
-                        )
-                    ]
-                ),
-                c.blobs.create_indexes(
-                    [IndexModel([("thread_id", ASCENDING), ("ns", ASCENDING)], name="thread_ns")]
-                ),
-                c.heads.create_indexes([IndexModel([("thread_id", ASCENDING)], name="thread")]),
-                c.chunks.create_indexes(
+                chunks.create_indexes(
                     [
                         # The layer's own index of this collection, for a database without it.
                         IndexModel(
@@ -667,108 +615,139 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 ),
             )
             self._indexed.add(id(db))
-        return c
+        return coll, chunks
 
-    async def _put_checkpoint(
+    async def _put(
         self,
-        c: _Collections,
+        coll: AsyncCollection[Any],
         thread: str,
         ns: str,
-        cid: str,
         doc: dict[str, Any],
         blobs: builtins.list[dict[str, Any]],
     ) -> None:
-        """Insert the blobs and the checkpoint (with the next ``seq``), then move the head."""
+        """One ordered ``update`` batch: new blobs, the checkpoint, the head's compare-and-set.
+
+        The head is written last, so a reader (who finds checkpoints through it) never sees a
+        checkpoint without its blobs. Should another writer have moved the head (a stale
+        cache), the checkpoint takes the next ``seq`` and the compare-and-set is retried.
+        """
         known = self._heads.get((thread, ns))
         if known is None:
-            known = await self._head(c, thread, ns)
-        doc["seq"] = (0 if known is None else known.seq) + 1
-        pending_blobs = blobs
+            known = await self._head(coll, thread, ns)
+        cid = doc["checkpoint_id"]
+        ops: builtins.list[Any] = [
+            UpdateOne({"_id": blob["_id"]}, {"$setOnInsert": blob}, upsert=True) for blob in blobs
+        ]
         for _ in range(_CAS_ATTEMPTS):
-            # The blobs and the checkpoint travel together; a reader finds the checkpoint
-            # only through the head, which moves after both are written.
-            blobs_result, checkpoint_result = await asyncio.gather(
-                _insert_new(c.blobs, pending_blobs),
-                c.checkpoints.insert_one(doc),
-                return_exceptions=True,
-            )
-            pending_blobs = []
-            if isinstance(blobs_result, BaseException):
-                raise blobs_result
-            if not isinstance(checkpoint_result, BaseException):
-                break
-            if not isinstance(checkpoint_result, DuplicateKeyError):
-                raise checkpoint_result
-            existing = await c.checkpoints.find_one({"_id": doc["_id"]}, {"seq": 1})
-            if existing is not None:  # the same checkpoint again: replace it in place
-                doc["seq"] = existing["seq"]
-                await c.checkpoints.replace_one({"_id": doc["_id"]}, doc)
-                return
-            known = await self._head(c, thread, ns)  # another writer took this seq
             doc["seq"] = (0 if known is None else known.seq) + 1
-        else:
-            raise DatabaseError(f"checkpoint {cid} of thread {thread}: no free seq (contention)")
-        await self._advance_head(
-            c, thread, ns, seq=doc["seq"], newest=cid, oldest=cid, ordered=True, known=known
-        )
+            head_op, moved = self._head_update(
+                thread, ns, known, seq=doc["seq"], newest=doc, oldest=cid, ordered=True
+            )
+            checkpoint_op = ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+            batch = [*ops, checkpoint_op, head_op]
+            try:
+                result = await coll.bulk_write(batch, ordered=True)
+            except BulkWriteError as exc:
+                if not _only_duplicates(exc):  # a racing upsert of the same blob: retried
+                    raise
+                continue
+            ops = []  # written: a retry only moves the checkpoint and the head
+            head_index = len(batch) - 1
+            upserted = result.upserted_ids or {}
+            if known is None:
+                head_done = head_index in upserted
+            else:
+                # matched = existing blobs + an existing checkpoint (re-put) + the head.
+                others = sum(1 for i in range(head_index) if i not in upserted)
+                head_done = result.matched_count - others == 1
+            if head_done:
+                self._remember(thread, ns, moved)
+                return
+            known = await self._head(coll, thread, ns)
+        raise DatabaseError(f"head of thread {thread}: too much contention")
 
-    async def _head(self, c: _Collections, thread: str, ns: str) -> _Head | None:
-        doc = await c.heads.find_one({"_id": _key(thread, ns)})
+    def _head_update(
+        self,
+        thread: str,
+        ns: str,
+        head: _Head | None,
+        *,
+        seq: int,
+        newest: Mapping[str, Any],
+        oldest: str,
+        ordered: bool,
+    ) -> tuple[UpdateOne, _Head]:
+        """The compare-and-set that moves ``head`` to ``seq`` and checkpoint ``newest``.
+
+        The namespace stays ``ordered`` while every new checkpoint comes after the newest one
+        (by seq and by id). The filter is ``_id`` plus equalities: an ``_id`` lookup on every
+        server, unlike ``$max`` guards or ``findAndModify``.
+        """
+        newest_id = str(newest["checkpoint_id"])
+        latest = {field: newest.get(field) for field in _LATEST_FIELDS}
+        if head is None:
+            moved = _Head(seq, newest_id, ordered)
+            insert = {
+                "kind": "head",
+                "thread_id": thread,
+                "ns": ns,
+                "k": _thread_heads_key(thread),
+                "head_seq": seq,
+                "last_id": newest_id,
+                "ordered": ordered,
+                "latest": latest,
+            }
+            by_id = {"_id": _head_key(thread, ns)}
+            return UpdateOne(by_id, {"$setOnInsert": insert}, upsert=True), moved
+        moved = _Head(
+            max(head.seq, seq),
+            max(head.last_id, newest_id),
+            head.ordered and ordered and seq > head.seq and oldest >= head.last_id,
+        )
+        update: dict[str, Any] = {
+            "head_seq": moved.seq,
+            "last_id": moved.last_id,
+            "ordered": moved.ordered,
+        }
+        if newest_id >= head.last_id:
+            update["latest"] = latest
+        query: dict[str, Any] = {
+            "_id": _head_key(thread, ns),
+            "head_seq": head.seq,
+            "last_id": head.last_id,
+        }
+        return UpdateOne(query, {"$set": update}), moved
+
+    async def _head(self, coll: AsyncCollection[Any], thread: str, ns: str) -> _Head | None:
+        doc = await coll.find_one({"_id": _head_key(thread, ns)}, {"latest": 0})
         head = None if doc is None else _Head.of(doc)
         self._remember(thread, ns, head)
         return head
 
-    async def _advance_head(
+    async def _move_head(
         self,
-        c: _Collections,
+        coll: AsyncCollection[Any],
         thread: str,
         ns: str,
         *,
         seq: int,
-        newest: str,
+        newest: Mapping[str, Any],
         oldest: str,
         ordered: bool,
-        known: _Head | None,
     ) -> None:
-        """Move the head to ``seq`` / ``newest`` with a compare-and-set on ``_id``.
-
-        The namespace stays ``ordered`` while every new checkpoint comes after the newest one
-        (by seq and by id); a filter of ``_id`` plus equalities stays an ``_id`` lookup on
-        every server, unlike ``$max`` guards or ``findAndModify``.
-        """
-        key = _key(thread, ns)
-        head = known
+        """Move the head on its own (a copy), compare-and-set until it holds."""
+        head = await self._head(coll, thread, ns)
         for _ in range(_CAS_ATTEMPTS):
-            if head is None:
-                try:
-                    await c.heads.insert_one(
-                        {
-                            "_id": key,
-                            "thread_id": thread,
-                            "ns": ns,
-                            "seq": seq,
-                            "last_id": newest,
-                            "ordered": ordered,
-                        }
-                    )
-                except DuplicateKeyError:
-                    head = await self._head(c, thread, ns)
-                    continue
-                self._remember(thread, ns, _Head(seq, newest, ordered))
-                return
-            moved = _Head(
-                max(head.seq, seq),
-                max(head.last_id, newest),
-                head.ordered and ordered and seq > head.seq and oldest > head.last_id,
+            op, moved = self._head_update(
+                thread, ns, head, seq=seq, newest=newest, oldest=oldest, ordered=ordered
             )
-            result = await c.heads.update_one(
-                {"_id": key, "seq": head.seq, "last_id": head.last_id},
-                {"$set": {"seq": moved.seq, "last_id": moved.last_id, "ordered": moved.ordered}},
-            )
-            if result.matched_count:
+            result = await coll.bulk_write([op])
+            if (head is None and result.upserted_ids) or (
+                head is not None and result.matched_count
+            ):
                 self._remember(thread, ns, moved)
                 return
-            head = await self._head(c, thread, ns)
+            head = await self._head(coll, thread, ns)
         raise DatabaseError(f"head of thread {thread}: too much contention")
 
     def _remember(self, thread: str, ns: str, head: _Head | None) -> None:
@@ -782,6 +761,78 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
     def _forget(self, thread: str) -> None:
         for key in [key for key in self._heads if key[0] == thread]:
             del self._heads[key]
+
+    async def _copy_namespace(
+        self,
+        coll: AsyncCollection[Any],
+        target: str,
+        ns: str,
+        docs: builtins.list[dict[str, Any]],
+        source_head: _Head | None,
+    ) -> None:
+        """Copy one namespace's checkpoints after the target's own (``seq`` offset by its
+        head), then move the target's head."""
+        target_head = await self._head(coll, target, ns)
+        offset = 0 if target_head is None else target_head.seq
+        for doc in docs:
+            doc["_id"] = _checkpoint_key(target, ns, doc["checkpoint_id"])
+            doc["thread_id"] = target
+            doc["seq"] += offset
+        await _insert_new(coll, docs)
+        newest = max(docs, key=lambda d: d["checkpoint_id"])
+        await self._move_head(
+            coll,
+            target,
+            ns,
+            seq=docs[-1]["seq"],
+            newest=newest,
+            oldest=min(doc["checkpoint_id"] for doc in docs),
+            ordered=source_head is None or source_head.ordered,
+        )
+
+    async def _drop_checkpoints(
+        self,
+        coll: AsyncCollection[Any],
+        chunks: AsyncCollection[Any],
+        thread: str,
+        dropped: set[tuple[str, str]],
+    ) -> None:
+        """Delete checkpoints of ``thread`` with their writes, then the blobs and chunks that
+        no remaining checkpoint uses; a head whose newest checkpoint went points to the newest
+        remaining one."""
+        keys = [_checkpoint_key(thread, ns, cid) for ns, cid in dropped]
+        await asyncio.gather(
+            coll.delete_many({"_id": {"$in": keys}}), coll.delete_many({"k": {"$in": keys}})
+        )
+        docs = await coll.find(
+            {"thread_id": thread}, {"value": 0, "writes": 0, "latest": 0}
+        ).to_list()
+        rows = [self._row(thread, d["ns"], d) for d in docs if d["kind"] == "checkpoint"]
+        used = {
+            _blob_key(thread, row.ns, channel, version)
+            for row in rows
+            for channel, version in row.checkpoint["channel_versions"].items()
+        }
+        unused = [d for d in docs if d["kind"] == "blob" and d["_id"] not in used]
+        if unused:
+            await coll.delete_many({"_id": {"$in": [d["_id"] for d in unused]}})
+            if payloads := [d["payload"]["id"] for d in unused if "payload" in d]:
+                await chunks.delete_many({"payload_id": {"$in": payloads}})
+        for head_doc in (d for d in docs if d["kind"] == "head"):
+            head = _Head.of(head_doc)
+            if (head_doc["ns"], head.last_id) not in dropped:
+                continue
+            remaining = [row for row in rows if row.ns == head_doc["ns"]]
+            query = {"_id": head_doc["_id"], "head_seq": head.seq, "last_id": head.last_id}
+            if remaining:
+                newest = max(remaining, key=lambda row: row.checkpoint_id).doc
+                latest = {field: newest.get(field) for field in _LATEST_FIELDS}
+                update = {"$set": {"last_id": newest["checkpoint_id"], "latest": latest}}
+            else:
+                update = {"$unset": {"latest": ""}}
+            # A writer that moved the head meanwhile put a newer checkpoint: nothing to fix.
+            await coll.update_one(query, update)
+            self._remember(thread, head_doc["ns"], None)
 
     def _value_fields(
         self, thread: str, typed: tuple[str, bytes], chunks: builtins.list[dict[str, Any]]
@@ -804,14 +855,14 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         return {"type": type_, "payload": ref}
 
     async def _chunked(
-        self, c: _Collections, docs: Iterable[Mapping[str, Any]]
+        self, chunks: AsyncCollection[Any], docs: Iterable[Mapping[str, Any]]
     ) -> dict[Any, bytes]:
         """The data of every chunked value of ``docs``, by payload id (checked)."""
         refs = {doc["payload"]["id"]: doc["payload"] for doc in docs if "payload" in doc}
         if not refs:
             return {}
-        parts: dict[Any, builtins.list[tuple[int, bytes]]] = {payload_id: [] for payload_id in refs}
-        async for chunk in c.chunks.find({"payload_id": {"$in": list(refs)}}):
+        parts: dict[Any, builtins.list[tuple[int, bytes]]] = {key: [] for key in refs}
+        async for chunk in chunks.find({"payload_id": {"$in": builtins.list(refs)}}):
             parts[chunk["payload_id"]].append((chunk["n"], bytes(chunk["data"])))
         data = {}
         for payload_id, ref in refs.items():
@@ -825,55 +876,66 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         data = chunked[doc["payload"]["id"]] if "payload" in doc else bytes(doc["value"])
         return self.serde.loads_typed((doc["type"], data))
 
-    def _row(self, doc: Mapping[str, Any]) -> _Row:
+    def _row(self, thread: str, ns: str, doc: Mapping[str, Any]) -> _Row:
         checkpoint = self.serde.loads_typed((doc["type"], bytes(doc["checkpoint"])))
         metadata = self.serde.loads_typed((doc["metadata_type"], bytes(doc["metadata"])))
-        return _Row(doc, checkpoint, metadata)
+        return _Row(thread, ns, doc, checkpoint, metadata)
 
-    async def _latest(self, c: _Collections, thread: str, ns: str) -> builtins.list[_Row]:
-        head = await self._head(c, thread, ns)
-        if head is None:
+    async def _latest(
+        self, coll: AsyncCollection[Any], thread: str, ns: str
+    ) -> builtins.list[_Row]:
+        head_doc = await coll.find_one({"_id": _head_key(thread, ns)})
+        if head_doc is None:
+            self._remember(thread, ns, None)
             return []
-        doc = await c.checkpoints.find_one({"_id": _key(thread, ns, head.last_id)})
-        if doc is not None:
-            return [self._row(doc)]
-        # The newest checkpoint was deleted (by run or by prune): the newest remaining one.
-        async for row in self._scan(c, thread, ns, head, None, 1):
+        head = _Head.of(head_doc)
+        self._remember(thread, ns, head)
+        if (latest := head_doc.get("latest")) is not None:
+            return [self._row(thread, ns, latest)]
+        # Its newest checkpoint was deleted with nothing left behind: whatever remains.
+        async for row in self._scan(coll, thread, ns, head, None, 1):
             return [row]
         return []
 
     def _rows(
-        self, c: _Collections, config: RunnableConfig | None, before_id: str | None, window: int
+        self,
+        coll: AsyncCollection[Any],
+        config: RunnableConfig | None,
+        before_id: str | None,
+        window: int,
     ) -> AsyncIterator[_Row]:
         """The checkpoints a listing selects, newest first (before any metadata filter)."""
         if config is None:
-            return self._scan_everything(c, before_id)
+            return self._scan_everything(coll, before_id)
         configurable = config["configurable"]
         thread = _identifier(configurable["thread_id"], "thread_id")
+        namespaces = None
         if "checkpoint_ns" in configurable:
             namespaces = [_identifier(configurable["checkpoint_ns"], "checkpoint_ns")]
-            return self._scan_namespaces(c, thread, namespaces, before_id, window)
-        return self._scan_namespaces(c, thread, None, before_id, window)
+        return self._scan_namespaces(coll, thread, namespaces, before_id, window)
 
     async def _scan_namespaces(
         self,
-        c: _Collections,
+        coll: AsyncCollection[Any],
         thread: str,
         namespaces: builtins.list[str] | None,
         before_id: str | None,
         window: int,
     ) -> AsyncIterator[_Row]:
         if namespaces is None:
-            heads = {doc["ns"]: _Head.of(doc) async for doc in c.heads.find({"thread_id": thread})}
+            query = {"k": _thread_heads_key(thread)}
+            heads = {d["ns"]: _Head.of(d) async for d in coll.find(query, {"latest": 0})}
         else:
-            heads = {ns: head for ns in namespaces if (head := await self._head(c, thread, ns))}
-        streams = [self._scan(c, thread, ns, head, before_id, window) for ns, head in heads.items()]
+            heads = {ns: h for ns in namespaces if (h := await self._head(coll, thread, ns))}
+        streams = [
+            self._scan(coll, thread, ns, head, before_id, window) for ns, head in heads.items()
+        ]
         async for row in _merge_newest_first(streams):
             yield row
 
     async def _scan(
         self,
-        c: _Collections,
+        coll: AsyncCollection[Any],
         thread: str,
         ns: str,
         head: _Head,
@@ -882,82 +944,86 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
     ) -> AsyncIterator[_Row]:
         """One namespace, newest first: ``seq`` ranges below the head, doubling in size."""
         if not head.ordered:  # read it whole, sort here
-            docs = await c.checkpoints.find({"thread_id": thread, "ns": ns}).to_list()
-            rows = sorted(map(self._row, docs), key=lambda r: r.checkpoint_id, reverse=True)
-            for row in rows:
+            docs = await coll.find({"thread_id": thread, "ns": ns, "seq": {"$gte": 1}}).to_list()
+            rows = [self._row(thread, ns, doc) for doc in docs]
+            for row in sorted(rows, key=lambda r: r.checkpoint_id, reverse=True):
                 if before_id is None or row.checkpoint_id < before_id:
                     yield row
             return
         high = head.seq
         if before_id is not None:
-            before = await c.checkpoints.find_one({"_id": _key(thread, ns, before_id)}, {"seq": 1})
-            if before is not None:
+            key = _checkpoint_key(thread, ns, before_id)
+            if (before := await coll.find_one({"_id": key}, {"seq": 1})) is not None:
                 high = min(high, int(before["seq"]) - 1)
         size = window
         while high >= 1:
             low = max(1, high - size + 1)
-            docs = await c.checkpoints.find(
+            docs = await coll.find(
                 {"thread_id": thread, "ns": ns, "seq": {"$gte": low, "$lte": high}},
                 batch_size=size + 1,
             ).to_list()
-            rows = sorted(map(self._row, docs), key=lambda r: r.checkpoint_id, reverse=True)
-            for row in rows:
+            rows = [self._row(thread, ns, doc) for doc in docs]
+            for row in sorted(rows, key=lambda r: r.checkpoint_id, reverse=True):
                 if before_id is None or row.checkpoint_id < before_id:
                     yield row
             high = low - 1
             size = min(size * 2, 10 * _BATCH)
 
-    async def _scan_everything(self, c: _Collections, before_id: str | None) -> AsyncIterator[_Row]:
+    async def _scan_everything(
+        self, coll: AsyncCollection[Any], before_id: str | None
+    ) -> AsyncIterator[_Row]:
         """Every thread (``alist(None)``): LangGraph's cross-thread listing reads the whole
         collection, newest first (an admin query; give a thread to stay on the indexes)."""
-        query = {} if before_id is None else {"checkpoint_id": {"$lt": before_id}}
-        async for doc in c.checkpoints.find(query, sort=[("checkpoint_id", -1)]):
-            yield self._row(doc)
+        query: dict[str, Any] = {"kind": "checkpoint"}
+        if before_id is not None:
+            query["checkpoint_id"] = {"$lt": before_id}
+        async for doc in coll.find(query, sort=[("checkpoint_id", -1)]):
+            yield self._row(doc["thread_id"], doc["ns"], doc)
 
     async def _tuples(
-        self, c: _Collections, rows: Sequence[_Row]
+        self,
+        coll: AsyncCollection[Any],
+        chunks: AsyncCollection[Any],
+        rows: Sequence[_Row],
     ) -> builtins.list[CheckpointTuple]:
-        """The full tuples of ``rows``: their blobs and writes, read concurrently."""
-        blob_keys = {
-            _key(row.doc["thread_id"], row.doc["ns"], channel, str(version))
-            for row in rows
-            for channel, version in row.checkpoint["channel_versions"].items()
-        }
-        wanted: dict[tuple[str, str], builtins.list[str]] = {}
+        """The full tuples of ``rows``: their blobs and writes in one ``$in`` on ``k``."""
+        keys = {_checkpoint_key(row.thread, row.ns, row.checkpoint_id) for row in rows}
         for row in rows:
-            wanted.setdefault((row.doc["thread_id"], row.doc["ns"]), []).append(row.checkpoint_id)
-        blob_docs, *write_docs = await asyncio.gather(
-            c.blobs.find({"_id": {"$in": list(blob_keys)}}).to_list() if blob_keys else _nothing(),
-            *(
-                c.writes.find(
-                    {"thread_id": thread, "ns": ns, "checkpoint_id": {"$in": cids}}
-                ).to_list()
-                for (thread, ns), cids in wanted.items()
-            ),
-        )
-        writes = [doc for docs in write_docs for doc in docs]
-        chunked = await self._chunked(c, [*blob_docs, *writes])
-        blobs = {doc["_id"]: doc for doc in blob_docs}
-        pending: dict[tuple[str, str, str], builtins.list[Mapping[str, Any]]] = {}
-        for doc in writes:
-            pending.setdefault((doc["thread_id"], doc["ns"], doc["checkpoint_id"]), []).append(doc)
+            for channel, version in row.checkpoint["channel_versions"].items():
+                keys.add(_blob_key(row.thread, row.ns, channel, version))
+        docs = await coll.find({"k": {"$in": builtins.list(keys)}}).to_list()
+        chunked = await self._chunked(chunks, docs)
+        blobs = {doc["_id"]: doc for doc in docs if doc["kind"] == "blob"}
+        pending: dict[str, builtins.list[Mapping[str, Any]]] = {}
+        for doc in docs:
+            if doc["kind"] == "write":
+                pending.setdefault(doc["k"], []).append(doc)
         tuples = []
         for row in rows:
-            thread, ns, cid = row.doc["thread_id"], row.doc["ns"], row.checkpoint_id
+            thread, ns, cid = row.thread, row.ns, row.checkpoint_id
             values = {}
             for channel, version in row.checkpoint["channel_versions"].items():
-                blob = blobs.get(_key(thread, ns, channel, str(version)))
+                blob = blobs.get(_blob_key(thread, ns, channel, version))
                 if blob is not None and blob["type"] != "empty":
                     values[channel] = self._loaded(blob, chunked)
             checkpoint: Checkpoint = {**row.checkpoint, "channel_values": values}
             row_writes = sorted(
-                pending.get((thread, ns, cid), []),
+                pending.get(_checkpoint_key(thread, ns, cid), []),
                 key=lambda w: (w["task_path"], w["task_id"], w["idx"]),
             )
             pending_writes: builtins.list[PendingWrite] = [
                 (w["task_id"], w["channel"], self._loaded(w, chunked)) for w in row_writes
             ]
             parent = row.doc.get("parent_id")
+            parent_config: RunnableConfig | None = None
+            if parent:
+                parent_config = {
+                    "configurable": {
+                        "thread_id": thread,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": parent,
+                    }
+                }
             tuples.append(
                 CheckpointTuple(
                     config={
@@ -969,37 +1035,11 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                     },
                     checkpoint=checkpoint,
                     metadata=row.metadata,
-                    parent_config=None
-                    if not parent
-                    else {
-                        "configurable": {
-                            "thread_id": thread,
-                            "checkpoint_ns": ns,
-                            "checkpoint_id": parent,
-                        }
-                    },
+                    parent_config=parent_config,
                     pending_writes=pending_writes,
                 )
             )
         return tuples
-
-    async def _collect_blobs(self, c: _Collections, thread: str) -> None:
-        """Delete the blobs (and chunks) of ``thread`` that no remaining checkpoint uses."""
-        docs, blobs = await asyncio.gather(
-            c.checkpoints.find({"thread_id": thread}).to_list(),
-            c.blobs.find({"thread_id": thread}, {"payload": 1}).to_list(),
-        )
-        used = {
-            _key(thread, row.doc["ns"], channel, str(version))
-            for row in map(self._row, docs)
-            for channel, version in row.checkpoint["channel_versions"].items()
-        }
-        unused = [blob for blob in blobs if blob["_id"] not in used]
-        if not unused:
-            return
-        await c.blobs.delete_many({"_id": {"$in": [blob["_id"] for blob in unused]}})
-        if payloads := [blob["payload"]["id"] for blob in unused if "payload" in blob]:
-            await c.chunks.delete_many({"payload_id": {"$in": payloads}})
 
 
 async def _insert_new(collection: AsyncCollection[Any], docs: list[dict[str, Any]]) -> None:
@@ -1009,13 +1049,13 @@ async def _insert_new(collection: AsyncCollection[Any], docs: list[dict[str, Any
     try:
         await collection.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != _DUPLICATE_KEY for error in errors) or not errors:
+        if not _only_duplicates(exc):
             raise
 
 
-async def _nothing() -> list[Any]:
-    return []
+def _only_duplicates(exc: BulkWriteError) -> bool:
+    errors = exc.details.get("writeErrors", [])
+    return bool(errors) and all(error.get("code") == _DUPLICATE_KEY for error in errors)
 
 
 async def _matching(rows: AsyncIterator[_Row], filter: Mapping[str, Any]) -> AsyncIterator[_Row]:
