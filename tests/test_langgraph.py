@@ -215,6 +215,20 @@ async def test_listing_the_latest_is_a_bounded_range(
     assert latest is not None
     assert latest.metadata["step"] == 60
     assert names == ["find", "find"]  # the head (with the newest checkpoint), the values
+    # A saver that knows the newest checkpoint's values asks for them with the head.
+    for warm in (fresh, saver):
+        with command_log.recording() as names:
+            again = await warm.aget_tuple(config("t"))
+        assert again == latest
+        assert names == ["find"]
+    # Another writer moved on: the head says so, and the values are read again.
+    await put_steps(AgentsCoreSaver(), "t", 1)  # a new checkpoint of this thread
+    with command_log.recording() as names:
+        moved = await fresh.aget_tuple(config("t"))
+    assert moved is not None
+    assert moved.metadata["step"] == 0
+    assert moved.checkpoint["id"] != latest.checkpoint["id"]
+    assert names == ["find", "find"]
     db = get_database()
     explained = await db.command(
         "explain",

@@ -51,7 +51,7 @@ import hashlib
 import json
 import random
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from types import TracebackType
 from typing import Any
@@ -148,6 +148,8 @@ class _Head:
     seq: int
     last_id: str
     ordered: bool  # seq order is checkpoint-id order in this namespace
+    #: ``k`` of the blobs and writes of checkpoint ``last_id``, when this saver knows them.
+    keys: frozenset[str] | None = None
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> _Head:
@@ -263,6 +265,9 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 doc = await coll.find_one({"_id": _checkpoint_key(thread, ns, cid)})
                 rows = [] if doc is None else [self._row(thread, ns, doc)]
             else:
+                cached = self._heads.get((thread, ns))
+                if cached is not None and cached.keys is not None:
+                    return await self._cached_latest(coll, chunks, thread, ns, cached)
                 rows = await self._latest(coll, thread, ns)
             if not rows:
                 return None
@@ -358,7 +363,11 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 doc["run_id"] = run_id
             if chunk_docs:  # before anything that refers to them
                 await chunks.insert_many(chunk_docs, ordered=False)
-            await self._put(coll, thread, ns, doc, blobs)
+            keys = frozenset(
+                _blob_key(thread, ns, channel, version)
+                for channel, version in checkpoint["channel_versions"].items()
+            ) | {doc["_id"]}
+            await self._put(coll, thread, ns, doc, blobs, keys)
             return {
                 "configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": cid}
             }
@@ -624,6 +633,7 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         ns: str,
         doc: dict[str, Any],
         blobs: builtins.list[dict[str, Any]],
+        keys: frozenset[str],
     ) -> None:
         """One ordered ``update`` batch: new blobs, the checkpoint, the head's compare-and-set.
 
@@ -661,7 +671,9 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 others = sum(1 for i in range(head_index) if i not in upserted)
                 head_done = result.matched_count - others == 1
             if head_done:
-                self._remember(thread, ns, moved)
+                self._remember(
+                    thread, ns, replace(moved, keys=keys) if moved.last_id == cid else moved
+                )
                 return
             known = await self._head(coll, thread, ns)
         raise DatabaseError(f"head of thread {thread}: too much contention")
@@ -881,17 +893,60 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         metadata = self.serde.loads_typed((doc["metadata_type"], bytes(doc["metadata"])))
         return _Row(thread, ns, doc, checkpoint, metadata)
 
+    async def _cached_latest(
+        self,
+        coll: AsyncCollection[Any],
+        chunks: AsyncCollection[Any],
+        thread: str,
+        ns: str,
+        cached: _Head,
+    ) -> CheckpointTuple | None:
+        """The newest checkpoint in one command when this saver knows its blobs and writes.
+
+        One ``$in`` on ``k`` asks for the thread's heads with the values of the checkpoint the
+        saver last saw as the newest; the head says whether it still is (blobs never change,
+        so they are then the right ones). Otherwise the values are read for the head's own.
+        """
+        assert cached.keys is not None
+        head_key = _head_key(thread, ns)
+        query = {"k": {"$in": [_thread_heads_key(thread), *cached.keys]}}
+        docs = await coll.find(query).to_list()
+        head_doc = next((doc for doc in docs if doc["_id"] == head_key), None)
+        rows = await self._latest_of(coll, thread, ns, head_doc)
+        if not rows:
+            return None
+        row = rows[0]
+        needed = _value_keys(rows)
+        if row.checkpoint_id == cached.last_id and needed <= cached.keys:
+            values = [doc for doc in docs if doc["kind"] in ("blob", "write")]
+            return (await self._tuples(coll, chunks, rows, values))[0]
+        return (await self._tuples(coll, chunks, rows))[0]
+
     async def _latest(
         self, coll: AsyncCollection[Any], thread: str, ns: str
     ) -> builtins.list[_Row]:
+        """The newest checkpoint of a namespace, through its head."""
         head_doc = await coll.find_one({"_id": _head_key(thread, ns)})
+        return await self._latest_of(coll, thread, ns, head_doc)
+
+    async def _latest_of(
+        self,
+        coll: AsyncCollection[Any],
+        thread: str,
+        ns: str,
+        head_doc: Mapping[str, Any] | None,
+    ) -> builtins.list[_Row]:
         if head_doc is None:
             self._remember(thread, ns, None)
             return []
         head = _Head.of(head_doc)
-        self._remember(thread, ns, head)
         if (latest := head_doc.get("latest")) is not None:
-            return [self._row(thread, ns, latest)]
+            row = self._row(thread, ns, latest)
+            if row.checkpoint_id == head.last_id:
+                head = replace(head, keys=_value_keys([row]))
+            self._remember(thread, ns, head)
+            return [row]
+        self._remember(thread, ns, head)
         # Its newest checkpoint was deleted with nothing left behind: whatever remains.
         async for row in self._scan(coll, thread, ns, head, None, 1):
             return [row]
@@ -985,13 +1040,13 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         coll: AsyncCollection[Any],
         chunks: AsyncCollection[Any],
         rows: Sequence[_Row],
+        docs: builtins.list[Any] | None = None,
     ) -> builtins.list[CheckpointTuple]:
-        """The full tuples of ``rows``: their blobs and writes in one ``$in`` on ``k``."""
-        keys = {_checkpoint_key(row.thread, row.ns, row.checkpoint_id) for row in rows}
-        for row in rows:
-            for channel, version in row.checkpoint["channel_versions"].items():
-                keys.add(_blob_key(row.thread, row.ns, channel, version))
-        docs = await coll.find({"k": {"$in": builtins.list(keys)}}).to_list()
+        """The full tuples of ``rows``: their blobs and writes in one ``$in`` on ``k`` (unless
+        given)."""
+        if docs is None:
+            keys = builtins.list(_value_keys(rows))
+            docs = await coll.find({"k": {"$in": keys}}).to_list()
         chunked = await self._chunked(chunks, docs)
         blobs = {doc["_id"]: doc for doc in docs if doc["kind"] == "blob"}
         pending: dict[str, builtins.list[Mapping[str, Any]]] = {}
@@ -1040,6 +1095,16 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 )
             )
         return tuples
+
+
+def _value_keys(rows: Iterable[_Row]) -> frozenset[str]:
+    """``k`` of the blobs and of the writes of the checkpoints of ``rows``."""
+    keys = set()
+    for row in rows:
+        keys.add(_checkpoint_key(row.thread, row.ns, row.checkpoint_id))
+        for channel, version in row.checkpoint["channel_versions"].items():
+            keys.add(_blob_key(row.thread, row.ns, channel, version))
+    return frozenset(keys)
 
 
 async def _insert_new(collection: AsyncCollection[Any], docs: list[dict[str, Any]]) -> None:
