@@ -1,13 +1,17 @@
 """``python -m benchmarks --only langgraph``: ``AgentsCoreSaver`` against ``MongoDBSaver``.
 
 Both checkpointers on the same server (our own SecantusDB, in memory, or ``MONGODB_URI``), each
-in a fresh database, given the same inputs, one after the other:
+in a fresh database, given the same inputs, in lockstep (each round runs both sides, the first
+one alternating, so drift on the machine hits both alike):
 
 1. A thread of 100 steps whose state has ten channels of ~100 KB (about 1 MB); step 0 writes
-   them all, every later step changes one channel. Per ``aput``: bytes of the write commands sent
-   (BSON, counted by a ``CommandListener``), commands, client CPU and wall time.
-2. ``aget_tuple`` of that thread's latest checkpoint (the full state back), repeated.
-3. ``alist(limit=10)`` on a thread of 1,000 checkpoints (ten channels of ~100 bytes each), and on
+   them all, every later step changes one channel. Per ``aput`` (steps 1-99): bytes of the
+   write commands sent (BSON, documents included, counted by a ``CommandListener``), commands,
+   client CPU and wall time.
+2. ``aget_tuple`` of that thread's newest checkpoint (the full state back), by the saver that
+   wrote it and by a new saver (as another process would; ``MongoDBSaver`` keeps nothing
+   between calls, so both of its rows are the same saver).
+3. ``alist(limit=10)`` on a thread of 1,000 checkpoints (ten channels of ~100 bytes), and on
    the 100-step thread of 1 MB states.
 
 Client CPU is ``time.process_time()`` of this process, all threads included (``MongoDBSaver``
@@ -113,69 +117,109 @@ def text(size: int) -> str:
     return base64.b64encode(os.urandom(size * 3 // 4)).decode()
 
 
-async def put_thread(
-    saver: BaseCheckpointSaver[Any],
-    traffic: Traffic,
-    thread: str,
-    *,
-    steps: int,
-    channel_bytes: int,
-    puts: Calls | None = None,
-) -> dict[str, Any]:
-    """``steps`` checkpoints of ten channels; step 0 writes all, each later step one."""
+def steps(count: int, channel_bytes: int) -> list[tuple[dict[str, str], list[str]]]:
+    """The state after each step, and the channels the step changed (all of them at step 0)."""
     values = {f"channel_{i}": text(channel_bytes) for i in range(CHANNELS)}
-    versions: dict[str, Any] = {}
-    config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
-    for step in range(steps):
-        changed = list(values) if step == 0 else [f"channel_{step % CHANNELS}"]
-        if step:
-            values[changed[0]] = text(channel_bytes)
-        new = {channel: saver.get_next_version(versions.get(channel), None) for channel in changed}
-        versions.update(new)
+    states = [(dict(values), list(values))]
+    for step in range(1, count):
+        channel = f"channel_{step % CHANNELS}"
+        values[channel] = text(channel_bytes)
+        states.append((dict(values), [channel]))
+    return states
+
+
+class Writer:
+    """One side's thread: puts each step's checkpoint with that saver's own versions."""
+
+    def __init__(self, saver: BaseCheckpointSaver[Any], thread: str) -> None:
+        self.saver = saver
+        self.versions: dict[str, Any] = {}
+        self.config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        self.thread = self.config
+
+    async def put(self, step: int, values: dict[str, str], changed: list[str]) -> None:
+        new = {c: self.saver.get_next_version(self.versions.get(c), None) for c in changed}
+        self.versions.update(new)
         checkpoint = empty_checkpoint()
         checkpoint["channel_values"] = dict(values)
-        checkpoint["channel_versions"] = dict(versions)
-        checkpoint["versions_seen"] = {"step": dict(versions)}
+        checkpoint["channel_versions"] = dict(self.versions)
+        checkpoint["versions_seen"] = {"step": dict(self.versions)}
         metadata: Any = {"source": "loop", "step": step, "parents": {}}
-        if puts is not None and step > 0:  # the steady state: one channel changed
-            config = await timed(
-                puts,
-                traffic,
-                lambda c=config, k=checkpoint, m=metadata, n=new: saver.aput(c, k, m, n),
+        self.config = await self.saver.aput(self.config, checkpoint, metadata, new)
+
+
+def alternating(round_: int, sides: list[str]) -> list[str]:
+    """Both sides each round, the first one alternating (drift on the machine hits both)."""
+    return sides if round_ % 2 == 0 else sides[::-1]
+
+
+async def measure(
+    savers: dict[str, BaseCheckpointSaver[Any]],
+    fresh: dict[str, Callable[[], Awaitable[BaseCheckpointSaver[Any]]]],
+    traffic: Traffic,
+) -> dict[str, dict[str, Any]]:
+    """Every measurement, both sides in lockstep."""
+    names = list(savers)
+    calls: dict[str, dict[str, Calls]] = {name: {op: Calls() for op in OPS} for name in names}
+
+    # 1. 100 steps of a 1 MB state; aput timed from step 1 (one channel changed).
+    writers = {name: Writer(saver, "one-megabyte") for name, saver in savers.items()}
+    for step, (values, changed) in enumerate(steps(STEPS, CHANNEL_BYTES)):
+        for name in alternating(step, names):
+            put = writers[name].put(step, values, changed)
+            if step == 0:
+                await put
+            else:
+                await timed(calls[name]["aput"], traffic, lambda p=put: p)
+    big = {name: writer.thread for name, writer in writers.items()}
+
+    async def latest(saver: BaseCheckpointSaver[Any], config: Any) -> None:
+        found = await saver.aget_tuple(config)
+        assert found is not None
+        assert len(found.checkpoint["channel_values"]) == CHANNELS
+
+    # 2. aget_tuple of the newest checkpoint: by the saver that wrote it, and by a new one.
+    for round_ in range(REPEATS):
+        for name in alternating(round_, names):
+            saver = savers[name]
+            await timed(
+                calls[name]["aget_tuple"], traffic, lambda s=saver, n=name: latest(s, big[n])
             )
-        else:
-            config = await saver.aput(config, checkpoint, metadata, new)
-    return {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+            cold = await fresh[name]()
+            await timed(
+                calls[name]["aget_tuple_new_saver"],
+                traffic,
+                lambda s=cold, n=name: latest(s, big[n]),
+            )
 
+    # 3. alist(limit=10) on a thread of 1,000 small checkpoints, and on the 1 MB one.
+    writers = {name: Writer(saver, "thousand") for name, saver in savers.items()}
+    for step, (values, changed) in enumerate(steps(LIST_CHECKPOINTS, LIST_CHANNEL_BYTES)):
+        for name in names:
+            await writers[name].put(step, values, changed)
+    long = {name: writer.thread for name, writer in writers.items()}
 
-async def measure(saver: BaseCheckpointSaver[Any], traffic: Traffic) -> dict[str, Any]:
-    puts, gets, lists_big, lists_long = Calls(), Calls(), Calls(), Calls()
-    big = await put_thread(
-        saver, traffic, "one-megabyte", steps=STEPS, channel_bytes=CHANNEL_BYTES, puts=puts
-    )
-    latest = await saver.aget_tuple(big)
-    assert latest is not None
-    assert len(latest.checkpoint["channel_values"]) == CHANNELS
-    for _ in range(REPEATS):
-        await timed(gets, traffic, lambda: saver.aget_tuple(big))
-    long = await put_thread(
-        saver, traffic, "thousand", steps=LIST_CHECKPOINTS, channel_bytes=LIST_CHANNEL_BYTES
-    )
-
-    async def latest_ten(config: Any) -> None:
+    async def latest_ten(saver: BaseCheckpointSaver[Any], config: Any) -> None:
         listed = [item async for item in saver.alist(config, limit=10)]
         assert len(listed) == 10
 
-    for _ in range(REPEATS):
-        await timed(lists_long, traffic, lambda: latest_ten(long))
-    for _ in range(max(3, REPEATS // 3)):
-        await timed(lists_big, traffic, lambda: latest_ten(big))
-    return {
-        "aput": puts.summary(),
-        "aget_tuple": gets.summary(),
-        "alist_1000": lists_long.summary(),
-        "alist_100x1MB": lists_big.summary(),
-    }
+    for round_ in range(REPEATS):
+        for name in alternating(round_, names):
+            saver = savers[name]
+            await timed(
+                calls[name]["alist_1000"], traffic, lambda s=saver, n=name: latest_ten(s, long[n])
+            )
+    for round_ in range(max(3, REPEATS // 3)):
+        for name in alternating(round_, names):
+            saver = savers[name]
+            await timed(
+                calls[name]["alist_100x1MB"], traffic, lambda s=saver, n=name: latest_ten(s, big[n])
+            )
+    return {name: {op: c.summary() for op, c in ops.items()} for name, ops in calls.items()}
+
+
+OPS = ("aput", "aget_tuple", "aget_tuple_new_saver", "alist_1000", "alist_100x1MB")
+OURS, THEIRS = "agents_core", "langgraph-checkpoint-mongodb"
 
 
 async def run(uri: str) -> dict[str, Any]:
@@ -185,23 +229,31 @@ async def run(uri: str) -> dict[str, Any]:
     traffic = Traffic()
     ours_client: AsyncMongoClient[Any] = AsyncMongoClient(uri, event_listeners=[traffic])
     theirs_client: MongoClient[Any] = MongoClient(uri, event_listeners=[traffic])
+    ours = AgentsCoreSaver(ours_client[ours_db])
+    theirs = MongoDBSaver(theirs_client, db_name=theirs_db)
+
+    async def new_ours() -> BaseCheckpointSaver[Any]:
+        saver = AgentsCoreSaver(ours_client[ours_db])
+        await saver.setup()  # once per process: not what is measured
+        return saver
+
+    async def new_theirs() -> BaseCheckpointSaver[Any]:
+        return theirs  # keeps nothing between calls: a new one reads the same way
+
     try:
-        ours = await measure(AgentsCoreSaver(ours_client[ours_db]), traffic)
-        theirs = await measure(MongoDBSaver(theirs_client, db_name=theirs_db), traffic)
-        sizes = {
-            "agents_core": await ours_client[ours_db].command("dbStats"),
-            "langgraph-checkpoint-mongodb": theirs_client[theirs_db].command("dbStats"),
+        results: dict[str, Any] = await measure(
+            {OURS: ours, THEIRS: theirs}, {OURS: new_ours, THEIRS: new_theirs}, traffic
+        )
+        results["data_size_bytes"] = {
+            OURS: (await ours_client[ours_db].command("dbStats")).get("dataSize"),
+            THEIRS: theirs_client[theirs_db].command("dbStats").get("dataSize"),
         }
     finally:
         await ours_client.drop_database(ours_db)
         theirs_client.drop_database(theirs_db)
         await ours_client.close()
         theirs_client.close()
-    return {
-        "agents_core": ours,
-        "langgraph-checkpoint-mongodb": theirs,
-        "data_size_bytes": {name: stats.get("dataSize") for name, stats in sizes.items()},
-    }
+    return results
 
 
 @contextmanager
@@ -215,18 +267,22 @@ def server() -> Iterator[str]:
 
 
 def report(results: dict[str, Any]) -> str:
-    ours, theirs = results["agents_core"], results["langgraph-checkpoint-mongodb"]
+    ours, theirs = results[OURS], results[THEIRS]
     rows = [
         ("aput: bytes written per step", "aput", "write_bytes", "{:,.0f}"),
         ("aput: commands", "aput", "commands", "{:g}"),
         ("aput: client CPU (ms)", "aput", "cpu_ms", "{:.2f}"),
         ("aput: wall (ms)", "aput", "wall_ms", "{:.2f}"),
-        ("aget_tuple: commands", "aget_tuple", "commands", "{:g}"),
-        ("aget_tuple: client CPU (ms)", "aget_tuple", "cpu_ms", "{:.2f}"),
-        ("aget_tuple: wall (ms)", "aget_tuple", "wall_ms", "{:.2f}"),
+        ("aget_tuple (the saver that wrote): commands", "aget_tuple", "commands", "{:g}"),
+        ("aget_tuple (the saver that wrote): client CPU (ms)", "aget_tuple", "cpu_ms", "{:.2f}"),
+        ("aget_tuple (the saver that wrote): wall (ms)", "aget_tuple", "wall_ms", "{:.2f}"),
+        ("aget_tuple (a new saver): commands", "aget_tuple_new_saver", "commands", "{:g}"),
+        ("aget_tuple (a new saver): client CPU (ms)", "aget_tuple_new_saver", "cpu_ms", "{:.2f}"),
+        ("aget_tuple (a new saver): wall (ms)", "aget_tuple_new_saver", "wall_ms", "{:.2f}"),
         ("alist(limit=10), 1,000 checkpoints: commands", "alist_1000", "commands", "{:g}"),
         ("alist(limit=10), 1,000 checkpoints: client CPU (ms)", "alist_1000", "cpu_ms", "{:.2f}"),
         ("alist(limit=10), 1,000 checkpoints: wall (ms)", "alist_1000", "wall_ms", "{:.2f}"),
+        ("alist(limit=10), 100 checkpoints of 1 MB: commands", "alist_100x1MB", "commands", "{:g}"),
         (
             "alist(limit=10), 100 checkpoints of 1 MB: client CPU (ms)",
             "alist_100x1MB",
@@ -249,11 +305,10 @@ def report(results: dict[str, Any]) -> str:
         ratio = f"{mine / other:.3f}" if other else "-"
         lines.append(f"| {label} | {form.format(mine)} | {form.format(other)} | {ratio} |")
     sizes = results["data_size_bytes"]
-    ours_size, theirs_size = sizes["agents_core"], sizes["langgraph-checkpoint-mongodb"]
-    if ours_size and theirs_size:
+    if sizes[OURS] and sizes[THEIRS]:
         lines.append(
-            f"| dataSize after the run (bytes) | {ours_size:,} | {theirs_size:,} | "
-            f"{ours_size / theirs_size:.3f} |"
+            f"| dataSize after the run (bytes) | {sizes[OURS]:,} | {sizes[THEIRS]:,} | "
+            f"{sizes[OURS] / sizes[THEIRS]:.3f} |"
         )
     return "\n".join(lines)
 

@@ -51,7 +51,7 @@ import hashlib
 import json
 import random
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
 from typing import Any
@@ -72,13 +72,14 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
     InvalidURI,
+    OperationFailure,
     PyMongoError,
 )
 
@@ -148,8 +149,6 @@ class _Head:
     seq: int
     last_id: str
     ordered: bool  # seq order is checkpoint-id order in this namespace
-    #: ``k`` of the blobs and writes of checkpoint ``last_id``, when this saver knows them.
-    keys: frozenset[str] | None = None
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> _Head:
@@ -265,10 +264,7 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 doc = await coll.find_one({"_id": _checkpoint_key(thread, ns, cid)})
                 rows = [] if doc is None else [self._row(thread, ns, doc)]
             else:
-                cached = self._heads.get((thread, ns))
-                if cached is not None and cached.keys is not None:
-                    return await self._cached_latest(coll, chunks, thread, ns, cached)
-                rows = await self._latest(coll, thread, ns)
+                return await self._latest_tuple(coll, chunks, thread, ns)
             if not rows:
                 return None
             return (await self._tuples(coll, chunks, rows))[0]
@@ -363,10 +359,10 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
                 doc["run_id"] = run_id
             if chunk_docs:  # before anything that refers to them
                 await chunks.insert_many(chunk_docs, ordered=False)
-            keys = frozenset(
+            keys = [doc["_id"]] + [
                 _blob_key(thread, ns, channel, version)
                 for channel, version in checkpoint["channel_versions"].items()
-            ) | {doc["_id"]}
+            ]
             await self._put(coll, thread, ns, doc, blobs, keys)
             return {
                 "configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": cid}
@@ -633,134 +629,115 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         ns: str,
         doc: dict[str, Any],
         blobs: builtins.list[dict[str, Any]],
-        keys: frozenset[str],
+        keys: builtins.list[str],
     ) -> None:
-        """One ordered ``update`` batch: new blobs, the checkpoint, the head's compare-and-set.
+        """Insert the new blobs with the checkpoint (one command), then move the head.
 
-        The head is written last, so a reader (who finds checkpoints through it) never sees a
+        The head moves last, so a reader (who finds checkpoints through it) never sees a
         checkpoint without its blobs. Should another writer have moved the head (a stale
         cache), the checkpoint takes the next ``seq`` and the compare-and-set is retried.
         """
         known = self._heads.get((thread, ns))
         if known is None:
             known = await self._head(coll, thread, ns)
-        cid = doc["checkpoint_id"]
-        ops: builtins.list[Any] = [
-            UpdateOne({"_id": blob["_id"]}, {"$setOnInsert": blob}, upsert=True) for blob in blobs
-        ]
-        for _ in range(_CAS_ATTEMPTS):
-            doc["seq"] = (0 if known is None else known.seq) + 1
-            head_op, moved = self._head_update(
-                thread, ns, known, seq=doc["seq"], newest=doc, oldest=cid, ordered=True
-            )
-            checkpoint_op = ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
-            batch = [*ops, checkpoint_op, head_op]
-            try:
-                result = await coll.bulk_write(batch, ordered=True)
-            except BulkWriteError as exc:
-                if not _only_duplicates(exc):  # a racing upsert of the same blob: retried
-                    raise
-                continue
-            ops = []  # written: a retry only moves the checkpoint and the head
-            head_index = len(batch) - 1
-            upserted = result.upserted_ids or {}
-            if known is None:
-                head_done = head_index in upserted
-            else:
-                # matched = existing blobs + an existing checkpoint (re-put) + the head.
-                others = sum(1 for i in range(head_index) if i not in upserted)
-                head_done = result.matched_count - others == 1
-            if head_done:
-                self._remember(
-                    thread, ns, replace(moved, keys=keys) if moved.last_id == cid else moved
-                )
-                return
-            known = await self._head(coll, thread, ns)
-        raise DatabaseError(f"head of thread {thread}: too much contention")
-
-    def _head_update(
-        self,
-        thread: str,
-        ns: str,
-        head: _Head | None,
-        *,
-        seq: int,
-        newest: Mapping[str, Any],
-        oldest: str,
-        ordered: bool,
-    ) -> tuple[UpdateOne, _Head]:
-        """The compare-and-set that moves ``head`` to ``seq`` and checkpoint ``newest``.
-
-        The namespace stays ``ordered`` while every new checkpoint comes after the newest one
-        (by seq and by id). The filter is ``_id`` plus equalities: an ``_id`` lookup on every
-        server, unlike ``$max`` guards or ``findAndModify``.
-        """
-        newest_id = str(newest["checkpoint_id"])
-        latest = {field: newest.get(field) for field in _LATEST_FIELDS}
-        if head is None:
-            moved = _Head(seq, newest_id, ordered)
-            insert = {
-                "kind": "head",
-                "thread_id": thread,
-                "ns": ns,
-                "k": _thread_heads_key(thread),
-                "head_seq": seq,
-                "last_id": newest_id,
-                "ordered": ordered,
-                "latest": latest,
-            }
-            by_id = {"_id": _head_key(thread, ns)}
-            return UpdateOne(by_id, {"$setOnInsert": insert}, upsert=True), moved
-        moved = _Head(
-            max(head.seq, seq),
-            max(head.last_id, newest_id),
-            head.ordered and ordered and seq > head.seq and oldest >= head.last_id,
+        doc["seq"] = (0 if known is None else known.seq) + 1
+        try:
+            await coll.insert_many([*blobs, doc], ordered=False)
+        except BulkWriteError as exc:
+            if not _only_duplicates(exc):  # a blob stored already: blobs never change
+                raise
+            if any(error.get("index") == len(blobs) for error in exc.details["writeErrors"]):
+                await coll.replace_one({"_id": doc["_id"]}, doc)  # the same checkpoint again
+        await self._move_head(
+            coll,
+            thread,
+            ns,
+            known,
+            seq=doc["seq"],
+            newest=doc,
+            newest_keys=keys,
+            oldest=doc["checkpoint_id"],
+            ordered=True,
+            renumber=doc["_id"],
         )
-        update: dict[str, Any] = {
-            "head_seq": moved.seq,
-            "last_id": moved.last_id,
-            "ordered": moved.ordered,
-        }
-        if newest_id >= head.last_id:
-            update["latest"] = latest
-        query: dict[str, Any] = {
-            "_id": _head_key(thread, ns),
-            "head_seq": head.seq,
-            "last_id": head.last_id,
-        }
-        return UpdateOne(query, {"$set": update}), moved
-
-    async def _head(self, coll: AsyncCollection[Any], thread: str, ns: str) -> _Head | None:
-        doc = await coll.find_one({"_id": _head_key(thread, ns)}, {"latest": 0})
-        head = None if doc is None else _Head.of(doc)
-        self._remember(thread, ns, head)
-        return head
 
     async def _move_head(
         self,
         coll: AsyncCollection[Any],
         thread: str,
         ns: str,
+        head: _Head | None,
         *,
         seq: int,
         newest: Mapping[str, Any],
+        newest_keys: builtins.list[str],
         oldest: str,
         ordered: bool,
+        renumber: str | None = None,
     ) -> None:
-        """Move the head on its own (a copy), compare-and-set until it holds."""
-        head = await self._head(coll, thread, ns)
+        """Move ``head`` to ``seq`` and checkpoint ``newest`` by compare-and-set.
+
+        The filter is ``_id`` plus equalities (an ``_id`` lookup on every server, unlike
+        ``$max`` guards or ``findAndModify``). The namespace stays ``ordered`` while every new
+        checkpoint comes after the newest one, by seq and by id. The head keeps a copy of its
+        newest checkpoint and the ``k`` of its values, for ``aget_tuple``'s one command. On a
+        lost race the head is read again and checkpoint ``renumber`` takes the next ``seq``.
+        """
+        newest_id = str(newest["checkpoint_id"])
+        latest = {field: newest.get(field) for field in _LATEST_FIELDS}
         for _ in range(_CAS_ATTEMPTS):
-            op, moved = self._head_update(
-                thread, ns, head, seq=seq, newest=newest, oldest=oldest, ordered=ordered
-            )
-            result = await coll.bulk_write([op])
-            if (head is None and result.upserted_ids) or (
-                head is not None and result.matched_count
-            ):
+            if head is None:
+                moved = _Head(seq, newest_id, ordered)
+                insert = {
+                    "kind": "head",
+                    "thread_id": thread,
+                    "ns": ns,
+                    "k": _thread_heads_key(thread),
+                    "head_seq": seq,
+                    "last_id": newest_id,
+                    "ordered": ordered,
+                    "latest": latest,
+                    "latest_keys": newest_keys,
+                }
+                result = await coll.update_one(
+                    {"_id": _head_key(thread, ns)}, {"$setOnInsert": insert}, upsert=True
+                )
+                done = result.upserted_id is not None
+            else:
+                moved = _Head(
+                    max(head.seq, seq),
+                    max(head.last_id, newest_id),
+                    head.ordered and ordered and seq > head.seq and oldest >= head.last_id,
+                )
+                update: dict[str, Any] = {
+                    "head_seq": moved.seq,
+                    "last_id": moved.last_id,
+                    "ordered": moved.ordered,
+                }
+                if newest_id >= head.last_id:
+                    update["latest"] = latest
+                    update["latest_keys"] = newest_keys
+                query = {
+                    "_id": _head_key(thread, ns),
+                    "head_seq": head.seq,
+                    "last_id": head.last_id,
+                }
+                result = await coll.update_one(query, {"$set": update})
+                done = result.matched_count == 1
+            if done:
                 self._remember(thread, ns, moved)
                 return
             head = await self._head(coll, thread, ns)
+            if renumber is not None and head is not None and seq <= head.seq:
+                seq = head.seq + 1
+                await coll.update_one({"_id": renumber}, {"$set": {"seq": seq}})
         raise DatabaseError(f"head of thread {thread}: too much contention")
+
+    async def _head(self, coll: AsyncCollection[Any], thread: str, ns: str) -> _Head | None:
+        doc = await coll.find_one({"_id": _head_key(thread, ns)}, {"latest": 0, "latest_keys": 0})
+        head = None if doc is None else _Head.of(doc)
+        self._remember(thread, ns, head)
+        return head
 
     def _remember(self, thread: str, ns: str, head: _Head | None) -> None:
         if head is None:
@@ -796,8 +773,10 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
             coll,
             target,
             ns,
-            seq=docs[-1]["seq"],
+            target_head,
+            seq=max(doc["seq"] for doc in docs),
             newest=newest,
+            newest_keys=sorted(_value_keys([self._row(target, ns, newest)])),
             oldest=min(doc["checkpoint_id"] for doc in docs),
             ordered=source_head is None or source_head.ordered,
         )
@@ -817,7 +796,7 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
             coll.delete_many({"_id": {"$in": keys}}), coll.delete_many({"k": {"$in": keys}})
         )
         docs = await coll.find(
-            {"thread_id": thread}, {"value": 0, "writes": 0, "latest": 0}
+            {"thread_id": thread}, {"value": 0, "latest": 0, "latest_keys": 0}
         ).to_list()
         rows = [self._row(thread, d["ns"], d) for d in docs if d["kind"] == "checkpoint"]
         used = {
@@ -837,11 +816,14 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
             remaining = [row for row in rows if row.ns == head_doc["ns"]]
             query = {"_id": head_doc["_id"], "head_seq": head.seq, "last_id": head.last_id}
             if remaining:
-                newest = max(remaining, key=lambda row: row.checkpoint_id).doc
-                latest = {field: newest.get(field) for field in _LATEST_FIELDS}
-                update = {"$set": {"last_id": newest["checkpoint_id"], "latest": latest}}
+                row = max(remaining, key=lambda row: row.checkpoint_id)
+                latest = {field: row.doc.get(field) for field in _LATEST_FIELDS}
+                keys = sorted(_value_keys([row]))
+                update: dict[str, Any] = {
+                    "$set": {"last_id": row.checkpoint_id, "latest": latest, "latest_keys": keys}
+                }
             else:
-                update = {"$unset": {"latest": ""}}
+                update = {"$unset": {"latest": "", "latest_keys": ""}}
             # A writer that moved the head meanwhile put a newer checkpoint: nothing to fix.
             await coll.update_one(query, update)
             self._remember(thread, head_doc["ns"], None)
@@ -893,34 +875,40 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
         metadata = self.serde.loads_typed((doc["metadata_type"], bytes(doc["metadata"])))
         return _Row(thread, ns, doc, checkpoint, metadata)
 
-    async def _cached_latest(
-        self,
-        coll: AsyncCollection[Any],
-        chunks: AsyncCollection[Any],
-        thread: str,
-        ns: str,
-        cached: _Head,
+    async def _latest_tuple(
+        self, coll: AsyncCollection[Any], chunks: AsyncCollection[Any], thread: str, ns: str
     ) -> CheckpointTuple | None:
-        """The newest checkpoint in one command when this saver knows its blobs and writes.
-
-        One ``$in`` on ``k`` asks for the thread's heads with the values of the checkpoint the
-        saver last saw as the newest; the head says whether it still is (blobs never change,
-        so they are then the right ones). Otherwise the values are read for the head's own.
-        """
-        assert cached.keys is not None
-        head_key = _head_key(thread, ns)
-        query = {"k": {"$in": [_thread_heads_key(thread), *cached.keys]}}
-        docs = await coll.find(query).to_list()
-        head_doc = next((doc for doc in docs if doc["_id"] == head_key), None)
+        """The newest checkpoint with its values in one command: the head (which keeps a copy
+        of its newest checkpoint and the ``k`` of its values) and a ``$lookup`` of them."""
+        pipeline = [
+            {"$match": {"_id": _head_key(thread, ns)}},
+            {
+                "$lookup": {
+                    "from": coll.name,
+                    "localField": "latest_keys",
+                    "foreignField": "k",
+                    "as": "values",
+                }
+            },
+        ]
+        try:
+            found = await (await coll.aggregate(pipeline)).to_list()
+        except OperationFailure:
+            # e.g. a state too large for one 16 MB reply: the head, then its values.
+            rows = await self._latest(coll, thread, ns)
+            return (await self._tuples(coll, chunks, rows))[0] if rows else None
+        head_doc = found[0] if found else None
         rows = await self._latest_of(coll, thread, ns, head_doc)
         if not rows:
             return None
-        row = rows[0]
-        needed = _value_keys(rows)
-        if row.checkpoint_id == cached.last_id and needed <= cached.keys:
-            values = [doc for doc in docs if doc["kind"] in ("blob", "write")]
-            return (await self._tuples(coll, chunks, rows, values))[0]
-        return (await self._tuples(coll, chunks, rows))[0]
+        values = None
+        if (
+            head_doc is not None
+            and head_doc.get("latest") is not None
+            and _value_keys(rows) <= set(head_doc.get("latest_keys", ()))
+        ):
+            values = head_doc.get("values")
+        return (await self._tuples(coll, chunks, rows, values))[0]
 
     async def _latest(
         self, coll: AsyncCollection[Any], thread: str, ns: str
@@ -940,13 +928,9 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
             self._remember(thread, ns, None)
             return []
         head = _Head.of(head_doc)
-        if (latest := head_doc.get("latest")) is not None:
-            row = self._row(thread, ns, latest)
-            if row.checkpoint_id == head.last_id:
-                head = replace(head, keys=_value_keys([row]))
-            self._remember(thread, ns, head)
-            return [row]
         self._remember(thread, ns, head)
+        if (latest := head_doc.get("latest")) is not None:
+            return [self._row(thread, ns, latest)]
         # Its newest checkpoint was deleted with nothing left behind: whatever remains.
         async for row in self._scan(coll, thread, ns, head, None, 1):
             return [row]
@@ -979,7 +963,8 @@ class AgentsCoreSaver(BaseCheckpointSaver[str]):
     ) -> AsyncIterator[_Row]:
         if namespaces is None:
             query = {"k": _thread_heads_key(thread)}
-            heads = {d["ns"]: _Head.of(d) async for d in coll.find(query, {"latest": 0})}
+            found = coll.find(query, {"latest": 0, "latest_keys": 0})
+            heads = {d["ns"]: _Head.of(d) async for d in found}
         else:
             heads = {ns: h for ns in namespaces if (h := await self._head(coll, thread, ns))}
         streams = [
