@@ -24,12 +24,13 @@ Design notes:
 - **Nothing approaches 16 MB**: a serialized value above ``inline_max_bytes`` (1 MiB) goes to the
   layer's ``payload_chunks`` collection in 1 MiB chunks (``{payload_id, thread_id, n, data}``,
   checked against size and SHA-256 on every read) and its blob or write keeps a reference.
-- **One collection, one command per call.** Heads, checkpoints, blobs and pending writes of every
-  thread live in ``lg_checkpoints`` (a ``kind`` field tells them apart), so that ``aput`` is a
-  single ordered ``update`` batch (upsert the new blobs, upsert the checkpoint, compare-and-set
-  the head) and a checkpoint's blobs and writes come back with one ``$in`` on the lookup key
-  ``k``: ``aget_tuple`` is two ``find`` commands (the head, which keeps a copy of the newest
-  checkpoint, then the values), ``alist(limit=10)`` three.
+- **One collection, few commands.** Heads, checkpoints, blobs and pending writes of every thread
+  live in ``lg_checkpoints`` (a ``kind`` field tells them apart; ``docs/langgraph.md`` has the
+  layout), because on a busy server each command's cost dominates: ``aput`` is one ``insert``
+  (the new blobs with the checkpoint) and the head's compare-and-set; ``aget_tuple`` one
+  ``aggregate`` (the head, which keeps a copy of its newest checkpoint and the lookup keys ``k``
+  of its values, with a ``$lookup`` of them); ``alist(limit=10)`` three ``find``s (the head, a
+  ``seq`` range, the blobs and writes of those checkpoints in one ``$in`` on ``k``).
 - **Every query is an ``_id`` lookup, an ``$in`` on ``k``, or a bounded index range.** Each
   ``(thread, namespace)`` numbers its checkpoints (``seq``) through its head's compare-and-set,
   and ``alist(limit=n)`` reads the range ``(head - n, head]``, widening it (doubling) only when
