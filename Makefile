@@ -39,7 +39,7 @@ test-frameworks: test-langgraph
 ## LangGraph's checkpointer conformance suite (pinned, installed now) on SecantusDB and the mock.
 test-langgraph: install
 	$(BIN)/python -m pip install --quiet -r tests_frameworks/langgraph/requirements.txt
-	$(BIN)/pytest tests_frameworks/langgraph
+	$(BIN)/pytest -s tests_frameworks/langgraph  # -s: the suite prints its own report
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -59,7 +59,7 @@ async def run_suite(database: Any) -> tuple[CapabilityReport, list[AgentsCoreSav
         savers.append(saver)
         yield saver
 
-    report = await validate(factory, progress=ProgressCallbacks.verbose())
+    report = await validate(factory, progress=ProgressCallbacks.default())
     report.print_report()
     passed = {
         group: sum(report.results[cap.value].tests_passed for cap in caps)
