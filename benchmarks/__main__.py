@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", action="store_true", help="print a cProfile of each op's repository side"
     )
     args = parser.parse_args(argv)
+    if args.only == "langgraph":  # AgentsCoreSaver against langgraph-checkpoint-mongodb
+        from benchmarks.langgraph import main as langgraph_main
+
+        langgraph_main(args)
+        return
     config = dataclasses.replace(
         QUICK if args.quick else FULL,
         only=args.only,
