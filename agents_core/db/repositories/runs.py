@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bson import ObjectId
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
@@ -33,7 +33,15 @@ from agents_core.db.limits import (
     MAX_TOKENS,
 )
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import Repository, get, insert, load, load_many, require
+from agents_core.db.repositories._base import (
+    Repository,
+    get,
+    insert,
+    load,
+    load_many,
+    require,
+    update_and_read,
+)
 
 __all__ = ["ABANDONED", "RunsRepository"]
 
@@ -119,7 +127,8 @@ class RunsRepository(Repository):
     async def complete(
         self, run_id: str | ObjectId, status: RunStatus | str, error: str | None = None
     ) -> Run:
-        """Finish a running run as ``completed`` or ``failed``, once. One command.
+        """Finish a running run as ``completed`` or ``failed``, once. Two commands (update,
+        read back).
 
         A second call raises ``InvalidStateError`` (telling it from ``NotFoundError`` costs one
         more command, on that failure path only).
@@ -133,16 +142,18 @@ class RunsRepository(Repository):
     async def update_usage(self, run_id: str | ObjectId, tokens: int, cost: float) -> Run:
         """Add ``tokens`` and ``cost`` to the run's totals atomically (also after it finished).
 
-        One command; negative, NaN or infinite values raise ``InvalidInputError``.
+        Two commands (update, read back); negative, NaN or infinite values raise
+        ``InvalidInputError``.
         """
         db = self.db
         rid = check.object_id(run_id, "run")
         add_tokens = check.count(tokens, "tokens")
         add_cost = check.amount(cost, "cost")
-        raw = await db.collection(RunDocument).find_one_and_update(
+        raw = await update_and_read(
+            db,
+            RunDocument,
             {"_id": rid, "tokens": {"$lte": MAX_TOKENS - add_tokens}},
             {"$inc": {"tokens": add_tokens, "cost": add_cost}},
-            return_document=ReturnDocument.AFTER,
         )
         if raw is None:
             await require(db, RunDocument, rid, "run")
@@ -153,7 +164,7 @@ class RunsRepository(Repository):
     async def record_model_call(self, run_id: str | ObjectId, call: ModelCall) -> None:
         """Append one model call to the run and add its tokens and cost to the run's totals.
 
-        One command (an atomic ``$push`` with ``$inc``), as ``update_usage``: the run's
+        One command (an atomic ``$push`` with ``$inc``, returning nothing): the run's
         ``tokens`` stay input + output tokens of all its calls, ``cost`` their sum.
         """
         db = self.db
@@ -215,10 +226,11 @@ class RunsRepository(Repository):
 
 
 async def _finish(db: Connection, run_id: ObjectId, status: RunStatus, error: str | None) -> Run:
-    raw = await db.collection(RunDocument).find_one_and_update(
+    raw = await update_and_read(
+        db,
+        RunDocument,
         {"_id": run_id, "status": RunStatus.running.value},
         {"$set": {"status": status.value, "error": error, "completed_at": utcnow()}},
-        return_document=ReturnDocument.AFTER,
     )
     if raw is None:
         await require(db, RunDocument, run_id, "run")
