@@ -68,12 +68,23 @@ class RunsRepository(Repository):
         return await insert(db, RunDocument, Run, session_id=sid, agent_id=aid)
 
     @translate_errors
-    async def start(self, session: Session, agent: Agent) -> Run:
+    async def start(
+        self,
+        session: Session,
+        agent: Agent,
+        *,
+        input_seq: int | None = None,
+        replay_of: str | ObjectId | None = None,
+    ) -> Run:
         """Start a ``running`` run for a session and an agent the caller has just read.
 
         The records stand for their existence, so this is the one insert (what
         ``AgentRunner`` uses); ``create`` is the same from bare ids, with the checks.
+        ``input_seq`` is the ``seq`` of the user message that started the turn; ``replay_of``
+        the run a replay replays.
         """
+        seq = None if input_seq is None else check.count(input_seq, "input_seq")
+        replayed = None if replay_of is None else check.object_id(replay_of, "run")
         # getattr: a record built with model_construct may lack its id.
         if not isinstance(session, Session) or not isinstance(
             getattr(session, "id", None), ObjectId
@@ -81,7 +92,15 @@ class RunsRepository(Repository):
             raise InvalidInputError("session", "must be a Session record")
         if not isinstance(agent, Agent) or not isinstance(getattr(agent, "id", None), ObjectId):
             raise InvalidInputError("agent", "must be an Agent record")
-        return await insert(self.db, RunDocument, Run, session_id=session.id, agent_id=agent.id)
+        return await insert(
+            self.db,
+            RunDocument,
+            Run,
+            session_id=session.id,
+            agent_id=agent.id,
+            input_seq=seq,
+            replay_of=replayed,
+        )
 
     @translate_errors
     async def find_by_id(self, run_id: str | ObjectId) -> Run:
