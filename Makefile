@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit test-mongoeco bench bench-quick compose-check clean
+.PHONY: install demo test lint typecheck unit test-mongoeco bench bench-quick compose-check clean \
+	test-frameworks test-langgraph bench-langgraph
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agents-core needs Python >= 3.11"'
@@ -40,11 +41,24 @@ unit: install
 test-mongoeco: install
 	tools/mongoeco_wire.sh $(BIN)/pytest --wire-only
 
+## The frameworks' own test suites against our integrations (each in its own pytest process).
+test-frameworks: test-langgraph
+
+## LangGraph's checkpointer conformance suite (pinned, installed now) on SecantusDB and the mock.
+test-langgraph: install
+	$(BIN)/python -m pip install --quiet -r tests_frameworks/langgraph/requirements.txt
+	$(BIN)/pytest -s tests_frameworks/langgraph  # -s: the suite prints its own report
+
 bench: install
 	$(BIN)/python -m benchmarks
 
 bench-quick: install
 	$(BIN)/python -m benchmarks --quick --json bench-quick.json
+
+## AgentsCoreSaver against langgraph-checkpoint-mongodb (pinned, installed now) on one SecantusDB.
+bench-langgraph: install
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements-langgraph.txt
+	$(BIN)/python -m benchmarks --only langgraph
 
 ## Validate docker-compose.yml with a real compose tool (no Docker engine needed).
 compose-check:

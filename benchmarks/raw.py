@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agents_core.db import MessageDocument, ModelCall, RunDocument, SessionDocument, ToolCall
@@ -290,23 +291,30 @@ class RawLayer:
         return run
 
     async def update_usage(self, run_id: ObjectId, tokens: int, cost: float) -> Doc:
-        raw = await self.runs.find_one_and_update(
+        result = await self.runs.update_one(
             {"_id": run_id, "tokens": {"$lte": MAX_TOKENS - tokens}},
             {"$inc": {"tokens": tokens, "cost": cost}},
-            return_document=ReturnDocument.AFTER,
         )
-        if raw is None:
-            raise Missing(run_id)
-        return raw
+        return await self._read_back(self.runs, run_id, result.matched_count)
 
     async def complete_run(self, run_id: ObjectId, status: str, error: str | None = None) -> Doc:
-        raw = await self.runs.find_one_and_update(
+        result = await self.runs.update_one(
             {"_id": run_id, "status": "running"},
             {"$set": {"status": status, "error": error, "completed_at": _now()}},
-            return_document=ReturnDocument.AFTER,
         )
+        return await self._read_back(self.runs, run_id, result.matched_count)
+
+    @staticmethod
+    async def _read_back(
+        collection: AsyncCollection[Doc],
+        id: ObjectId,
+        matched: int,
+        projection: Doc | None = None,
+    ) -> Doc:
+        """What a write matched, read back by ``_id`` (flat where ``findAndModify`` is not)."""
+        raw = await collection.find_one({"_id": id}, projection) if matched else None
         if raw is None:
-            raise Missing(run_id)
+            raise Missing(id)
         return raw
 
     # Tool calls, embedded in their run: update ($push), findAndModify (arrayFilters), find.
@@ -351,15 +359,9 @@ class RawLayer:
         if size:
             query["inline_bytes"] = {"$lte": RUN_INLINE_BUDGET_BYTES - size}
             update["$inc"] = {"inline_bytes": size}
-        raw = await self.runs.find_one_and_update(
-            query,
-            update,
-            array_filters=[{"call.id": call_id}],
-            projection={"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if raw is None:
-            raise Missing(call_id)
+        result = await self.runs.update_one(query, update, array_filters=[{"call.id": call_id}])
+        projection = {"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}}
+        raw = await self._read_back(self.runs, run_id, result.matched_count, projection)
         call: Doc = raw["tool_calls"][0]
         _inline_only([call], ("input_payload",))
         return call

@@ -29,6 +29,7 @@ from benchmarks.harness import (
 )
 from benchmarks.ops import growth_ops, hot_paths, seed, seed_session
 from benchmarks.raw import RawLayer
+from benchmarks.scale import ScaleRecord, measure_scale
 
 __all__ = ["FULL", "QUICK", "Config", "Growth", "Planned", "Result", "Suite", "run"]
 
@@ -166,6 +167,13 @@ async def run(config: Config, progress: Callable[[str], None]) -> Suite:
                 await close_db()
                 await timed.drop_database(name)
     return suite
+
+
+async def run_scale(sizes: tuple[int, ...], progress: Callable[[str], None]) -> list[ScaleRecord]:
+    """The scale measurements (``benchmarks.scale``) on a server of their own."""
+    with _server() as uri:
+        async with _client(uri, []) as client:
+            return await measure_scale(client, sizes, progress)
 
 
 async def _measure(

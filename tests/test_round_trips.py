@@ -12,6 +12,7 @@ from agents_core.db import (
     AgentsRepository,
     CreateAgentDTO,
     MessagesRepository,
+    ModelCall,
     RunsRepository,
     SessionsRepository,
     ToolCallsRepository,
@@ -19,6 +20,7 @@ from agents_core.db import (
     default_connection,
     get_database,
 )
+from agents_core.db.documents._common import utcnow
 from agents_core.db.retention import sweep
 from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_agent, make_run, make_session
@@ -32,12 +34,16 @@ async def commands(log: CommandCounter, call: Awaitable[Any]) -> list[str]:
     return names
 
 
-async def test_agent_operations_are_one_command_each(command_log: CommandCounter) -> None:
+async def test_agent_operations(command_log: CommandCounter) -> None:
     repo = AgentsRepository()
     assert await commands(command_log, repo.create(CreateAgentDTO(name="a"))) == ["insert"]
     agent = await make_agent("b")
     assert await commands(command_log, repo.find_by_name("b")) == ["find"]
-    assert await commands(command_log, repo.update_instructions(agent.id, "x")) == ["findAndModify"]
+    # Writes that return the document: update, then read it back (flat on every server).
+    assert await commands(command_log, repo.update_instructions(agent.id, "x")) == [
+        "update",
+        "find",
+    ]
     assert await commands(command_log, repo.enable_tool(agent.id, "t")) == ["update"]
     assert await commands(command_log, repo.enable_tool(agent.id, "t")) == ["update"]
     assert await commands(command_log, repo.get_tools(agent.id)) == ["find"]
@@ -54,9 +60,10 @@ async def test_session_operations(command_log: CommandCounter) -> None:
     assert await commands(command_log, repo.find_by_id(session.id)) == ["find", "find"]
     assert await commands(command_log, repo.set_active_agent(session.id, agent.id)) == [
         "find",
-        "findAndModify",
+        "update",
+        "find",
     ]
-    assert await commands(command_log, repo.archive(session.id)) == ["findAndModify"]
+    assert await commands(command_log, repo.archive(session.id)) == ["update", "find"]
 
 
 async def test_message_operations(command_log: CommandCounter) -> None:
@@ -95,8 +102,10 @@ async def test_run_operations(command_log: CommandCounter) -> None:
         "insert",
     ]
     run = await make_run()
-    assert await commands(command_log, repo.update_usage(run.id, 1, 0.1)) == ["findAndModify"]
-    assert await commands(command_log, repo.complete(run.id, "completed")) == ["findAndModify"]
+    assert await commands(command_log, repo.update_usage(run.id, 1, 0.1)) == ["update", "find"]
+    call = ModelCall(model="m", started_at=utcnow(), duration_ms=1.0, input_tokens=3)
+    assert await commands(command_log, repo.record_model_call(run.id, call)) == ["update"]
+    assert await commands(command_log, repo.complete(run.id, "completed")) == ["update", "find"]
 
 
 async def test_tool_call_operations(command_log: CommandCounter) -> None:
@@ -105,7 +114,8 @@ async def test_tool_call_operations(command_log: CommandCounter) -> None:
     assert await commands(command_log, repo.create(run.id, "t", "{}")) == ["update"]
     call = await repo.create(run.id, "t", "{}")
     assert await commands(command_log, repo.complete(call.id, "out", "success", 1.0)) == [
-        "findAndModify"
+        "update",
+        "find",
     ]
     for _ in range(20):
         await repo.create(run.id, "t", "{}")

@@ -65,10 +65,12 @@ class MessagesRepository(Repository):
     ) -> Message:
         """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
 
-        Two commands: reserve ``seq``, insert. With ``idempotency_key``, a repeat of the same key
-        in the same session (also one racing the first) returns the message stored the first
-        time, and only one ``seq`` is consumed: three commands the first time (look the key up,
-        reserve, insert), one on a repeat.
+        Two commands: reserve ``seq`` (a compare-and-set on the ``last_seq`` this connection saw
+        last), insert; one more (a read) on a session this connection has not seen, and one more
+        (an atomic ``$inc``) when another writer appended since. With ``idempotency_key``, a
+        repeat of the same key in the same session (also one racing the first) returns the
+        message stored the first time, and only one ``seq`` is consumed: one more command the
+        first time (look the key up), one command on a repeat.
 
         An ``assistant`` message records the ``requested_tool_calls`` the model asked for; a
         ``tool`` message links the ``ToolCall`` record whose output it carries (``tool_call_id``)

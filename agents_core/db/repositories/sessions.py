@@ -4,7 +4,7 @@ list in pages, fork and delete."""
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 
 from agents_core.db import validation as check
 from agents_core.db.documents import (
@@ -26,6 +26,7 @@ from agents_core.db.repositories._base import (
     load_many,
     require,
     update,
+    update_and_read,
 )
 from agents_core.db.repositories.messages import latest_messages
 
@@ -75,7 +76,7 @@ class SessionsRepository(Repository):
     async def set_active_agent(
         self, session_id: str | ObjectId, agent_id: str | ObjectId
     ) -> Session:
-        """Route the session to an existing agent; returns the session. Two commands."""
+        """Route the session to an existing agent; returns the session. Three commands."""
         db = self.db
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
@@ -189,17 +190,18 @@ class SessionsRepository(Repository):
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:
-        """Mark the session ``archived`` (it leaves ``list_active``). One command.
+        """Mark the session ``archived`` (it leaves ``list_active``). Two commands.
 
         Idempotent: archiving an archived session changes nothing (one more command to read it).
         """
         db = self.db
         sid = check.object_id(session_id, "session")
-        raw = await db.collection(SessionDocument).find_one_and_update(
+        raw = await update_and_read(
+            db,
+            SessionDocument,
             {"_id": sid, "status": SessionStatus.active.value},
             {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
-            projection=_PROJECTION,
-            return_document=ReturnDocument.AFTER,
+            _PROJECTION,
         )
         if raw is None:
             raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
