@@ -21,7 +21,7 @@ from agents_core.db import (
     ToolCallsRepository,
     get_database,
 )
-from agents_core.db.repositories import _lifecycle
+from agents_core.db.repositories import _lifecycle, _listing
 from agents_core.db.retention import SweepResult, sweep
 from tests.helpers import make_agent, make_session
 
@@ -176,6 +176,19 @@ async def test_list_active_page_walks_in_list_active_order() -> None:
     mine = [s.id for s in await sessions.list_active(user_id="u", limit=100)]
     assert await walk("u", limit=2) == mine
     assert len(mine) == 6
+
+
+async def test_pages_that_straddle_snapshot_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_listing, "LISTING_CHUNK_IDS", 3)
+    created = [await make_session(f"s{i}", user_id="u") for i in range(11)]
+    for session in created:
+        await backdate(session.id, 1)
+    await messages.create(created[4].id, "user", "bump")
+    expected = [s.id for s in await sessions.list_active(user_id="u", limit=100)]
+    for limit in (1, 2, 4, 5, 10):
+        assert await walk("u", limit=limit, everything=True) == expected, limit
+    chunks = await documents("session_listings", {})
+    assert {len(chunk["ids"]) for chunk in chunks} == {3, 2}  # 11 ids in chunks of 3
 
 
 async def test_a_listing_that_fits_one_page_stores_no_snapshot() -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -46,30 +46,16 @@ from agents_core.db.documents import (
 )
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import NotFoundError
+from agents_core.db.limits import (
+    APPEND_GRACE,
+    FORK_BATCH_BYTES,
+    FORK_INSERT_BATCH,
+    FORK_WINDOW,
+    RUN_BATCH,
+)
 from agents_core.db.repositories._base import by_id, insert
 
-__all__ = [
-    "APPEND_GRACE",
-    "FORK_BATCH_BYTES",
-    "FORK_INSERT_BATCH",
-    "FORK_WINDOW",
-    "RUN_BATCH",
-    "claim",
-    "copy_session",
-    "finish_deletion",
-]
-
-#: How long after a session's last append its deletion deletes messages a second time.
-APPEND_GRACE = timedelta(seconds=2)
-#: Runs deleted per batch (their ids are recorded on the session first).
-RUN_BATCH = 1_000
-#: ``seq`` values read per command when a fork copies a history.
-FORK_WINDOW = 1_000
-#: Most messages per insert while a fork copies a history: SecantusDB's cost per inserted
-#: document grows with the batch (0.7 ms at 100, 1.5 ms at 1,000, measured), MongoDB's does not.
-FORK_INSERT_BATCH = 250
-#: Most message content (bytes) held for one insert while a fork copies a history.
-FORK_BATCH_BYTES = 4 * 1024 * 1024
+__all__ = ["STATE", "after_step", "as_utc", "claim", "copy_session", "finish_deletion"]
 
 _DELETING = SessionStatus.deleting.value
 #: What a deletion needs to know of its session.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -33,14 +32,11 @@ from agents_core.db.documents import (
 from agents_core.db.documents._common import utcnow
 from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import InvalidInputError
+from agents_core.db.limits import LISTING_CHUNK_IDS, LISTING_TTL
 from agents_core.db.repositories._base import load_many
 
-__all__ = ["LISTING_CHUNK_IDS", "LISTING_TTL", "list_page"]
+__all__ = ["list_page"]
 
-#: Ids per snapshot chunk: at least ``MAX_LIMIT``, so a page spans at most two chunks.
-LISTING_CHUNK_IDS = 1_000
-#: How long a listing's cursor stays valid after its first page.
-LISTING_TTL = timedelta(hours=1)
 
 _COLLECTION = "sessions"
 _PROJECTION = {"recent_idempotency_keys": 0, "deleting_at": 0, "deleting_runs": 0}
