@@ -55,11 +55,23 @@ from agents_core.db.limits import (
 )
 from agents_core.db.repositories._base import by_id, insert
 
-__all__ = ["STATE", "after_step", "as_utc", "claim", "copy_session", "finish_deletion"]
+__all__ = [
+    "NOT_COPIED",
+    "STATE",
+    "after_step",
+    "as_utc",
+    "claim",
+    "copy_session",
+    "finish_deletion",
+]
 
 _DELETING = SessionStatus.deleting.value
 #: What a deletion needs to know of its session.
 STATE = {"status": 1, "updated_at": 1, "last_seq": 1, "deleting_runs": 1}
+
+#: Session fields a fork does not copy from its source (every other field of the record is
+#: copied as it is). A field that must stay unique (an external id) belongs here too.
+NOT_COPIED = frozenset({"id", "status", "last_seq", "created_at", "updated_at", "title"})
 
 #: Called with the name of each step a deletion completes: crash tests set it to exit there.
 after_step: Callable[[str], None] | None = None
@@ -132,9 +144,7 @@ async def finish_deletion(
 
 async def copy_session(db: Connection, source: Session, at_seq: int, title: str | None) -> Session:
     """A new session with ``source``'s fields and its messages up to ``at_seq``."""
-    fields: dict[str, Any] = source.model_dump(
-        exclude={"id", "status", "last_seq", "created_at", "updated_at", "title"}
-    )
+    fields: dict[str, Any] = source.model_dump(exclude=NOT_COPIED)
     fields.update(
         title=source.title if title is None else title,
         status=SessionStatus.forking,
