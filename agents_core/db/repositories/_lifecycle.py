@@ -144,7 +144,7 @@ async def finish_deletion(
 
 async def copy_session(db: Connection, source: Session, at_seq: int, title: str | None) -> Session:
     """A new session with ``source``'s fields and its messages up to ``at_seq``."""
-    fields: dict[str, Any] = source.model_dump(exclude=NOT_COPIED)
+    fields: dict[str, Any] = source.model_dump(exclude=set(NOT_COPIED))
     fields.update(
         title=source.title if title is None else title,
         status=SessionStatus.forking,
