@@ -110,7 +110,8 @@ async def finish_deletion(
     runs = db.collection(RunDocument)
     chunks = db.collection(PayloadChunkDocument)
     messages = db.collection(MessageDocument)
-    if pending_runs:  # a previous attempt deleted these runs, maybe not their chunks
+    if pending_runs:  # a batch a previous attempt recorded: the runs first, then their chunks
+        await runs.delete_many({"_id": {"$in": pending_runs}})
         await chunks.delete_many({"run_id": {"$in": pending_runs}})
     while True:
         batch = await (
