@@ -9,6 +9,7 @@ half-visible, re-run it, and check that nothing is left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from agents_core.db import (
     Message,
     MessagesRepository,
     NotFoundError,
+    RunsRepository,
     Session,
     SessionsRepository,
     get_database,
@@ -190,6 +192,10 @@ async def test_a_process_killed_midway_leaves_nothing_half_visible_and_a_rerun_f
     with pytest.raises(NotFoundError):
         await messages.create(session.id, "user", "hello?")
     assert session.id not in {s.id for s in (await sessions.list_by_user("u")).items}
+    # A run still there has all its payload: runs always go before their chunks.
+    for run_id in run_ids:
+        with contextlib.suppress(NotFoundError):
+            await RunsRepository().find_by_id(run_id)
     # The re-run (the same command again) finishes it.
     if what == "delete":
         assert await sessions.delete(session.id) is True
