@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient, monitoring
 
 from agents_core.db import close_db, init_db
-from agents_core.embedded import EmbeddedServer
+from agents_core.embedded import database_target
 from agents_core.testing import in_memory_db
 
 BACKENDS = ["mock", "wire"]
@@ -51,12 +50,9 @@ class CommandLog(monitoring.CommandListener):
 
 @pytest.fixture(scope="session")
 def wire_uri() -> Iterator[str]:
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with EmbeddedServer() as server:
-        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
-        yield server.uri + "?retryWrites=false"
+    """``MONGODB_URI``, else a private in-memory SecantusDB for the session."""
+    with database_target(in_memory=True) as target:
+        yield target.uri
 
 
 @pytest.fixture(scope="session")

@@ -112,3 +112,29 @@ async def test_a_dto_built_without_validation_is_refused_cleanly() -> None:
         await AgentsRepository().create(CreateAgentDTO.model_construct())
     with pytest.raises(InvalidInputError):
         await AgentsRepository().create(CreateAgentDTO.model_construct(name="x", tools="ab"))
+
+
+async def test_get_or_create_creates_once_then_returns_the_stored_agent() -> None:
+    repo = AgentsRepository()
+    dto = CreateAgentDTO(name="support", instructions="Be kind.", tools=["search"])
+    created = await repo.get_or_create(dto)
+    assert (created.name, created.instructions, created.tools) == ("support", "Be kind.", ["search"])
+    again = await repo.get_or_create(dto)
+    assert again.model_dump() == created.model_dump()
+    # An existing agent is returned as stored: the DTO's other fields are not applied.
+    other = await repo.get_or_create(CreateAgentDTO(name="support", instructions="Be terse."))
+    assert other.model_dump() == created.model_dump()
+    assert (await repo.find_by_name("support")) is not None
+    with pytest.raises(AlreadyExistsError):  # create itself still refuses a taken name
+        await repo.create(dto)
+
+
+async def test_get_or_create_refuses_what_create_refuses() -> None:
+    repo = AgentsRepository()
+    with pytest.raises(InvalidInputError):
+        await repo.get_or_create({"name": "support"})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        await repo.get_or_create(CreateAgentDTO(name=" "))
+    with pytest.raises(InvalidInputError):
+        await repo.get_or_create(CreateAgentDTO(name="x", tools=["a b\n"]))
+    assert await repo.find_by_name("x") is None

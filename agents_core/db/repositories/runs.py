@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 
 from agents_core.db import _validation as check
 from agents_core.db.client import collection
-from agents_core.db.documents import Agent, Run, RunStatus, Session
+from agents_core.db.documents import Agent, Run, RunStatus, Session, ToolCallStatus
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
     InvalidInputError,
@@ -153,14 +154,33 @@ class RunsRepository:
 
     @translate_errors
     async def mark_abandoned(self, run_id: str | ObjectId) -> Run:
-        """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``."""
-        return await _finish(check.object_id(run_id, "run"), RunStatus.failed, ABANDONED)
+        """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``.
+
+        Its tool calls still ``pending`` are closed with it, in the same atomic update: status
+        ``error``, output ``abandoned``. One command.
+        """
+        return await _finish(
+            check.object_id(run_id, "run"), RunStatus.failed, ABANDONED, close_calls=True
+        )
 
 
-async def _finish(run_id: ObjectId, status: RunStatus, error: str | None) -> Run:
+async def _finish(
+    run_id: ObjectId, status: RunStatus, error: str | None, *, close_calls: bool = False
+) -> Run:
+    now = utcnow()
+    fields: dict[str, Any] = {"status": status.value, "error": error, "completed_at": now}
+    array_filters = None
+    if close_calls:
+        # No inline budget is charged for the output: a finished run takes no more text.
+        # The status last: the in-memory mock re-applies the array filter field by field.
+        call = "tool_calls.$[pending]"
+        fields |= {f"{call}.output": error, f"{call}.completed_at": now}
+        fields[f"{call}.status"] = ToolCallStatus.error.value
+        array_filters = [{"pending.status": ToolCallStatus.pending.value}]
     raw = await collection(Run).find_one_and_update(
         {"_id": run_id, "status": RunStatus.running.value},
-        {"$set": {"status": status.value, "error": error, "completed_at": utcnow()}},
+        {"$set": fields},
+        array_filters=array_filters,
         return_document=ReturnDocument.AFTER,
     )
     if raw is None:

@@ -1,0 +1,186 @@
+"""The supervisor of a data directory's shared server: ``python -m agents_core._supervisor DIR``.
+
+Started (detached, in its own session) by the first process that needs the directory's server,
+while that process holds ``server.lock``. It forks once more so that it is nobody's child to
+reap, takes ``server.owner`` for its life, starts ``secantusd-py`` as its own child (on Linux
+with a parent-death signal, so a SIGKILLed supervisor takes its server down with it), writes
+``server.json``, answers one JSON line on stdout (the record, or an error) and then watches:
+
+- the server exits on its own: the record goes, the supervisor exits;
+- SIGTERM or SIGINT (``agents-core server stop``): take ``server.lock`` so that nobody new
+  joins, let the leases end (up to ``STOP_GRACE_S``), stop the server, remove the record;
+- nobody has held a lease on ``server.users`` for ``--idle-s`` seconds: the same, unless a
+  process is joining (it holds ``server.lock``) or leased meanwhile.
+
+Standard library only, so it starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agents_core._server_dir import SERVER_LOG, LockTimeoutError, Record, ServerDir
+from agents_core.embedded import (
+    STOP_GRACE_S,
+    EmbeddedServerError,
+    _terminate,
+    spawn_server,
+    wait_for_port,
+)
+
+#: How often the supervisor looks at its server and its users.
+POLL_S = 0.2
+#: How long a stopping server may take before SIGKILL.
+SHUTDOWN_TIMEOUT_S = 15.0
+_PR_SET_PDEATHSIG = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agents_core._supervisor")
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--idle-s", type=float, required=True)
+    parser.add_argument("--startup-timeout", type=float, default=30.0)
+    parser.add_argument("--started-by", type=int, default=os.getppid())
+    args = parser.parse_args(argv)
+    if os.fork() > 0:  # the launcher waits for this process only; the supervisor is its child
+        os._exit(0)
+    directory = ServerDir(args.data_dir)
+    answer = os.fdopen(os.dup(1), "w")
+    _detach_stdout()
+    owner = directory.hold_owner()
+    if owner is None:
+        _answer(answer, error=f"another supervisor owns {directory.path}")
+        return 1
+    _log(directory, f"supervisor {os.getpid()} starting secantusd-py (idle {args.idle_s:g} s)")
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    storage = str(directory.storage)
+    try:
+        process = spawn_server(storage, directory.file(SERVER_LOG), cwd=directory.path,
+                               preexec_fn=preexec)  # fmt: skip
+        port = wait_for_port(process, directory.file(SERVER_LOG), args.startup_timeout, storage)
+    except (EmbeddedServerError, OSError) as exc:
+        _log(directory, f"start failed: {exc}")
+        _answer(answer, error=str(exc))
+        return 1
+    record = Record(
+        pid=process.pid,
+        port=port,
+        owner=os.getpid(),
+        started_by=args.started_by,
+        started_at=time.time(),
+        idle_s=args.idle_s,
+        storage=storage,
+    )
+    directory.write_record(record)
+    _log(directory, f"secantusd-py {process.pid} listening on port {port}")
+    _answer(answer, record=asdict(record))
+    return Supervisor(directory, process, record).run()
+
+
+class Supervisor:
+    def __init__(self, directory: ServerDir, process: subprocess.Popen[bytes], record: Record):
+        self.directory = directory
+        self.process = process
+        self.record = record
+        self.stop_requested = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        last_used = time.time()
+        while True:
+            time.sleep(POLL_S)
+            if self.process.poll() is not None:
+                self._log(f"secantusd-py exited by itself (code {self.process.returncode})")
+                self._forget()
+                return 1
+            if self.stop_requested:
+                return self._stop_when_released()
+            if not self.directory.unused():
+                last_used = time.time()
+                continue
+            idle_for = time.time() - max(last_used, self.directory.last_release())
+            if idle_for < self.record.idle_s:
+                continue
+            with self.directory.try_lock() as taken:
+                # Someone holding server.lock is about to take a lease: not idle after all.
+                if taken and self.directory.unused():
+                    self._log(f"unused for {idle_for:.1f} s: stopping")
+                    self._shut_down()
+                    return 0
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+
+    def _stop_when_released(self) -> int:
+        """Stopped on request: nobody new joins; the current users get a moment to finish."""
+        try:
+            with self.directory.lock(STOP_GRACE_S + 30):
+                deadline = time.monotonic() + STOP_GRACE_S
+                while not self.directory.unused() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                users = self.directory.users()
+                self._log("stopping on request" + (f" (still used by {users})" if users else ""))
+                self._shut_down()
+        except LockTimeoutError:  # a stuck client: stop all the same
+            self._log("stopping on request without the lock")
+            self._shut_down()
+        return 0
+
+    def _shut_down(self) -> None:
+        # The record goes first: a process that finds none waits for the lock we may hold,
+        # then starts a new server once this one has let go of the storage.
+        self.directory.remove_record()
+        _terminate(self.process, SHUTDOWN_TIMEOUT_S)
+        self._log(f"secantusd-py {self.process.pid} stopped (code {self.process.returncode})")
+
+    def _forget(self) -> None:
+        with contextlib.suppress(LockTimeoutError), self.directory.lock(60):
+            if self.directory.read_record() == self.record:
+                self.directory.remove_record()
+
+    def _log(self, text: str) -> None:
+        _log(self.directory, text)
+
+
+def _die_with_parent() -> None:
+    """In the server's process before exec: SIGTERM it when its supervisor dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _detach_stdout() -> None:
+    """Point fd 1 at /dev/null: nobody reads the launcher's pipe once it has its answer."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
+def _answer(stream: Any, **answer: Any) -> None:
+    with contextlib.suppress(OSError):  # the launcher gave up waiting: nothing to tell
+        stream.write(json.dumps(answer) + "\n")
+        stream.flush()
+    with contextlib.suppress(OSError):
+        stream.close()
+
+
+def _log(directory: ServerDir, text: str) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with contextlib.suppress(OSError), directory.file("supervisor.log").open("a") as log:
+        log.write(f"{stamp} {text}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
