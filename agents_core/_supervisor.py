@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     storage = str(directory.storage)
     try:
-        process = spawn_server(storage, directory.file(SERVER_LOG), cwd=directory.path,
-                               preexec_fn=preexec)  # fmt: skip
+        process = spawn_server(
+            storage, directory.file(SERVER_LOG), cwd=directory.path, preexec_fn=preexec
+        )
         port = wait_for_port(process, directory.file(SERVER_LOG), args.startup_timeout, storage)
     except (EmbeddedServerError, OSError) as exc:
         _log(directory, f"start failed: {exc}")

@@ -136,7 +136,9 @@ def idle_s_from_env() -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value < float("inf"):
-        raise EmbeddedServerError(f"{IDLE_ENV} must be a number of seconds (0 or more), not {raw!r}")
+        raise EmbeddedServerError(
+            f"{IDLE_ENV} must be a number of seconds (0 or more), not {raw!r}"
+        )
     return value
 
 
@@ -159,7 +161,8 @@ class EmbeddedServer:
     the data in memory, in a private server that ``stop()`` shuts down. ``shared=False`` makes
     a data directory's server private too (the fault tests kill theirs). ``idle_s`` (default
     ``AGENTS_CORE_EMBEDDED_IDLE_S``) applies to a shared server this process starts; ``on_start``
-    is entered while this process starts one (e.g. a spinner).
+    is entered while this process starts one (e.g. a spinner); ``lock_timeout`` bounds the wait
+    for another process that holds the directory's lock (starting or stopping its server).
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class EmbeddedServer:
         idle_s: float | None = None,
         startup_timeout: float = 30.0,
         shutdown_timeout: float = 15.0,
+        lock_timeout: float | None = None,
         on_start: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.data_dir = None if data_dir is None else resolve_data_dir(data_dir)
@@ -179,6 +183,8 @@ class EmbeddedServer:
         self.idle_s = idle_s
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
+        # Long enough for a supervisor to stop its server and for this process to start one.
+        self.lock_timeout = lock_timeout or startup_timeout + 2 * shutdown_timeout + STOP_GRACE_S
         self.on_start = on_start
         #: Whether this process started the server (rather than using a running one).
         self.started = False
@@ -251,8 +257,7 @@ class EmbeddedServer:
     def _attach(self) -> None:
         assert self.data_dir is not None
         directory = _prepared(self.data_dir)
-        # Long enough for a supervisor to stop its server and for this process to start one.
-        wait = self.startup_timeout + 2 * self.shutdown_timeout + STOP_GRACE_S
+        wait = self.lock_timeout
         try:
             with directory.lock(wait):
                 record = directory.read_record()
@@ -325,7 +330,9 @@ def database_target(
     if settings.mongodb_uri:
         from agents_core.db.config import mask_uri
 
-        yield DatabaseTarget(settings.mongodb_uri, f"MongoDB at {mask_uri(settings.mongodb_uri)}", None)
+        yield DatabaseTarget(
+            settings.mongodb_uri, f"MongoDB at {mask_uri(settings.mongodb_uri)}", None
+        )
         return
     if in_memory:
         server = EmbeddedServer(on_start=on_start)
@@ -442,7 +449,9 @@ def wait_for_port(
             )
         time.sleep(0.02)
     _terminate(process, 5.0)
-    raise EmbeddedServerError(f"secantusd-py did not start within {timeout:.0f} s (log: {log_path})")
+    raise EmbeddedServerError(
+        f"secantusd-py did not start within {timeout:.0f} s (log: {log_path})"
+    )
 
 
 def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -550,8 +559,7 @@ def _busy_message(storage: str) -> str:
     holders = locking_pids(Path(storage) / "WiredTiger.lock")
     who = ", ".join(_describe(pid) for pid in holders) or "another process"
     return (
-        f"the storage {storage} is in use by {who}: stop it, or set {DATA_ENV} to another "
-        "directory"
+        f"the storage {storage} is in use by {who}: stop it, or set {DATA_ENV} to another directory"
     )
 
 

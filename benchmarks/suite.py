@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import pstats
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator

@@ -118,7 +118,11 @@ async def test_get_or_create_creates_once_then_returns_the_stored_agent() -> Non
     repo = AgentsRepository()
     dto = CreateAgentDTO(name="support", instructions="Be kind.", tools=["search"])
     created = await repo.get_or_create(dto)
-    assert (created.name, created.instructions, created.tools) == ("support", "Be kind.", ["search"])
+    assert (created.name, created.instructions, created.tools) == (
+        "support",
+        "Be kind.",
+        ["search"],
+    )
     again = await repo.get_or_create(dto)
     assert again.model_dump() == created.model_dump()
     # An existing agent is returned as stored: the DTO's other fields are not applied.
