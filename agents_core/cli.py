@@ -140,7 +140,7 @@ def _fail(message: str, *, as_json: bool, code: int = 1) -> NoReturn:
     if as_json:
         sys.stderr.write(json.dumps({"error": line, "exit_code": code}) + "\n")
     else:
-        err.print(Text.assemble(("error: ", "bold red"), line))
+        err.print(Text.assemble(("error: ", "bold red"), line), soft_wrap=True)  # one line
     raise typer.Exit(code)
 
 
@@ -380,7 +380,7 @@ def _transcript(messages: Sequence[Message], title: str = "Transcript") -> Rende
             )
             lines.append(Text("  " + _excerpt(message.content)))
         return Group(*lines)
-    table = Table(title=title, title_justify="left", expand=False)
+    table = Table(expand=False)  # the title on a line of its own: never wrapped to the table
     table.add_column("#", justify="right")
     table.add_column("role")
     table.add_column("content", max_width=100, overflow="fold")
@@ -391,7 +391,7 @@ def _transcript(messages: Sequence[Message], title: str = "Transcript") -> Rende
             Text(role, style=_ROLE_COLOURS.get(role, "")),
             Text(_excerpt(message.content)),
         )
-    return table
+    return Group(Text(title, style="bold"), table)
 
 
 def _run_trace(run: Run) -> RenderableType:
@@ -473,7 +473,7 @@ def _sessions(
                 )
             )
         return Group(*lines)
-    table = Table(title=title, title_justify="left")
+    table = Table()
     _id_column(table)
     table.add_column("title", overflow="fold")
     table.add_column("user", overflow="fold")
@@ -489,7 +489,7 @@ def _sessions(
             Text(str(session.active_agent_id or "")),
             Text(_age(session.updated_at)),
         )
-    return table
+    return Group(Text(title, style="bold"), table)
 
 
 def _session_header(session: Session) -> RenderableType:
@@ -522,7 +522,7 @@ def _agents(agents: Sequence[Agent]) -> RenderableType:
             if agent.instructions:
                 lines.append(Text("  " + _excerpt(agent.instructions, 200)))
         return Group(*lines)
-    table = Table(title="Agents", title_justify="left")
+    table = Table()
     table.add_column("name", overflow="fold")
     _id_column(table)
     table.add_column("model", overflow="fold")
@@ -536,7 +536,7 @@ def _agents(agents: Sequence[Agent]) -> RenderableType:
             Text(", ".join(agent.tools)),
             Text(_excerpt(agent.instructions, 120)),
         )
-    return table
+    return Group(Text("Agents", style="bold"), table)
 
 
 def _turn(messages: Sequence[Message], run: Run) -> list[Message]:

@@ -32,6 +32,7 @@ SecantusDB is GPL-2.0, so it is only ever *executed* (its ``secantusd-py`` scrip
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -470,28 +471,39 @@ def _prepared(data_dir: Path) -> ServerDir:
     try:
         directory.create()
     except OSError as exc:
-        raise DataDirectoryError(data_dir, _reason(exc)) from exc
+        reason = _reason(exc)
+        if data_dir.exists() and not data_dir.is_dir():
+            reason = "it is a file, not a directory"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            reason = f"it is not writable ({reason})"
+        elif exc.errno == errno.EROFS:
+            reason = "it is on a read-only file system"
+        raise DataDirectoryError(data_dir, reason) from exc
     return directory
 
 
 def _launch_supervisor(directory: ServerDir, idle_s: float, startup_timeout: float) -> Record:
     """Start the directory's supervisor (detached) and wait for its server; the record."""
+    server_executable()  # not installed: say so here rather than from the supervisor
     package_root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "agents_core._supervisor", str(directory.path)]
     command += ["--idle-s", repr(idle_s), "--startup-timeout", repr(startup_timeout)]
     command += ["--started-by", str(os.getpid())]
-    with directory.file(SUPERVISOR_LOG).open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            cwd=directory.path,
-            env=env,
-            start_new_session=True,  # out of the terminal's process group: Ctrl-C spares it
-        )
+    try:
+        with directory.file(SUPERVISOR_LOG).open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=directory.path,
+                env=env,
+                start_new_session=True,  # out of the terminal's process group: Ctrl-C spares it
+            )
+    except OSError as exc:
+        raise EmbeddedServerError(f"cannot start {sys.executable}: {_reason(exc)}") from exc
     assert process.stdout is not None
     try:
         line = _read_line(process.stdout, startup_timeout + 15)

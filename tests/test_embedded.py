@@ -210,9 +210,8 @@ def test_an_unrecorded_server_on_the_storage_is_named_in_one_line(data_dir: Path
 def test_a_held_lock_is_reported_with_its_holder(data_dir: Path) -> None:
     directory = ServerDir(data_dir)
     directory.create()
-    with directory.lock(1.0):
-        with pytest.raises(EmbeddedServerError) as raised:
-            EmbeddedServer(data_dir, lock_timeout=0.3).start()
+    with directory.lock(1.0), pytest.raises(EmbeddedServerError) as raised:
+        EmbeddedServer(data_dir, lock_timeout=0.3).start()
     assert f"process {os.getpid()}" in str(raised.value)
     assert "\n" not in str(raised.value)
 
