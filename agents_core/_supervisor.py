@@ -30,7 +30,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from agents_core._server_dir import SERVER_LOG, LockTimeoutError, Record, ServerDir
+from agents_core._server_dir import (
+    SERVER_LOG,
+    SUPERVISOR_LOG,
+    LockTimeoutError,
+    Record,
+    ServerDir,
+)
 from agents_core.embedded import (
     STOP_GRACE_S,
     EmbeddedServerError,
@@ -43,6 +49,8 @@ from agents_core.embedded import (
 POLL_S = 0.2
 #: How long a stopping server may take before SIGKILL.
 SHUTDOWN_TIMEOUT_S = 15.0
+#: ``supervisor.log`` is emptied when a supervisor starts and finds it larger than this.
+LOG_MAX_BYTES = 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
@@ -59,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     answer = os.fdopen(os.dup(1), "w")
     _detach_stdout()
     owner = directory.hold_owner()
+    _trim_log(directory)
     if owner is None:
         _answer(answer, error=f"another supervisor owns {directory.path}")
         return 1
@@ -177,9 +186,17 @@ def _answer(stream: Any, **answer: Any) -> None:
         stream.close()
 
 
+def _trim_log(directory: ServerDir) -> None:
+    """Start ``supervisor.log`` afresh once it passes ``LOG_MAX_BYTES`` (it is only a diary)."""
+    log = directory.file(SUPERVISOR_LOG)
+    with contextlib.suppress(OSError):
+        if log.stat().st_size > LOG_MAX_BYTES:
+            log.write_text("")
+
+
 def _log(directory: ServerDir, text: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    with contextlib.suppress(OSError), directory.file("supervisor.log").open("a") as log:
+    with contextlib.suppress(OSError), directory.file(SUPERVISOR_LOG).open("a") as log:
         log.write(f"{stamp} {text}\n")
 
 
