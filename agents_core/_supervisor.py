@@ -22,14 +22,19 @@ import contextlib
 import ctypes
 import json
 import os
+import selectors
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from agents_core._launcher import SOCKET, code_stamp, frame
 from agents_core._server_dir import (
     SERVER_LOG,
     SUPERVISOR_LOG,
@@ -95,30 +100,43 @@ def main(argv: list[str] | None = None) -> int:
     directory.write_record(record)
     _log(directory, f"secantusd-py {process.pid} listening on port {port}")
     _answer(answer, record=asdict(record))
-    return Supervisor(directory, process, record).run()
+    return Supervisor(directory, process, record, owner).run()
 
 
 class Supervisor:
-    def __init__(self, directory: ServerDir, process: subprocess.Popen[bytes], record: Record):
+    def __init__(
+        self, directory: ServerDir, process: subprocess.Popen[bytes], record: Record, owner: int
+    ) -> None:
         self.directory = directory
         self.process = process
         self.record = record
+        self.owner = owner
         self.stop_requested = False
+        self.workers: set[int] = set()
+        self.listener: socket.socket | None = None
+        self.stamp = ""
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self._open_worker_socket()
         last_used = time.time()
+        selector = selectors.DefaultSelector()
+        if self.listener is not None:
+            selector.register(self.listener, selectors.EVENT_READ)
         while True:
-            time.sleep(POLL_S)
+            for _ in selector.select(POLL_S):
+                self._serve_one()
+            self._reap_workers()
             if self.process.poll() is not None:
                 self._log(f"secantusd-py exited by itself (code {self.process.returncode})")
+                self._close_worker_socket()
                 self._forget()
                 return 1
             if self.stop_requested:
                 return self._stop_when_released()
-            if not self.directory.unused():
+            if self.workers or not self.directory.unused():
                 last_used = time.time()
                 continue
             idle_for = time.time() - max(last_used, self.directory.last_release())
@@ -152,6 +170,7 @@ class Supervisor:
     def _shut_down(self) -> None:
         # The record goes first: a process that finds none waits for the lock we may hold,
         # then starts a new server once this one has let go of the storage.
+        self._close_worker_socket()
         self.directory.remove_record()
         _terminate(self.process, SHUTDOWN_TIMEOUT_S)
         self._log(f"secantusd-py {self.process.pid} stopped (code {self.process.returncode})")
@@ -163,6 +182,136 @@ class Supervisor:
 
     def _log(self, text: str) -> None:
         _log(self.directory, text)
+
+    # -- the warm worker (see agents_core._launcher) ----------------------------------------
+
+    def _open_worker_socket(self) -> None:
+        """Import the CLI once, then listen on ``cli.sock`` for commands to fork off."""
+        path = self.directory.file(SOCKET)
+        if len(str(path).encode()) > 100:
+            return  # too long for sun_path: every command runs in its own process
+        try:
+            # What the workers run, imported once here (the point of the worker).
+            import agents_core.cli
+            import agents_core.db  # noqa: F401
+
+            self.stamp = code_stamp()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old_umask = os.umask(0o177)  # the socket is its owner's alone (0600)
+            try:
+                listener.bind(str(path))
+            finally:
+                os.umask(old_umask)
+            listener.listen(64)
+        except Exception as exc:  # no worker: commands still run, only slower
+            self._log(f"no warm worker: {type(exc).__name__}: {exc}")
+            return
+        self.listener = listener
+
+    def _close_worker_socket(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.close()
+            with contextlib.suppress(OSError):
+                self.directory.file(SOCKET).unlink()
+
+    def _serve_one(self) -> None:
+        assert self.listener is not None
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        fds: list[int] = []
+        try:
+            connection.settimeout(5.0)
+            request, fds = _receive_request(connection)
+            if request is None or request.get("stamp") != self.stamp or len(fds) != 3:
+                return  # closing without an answer: the launcher runs the command itself
+            worker = os.fork()
+            if worker == 0:
+                _run_worker(self, connection, request, fds)  # never returns
+            self.workers.add(worker)
+        except OSError:
+            pass
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            connection.close()
+
+    def _reap_workers(self) -> None:
+        for worker in list(self.workers):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(worker, os.WNOHANG)[0] == 0:
+                    continue
+            self.workers.discard(worker)
+
+
+def _receive_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
+    while len(data) >= 4 and len(data) < 4 + struct.unpack("!I", data[:4])[0]:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            return None, fds
+        data += chunk
+    if len(data) < 4:
+        return None, fds
+    try:
+        request = json.loads(data[4 : 4 + struct.unpack("!I", data[:4])[0]])
+    except ValueError:
+        return None, fds
+    return (request if isinstance(request, dict) else None), fds
+
+
+def _run_worker(
+    supervisor: Supervisor, connection: socket.socket, request: dict[str, Any], fds: list[int]
+) -> NoReturn:
+    """In the forked worker: become the launcher's command, run it, report its exit code."""
+    code = 1
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Nothing of the supervisor's: a worker must not look like an owner or a listener.
+        os.close(supervisor.owner)
+        if supervisor.listener is not None:
+            supervisor.listener.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        fds.clear()
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False, buffering=-1)  # noqa: SIM115
+        sys.stderr = open(  # noqa: SIM115
+            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1
+        )
+        os.chdir(str(request["cwd"]))
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})
+        sys.argv = [str(arg) for arg in request["argv"]]
+        connection.settimeout(None)
+        connection.sendall(frame({"pid": os.getpid()}))
+        from agents_core.cli import main as run_command
+
+        try:
+            run_command()
+            code = 0
+        except SystemExit as exit:
+            if isinstance(exit.code, int) or exit.code is None:
+                code = exit.code or 0
+            else:
+                sys.stderr.write(f"{exit.code}\n")
+        except BaseException:
+            traceback.print_exc()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+    finally:
+        with contextlib.suppress(OSError):
+            connection.sendall(frame({"exit": code}))
+        os._exit(0)
 
 
 def _die_with_parent() -> None:

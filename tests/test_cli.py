@@ -182,7 +182,9 @@ def test_twenty_parallel_commands_share_one_server_and_lose_nothing(tmp_path: Pa
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGODB_DB")}
     env |= {"AGENTS_CORE_DATA": str(data), "AGENTS_CORE_EMBEDDED_IDLE_S": IDLE_S}
-    command = [sys.executable, "-c", "from agents_core.cli import main; main()"]
+    # The installed entry point: the first commands start the server, later ones may be run
+    # by its warm worker.
+    command = [sys.executable, "-c", "from agents_core._launcher import main; main()"]
 
     def start(*args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

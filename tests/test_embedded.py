@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -233,3 +234,54 @@ def test_an_unusable_data_directory_says_why(tmp_path: Path, kind: str) -> None:
 def test_an_in_memory_server_cannot_be_shared() -> None:
     with pytest.raises(ValueError, match="in-memory"):
         EmbeddedServer(None, shared=True)
+
+
+LAUNCH = """
+import sys
+from agents_core._launcher import _via_worker
+sys.argv = ["agents-core", *sys.argv[1:]]
+print("worker exit code:", _via_worker())
+"""
+
+
+def test_a_running_server_runs_commands_in_its_warm_worker(data_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGODB_DB")}
+    env["AGENTS_CORE_DATA"] = str(data_dir)
+
+    def launch(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", LAUNCH, *args],
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert launch("sessions").stdout.strip() == "worker exit code: None"  # no server yet
+    record, _ = start_server(data_dir, idle_s=300)
+    wait_until(lambda: (data_dir / "cli.sock").exists(), "the worker's socket")
+    listed = launch("sessions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == "[]\nworker exit code: 0\n"  # its stdout is this process's
+    malformed = launch("show", "zz")
+    assert malformed.stdout == "worker exit code: 2\n"
+    assert "invalid id 'zz'" in malformed.stderr
+    off = launch("sessions", AGENTS_CORE_CLI_WORKER="0")
+    assert off.stdout.strip() == "worker exit code: None"
+    elsewhere = launch("sessions", MONGODB_URI="mongodb://127.0.0.1:9/")
+    assert elsewhere.stdout.strip() == "worker exit code: None"
+    assert server_status(data_dir) == (record, [])
+
+
+def test_the_worker_refuses_other_code(data_dir: Path) -> None:
+    from agents_core._launcher import frame, read_frame
+
+    start_server(data_dir, idle_s=300)
+    wait_until(lambda: (data_dir / "cli.sock").exists(), "the worker's socket")
+    request = {"argv": ["agents-core", "sessions"], "env": {}, "cwd": "/", "stamp": "other"}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(30)
+        connection.connect(str(data_dir / "cli.sock"))
+        socket.send_fds(connection, [frame(request)], [0, 1, 2])
+        assert read_frame(connection) is None  # closed without an answer: run it yourself
+    assert (data_dir / "cli.sock").stat().st_mode & 0o777 == 0o600
