@@ -133,6 +133,7 @@ class Supervisor:
                 self._log(f"secantusd-py exited by itself (code {self.process.returncode})")
                 self._close_worker_socket()
                 self._forget()
+                self._release_owner()
                 return 1
             if self.stop_requested:
                 return self._stop_when_released()
@@ -174,6 +175,13 @@ class Supervisor:
         self.directory.remove_record()
         _terminate(self.process, SHUTDOWN_TIMEOUT_S)
         self._log(f"secantusd-py {self.process.pid} stopped (code {self.process.returncode})")
+        self._release_owner()
+
+    def _release_owner(self) -> None:
+        """Let go of ``server.owner`` now, not at the end of a slow interpreter shutdown."""
+        owner, self.owner = self.owner, -1
+        if owner >= 0:
+            os.close(owner)
 
     def _forget(self) -> None:
         with contextlib.suppress(LockTimeoutError), self.directory.lock(60):
@@ -275,7 +283,8 @@ def _run_worker(
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         # Nothing of the supervisor's: a worker must not look like an owner or a listener.
-        os.close(supervisor.owner)
+        if supervisor.owner >= 0:
+            os.close(supervisor.owner)
         if supervisor.listener is not None:
             supervisor.listener.close()
         for target, fd in enumerate(fds):
@@ -350,4 +359,8 @@ def _log(directory: ServerDir, text: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Nothing to tear down: skip the interpreter's slow shutdown of the imported CLI.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

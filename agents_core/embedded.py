@@ -264,6 +264,7 @@ class EmbeddedServer:
                 record = directory.read_record()
                 if record is None or not directory.owner_alive():
                     _clear_stale(directory, record, self.shutdown_timeout)
+                    _wait_for_owner_exit(directory, self.shutdown_timeout)
                     idle_s = idle_s_from_env() if self.idle_s is None else self.idle_s
                     with self.on_start() if self.on_start else contextlib.nullcontext():
                         record = _launch_supervisor(directory, idle_s, self.startup_timeout)
@@ -553,6 +554,21 @@ def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) ->
             while _is_server(record.pid, record.storage) and time.monotonic() < deadline + 5:
                 time.sleep(0.05)
     directory.remove_record()
+
+
+def _wait_for_owner_exit(directory: ServerDir, timeout: float) -> None:
+    """A supervisor that has removed its record may still be exiting: let it finish."""
+    deadline = time.monotonic() + timeout
+    while directory.owner_alive():
+        if time.monotonic() >= deadline:
+            holders = ", ".join(
+                _describe(pid) for pid in locking_pids(directory.file("server.owner"))
+            )
+            raise EmbeddedServerError(
+                f"a supervisor of {directory.path} ({holders or 'unknown process'}) still holds "
+                f"server.owner after {timeout:.0f} s without a record; stop it"
+            )
+        time.sleep(0.02)
 
 
 def _is_server(pid: int, storage: str) -> bool:

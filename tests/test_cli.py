@@ -204,9 +204,9 @@ def test_twenty_parallel_commands_share_one_server_and_lose_nothing(tmp_path: Pa
     demo_outputs = [stdout for args, stdout, _, _ in results if args == ["demo", "--json"]]
     demos = [json.loads(stdout)["session"]["id"] for stdout in demo_outputs]
     assert len(demos) == 10
-    status = server_status(data)
-    assert status is not None  # one server served them all, still up for IDLE_S
-    with MongoClient(status[0].uri) as client:
+    # Read it all back through the directory's server (started again if it went idle).
+    server = embedded.EmbeddedServer(data, idle_s=float(IDLE_S))
+    with server, MongoClient(server.uri) as client:
         db = client["agents_core"]
         assert db["agents"].count_documents({}) == 1  # get_or_create, also when racing
         for session in [seeded, *demos]:
