@@ -36,7 +36,11 @@ _MAX_SOCKET_PATH = 100
 
 
 def main() -> None:
-    code = _via_worker()
+    try:
+        code = _via_worker()
+    except KeyboardInterrupt:  # Ctrl-C before any command started
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
     if code is None:
         from agents_core.cli import main as run_here
 
@@ -97,6 +101,7 @@ def _via_worker() -> int | None:
     if len(path.encode()) > _MAX_SOCKET_PATH:
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    relay = _Relay()  # from here a Ctrl-C is kept for the worker, once we know it
     try:
         connection.settimeout(_ACCEPT_TIMEOUT_S)
         connection.connect(path)
@@ -109,24 +114,51 @@ def _via_worker() -> int | None:
         socket.send_fds(connection, [frame(request)], [0, 1, 2])
         accepted = read_frame(connection)
     except (OSError, ValueError):
-        connection.close()
-        return None  # no server, a stale socket, a supervisor going away: run it here
+        accepted = None  # no server, a stale socket, a supervisor going away
     worker = None if accepted is None else accepted.get("pid")
-    if not isinstance(worker, int):
+    if not isinstance(worker, int):  # run it here (refused: other code, or closing down)
         connection.close()
-        return None  # refused (other code) or closing down
+        relay.restore()
+        return None
+    relay.forward_to(worker)
     return _wait(connection, worker)
 
 
-def _wait(connection: socket.socket, worker: int) -> int:
-    """Forward Ctrl-C and termination to the worker; its exit code."""
+class _Relay:
+    """Signals for the worker: kept until its pid is known, then forwarded as they come."""
 
-    def forward(signum: int, frame: FrameType | None) -> None:
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.worker: int | None = None
+        self.pending: list[int] = []
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.worker is None:
+            self.pending.append(signum)
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(worker, signum)
+            os.kill(self.worker, signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, forward)
+    def forward_to(self, worker: int) -> None:
+        self.worker = worker
+        for signum in self.pending:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signum)
+
+    def restore(self) -> None:
+        """No worker: back to the usual handlers, and what came meanwhile is ours."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if signal.SIGINT in self.pending:
+            raise KeyboardInterrupt
+        if self.pending:
+            os.kill(os.getpid(), self.pending[0])
+
+
+def _wait(connection: socket.socket, worker: int) -> int:
+    """The worker's exit code (signals are forwarded to it meanwhile)."""
     connection.settimeout(None)  # a command (a demo) takes as long as it takes
     try:
         finished = read_frame(connection)
