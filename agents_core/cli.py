@@ -675,7 +675,7 @@ def runs(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """The runs of a session, or (``--stale``) the runs a crashed process left running."""
+    """The runs of a session, or (--stale) the runs a crashed process left running."""
     from agents_core.db import InvalidStateError, RunsRepository
 
     if stale == (session_id is not None):

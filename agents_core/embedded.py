@@ -397,7 +397,8 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
     with contextlib.suppress(ProcessLookupError):
         os.kill(record.owner, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while directory.owner_alive():
+    # The supervisor lets go of server.owner once its server is stopped, then exits.
+    while directory.owner_alive() or _is_supervisor(record.owner, path):
         if time.monotonic() >= deadline:
             raise EmbeddedServerError(
                 f"the embedded server of {path} did not stop within {timeout:.0f} s "
@@ -571,16 +572,28 @@ def _wait_for_owner_exit(directory: ServerDir, timeout: float) -> None:
         time.sleep(0.02)
 
 
+def _is_supervisor(pid: int, data_dir: Path) -> bool:
+    command = process_command(pid)
+    return (
+        command is not None
+        and "agents_core._supervisor" in command
+        and (str(data_dir) in command)
+        and not _is_zombie(pid)
+    )
+
+
+def _is_zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    return False
+
+
 def _is_server(pid: int, storage: str) -> bool:
     """Whether ``pid`` is a live secantusd-py on ``storage`` (never a recycled pid's process)."""
     command = process_command(pid)
     if command is None or "secantusd" not in command or storage not in command:
         return False
-    with contextlib.suppress(OSError):  # a zombie has exited: it holds no files
-        status = Path(f"/proc/{pid}/status").read_text()
-        if "\nState:\tZ" in status:
-            return False
-    return True
+    return not _is_zombie(pid)  # a zombie has exited: it holds no files
 
 
 def _busy_message(storage: str) -> str:
