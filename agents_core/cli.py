@@ -400,16 +400,18 @@ def _run_trace(run: Run) -> RenderableType:
     )
     calls = len(run.tool_calls)
     header = Text.assemble(
-        ("Run ", "bold"),
-        (str(run.id), "bold"),
-        "  ",
-        _status(_value(run.status)),
-        f"  {calls} tool call{'' if calls == 1 else 's'}  tokens {run.tokens:,}",
-        f"  cost ${run.cost:.6f}",
-        f"  took {took}" if took else "",
-        f"  started {_age(run.started_at)}",
+        ("Run ", "bold"), (str(run.id), "bold"), "  ", _status(_value(run.status))
     )
-    parts: list[RenderableType] = [header]
+    details = (
+        f"{calls} tool call{'' if calls == 1 else 's'}  tokens {run.tokens:,}  "
+        f"cost ${run.cost:.6f}"
+        + (f"  took {took}" if took else "")
+        + f"  started {_age(run.started_at)}"
+    )
+    if _narrow():  # its details on a line of their own rather than wrapped anywhere
+        parts: list[RenderableType] = [header, Text("  " + details)]
+    else:
+        parts = [Text.assemble(header, "  ", details)]
     if run.error:
         parts.append(Text.assemble(("  error: ", "red"), _excerpt(run.error)))
     if run.tool_calls:
