@@ -4,8 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit test-mongoeco bench bench-quick compose-check clean \
+.PHONY: help install demo test lint typecheck unit test-mongoeco bench bench-quick compose-check clean \
 	test-frameworks test-langgraph bench-langgraph
+
+.DEFAULT_GOAL := help
+
+## Print the targets (what `make` with no target does).
+help:
+	@echo "make targets:"
+	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z-]+:/{if (doc) {split($$0, t, ":"); printf "  %-14s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agents-core needs Python >= 3.11"'
@@ -14,6 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## Create .venv and install the package with its dev extras.
 install: $(STAMP)
 
 ## The main job: a scripted agent conversation recorded in the embedded database, with its trace.
@@ -23,6 +31,7 @@ demo: install
 ## Lint, type-check, then the contract suite on both backends (mock and SecantusDB).
 test: lint typecheck unit
 
+## ruff check and ruff format --check.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -33,6 +42,7 @@ typecheck: install
 	$(BIN)/python -m tests.readme_examples build/readme_examples.py
 	$(BIN)/mypy --strict build/readme_examples.py
 
+## pytest: the contract suite on both backends, the CLI and the embedded server.
 unit: install
 	$(BIN)/pytest
 
@@ -49,9 +59,11 @@ test-langgraph: install
 	$(BIN)/python -m pip install --quiet -r tests_frameworks/langgraph/requirements.txt
 	$(BIN)/pytest -s tests_frameworks/langgraph  # -s: the suite prints its own report
 
+## Benchmarks of every hot path against raw PyMongo (benchmarks/README.md).
 bench: install
 	$(BIN)/python -m benchmarks
 
+## The benchmarks' smoke run (CI), written to bench-quick.json.
 bench-quick: install
 	$(BIN)/python -m benchmarks --quick --json bench-quick.json
 
@@ -64,5 +76,6 @@ bench-langgraph: install
 compose-check:
 	docker-compose -f docker-compose.yml config -q
 
+## Remove .venv and the tool caches.
 clean:
 	rm -rf $(VENV) .venv-mongoeco .pytest_cache .mypy_cache .ruff_cache *.egg-info

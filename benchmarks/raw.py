@@ -393,6 +393,7 @@ class RawLayer:
         history = _turn_window(session["messages"])
         history.append(await self.create_message(session_id, "user", user_input))
         run = self.run_document(session_id, agent["_id"])
+        run["input_seq"] = history[-1]["seq"]
         await self.runs.insert_one(run)
         try:
             for step in range(max_steps):

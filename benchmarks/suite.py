@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import pstats
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,7 +15,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
 
 from agents_core.db import close_db, init_db
-from agents_core.embedded import EmbeddedServer
+from agents_core.embedded import database_target
 from benchmarks.harness import (
     COUNTED_CALLS,
     CommandCounter,
@@ -243,12 +242,8 @@ async def _docs_examined(raw: RawLayer, op: Op) -> int | None:
 @contextmanager
 def _server() -> Iterator[str]:
     """``MONGODB_URI``, else a SecantusDB of our own, in memory, in a child process."""
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with EmbeddedServer(data_dir=None) as server:
-        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
-        yield server.uri + "?retryWrites=false"
+    with database_target(in_memory=True) as target:
+        yield target.uri
 
 
 @asynccontextmanager

@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient
 
 from agents_core.db import close_db, init_db
 from agents_core.db.config import mask_uri
-from agents_core.embedded import EmbeddedServer
+from agents_core.embedded import database_target
 from agents_core.testing import in_memory_db
 from agents_core.testing.commands import CommandCounter
 
@@ -63,12 +63,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def wire_uri() -> Iterator[str]:
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with EmbeddedServer() as server:
-        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
-        yield server.uri + "?retryWrites=false"
+    """``MONGODB_URI``, else a private in-memory SecantusDB for the session."""
+    with database_target(in_memory=True) as target:
+        yield target.uri
 
 
 @pytest.fixture(scope="session")

@@ -59,6 +59,26 @@ class AgentsRepository(Repository):
             raise AlreadyExistsError("agent", "name", name) from exc
 
     @translate_errors
+    async def get_or_create(self, data: CreateAgentDTO) -> Agent:
+        """The agent named ``data.name`` as stored, or a new one made from ``data``.
+
+        An existing agent is returned as it is (``data``'s other fields are not applied to it).
+        One command when it exists, two when it is created; a concurrent creation of the same
+        name is found rather than raised, so setup code can be re-run freely.
+        """
+        if not isinstance(data, CreateAgentDTO):
+            raise InvalidInputError("data", f"must be a CreateAgentDTO, not {type(data).__name__}")
+        name = check.name(getattr(data, "name", None), "name")  # model_construct: maybe absent
+        if (found := await self.find_by_name(name)) is not None:
+            return found
+        try:
+            return await self.create(data)
+        except AlreadyExistsError:
+            if (found := await self.find_by_name(name)) is None:
+                raise  # created and deleted again meanwhile
+            return found
+
+    @translate_errors
     async def find_by_name(self, name: str) -> Agent | None:
         """The agent called ``name``, or ``None``. One command."""
         query = {"name": check.name(name, "name")}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING
@@ -18,6 +20,7 @@ from agents_core.db.documents import (
     RunStatus,
     Session,
     SessionDocument,
+    ToolCallStatus,
 )
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
@@ -239,17 +242,39 @@ class RunsRepository(Repository):
 
     @translate_errors
     async def mark_abandoned(self, run_id: str | ObjectId) -> Run:
-        """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``."""
+        """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``.
+
+        Its tool calls still ``pending`` are closed with it, in the same atomic update: status
+        ``error``, output ``abandoned``. Two commands (update, read back).
+        """
         rid = check.object_id(run_id, "run")
-        return await _finish(self.db, rid, RunStatus.failed, ABANDONED)
+        return await _finish(self.db, rid, RunStatus.failed, ABANDONED, close_calls=True)
 
 
-async def _finish(db: Connection, run_id: ObjectId, status: RunStatus, error: str | None) -> Run:
+async def _finish(
+    db: Connection,
+    run_id: ObjectId,
+    status: RunStatus,
+    error: str | None,
+    *,
+    close_calls: bool = False,
+) -> Run:
+    now = utcnow()
+    fields: dict[str, Any] = {"status": status.value, "error": error, "completed_at": now}
+    array_filters: list[Mapping[str, Any]] | None = None
+    if close_calls:
+        # No inline budget is charged for the output: a finished run takes no more text.
+        # The status last: the in-memory mock re-applies the array filter field by field.
+        call = "tool_calls.$[pending]"
+        fields |= {f"{call}.output": error, f"{call}.completed_at": now}
+        fields[f"{call}.status"] = ToolCallStatus.error.value
+        array_filters = [{"pending.status": ToolCallStatus.pending.value}]
     raw = await update_and_read(
         db,
         RunDocument,
         {"_id": run_id, "status": RunStatus.running.value},
-        {"$set": {"status": status.value, "error": error, "completed_at": utcnow()}},
+        {"$set": fields},
+        array_filters=array_filters,
     )
     if raw is None:
         await require(db, RunDocument, run_id, "run")
