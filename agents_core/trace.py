@@ -356,7 +356,7 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
         duration = call_duration_ms(tool)
         offset = 0.0 if timeline is None else max(_ms(tool.started_at, timeline.run.started_at), 0)
         total = (duration or 0.0) if timeline is None else timeline.total_ms
-        label = Text.assemble(
+        return Text.assemble(
             _bar(offset, duration or 0.0, total, style),
             " ",
             ("tool ", "bold"),
@@ -368,7 +368,6 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
             " → ",
             (_excerpt(tool.output, 60), "red" if tool.status == ToolCallStatus.error else ""),
         )
-        return label
     message = step.message
     assert message is not None
     if step.kind == "answer":
