@@ -29,6 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agents_core import cli_trace
 from agents_core.db import (
     DatabaseError,
     InvalidStateError,
@@ -45,6 +46,7 @@ from agents_core.db import (
 from agents_core.db import validation as check
 from agents_core.db.config import mask_uri
 from agents_core.embedded import EmbeddedServer, EmbeddedServerError, data_dir_from_env
+from agents_core.trace import render_session_tree
 
 __all__ = ["app", "main"]
 
@@ -269,9 +271,7 @@ def show(
     agent = session.active_agent_id or "none"
     out.print(f"[bold]Session {session.id}[/] {session.title or ''}  ({session.status.value})")
     out.print(f"user: {session.user_id or '—'}  agent: {agent}  messages: {session.last_seq}")
-    out.print(_transcript(messages))
-    for run in runs:
-        out.print(_run_trace(run))
+    out.print(render_session_tree(session, runs, messages))
 
 
 @app.command()
@@ -321,6 +321,9 @@ def runs(
         out.print(_run_trace(run))
     if stale and found and not abandon:
         out.print(f"{len(found)} stale run(s); `agents-core runs --stale --abandon` closes them.")
+
+
+cli_trace.register(app)  # serve, export-otel
 
 
 def main() -> None:

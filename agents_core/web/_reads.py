@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -44,6 +44,8 @@ StatusFilter = Literal["all", "active", "archived"]
 #: Most runs one transcript page shows (its turns are bounded by its messages anyway).
 MAX_RUNS_PER_PAGE = 1_000
 _SESSION_FIELDS = {"recent_idempotency_keys": 0}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +69,16 @@ class SessionPage:
 
 
 def encode_cursor(session: Session) -> str:
-    return f"{session.updated_at.isoformat()}_{session.id}"
+    """The key of ``session`` in the listing's order: microseconds since the epoch, and id."""
+    return f"{(session.updated_at - _EPOCH) // _MICROSECOND}_{session.id}"
 
 
 def decode_cursor(value: str) -> tuple[datetime, ObjectId]:
     """``InvalidInputError`` for anything but what ``encode_cursor`` makes."""
-    stamp, _, ident = value.rpartition("_")
-    try:
-        at = datetime.fromisoformat(stamp)
-    except ValueError as exc:
-        raise InvalidInputError("before", "is not a page cursor") from exc
-    if at.tzinfo is None:
+    stamp, _, ident = value.partition("_")
+    if not stamp.isdigit() or len(stamp) > 18:
         raise InvalidInputError("before", "is not a page cursor")
-    return at, check.object_id(ident, "session")
+    return _EPOCH + int(stamp) * _MICROSECOND, check.object_id(ident, "session")
 
 
 class TraceReads(Repository):
@@ -161,13 +160,17 @@ class TraceReads(Repository):
             if following and following[0].seq == end + 1:
                 upper = following[0].created_at
         runs: list[Run] = []
-        if messages:
-            started: dict[str, Any] = {"$gte": messages[0].created_at}
-            if upper is not None:
-                started["$lt"] = upper
+        if messages or last_seq == 0:
+            # A session without messages can still have runs (started by the repositories).
+            query: dict[str, Any] = {"session_id": sid}
+            if messages:
+                started: dict[str, Any] = {"$gte": messages[0].created_at}
+                if upper is not None:
+                    started["$lt"] = upper
+                query["started_at"] = started
             raws = await (
                 db.collection(RunDocument)
-                .find({"session_id": sid, "started_at": started})
+                .find(query)
                 .sort([("started_at", ASCENDING), ("_id", ASCENDING)])
                 .limit(MAX_RUNS_PER_PAGE)
                 .batch_size(MAX_RUNS_PER_PAGE)
