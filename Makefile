@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-quick compose-check clean
+.PHONY: install demo test test-browser lint typecheck unit bench bench-quick compose-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agents-core needs Python >= 3.11"'
@@ -34,6 +34,14 @@ typecheck: install
 
 unit: install
 	$(BIN)/pytest
+
+## The trace view in headless Chromium (Debian's package, driven by Playwright; never a
+## downloaded browser). Screenshots go to $AGENTS_CORE_SCREENSHOTS (/tmp/agents-core-screenshots).
+test-browser: install
+	@command -v chromium >/dev/null 2>&1 || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+	$(BIN)/pytest tests_browser
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -17,6 +17,7 @@ the ``with`` that owns the embedded server, which stops it, and ``serve`` exits 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import signal
 import sys
@@ -110,7 +111,8 @@ def serve(
                 f"Trace view on http://{escape(host)}:{port}/ (read-only; Ctrl-C stops it)"
             )
             sys.stdout.flush()
-            await server.serve()
+            with contextlib.suppress(SystemExit):  # uvicorn's exit when it cannot bind
+                await server.serve()
             started = server.started
         finally:
             await db.close()

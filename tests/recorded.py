@@ -7,6 +7,7 @@ error of a failed model call. Whatever shows it must show it as text.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ LONG_TAIL = "x" * 5_000 + " END-OF-OUTPUT"
 HOSTILE_OUTPUT = f"{SCRIPT} {TEMPLATE} {MARKUP} " + LONG_TAIL
 HOSTILE_ANSWER = f"<b>not bold</b> {TEMPLATE} {MARKUP}"
 MODEL_ERROR = f"upstream said {SCRIPT}"
+#: How long the echo tool takes.
+ECHO_SECONDS = 0.04
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ async def record_demo() -> Recorded:
     return Recorded(full, runs)
 
 
-def _echo(text: str) -> str:
+async def _echo(text: str) -> str:
+    await asyncio.sleep(ECHO_SECONDS)  # a bar wide enough to see on the timeline
     return HOSTILE_OUTPUT if text else ""
 
 
