@@ -4,14 +4,16 @@
     agents-core export-otel RUN_ID --endpoint URL         # a run as OTLP spans
 
 ``agents_core.cli`` calls ``register(app)``; these commands open the database the way every
-other command does (``MONGODB_URI``, else the embedded server), through that module's helpers.
+other command does (``MONGODB_URI``, else the shared embedded server of ``AGENTS_CORE_DATA``),
+through that module's helpers, and print stored text as text (never markup).
 
 Design note (stopping ``serve``): uvicorn handles SIGINT and SIGTERM itself, shuts down, and then
 raises the signal it caught again, so that the process ends the way it was asked to. For SIGTERM
-the default action would end the process on the spot, before the embedded database server it
-started is stopped (that server runs in its own session, so no signal of ours reaches it). So
+the default action would end the process on the spot, before the ``with`` that holds the
+embedded database is left (its lease on the shared server, or a private server itself). So
 ``serve`` turns SIGTERM into an exception for its whole duration: both signals then unwind through
-the ``with`` that owns the embedded server, which stops it, and ``serve`` exits 0.
+that ``with``, the connection is closed, the server is let go (the shared one stops once idle),
+and ``serve`` exits 0.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:
     from agents_core.db import Run, Settings
@@ -54,18 +56,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _cli_settings() -> Settings:
-    from agents_core.cli import CLI_SERVER_TIMEOUT_MS
-    from agents_core.db import Settings
-
-    settings = Settings()
-    if "server_selection_timeout_ms" not in settings.model_fields_set:
-        settings = settings.model_copy(
-            update={"server_selection_timeout_ms": CLI_SERVER_TIMEOUT_MS}
-        )
-    return settings
-
-
 def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind (anything but loopback is reachable by others).")
@@ -80,17 +70,20 @@ def serve(
 
         from agents_core.web import create_app
     except ImportError as exc:
-        cli.err.print(
-            f"[red]error:[/] the trace view needs its extra: "
-            f"pip install 'agents-core\\[web]' ({escape(str(exc))})"
+        cli._fail(
+            f"the trace view needs its extra: pip install 'agents-core[web]' ({exc})",
+            as_json=False,
         )
-        raise typer.Exit(1) from exc
-    from agents_core.db import DatabaseError, connect
+    from agents_core.db import DatabaseError, DatabaseUnavailableError, connect
+    from agents_core.embedded import DataDirectoryError, EmbeddedServerError, database_target
 
     if not is_loopback(host):
         cli.err.print(
-            f"[bold yellow]warning:[/] listening on {escape(host)}: the trace view has no "
-            "authentication; anyone who can reach this address can read every session."
+            Text.assemble(
+                ("warning: ", "bold yellow"),
+                f"listening on {host}: the trace view has no authentication; anyone who can "
+                "reach this address can read every session.",
+            )
         )
     started = False
 
@@ -107,9 +100,7 @@ def serve(
                 access_log=False,
             )
             server = uvicorn.Server(config)
-            cli.out.print(
-                f"Trace view on http://{escape(host)}:{port}/ (read-only; Ctrl-C stops it)"
-            )
+            cli.out.print(Text(f"Trace view on http://{host}:{port}/ (read-only; Ctrl-C stops it)"))
             sys.stdout.flush()
             with contextlib.suppress(SystemExit):  # uvicorn's exit when it cannot bind
                 await server.serve()
@@ -119,24 +110,31 @@ def serve(
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        with cli._database_uri() as (uri, description):
-            cli.out.print(f"[bold]Database:[/] {escape(description)}")
-            asyncio.run(run_server(uri, _cli_settings()))
+        settings = cli._settings()
+        with database_target(settings, on_start=cli._starting) as target:
+            cli._note_started(target)
+            cli.out.print(Text.assemble(("Database: ", "bold"), target.description))
+            try:
+                asyncio.run(run_server(target.uri, settings))
+            except DatabaseUnavailableError as exc:
+                raise cli.CliError(cli._unreachable(exc, target)) from exc
         if not started:
-            cli.err.print(f"[red]error:[/] could not serve on {escape(host)}:{port}")
-            raise typer.Exit(1)
+            raise cli.CliError(f"could not serve on {host}:{port}")
     except (KeyboardInterrupt, _Terminated):
-        pass  # the server has shut down and the database is closed: a clean stop
-    except (cli.CliError, DatabaseError, ValueError) as exc:
-        cli.err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+        pass  # the server has shut down and the database is let go: a clean stop
+    except cli.CliError as exc:
+        cli._fail(str(exc), as_json=False, code=exc.code)
+    except (DataDirectoryError, EmbeddedServerError, DatabaseError) as exc:
+        cli._fail(str(exc), as_json=False)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    cli.out.print("Trace view stopped.")
+    cli.out.print(Text("Trace view stopped."))
 
 
 def export_otel(
-    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run's id, or a unique prefix of one.")
+    ],
     endpoint: Annotated[
         str,
         typer.Option(
@@ -164,28 +162,29 @@ def export_otel(
     try:
         from agents_core.otel import ExportError, export_run
     except ImportError as exc:
-        cli.err.print(f"[red]error:[/] {escape(str(exc))}; pip install 'agents-core\\[otel]'")
-        raise typer.Exit(1) from exc
+        cli._fail(str(exc), as_json=False)
     headers: dict[str, str] = {}
     for item in header or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            cli.err.print(f"[red]error:[/] --header {escape(item)!r} is not KEY=VALUE")
-            raise typer.Exit(2)
+            cli._fail(f"--header {item!r} is not KEY=VALUE", as_json=False, code=2)
         headers[key.strip()] = value
-    cli._checked_id(run_id, "run")
+    wanted = cli._checked_id(run_id, as_json=False, what="a run")
 
     async def work() -> tuple[Run, str]:
         from agents_core.db import AgentsRepository, NotFoundError, RunsRepository
 
-        run = await RunsRepository().find_by_id(run_id)
+        _, rid = await cli._resolve(wanted, kinds=("run",))
+        run = await RunsRepository().find_by_id(rid)
         try:
             agent_name = (await AgentsRepository().find_by_id(run.agent_id)).name
         except NotFoundError:  # the agent was deleted since: its id names it
             agent_name = str(run.agent_id)
         return run, agent_name
 
-    run, agent_name = cli._run(work)
+    found: list[tuple[Run, str]] = []
+    cli._run(work, found.append, as_json=False)
+    run, agent_name = found[0]
     try:
         export_run(
             run,
@@ -196,10 +195,9 @@ def export_otel(
             headers=headers,
         )
     except ExportError as exc:
-        cli.err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+        cli._fail(str(exc), as_json=False)
     spans = 1 + len(run.model_calls) + len(run.tool_calls)
-    cli.out.print(f"Sent run {run.id} as {spans} spans to {escape(endpoint)}")
+    cli.out.print(Text(f"Sent run {run.id} as {spans} spans to {endpoint}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from agents_core.db import Agent, AgentsRepository, AlreadyExistsError, CreateAgentDTO, Price
+from agents_core.db import Agent, AgentsRepository, CreateAgentDTO, Price
 from agents_core.runner import (
     ModelRequest,
     ModelResponse,
@@ -80,22 +80,15 @@ def demo_tools() -> ToolRegistry:
 
 
 async def demo_agent() -> Agent:
-    """The demo agent, created on first use and reused afterwards."""
-    agents = AgentsRepository()
-    agent = await agents.find_by_name(DEMO_AGENT)
-    if agent is None:
-        dto = CreateAgentDTO(
+    """The demo agent, created on first use and reused afterwards (also by concurrent demos)."""
+    return await AgentsRepository().get_or_create(
+        CreateAgentDTO(
             name=DEMO_AGENT,
             instructions="Answer briefly. Use the calculator for sums and the clock for time.",
             model="scripted-demo",
             tools=["calculator", "clock"],
         )
-        try:
-            return await agents.create(dto)
-        except AlreadyExistsError:  # another demo created it just now
-            agent = await agents.find_by_name(DEMO_AGENT)
-    assert agent is not None
-    return agent
+    )
 
 
 #: What the scripted model is charged at, as a real one would be.

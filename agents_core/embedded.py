@@ -1,12 +1,29 @@
-"""A local MongoDB-wire server (SecantusDB) run as a child process: the default database when no
-``MONGODB_URI`` is configured.
+"""A local MongoDB-wire server (SecantusDB): the default database when no ``MONGODB_URI`` is set.
 
 Usage::
 
-    from agents_core.embedded import EmbeddedServer
+    from agents_core.embedded import EmbeddedServer, database_target
 
-    with EmbeddedServer("./.agents-core") as server:   # persists under that directory
+    with database_target() as target:           # MONGODB_URI, else the embedded server
+        await init_db(target.uri)
+
+    with EmbeddedServer("./.agents-core") as server:   # that data directory's shared server
         await init_db(server.uri)
+
+    with EmbeddedServer() as server:            # a private in-memory server (tests, benchmarks)
+        ...
+
+**One server per data directory.** ``EmbeddedServer(data_dir)`` does not start a server of its
+own: the first process that needs the directory starts one, with a small supervisor process
+(``agents_core._supervisor``) that records it in ``server.json`` under an ``flock``; every other
+process uses that server for as long as it holds a lease (a shared ``flock``). The supervisor
+stops the server once nobody has used it for ``AGENTS_CORE_EMBEDDED_IDLE_S`` seconds (or on
+``stop_server()``, ``agents-core server stop``), and the server dies with its supervisor, so a
+process killed inside ``with EmbeddedServer(...)`` leaves nothing that holds the directory.
+Leaving the ``with`` block is instant: it ends the lease, it does not wait for a shutdown.
+
+The URI carries ``retryWrites=false``: SecantusDB keeps a record per retryable write and scans
+them all on every write, so a long-lived server slows down without it.
 
 SecantusDB is GPL-2.0, so it is only ever *executed* (its ``secantusd-py`` script, from the
 ``embedded`` extra: ``pip install agents-core[embedded]``), never imported.
@@ -14,34 +31,116 @@ SecantusDB is GPL-2.0, so it is only ever *executed* (its ``secantusd-py`` scrip
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_DATA_DIR", "EmbeddedServer", "EmbeddedServerError", "data_dir_from_env"]
+from agents_core._server_dir import (
+    SERVER_LOG,
+    SUPERVISOR_LOG,
+    LockTimeoutError,
+    Record,
+    ServerDir,
+    locking_pids,
+    process_command,
+)
+
+if TYPE_CHECKING:
+    from agents_core.db.config import Settings
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_IDLE_S",
+    "DataDirectoryError",
+    "DatabaseTarget",
+    "EmbeddedServer",
+    "EmbeddedServerError",
+    "Record",
+    "data_dir_from_env",
+    "database_target",
+    "idle_s_from_env",
+    "resolve_data_dir",
+    "server_executable",
+    "server_status",
+    "start_server",
+    "stop_server",
+]
 
 #: Where the embedded server keeps its data unless ``AGENTS_CORE_DATA`` says otherwise.
 DEFAULT_DATA_DIR = Path(".agents-core")
+#: How long a shared server stays up unused unless ``AGENTS_CORE_EMBEDDED_IDLE_S`` says otherwise.
+DEFAULT_IDLE_S = 300.0
 #: Storage path that keeps everything in memory (gone when the server stops).
 IN_MEMORY = ":memory:"
+#: Environment variables read here.
+DATA_ENV = "AGENTS_CORE_DATA"
+IDLE_ENV = "AGENTS_CORE_EMBEDDED_IDLE_S"
 
 _LISTENING = re.compile(r"listening on (?P<host>[\w.:\[\]-]+):(?P<port>\d+)")
+_BUSY = "Device or resource busy"
+#: How long a stopping supervisor lets the processes still using its server finish.
+STOP_GRACE_S = 10.0
 
 
 class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be found, started or stopped."""
+    """The embedded server could not be found, started or stopped (a one-line message)."""
+
+
+class DataDirectoryError(EmbeddedServerError):
+    """The data directory cannot be used (not creatable, not a directory, not writable)."""
+
+    def __init__(self, data_dir: object, reason: str) -> None:
+        self.data_dir = data_dir
+        self.reason = reason
+        super().__init__(f"cannot use the data directory {data_dir}: {reason}")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str]) -> Path:
+    """``data_dir`` as an absolute path (``~`` expanded, symlinks resolved): done once, here."""
+    try:
+        return Path(os.fspath(data_dir)).expanduser().resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, symlink loops, no $HOME
+        raise DataDirectoryError(repr(os.fspath(data_dir)), str(exc)) from exc
 
 
 def data_dir_from_env() -> Path:
-    """``AGENTS_CORE_DATA``, else ``./.agents-core``."""
-    return Path(os.environ.get("AGENTS_CORE_DATA") or DEFAULT_DATA_DIR)
+    """``AGENTS_CORE_DATA``, else ``./.agents-core``, as an absolute path."""
+    raw = os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR
+    try:
+        return resolve_data_dir(raw)
+    except DataDirectoryError as exc:
+        raise DataDirectoryError(f"{exc.data_dir} ({DATA_ENV})", exc.reason) from exc
+
+
+def idle_s_from_env() -> float:
+    """``AGENTS_CORE_EMBEDDED_IDLE_S`` (seconds, ``0`` or more), else ``DEFAULT_IDLE_S``."""
+    raw = os.environ.get(IDLE_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_IDLE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise EmbeddedServerError(
+            f"{IDLE_ENV} must be a number of seconds (0 or more), not {raw!r}"
+        )
+    return value
 
 
 def server_executable() -> str:
@@ -57,80 +156,90 @@ def server_executable() -> str:
 
 
 class EmbeddedServer:
-    """Start ``secantusd-py`` on a free loopback port; stop it with SIGTERM, then wait.
+    """The server of a data directory (shared, see the module doc), or a private one.
 
-    ``data_dir`` holds the WiredTiger files (``storage/``) and the server's log
-    (``secantusd.log``); ``None`` keeps the data in memory only.
+    ``data_dir`` holds the WiredTiger files (``storage/``) and the server's log; ``None`` keeps
+    the data in memory, in a private server that ``stop()`` shuts down. ``shared=False`` makes
+    a data directory's server private too (the fault tests kill theirs). ``idle_s`` (default
+    ``AGENTS_CORE_EMBEDDED_IDLE_S``) applies to a shared server this process starts; ``on_start``
+    is entered while this process starts one (e.g. a spinner); ``lock_timeout`` bounds the wait
+    for another process that holds the directory's lock (starting or stopping its server).
     """
 
     def __init__(
         self,
         data_dir: str | os.PathLike[str] | None = None,
         *,
+        shared: bool | None = None,
+        idle_s: float | None = None,
         startup_timeout: float = 30.0,
         shutdown_timeout: float = 15.0,
+        lock_timeout: float | None = None,
+        on_start: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
-        self.data_dir = None if data_dir is None else Path(data_dir)
+        self.data_dir = None if data_dir is None else resolve_data_dir(data_dir)
+        self.shared = self.data_dir is not None if shared is None else shared
+        if self.shared and self.data_dir is None:
+            raise ValueError("an in-memory server cannot be shared: give it a data directory")
+        self.idle_s = idle_s
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
+        # Long enough for a supervisor to stop its server and for this process to start one.
+        self.lock_timeout = lock_timeout or startup_timeout + 2 * shutdown_timeout + STOP_GRACE_S
+        self.on_start = on_start
+        #: Whether this process started the server (rather than using a running one).
+        self.started = False
+        self._record: Record | None = None
+        self._lease: tuple[ServerDir, int] | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_path: Path | None = None
-        self._uri: str | None = None
+        self._temporary: Path | None = None
 
     @property
     def uri(self) -> str:
-        """``mongodb://127.0.0.1:PORT/`` of the running server."""
-        if self._uri is None:
+        """``mongodb://127.0.0.1:PORT/?retryWrites=false`` of the running server."""
+        return self.record.uri
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self.record.pid
+
+    @property
+    def record(self) -> Record:
+        if self._record is None:
             raise EmbeddedServerError("the embedded server is not running")
-        return self._uri
+        return self._record
 
     @property
     def storage_path(self) -> str:
         return IN_MEMORY if self.data_dir is None else str(self.data_dir / "storage")
 
     def start(self) -> str:
-        """Start the server and wait until it listens; returns its URI."""
-        if self._process is not None:
+        """Use (shared) or start the server and wait until it listens; returns its URI."""
+        if self._record is not None:
             return self.uri
-        executable = server_executable()
-        if self.data_dir is None:
-            log_dir = Path(tempfile.mkdtemp(prefix="agents-core-"))
+        if self.shared:
+            self._attach()
         else:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            log_dir = self.data_dir
-        self._log_path = log_dir / "secantusd.log"
-        command = [executable, "--host", "127.0.0.1", "--port", "0"]
-        command += ["--storage-path", self.storage_path]
-        with self._log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=log_dir,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
-            )
-        try:
-            port = self._wait_for_port()
-        except BaseException:
-            self.stop()
-            raise
-        self._uri = f"mongodb://127.0.0.1:{port}/"
-        return self._uri
+            self._start_private()
+        return self.uri
 
     def stop(self) -> None:
-        """SIGTERM, then wait (SIGKILL after ``shutdown_timeout``). Safe to call twice."""
-        process, self._process, self._uri = self._process, None, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(self.shutdown_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self.data_dir is None and self._log_path is not None:  # our own temporary folder
-            shutil.rmtree(self._log_path.parent, ignore_errors=True)
-            self._log_path = None
+        """Stop using the server. Safe to call twice.
+
+        A shared server is only left (its supervisor stops it once idle); a private one gets
+        SIGTERM, then a wait (SIGKILL after ``shutdown_timeout``).
+        """
+        self._record = None
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease[0].release(lease[1])
+        process, self._process = self._process, None
+        if process is not None:
+            _terminate(process, self.shutdown_timeout)
+        temporary, self._temporary = self._temporary, None
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedServer:
         self.start()
@@ -144,22 +253,369 @@ class EmbeddedServer:
     ) -> None:
         self.stop()
 
-    def _wait_for_port(self) -> int:
-        assert self._process is not None
-        assert self._log_path is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            log = self._log_path.read_text(errors="replace")
-            match = _LISTENING.search(log)
-            if match:
-                return int(match["port"])
-            if self._process.poll() is not None:
-                raise EmbeddedServerError(
-                    f"secantusd-py exited with code {self._process.returncode}: {_tail(log)}"
-                )
-            time.sleep(0.02)
-        raise EmbeddedServerError(f"secantusd-py did not start within {self.startup_timeout} s")
+    # -- shared -----------------------------------------------------------------------------
+
+    def _attach(self) -> None:
+        assert self.data_dir is not None
+        directory = _prepared(self.data_dir)
+        wait = self.lock_timeout
+        try:
+            with directory.lock(wait):
+                record = directory.read_record()
+                if record is None or not directory.owner_alive():
+                    _clear_stale(directory, record, self.shutdown_timeout)
+                    _wait_for_owner_exit(directory, self.shutdown_timeout)
+                    idle_s = idle_s_from_env() if self.idle_s is None else self.idle_s
+                    with self.on_start() if self.on_start else contextlib.nullcontext():
+                        record = _launch_supervisor(directory, idle_s, self.startup_timeout)
+                    self.started = True
+                self._lease = (directory, directory.lease())
+        except LockTimeoutError as exc:
+            raise EmbeddedServerError(
+                f"the embedded server of {self.data_dir} is busy: {_describe(exc.holder)} held "
+                f"its lock for {wait:.0f} s; try again, or stop that process"
+            ) from exc
+        except OSError as exc:
+            raise DataDirectoryError(self.data_dir, _reason(exc)) from exc
+        self._record = record
+
+    # -- private ----------------------------------------------------------------------------
+
+    def _start_private(self) -> None:
+        if self.data_dir is None:
+            self._temporary = log_dir = Path(tempfile.mkdtemp(prefix="agents-core-"))
+        else:
+            log_dir = _prepared(self.data_dir).path
+        log_path = log_dir / SERVER_LOG
+        self._process = process = spawn_server(self.storage_path, log_path, cwd=log_dir)
+        try:
+            port = wait_for_port(process, log_path, self.startup_timeout, self.storage_path)
+        except BaseException:
+            self.stop()
+            raise
+        storage = self.storage_path
+        self._record = Record(process.pid, port, os.getpid(), os.getpid(), time.time(), 0, storage)
+        self.started = True
 
 
-def _tail(log: str, lines: int = 5) -> str:
+# ---------------------------------------------------------------------------------------------
+# One place for "MONGODB_URI, else the embedded server"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """The server a program should use, and how to describe it to a person."""
+
+    uri: str
+    description: str
+    #: The embedded server in use, or ``None`` for ``MONGODB_URI``.
+    server: EmbeddedServer | None
+
+
+@contextlib.contextmanager
+def database_target(
+    settings: Settings | None = None,
+    *,
+    in_memory: bool = False,
+    on_start: Callable[[], AbstractContextManager[object]] | None = None,
+) -> Iterator[DatabaseTarget]:
+    """``MONGODB_URI`` if it is set; otherwise the embedded server, for the ``with`` block.
+
+    The embedded server is the shared one of ``AGENTS_CORE_DATA`` (default ``./.agents-core``),
+    or with ``in_memory=True`` a private in-memory one (tests, benchmarks). ``settings``
+    (default: read from the environment) is where ``MONGODB_URI`` is read.
+    """
+    if settings is None:
+        from agents_core.db.config import Settings
+
+        settings = Settings()
+    if settings.mongodb_uri:
+        from agents_core.db.config import mask_uri
+
+        yield DatabaseTarget(
+            settings.mongodb_uri, f"MongoDB at {mask_uri(settings.mongodb_uri)}", None
+        )
+        return
+    if in_memory:
+        server = EmbeddedServer(on_start=on_start)
+        description = "embedded SecantusDB (in memory)"
+    else:
+        server = EmbeddedServer(data_dir_from_env(), on_start=on_start)
+        description = f"embedded SecantusDB at {server.data_dir}"
+    with server:
+        yield DatabaseTarget(server.uri, description, server)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared server of a data directory, from outside
+
+
+def server_status(data_dir: str | os.PathLike[str]) -> tuple[Record, list[int]] | None:
+    """The running server of ``data_dir`` and the pids using it, or ``None``.
+
+    A record left by a dead supervisor is cleaned up (and its server stopped) on the way.
+    """
+    path = resolve_data_dir(data_dir)
+    directory = ServerDir(path)
+    if not directory.file("server.lock").exists():
+        return None
+    try:
+        with directory.lock(STOP_GRACE_S + 30):
+            record = directory.read_record()
+            if record is not None and not directory.owner_alive():
+                _clear_stale(directory, record, 15.0)
+                return None
+    except LockTimeoutError as exc:
+        raise EmbeddedServerError(f"{_describe(exc.holder)} holds the lock of {path}") from exc
+    except OSError as exc:
+        raise DataDirectoryError(path, _reason(exc)) from exc
+    return None if record is None else (record, directory.users())
+
+
+def start_server(
+    data_dir: str | os.PathLike[str],
+    *,
+    idle_s: float | None = None,
+    on_start: Callable[[], AbstractContextManager[object]] | None = None,
+) -> tuple[Record, bool]:
+    """Make sure the server of ``data_dir`` runs; the record and whether it was started now."""
+    with EmbeddedServer(data_dir, idle_s=idle_s, on_start=on_start) as server:
+        return server.record, server.started
+
+
+def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> Record | None:
+    """Stop the server of ``data_dir`` and wait until it is gone; the record it had, or ``None``.
+
+    Its supervisor lets the processes using it finish for up to ``STOP_GRACE_S`` seconds.
+    """
+    path = resolve_data_dir(data_dir)
+    status = server_status(path)
+    if status is None:
+        return None
+    record = status[0]
+    directory = ServerDir(path)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record.owner, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    # The supervisor lets go of server.owner once its server is stopped, then exits.
+    while directory.owner_alive() or _is_supervisor(record.owner, path):
+        if time.monotonic() >= deadline:
+            raise EmbeddedServerError(
+                f"the embedded server of {path} did not stop within {timeout:.0f} s "
+                f"(supervisor {_describe(record.owner)})"
+            )
+        time.sleep(0.05)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def spawn_server(
+    storage: str,
+    log_path: Path,
+    *,
+    cwd: Path,
+    preexec_fn: Callable[[], Any] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``secantusd-py`` on a free loopback port, its output in ``log_path``."""
+    command = [server_executable(), "--host", "127.0.0.1", "--port", "0", "--storage-path", storage]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
+            preexec_fn=preexec_fn,
+        )
+
+
+def wait_for_port(
+    process: subprocess.Popen[bytes], log_path: Path, timeout: float, storage: str
+) -> int:
+    """The port the server listens on, once it does (``EmbeddedServerError`` if it fails)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = log_path.read_text(errors="replace")
+        match = _LISTENING.search(log)
+        if match:
+            return int(match["port"])
+        if process.poll() is not None:
+            if _BUSY in log and storage != IN_MEMORY:
+                raise EmbeddedServerError(_busy_message(storage))
+            raise EmbeddedServerError(
+                f"secantusd-py exited with code {process.returncode}: {_tail(log)} "
+                f"(full log: {log_path})"
+            )
+        time.sleep(0.02)
+    _terminate(process, 5.0)
+    raise EmbeddedServerError(
+        f"secantusd-py did not start within {timeout:.0f} s (log: {log_path})"
+    )
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then wait (SIGKILL after ``timeout``)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _prepared(data_dir: Path) -> ServerDir:
+    directory = ServerDir(data_dir)
+    try:
+        directory.create()
+    except OSError as exc:
+        reason = _reason(exc)
+        if data_dir.exists() and not data_dir.is_dir():
+            reason = "it is a file, not a directory"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            reason = f"it is not writable ({reason})"
+        elif exc.errno == errno.EROFS:
+            reason = "it is on a read-only file system"
+        raise DataDirectoryError(data_dir, reason) from exc
+    return directory
+
+
+def _launch_supervisor(directory: ServerDir, idle_s: float, startup_timeout: float) -> Record:
+    """Start the directory's supervisor (detached) and wait for its server; the record."""
+    server_executable()  # not installed: say so here rather than from the supervisor
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "agents_core._supervisor", str(directory.path)]
+    command += ["--idle-s", repr(idle_s), "--startup-timeout", repr(startup_timeout)]
+    command += ["--started-by", str(os.getpid())]
+    try:
+        with directory.file(SUPERVISOR_LOG).open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=directory.path,
+                env=env,
+                start_new_session=True,  # out of the terminal's process group: Ctrl-C spares it
+            )
+    except OSError as exc:
+        raise EmbeddedServerError(f"cannot start {sys.executable}: {_reason(exc)}") from exc
+    assert process.stdout is not None
+    try:
+        line = _read_line(process.stdout, startup_timeout + 15)
+    finally:
+        process.stdout.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)  # the first fork exits at once; the supervisor is its child
+    if not line:
+        log_tail = _tail(directory.file(SUPERVISOR_LOG).read_text(errors="replace"))
+        raise EmbeddedServerError(f"the embedded server's supervisor failed: {log_tail}")
+    answer = json.loads(line)
+    if "error" in answer:
+        raise EmbeddedServerError(str(answer["error"]))
+    return Record(**answer["record"])
+
+
+def _read_line(stream: Any, timeout: float) -> bytes:
+    """One line from a pipe, or what came before EOF or the timeout."""
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)
+    data = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while b"\n" not in data and (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                continue
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        selector.close()
+    return data.split(b"\n", 1)[0]
+
+
+def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) -> None:
+    """Remove what a dead supervisor left: its record, and its server if that still runs."""
+    if record is not None and _is_server(record.pid, record.storage):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)  # it was told already if it was our child
+        deadline = time.monotonic() + timeout
+        while _is_server(record.pid, record.storage) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _is_server(record.pid, record.storage):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGKILL)
+            while _is_server(record.pid, record.storage) and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
+    directory.remove_record()
+
+
+def _wait_for_owner_exit(directory: ServerDir, timeout: float) -> None:
+    """A supervisor that has removed its record may still be exiting: let it finish."""
+    deadline = time.monotonic() + timeout
+    while directory.owner_alive():
+        if time.monotonic() >= deadline:
+            holders = ", ".join(
+                _describe(pid) for pid in locking_pids(directory.file("server.owner"))
+            )
+            raise EmbeddedServerError(
+                f"a supervisor of {directory.path} ({holders or 'unknown process'}) still holds "
+                f"server.owner after {timeout:.0f} s without a record; stop it"
+            )
+        time.sleep(0.02)
+
+
+def _is_supervisor(pid: int, data_dir: Path) -> bool:
+    command = process_command(pid)
+    return (
+        command is not None
+        and "agents_core._supervisor" in command
+        and (str(data_dir) in command)
+        and not _is_zombie(pid)
+    )
+
+
+def _is_zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    return False
+
+
+def _is_server(pid: int, storage: str) -> bool:
+    """Whether ``pid`` is a live secantusd-py on ``storage`` (never a recycled pid's process)."""
+    command = process_command(pid)
+    if command is None or "secantusd" not in command or storage not in command:
+        return False
+    return not _is_zombie(pid)  # a zombie has exited: it holds no files
+
+
+def _busy_message(storage: str) -> str:
+    holders = locking_pids(Path(storage) / "WiredTiger.lock")
+    who = ", ".join(_describe(pid) for pid in holders) or "another process"
+    return (
+        f"the storage {storage} is in use by {who}: stop it, or set {DATA_ENV} to another directory"
+    )
+
+
+def _describe(pid: int | None) -> str:
+    if pid is None:
+        return "another process"
+    command = process_command(pid)
+    if command is None:
+        return f"process {pid}"
+    return f"process {pid} ({command if len(command) <= 120 else command[:117] + '...'})"
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _tail(log: str, lines: int = 3) -> str:
     return " | ".join(log.strip().splitlines()[-lines:]) or "(no output)"

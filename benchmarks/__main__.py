@@ -11,7 +11,8 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks.report import print_report, write_json
-from benchmarks.suite import FULL, QUICK, run
+from benchmarks.scale import FULL_SIZES, QUICK_SIZES, print_scale
+from benchmarks.suite import FULL, QUICK, run, run_scale
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,16 +30,27 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", action="store_true", help="print a cProfile of each op's repository side"
     )
     args = parser.parse_args(argv)
+    if args.only == "langgraph":  # AgentsCoreSaver against langgraph-checkpoint-mongodb
+        from benchmarks.langgraph import main as langgraph_main
+
+        langgraph_main(args)
+        return
+    # Wide enough for the tables when the output goes to a file or a CI log.
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.only == "scale":  # appends and tool-call completions as the database grows
+        print_scale(console, asyncio.run(run_scale(sizes, console.log)))
+        return
     config = dataclasses.replace(
         QUICK if args.quick else FULL,
         only=args.only,
         profile=args.profile,
         **{name: getattr(args, name) for name in ("rounds", "calls") if getattr(args, name)},
     )
-    # Wide enough for the tables when the output goes to a file or a CI log.
-    console = Console(width=None if sys.stdout.isatty() else 150)
     suite = asyncio.run(run(config, console.log))
     print_report(console, suite)
+    if args.only is None:
+        print_scale(console, asyncio.run(run_scale(sizes, console.log)))
     if args.json is not None:
         write_json(args.json, suite)
         console.print(f"records written to {args.json}")

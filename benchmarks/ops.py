@@ -86,6 +86,7 @@ TOOL_REGISTRY = ToolRegistry({name: lambda **_: TOOL_OUTPUT for name in TOOLS})
 class Fixtures:
     agent: ObjectId  # with TOOLS enabled
     chat: ObjectId  # the session messages.create appends to
+    raw_chat: ObjectId  # the raw side's: each side's last-seen seq stays its own
     history: ObjectId  # a session of ``history_size`` messages
     history_size: int
     short: ObjectId  # a session of SHORT_SESSION messages
@@ -96,6 +97,7 @@ class Fixtures:
     pending: tuple[str, ...]  # the id of the last tool call of each run of the pool
     audited_run: ObjectId  # a completed run with AUDITED_CALLS completed tool calls
     turns: ObjectId  # a session of SHORT_SESSION messages routed to the agent, for runner turns
+    raw_turns: ObjectId  # the same for the raw side
 
 
 async def seed(raw: RawLayer, history_size: int, pool_size: int) -> Fixtures:
@@ -107,6 +109,7 @@ async def seed(raw: RawLayer, history_size: int, pool_size: int) -> Fixtures:
     """
     agent = await AgentsRepository().create(CreateAgentDTO(name="support", tools=list(TOOLS)))
     chat = await SessionsRepository().create("Refund question", user_id="u-42")
+    raw_chat = await raw.create_session("Refund question", "u-42")
     spawn = await SessionsRepository().create("Runs", user_id="u-42")
     short = await seed_session(raw, SHORT_SESSION)
     run = await RunsRepository().create(short, agent.id)
@@ -121,6 +124,7 @@ async def seed(raw: RawLayer, history_size: int, pool_size: int) -> Fixtures:
     return Fixtures(
         agent=agent.id,
         chat=chat.id,
+        raw_chat=raw_chat["_id"],
         history=await seed_session(raw, history_size),
         history_size=history_size,
         short=short,
@@ -131,6 +135,7 @@ async def seed(raw: RawLayer, history_size: int, pool_size: int) -> Fixtures:
         pending=tuple(run["tool_calls"][-1]["id"] for run in pool),
         audited_run=audited["_id"],
         turns=await _routed_session(raw, agent.id),
+        raw_turns=await _routed_session(raw, agent.id),
     )
 
 
@@ -159,7 +164,7 @@ def hot_paths(f: Fixtures) -> list[Op]:
         Op(
             "messages.create",
             lambda _: messages.create(f.chat, "user", CONTENT),
-            lambda raw, _: raw.create_message(f.chat, "user", CONTENT),
+            lambda raw, _: raw.create_message(f.raw_chat, "user", CONTENT),
         ),
         *growth_ops(f.history, f.history_size),
         Op(
@@ -223,8 +228,10 @@ def hot_paths(f: Fixtures) -> list[Op]:
         Op(
             "runner.run",
             lambda _: runner.run(f.turns, CONTENT),
-            lambda raw, _: raw.turn(f.turns, CONTENT, raw_script.reply, TOOL_REGISTRY),
-            prepare=lambda raw, calls: _delete(raw.runs, {"session_id": f.turns}, calls),
+            lambda raw, _: raw.turn(f.raw_turns, CONTENT, raw_script.reply, TOOL_REGISTRY),
+            prepare=lambda raw, calls: _delete(
+                raw.runs, {"session_id": {"$in": [f.turns, f.raw_turns]}}, calls
+            ),
             detail=f"{TURN_CALLS} tool calls",
             batch=0.1,  # a turn is 31 round trips
         ),

@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agents_core.db import MessageDocument, ModelCall, RunDocument, SessionDocument, ToolCall
@@ -93,6 +94,8 @@ class RawLayer:
         self.sessions = db["sessions"]
         self.messages = db["messages"]
         self.runs = db["runs"]
+        #: The latest ``last_seq`` seen per session (what a lean program would cache too).
+        self.seq_hints: dict[ObjectId, int] = {}
 
     # Documents, as the repositories store them (also used to seed the fixtures).
 
@@ -166,21 +169,39 @@ class RawLayer:
         requested: list[Doc] | None = None,
     ) -> Doc:
         now = _now()
-        reserved = await self.sessions.find_one_and_update(
-            {"_id": session_id},
-            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
-            projection=_LAST_SEQ,
-            return_document=ReturnDocument.AFTER,
-        )
-        if reserved is None:
-            raise Missing(session_id)
-        seq = reserved["last_seq"]
+        seq = await self._reserve_seq(session_id, now)
         message = self.message_document(session_id, seq, role, content, now, tool_call_id)
         if requested:
             message["requested_tool_calls"] = requested
         message["request_id"] = request_id
         await self.messages.insert_one(message)
         return message
+
+    async def _reserve_seq(self, session_id: ObjectId, now: datetime) -> int:
+        """Compare-and-set on the last seen ``last_seq``, else ``$inc`` (as the layer does)."""
+        hint = self.seq_hints.pop(session_id, None)
+        if hint is None:
+            raw = await self.sessions.find_one({"_id": session_id}, _LAST_SEQ)
+            if raw is None:
+                raise Missing(session_id)
+            hint = int(raw.get("last_seq", 0))
+        result = await self.sessions.update_one(
+            {"_id": session_id, "last_seq": hint},
+            {"$set": {"last_seq": hint + 1, "updated_at": now}},
+        )
+        seq = hint + 1
+        if result.matched_count == 0:
+            reserved = await self.sessions.find_one_and_update(
+                {"_id": session_id},
+                {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
+                projection=_LAST_SEQ,
+                return_document=ReturnDocument.AFTER,
+            )
+            if reserved is None:
+                raise Missing(session_id)
+            seq = int(reserved["last_seq"])
+        self.seq_hints[session_id] = seq
+        return seq
 
     async def find_by_session(self, session_id: ObjectId, limit: int) -> list[Doc]:
         return await self.latest_messages(session_id, await self._last_seq(session_id), limit)
@@ -216,6 +237,7 @@ class RawLayer:
         raw = await self.sessions.find_one({"_id": session_id}, _LAST_SEQ)
         if raw is None:
             raise Missing(session_id)
+        self.seq_hints[session_id] = int(raw.get("last_seq", 0))
         return int(raw.get("last_seq", 0))
 
     # Sessions.
@@ -223,12 +245,14 @@ class RawLayer:
     async def create_session(self, title: str | None, user_id: str | None) -> Doc:
         session = self.session_document(title, user_id)
         await self.sessions.insert_one(session)
+        self.seq_hints[session["_id"]] = 0
         return session
 
     async def find_session(self, session_id: ObjectId, message_limit: int = 100) -> Doc:
         session = await self.sessions.find_one({"_id": session_id}, _SESSION)
         if session is None:
             raise Missing(session_id)
+        self.seq_hints[session_id] = session["last_seq"]
         session["messages"] = await self.latest_messages(
             session_id, session["last_seq"], message_limit
         )
@@ -265,23 +289,30 @@ class RawLayer:
         return run
 
     async def update_usage(self, run_id: ObjectId, tokens: int, cost: float) -> Doc:
-        raw = await self.runs.find_one_and_update(
+        result = await self.runs.update_one(
             {"_id": run_id, "tokens": {"$lte": MAX_TOKENS - tokens}},
             {"$inc": {"tokens": tokens, "cost": cost}},
-            return_document=ReturnDocument.AFTER,
         )
-        if raw is None:
-            raise Missing(run_id)
-        return raw
+        return await self._read_back(self.runs, run_id, result.matched_count)
 
     async def complete_run(self, run_id: ObjectId, status: str, error: str | None = None) -> Doc:
-        raw = await self.runs.find_one_and_update(
+        result = await self.runs.update_one(
             {"_id": run_id, "status": "running"},
             {"$set": {"status": status, "error": error, "completed_at": _now()}},
-            return_document=ReturnDocument.AFTER,
         )
+        return await self._read_back(self.runs, run_id, result.matched_count)
+
+    @staticmethod
+    async def _read_back(
+        collection: AsyncCollection[Doc],
+        id: ObjectId,
+        matched: int,
+        projection: Doc | None = None,
+    ) -> Doc:
+        """What a write matched, read back by ``_id`` (flat where ``findAndModify`` is not)."""
+        raw = await collection.find_one({"_id": id}, projection) if matched else None
         if raw is None:
-            raise Missing(run_id)
+            raise Missing(id)
         return raw
 
     # Tool calls, embedded in their run: update ($push), findAndModify (arrayFilters), find.
@@ -326,15 +357,9 @@ class RawLayer:
         if size:
             query["inline_bytes"] = {"$lte": RUN_INLINE_BUDGET_BYTES - size}
             update["$inc"] = {"inline_bytes": size}
-        raw = await self.runs.find_one_and_update(
-            query,
-            update,
-            array_filters=[{"call.id": call_id}],
-            projection={"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if raw is None:
-            raise Missing(call_id)
+        result = await self.runs.update_one(query, update, array_filters=[{"call.id": call_id}])
+        projection = {"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}}
+        raw = await self._read_back(self.runs, run_id, result.matched_count, projection)
         call: Doc = raw["tool_calls"][0]
         _inline_only([call], ("input_payload",))
         return call
@@ -366,6 +391,7 @@ class RawLayer:
         history = _turn_window(session["messages"])
         history.append(await self.create_message(session_id, "user", user_input))
         run = self.run_document(session_id, agent["_id"])
+        run["input_seq"] = history[-1]["seq"]
         await self.runs.insert_one(run)
         try:
             for step in range(max_steps):

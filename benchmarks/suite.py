@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import pstats
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,7 +15,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
 
 from agents_core.db import close_db, init_db
-from agents_core.embedded import EmbeddedServer
+from agents_core.embedded import database_target
 from benchmarks.harness import (
     COUNTED_CALLS,
     CommandCounter,
@@ -29,6 +28,7 @@ from benchmarks.harness import (
 )
 from benchmarks.ops import growth_ops, hot_paths, seed, seed_session
 from benchmarks.raw import RawLayer
+from benchmarks.scale import ScaleRecord, measure_scale
 
 __all__ = ["FULL", "QUICK", "Config", "Growth", "Planned", "Result", "Suite", "run"]
 
@@ -168,6 +168,13 @@ async def run(config: Config, progress: Callable[[str], None]) -> Suite:
     return suite
 
 
+async def run_scale(sizes: tuple[int, ...], progress: Callable[[str], None]) -> list[ScaleRecord]:
+    """The scale measurements (``benchmarks.scale``) on a server of their own."""
+    with _server() as uri:
+        async with _client(uri, []) as client:
+            return await measure_scale(client, sizes, progress)
+
+
 async def _measure(
     suite: Suite,
     counted: AsyncMongoClient[Any],
@@ -235,12 +242,8 @@ async def _docs_examined(raw: RawLayer, op: Op) -> int | None:
 @contextmanager
 def _server() -> Iterator[str]:
     """``MONGODB_URI``, else a SecantusDB of our own, in memory, in a child process."""
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with EmbeddedServer(data_dir=None) as server:
-        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
-        yield server.uri + "?retryWrites=false"
+    with database_target(in_memory=True) as target:
+        yield target.uri
 
 
 @asynccontextmanager

@@ -2,7 +2,13 @@
 
 - ``mock``: the in-memory database of ``agents_core.testing`` (what users get for unit tests).
 - ``wire``: a real MongoDB-wire server: SecantusDB started once for the session as a child
-  process, or the server of ``MONGODB_URI`` when that is set (e.g. MongoDB from docker compose).
+  process, or the server of ``MONGODB_URI`` when that is set (e.g. MongoDB from docker compose,
+  or mongoeco's wire server: ``make test-mongoeco``).
+
+``--wire-only`` keeps the tests that reach the wire server through these fixtures (the ``[wire]``
+case of ``backend``, or ``wire_uri`` among their fixtures) and deselects the rest: how another
+server is checked without re-running the mock suite. ``tests/test_faults.py`` is deselected too:
+it starts, kills and freezes SecantusDB processes of its own, whatever ``MONGODB_URI`` says.
 """
 
 from __future__ import annotations
@@ -17,21 +23,49 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 
 from agents_core.db import close_db, init_db
-from agents_core.embedded import EmbeddedServer
+from agents_core.db.config import mask_uri
+from agents_core.embedded import database_target
 from agents_core.testing import in_memory_db
 from agents_core.testing.commands import CommandCounter
 
 BACKENDS = ["mock", "wire"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--wire-only",
+        action="store_true",
+        help="run only the tests that use the wire server (SecantusDB, or MONGODB_URI)",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if uri := os.environ.get("MONGODB_URI"):
+        return f"wire backend: {mask_uri(uri)} (MONGODB_URI)"
+    return "wire backend: SecantusDB, started for the session"
+
+
+def uses_wire_server(item: pytest.Item) -> bool:
+    if "wire_uri" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("backend") == "wire"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--wire-only"):
+        return
+    keep = [item for item in items if uses_wire_server(item)]
+    if deselected := [item for item in items if not uses_wire_server(item)]:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def wire_uri() -> Iterator[str]:
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with EmbeddedServer() as server:
-        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
-        yield server.uri + "?retryWrites=false"
+    """``MONGODB_URI``, else a private in-memory SecantusDB for the session."""
+    with database_target(in_memory=True) as target:
+        yield target.uri
 
 
 @pytest.fixture(scope="session")

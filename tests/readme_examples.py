@@ -1,5 +1,8 @@
 """The README's Python examples as one module: run by ``test_readme``, type-checked by ``make``.
 
+A ```python block is a whole example (type-checked, and run unless it needs a server or a model
+service); a ```py block is a fragment that builds on code of the reader's (neither).
+
 ``python -m tests.readme_examples PATH`` writes the examples to ``PATH`` as one async function
 (they use top-level ``await`` and build on each other), which ``make typecheck`` runs through
 ``mypy --strict``: a user's code written as in the README type-checks with no assert and no

@@ -12,6 +12,7 @@ from agents_core.db import (
     AgentsRepository,
     AlreadyExistsError,
     CreateAgentDTO,
+    InvalidInputError,
     NotFoundError,
 )
 from tests.helpers import make_agent
@@ -85,3 +86,33 @@ async def test_tool_methods_on_unknown_agent_raise_not_found() -> None:
         await AgentsRepository().enable_tool(ObjectId(), "search")
     with pytest.raises(NotFoundError):
         await AgentsRepository().get_tools(str(ObjectId()))
+
+
+async def test_get_or_create_creates_once_then_returns_the_stored_agent() -> None:
+    repo = AgentsRepository()
+    dto = CreateAgentDTO(name="support", instructions="Be kind.", tools=["search"])
+    created = await repo.get_or_create(dto)
+    assert (created.name, created.instructions, created.tools) == (
+        "support",
+        "Be kind.",
+        ["search"],
+    )
+    again = await repo.get_or_create(dto)
+    assert again.model_dump() == created.model_dump()
+    # An existing agent is returned as stored: the DTO's other fields are not applied.
+    other = await repo.get_or_create(CreateAgentDTO(name="support", instructions="Be terse."))
+    assert other.model_dump() == created.model_dump()
+    assert (await repo.find_by_name("support")) is not None
+    with pytest.raises(AlreadyExistsError):  # create itself still refuses a taken name
+        await repo.create(dto)
+
+
+async def test_get_or_create_refuses_what_create_refuses() -> None:
+    repo = AgentsRepository()
+    with pytest.raises(InvalidInputError):
+        await repo.get_or_create({"name": "support"})
+    with pytest.raises(InvalidInputError):
+        await repo.get_or_create(CreateAgentDTO(name=" "))
+    with pytest.raises(InvalidInputError):
+        await repo.get_or_create(CreateAgentDTO(name="x", tools=["a b\n"]))
+    assert await repo.find_by_name("x") is None

@@ -180,6 +180,37 @@ CASES = [
             CreateAgentDTO(name="new", instructions="x" * (MAX_INSTRUCTIONS_BYTES + 1))
         ),
     ),
+    # AgentsRepository.get_or_create: what create refuses (an existing name is no error)
+    case(
+        "agents.get_or_create:not-a-dto",
+        InvalidInputError,
+        "data",
+        lambda s: agents.get_or_create(NE),
+    ),
+    case(
+        "agents.get_or_create:name-operator",
+        InvalidInputError,
+        "name",
+        lambda s: agents.get_or_create(CreateAgentDTO.model_construct(name=NE, tools=[])),
+    ),
+    case(
+        "agents.get_or_create:name-newline",
+        InvalidInputError,
+        "name",
+        lambda s: agents.get_or_create(CreateAgentDTO(name="helper\nadmin")),
+    ),
+    case(
+        "agents.get_or_create:new-tool-blank",
+        InvalidInputError,
+        "tool_name",
+        lambda s: agents.get_or_create(CreateAgentDTO(name="new", tools=["search", "  "])),
+    ),
+    case(
+        "agents.get_or_create:new-too-many-tools",
+        InvalidInputError,
+        "tools",
+        lambda s: agents.get_or_create(CreateAgentDTO(name="new", tools=too_many_tools())),
+    ),
     # AgentsRepository.find_by_name
     case("agents.find_by_name:ne", InvalidInputError, "name", lambda s: agents.find_by_name(NE)),
     case(

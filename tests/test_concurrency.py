@@ -10,11 +10,13 @@ from bson import ObjectId
 
 from agents_core.db import (
     AgentsRepository,
+    CreateAgentDTO,
     InvalidStateError,
     MessagesRepository,
     RunsRepository,
     SessionsRepository,
     ToolCallsRepository,
+    get_database,
 )
 from tests.helpers import make_agent, make_run, make_session
 
@@ -105,3 +107,10 @@ async def test_concurrent_usage_and_tool_calls_add_up() -> None:
     assert (final.tokens, final.cost) == (120, 20.0)
     assert len(final.tool_calls) == 20
     assert all(c.output == f"out-{c.tool_name}" for c in final.tool_calls)
+
+
+async def test_concurrent_get_or_create_makes_one_agent() -> None:
+    dto = CreateAgentDTO(name="shared", tools=["search"])
+    agents = await asyncio.gather(*(AgentsRepository().get_or_create(dto) for _ in range(20)))
+    assert len({agent.id for agent in agents}) == 1
+    assert await get_database()["agents"].count_documents({"name": "shared"}) == 1

@@ -73,12 +73,12 @@ CALL_BOUND_S = SELECTION_TIMEOUT_S + 1.5
 #: A guard that turns a hang into a test failure instead of a stuck suite.
 HANG_GUARD_S = 15.0
 #: ``j: true`` on every write: acknowledged means journaled, so it survives a SIGKILL.
-JOURNALED = "?journal=true"
+JOURNALED = "&journal=true"  # after the embedded URI's own "?retryWrites=false"
 
 
 async def start(data_dir: Path, query: str = "", settings: Settings = SETTINGS) -> EmbeddedServer:
-    """A server on ``data_dir`` (its storage kept between starts) with the layer initialised."""
-    server = EmbeddedServer(data_dir)
+    """A private server on ``data_dir`` (its storage kept between starts), the layer on it."""
+    server = EmbeddedServer(data_dir, shared=False)  # ours to stop, kill and freeze
     await asyncio.to_thread(server.start)
     try:
         await asyncio.wait_for(

@@ -12,6 +12,12 @@ from agents_core.testing import in_memory_client
 from tests.readme_examples import README, as_module, python_blocks
 
 
+def block(containing: str) -> str:
+    """The README's one ```python block that contains ``containing``."""
+    (found,) = [text for text in python_blocks() if containing in text]
+    return found
+
+
 async def run_blocks(blocks: list[str]) -> dict[str, Any]:
     source = as_module(blocks, returns_locals=True)
     namespace: dict[str, Any] = {}
@@ -27,7 +33,7 @@ async def test_the_usage_and_runner_examples_run(monkeypatch: pytest.MonkeyPatch
         await original(client=in_memory_client(), database="readme")
 
     monkeypatch.setattr(agents_core.db, "init_db", init_in_memory)
-    usage, runner = python_blocks()[:2]
+    usage, runner = block("AgentsRepository().create"), block("AgentRunner(model, tools)")
     # The runner example goes on from the usage example's session, before it closes the layer.
     before_close, close = usage.rsplit("await close_db()", 1)
     names = await run_blocks([before_close, runner, "await close_db()" + close])
@@ -37,7 +43,7 @@ async def test_the_usage_and_runner_examples_run(monkeypatch: pytest.MonkeyPatch
 
 
 async def test_the_testing_example_runs() -> None:
-    names = await run_blocks([python_blocks()[2]])
+    names = await run_blocks([block("in_memory_db()")])
     await names["test_my_service"]()
     with pytest.raises(agents_core.db.NotInitializedError):
         get_database()

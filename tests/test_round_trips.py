@@ -11,10 +11,14 @@ from agents_core.db import (
     AgentsRepository,
     CreateAgentDTO,
     MessagesRepository,
+    ModelCall,
     RunsRepository,
     SessionsRepository,
     ToolCallsRepository,
+    connect,
+    default_connection,
 )
+from agents_core.db.documents._common import utcnow
 from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_agent, make_run, make_session
 
@@ -27,12 +31,16 @@ async def commands(log: CommandCounter, call: Awaitable[Any]) -> list[str]:
     return names
 
 
-async def test_agent_operations_are_one_command_each(command_log: CommandCounter) -> None:
+async def test_agent_operations(command_log: CommandCounter) -> None:
     repo = AgentsRepository()
     assert await commands(command_log, repo.create(CreateAgentDTO(name="a"))) == ["insert"]
     agent = await make_agent("b")
     assert await commands(command_log, repo.find_by_name("b")) == ["find"]
-    assert await commands(command_log, repo.update_instructions(agent.id, "x")) == ["findAndModify"]
+    # Writes that return the document: update, then read it back (flat on every server).
+    assert await commands(command_log, repo.update_instructions(agent.id, "x")) == [
+        "update",
+        "find",
+    ]
     assert await commands(command_log, repo.enable_tool(agent.id, "t")) == ["update"]
     assert await commands(command_log, repo.enable_tool(agent.id, "t")) == ["update"]
     assert await commands(command_log, repo.get_tools(agent.id)) == ["find"]
@@ -49,16 +57,18 @@ async def test_session_operations(command_log: CommandCounter) -> None:
     assert await commands(command_log, repo.find_by_id(session.id)) == ["find", "find"]
     assert await commands(command_log, repo.set_active_agent(session.id, agent.id)) == [
         "find",
-        "findAndModify",
+        "update",
+        "find",
     ]
-    assert await commands(command_log, repo.archive(session.id)) == ["findAndModify"]
+    assert await commands(command_log, repo.archive(session.id)) == ["update", "find"]
 
 
 async def test_message_operations(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
+    # The session's last seq is known from its creation: a compare-and-set, then the insert.
     assert await commands(command_log, repo.create(session.id, "user", "hi")) == [
-        "findAndModify",
+        "update",
         "insert",
     ]
     for i in range(149):
@@ -75,7 +85,7 @@ async def test_idempotent_message_create(command_log: CommandCounter) -> None:
     repo = MessagesRepository()
     session = await make_session()
     first = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
-    assert first == ["find", "findAndModify", "insert"]
+    assert first == ["find", "update", "insert"]
     repeat = await commands(command_log, repo.create(session.id, "user", "hi", idempotency_key="k"))
     assert repeat == ["find"]
 
@@ -89,8 +99,10 @@ async def test_run_operations(command_log: CommandCounter) -> None:
         "insert",
     ]
     run = await make_run()
-    assert await commands(command_log, repo.update_usage(run.id, 1, 0.1)) == ["findAndModify"]
-    assert await commands(command_log, repo.complete(run.id, "completed")) == ["findAndModify"]
+    assert await commands(command_log, repo.update_usage(run.id, 1, 0.1)) == ["update", "find"]
+    call = ModelCall(model="m", started_at=utcnow(), duration_ms=1.0, input_tokens=3)
+    assert await commands(command_log, repo.record_model_call(run.id, call)) == ["update"]
+    assert await commands(command_log, repo.complete(run.id, "completed")) == ["update", "find"]
 
 
 async def test_tool_call_operations(command_log: CommandCounter) -> None:
@@ -99,8 +111,34 @@ async def test_tool_call_operations(command_log: CommandCounter) -> None:
     assert await commands(command_log, repo.create(run.id, "t", "{}")) == ["update"]
     call = await repo.create(run.id, "t", "{}")
     assert await commands(command_log, repo.complete(call.id, "out", "success", 1.0)) == [
-        "findAndModify"
+        "update",
+        "find",
     ]
     for _ in range(20):
         await repo.create(run.id, "t", "{}")
     assert await commands(command_log, repo.find_by_run(run.id)) == ["find"]
+
+
+async def test_an_append_on_a_session_this_process_has_not_seen_reads_it_first(
+    command_log: CommandCounter,
+) -> None:
+    session = await make_session()
+    elsewhere = MessagesRepository(
+        await connect(
+            client=default_connection().client, database=default_connection().database.name
+        )
+    )
+    # Another process (here: another connection) knows nothing of the session yet.
+    assert await commands(command_log, elsewhere.create(session.id, "user", "a")) == [
+        "find",
+        "update",
+        "insert",
+    ]
+    # Its hint is now stale for this connection: the compare-and-set misses, $inc takes over.
+    assert await commands(command_log, MessagesRepository().create(session.id, "user", "b")) == [
+        "update",
+        "findAndModify",
+        "insert",
+    ]
+    seqs = [m.seq for m in await MessagesRepository().find_by_session(session.id, 10)]
+    assert seqs == [1, 2]

@@ -13,6 +13,8 @@ from agents_core.db import (
     Run,
     RunsRepository,
     RunStatus,
+    ToolCallsRepository,
+    ToolCallStatus,
     get_database,
 )
 from tests.helpers import make_agent, make_run, make_session
@@ -109,3 +111,35 @@ async def test_a_token_total_that_would_overflow_is_refused_unchanged() -> None:
         await RunsRepository().update_usage(run.id, 2**62, 1.0)
     stored = await RunsRepository().find_by_id(run.id)
     assert (stored.tokens, stored.cost) == (2**62, 1.0)
+
+
+async def test_mark_abandoned_closes_the_pending_tool_calls_in_the_same_update() -> None:
+    run = await make_run()
+    calls = ToolCallsRepository()
+    done = await calls.create(run.id, "search", '{"q": 1}')
+    await calls.complete(done.id, "found", "success", 12.0)
+    pending = [await calls.create(run.id, name, "{}") for name in ("slow", "stuck")]
+    abandoned = await RunsRepository().mark_abandoned(run.id)
+    assert [(c.tool_name, c.status, c.output) for c in abandoned.tool_calls] == [
+        ("search", ToolCallStatus.success, "found"),
+        ("slow", ToolCallStatus.error, "abandoned"),
+        ("stuck", ToolCallStatus.error, "abandoned"),
+    ]
+    assert abandoned.completed_at is not None
+    for call in abandoned.tool_calls[1:]:
+        assert call.completed_at == abandoned.completed_at
+    assert abandoned.tool_calls[0].completed_at != abandoned.completed_at
+    stored = await calls.find_by_run(run.id)
+    assert [c.model_dump() for c in stored] == [c.model_dump() for c in abandoned.tool_calls]
+    with pytest.raises(InvalidStateError):  # closed: a late completion is refused
+        await calls.complete(pending[0].id, "late", "success", 1.0)
+
+
+async def test_complete_leaves_pending_tool_calls_alone() -> None:
+    """Only abandoning closes tool calls: a run completed by its owner keeps what it recorded."""
+    run = await make_run()
+    call = await ToolCallsRepository().create(run.id, "search", "{}")
+    failed = await RunsRepository().complete(run.id, "failed", "boom")
+    assert [(c.id, c.status, c.output) for c in failed.tool_calls] == [
+        (call.id, ToolCallStatus.pending, None)
+    ]

@@ -31,6 +31,7 @@ from typing import Any
 
 import pymongo
 from beanie import Document, init_beanie
+from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -61,6 +62,8 @@ __all__ = [
 DEFAULT_DATABASE = "agents_core"
 
 
+#: Sessions whose latest ``seq`` a connection remembers.
+_MAX_SEQ_HINTS = 10_000
 #: How long ``close`` lets a monitor's connect in flight finish when no server is reachable.
 _CLOSE_SETTLE_S = 0.05
 #: A deadline that has passed by the time a command checks it (``0`` would mean "none").
@@ -70,7 +73,15 @@ _NO_WAIT_S = 1e-6
 class Connection:
     """One database on one client, with the settings the repositories apply to it."""
 
-    __slots__ = ("_collections", "_loop", "client", "database", "owns_client", "settings")
+    __slots__ = (
+        "_collections",
+        "_loop",
+        "client",
+        "database",
+        "owns_client",
+        "seq_hints",
+        "settings",
+    )
 
     def __init__(
         self,
@@ -85,6 +96,9 @@ class Connection:
         self.settings = settings
         self.owns_client = owns_client
         self._loop = asyncio.get_running_loop()
+        #: The latest ``last_seq`` this process saw per session: appends try it first (see
+        #: ``repositories/messages.py``); a stale hint costs a command, never correctness.
+        self.seq_hints: dict[ObjectId, int] = {}
         self._collections: dict[type[Document], AsyncCollection[Any]] = {
             document: database.get_collection(document.Settings.name)
             for document in DOCUMENT_MODELS
@@ -95,6 +109,13 @@ class Connection:
         if asyncio.get_running_loop() is not self._loop:
             raise WrongEventLoopError()
         return self._collections[document]
+
+    def hint_seq(self, session_id: ObjectId, last_seq: int) -> None:
+        """Remember ``last_seq`` as the latest seen for ``session_id`` (bounded memory)."""
+        hints = self.seq_hints
+        if len(hints) >= _MAX_SEQ_HINTS and session_id not in hints:
+            del hints[next(iter(hints))]  # the oldest entry
+        hints[session_id] = last_seq
 
     async def close(self) -> None:
         """Close the client if this connection created it. Safe to call twice."""

@@ -83,7 +83,9 @@ class OpenAIChatModel:
         choice = completion.choices[0]
         return ModelResponse(
             text=choice.message.content,
-            tool_calls=[_tool_request(self.model, call) for call in choice.message.tool_calls or []],
+            tool_calls=[
+                _tool_request(self.model, call) for call in choice.message.tool_calls or []
+            ],
             usage=_usage(completion.usage),
             model=completion.model or self.model,
             finish_reason=choice.finish_reason,

@@ -12,7 +12,12 @@ from agents_core.runner.model import (
     Usage,
 )
 from agents_core.runner.runner import CANCELLED, AgentRunner, turn_window
-from agents_core.runner.tools import InvalidArgumentsError, ToolRegistry, UnknownToolError
+from agents_core.runner.tools import (
+    InvalidArgumentsError,
+    ToolError,
+    ToolRegistry,
+    UnknownToolError,
+)
 
 __all__ = [
     "CANCELLED",
@@ -25,6 +30,7 @@ __all__ = [
     "ScriptExhaustedError",
     "ScriptedModel",
     "ToolDefinition",
+    "ToolError",
     "ToolRegistry",
     "ToolRequest",
     "UnknownToolError",

@@ -53,7 +53,7 @@ from agents_core.db import (
 from agents_core.db import validation as check
 from agents_core.db.limits import MAX_ERROR_BYTES, MAX_MODEL_CALLS_PER_RUN, MAX_NAME_LENGTH
 from agents_core.runner.model import ModelClient, ModelRequest, ModelResponse, ToolRequest
-from agents_core.runner.tools import InvalidArgumentsError, ToolRegistry
+from agents_core.runner.tools import ToolError, ToolRegistry
 
 __all__ = ["CANCELLED", "AgentRunner", "turn_window"]
 
@@ -110,7 +110,7 @@ class AgentRunner:
         # On a retried turn the user message is an earlier one: the history is what came before.
         earlier = [m for m in session.messages if m.seq < user_message.seq]
         history = [*turn_window(earlier), user_message]
-        run = await self.runs.start(session, agent)
+        run = await self.runs.start(session, agent, input_seq=user_message.seq)
         try:
             return await self._steps(run, agent, turn, history)
         except asyncio.CancelledError:
@@ -227,7 +227,7 @@ class AgentRunner:
         try:
             output = await self.tools.execute(request.name, request.arguments)
             status = ToolCallStatus.success
-        except InvalidArgumentsError as exc:  # the model sees what was wrong; nothing ran
+        except ToolError as exc:  # its text is the output (invalid arguments: nothing ran)
             return str(exc), ToolCallStatus.error, (time.perf_counter() - started) * 1000
         except asyncio.CancelledError:
             elapsed_ms = (time.perf_counter() - started) * 1000

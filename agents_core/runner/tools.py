@@ -25,7 +25,13 @@ import pydantic
 
 from agents_core.runner.model import ToolDefinition
 
-__all__ = ["InvalidArgumentsError", "ToolFunction", "ToolRegistry", "UnknownToolError"]
+__all__ = [
+    "InvalidArgumentsError",
+    "ToolError",
+    "ToolFunction",
+    "ToolRegistry",
+    "UnknownToolError",
+]
 
 ToolFunction = Callable[..., Any | Awaitable[Any]]
 F = TypeVar("F", bound=ToolFunction)
@@ -35,7 +41,14 @@ class UnknownToolError(LookupError):
     """No tool is registered under that name."""
 
 
-class InvalidArgumentsError(ValueError):
+class ToolError(Exception):
+    """Raised by a tool to fail with exactly this text as its output (no exception type added).
+
+    Any other exception fails the call too, shown to the model as ``Type: message``.
+    """
+
+
+class InvalidArgumentsError(ToolError, ValueError):
     """The model's arguments do not match the tool's parameters (the text says how)."""
 
 

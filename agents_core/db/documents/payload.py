@@ -31,7 +31,10 @@ class PayloadRef(Record):
 
 class PayloadChunkFields(BaseModel):
     payload_id: ObjectIdField
-    run_id: ObjectIdField
+    #: The run whose tool call stored it (its payloads are deleted with the run).
+    run_id: ObjectIdField | None = None
+    #: The LangGraph thread whose value stored it (``agents_core.integrations.langgraph``).
+    thread_id: str | None = None
     n: int
     data: bytes
 

@@ -135,6 +135,10 @@ class RunFields(BaseModel):
     model_calls: list[ModelCall] = Field(default_factory=list)
     started_at: UtcDatetime = Field(default_factory=utcnow)
     completed_at: UtcDatetime | None = None
+    #: The ``seq`` of the user message that started the run's turn (set by the runner).
+    input_seq: int | None = None
+    #: For a replay (``AgentRunner.replay``): the run it replays.
+    replay_of: ObjectIdField | None = None
 
 
 class Run(RunFields, Record):

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import pydantic
 from beanie import Document
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from agents_core.db.client import Connection, default_connection
 from agents_core.db.documents._common import Record
@@ -143,11 +142,36 @@ async def update(
     projection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply ``change`` atomically; the document after it (``NotFoundError`` if none)."""
-    raw: dict[str, Any] | None = await db.collection(document).find_one_and_update(
-        {"_id": id}, change, projection=projection, return_document=ReturnDocument.AFTER
-    )
+    raw = await update_and_read(db, document, {"_id": id}, change, projection)
     if raw is None:
         raise NotFoundError(entity, id)
+    return raw
+
+
+async def update_and_read(
+    db: Connection,
+    document: type[Document],
+    query: Mapping[str, Any],
+    change: Mapping[str, Any],
+    projection: Mapping[str, Any] | None = None,
+    *,
+    array_filters: list[Mapping[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """Apply ``change`` to the document ``query`` matches (by ``_id``, plus guards), then read
+    it back: the document as it is after the change, or ``None`` if nothing matched.
+
+    Design note: two commands (``update``, ``find`` by ``_id``) where ``findAndModify`` is one.
+    Measured on SecantusDB, a ``findAndModify`` slows down with the collection's size even by
+    ``_id`` (completing a tool call: 19 ms with 100 runs in the collection, 877 ms at 10,000,
+    4.4 s at 50,000) while ``update`` + ``find`` stays flat (10, 13, 18 ms); on MongoDB both are
+    index lookups and the pair costs one more round trip. The read may see a later write than
+    ours, never an earlier one: the guarded fields (a final status) do not change again.
+    """
+    collection = db.collection(document)
+    result = await collection.update_one(query, change, array_filters=array_filters)
+    if result.matched_count == 0:
+        return None
+    raw: dict[str, Any] | None = await collection.find_one({"_id": query["_id"]}, projection)
     return raw
 
 

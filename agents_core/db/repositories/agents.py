@@ -59,6 +59,26 @@ class AgentsRepository(Repository):
             raise AlreadyExistsError("agent", "name", name) from exc
 
     @translate_errors
+    async def get_or_create(self, data: CreateAgentDTO) -> Agent:
+        """The agent named ``data.name`` as stored, or a new one made from ``data``.
+
+        An existing agent is returned as it is (``data``'s other fields are not applied to it).
+        One command when it exists, two when it is created; a concurrent creation of the same
+        name is found rather than raised, so setup code can be re-run freely.
+        """
+        if not isinstance(data, CreateAgentDTO):
+            raise InvalidInputError("data", f"must be a CreateAgentDTO, not {type(data).__name__}")
+        name = check.name(getattr(data, "name", None), "name")  # model_construct: maybe absent
+        if (found := await self.find_by_name(name)) is not None:
+            return found
+        try:
+            return await self.create(data)
+        except AlreadyExistsError:
+            if (found := await self.find_by_name(name)) is None:
+                raise  # created and deleted again meanwhile
+            return found
+
+    @translate_errors
     async def find_by_name(self, name: str) -> Agent | None:
         """The agent called ``name``, or ``None``. One command."""
         query = {"name": check.name(name, "name")}
@@ -73,7 +93,8 @@ class AgentsRepository(Repository):
 
     @translate_errors
     async def update_instructions(self, id: str | ObjectId, instructions: str) -> Agent:
-        """Replace the instructions and bump ``updated_at``; returns the agent. One command."""
+        """Replace the instructions and bump ``updated_at``; returns the agent. Two commands
+        (update, read back)."""
         agent_id = check.object_id(id, "agent")
         text = check.text(instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES)
         change = {"$set": {"instructions": text, "updated_at": utcnow()}}

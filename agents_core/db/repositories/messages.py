@@ -65,10 +65,12 @@ class MessagesRepository(Repository):
     ) -> Message:
         """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
 
-        Two commands: reserve ``seq``, insert. With ``idempotency_key``, a repeat of the same key
-        in the same session (also one racing the first) returns the message stored the first
-        time, and only one ``seq`` is consumed: three commands the first time (look the key up,
-        reserve, insert), one on a repeat.
+        Two commands: reserve ``seq`` (a compare-and-set on the ``last_seq`` this connection saw
+        last), insert; one more (a read) on a session this connection has not seen, and one more
+        (an atomic ``$inc``) when another writer appended since. With ``idempotency_key``, a
+        repeat of the same key in the same session (also one racing the first) returns the
+        message stored the first time, and only one ``seq`` is consumed: one more command the
+        first time (look the key up), one command on a repeat.
 
         An ``assistant`` message records the ``requested_tool_calls`` the model asked for; a
         ``tool`` message links the ``ToolCall`` record whose output it carries (``tool_call_id``)
@@ -174,7 +176,9 @@ async def latest_messages(
 
 async def _last_seq(db: Connection, session_id: ObjectId) -> int:
     raw = await get(db, SessionDocument, session_id, "session", _LAST_SEQ)
-    return int(raw.get("last_seq", 0))
+    last_seq = int(raw.get("last_seq", 0))
+    db.hint_seq(session_id, last_seq)
+    return last_seq
 
 
 async def _reserve_seq(
@@ -182,18 +186,43 @@ async def _reserve_seq(
 ) -> int | None:
     """Take the session's next ``seq`` (``None``: no such session, or ``key`` was seen).
 
-    With a key, the reservation also remembers it among the session's latest keys, in the same
-    atomic update, so that racing repeats of one key reserve one ``seq`` between them.
+    Design note: a compare-and-set on the ``last_seq`` this process saw last (one ``update``
+    by ``_id``), falling back to an atomic ``$inc`` (``findAndModify``) when another writer got
+    there first. Both are atomic on the one session document, so concurrent writers on any
+    number of machines still get 1, 2, 3, … with no duplicates. The compare-and-set is what
+    keeps an append flat on servers whose ``findAndModify`` slows down with the collection's
+    size (SecantusDB: 92 ms at 10,000 sessions, against ~1 ms for an ``update`` by ``_id``); on
+    MongoDB both are index lookups. With a key, the reservation also remembers it among the
+    session's latest keys in the same update, so racing repeats of one key reserve one ``seq``.
     """
+    sessions = db.collection(SessionDocument)
     query: dict[str, Any] = {"_id": session_id}
-    update: dict[str, Any] = {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}}
+    push: dict[str, Any] = {}
     if key is not None:
         query[_RECENT_KEYS] = {"$ne": key}
-        update["$push"] = {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}
-    reserved = await db.collection(SessionDocument).find_one_and_update(
-        query, update, projection=_LAST_SEQ, return_document=ReturnDocument.AFTER
+        push = {"$push": {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}}
+    hint = db.seq_hints.pop(session_id, None)
+    if hint is None:  # never seen by this process: read it (flat on every server)
+        raw = await sessions.find_one({"_id": session_id}, _LAST_SEQ)
+        if raw is None:
+            return None
+        hint = int(raw.get("last_seq", 0))
+    seq = hint + 1
+    result = await sessions.update_one(
+        {**query, "last_seq": hint}, {"$set": {"last_seq": seq, "updated_at": now}, **push}
     )
-    return None if reserved is None else int(reserved["last_seq"])
+    if result.matched_count == 0:  # another writer appended (or the key was seen, or no session)
+        reserved = await sessions.find_one_and_update(
+            query,
+            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}, **push},
+            projection=_LAST_SEQ,
+            return_document=ReturnDocument.AFTER,
+        )
+        if reserved is None:
+            return None
+        seq = int(reserved["last_seq"])
+    db.hint_seq(session_id, seq)
+    return seq
 
 
 async def _wait_for_keyed(db: Connection, session_id: ObjectId, key: str) -> Message | None:

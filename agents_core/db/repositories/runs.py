@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
@@ -18,6 +20,7 @@ from agents_core.db.documents import (
     RunStatus,
     Session,
     SessionDocument,
+    ToolCallStatus,
 )
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
@@ -33,7 +36,15 @@ from agents_core.db.limits import (
     MAX_TOKENS,
 )
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import Repository, get, insert, load, load_many, require
+from agents_core.db.repositories._base import (
+    Repository,
+    get,
+    insert,
+    load,
+    load_many,
+    require,
+    update_and_read,
+)
 
 __all__ = ["ABANDONED", "RunsRepository"]
 
@@ -60,12 +71,23 @@ class RunsRepository(Repository):
         return await insert(db, RunDocument, Run, session_id=sid, agent_id=aid)
 
     @translate_errors
-    async def start(self, session: Session, agent: Agent) -> Run:
+    async def start(
+        self,
+        session: Session,
+        agent: Agent,
+        *,
+        input_seq: int | None = None,
+        replay_of: str | ObjectId | None = None,
+    ) -> Run:
         """Start a ``running`` run for a session and an agent the caller has just read.
 
         The records stand for their existence, so this is the one insert (what
         ``AgentRunner`` uses); ``create`` is the same from bare ids, with the checks.
+        ``input_seq`` is the ``seq`` of the user message that started the turn; ``replay_of``
+        the run a replay replays.
         """
+        seq = None if input_seq is None else check.count(input_seq, "input_seq")
+        replayed = None if replay_of is None else check.object_id(replay_of, "run")
         # getattr: a record built with model_construct may lack its id.
         if not isinstance(session, Session) or not isinstance(
             getattr(session, "id", None), ObjectId
@@ -73,7 +95,15 @@ class RunsRepository(Repository):
             raise InvalidInputError("session", "must be a Session record")
         if not isinstance(agent, Agent) or not isinstance(getattr(agent, "id", None), ObjectId):
             raise InvalidInputError("agent", "must be an Agent record")
-        return await insert(self.db, RunDocument, Run, session_id=session.id, agent_id=agent.id)
+        return await insert(
+            self.db,
+            RunDocument,
+            Run,
+            session_id=session.id,
+            agent_id=agent.id,
+            input_seq=seq,
+            replay_of=replayed,
+        )
 
     @translate_errors
     async def find_by_id(self, run_id: str | ObjectId) -> Run:
@@ -119,7 +149,8 @@ class RunsRepository(Repository):
     async def complete(
         self, run_id: str | ObjectId, status: RunStatus | str, error: str | None = None
     ) -> Run:
-        """Finish a running run as ``completed`` or ``failed``, once. One command.
+        """Finish a running run as ``completed`` or ``failed``, once. Two commands (update,
+        read back).
 
         A second call raises ``InvalidStateError`` (telling it from ``NotFoundError`` costs one
         more command, on that failure path only).
@@ -133,16 +164,18 @@ class RunsRepository(Repository):
     async def update_usage(self, run_id: str | ObjectId, tokens: int, cost: float) -> Run:
         """Add ``tokens`` and ``cost`` to the run's totals atomically (also after it finished).
 
-        One command; negative, NaN or infinite values raise ``InvalidInputError``.
+        Two commands (update, read back); negative, NaN or infinite values raise
+        ``InvalidInputError``.
         """
         db = self.db
         rid = check.object_id(run_id, "run")
         add_tokens = check.count(tokens, "tokens")
         add_cost = check.amount(cost, "cost")
-        raw = await db.collection(RunDocument).find_one_and_update(
+        raw = await update_and_read(
+            db,
+            RunDocument,
             {"_id": rid, "tokens": {"$lte": MAX_TOKENS - add_tokens}},
             {"$inc": {"tokens": add_tokens, "cost": add_cost}},
-            return_document=ReturnDocument.AFTER,
         )
         if raw is None:
             await require(db, RunDocument, rid, "run")
@@ -153,7 +186,7 @@ class RunsRepository(Repository):
     async def record_model_call(self, run_id: str | ObjectId, call: ModelCall) -> None:
         """Append one model call to the run and add its tokens and cost to the run's totals.
 
-        One command (an atomic ``$push`` with ``$inc``), as ``update_usage``: the run's
+        One command (an atomic ``$push`` with ``$inc``, returning nothing): the run's
         ``tokens`` stay input + output tokens of all its calls, ``cost`` their sum.
         """
         db = self.db
@@ -209,16 +242,39 @@ class RunsRepository(Repository):
 
     @translate_errors
     async def mark_abandoned(self, run_id: str | ObjectId) -> Run:
-        """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``."""
+        """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``.
+
+        Its tool calls still ``pending`` are closed with it, in the same atomic update: status
+        ``error``, output ``abandoned``. Two commands (update, read back).
+        """
         rid = check.object_id(run_id, "run")
-        return await _finish(self.db, rid, RunStatus.failed, ABANDONED)
+        return await _finish(self.db, rid, RunStatus.failed, ABANDONED, close_calls=True)
 
 
-async def _finish(db: Connection, run_id: ObjectId, status: RunStatus, error: str | None) -> Run:
-    raw = await db.collection(RunDocument).find_one_and_update(
+async def _finish(
+    db: Connection,
+    run_id: ObjectId,
+    status: RunStatus,
+    error: str | None,
+    *,
+    close_calls: bool = False,
+) -> Run:
+    now = utcnow()
+    fields: dict[str, Any] = {"status": status.value, "error": error, "completed_at": now}
+    array_filters: list[Mapping[str, Any]] | None = None
+    if close_calls:
+        # No inline budget is charged for the output: a finished run takes no more text.
+        # The status last: the in-memory mock re-applies the array filter field by field.
+        call = "tool_calls.$[pending]"
+        fields |= {f"{call}.output": error, f"{call}.completed_at": now}
+        fields[f"{call}.status"] = ToolCallStatus.error.value
+        array_filters = [{"pending.status": ToolCallStatus.pending.value}]
+    raw = await update_and_read(
+        db,
+        RunDocument,
         {"_id": run_id, "status": RunStatus.running.value},
-        {"$set": {"status": status.value, "error": error, "completed_at": utcnow()}},
-        return_document=ReturnDocument.AFTER,
+        {"$set": fields},
+        array_filters=array_filters,
     )
     if raw is None:
         await require(db, RunDocument, run_id, "run")

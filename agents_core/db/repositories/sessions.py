@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 
 from agents_core.db import validation as check
 from agents_core.db.documents import (
@@ -23,6 +23,7 @@ from agents_core.db.repositories._base import (
     load_many,
     require,
     update,
+    update_and_read,
 )
 from agents_core.db.repositories.messages import latest_messages
 
@@ -41,13 +42,16 @@ class SessionsRepository(Repository):
     @translate_errors
     async def create(self, title: str | None = None, *, user_id: str | None = None) -> Session:
         """Start an ``active`` session, optionally owned by ``user_id``. One command."""
-        return await insert(
-            self.db,
+        db = self.db
+        session = await insert(
+            db,
             SessionDocument,
             Session,
             title=check.optional_name(title, "title"),
             user_id=check.optional_name(user_id, "user_id"),
         )
+        db.hint_seq(session.id, session.last_seq)
+        return session
 
     @translate_errors
     async def find_by_id(
@@ -61,6 +65,7 @@ class SessionsRepository(Repository):
         sid = check.object_id(id, "session")
         count = check.limit(message_limit, "message_limit", minimum=0)
         raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
+        db.hint_seq(sid, raw.get("last_seq", 0))
         raw["messages"] = await latest_messages(db, sid, raw.get("last_seq", 0), count)
         return load(SessionWithMessages, raw, _COLLECTION)
 
@@ -68,7 +73,7 @@ class SessionsRepository(Repository):
     async def set_active_agent(
         self, session_id: str | ObjectId, agent_id: str | ObjectId
     ) -> Session:
-        """Route the session to an existing agent; returns the session. Two commands."""
+        """Route the session to an existing agent; returns the session. Three commands."""
         db = self.db
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
@@ -96,17 +101,18 @@ class SessionsRepository(Repository):
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:
-        """Mark the session ``archived`` (it leaves ``list_active``). One command.
+        """Mark the session ``archived`` (it leaves ``list_active``). Two commands.
 
         Idempotent: archiving an archived session changes nothing (one more command to read it).
         """
         db = self.db
         sid = check.object_id(session_id, "session")
-        raw = await db.collection(SessionDocument).find_one_and_update(
+        raw = await update_and_read(
+            db,
+            SessionDocument,
             {"_id": sid, "status": SessionStatus.active.value},
             {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
-            projection=_PROJECTION,
-            return_document=ReturnDocument.AFTER,
+            _PROJECTION,
         )
         if raw is None:
             raw = await get(db, SessionDocument, sid, "session", _PROJECTION)

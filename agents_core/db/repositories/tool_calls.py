@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
@@ -24,7 +23,7 @@ from agents_core.db.errors import (
     translate_errors,
 )
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import Repository, get, load, load_many
+from agents_core.db.repositories._base import Repository, get, load, load_many, update_and_read
 
 __all__ = ["ToolCallsRepository", "parse_tool_call_id"]
 
@@ -94,7 +93,8 @@ class ToolCallsRepository(Repository):
     ) -> ToolCall:
         """Record a pending call's ``output``, final ``status`` and duration, once.
 
-        One command when the output is embedded. Completing twice raises ``InvalidStateError``.
+        Two commands (update, read back) when the output is embedded. Completing twice raises
+        ``InvalidStateError``.
         """
         db = self.db
         call_id, rid = parse_tool_call_id(id)
@@ -193,14 +193,14 @@ async def _complete(
         budget = db.settings.run_inline_budget_bytes
         query["inline_bytes"] = {"$lte": budget - inline_bytes}
         update["$inc"] = {"inline_bytes": inline_bytes}
-    raw: dict[str, Any] | None = await db.collection(RunDocument).find_one_and_update(
+    return await update_and_read(
+        db,
+        RunDocument,
         query,
         update,
+        {"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
         array_filters=[{"call.id": call_id}],
-        projection={"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}},
-        return_document=ReturnDocument.AFTER,
     )
-    return raw
 
 
 async def _require_pending(db: Connection, run_id: ObjectId, call_id: str) -> None:

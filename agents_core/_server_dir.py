@@ -1,0 +1,248 @@
+"""The files of a data directory's shared embedded server: its locks, its record, its processes.
+
+Standard library only: the supervisor (``agents_core._supervisor``) imports this module and must
+start in a few milliseconds.
+
+Design note (``docs/embedded.md`` has the long form). A data directory holds::
+
+    storage/          WiredTiger files of the one server allowed on them
+    secantusd.log     that server's output
+    supervisor.log    what its supervisor did (started, stopped after idle, ...)
+    server.lock       flock: held by whoever inspects, starts, replaces or stops the server
+    server.json       the record: server pid and port, supervisor (owner) pid, idle time
+    server.owner      flock: held by the supervisor for as long as it lives
+    server.users      flock: shared, by every process that uses the server
+
+Liveness is read from locks rather than pids: the kernel drops a process's ``flock``s when the
+process dies however it dies (SIGKILL included), and a recycled pid cannot hold them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["LockTimeoutError", "Record", "ServerDir", "locking_pids", "process_command"]
+
+STORAGE = "storage"
+SERVER_LOG = "secantusd.log"
+SUPERVISOR_LOG = "supervisor.log"
+LOCK = "server.lock"
+RECORD = "server.json"
+OWNER = "server.owner"
+USERS = "server.users"
+
+#: How often a waiting lock is tried again.
+_POLL_S = 0.01
+
+
+class LockTimeoutError(TimeoutError):
+    """``server.lock`` stayed taken for the whole timeout; ``holder`` is the pid that has it."""
+
+    def __init__(self, holder: int | None) -> None:
+        self.holder = holder
+        super().__init__(f"server.lock held by {holder}")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What ``server.json`` says about the running server."""
+
+    pid: int  # the secantusd-py process
+    port: int
+    owner: int  # the supervisor, which holds server.owner while it lives
+    started_by: int  # the process that needed the server first
+    started_at: float  # time.time()
+    idle_s: float  # the supervisor stops the server after this long unused
+    storage: str
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?retryWrites=false"
+
+
+class ServerDir:
+    """The server files of one data directory (an absolute path, resolved once by the caller)."""
+
+    def __init__(self, path: Path) -> None:
+        assert path.is_absolute(), path
+        self.path = path
+        self.storage = path / STORAGE
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def create(self) -> None:
+        """Make the directory (``OSError`` if it cannot be made or written to)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        # Opening the lock file for writing is the check that matters (a read-only directory,
+        # a read-only file system); it is the first file every process opens anyway.
+        os.close(os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644))
+
+    def _open(self, name: str) -> int:
+        return os.open(self.file(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float) -> Iterator[None]:
+        """Hold ``server.lock`` (``LockTimeoutError`` naming the holder after ``timeout``)."""
+        fd = self._open(LOCK)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _try_flock(fd, fcntl.LOCK_EX):
+                if time.monotonic() >= deadline:
+                    raise LockTimeoutError(_read_pid(fd))
+                time.sleep(_POLL_S)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    @contextlib.contextmanager
+    def try_lock(self) -> Iterator[bool]:
+        """``server.lock`` if it is free right now (yields whether it was taken)."""
+        fd = self._open(LOCK)
+        try:
+            yield _try_flock(fd, fcntl.LOCK_EX)
+        finally:
+            os.close(fd)
+
+    # -- the record -------------------------------------------------------------------------
+
+    def read_record(self) -> Record | None:
+        try:
+            raw = json.loads(self.file(RECORD).read_text())
+            return Record(**raw)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError):  # torn or foreign: as good as none
+            return None
+
+    def write_record(self, record: Record) -> None:
+        """Replace the record atomically (a reader sees the old one or the new one)."""
+        temporary = self.file(f"{RECORD}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(asdict(record), indent=2) + "\n")
+        os.replace(temporary, self.file(RECORD))
+
+    def remove_record(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.file(RECORD).unlink()
+
+    # -- liveness ---------------------------------------------------------------------------
+
+    def hold_owner(self) -> int | None:
+        """Take ``server.owner`` for this process's life (its fd), or ``None`` if it is held."""
+        fd = self._open(OWNER)
+        if _try_flock(fd, fcntl.LOCK_EX):
+            return fd
+        os.close(fd)
+        return None
+
+    def owner_alive(self) -> bool:
+        """Whether a supervisor holds ``server.owner`` (a dead one holds nothing)."""
+        fd = self._open(OWNER)
+        try:
+            return not _try_flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+
+    def lease(self) -> int:
+        """Use the server: a shared lock on ``server.users`` until the fd is closed."""
+        fd = self._open(USERS)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return fd
+
+    def release(self, fd: int) -> None:
+        """End a lease, noting when (the supervisor counts idle time from the last one)."""
+        with contextlib.suppress(OSError):
+            os.utime(self.file(USERS))
+        os.close(fd)
+
+    def unused(self) -> bool:
+        """Whether no process holds a lease right now."""
+        fd = self._open(USERS)
+        try:
+            return _try_flock(fd, fcntl.LOCK_EX)
+        finally:
+            os.close(fd)
+
+    def last_release(self) -> float:
+        """``time.time()`` of the latest ended lease (0 if none)."""
+        try:
+            return self.file(USERS).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def users(self) -> list[int]:
+        """The pids holding a lease now (Linux; empty elsewhere)."""
+        return locking_pids(self.file(USERS))
+
+
+def _try_flock(fd: int, kind: int) -> bool:
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def process_command(pid: int) -> str | None:
+    """The command line of process ``pid``, or ``None`` if there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
+    except FileNotFoundError:
+        if sys.platform.startswith("linux"):
+            return None
+    except OSError:
+        return None
+    try:  # no /proc (macOS): ask ps
+        shown = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return shown.stdout.strip() or None
+
+
+def locking_pids(path: Path) -> list[int]:
+    """The pids holding a lock (flock or POSIX) on ``path``, from ``/proc/locks`` (Linux only)."""
+    try:
+        inode = path.stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    pids: list[int] = []
+    for line in lines:
+        fields = line.split()
+        if "->" in fields:  # a waiter, not a holder
+            continue
+        try:
+            pid, where = int(fields[4]), fields[5]
+        except (IndexError, ValueError):
+            continue
+        if where.rsplit(":", 1)[-1] == str(inode) and pid not in pids:
+            pids.append(pid)
+    return pids

@@ -1,0 +1,289 @@
+"""One embedded server per data directory: shared, recorded, stopped when idle, never orphaned.
+
+These tests start real SecantusDB servers through ``agents_core.embedded`` (each on its own
+``tmp_path``) with short idle times. Waits are bounded polls for a state ("the server is gone"),
+never assertions on how long something took.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from agents_core._server_dir import ServerDir
+from agents_core.embedded import (
+    DataDirectoryError,
+    EmbeddedServer,
+    EmbeddedServerError,
+    Record,
+    server_executable,
+    server_status,
+    start_server,
+    stop_server,
+)
+
+try:
+    server_executable()
+except EmbeddedServerError:  # pragma: no cover - the dev extra installs it
+    pytest.skip("secantusd-py is not installed", allow_module_level=True)
+
+#: Generous bound on any wait for a server to come or go (a loaded CI machine).
+PATIENCE_S = 60.0
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {PATIENCE_S} s: {what}"
+        time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\nState:\tZ" in status.read_text())
+
+
+def servers_on(data_dir: Path) -> list[int]:
+    """The pids of every process whose command line names this data directory's storage."""
+    storage = str(data_dir / "storage")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "secantusd" in command and storage in command and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def ping(uri: str) -> None:
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
+        client.admin.command("ping")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh data directory; whatever server a test left on it is stopped afterwards."""
+    path = tmp_path / "data"
+    yield path
+    stop_server(path)
+    wait_until(lambda: not servers_on(path), "the test's server to stop")
+
+
+def test_processes_share_one_server_and_it_stops_once_idle(data_dir: Path) -> None:
+    with EmbeddedServer(data_dir, idle_s=1.0) as first:
+        assert first.started
+        assert first.uri.endswith("/?retryWrites=false")
+        ping(first.uri)
+        with EmbeddedServer(data_dir, idle_s=1.0) as second:  # while the first one uses it
+            assert not second.started
+            assert second.pid == first.pid
+        record = first.record
+    status = server_status(data_dir)
+    assert status is not None  # idle for less than a second: still there
+    assert status[0] == record
+    assert json.loads((data_dir / "server.json").read_text())["pid"] == record.pid
+    wait_until(lambda: server_status(data_dir) is None, "the idle server to stop")
+    assert not servers_on(data_dir)
+    assert not (data_dir / "server.json").exists()
+    assert "unused for" in (data_dir / "supervisor.log").read_text()
+
+
+def test_a_lease_keeps_the_server_up_past_its_idle_time(data_dir: Path) -> None:
+    with EmbeddedServer(data_dir, idle_s=0.5) as server:
+        time.sleep(2.0)  # four idle times: the lease must hold it
+        ping(server.uri)
+        assert server_status(data_dir) is not None
+
+
+def test_a_relative_data_dir_is_resolved_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    server = EmbeddedServer("relative/data", idle_s=0.5)
+    assert server.data_dir == tmp_path / "relative" / "data"
+    try:
+        with server:
+            assert (tmp_path / "relative" / "data" / "storage" / "WiredTiger").exists()
+        # The same folder named by its absolute path is the same server and the same data.
+        status = server_status(tmp_path / "relative" / "data")
+        assert status is not None
+        assert status[0].storage == str(tmp_path / "relative" / "data" / "storage")
+        assert not (tmp_path / "relative" / "data" / "relative").exists()
+    finally:
+        stop_server(tmp_path / "relative" / "data")
+
+
+def test_stop_server_stops_it_and_the_next_user_starts_a_new_one(data_dir: Path) -> None:
+    record, started = start_server(data_dir, idle_s=300)
+    assert started
+    assert start_server(data_dir, idle_s=300) == (record, False)
+    assert stop_server(data_dir) == record
+    assert not alive(record.pid)
+    assert not alive(record.owner)
+    assert server_status(data_dir) is None
+    assert stop_server(data_dir) is None
+    with EmbeddedServer(data_dir, idle_s=0.5) as server:
+        assert server.started
+        assert server.pid != record.pid
+        ping(server.uri)
+
+
+def test_a_killed_supervisor_takes_its_server_down_and_is_replaced(data_dir: Path) -> None:
+    record, _ = start_server(data_dir, idle_s=300)
+    os.kill(record.owner, signal.SIGKILL)
+    wait_until(lambda: not alive(record.pid), "the server to follow its supervisor")
+    assert (data_dir / "server.json").exists()  # the stale record is still there
+    with EmbeddedServer(data_dir, idle_s=0.5) as server:
+        assert server.started
+        assert server.pid != record.pid
+        ping(server.uri)
+
+
+def test_a_stale_record_is_cleaned_up(data_dir: Path) -> None:
+    directory = ServerDir(data_dir)
+    directory.create()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    storage = str(data_dir / "storage")
+    directory.write_record(Record(pid, 9, pid, pid, time.time(), 300.0, storage))
+    assert server_status(data_dir) is None
+    assert not (data_dir / "server.json").exists()
+    directory.write_record(Record(pid, 9, pid, pid, time.time(), 300.0, storage))
+    with EmbeddedServer(data_dir, idle_s=0.5) as server:
+        assert server.started
+        ping(server.uri)
+
+
+SCRIPT = """
+import sys, time
+from agents_core.embedded import EmbeddedServer
+with EmbeddedServer(sys.argv[1], idle_s=1.0) as server:
+    print(server.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_script_killed_inside_with_leaves_no_orphan(data_dir: Path) -> None:
+    """SIGTERM kills Python without running ``__exit__``: its lease ends with the process."""
+    script = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(data_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert script.stdout is not None
+    pid = int(script.stdout.readline())
+    script.stdout.close()
+    script.send_signal(signal.SIGTERM)
+    script.wait()
+    wait_until(lambda: not alive(pid), "the idle server to stop after its user was killed")
+    assert server_status(data_dir) is None
+    with EmbeddedServer(data_dir, idle_s=0.5) as server:  # the WiredTiger lock is free
+        ping(server.uri)
+
+
+def test_an_unrecorded_server_on_the_storage_is_named_in_one_line(data_dir: Path) -> None:
+    with EmbeddedServer(data_dir, shared=False) as private:
+        with pytest.raises(EmbeddedServerError) as raised:
+            EmbeddedServer(data_dir).start()
+        message = str(raised.value)
+        assert "\n" not in message
+        assert f"process {private.pid}" in message
+        assert "secantusd" in message
+    assert server_status(data_dir) is None
+
+
+def test_a_held_lock_is_reported_with_its_holder(data_dir: Path) -> None:
+    directory = ServerDir(data_dir)
+    directory.create()
+    with directory.lock(1.0), pytest.raises(EmbeddedServerError) as raised:
+        EmbeddedServer(data_dir, lock_timeout=0.3).start()
+    assert f"process {os.getpid()}" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["file", "unwritable"])
+def test_an_unusable_data_directory_says_why(tmp_path: Path, kind: str) -> None:
+    if kind == "file":
+        path = tmp_path / "a-file"
+        path.write_text("not a directory")
+        bad = path / "data"
+    else:
+        bad = Path("/proc/agents-core-cannot-be-here")  # unwritable, even for root
+    with pytest.raises(DataDirectoryError) as raised:
+        EmbeddedServer(bad).start()
+    assert str(bad) in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_an_in_memory_server_cannot_be_shared() -> None:
+    with pytest.raises(ValueError, match="in-memory"):
+        EmbeddedServer(None, shared=True)
+
+
+LAUNCH = """
+import sys
+from agents_core._launcher import _via_worker
+sys.argv = ["agents-core", *sys.argv[1:]]
+print("worker exit code:", _via_worker())
+"""
+
+
+def test_a_running_server_runs_commands_in_its_warm_worker(data_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGODB_DB")}
+    env["AGENTS_CORE_DATA"] = str(data_dir)
+
+    def launch(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", LAUNCH, *args],
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert launch("sessions").stdout.strip() == "worker exit code: None"  # no server yet
+    record, _ = start_server(data_dir, idle_s=300)
+    wait_until(lambda: (data_dir / "cli.sock").exists(), "the worker's socket")
+    listed = launch("sessions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == "[]\nworker exit code: 0\n"  # its stdout is this process's
+    malformed = launch("show", "zz")
+    assert malformed.stdout == "worker exit code: 2\n"
+    assert "invalid id 'zz'" in malformed.stderr
+    off = launch("sessions", AGENTS_CORE_CLI_WORKER="0")
+    assert off.stdout.strip() == "worker exit code: None"
+    elsewhere = launch("sessions", MONGODB_URI="mongodb://127.0.0.1:9/")
+    assert elsewhere.stdout.strip() == "worker exit code: None"
+    assert server_status(data_dir) == (record, [])
+
+
+def test_the_worker_refuses_other_code(data_dir: Path) -> None:
+    from agents_core._launcher import frame, read_frame
+
+    start_server(data_dir, idle_s=300)
+    wait_until(lambda: (data_dir / "cli.sock").exists(), "the worker's socket")
+    request = {"argv": ["agents-core", "sessions"], "env": {}, "cwd": "/", "stamp": "other"}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(30)
+        connection.connect(str(data_dir / "cli.sock"))
+        socket.send_fds(connection, [frame(request)], [0, 1, 2])
+        assert read_frame(connection) is None  # closed without an answer: run it yourself
+    assert (data_dir / "cli.sock").stat().st_mode & 0o777 == 0o600
