@@ -731,6 +731,8 @@ def show(
         out.print(_session_header(shown.session))
         from agents_core.trace import render_session_tree
 
+        if shown.run is not None:
+            out.print(Text(f"The turn of run {shown.run.id}", style="bold"))
         out.print(render_session_tree(shown.session, shown.runs, shown.messages))
 
     _run(work, render, as_json=as_json)

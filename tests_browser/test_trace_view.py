@@ -105,7 +105,7 @@ async def _record_hostile(uri: str, database: str) -> tuple[str, list[str]]:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     with EmbeddedServer() as database_server:
-        uri = database_server.uri + "?retryWrites=false"
+        uri = database_server.uri  # retryWrites=false already (NOTES-wire-server.md)
         env = {**os.environ, "MONGODB_URI": uri, "MONGODB_DB": "browser_test"}
         demo = subprocess.run(
             [AGENTS_CORE, "demo", "--json"], env=env, capture_output=True, timeout=120
