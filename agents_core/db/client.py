@@ -32,6 +32,7 @@ from typing import Any
 import pymongo
 from beanie import Document, init_beanie
 from bson import ObjectId
+from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -151,7 +152,10 @@ async def connect(
     name = database or settings.mongodb_db or uri_database or DEFAULT_DATABASE
     try:
         connection = Connection(
-            client, client.get_database(name), settings, owns_client=owns_client
+            client,
+            client.get_database(name, codec_options=_utc_codec_options(client)),
+            settings,
+            owns_client=owns_client,
         )
         for document in DOCUMENT_MODELS:
             indexes = document.Settings.indexes
@@ -231,6 +235,18 @@ def get_database() -> AsyncDatabase[Any]:
 def get_settings() -> Settings:
     """The settings of the default connection."""
     return default_connection().settings
+
+
+def _utc_codec_options(client: AsyncMongoClient[Any]) -> CodecOptions[Any]:
+    """The client's codec options, with datetimes read back aware, in ``datetime.UTC``.
+
+    Whatever client is injected, the layer reads UTC datetimes, so records need no
+    conversion of their own (a validator in Python per datetime would cost every read).
+    """
+    base = getattr(client, "codec_options", None)
+    if isinstance(base, CodecOptions):
+        return base.with_options(tz_aware=True, tzinfo=UTC)
+    return CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
 def _connect(uri: str, settings: Settings) -> AsyncMongoClient[Any]:
