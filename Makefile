@@ -58,7 +58,7 @@ test-browser: install
 ## The wire tests again on a second, independent wire server: mongoeco's, run from its own
 ## Python >= 3.13 environment (.venv-mongoeco) as a separate process (docs/wire-servers.md).
 test-mongoeco: install
-	tools/mongoeco_wire.sh $(BIN)/pytest --wire-only
+	tools/mongoeco_wire.sh $(BIN)/pytest --wire-only -m "not bulk"
 
 ## The frameworks' own test suites against our integrations (each in its own pytest process).
 test-frameworks: test-langgraph

@@ -155,6 +155,7 @@ async def test_session_listing_pages(command_log: CommandCounter) -> None:
     ) == ["find", "find"]
 
 
+@pytest.mark.bulk
 async def test_fork_is_four_commands_and_five_per_thousand_messages(
     command_log: CommandCounter,
 ) -> None:

@@ -362,6 +362,7 @@ async def test_transcript_pages_begin_at_turn_boundaries(client: httpx.AsyncClie
     assert data["newer_before"] is not None
 
 
+@pytest.mark.bulk
 async def test_a_session_of_10000_messages_opens_in_well_under_a_second(wire_db: str) -> None:
     # Wire only: the mock inserts in bulk in quadratic time (a minute for 2,000 messages).
     sid = await _long_session(10_000)
