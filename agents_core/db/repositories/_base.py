@@ -178,3 +178,21 @@ async def update_and_read(
 async def require(db: Connection, document: type[Document], id: ObjectId, entity: str) -> None:
     """Raise ``NotFoundError`` unless a ``document`` with this ``_id`` exists."""
     await get(db, document, id, entity, _ID_ONLY)
+
+
+def stored_defaults(document: type[Document]) -> dict[str, Any]:
+    """The default of every field ``document`` stores that has one (record and layer-only
+    fields alike): what ``insert`` stores for the fields a caller leaves out, for writes that
+    build their documents themselves (``MessagesRepository.append_items``). Fresh values."""
+    makers = _ALL_DEFAULTS.get(document)
+    if makers is None:
+        makers = _ALL_DEFAULTS[document] = tuple(
+            (name, info.default_factory or functools.partial(copy.copy, info.default))
+            for name, info in document.model_fields.items()
+            if name not in _BEANIE_FIELDS and not info.is_required()
+        )
+    return {name: make() for name, make in makers}
+
+
+#: Per document class, the default makers of all its fields with defaults.
+_ALL_DEFAULTS: dict[type[Document], tuple[tuple[str, Callable[..., Any]], ...]] = {}
