@@ -30,7 +30,7 @@ from agents_core.db import (
     init_db,
 )
 from agents_core.integrations.openai_agents import NAMESPACE, AgentsCoreSession
-from tests.test_lifecycle import ITEMS
+from tests.test_items import ITEMS
 
 NO_TRACING = RunConfig(tracing_disabled=True)
 
@@ -299,8 +299,8 @@ def test_a_three_turn_conversation_is_shown_by_the_cli(
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     for expected in (
-        "user: u-42",
-        "messages: 10",
+        "user u-42",
+        "messages 10",
         "What is 17 * 23?",
         'calculator({"a":17,"b":23,"op":"*"})',
         "391.0",
@@ -321,7 +321,7 @@ async def test_a_session_follows_the_layer_to_another_database(wire_client: Any)
     session = AgentsCoreSession("moving")
     await session.add_items([{"role": "user", "content": "first"}])
     other = f"test_{uuid.uuid4().hex[:12]}"
-    await init_db(client=wire_client, database=other)
+    await init_db(client=wire_client, database=other, replace=True)
     try:
         await AgentsCoreSession("moving").add_items([ITEMS[0], ITEMS[1]])
         assert await session.get_items() == [ITEMS[0], ITEMS[1]]
