@@ -7,6 +7,7 @@
     agents-core runs --stale          # runs a crashed process left running (--abandon closes them)
     agents-core agents                # agents and their tools
     agents-core server status         # the embedded server of AGENTS_CORE_DATA (start, stop)
+    agents-core delete | fork | retention   # the conversation lifecycle (cli_lifecycle.py)
 
 Every command takes ``--json`` for machine output (its errors are JSON on stderr too). With
 ``MONGODB_URI`` set it uses that server; otherwise the embedded SecantusDB of ``AGENTS_CORE_DATA``
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from bson import ObjectId
     from pydantic import ValidationError
 
-    from agents_core.db import Agent, Message, Run, Session, Settings, ToolCall
+    from agents_core.db import Agent, Message, Page, Run, Session, Settings, ToolCall
 
 __all__ = ["app", "main"]
 
@@ -572,8 +573,6 @@ def demo(as_json: JsonOption = False) -> None:
         sessions = SessionsRepository()
         title = f"Demo {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
         session = await sessions.create(title, user_id="demo")
-        assert session.id is not None
-        assert agent.id is not None
         await sessions.set_active_agent(session.id, agent.id)
         runner = AgentRunner(demo_model(), demo_tools())
         runs = [await runner.run(session.id, question) for question, _ in TURNS]
@@ -597,21 +596,98 @@ def demo(as_json: JsonOption = False) -> None:
     _run(work, render, as_json=as_json, announce=not as_json)
 
 
+@app.command()
+def chat(
+    model: Annotated[
+        str, typer.Option("--model", help="the model to ask (OpenAI, or the server's name)")
+    ] = "gpt-4.1-mini",
+) -> None:
+    """Talk to a real model with the demo's tools; each turn's trace after the answer.
+
+    Configured by OPENAI_API_KEY, and OPENAI_BASE_URL for an OpenAI-compatible server (vLLM,
+    Ollama, LiteLLM, …). Lines come from the terminal, or from a pipe (one turn a line); an
+    empty line, `exit` or end of input ends the conversation.
+    """
+    key, base_url = os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
+    if not key and not base_url:
+        _fail(
+            "no model is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
+            "OpenAI-compatible server such as Ollama or vLLM)",
+            as_json=False,
+        )
+    try:
+        from agents_core.models.openai import OpenAIChatModel
+    except ImportError:
+        _fail("the chat needs the openai extra: pip install 'agents-core[openai]'", as_json=False)
+    from agents_core.db import SessionsRepository
+    from agents_core.demo import demo_agent, demo_tools
+    from agents_core.runner import AgentRunner, ModelError
+
+    async def work() -> None:
+        client = OpenAIChatModel(model, base_url=base_url, api_key=key or "unused")
+        try:
+            agent = await demo_agent()
+            sessions = SessionsRepository()
+            session = await sessions.create(
+                f"Chat {datetime.now(UTC):%Y-%m-%d %H:%M:%S}", user_id="chat"
+            )
+            await sessions.set_active_agent(session.id, agent.id)
+            out.print(Text.assemble(("Session: ", "bold"), str(session.id), f"  model {model}"))
+            runner = AgentRunner(client, demo_tools())
+            while (line := await _read_line()) is not None:
+                try:
+                    run = await runner.run(session.id, line)
+                except ModelError as exc:
+                    err.print(Text(f"model error: {exc}", style="red"))
+                    continue
+                answer = await _answer(session.id, run.input_seq)
+                out.print(Text.assemble(("assistant: ", "bold"), answer))
+                out.print(_run_trace(run))
+                sys.stdout.flush()
+        finally:
+            await client.aclose()
+
+    _run(work, lambda _: None, as_json=False, announce=True)
+
+
+async def _read_line() -> str | None:
+    """The next line the user typed (a prompt on a terminal), or ``None`` at the end."""
+    if sys.stdin.isatty():
+        out.print(Text("you: ", style="bold"), end="")
+    line = await asyncio.to_thread(sys.stdin.readline)
+    text = line.strip()
+    return None if not text or text in {"exit", "quit"} else text
+
+
+async def _answer(session_id: ObjectId, input_seq: int | None) -> str:
+    """The turn's last assistant text (the answer)."""
+    from agents_core.db import MessageRole, MessagesRepository
+
+    latest = await MessagesRepository().find_by_session(session_id, 50)
+    answers = [
+        m.content
+        for m in latest
+        if m.role is MessageRole.assistant and m.content and m.seq > (input_seq or 0)
+    ]
+    return answers[-1] if answers else "(no answer)"
+
+
 @app.command("sessions")
 def list_sessions(
     user: Annotated[str | None, typer.Option(help="Only this user's sessions.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    before: Annotated[
+        str | None, typer.Option(help="The cursor the previous page printed.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Active sessions, most recently updated first."""
-    from agents_core.db import SessionsRepository
 
-    def render(sessions: list[Session]) -> None:
-        _print_json(sessions) if as_json else out.print(_sessions(sessions))
+    def render(page: Page[Session]) -> None:
+        _print_json(page.items) if as_json else out.print(_sessions(page.items))
+        cli_lifecycle.print_next_page(page, as_json=as_json)
 
-    _run(
-        lambda: SessionsRepository().list_active(user_id=user, limit=limit), render, as_json=as_json
-    )
+    _run(lambda: cli_lifecycle.sessions_page(user, limit, before), render, as_json=as_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,6 +705,9 @@ def show(
         typer.Argument(metavar="ID", help="A session id or a run id, or a unique prefix of one."),
     ],
     limit: Annotated[int, typer.Option(min=0, max=1000, help="Latest messages read.")] = 100,
+    before: Annotated[
+        int | None, typer.Option(min=1, help="Only messages before this seq.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A session's transcript, runs and tool calls; for a run id, that run's turn."""
@@ -639,7 +718,12 @@ def show(
     async def work() -> _Shown:
         kind, id = await _resolve(value)
         if kind == "session":
-            session = await SessionsRepository().find_by_id(id, message_limit=limit)
+            session = await SessionsRepository().find_by_id(
+                id, message_limit=limit if before is None else 0
+            )
+            if before is not None:
+                messages = await cli_lifecycle.session_messages(id, limit, before)
+                session = session.model_copy(update={"messages": messages})
             return _Shown(
                 session, session.messages, await RunsRepository().list_by_session(id), None
             )
@@ -847,6 +931,11 @@ def server_stop_command(as_json: JsonOption = False) -> None:
         out.print(Text(f"no embedded server was running for {data_dir}"))
     else:
         out.print(Text(f"stopped the embedded server of {data_dir} (pid {record.pid})"))
+
+
+from agents_core import cli_lifecycle  # noqa: E402 - its commands use the helpers above
+
+cli_lifecycle.register(app)
 
 
 def main() -> None:

@@ -137,7 +137,8 @@ def _write_op() -> Op:
         return [turn(next(_counter)) for _ in range(calls)]
 
     async def sdk_write(raw: RawLayer, items: list[dict[str, Any]]) -> object:
-        return await (await theirs.on(raw)).add_items(items)  # type: ignore[arg-type]
+        await (await theirs.on(raw)).add_items(items)  # type: ignore[arg-type]
+        return None
 
     return Op(
         f"{PREFIX}.add_items",

@@ -44,6 +44,8 @@ _SESSION = {"recent_idempotency_keys": 0}
 
 _LAST_SEQ = {"last_seq": 1, "_id": 0}
 _ID_ONLY = {"_id": 1}
+#: Sessions being deleted or forked do not exist for readers and writers (a plain field clause).
+_VISIBLE = SessionDocument.visible
 
 
 def _template(model: type[BaseModel]) -> Doc:
@@ -181,18 +183,18 @@ class RawLayer:
         """Compare-and-set on the last seen ``last_seq``, else ``$inc`` (as the layer does)."""
         hint = self.seq_hints.pop(session_id, None)
         if hint is None:
-            raw = await self.sessions.find_one({"_id": session_id}, _LAST_SEQ)
+            raw = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _LAST_SEQ)
             if raw is None:
                 raise Missing(session_id)
             hint = int(raw.get("last_seq", 0))
         result = await self.sessions.update_one(
-            {"_id": session_id, "last_seq": hint},
+            {"_id": session_id, **_VISIBLE, "last_seq": hint},
             {"$set": {"last_seq": hint + 1, "updated_at": now}},
         )
         seq = hint + 1
         if result.matched_count == 0:
             reserved = await self.sessions.find_one_and_update(
-                {"_id": session_id},
+                {"_id": session_id, **_VISIBLE},
                 {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
                 projection=_LAST_SEQ,
                 return_document=ReturnDocument.AFTER,
@@ -234,7 +236,7 @@ class RawLayer:
         return raws
 
     async def _last_seq(self, session_id: ObjectId) -> int:
-        raw = await self.sessions.find_one({"_id": session_id}, _LAST_SEQ)
+        raw = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _LAST_SEQ)
         if raw is None:
             raise Missing(session_id)
         self.seq_hints[session_id] = int(raw.get("last_seq", 0))
@@ -249,7 +251,7 @@ class RawLayer:
         return session
 
     async def find_session(self, session_id: ObjectId, message_limit: int = 100) -> Doc:
-        session = await self.sessions.find_one({"_id": session_id}, _SESSION)
+        session = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _SESSION)
         if session is None:
             raise Missing(session_id)
         self.seq_hints[session_id] = session["last_seq"]
@@ -280,7 +282,7 @@ class RawLayer:
     # Runs: find + find (the session and the agent exist) + insert; one findAndModify each.
 
     async def create_run(self, session_id: ObjectId, agent_id: ObjectId) -> Doc:
-        if await self.sessions.find_one({"_id": session_id}, _ID_ONLY) is None:
+        if await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _ID_ONLY) is None:
             raise Missing(session_id)
         if await self.agents.find_one({"_id": agent_id}, _ID_ONLY) is None:
             raise Missing(agent_id)

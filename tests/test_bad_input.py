@@ -385,6 +385,103 @@ CASES = [
         "session",
         lambda s: sessions.archive(s.completed.id),
     ),
+    # SessionsRepository: paged listings, fork, delete
+    case(
+        "sessions.list_active_page:user-ne",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.list_active_page(user_id=NE),
+    ),
+    case(
+        "sessions.list_active_page:limit-zero",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.list_active_page(limit=0),
+    ),
+    case(
+        "sessions.list_active_page:cursor-garbage",
+        InvalidInputError,
+        "cursor",
+        lambda s: sessions.list_active_page(cursor="not a cursor"),
+    ),
+    case(
+        "sessions.list_active_page:cursor-operator",
+        InvalidInputError,
+        "cursor",
+        lambda s: sessions.list_active_page(cursor=NE),
+    ),
+    case(
+        "sessions.list_active_page:cursor-unknown",
+        InvalidInputError,
+        "cursor",
+        lambda s: sessions.list_active_page(cursor="AAAAAAAAAAAAAAAAAAAAAA"),
+    ),
+    case(
+        "sessions.list_by_user:user-none",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.list_by_user(None),
+    ),
+    case(
+        "sessions.list_by_user:user-regex",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.list_by_user(REGEX),
+    ),
+    case(
+        "sessions.list_by_user:limit-absurd",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.list_by_user("u-42", limit=10**6),
+    ),
+    case(
+        "sessions.fork:unknown",
+        NotFoundError,
+        "session",
+        lambda s: sessions.fork(NOWHERE),
+    ),
+    case(
+        "sessions.fork:run-id",
+        NotFoundError,
+        "session",
+        lambda s: sessions.fork(s.running.id),
+    ),
+    case(
+        "sessions.fork:at-seq-beyond-last",
+        InvalidInputError,
+        "at_seq",
+        lambda s: sessions.fork(s.session.id, at_seq=s.session.last_seq + 10),
+    ),
+    case(
+        "sessions.fork:at-seq-negative",
+        InvalidInputError,
+        "at_seq",
+        lambda s: sessions.fork(s.session.id, at_seq=-1),
+    ),
+    case(
+        "sessions.fork:at-seq-str",
+        InvalidInputError,
+        "at_seq",
+        lambda s: sessions.fork(s.session.id, at_seq="2"),
+    ),
+    case(
+        "sessions.fork:title-operator",
+        InvalidInputError,
+        "title",
+        lambda s: sessions.fork(s.session.id, title=NE),
+    ),
+    case(
+        "sessions.delete:malformed",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.delete("not-an-id"),
+    ),
+    case(
+        "sessions.delete:operator",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.delete(NE),
+    ),
     # MessagesRepository.create
     case(
         "messages.create:session-padded",
@@ -520,6 +617,43 @@ CASES = [
         "limit",
         lambda s: messages.find_by_session(s.session.id, 0),
     ),
+    # MessagesRepository.find_page
+    case(
+        "messages.find_page:run-id",
+        NotFoundError,
+        "session",
+        lambda s: messages.find_page(s.running.id),
+    ),
+    case(
+        "messages.find_page:before-negative",
+        InvalidInputError,
+        "before",
+        lambda s: messages.find_page(s.session.id, before=-1),
+    ),
+    case(
+        "messages.find_page:after-operator",
+        InvalidInputError,
+        "after",
+        lambda s: messages.find_page(s.session.id, after=GT),
+    ),
+    case(
+        "messages.find_page:after-bool",
+        InvalidInputError,
+        "after",
+        lambda s: messages.find_page(s.session.id, after=True),
+    ),
+    case(
+        "messages.find_page:after-not-below-before",
+        InvalidInputError,
+        "after",
+        lambda s: messages.find_page(s.session.id, after=3, before=3),
+    ),
+    case(
+        "messages.find_page:limit-zero",
+        InvalidInputError,
+        "limit",
+        lambda s: messages.find_page(s.session.id, limit=0),
+    ),
     # MessagesRepository.get_last_message
     case(
         "messages.get_last_message:bytes",
@@ -583,7 +717,7 @@ CASES = [
         "messages.append_items:a-dict-not-a-list",
         InvalidInputError,
         "items",
-        lambda s: messages.append_items(s.session.id, {"role": "user"}),  # type: ignore[arg-type]
+        lambda s: messages.append_items(s.session.id, {"role": "user"}),
     ),
     case(
         "messages.append_items:run-id",

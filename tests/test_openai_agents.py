@@ -30,9 +30,18 @@ from agents_core.db import (
     init_db,
 )
 from agents_core.integrations.openai_agents import NAMESPACE, AgentsCoreSession
-from tests.test_items import ITEMS
+from tests.test_items import ITEMS as ALL_ITEMS
 
 NO_TRACING = RunConfig(tracing_disabled=True)
+
+
+#: The items of every kind, typed as the SDK's items (``TResponseInputItem``) are passed.
+ITEMS: list[Any] = ALL_ITEMS
+
+
+def said(text: str) -> Any:
+    """A user message item."""
+    return {"role": "user", "content": text}
 
 
 @pytest.mark.usefixtures("backend")
@@ -69,7 +78,7 @@ class TestProtocol:
     async def test_session_settings_limit_is_the_default_limit(self) -> None:
         session = AgentsCoreSession("conv", session_settings={"limit": 2})
         assert session.session_settings == SessionSettings(limit=2)
-        await session.add_items([{"role": "user", "content": str(i)} for i in range(5)])
+        await session.add_items([said(str(i)) for i in range(5)])
         assert [item["content"] for item in await session.get_items()] == ["3", "4"]  # type: ignore[typeddict-item]
         assert len(await session.get_items(limit=4)) == 4
         with pytest.raises(TypeError, match="Unknown session settings: limitt"):
@@ -96,7 +105,7 @@ class TestProtocol:
             AgentsCoreSession("chat", user_id="u1"),
             AgentsCoreSession("chat", user_id="u2"),
         )
-        await mine.add_items([{"role": "user", "content": "mine"}])
+        await mine.add_items([said("mine")])
         assert await theirs.get_items() == []
         assert await AgentsCoreSession("chat").get_items() == []
         core = await mine.core_session()
@@ -164,14 +173,12 @@ def test_calls_from_other_loops_use_a_client_of_their_own(wire_uri: str, layer_b
         await init_db(wire_uri, database=layer_by_uri)
         try:
             session = AgentsCoreSession("threads")
-            await session.add_items([{"role": "user", "content": "first"}])
+            await session.add_items([said("first")])
 
             def append(n: int) -> None:
                 loop = asyncio.new_event_loop()
                 try:
-                    loop.run_until_complete(
-                        session.add_items([{"role": "user", "content": str(n)}])
-                    )
+                    loop.run_until_complete(session.add_items([said(str(n))]))
                 finally:
                     loop.close()
 
@@ -187,14 +194,14 @@ def test_calls_from_other_loops_use_a_client_of_their_own(wire_uri: str, layer_b
             await close_db()
 
     items = asyncio.run(main())
-    assert items[0] == {"role": "user", "content": "first"}
+    assert items[0] == said("first")
     assert sorted(item["content"] for item in items[1:]) == [str(n) for n in range(5)]
 
 
 @pytest.mark.usefixtures("wire_db")
 async def test_an_injected_client_on_another_loop_is_refused_clearly() -> None:
     session = AgentsCoreSession("injected")
-    await session.add_items([{"role": "user", "content": "x"}])
+    await session.add_items([said("x")])
     with pytest.raises(InvalidStateError, match="bound to another event loop"):
         _in_thread(lambda: asyncio.run(session.get_items()))
 
@@ -225,9 +232,9 @@ def test_from_uri_owns_its_client_and_serves_run_sync(wire_uri: str, layer_by_ur
     outputs, items = _in_thread(run_sync_twice)
     assert outputs == ("one", "two")
     assert len(items) == 4
-    assert items[0] == {"role": "user", "content": "hi"}
+    assert items[0] == said("hi")
     with pytest.raises(InvalidStateError):
-        asyncio.run(session.add_items([{"role": "user", "content": "closed"}]))
+        asyncio.run(session.add_items([said("closed")]))
 
     async def indexes() -> set[str]:
         await init_db(wire_uri, database=layer_by_uri)
@@ -319,7 +326,7 @@ def test_a_three_turn_conversation_is_shown_by_the_cli(
 async def test_a_session_follows_the_layer_to_another_database(wire_client: Any) -> None:
     """Its remembered id belongs to the first database: it looks the id up again."""
     session = AgentsCoreSession("moving")
-    await session.add_items([{"role": "user", "content": "first"}])
+    await session.add_items([said("first")])
     other = f"test_{uuid.uuid4().hex[:12]}"
     await init_db(client=wire_client, database=other, replace=True)
     try:

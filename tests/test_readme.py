@@ -33,7 +33,7 @@ async def test_the_usage_and_runner_examples_run(monkeypatch: pytest.MonkeyPatch
         await original(client=in_memory_client(), database="readme")
 
     monkeypatch.setattr(agents_core.db, "init_db", init_in_memory)
-    usage, runner = block("AgentsRepository().create"), block("AgentRunner(model, tools)")
+    usage, runner = block("ToolCallsRepository().create("), block("AgentRunner(model, tools)")
     # The runner example goes on from the usage example's session, before it closes the layer.
     before_close, close = usage.rsplit("await close_db()", 1)
     names = await run_blocks([before_close, runner, "await close_db()" + close])
@@ -47,3 +47,20 @@ async def test_the_testing_example_runs() -> None:
     await names["test_my_service"]()
     with pytest.raises(agents_core.db.NotInitializedError):
         get_database()
+
+
+async def test_the_lifecycle_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = agents_core.db.init_db
+
+    async def init_in_memory(*args: Any, **kwargs: Any) -> None:
+        await original(client=in_memory_client(), database="readme")
+
+    monkeypatch.setattr(agents_core.db, "init_db", init_in_memory)
+    usage, lifecycle = block("ToolCallsRepository().create("), block("find_page(")
+    before_close, close = usage.rsplit("await close_db()", 1)
+    names = await run_blocks([before_close, lifecycle, "await close_db()" + close])
+    assert [m.content for m in names["page"]] == ["Where is my refund?"]
+    assert (names["older"], names["newer"]) == ([], [])
+    assert [s.title for s in names["listing"].items] == ["Refund question"]
+    assert names["what_if"].forked_at_seq == 1
+    assert names["removed"].removed == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from agents_core.db import (
     ToolCallsRepository,
     connect,
     default_connection,
+    get_database,
 )
 from agents_core.db.documents._common import utcnow
+from agents_core.db.retention import sweep
 from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_agent, make_run, make_session
 
@@ -153,6 +156,103 @@ async def test_tool_call_operations(command_log: CommandCounter) -> None:
     for _ in range(20):
         await repo.create(run.id, "t", "{}")
     assert await commands(command_log, repo.find_by_run(run.id)) == ["find"]
+
+
+async def test_message_page_is_two_commands_at_any_position(command_log: CommandCounter) -> None:
+    repo = MessagesRepository()
+    session = await make_session()
+    for i in range(150):
+        await repo.create(session.id, "user", f"m{i}")
+    for call in (
+        repo.find_page(session.id, limit=120),
+        repo.find_page(session.id, before=140, limit=50),
+        repo.find_page(session.id, after=10, limit=50),
+        repo.find_page(session.id, after=10, before=100, limit=1000),
+    ):
+        assert await commands(command_log, call) == ["find", "find"]
+    assert await commands(command_log, repo.find_page(session.id, after=150)) == ["find"]
+
+
+async def test_session_listing_pages(command_log: CommandCounter) -> None:
+    repo = SessionsRepository()
+    for i in range(5):
+        await make_session(f"s{i}", user_id="u")
+    # Fits one page: the order, then the sessions; no snapshot.
+    assert await commands(command_log, repo.list_by_user("u", limit=5)) == ["find", "find"]
+    # More than a page: the snapshot is stored too; each later page is two commands.
+    first = await repo.list_active_page(user_id="u", limit=2)
+    assert await commands(command_log, repo.list_active_page(user_id="u", limit=2)) == [
+        "find",
+        "insert",
+        "find",
+    ]
+    assert await commands(
+        command_log, repo.list_active_page(user_id="u", limit=2, cursor=first.next_cursor)
+    ) == ["find", "find"]
+
+
+async def test_fork_is_four_commands_and_five_per_thousand_messages(
+    command_log: CommandCounter,
+) -> None:
+    repo = SessionsRepository()
+    session = await make_session()
+    await get_database()["messages"].insert_many(
+        [
+            {"session_id": session.id, "seq": seq, "role": "user", "content": f"m{seq}"}
+            for seq in range(1, 2501)
+        ]
+    )
+    await get_database()["sessions"].update_one({"_id": session.id}, {"$set": {"last_seq": 2500}})
+    names = await commands(command_log, repo.fork(session.id))
+    window = ["find", *["insert"] * 4]  # 1,000 seq values read, inserted 250 at a time
+    last_window = ["find", "insert", "insert"]
+    assert names == ["find", "insert", *window, *window, *last_window, "find", "update"]
+    assert await commands(command_log, repo.fork(session.id, at_seq=0)) == [
+        "find",
+        "insert",
+        "find",
+        "update",
+    ]
+
+
+async def test_delete_commands(command_log: CommandCounter) -> None:
+    repo = SessionsRepository()
+    bare = await make_session()
+    # Mark, read, look for runs, delete messages, delete the session.
+    assert await commands(command_log, repo.delete(bare.id)) == [
+        "update",
+        "find",
+        "find",
+        "delete",
+        "delete",
+    ]
+    run = await make_run()
+    # With runs: record their ids, delete them, delete their payload chunks.
+    assert await commands(command_log, repo.delete(run.session_id)) == [
+        "update",
+        "find",
+        "find",
+        "update",
+        "delete",
+        "delete",
+        "delete",
+        "delete",
+    ]
+    assert await commands(command_log, repo.delete(run.session_id)) == ["update", "find"]
+
+
+async def test_retention_sweep_commands(command_log: CommandCounter) -> None:
+    for _ in range(2):
+        await make_session()
+    later = datetime.now(UTC) + timedelta(days=2)
+    # Resumable deletions (none), idle candidates, then per session the deletion, claim
+    # first; then the candidates again (none left).
+    assert await commands(command_log, sweep(timedelta(days=1), now=later)) == [
+        "find",
+        "find",
+        *["update", "find", "delete", "delete"] * 2,
+        "find",
+    ]
 
 
 async def test_an_append_on_a_session_this_process_has_not_seen_reads_it_first(

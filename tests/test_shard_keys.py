@@ -24,6 +24,7 @@ from agents_core.db import (
     ToolCallsRepository,
 )
 from agents_core.db.documents import SHARD_KEYS
+from agents_core.db.retention import sweep
 from agents_core.testing.commands import CommandCounter
 
 pytestmark = pytest.mark.usefixtures("wire_db")
@@ -31,6 +32,14 @@ pytestmark = pytest.mark.usefixtures("wire_db")
 #: Operations documented as scatter-gather (they filter on something else than the shard key).
 SCATTER = {
     "sessions.list_active",
+    # The first page of a listing reads the order of every matching session (by user or status).
+    "sessions.list_active_page",
+    "sessions.list_by_user",
+    # The runs of a session are found by session_id (runs are sharded by _id), and their payload
+    # chunks by run_id: a deletion, not a hot path.
+    "sessions.delete",
+    # Idle sessions are found by status and updated_at, across every shard.
+    "retention.sweep",
     "runs.list_by_session",
     "runs.list_stale",
     "sessions.find_by_external_id",
@@ -72,6 +81,12 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
     run = await runs.create(session.id, agent.id)
     call = await calls.create(run.id, "t", "{}")
     big = await calls.create(run.id, "t", "x" * (70 * 1024))  # spilled to payload_chunks
+    for i in range(3):
+        await sessions.create(f"more {i}", user_id="u")
+    listing = await sessions.list_by_user("u", limit=2)
+    doomed = await sessions.create("doomed")
+    doomed_run = await runs.create(doomed.id, agent.id)
+    await calls.create(doomed_run.id, "t", "x" * (70 * 1024))
 
     operations: dict[str, Callable[[], Awaitable[object]]] = {
         "agents.create": lambda: agents.create(CreateAgentDTO(name="other")),
@@ -99,6 +114,15 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         ),
         "messages.find_items": lambda: messages.find_items(session.id, limit=10),
         "messages.pop_last": lambda: messages.pop_last(session.id),
+        "messages.find_page": lambda: messages.find_page(session.id, before=2, limit=10),
+        "sessions.list_active_page": lambda: sessions.list_active_page(user_id="u", limit=2),
+        "sessions.list_by_user": lambda: sessions.list_by_user("u", limit=2),
+        "sessions.list_by_user(next page)": lambda: sessions.list_by_user(
+            "u", limit=2, cursor=listing.next_cursor
+        ),
+        "sessions.fork": lambda: sessions.fork(session.id, at_seq=1),
+        "sessions.delete": lambda: sessions.delete(doomed.id),
+        "retention.sweep": lambda: sweep(timedelta(days=1)),
         "runs.create": lambda: runs.create(session.id, agent.id),
         "runs.find_by_id": lambda: runs.find_by_id(run.id),
         "runs.update_usage": lambda: runs.update_usage(run.id, 3, 0.1),

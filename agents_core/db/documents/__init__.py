@@ -5,7 +5,9 @@ Each entity's stored fields are declared once, in ``<Entity>Fields``; the record
 indexes, fields only the layer uses) both derive from it.
 """
 
+from agents_core.db.documents._common import Page
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
+from agents_core.db.documents.listing import SessionListingDocument
 from agents_core.db.documents.message import (
     Message,
     MessageDocument,
@@ -37,6 +39,7 @@ DOCUMENT_MODELS = (
     MessageDocument,
     RunDocument,
     PayloadChunkDocument,
+    SessionListingDocument,
 )
 
 #: The shard key of each collection on a sharded cluster (see ``docs/architecture.md``):
@@ -47,6 +50,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
     "messages": {"session_id": 1},
     "runs": {"_id": "hashed"},
     "payload_chunks": {"payload_id": 1},
+    "session_listings": {"listing_id": 1},
 }
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "MessageRole",
     "ModelCall",
     "ModelCallStatus",
+    "Page",
     "PayloadChunkDocument",
     "PayloadRef",
     "Price",
@@ -69,6 +74,7 @@ __all__ = [
     "RunStatus",
     "Session",
     "SessionDocument",
+    "SessionListingDocument",
     "SessionStatus",
     "SessionWithMessages",
     "ToolCall",

@@ -7,13 +7,13 @@ from the stored document (no Beanie state, nothing that can write itself back).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from bson import ObjectId
 from pydantic import AfterValidator, BaseModel, ConfigDict, GetPydanticSchema
 from pydantic_core import core_schema
 
-__all__ = ["ObjectIdField", "Record", "UtcDatetime", "utcnow"]
+__all__ = ["ObjectIdField", "Page", "Record", "UtcDatetime", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -53,3 +53,16 @@ class Record(BaseModel):
     """Base of every record: immutable; ``id`` is read from the stored ``_id``."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing: its ``items``, and the opaque cursor of the next page (``None``:
+    this was the last)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[T]
+    next_cursor: str | None = None

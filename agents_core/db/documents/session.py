@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
@@ -14,6 +14,7 @@ from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime,
 from agents_core.db.documents.message import Message
 
 __all__ = [
+    "VISIBLE_STATUSES",
     "Session",
     "SessionDocument",
     "SessionFields",
@@ -25,6 +26,15 @@ __all__ = [
 class SessionStatus(StrEnum):
     active = "active"
     archived = "archived"
+    #: Being removed (``SessionsRepository.delete``, retention): gone for every reader and
+    #: writer; a re-run of the deletion finishes it. Never returned by a repository.
+    deleting = "deleting"
+    #: A fork whose history is still being copied: hidden until the copy is complete.
+    forking = "forking"
+
+
+#: The statuses readers and writers see; the others are the layer's own, in-progress states.
+VISIBLE_STATUSES = (SessionStatus.active.value, SessionStatus.archived.value)
 
 
 class SessionFields(BaseModel):
@@ -45,6 +55,10 @@ class SessionFields(BaseModel):
     external_namespace: str | None = None
     created_at: UtcDatetime = Field(default_factory=utcnow)
     updated_at: UtcDatetime = Field(default_factory=utcnow)
+    #: Set on a fork (``SessionsRepository.fork``): the session it was copied from.
+    forked_from: ObjectIdField | None = None
+    #: Set on a fork: the ``seq`` of the last message copied (its history is 1..this).
+    forked_at_seq: int | None = None
 
 
 class Session(SessionFields, Record):
@@ -65,6 +79,16 @@ class SessionDocument(Document, SessionFields):
     #: The latest message idempotency keys (``limits.RECENT_KEYS_KEPT`` of them), remembered in
     #: the same atomic update that reserves a ``seq``: internal, never part of the record.
     recent_idempotency_keys: list[str] = Field(default_factory=list)
+    #: When a deletion marked the session ``deleting`` (``None`` otherwise).
+    deleting_at: UtcDatetime | None = None
+    #: Runs a deletion removed whose payload chunks may remain: a re-run deletes those chunks.
+    deleting_runs: list[ObjectIdField] = Field(default_factory=list)
+
+    #: Added to every by-id read and write of a session: sessions in the layer's own
+    #: in-progress states (``deleting``, ``forking``) do not exist for callers.
+    visible: ClassVar[dict[str, Any]] = {
+        "status": {"$nin": [SessionStatus.deleting.value, SessionStatus.forking.value]}
+    }
 
     class Settings:
         name = "sessions"
@@ -91,5 +115,12 @@ class SessionDocument(Document, SessionFields):
                 name="external_namespace_user_id_external_id_unique",
                 unique=True,
                 partialFilterExpression={"external_id": {"$type": "string"}},
+            ),
+            # Listing snapshots scan these: keys that no update moves (see _listing.py).
+            IndexModel(
+                [("user_id", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="user_id_id"
+            ),
+            IndexModel(
+                [("status", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="status_id"
             ),
         ]

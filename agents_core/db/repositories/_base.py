@@ -119,6 +119,16 @@ def _default_makers(document: type[Document]) -> tuple[tuple[str, Callable[[], A
 _LAYER_ONLY: dict[type[Document], tuple[tuple[str, Callable[[], Any]], ...]] = {}
 
 
+def by_id(document: type[Document], id: ObjectId) -> dict[str, Any]:
+    """The filter of the ``document`` with this ``_id``, if callers may see it.
+
+    A document class may declare ``visible`` (a filter on plain fields): a session being
+    deleted or forked does not exist for any by-id read or write.
+    """
+    visible: Mapping[str, Any] | None = getattr(document, "visible", None)
+    return {"_id": id, **visible} if visible else {"_id": id}
+
+
 async def get(
     db: Connection,
     document: type[Document],
@@ -127,7 +137,9 @@ async def get(
     projection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The stored ``document`` with this ``_id`` (``NotFoundError`` if none). One command."""
-    raw: dict[str, Any] | None = await db.collection(document).find_one({"_id": id}, projection)
+    raw: dict[str, Any] | None = await db.collection(document).find_one(
+        by_id(document, id), projection
+    )
     if raw is None:
         raise NotFoundError(entity, id)
     return raw
@@ -142,7 +154,7 @@ async def update(
     projection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply ``change`` atomically; the document after it (``NotFoundError`` if none)."""
-    raw = await update_and_read(db, document, {"_id": id}, change, projection)
+    raw = await update_and_read(db, document, by_id(document, id), change, projection)
     if raw is None:
         raise NotFoundError(entity, id)
     return raw

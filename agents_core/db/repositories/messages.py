@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
@@ -37,6 +37,7 @@ from agents_core.db.errors import InvalidInputError, NotFoundError, translate_er
 from agents_core.db.limits import RECENT_KEYS_KEPT
 from agents_core.db.repositories._base import (
     Repository,
+    by_id,
     get,
     insert,
     load,
@@ -293,7 +294,7 @@ class MessagesRepository(Repository):
         top, floor = await _bounds(db, sid)
         if top > floor:
             await db.collection(SessionDocument).update_one(
-                {"_id": sid},
+                by_id(SessionDocument, sid),
                 {"$max": {"cleared_through_seq": top}, "$set": {"updated_at": utcnow()}},
             )
         # Best effort: the floor hides these already, and the next clear retries the clean-up.
@@ -302,6 +303,88 @@ class MessagesRepository(Repository):
                 {"session_id": sid, "seq": {"$lte": top}}
             )
         return max(top, floor)
+
+    @translate_errors
+    async def find_page(
+        self,
+        session_id: str | ObjectId,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[Message]:
+        """A page of the session's history, oldest first, strictly between ``after`` and ``before``.
+
+        With ``after``, the oldest ``limit`` messages after it (the next page forward is
+        ``after=page[-1].seq``); otherwise the newest ``limit`` before ``before`` (or the latest
+        ones; the previous page is ``before=page[0].seq``). Two commands (the session's
+        bounds, then one bounded ``seq`` range), whatever the session's length: the range
+        is widened (one command each time, doubling) only across holes that failed appends left.
+        Shows what every reader shows (``visible_range``): nothing cleared or popped, no part of
+        an unfinished batch (one more command when a page holds a batch whose last message is
+        beyond it).
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        low = None if after is None else check.count(after, "after")
+        high = None if before is None else check.count(before, "before")
+        count = check.limit(limit)
+        if low is not None and high is not None and low >= high:
+            raise InvalidInputError("after", "must be below before")
+        last, floor = await _bounds(db, sid)
+        top = last if high is None else min(last, high - 1)  # inclusive
+        bottom = floor if low is None else max(low, floor)  # exclusive
+        if top <= bottom:
+            return []
+        return await _page(db, sid, bottom, top, count, forward=low is not None)
+
+
+async def _page(
+    db: Connection, session_id: ObjectId, bottom: int, top: int, limit: int, *, forward: bool
+) -> list[Message]:
+    """Up to ``limit`` messages with ``bottom < seq <= top``: the oldest if ``forward``, else
+    the newest; oldest first. Each command reads a window of ``seq`` at most twice as wide as
+    the last, so the server never examines more than about twice what holes hide."""
+    collection = db.collection(MessageDocument)
+    found: list[dict[str, Any]] = []
+    width = limit
+    low, high = (bottom, min(bottom + width, top)) if forward else (max(top - width, bottom), top)
+    while True:
+        need = limit - len(found)
+        raws = await (
+            collection.find(
+                {"session_id": session_id, "seq": {"$gt": low, "$lte": high}, "popped_at": None}
+            )
+            .sort("seq", ASCENDING if forward else DESCENDING)
+            .limit(need)
+            .batch_size(need)
+            .to_list()
+        )
+        found.extend(await _whole_batches(collection, session_id, raws))
+        if len(found) >= limit or (high >= top if forward else low <= bottom):
+            break
+        width *= 2
+        low, high = (high, min(high + width, top)) if forward else (max(low - width, bottom), low)
+    if not forward:
+        found.reverse()
+    return load_many(Message, [_readable(raw) for raw in found], _COLLECTION)
+
+
+async def _whole_batches(
+    messages: AsyncCollection[Any], session_id: ObjectId, raws: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``raws`` less the messages of batches whose last message does not exist (yet)."""
+    present = {raw["seq"] for raw in raws}
+    ends = {raw["batch_end_seq"] for raw in raws if raw.get("batch_end_seq") is not None}
+    unknown = sorted(ends - present)
+    if unknown:
+        landed = await messages.find(
+            {"session_id": session_id, "seq": {"$in": unknown}}, {"seq": 1, "_id": 0}
+        ).to_list()
+        present.update(raw["seq"] for raw in landed)
+    if ends <= present:
+        return raws
+    return [raw for raw in raws if (end := raw.get("batch_end_seq")) is None or end in present]
 
 
 async def latest_messages(
@@ -401,19 +484,21 @@ async def _reserve_range(
     (``findAndModify``). Either way the range is contiguous and no other writer gets any of it.
     """
     sessions = db.collection(SessionDocument)
+    # by_id: a session being deleted (or forked) takes no more messages.
+    session = by_id(SessionDocument, session_id)
     hint = db.seq_hints.pop(session_id, None)
     if hint is None:  # never seen by this process: read it (flat on every server)
-        raw = await sessions.find_one({"_id": session_id}, _LAST_SEQ)
+        raw = await sessions.find_one(session, _LAST_SEQ)
         if raw is None:
             return None
         hint = int(raw.get("last_seq", 0))
     end = hint + count
     result = await sessions.update_one(
-        {"_id": session_id, "last_seq": hint}, {"$set": {"last_seq": end, "updated_at": now}}
+        {**session, "last_seq": hint}, {"$set": {"last_seq": end, "updated_at": now}}
     )
     if result.matched_count == 0:  # another writer appended (or no session)
         reserved = await sessions.find_one_and_update(
-            {"_id": session_id},
+            session,
             {"$inc": {"last_seq": count}, "$set": {"updated_at": now}},
             projection=_LAST_SEQ,
             return_document=ReturnDocument.AFTER,
@@ -464,14 +549,15 @@ async def _reserve_seq(
     session's latest keys in the same update, so racing repeats of one key reserve one ``seq``.
     """
     sessions = db.collection(SessionDocument)
-    query: dict[str, Any] = {"_id": session_id}
+    # by_id: a session being deleted (or forked) takes no more messages.
+    query = by_id(SessionDocument, session_id)
     push: dict[str, Any] = {}
     if key is not None:
         query[_RECENT_KEYS] = {"$ne": key}
         push = {"$push": {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}}
     hint = db.seq_hints.pop(session_id, None)
     if hint is None:  # never seen by this process: read it (flat on every server)
-        raw = await sessions.find_one({"_id": session_id}, _LAST_SEQ)
+        raw = await sessions.find_one(by_id(SessionDocument, session_id), _LAST_SEQ)
         if raw is None:
             return None
         hint = int(raw.get("last_seq", 0))

@@ -1,4 +1,5 @@
-"""Conversation lifecycle: create, read with the latest messages, route to an agent, archive."""
+"""Conversation lifecycle: create, read with the latest messages, route to an agent, archive,
+list in pages, fork and delete."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from pymongo.errors import DuplicateKeyError
 from agents_core.db import validation as check
 from agents_core.db.documents import (
     AgentDocument,
+    Page,
     Session,
     SessionDocument,
     SessionStatus,
     SessionWithMessages,
 )
 from agents_core.db.documents._common import utcnow
-from agents_core.db.errors import translate_errors
+from agents_core.db.errors import InvalidInputError, translate_errors
 from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH
+from agents_core.db.repositories import _lifecycle, _listing
 from agents_core.db.repositories._base import (
     Repository,
     get,
@@ -104,6 +107,92 @@ class SessionsRepository(Repository):
             .to_list()
         )
         return load_many(Session, raws, _COLLECTION)
+
+    @translate_errors
+    async def list_active_page(
+        self, *, user_id: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Session]:
+        """``list_active`` in pages: pass each page's ``next_cursor`` to get the next one.
+
+        The order (newest activity first) is the one at the first page, so a walk over all pages
+        returns every session that was active then exactly once, however they are updated
+        meanwhile (one deleted since is left out; one archived since is shown as it is now).
+        The first page is two commands (three when there is a next page), each later page two;
+        a cursor lives ``LISTING_TTL`` (one hour).
+        """
+        uid = None if user_id is None else check.name(user_id, "user_id")
+        count = check.limit(limit)
+        return await _listing.list_page(
+            self.db, scope="active", user_id=uid, limit=count, cursor=cursor
+        )
+
+    @translate_errors
+    async def list_by_user(
+        self, user_id: str, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[Session]:
+        """Every session of ``user_id``, archived included, in pages like ``list_active_page``."""
+        uid = check.name(user_id, "user_id")
+        count = check.limit(limit)
+        return await _listing.list_page(
+            self.db, scope="all", user_id=uid, limit=count, cursor=cursor
+        )
+
+    @translate_errors
+    async def fork(
+        self, session_id: str | ObjectId, *, at_seq: int | None = None, title: str | None = None
+    ) -> Session:
+        """A new ``active`` session whose history is a copy of this one's up to ``at_seq``.
+
+        Default: the whole history. The fork keeps the session's other fields (user, agent),
+        takes ``title`` if given, and records ``forked_from`` and ``forked_at_seq``; copied
+        messages keep their ``seq``. Memory stays bounded however long the history: it is copied
+        in windows of 1,000 ``seq`` values (one read, then inserts of 250 messages), hidden
+        until complete; if the source is deleted meanwhile, the fork is removed and this raises
+        ``NotFoundError``. Commands: 4, plus 5 per 1,000 messages copied.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        cut = None if at_seq is None else check.count(at_seq, "at_seq")
+        new_title = check.optional_name(title, "title")
+        source = load(
+            Session, await get(db, SessionDocument, sid, "session", _PROJECTION), _COLLECTION
+        )
+        if cut is None:
+            cut = source.last_seq
+        elif cut > source.last_seq:
+            raise InvalidInputError(
+                "at_seq", f"is beyond the session's last seq ({source.last_seq})"
+            )
+        return await _lifecycle.copy_session(db, source, cut, new_title)
+
+    @translate_errors
+    async def delete(self, session_id: str | ObjectId) -> bool:
+        """Delete the session with its messages, runs, tool calls and stored payloads.
+
+        ``False`` if there was no such session. From its first command on the session is gone
+        for every reader and writer (appends to it raise ``NotFoundError``); a call that crashed
+        midway is completed by calling ``delete`` again (or by the retention sweep). Commands: 5
+        for a session without runs, 8 with up to 1,000 runs (4 more per further 1,000); one
+        more, after a wait of up to two seconds, when it starts right after an append and finds
+        fewer messages than the session reserved.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        sessions = db.collection(SessionDocument)
+        deleting = SessionStatus.deleting.value
+        # Marked first, unconditionally (whatever its status, a fork being copied included):
+        # appends stop here. Retention instead claims with a compare-and-set on updated_at,
+        # so that a session active again survives it.
+        await sessions.update_one(
+            {"_id": sid, "status": {"$ne": deleting}},
+            {"$set": {"status": deleting, "deleting_at": utcnow()}},
+        )
+        # The state as of the mark (nothing changes it after), or of a deletion a crash left.
+        raw = await sessions.find_one({"_id": sid}, _lifecycle.STATE)
+        if raw is None:
+            return False
+        await _lifecycle.finish_deletion(db, sid, raw)
+        return True
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:

@@ -1,0 +1,67 @@
+"""``agents-core chat`` against a Chat Completions server on loopback, lines from a pipe."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from agents_core.cli import app
+from tests.chat_server import completion, serve
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def chat_env(monkeypatch: pytest.MonkeyPatch, wire_uri: str) -> None:
+    monkeypatch.setenv("MONGODB_URI", wire_uri)
+    monkeypatch.setenv("MONGODB_DB", f"chat_{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+
+
+@pytest.mark.usefixtures("chat_env")
+def test_a_piped_conversation_with_a_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = [
+        completion(tool_calls=[("c1", "calculator", '{"expression": "6 * 7"}')]),
+        completion("6 * 7 = 42."),
+        completion("You are welcome."),
+    ]
+    with serve(steps) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(
+            app, ["chat", "--model", "gpt-test"], input="what is 6 * 7?\nthanks\n"
+        )
+    assert result.exit_code == 0, result.output
+    assert server.violations == []
+    assert len(server.requests) == 3
+    assert "assistant: 6 * 7 = 42." in result.output
+    assert "assistant: You are welcome." in result.output
+    assert "calculator" in result.output  # the turn's trace, after its answer
+    assert result.output.index("6 * 7 = 42.") < result.output.index("calculator", 200)
+    # The model saw the demo's tools with their schemas.
+    tools = {t["function"]["name"]: t["function"] for t in server.requests[0]["tools"]}
+    assert tools["calculator"]["parameters"]["required"] == ["expression"]
+
+
+@pytest.mark.usefixtures("chat_env")
+def test_a_model_error_is_one_line_and_the_chat_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.chat_server import error
+
+    with serve([error(400, "bad request", "invalid_request_error"), completion("ok")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="one\ntwo\n")
+    assert result.exit_code == 0, result.output
+    assert "model error: gpt-4.1-mini: HTTP 400: bad request" in result.output
+    assert "assistant: ok" in result.output
+
+
+def test_without_a_key_or_server_the_chat_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    result = runner.invoke(app, ["chat"], input="hi\n")
+    assert result.exit_code == 1
+    assert "set OPENAI_API_KEY" in result.output
+    assert len(result.output.strip().splitlines()) == 1
