@@ -9,6 +9,7 @@ from bson import ObjectId
 
 from agents_core.db import (
     InvalidInputError,
+    InvalidStateError,
     MessageRole,
     MessagesRepository,
     NotFoundError,
@@ -200,6 +201,60 @@ async def test_a_batch_is_not_shown_until_its_last_message_exists() -> None:
     # Its last message lands: the whole batch shows at once.
     await db["messages"].insert_one(_message(session.id, 4, 4, "b3"))
     assert [i["content"] for i in await repo.find_items(session.id)] == ["b1", "b2", "b3"]
+
+
+async def test_find_page_shows_what_every_reader_shows() -> None:
+    session = await make_session()
+    repo = MessagesRepository()
+    await repo.append_items(session.id, [{"role": "user", "content": c} for c in "ab"])
+    await repo.clear(session.id)
+    await repo.append_items(session.id, [{"role": "user", "content": c} for c in "cde"])
+    # A batch of seq 6-8 whose writer stopped after two messages, then a later append.
+    db = get_database()
+    await db["sessions"].update_one({"_id": session.id}, {"$inc": {"last_seq": 3}})
+    await db["messages"].insert_many(
+        [_message(session.id, 6, 8, "x1"), _message(session.id, 7, 8, "x2")]
+    )
+    await repo.append_items(session.id, [{"role": "user", "content": "f"}])
+    await repo.pop_last(session.id)
+    await repo.append_items(session.id, [{"role": "user", "content": "g"}])
+    contents = ["c", "d", "e", "g"]
+    assert [m.content for m in await repo.find_page(session.id)] == contents
+    assert [m.content for m in await repo.find_page(session.id, after=0, limit=2)] == ["c", "d"]
+    assert [m.content for m in await repo.find_page(session.id, before=10, limit=2)] == ["d", "e"]
+    assert [m.content for m in await repo.find_page(session.id, after=5, limit=2)] == ["g"]
+
+
+async def test_external_ids_stay_with_their_session_through_fork_and_delete() -> None:
+    sessions, messages = SessionsRepository(), MessagesRepository()
+    first = await sessions.get_or_create_by_external_id("conv", namespace="sdk")
+    await messages.append_items(first.id, [{"role": "user", "content": "hi"}])
+    fork = await sessions.fork(first.id)
+    assert (fork.external_id, fork.external_namespace) == (None, None)
+    assert [m.content for m in await messages.find_by_session(fork.id, 10)] == ["hi"]
+    assert await sessions.delete(first.id)
+    assert await sessions.find_by_external_id("conv", namespace="sdk") is None
+    with pytest.raises(NotFoundError):
+        await messages.append_items(first.id, [{"role": "user", "content": "late"}])
+    again = await sessions.get_or_create_by_external_id("conv", namespace="sdk")
+    assert again.id != first.id
+    assert await messages.find_items(again.id) == []
+
+
+async def test_a_session_being_deleted_hides_its_external_id() -> None:
+    sessions, messages = SessionsRepository(), MessagesRepository()
+    first = await sessions.get_or_create_by_external_id("conv", namespace="sdk")
+    # A deletion that marked the session, then stopped (the next delete finishes it).
+    await get_database()["sessions"].update_one({"_id": first.id}, {"$set": {"status": "deleting"}})
+    assert await sessions.find_by_external_id("conv", namespace="sdk") is None
+    with pytest.raises(NotFoundError):
+        await messages.append_items(first.id, [{"role": "user", "content": "late"}])
+    with pytest.raises(NotFoundError):
+        await messages.find_items(first.id)
+    with pytest.raises(InvalidStateError):
+        await sessions.get_or_create_by_external_id("conv", namespace="sdk")
+    assert await sessions.delete(first.id)
+    assert (await sessions.get_or_create_by_external_id("conv", namespace="sdk")).id != first.id
 
 
 async def test_pop_last_takes_the_newest_and_keeps_the_rest_of_its_batch() -> None:

@@ -361,7 +361,15 @@ async def _page(
             .to_list()
         )
         found.extend(await _whole_batches(collection, session_id, raws))
-        if len(found) >= limit or (high >= top if forward else low <= bottom):
+        if len(found) >= limit:
+            break
+        if raws and len(raws) == need:  # some were hidden and the window holds more: read on
+            if forward:
+                low = raws[-1]["seq"]
+            else:
+                high = raws[-1]["seq"] - 1
+            continue
+        if high >= top if forward else low <= bottom:
             break
         width *= 2
         low, high = (high, min(high + width, top)) if forward else (max(low - width, bottom), low)

@@ -19,7 +19,7 @@ from agents_core.db.documents import (
     SessionWithMessages,
 )
 from agents_core.db.documents._common import utcnow
-from agents_core.db.errors import InvalidInputError, translate_errors
+from agents_core.db.errors import InvalidInputError, InvalidStateError, translate_errors
 from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH
 from agents_core.db.repositories import _lifecycle, _listing
 from agents_core.db.repositories._base import (
@@ -223,7 +223,7 @@ class SessionsRepository(Repository):
         on the three, which this equality lookup uses).
         """
         key = _external_key(external_id, namespace, user_id)
-        raw = await self.db.collection(SessionDocument).find_one(key, _PROJECTION)
+        raw = await self.db.collection(SessionDocument).find_one(_visible(key), _PROJECTION)
         return None if raw is None else load(Session, raw, _COLLECTION)
 
     @translate_errors
@@ -239,24 +239,32 @@ class SessionsRepository(Repository):
 
         Race-safe: processes that create the same external id at once all get the one session
         the unique index let in. One command when it exists, two to create it (look up,
-        insert), three for the loser of a race (look up, refused insert, look up).
+        insert), three for the loser of a race (look up, refused insert, look up). A session
+        being deleted still holds its external id until it is gone: ``InvalidStateError`` then.
         """
         db = self.db
         key = _external_key(external_id, namespace, user_id)
         session_title = check.optional_name(title, "title")
         sessions = db.collection(SessionDocument)
-        raw = await sessions.find_one(key, _PROJECTION)
+        raw = await sessions.find_one(_visible(key), _PROJECTION)
         if raw is not None:
             return load(Session, raw, _COLLECTION)
         try:
             session = await insert(db, SessionDocument, Session, title=session_title, **key)
         except DuplicateKeyError:
-            raw = await sessions.find_one(key, _PROJECTION)
-            if raw is None:  # pragma: no cover - the index refused it, so it exists
-                raise
+            raw = await sessions.find_one(_visible(key), _PROJECTION)
+            if raw is None:  # the index holds it for a session being deleted
+                raise InvalidStateError(
+                    "session", key["external_id"], "being deleted: retry once it is gone"
+                ) from None
             return load(Session, raw, _COLLECTION)
         db.hint_seq(session.id, session.last_seq)
         return session
+
+
+def _visible(key: dict[str, Any]) -> dict[str, Any]:
+    """``key`` for sessions callers may see (not being deleted or forked)."""
+    return {**key, **SessionDocument.visible}
 
 
 def _external_key(external_id: object, namespace: object, user_id: object) -> dict[str, Any]:
