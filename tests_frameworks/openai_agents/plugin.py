@@ -30,7 +30,7 @@ import pytest
 import pytest_asyncio
 
 from agents_core.db import close_db, init_db
-from agents_core.db.client import current_connection
+from agents_core.db.client import default_connection
 from agents_core.embedded import EmbeddedServer
 from agents_core.integrations.openai_agents import AgentsCoreSession
 
@@ -195,11 +195,10 @@ class SQLiteSession(AgentsCoreSession):
 def pytest_configure(config: pytest.Config) -> None:
     uri = os.environ.get("MONGODB_URI")
     if uri is None:
-        server = EmbeddedServer()
+        server = EmbeddedServer()  # private, in memory
         server.start()
         config.stash[_SERVER] = server
-        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
-        uri = server.uri + "?retryWrites=false"
+        uri = server.uri  # with retryWrites=false (NOTES-wire-server.md)
     config.stash[_URI] = uri
 
 
@@ -221,7 +220,7 @@ async def _agents_core_database(request: pytest.FixtureRequest) -> AsyncIterator
     try:
         yield
     finally:
-        await current_connection().database.client.drop_database(name)
+        await default_connection().client.drop_database(name)
         await close_db()
 
 
