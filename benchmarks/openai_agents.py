@@ -4,26 +4,34 @@ The "raw" side of these ops is the SDK's ``MongoDBSession`` (``agents.extensions
 the ``mongodb`` extra: PyMongo's async client), on the same client and database as the layer.
 Both sessions hold the same conversation, written through their own ``add_items`` in turns of
 four items (a user message, a function call, its output, an assistant message), so the reads
-must return equal lists. ``python -m benchmarks --only openai_agents``.
+must return equal lists. ``python -m benchmarks --only openai_agents [--quick] [--json PATH]``:
+only these ops, on conversations of 1,000 and 10,000 items (``--quick``: 100 and 400).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from agents.extensions.memory import MongoDBSession
 from pymongo import AsyncMongoClient
+from rich.console import Console
 
 from agents_core.integrations.openai_agents import AgentsCoreSession
 from benchmarks.harness import Op
 from benchmarks.ops import CONTENT, TOOL, TOOL_INPUT, TOOL_OUTPUT
 from benchmarks.raw import RawLayer
 
-__all__ = ["PREFIX", "labels", "seed_openai_agents"]
+__all__ = ["FULL_SIZES", "PREFIX", "QUICK_SIZES", "labels", "main", "seed_openai_agents"]
 
 PREFIX = "openai_agents"
+#: Conversation sizes read (items), full and ``--quick``.
+FULL_SIZES = (1_000, 10_000)
+QUICK_SIZES = (100, 400)
 #: Items per ``add_items`` call: one turn.
 TURN = 4
 _counter = itertools.count()
@@ -148,3 +156,22 @@ def _write_op() -> Op:
         check="shape",
         detail=f"{TURN} items",
     )
+
+
+def main(args: argparse.Namespace, console: Console) -> None:
+    """Only these ops, in the suite's harness (commands, client CPU, wall time per call)."""
+    from benchmarks.report import print_report, write_json
+    from benchmarks.suite import FULL, QUICK, run
+
+    config = dataclasses.replace(
+        QUICK if args.quick else FULL,
+        hot_paths=False,
+        openai_agents_sizes=QUICK_SIZES if args.quick else FULL_SIZES,
+        profile=args.profile,
+        **{name: getattr(args, name) for name in ("rounds", "calls") if getattr(args, name)},
+    )
+    suite = asyncio.run(run(config, console.log))
+    print_report(console, suite)
+    if args.json is not None:
+        write_json(args.json, suite)
+        console.print(f"records written to {args.json}")
