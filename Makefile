@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install demo test lint typecheck unit test-mongoeco bench bench-quick compose-check clean \
+.PHONY: help install demo test lint typecheck unit test-mongoeco test-browser bench bench-quick compose-check clean \
 	test-frameworks test-langgraph test-openai-agents bench-langgraph
 
 .DEFAULT_GOAL := help
@@ -45,6 +45,15 @@ typecheck: install
 ## pytest: the contract suite on both backends, the CLI and the embedded server.
 unit: install
 	$(BIN)/pytest
+
+# Debian's chromium driven by Playwright (never a downloaded browser); the screenshots go to
+# $AGENTS_CORE_SCREENSHOTS (default /tmp/agents-core-screenshots).
+## The trace view in headless Chromium: every page, timelines, escaping, screenshots.
+test-browser: install
+	@command -v chromium >/dev/null 2>&1 || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+	$(BIN)/pytest tests_browser
 
 ## The wire tests again on a second, independent wire server: mongoeco's, run from its own
 ## Python >= 3.13 environment (.venv-mongoeco) as a separate process (docs/wire-servers.md).

@@ -39,7 +39,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from agents_core import __version__
+from agents_core import __version__, cli_trace
 from agents_core.embedded import (
     DATA_ENV,
     DatabaseTarget,
@@ -739,10 +739,11 @@ def show(
                 _print_json({"session": shown.session, "run": shown.run, "turn": shown.messages})
             return
         out.print(_session_header(shown.session))
-        title = "Transcript" if shown.run is None else f"The turn of run {shown.run.id}"
-        out.print(_transcript(shown.messages, title))
-        for run in shown.runs:
-            out.print(_run_trace(run))
+        from agents_core.trace import render_session_tree
+
+        if shown.run is not None:
+            out.print(Text(f"The turn of run {shown.run.id}", style="bold"))
+        out.print(render_session_tree(shown.session, shown.runs, shown.messages))
 
     _run(work, render, as_json=as_json)
 
@@ -936,6 +937,7 @@ def server_stop_command(as_json: JsonOption = False) -> None:
 from agents_core import cli_lifecycle  # noqa: E402 - its commands use the helpers above
 
 cli_lifecycle.register(app)
+cli_trace.register(app)  # serve, export-otel
 
 
 def main() -> None:

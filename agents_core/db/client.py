@@ -34,6 +34,7 @@ from typing import Any
 import pymongo
 from beanie import Document, init_beanie
 from bson import ObjectId
+from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -164,7 +165,7 @@ async def connect(
     try:
         connection = Connection(
             client,
-            client.get_database(name),
+            client.get_database(name, codec_options=_utc_codec_options(client)),
             settings,
             owns_client=owns_client,
             uri=uri if owns_client else None,
@@ -247,6 +248,18 @@ def get_database() -> AsyncDatabase[Any]:
 def get_settings() -> Settings:
     """The settings of the default connection."""
     return default_connection().settings
+
+
+def _utc_codec_options(client: AsyncMongoClient[Any]) -> CodecOptions[Any]:
+    """The client's codec options, with datetimes read back aware, in ``datetime.UTC``.
+
+    Whatever client is injected, the layer reads UTC datetimes, so records need no
+    conversion of their own (a validator in Python per datetime would cost every read).
+    """
+    base = getattr(client, "codec_options", None)
+    if isinstance(base, CodecOptions):
+        return base.with_options(tz_aware=True, tzinfo=UTC)
+    return CodecOptions(tz_aware=True, tzinfo=UTC)
 
 
 def _connect(uri: str, settings: Settings) -> AsyncMongoClient[Any]:

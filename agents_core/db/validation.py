@@ -43,6 +43,10 @@ def name(value: object, field: str, *, max_length: int = MAX_NAME_LENGTH) -> str
     text = _string(value, field)
     if len(text) > max_length:
         raise InvalidInputError(field, f"longer than {max_length} characters")
+    if text.isprintable() and not text.isspace() and text:
+        # The common case, checked in C: a printable string holds no control characters,
+        # separators or format characters, and one that is not all spaces is not blank.
+        return text
     if all(char.isspace() or unicodedata.category(char) == "Cf" for char in text):
         # Blank also when all it holds is invisible (zero-width spaces, BOMs, direction marks).
         raise InvalidInputError(field, "must not be empty or blank")

@@ -53,6 +53,7 @@ from agents_core.db import (
 from agents_core.db import validation as check
 from agents_core.db.limits import MAX_ERROR_BYTES, MAX_MODEL_CALLS_PER_RUN, MAX_NAME_LENGTH
 from agents_core.runner.model import ModelClient, ModelRequest, ModelResponse, ToolRequest
+from agents_core.runner.replay import RecordedModel, RecordedTools
 from agents_core.runner.tools import ToolError, ToolRegistry
 
 __all__ = ["CANCELLED", "AgentRunner", "turn_window"]
@@ -100,6 +101,66 @@ class AgentRunner:
         """Run one turn of the session's active agent on ``user_input``; returns the final run."""
         if turn_id is not None:  # its messages' keys are "<turn_id>/<role>/<n>"
             check.name(turn_id, "turn_id", max_length=MAX_NAME_LENGTH - 32)
+        return await self._turn(session_id, user_input, turn_id=turn_id)
+
+    async def replay(self, run_id: str | ObjectId, *, model: ModelClient | None = None) -> Run:
+        """Run a recorded turn again, in a fork of its session taken just before it.
+
+        Tools never run: each call gets the output of the recorded tool call with the same name
+        and arguments, in order (an unmatched call is an ``error`` "not in the recording").
+        The model is the recorded one (its recorded answers and tool requests) unless ``model``
+        is given: replaying with the recorded model reproduces the turn's transcript; with
+        another, it shows what that model does with the same tool results, at the cost of model
+        calls only. The new run names the one it replays (``replay_of``); the fork is its
+        session (``forked_from`` the original).
+        """
+        original = await self.runs.find_by_id(run_id)
+        if original.input_seq is None:
+            raise InvalidStateError("run", original.id, "has no recorded turn to replay")
+        turn = await self._recorded_turn(original)
+        fork = await self.sessions.fork(
+            original.session_id, at_seq=original.input_seq - 1, title=f"replay of run {original.id}"
+        )
+        await self.sessions.set_active_agent(fork.id, original.agent_id)
+        replaying = AgentRunner(
+            model or RecordedModel(turn[1:], original.model_calls),
+            RecordedTools(self.tools, original.tool_calls),
+            runs=self.runs,
+            tool_calls=self.tool_calls,
+            messages=self.messages,
+            sessions=self.sessions,
+            agents=self.agents,
+            max_steps=self.max_steps,
+            history_limit=self.history_limit,
+        )
+        return await replaying._turn(fork.id, turn[0].content, replay_of=original.id)
+
+    async def _recorded_turn(self, run: Run) -> list[Message]:
+        """The run's turn as stored: its user message, then everything up to the next one."""
+        assert run.input_seq is not None
+        turn: list[Message] = []
+        after, ended = run.input_seq - 1, False
+        while not ended:
+            page = await self.messages.find_page(run.session_id, after=after, limit=100)
+            for message in page:
+                if turn and message.role is MessageRole.user:
+                    ended = True
+                    break
+                turn.append(message)
+            ended = ended or len(page) < 100
+            after = page[-1].seq if page else after
+        if not turn or turn[0].seq != run.input_seq or turn[0].role is not MessageRole.user:
+            raise InvalidStateError("run", run.id, "its turn's user message is gone")
+        return turn
+
+    async def _turn(
+        self,
+        session_id: str | ObjectId,
+        user_input: str,
+        *,
+        turn_id: str | None = None,
+        replay_of: ObjectId | None = None,
+    ) -> Run:
         session = await self.sessions.find_by_id(session_id, message_limit=self.history_limit)
         if session.active_agent_id is None:
             raise InvalidStateError("session", session.id, "has no active agent")
@@ -110,7 +171,7 @@ class AgentRunner:
         # On a retried turn the user message is an earlier one: the history is what came before.
         earlier = [m for m in session.messages if m.seq < user_message.seq]
         history = [*turn_window(earlier), user_message]
-        run = await self.runs.start(session, agent, input_seq=user_message.seq)
+        run = await self.runs.start(session, agent, input_seq=user_message.seq, replay_of=replay_of)
         try:
             return await self._steps(run, agent, turn, history)
         except asyncio.CancelledError:

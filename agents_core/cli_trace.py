@@ -1,0 +1,206 @@
+"""The trace commands of ``agents-core``: ``serve`` (the web trace view) and ``export-otel``.
+
+    agents-core serve [--host 127.0.0.1] [--port 8000]    # read-only trace view in the browser
+    agents-core export-otel RUN_ID --endpoint URL         # a run as OTLP spans
+
+``agents_core.cli`` calls ``register(app)``; these commands open the database the way every
+other command does (``MONGODB_URI``, else the shared embedded server of ``AGENTS_CORE_DATA``),
+through that module's helpers, and print stored text as text (never markup).
+
+Design note (stopping ``serve``): uvicorn handles SIGINT and SIGTERM itself, shuts down, and then
+raises the signal it caught again, so that the process ends the way it was asked to. For SIGTERM
+the default action would end the process on the spot, before the ``with`` that holds the
+embedded database is left (its lease on the shared server, or a private server itself). So
+``serve`` turns SIGTERM into an exception for its whole duration: both signals then unwind through
+that ``with``, the connection is closed, the server is let go (the shared one stops once idle),
+and ``serve`` exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from agents_core.db import Run, Settings
+
+__all__ = ["register"]
+
+#: The OTLP/HTTP traces endpoint used when neither ``--endpoint`` nor the variable is set.
+DEFAULT_OTLP_ENDPOINT = "http://localhost:4318/v1/traces"
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised where the program is so that ``with`` blocks unwind."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (anything but loopback is reachable by others).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the read-only trace view (sessions, transcripts, run timelines) until Ctrl-C."""
+    from agents_core import cli
+
+    try:
+        import uvicorn
+
+        from agents_core.web import create_app
+    except ImportError as exc:
+        cli._fail(
+            f"the trace view needs its extra: pip install 'agents-core[web]' ({exc})",
+            as_json=False,
+        )
+    from agents_core.db import DatabaseError, DatabaseUnavailableError, connect
+    from agents_core.embedded import DataDirectoryError, EmbeddedServerError, database_target
+
+    if not is_loopback(host):
+        cli.err.print(
+            Text.assemble(
+                ("warning: ", "bold yellow"),
+                f"listening on {host}: the trace view has no authentication; anyone who can "
+                "reach this address can read every session.",
+            )
+        )
+    started = False
+
+    async def run_server(uri: str, settings: Settings) -> None:
+        nonlocal started
+        db = await connect(uri, settings=settings)  # before serving: a bad URI fails here
+        try:
+            config = uvicorn.Config(
+                create_app(db),
+                host=host,
+                port=port,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+            )
+            server = uvicorn.Server(config)
+            cli.out.print(Text(f"Trace view on http://{host}:{port}/ (read-only; Ctrl-C stops it)"))
+            sys.stdout.flush()
+            with contextlib.suppress(SystemExit):  # uvicorn's exit when it cannot bind
+                await server.serve()
+            started = server.started
+        finally:
+            await db.close()
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        settings = cli._settings()
+        with database_target(settings, on_start=cli._starting) as target:
+            cli._note_started(target)
+            cli.out.print(Text.assemble(("Database: ", "bold"), target.description))
+            try:
+                asyncio.run(run_server(target.uri, settings))
+            except DatabaseUnavailableError as exc:
+                raise cli.CliError(cli._unreachable(exc, target)) from exc
+        if not started:
+            raise cli.CliError(f"could not serve on {host}:{port}")
+    except (KeyboardInterrupt, _Terminated):
+        pass  # the server has shut down and the database is let go: a clean stop
+    except cli.CliError as exc:
+        cli._fail(str(exc), as_json=False, code=exc.code)
+    except (DataDirectoryError, EmbeddedServerError, DatabaseError) as exc:
+        cli._fail(str(exc), as_json=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    cli.out.print(Text("Trace view stopped."))
+
+
+def export_otel(
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run's id, or a unique prefix of one.")
+    ],
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            envvar="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            help="OTLP/HTTP traces endpoint (protobuf).",
+        ),
+    ] = DEFAULT_OTLP_ENDPOINT,
+    capture_content: Annotated[
+        bool,
+        typer.Option(
+            "--capture-content",
+            help="Also send tool arguments and results (they may hold personal data).",
+        ),
+    ] = False,
+    provider: Annotated[
+        str | None, typer.Option(help="gen_ai.provider.name of the model calls (e.g. openai).")
+    ] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE header of the export request (repeat).")
+    ] = None,
+) -> None:
+    """Send one run to an OpenTelemetry collector as GenAI spans (invoke_agent, chat, tools)."""
+    from agents_core import cli
+
+    try:
+        from agents_core.otel import ExportError, export_run
+    except ImportError as exc:
+        cli._fail(str(exc), as_json=False)
+    headers: dict[str, str] = {}
+    for item in header or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            cli._fail(f"--header {item!r} is not KEY=VALUE", as_json=False, code=2)
+        headers[key.strip()] = value
+    wanted = cli._checked_id(run_id, as_json=False, what="a run")
+
+    async def work() -> tuple[Run, str]:
+        from agents_core.db import AgentsRepository, NotFoundError, RunsRepository
+
+        _, rid = await cli._resolve(wanted, kinds=("run",))
+        run = await RunsRepository().find_by_id(rid)
+        try:
+            agent_name = (await AgentsRepository().find_by_id(run.agent_id)).name
+        except NotFoundError:  # the agent was deleted since: its id names it
+            agent_name = str(run.agent_id)
+        return run, agent_name
+
+    found: list[tuple[Run, str]] = []
+    cli._run(work, found.append, as_json=False)
+    run, agent_name = found[0]
+    try:
+        export_run(
+            run,
+            endpoint=endpoint,
+            agent_name=agent_name,
+            capture_content=capture_content,
+            provider_name=provider,
+            headers=headers,
+        )
+    except ExportError as exc:
+        cli._fail(str(exc), as_json=False)
+    spans = 1 + len(run.model_calls) + len(run.tool_calls)
+    cli.out.print(Text(f"Sent run {run.id} as {spans} spans to {endpoint}"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``export-otel`` to the ``agents-core`` command."""
+    app.command("serve")(serve)
+    app.command("export-otel")(export_otel)

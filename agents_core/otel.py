@@ -1,0 +1,270 @@
+"""Runs as OpenTelemetry spans, following the GenAI semantic conventions (extra ``otel``).
+
+Usage::
+
+    from agents_core.otel import export_run, record_run
+
+    run = await RunsRepository().find_by_id(run_id)
+    export_run(run, agent_name="support", endpoint="http://localhost:4318/v1/traces")
+
+    # or into a tracer of your own (the SDK's in-memory exporter in tests, say):
+    record_run(run, tracer=provider.get_tracer("agents_core"), agent_name="support")
+
+One trace per run: ``invoke_agent {agent name}`` for the run, with a child ``chat {model}`` per
+model call and ``execute_tool {tool name}`` per tool call, each with the start and end times
+of its record (not the time of the export). The mapping:
+
+=========================================  ===============================================
+span / attribute                           from
+=========================================  ===============================================
+``gen_ai.operation.name``                  ``invoke_agent`` / ``chat`` / ``execute_tool``
+``gen_ai.conversation.id`` (every span)    the session id
+``gen_ai.agent.name``, ``gen_ai.agent.id`` the agent
+``gen_ai.request.model``,
+``gen_ai.response.model``                  ``ModelCall.model``
+``gen_ai.usage.input_tokens``              ``input_tokens`` (the run: summed over its calls)
+``gen_ai.usage.output_tokens``             ``output_tokens`` (idem)
+``gen_ai.usage.cache_read.input_tokens``   ``cached_input_tokens`` (idem)
+``gen_ai.usage.reasoning.output_tokens``   ``reasoning_tokens`` (idem)
+``gen_ai.response.finish_reasons``         ``[finish_reason]``
+``gen_ai.tool.name``, ``gen_ai.tool.type`` ``ToolCall.tool_name``, ``function``
+``gen_ai.tool.call.id``                    the model's id of the call (``request_id``), else ours
+``gen_ai.tool.call.arguments`` / ``.result`` input / output, only with ``capture_content=True``
+``gen_ai.provider.name``                   ``provider_name`` when given (runs do not record it)
+``agents_core.cost``                       the call's or run's cost (currency of the price)
+``agents_core.run.id``, ``.status``, …     our ids and statuses
+``error.type`` + span status ``ERROR``     a failed run, model call or tool call
+=========================================  ===============================================
+
+Tool arguments and results can hold personal data, so they leave the process only when the
+caller opts in, as the conventions ask.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agents_core.db import ModelCall, ModelCallStatus, Run, RunStatus, ToolCall, ToolCallStatus
+from agents_core.trace import call_duration_ms
+
+try:
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "agents_core.otel needs OpenTelemetry: pip install 'agents-core[otel]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+__all__ = ["COST_ATTRIBUTE", "SCOPE", "ExportError", "export_run", "record_run"]
+
+#: The instrumentation scope of the spans.
+SCOPE = "agents_core"
+#: Cost is not part of the GenAI conventions: it goes under our own namespace.
+COST_ATTRIBUTE = "agents_core.cost"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ERROR_NAME = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
+
+
+def _ns(at: datetime) -> int:
+    """Nanoseconds since the epoch, exactly (floats lose the microseconds at this magnitude)."""
+    return (at - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _error_type(text: str | None) -> str:
+    """A low-cardinality ``error.type``: the exception's name leading the text, else ``_OTHER``."""
+    if text:
+        match = _ERROR_NAME.match(text.strip())
+        if match:
+            return match[1]
+    return "_OTHER"
+
+
+def _fail(span: Span, text: str | None) -> None:
+    span.set_attribute("error.type", _error_type(text))
+    span.set_status(Status(StatusCode.ERROR, text or None))
+
+
+def _model_end(call: ModelCall) -> datetime:
+    return call.started_at + timedelta(milliseconds=call.duration_ms)
+
+
+def _tool_end(call: ToolCall) -> datetime:
+    duration = call_duration_ms(call)
+    return call.started_at + timedelta(milliseconds=duration or 0.0)
+
+
+def _run_end(run: Run) -> datetime:
+    ends = [_model_end(call) for call in run.model_calls]
+    ends += [_tool_end(call) for call in run.tool_calls]
+    if run.completed_at is not None:
+        ends.append(run.completed_at)
+    return max([run.started_at, *ends])
+
+
+def record_run(
+    run: Run,
+    *,
+    tracer: Tracer,
+    agent_name: str,
+    capture_content: bool = False,
+    provider_name: str | None = None,
+) -> None:
+    """Emit ``run`` as spans on ``tracer`` (a new trace: no current span is its parent)."""
+    common: dict[str, Any] = {"gen_ai.conversation.id": str(run.session_id)}
+    if provider_name:
+        common["gen_ai.provider.name"] = provider_name
+    usage = {
+        "gen_ai.usage.input_tokens": sum(c.input_tokens for c in run.model_calls),
+        "gen_ai.usage.output_tokens": sum(c.output_tokens for c in run.model_calls),
+        "gen_ai.usage.cache_read.input_tokens": sum(c.cached_input_tokens for c in run.model_calls),
+        "gen_ai.usage.reasoning.output_tokens": sum(c.reasoning_tokens for c in run.model_calls),
+    }
+    root = tracer.start_span(
+        f"invoke_agent {agent_name}",
+        context=Context(),
+        kind=SpanKind.INTERNAL,
+        start_time=_ns(run.started_at),
+        attributes={
+            **common,
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent_name,
+            "gen_ai.agent.id": str(run.agent_id),
+            **usage,
+            COST_ATTRIBUTE: run.cost,
+            "agents_core.run.id": str(run.id),
+            "agents_core.run.status": run.status.value,
+            "agents_core.run.tokens": run.tokens,
+        },
+    )
+    parent = trace.set_span_in_context(root)
+    for model_call in run.model_calls:
+        _chat_span(tracer, parent, model_call, common)
+    for tool_call in run.tool_calls:
+        _tool_span(tracer, parent, tool_call, common, capture_content=capture_content)
+    if run.status == RunStatus.failed:
+        _fail(root, run.error)
+    elif run.status == RunStatus.completed:
+        root.set_status(Status(StatusCode.OK))
+    root.end(end_time=_ns(_run_end(run)))
+
+
+def _chat_span(tracer: Tracer, parent: Context, call: ModelCall, common: Mapping[str, Any]) -> None:
+    attributes: dict[str, Any] = {
+        **common,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": call.model,
+        "gen_ai.usage.input_tokens": call.input_tokens,
+        "gen_ai.usage.output_tokens": call.output_tokens,
+        "gen_ai.usage.cache_read.input_tokens": call.cached_input_tokens,
+        "gen_ai.usage.reasoning.output_tokens": call.reasoning_tokens,
+        COST_ATTRIBUTE: call.cost,
+        "agents_core.model_call.status": call.status.value,
+    }
+    if call.status == ModelCallStatus.success:
+        attributes["gen_ai.response.model"] = call.model
+    if call.finish_reason:
+        attributes["gen_ai.response.finish_reasons"] = [call.finish_reason]
+    if call.price is not None:
+        attributes["agents_core.price.input_per_million"] = call.price.input_per_million
+        attributes["agents_core.price.output_per_million"] = call.price.output_per_million
+        if call.price.cached_input_per_million is not None:
+            attributes["agents_core.price.cached_input_per_million"] = (
+                call.price.cached_input_per_million
+            )
+    span = tracer.start_span(
+        f"chat {call.model}",
+        context=parent,
+        kind=SpanKind.CLIENT,
+        start_time=_ns(call.started_at),
+        attributes=attributes,
+    )
+    if call.status == ModelCallStatus.error:
+        _fail(span, call.error)
+    span.end(end_time=_ns(_model_end(call)))
+
+
+def _tool_span(
+    tracer: Tracer,
+    parent: Context,
+    call: ToolCall,
+    common: Mapping[str, Any],
+    *,
+    capture_content: bool,
+) -> None:
+    attributes: dict[str, Any] = {
+        **common,
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": call.tool_name,
+        "gen_ai.tool.type": "function",
+        "gen_ai.tool.call.id": call.request_id or call.id,
+        "agents_core.tool_call.id": call.id,
+        "agents_core.tool_call.status": call.status.value,
+    }
+    if capture_content:
+        attributes["gen_ai.tool.call.arguments"] = call.input
+        if call.output is not None:
+            attributes["gen_ai.tool.call.result"] = call.output
+    span = tracer.start_span(
+        f"execute_tool {call.tool_name}",
+        context=parent,
+        kind=SpanKind.INTERNAL,
+        start_time=_ns(call.started_at),
+        attributes=attributes,
+    )
+    if call.status == ToolCallStatus.error:
+        _fail(span, call.output)
+    span.end(end_time=_ns(_tool_end(call)))
+
+
+class ExportError(RuntimeError):
+    """An OTLP receiver refused the spans, or could not be reached."""
+
+
+def export_run(
+    run: Run,
+    *,
+    endpoint: str,
+    agent_name: str,
+    capture_content: bool = False,
+    provider_name: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    service_name: str = "agents-core",
+    timeout: float = 10.0,
+) -> None:
+    """Send ``run``'s spans to an OTLP/HTTP (protobuf) endpoint, e.g. ``…:4318/v1/traces``.
+
+    Raises ``ExportError`` when the receiver did not accept them.
+    """
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}), timeout=timeout)
+    # Kept in memory first, then sent in one request whose result we can report.
+    collected = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(SimpleSpanProcessor(collected))
+    try:
+        record_run(
+            run,
+            tracer=provider.get_tracer(SCOPE),
+            agent_name=agent_name,
+            capture_content=capture_content,
+            provider_name=provider_name,
+        )
+        result = exporter.export(collected.get_finished_spans())
+    finally:
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+        provider.shutdown()
+    if result != SpanExportResult.SUCCESS:
+        raise ExportError(f"the OTLP endpoint {endpoint} did not accept the spans")

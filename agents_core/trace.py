@@ -1,0 +1,461 @@
+"""What a run looked like: turns, their steps, and a run's timeline; and the terminal trace tree.
+
+Usage::
+
+    from rich.console import Console
+    from agents_core.trace import render_session_tree, run_timeline
+
+    session = await SessionsRepository().find_by_id(session_id, message_limit=100)
+    runs = await RunsRepository().list_by_session(session_id)
+    Console().print(render_session_tree(session, runs))
+
+    timeline = run_timeline(run)  # bars placed by start offset and sized by duration
+    for bar in timeline.bars:
+        print(bar.kind, bar.name, bar.offset_ms, bar.duration_ms, bar.status)
+
+The web view (``agents_core.web``) and ``agents-core show`` both build on these functions, so the
+browser and the terminal show the same turns and the same bars.
+
+Design notes: a turn is a user message and what followed it until the next one. Runs do not
+point to messages, but ``AgentRunner`` appends the user message *before* it starts the run, so
+a run belongs to the latest turn whose user message was created at or before the run started
+(timestamps are stored to the millisecond; ties go to the later turn, as they must). Inside a
+turn, model calls, tool calls and messages are merged by time with a fixed rank for ties: a
+model call comes before the assistant message it produced, a tool call before its result.
+Tool messages are not shown as steps of their own: the tool call they carry is (whole, with
+its input and status), and a tool message whose call is not among the runs shown stays a
+message. Everything stored is rendered as ``rich.text.Text``, never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from rich.tree import Tree
+
+from agents_core.db import (
+    Message,
+    MessageRole,
+    ModelCall,
+    ModelCallStatus,
+    Run,
+    RunStatus,
+    Session,
+    SessionWithMessages,
+    ToolCall,
+    ToolCallStatus,
+)
+
+__all__ = [
+    "Bar",
+    "Step",
+    "Timeline",
+    "Turn",
+    "call_duration_ms",
+    "group_turns",
+    "render_session_tree",
+    "render_summary",
+    "run_duration_ms",
+    "run_timeline",
+    "turn_steps",
+]
+
+StepKind = Literal["user", "model", "tool", "assistant", "answer", "message"]
+BarKind = Literal["model", "tool"]
+
+#: Columns of a duration bar in the terminal tree.
+BAR_COLUMNS = 24
+#: Characters of a stored text shown on one line of the tree.
+EXCERPT = 80
+
+_STATUS_STYLE = {
+    "success": "green",
+    "completed": "green",
+    "error": "bold red",
+    "failed": "bold red",
+    "pending": "yellow",
+    "running": "yellow",
+}
+
+
+def _ms(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() * 1000
+
+
+def call_duration_ms(call: ModelCall | ToolCall) -> float | None:
+    """The recorded duration of a call (``None``: a tool call still pending)."""
+    if isinstance(call, ModelCall):
+        return call.duration_ms
+    if call.duration_ms is not None:
+        return call.duration_ms
+    if call.completed_at is not None:
+        return max(_ms(call.completed_at, call.started_at), 0.0)
+    return None
+
+
+def run_duration_ms(run: Run) -> float | None:
+    """Wall time of a finished run (``None`` while it runs)."""
+    if run.completed_at is None:
+        return None
+    return max(_ms(run.completed_at, run.started_at), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One model call or tool call on a run's time axis (milliseconds from the run's start)."""
+
+    kind: BarKind
+    #: The model, or the tool's name.
+    name: str
+    #: The recorded status: ``success``/``error`` (``pending`` for an unfinished tool call).
+    status: str
+    offset_ms: float
+    #: The recorded duration (``duration_ms``); 0 for a pending tool call.
+    duration_ms: float
+    call: ModelCall | ToolCall
+    tokens: int = 0
+    cost: float = 0.0
+    error: str | None = None
+
+    @property
+    def end_ms(self) -> float:
+        return self.offset_ms + self.duration_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """A run's bars in start order, and the span of the axis that holds them all."""
+
+    run: Run
+    bars: list[Bar]
+    #: From the run's start to the later of its end and the last call's end.
+    total_ms: float
+
+    def fraction(self, ms: float) -> float:
+        """``ms`` as a fraction of the axis (0 for an empty one)."""
+        return ms / self.total_ms if self.total_ms > 0 else 0.0
+
+
+def run_timeline(run: Run) -> Timeline:
+    """The waterfall of a run: each call placed at its start and sized by its recorded duration.
+
+    A call recorded before the run's start (clocks of two machines) is placed at 0.
+    """
+    bars: list[Bar] = []
+    for model_call in run.model_calls:
+        bars.append(
+            Bar(
+                kind="model",
+                name=model_call.model,
+                status=model_call.status.value,
+                offset_ms=max(_ms(model_call.started_at, run.started_at), 0.0),
+                duration_ms=model_call.duration_ms,
+                call=model_call,
+                tokens=model_call.tokens,
+                cost=model_call.cost,
+                error=model_call.error,
+            )
+        )
+    for tool_call in run.tool_calls:
+        duration = call_duration_ms(tool_call)
+        bars.append(
+            Bar(
+                kind="tool",
+                name=tool_call.tool_name,
+                status=tool_call.status.value,
+                offset_ms=max(_ms(tool_call.started_at, run.started_at), 0.0),
+                duration_ms=duration or 0.0,
+                call=tool_call,
+                error=tool_call.output if tool_call.status == ToolCallStatus.error else None,
+            )
+        )
+    # Model before tool at the same millisecond: the model asked for the tool.
+    bars.sort(key=lambda bar: (bar.offset_ms, 0 if bar.kind == "model" else 1))
+    total = max([run_duration_ms(run) or 0.0, *(bar.end_ms for bar in bars)])
+    return Timeline(run=run, bars=bars, total_ms=total)
+
+
+@dataclass(slots=True)
+class Turn:
+    """A user message and what followed it; ``user`` is ``None`` for a turn cut off at its start."""
+
+    user: Message | None
+    messages: list[Message] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.user.created_at if self.user is not None else None
+
+
+def group_turns(messages: Sequence[Message], runs: Sequence[Run]) -> list[Turn]:
+    """``messages`` (oldest first) split into turns, with each run in the turn it belongs to.
+
+    A run that started before the first user message shown goes to a leading turn without its
+    user message when there is one, and is left out otherwise (its turn is not shown).
+    """
+    turns: list[Turn] = []
+    for message in messages:
+        if message.role == MessageRole.user or not turns:
+            turns.append(Turn(user=message if message.role == MessageRole.user else None))
+        turns[-1].messages.append(message)
+    starts = [turn.started_at for turn in turns]
+    for run in sorted(runs, key=lambda r: (r.started_at, str(r.id))):
+        owner: Turn | None = None
+        for turn, started in zip(turns, starts, strict=True):
+            if started is None or started <= run.started_at:
+                owner = turn
+            else:
+                break
+        if owner is not None:
+            owner.runs.append(run)
+    return turns
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One line of a turn: the user's input, a model call, a tool call, a message, the answer."""
+
+    kind: StepKind
+    at: datetime
+    message: Message | None = None
+    model_call: ModelCall | None = None
+    tool_call: ToolCall | None = None
+    run: Run | None = None
+
+
+_RANK: dict[StepKind, int] = {
+    "user": 0,
+    "model": 1,
+    "assistant": 2,
+    "answer": 2,
+    "message": 2,
+    "tool": 3,
+}
+
+
+def turn_steps(turn: Turn) -> list[Step]:
+    """The turn's steps in time order: user input, model → tool → model …, the answer."""
+    steps: list[Step] = []
+    shown_calls: set[str] = set()
+    for run in turn.runs:
+        for model_call in run.model_calls:
+            steps.append(Step("model", model_call.started_at, model_call=model_call, run=run))
+        for tool_call in run.tool_calls:
+            shown_calls.add(tool_call.id)
+            steps.append(Step("tool", tool_call.started_at, tool_call=tool_call, run=run))
+    last_assistant = None
+    for message in turn.messages:
+        if message.role == MessageRole.assistant:
+            last_assistant = message
+    for message in turn.messages:
+        kind: StepKind
+        if message.role == MessageRole.user:
+            kind = "user"
+        elif message.role == MessageRole.assistant:
+            final = message is last_assistant and not message.requested_tool_calls
+            kind = "answer" if final else "assistant"
+        elif message.role == MessageRole.tool and message.tool_call_id in shown_calls:
+            continue  # its tool call is a step, with the whole output
+        else:
+            kind = "message"
+        steps.append(Step(kind, message.created_at, message=message))
+    steps.sort(key=lambda step: (step.at, _RANK[step.kind]))
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------
+# The terminal tree
+
+
+def _excerpt(text: str | None, width: int = EXCERPT) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    if ms >= 10_000:
+        return f"{ms / 1000:,.1f} s"
+    return f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
+
+
+def _bar(offset_ms: float, duration_ms: float, total_ms: float, style: str) -> Text:
+    """A waterfall bar of ``BAR_COLUMNS`` cells: blank up to the start, blocks for the duration."""
+    if total_ms <= 0:
+        return Text("▏".ljust(BAR_COLUMNS), style=style)
+    start = min(int(offset_ms / total_ms * BAR_COLUMNS), BAR_COLUMNS - 1)
+    cells = max(1, round(duration_ms / total_ms * BAR_COLUMNS))
+    cells = min(cells, BAR_COLUMNS - start)
+    text = Text(" " * start, style="dim")
+    text.append("█" * cells, style=style)
+    text.append(" " * (BAR_COLUMNS - start - cells))
+    return text
+
+
+def _status_style(status: str) -> str:
+    return _STATUS_STYLE.get(status, "")
+
+
+def _run_label(run: Run) -> Text:
+    tools = len(run.tool_calls)
+    errors = sum(call.status == ToolCallStatus.error for call in run.tool_calls)
+    label = Text.assemble(
+        ("run ", "bold"),
+        (str(run.id), "bold"),
+        "  ",
+        (run.status.value, _status_style(run.status.value)),
+        f"  {len(run.model_calls)} model call(s) · {tools} tool call(s)",
+    )
+    if errors:
+        label.append(f" ({errors} failed)", style="red")
+    label.append(f" · {run.tokens:,} tokens · ${run.cost:.6f} · {_duration(run_duration_ms(run))}")
+    if run.error:
+        label.append("  error: ", style="bold red")
+        label.append(_excerpt(run.error, 120), style="red")
+    return label
+
+
+def _step_label(step: Step, timeline: Timeline | None) -> Text:
+    if step.model_call is not None:
+        call = step.model_call
+        failed = call.status == ModelCallStatus.error
+        style = "bold red" if failed else "blue"
+        offset = 0.0 if timeline is None else max(_ms(call.started_at, timeline.run.started_at), 0)
+        total = call.duration_ms if timeline is None else timeline.total_ms
+        label = Text.assemble(
+            _bar(offset, call.duration_ms, total, style),
+            " ",
+            ("model ", "bold"),
+            (call.model, style),
+            f"  {_duration(call.duration_ms)}",
+            f"  {call.input_tokens:,} in / {call.output_tokens:,} out",
+        )
+        if call.cached_input_tokens:
+            label.append(f" ({call.cached_input_tokens:,} cached)")
+        if call.reasoning_tokens:
+            label.append(f" ({call.reasoning_tokens:,} reasoning)")
+        label.append(f"  ${call.cost:.6f}")
+        if call.finish_reason:
+            label.append(f"  {call.finish_reason}", style="dim")
+        if failed:
+            label.append("  error: ", style="bold red")
+            label.append(_excerpt(call.error, 120), style="red")
+        return label
+    if step.tool_call is not None:
+        tool = step.tool_call
+        style = _status_style(tool.status.value) or "yellow"
+        duration = call_duration_ms(tool)
+        offset = 0.0 if timeline is None else max(_ms(tool.started_at, timeline.run.started_at), 0)
+        total = (duration or 0.0) if timeline is None else timeline.total_ms
+        return Text.assemble(
+            _bar(offset, duration or 0.0, total, style),
+            " ",
+            ("tool ", "bold"),
+            (tool.tool_name, style),
+            "  ",
+            (tool.status.value, style),
+            f"  {_duration(duration)}  ",
+            (_excerpt(tool.input, 40), "dim"),
+            " → ",
+            (_excerpt(tool.output, 60), "red" if tool.status == ToolCallStatus.error else ""),
+        )
+    message = step.message
+    assert message is not None
+    if step.kind == "answer":
+        return Text.assemble(("answer: ", "bold green"), _excerpt(message.content))
+    if step.kind == "assistant":
+        label = Text("assistant:", style="green")
+        if message.content:
+            label.append(" " + _excerpt(message.content))
+        if message.requested_tool_calls:
+            names = ", ".join(request.name for request in message.requested_tool_calls)
+            label.append(f" (asks for {names})", style="dim")
+        return label
+    return Text.assemble((f"{message.role.value}: ", "magenta"), _excerpt(message.content))
+
+
+def _turn_tree(number: int, turn: Turn) -> Tree:
+    heading = Text(f"Turn {number}", style="bold")
+    if turn.user is not None:
+        heading.append(f"  #{turn.user.seq}  ", style="dim")
+        heading.append(_excerpt(turn.user.content), style="cyan")
+    else:
+        heading.append("  (begins before the messages shown)", style="dim")
+    tree = Tree(heading, guide_style="dim")
+    timelines = {str(run.id): run_timeline(run) for run in turn.runs}
+    run_nodes = {str(run.id): tree.add(_run_label(run)) for run in turn.runs}
+    for step in turn_steps(turn):
+        if step.kind == "user":
+            continue  # the heading
+        run = step.run or _run_at(turn.runs, step.at)
+        if run is not None:
+            run_nodes[str(run.id)].add(_step_label(step, timelines[str(run.id)]))
+        else:
+            tree.add(_step_label(step, None))
+    return tree
+
+
+def _run_at(runs: Sequence[Run], at: datetime) -> Run | None:
+    """The latest of ``runs`` that was going on at ``at`` (a message it appended)."""
+    found = None
+    for run in runs:
+        if run.started_at <= at and (run.completed_at is None or at <= run.completed_at):
+            found = run
+    return found
+
+
+def render_summary(turns: Sequence[Turn]) -> Text:
+    """One line: turns, runs, tool calls and errors, tokens, cost, time."""
+    runs = [run for turn in turns for run in turn.runs]
+    failed_runs = sum(run.status == RunStatus.failed for run in runs)
+    tools = [call for run in runs for call in run.tool_calls]
+    tool_errors = sum(call.status == ToolCallStatus.error for call in tools)
+    model_errors = sum(
+        call.status == ModelCallStatus.error for run in runs for call in run.model_calls
+    )
+    tokens = sum(run.tokens for run in runs)
+    cost = sum(run.cost for run in runs)
+    elapsed = sum(run_duration_ms(run) or 0.0 for run in runs)
+    line = Text(f"{len(turns)} turn(s) · {len(runs)} run(s)")
+    if failed_runs:
+        line.append(f" ({failed_runs} failed)", style="red")
+    line.append(f" · {len(tools)} tool call(s)")
+    line.append(f" ({tool_errors} error(s))", style="red" if tool_errors else "")
+    if model_errors:
+        line.append(f" · {model_errors} failed model call(s)", style="red")
+    line.append(f" · {tokens:,} tokens · ${cost:.6f} · {_duration(elapsed)}")
+    return line
+
+
+def render_session_tree(
+    session: Session | SessionWithMessages,
+    runs: Sequence[Run],
+    messages: Sequence[Message] | None = None,
+) -> RenderableType:
+    """The session's turns as trees (model → tool → model → answer) with duration bars.
+
+    ``messages`` default to the session's own (a ``SessionWithMessages``); failed calls are red
+    inside their turn; the last line sums up turns, runs, tool calls and errors, tokens, cost
+    and time of what is shown.
+    """
+    if messages is None:
+        messages = session.messages if isinstance(session, SessionWithMessages) else []
+    turns = group_turns(messages, runs)
+    parts: list[RenderableType] = [_turn_tree(n, turn) for n, turn in enumerate(turns, 1)]
+    if not turns:
+        parts.append(Text("no messages", style="dim"))
+    shown = len(messages)
+    summary = render_summary(turns)
+    if shown < session.last_seq:
+        summary.append(f"  (latest {shown} of {session.last_seq} messages)", style="dim")
+    parts.append(summary)
+    return Group(*parts)

@@ -1,0 +1,297 @@
+"""The read-only trace view: an ASGI app (Starlette) with server-rendered pages and JSON.
+
+Routes (all ``GET``)::
+
+    /                                   sessions, newest first (?user=, ?q=, ?status=, ?before=)
+    /sessions/{id}                      transcript by turn, with its runs (?before=SEQ)
+    /sessions/{id}/messages/{seq}       one message's whole text (text/plain)
+    /runs/{id}                          the run's timeline (SVG waterfall) and its calls
+    /runs/{id}/tool-calls/{call}/{input|output}   a tool call's whole text (text/plain)
+    /api/sessions, /api/sessions/{id}, /api/runs/{id}   the same data as JSON
+
+Design notes: templates are Jinja2 with autoescaping on for every template, so whatever a title,
+message or tool output holds (``<script>``, ``{{ }}``) is shown as text; stored text is data,
+never a template. The pages carry no script at all, and a Content-Security-Policy that forbids
+scripts says so to the browser too. Long texts are cut in the page (``DISPLAY_CHARS``) with a
+link to the whole text, served as ``text/plain`` with ``nosniff``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from agents_core.db import (
+    Connection,
+    DatabaseError,
+    DatabaseUnavailableError,
+    InvalidIdError,
+    InvalidInputError,
+    NotFoundError,
+    Settings,
+    connect,
+    default_connection,
+)
+from agents_core.trace import (
+    call_duration_ms,
+    group_turns,
+    render_summary,
+    run_duration_ms,
+    run_timeline,
+    turn_steps,
+)
+from agents_core.web._reads import StatusFilter, TraceReads
+from agents_core.web._timeline import chart
+
+__all__ = ["DISPLAY_CHARS", "MESSAGES_PER_PAGE", "SESSIONS_PER_PAGE", "create_app"]
+
+#: Characters of one stored text shown in a page; the rest is behind a link.
+DISPLAY_CHARS = 2_000
+SESSIONS_PER_PAGE = 50
+MESSAGES_PER_PAGE = 200
+
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_STATUSES: tuple[StatusFilter, ...] = ("all", "active", "archived")
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    if ms >= 10_000:
+        return f"{ms / 1000:,.1f} s"
+    return f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("agents_core.web", "templates"),
+        autoescape=True,  # every template, whatever its name
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["duration"] = _duration
+    env.filters["money"] = lambda value: f"${value:.6f}"
+    env.filters["number"] = lambda value: f"{value:,}"
+    env.filters["stamp"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    env.globals["DISPLAY_CHARS"] = DISPLAY_CHARS
+    env.globals["call_duration_ms"] = call_duration_ms
+    env.globals["run_duration_ms"] = run_duration_ms
+    return env
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise _BadRequest(f"{name} must be an integer") from exc
+    if value < minimum:
+        raise _BadRequest(f"{name} must be at least {minimum}")
+    return value
+
+
+def _text_param(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    return raw.strip() or None if raw is not None else None
+
+
+def _status_param(request: Request) -> StatusFilter:
+    raw = request.query_params.get("status") or "all"
+    for status in _STATUSES:
+        if raw == status:
+            return status
+    raise _BadRequest("status must be all, active or archived")
+
+
+def _json(value: Any, status_code: int = 200) -> Response:
+    def encode(item: Any) -> Any:
+        if isinstance(item, BaseModel):
+            return item.model_dump(mode="json")
+        raise TypeError(f"cannot encode {type(item).__name__}")
+
+    body = json.dumps(value, default=encode, ensure_ascii=False)
+    return Response(body, status_code, headers=_HEADERS, media_type="application/json")
+
+
+def create_app(
+    db: Connection | None = None,
+    *,
+    uri: str | None = None,
+    settings: Settings | None = None,
+) -> Starlette:
+    """The trace view on ``db``; or on its own connection to ``uri``; or on ``init_db``'s.
+
+    With ``uri`` the app connects at start-up and closes its connection at shutdown (ASGI
+    lifespan); a ``db`` passed in is used as it is and never closed.
+    """
+    env = _environment()
+    state: dict[str, Connection] = {}
+
+    def reads() -> TraceReads:
+        return TraceReads(state.get("db") or db or default_connection())
+
+    def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        html = env.get_template(template).render(**context)
+        return HTMLResponse(html, status_code, headers=_HEADERS)
+
+    def handled(
+        endpoint: Callable[[Request], Awaitable[Response]], *, api: bool
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except (NotFoundError, InvalidIdError) as exc:
+                status, message = 404, str(exc)
+            except (InvalidInputError, _BadRequest) as exc:
+                status, message = 400, str(exc)
+            except DatabaseUnavailableError as exc:
+                status, message = 503, str(exc)
+            except DatabaseError as exc:
+                status, message = 500, str(exc)
+            if api:
+                return _json({"error": message}, status)
+            return page("error.html", status, status=status, message=message)
+
+        return wrapper
+
+    async def sessions_data(request: Request) -> dict[str, Any]:
+        user = _text_param(request, "user")
+        query = _text_param(request, "q")
+        status = _status_param(request)
+        found = await reads().sessions(
+            user_id=user,
+            title=query,
+            status=status,
+            before=_text_param(request, "before"),
+            limit=_int_param(request, "limit", minimum=1) or SESSIONS_PER_PAGE,
+        )
+        return {
+            "sessions": found.sessions,
+            "next": found.next_cursor,
+            "user": user,
+            "q": query,
+            "status": status,
+        }
+
+    async def session_data(request: Request) -> tuple[Any, list[Any]]:
+        found = await reads().session_page(
+            request.path_params["session_id"],
+            before=_int_param(request, "before"),
+            limit=_int_param(request, "limit", minimum=1) or MESSAGES_PER_PAGE,
+        )
+        return found, group_turns(found.messages, found.runs)
+
+    async def index(request: Request) -> Response:
+        data = await sessions_data(request)
+        return page("sessions.html", **data, statuses=_STATUSES)
+
+    async def api_sessions(request: Request) -> Response:
+        data = await sessions_data(request)
+        return _json({"sessions": data["sessions"], "next": data["next"]})
+
+    async def session(request: Request) -> Response:
+        found, turns = await session_data(request)
+        return page(
+            "session.html",
+            page=found,
+            session=found.session,
+            turns=[(turn, turn_steps(turn)) for turn in turns],
+            summary=render_summary(turns).plain,
+        )
+
+    async def api_session(request: Request) -> Response:
+        found, _ = await session_data(request)
+        return _json(
+            {
+                "session": found.session,
+                "messages": found.messages,
+                "runs": found.runs,
+                "older_before": found.older_before,
+                "newer_before": found.newer_before,
+            }
+        )
+
+    async def message_text(request: Request) -> Response:
+        seq = _path_int(request, "seq")
+        found = await reads().message(request.path_params["session_id"], seq)
+        return PlainTextResponse(found.content, headers=_HEADERS)
+
+    async def run(request: Request) -> Response:
+        found = await reads().run(request.path_params["run_id"])
+        return page("run.html", run=found, chart=chart(run_timeline(found)))
+
+    async def api_run(request: Request) -> Response:
+        return _json(await reads().run(request.path_params["run_id"]))
+
+    async def tool_call_text(request: Request) -> Response:
+        field = request.path_params["field"]
+        if field not in ("input", "output"):
+            raise NotFoundError("tool call field", field)
+        call = await reads().tool_call(request.path_params["run_id"], request.path_params["call"])
+        text = call.input if field == "input" else call.output or ""
+        return PlainTextResponse(text, headers=_HEADERS)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if uri is None:
+            yield
+            return
+        state["db"] = await connect(uri, settings=settings)
+        try:
+            yield
+        finally:
+            await state.pop("db").close()
+
+    routes = [
+        Route("/", handled(index, api=False)),
+        Route("/sessions/{session_id}", handled(session, api=False)),
+        Route("/sessions/{session_id}/messages/{seq}", handled(message_text, api=False)),
+        Route("/runs/{run_id}", handled(run, api=False)),
+        Route(
+            "/runs/{run_id}/tool-calls/{call}/{field:str}",
+            handled(tool_call_text, api=False),
+        ),
+        Route("/api/sessions", handled(api_sessions, api=True)),
+        Route("/api/sessions/{session_id}", handled(api_session, api=True)),
+        Route("/api/runs/{run_id}", handled(api_run, api=True)),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return _json({"error": "not found"}, 404)
+        return page("error.html", 404, status=404, message="not found")
+
+    app.add_exception_handler(404, not_found)
+    return app
+
+
+def _path_int(request: Request, name: str) -> int:
+    raw = request.path_params[name]
+    if not isinstance(raw, str) or not raw.isdigit():
+        raise NotFoundError("message", raw)
+    return int(raw)

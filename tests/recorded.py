@@ -1,0 +1,95 @@
+"""Recorded conversations for the trace tests: the demo, and one full of hostile text.
+
+The hostile session stores markup everywhere a user or a tool can put text: its title, a user
+message, tool arguments and output (large enough to be cut in the page), the answer, and the
+error of a failed model call. Whatever shows it must show it as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+
+from agents_core.db import (
+    AgentsRepository,
+    CreateAgentDTO,
+    Price,
+    Run,
+    RunsRepository,
+    SessionsRepository,
+    SessionWithMessages,
+)
+from agents_core.demo import TURNS, demo_agent, demo_model, demo_tools
+from agents_core.runner import (
+    AgentRunner,
+    ModelError,
+    ModelResponse,
+    ScriptedModel,
+    ToolRegistry,
+    ToolRequest,
+)
+from tests.helpers import make_session
+
+#: Runs if it is ever parsed as HTML (it sets a global the browser tests look for).
+SCRIPT = "<script>window.__pwned = true; document.title = 'pwned';</script>"
+#: Shows 49 if it is ever rendered as a template.
+TEMPLATE = "{{ 7*7 }}"
+MARKUP = "[bold red]not markup[/]"
+HOSTILE_TITLE = f"Hostile {SCRIPT} {TEMPLATE} {MARKUP}"
+HOSTILE_QUESTION = f"Echo this: {SCRIPT} {TEMPLATE}"
+#: Longer than the page shows (``DISPLAY_CHARS``): it is cut, with a link to the whole text.
+LONG_TAIL = "x" * 5_000 + " END-OF-OUTPUT"
+HOSTILE_OUTPUT = f"{SCRIPT} {TEMPLATE} {MARKUP} " + LONG_TAIL
+HOSTILE_ANSWER = f"<b>not bold</b> {TEMPLATE} {MARKUP}"
+MODEL_ERROR = f"upstream said {SCRIPT}"
+#: How long the echo tool takes.
+ECHO_SECONDS = 0.04
+
+
+@dataclass(frozen=True)
+class Recorded:
+    session: SessionWithMessages
+    runs: list[Run]
+
+
+async def record_demo() -> Recorded:
+    """The three turns of ``agents-core demo`` (the third tool call fails)."""
+    agent = await demo_agent()
+    session = await make_session("Demo", user_id="demo")
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    runner = AgentRunner(demo_model(), demo_tools())
+    runs = [await runner.run(session.id, question) for question, _ in TURNS]
+    full = await SessionsRepository().find_by_id(session.id)
+    return Recorded(full, runs)
+
+
+async def _echo(text: str) -> str:
+    await asyncio.sleep(ECHO_SECONDS)  # a bar wide enough to see on the timeline
+    return HOSTILE_OUTPUT if text else ""
+
+
+async def record_hostile() -> Recorded:
+    """Two turns: an echo tool returning hostile text, then a model call that fails."""
+    agents = AgentsRepository()
+    agent = await agents.find_by_name("echo-agent") or await agents.create(
+        CreateAgentDTO(name="echo-agent", model="scripted-echo", tools=["echo"])
+    )
+    session = await make_session(HOSTILE_TITLE, user_id=f"user {SCRIPT}")
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    model = ScriptedModel(
+        [
+            ModelResponse(tool_calls=[ToolRequest("echo", json.dumps({"text": SCRIPT}))]),
+            ModelResponse(text=HOSTILE_ANSWER),
+            ModelError(MODEL_ERROR),
+        ],
+        model=f"scripted {TEMPLATE}",
+        price=Price(input_per_million=1.0, output_per_million=2.0),
+    )
+    runner = AgentRunner(model, ToolRegistry({"echo": _echo}))
+    await runner.run(session.id, HOSTILE_QUESTION)
+    with contextlib.suppress(ModelError):
+        await runner.run(session.id, "and again?")
+    found = await SessionsRepository().find_by_id(session.id)
+    return Recorded(found, await RunsRepository().list_by_session(session.id))

@@ -1,0 +1,101 @@
+"""Turns, timelines and the terminal trace tree (``agents_core.trace``), on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rich.console import Console
+
+from agents_core.db import RunsRepository, SessionsRepository
+from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps
+from tests.recorded import HOSTILE_TITLE, MARKUP, SCRIPT, record_demo, record_hostile
+
+
+def rendered(renderable: object, *, styles: bool = False) -> str:
+    console = Console(record=True, width=240, color_system="truecolor", force_terminal=True)
+    console.print(renderable)
+    return console.export_text(styles=styles)
+
+
+async def test_runs_go_to_their_turn_and_steps_are_in_call_order(backend: str) -> None:
+    demo = await record_demo()
+    turns = group_turns(demo.session.messages, demo.runs)
+    assert [turn.user.content for turn in turns if turn.user] == [
+        "What is 17 * 23?",
+        "What time is it in UTC?",
+        "And 1 / 0?",
+    ]
+    assert [[run.id for run in turn.runs] for turn in turns] == [[run.id] for run in demo.runs]
+    kinds = [step.kind for step in turn_steps(turns[0])]
+    assert kinds == ["user", "model", "assistant", "tool", "model", "answer"]
+    # A run from before the first message shown is left out, not put in a wrong turn.
+    later = group_turns(demo.session.messages[4:], demo.runs)
+    assert [[run.id for run in turn.runs] for turn in later] == [[r.id] for r in demo.runs[1:]]
+
+
+async def test_a_timeline_places_calls_by_start_and_recorded_duration(backend: str) -> None:
+    demo = await record_demo()
+    run = demo.runs[2]
+    timeline = run_timeline(run)
+    assert [(bar.kind, bar.status) for bar in timeline.bars] == [
+        ("model", "success"),
+        ("tool", "error"),
+        ("model", "success"),
+    ]
+    tool = run.tool_calls[0]
+    bar = timeline.bars[1]
+    assert bar.duration_ms == tool.duration_ms
+    assert bar.offset_ms == (tool.started_at - run.started_at) / timedelta(milliseconds=1)
+    assert bar.error == "ZeroDivisionError: division by zero"
+    assert timeline.total_ms >= max(b.end_ms for b in timeline.bars)
+    assert run.completed_at is not None
+    assert timeline.total_ms >= (run.completed_at - run.started_at) / timedelta(milliseconds=1)
+
+
+async def test_the_tree_shows_each_turn_with_bars_errors_and_a_summary(backend: str) -> None:
+    demo = await record_demo()
+    text = rendered(render_session_tree(demo.session, demo.runs))
+    for expected in (
+        "Turn 1",
+        "What is 17 * 23?",
+        "model scripted-demo",
+        "tool calculator  success",
+        "tool calculator  error",
+        "ZeroDivisionError: division by zero",
+        "answer: 17 * 23 = 391.",
+        "█",
+    ):
+        assert expected in text, expected
+    lines = text.splitlines()
+    turn3 = next(i for i, line in enumerate(lines) if line.startswith("Turn 3"))
+    error = next(i for i, line in enumerate(lines) if "tool calculator  error" in line)
+    assert error > turn3  # the failed call is inside its turn
+    tokens = sum(run.tokens for run in demo.runs)
+    summary = lines[-1]
+    assert summary.startswith("3 turn(s) · 3 run(s) · 3 tool call(s) (1 error(s))")
+    assert f"{tokens:,} tokens" in summary
+    assert f"${sum(run.cost for run in demo.runs):.6f}" in summary
+    # The failed tool call is printed in red.
+    styled = rendered(render_session_tree(demo.session, demo.runs), styles=True)
+    failed_line = next(line for line in styled.splitlines() if "error" in line and "tool" in line)
+    assert "\x1b[1;31m" in failed_line or "\x1b[31m" in failed_line
+
+
+async def test_stored_text_is_printed_as_text_not_markup(backend: str) -> None:
+    hostile = await record_hostile()
+    text = rendered(render_session_tree(hostile.session, hostile.runs))
+    assert MARKUP in text  # "[bold red]not markup[/]" printed as it is
+    assert SCRIPT[:40] in text.replace("\n", "")
+    assert "failed" in text
+    assert "upstream said" in text
+    assert "1 failed model call(s)" in text.splitlines()[-1]
+    assert HOSTILE_TITLE  # the title is the CLI's header, not the tree's
+
+
+async def test_a_window_of_the_latest_messages_says_so(backend: str) -> None:
+    demo = await record_demo()
+    session = await SessionsRepository().find_by_id(demo.session.id, message_limit=5)
+    runs = await RunsRepository().list_by_session(demo.session.id)
+    text = rendered(render_session_tree(session, runs))
+    assert "(latest 5 of 12 messages)" in text
+    assert "begins before the messages shown" in text  # message 8 is mid-turn

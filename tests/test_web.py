@@ -1,0 +1,378 @@
+"""The trace view's routes, JSON, escaping and paging, on both backends (no browser here)."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import markupsafe
+import pytest
+from bson import ObjectId
+
+from agents_core.db import (
+    MessageDocument,
+    MessagesRepository,
+    RunsRepository,
+    SessionDocument,
+    SessionsRepository,
+    ToolCallsRepository,
+    default_connection,
+    get_database,
+)
+from agents_core.db.documents._common import utcnow
+from agents_core.web import create_app
+from agents_core.web.app import DISPLAY_CHARS, MESSAGES_PER_PAGE
+from tests.helpers import make_agent, make_run, make_session
+from tests.recorded import (
+    HOSTILE_ANSWER,
+    HOSTILE_OUTPUT,
+    HOSTILE_QUESTION,
+    HOSTILE_TITLE,
+    LONG_TAIL,
+    MODEL_ERROR,
+    SCRIPT,
+    TEMPLATE,
+    record_demo,
+    record_hostile,
+)
+
+
+@pytest.fixture
+async def client(backend: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+        yield http
+
+
+class _Elements(HTMLParser):
+    """Every start tag with its attributes, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, {k: v or "" for k, v in attrs}))
+
+
+def elements(page: str, tag: str, **attrs: str) -> list[dict[str, str]]:
+    parser = _Elements()
+    parser.feed(page)
+    return [
+        found
+        for name, found in parser.found
+        if name == tag and all(found.get(k.replace("_", "-")) == v for k, v in attrs.items())
+    ]
+
+
+def esc(text: str) -> str:
+    """``text`` as the templates escape it."""
+    return str(markupsafe.escape(text))
+
+
+def bars(page: str) -> list[dict[str, str]]:
+    return [rect for rect in elements(page, "rect") if "data-kind" in rect]
+
+
+async def ok(client: httpx.AsyncClient, path: str) -> httpx.Response:
+    response = await client.get(path)
+    assert response.status_code == 200, (path, response.text[:500])
+    return response
+
+
+async def test_every_page_of_a_recorded_demo(client: httpx.AsyncClient) -> None:
+    demo = await record_demo()
+    sid = demo.session.id
+    index = (await ok(client, "/")).text
+    assert f'href="/sessions/{sid}"' in index
+    page = (await ok(client, f"/sessions/{sid}")).text
+    for run in demo.runs:
+        assert f'href="/runs/{run.id}"' in page
+    for question in ("What is 17 * 23?", "What time is it in UTC?", "And 1 / 0?"):
+        assert esc(question) in page
+    assert page.count('class="turn"') == 3
+    assert page.count("step step-model") == 6
+    assert page.count("step step-tool") == 3
+    assert "ZeroDivisionError: division by zero" in page
+    assert "17 * 23 = 391." in page  # the answer
+    assert "3 turn(s) · 3 run(s) · 3 tool call(s) (1 error(s))" in page
+    for run in demo.runs:
+        run_page = (await ok(client, f"/runs/{run.id}")).text
+        assert f'href="/sessions/{sid}"' in run_page
+        assert len(bars(run_page)) == len(run.model_calls) + len(run.tool_calls) == 3
+
+
+async def test_the_timeline_has_a_bar_per_call_sized_by_its_recorded_duration(
+    client: httpx.AsyncClient,
+) -> None:
+    demo = await record_demo()
+    failing = demo.runs[2]
+    page = (await ok(client, f"/runs/{failing.id}")).text
+    (svg,) = elements(page, "svg", id="timeline")
+    scale = float(svg["data-px-per-ms"])
+    plot_x = float(svg["data-plot-x"])
+    found = bars(page)
+    assert [b["data-kind"] for b in found] == ["model", "tool", "model"]
+    assert [b["data-status"] for b in found] == ["success", "error", "success"]
+    recorded = [
+        failing.model_calls[0].duration_ms,
+        failing.tool_calls[0].duration_ms,
+        failing.model_calls[1].duration_ms,
+    ]
+    starts = [
+        failing.model_calls[0].started_at,
+        failing.tool_calls[0].started_at,
+        failing.model_calls[1].started_at,
+    ]
+    for bar, duration, started in zip(found, recorded, starts, strict=True):
+        assert duration is not None
+        assert float(bar["data-duration-ms"]) == pytest.approx(duration)
+        assert float(bar["width"]) == pytest.approx(duration * scale)
+        offset = (started - failing.started_at) / timedelta(milliseconds=1)
+        assert float(bar["x"]) == pytest.approx(plot_x + offset * scale)
+    # The whole axis fits in the plot: the last bar ends inside it.
+    assert (
+        max(float(b["x"]) + float(b["width"]) for b in found)
+        <= plot_x + float(svg["data-plot-width"]) + 1e-6
+    )
+    assert "error: ZeroDivisionError: division by zero" in page
+
+
+async def test_json_has_the_same_data(client: httpx.AsyncClient) -> None:
+    demo = await record_demo()
+    sid = str(demo.session.id)
+    listed = (await ok(client, "/api/sessions")).json()
+    assert [s["id"] for s in listed["sessions"]] == [sid]
+    assert listed["next"] is None
+    shown = (await ok(client, f"/api/sessions/{sid}")).json()
+    assert shown["session"]["id"] == sid
+    assert len(shown["messages"]) == 12
+    assert [r["id"] for r in shown["runs"]] == [str(r.id) for r in demo.runs]
+    assert shown["older_before"] is None
+    for run in demo.runs:
+        data = (await ok(client, f"/api/runs/{run.id}")).json()
+        assert data == run.model_dump(mode="json")
+        assert len(data["model_calls"]) == 2
+        assert len(data["tool_calls"]) == 1
+    assert (
+        (await ok(client, f"/api/runs/{run.id}"))
+        .headers["content-type"]
+        .startswith("application/json")
+    )
+
+
+async def test_stored_text_is_shown_as_text(client: httpx.AsyncClient) -> None:
+    hostile = await record_hostile()
+    sid = hostile.session.id
+    pages = [
+        (await ok(client, "/")).text,
+        (await ok(client, f"/sessions/{sid}")).text,
+        *[(await ok(client, f"/runs/{run.id}")).text for run in hostile.runs],
+    ]
+    for page in pages:
+        assert "<script>window" not in page
+        assert "<b>not bold" not in page
+    index, session_page, first_run, failed_run = pages
+    assert esc(HOSTILE_TITLE) in index
+    assert esc(HOSTILE_TITLE) in session_page
+    assert esc(HOSTILE_QUESTION) in session_page
+    assert esc(HOSTILE_ANSWER) in session_page
+    assert esc(MODEL_ERROR) in session_page
+    assert esc(MODEL_ERROR) in failed_run
+    assert TEMPLATE in session_page  # never evaluated
+    assert "49" not in session_page.replace(str(sid), "")
+    assert esc(SCRIPT) in first_run
+    # No page runs a script: none is in it, and the policy forbids them anyway.
+    response = await ok(client, f"/sessions/{sid}")
+    assert "script-src" not in response.headers["content-security-policy"]
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    # JSON carries the text as it was stored.
+    data = (await ok(client, f"/api/sessions/{sid}")).json()
+    assert data["session"]["title"] == HOSTILE_TITLE
+
+
+async def test_large_outputs_are_cut_with_a_link_to_the_whole_text(
+    client: httpx.AsyncClient,
+) -> None:
+    hostile = await record_hostile()
+    run = hostile.runs[0]
+    call = run.tool_calls[0]
+    page = (await ok(client, f"/runs/{run.id}")).text
+    link = f"/runs/{run.id}/tool-calls/{call.id}/output"
+    assert f'href="{link}"' in page
+    assert "END-OF-OUTPUT" not in page
+    shown = esc(HOSTILE_OUTPUT[:DISPLAY_CHARS])
+    assert shown in page
+    whole = await ok(client, link)
+    assert whole.text == HOSTILE_OUTPUT
+    assert whole.headers["content-type"].startswith("text/plain")
+    assert whole.headers["x-content-type-options"] == "nosniff"
+    arguments = await ok(client, f"/runs/{run.id}/tool-calls/{call.id}/input")
+    assert SCRIPT in arguments.text
+    session_page = (await ok(client, f"/sessions/{hostile.session.id}")).text
+    assert f'href="{link}"' in session_page
+    assert LONG_TAIL[-20:] not in session_page
+
+
+async def test_outputs_stored_beside_the_run_are_linked(client: httpx.AsyncClient) -> None:
+    session = await make_session()
+    agent = await make_agent()
+    await MessagesRepository().create(session.id, "user", "dump it")
+    run = await RunsRepository().create(session.id, agent.id)
+    big = "y" * (default_connection().settings.payload_inline_max_bytes + 10)
+    calls = ToolCallsRepository()
+    call = await calls.create(run.id, "dump", "{}")
+    await calls.complete(call.id, big, "success", 1.5)
+    await RunsRepository().complete(run.id, "completed")
+    page = (await ok(client, f"/sessions/{session.id}")).text
+    assert "stored beside the run" in page  # the session page reads runs without payloads
+    link = f"/runs/{run.id}/tool-calls/{call.id}/output"
+    assert f'href="{link}"' in page
+    assert (await ok(client, link)).text == big
+    run_page = (await ok(client, f"/runs/{run.id}")).text  # the run page reads them back
+    assert "y" * DISPLAY_CHARS in run_page
+    assert "y" * (DISPLAY_CHARS + 1) not in run_page
+
+
+async def test_runs_of_a_session_without_messages_are_listed(client: httpx.AsyncClient) -> None:
+    run = await make_run()
+    page = (await ok(client, f"/sessions/{run.session_id}")).text
+    assert f'href="/runs/{run.id}"' in page
+    assert "No messages." in page
+
+
+async def test_sessions_are_paged_newest_first_filtered_and_searched(
+    client: httpx.AsyncClient,
+) -> None:
+    made = [
+        await make_session(f"Chat {n} (a.b)" if n % 2 else f"Chat {n} axb", user_id=f"u{n % 3}")
+        for n in range(7)
+    ]
+    newest_first = [str(s.id) for s in reversed(made)]
+    seen: list[str] = []
+    path = "/api/sessions?limit=3"
+    pages = 0
+    while path:
+        data = (await ok(client, path)).json()
+        seen += [s["id"] for s in data["sessions"]]
+        pages += 1
+        path = f"/api/sessions?limit=3&before={data['next']}" if data["next"] else ""
+    assert seen == newest_first
+    assert pages == 3
+    # The HTML pager links to the same next page.
+    page = (await ok(client, "/?limit=3")).text
+    (older,) = elements(page, "a", id="older")
+    assert "before=" in older["href"]
+    second = (await ok(client, html.unescape(older["href"]) + "&limit=3")).text
+    assert f"/sessions/{made[3].id}" in second
+    assert f"/sessions/{made[6].id}" not in second
+    # By user.
+    data = (await ok(client, "/api/sessions?user=u1")).json()
+    assert [s["id"] for s in data["sessions"]] == [str(made[4].id), str(made[1].id)]
+    # By title, as literal text, case-insensitively ("." is not a wildcard).
+    data = (await ok(client, "/api/sessions?q=(A.B)")).json()
+    assert {s["id"] for s in data["sessions"]} == {str(s.id) for s in made[1::2]}
+    assert (await ok(client, "/api/sessions?q=[")).json()["sessions"] == []
+    # Archived sessions are listed (and can be filtered on).
+    await SessionsRepository().archive(made[0].id)
+    archived = (await ok(client, "/api/sessions?status=archived")).json()["sessions"]
+    assert [s["id"] for s in archived] == [str(made[0].id)]
+    active = (await ok(client, "/api/sessions?status=active")).json()["sessions"]
+    assert str(made[0].id) not in {s["id"] for s in active}
+
+
+async def test_bad_requests_and_missing_things(client: httpx.AsyncClient) -> None:
+    missing = ObjectId()
+    for path in (f"/sessions/{missing}", f"/runs/{missing}", "/sessions/nope", "/runs/12"):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert "text/html" in response.headers["content-type"]
+    for path in (f"/api/sessions/{missing}", f"/api/runs/{missing}", "/api/nothing"):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert "error" in response.json()
+    for path in ("/api/sessions?before=garbage", "/api/sessions?limit=0", "/?status=gone"):
+        response = await client.get(path)
+        assert response.status_code == 400, path
+    session = await make_session()
+    assert (await client.get(f"/sessions/{session.id}/messages/1")).status_code == 404
+    assert (await client.get(f"/sessions/{session.id}/messages/x")).status_code == 404
+    # Read-only: nothing but GET (and HEAD).
+    assert (await client.post("/api/sessions")).status_code == 405
+    assert (await client.delete(f"/api/sessions/{session.id}")).status_code == 405
+
+
+async def _long_session(messages: int) -> ObjectId:
+    """A session of ``messages`` messages (turns of user, assistant), inserted in bulk."""
+    session = await make_session("Long")
+    database = get_database()
+    start = utcnow() - timedelta(hours=1)
+    documents: list[dict[str, Any]] = [
+        {
+            "_id": ObjectId(),
+            "session_id": session.id,
+            "seq": seq,
+            "role": "user" if seq % 2 else "assistant",
+            "content": f"message {seq}",
+            "created_at": start + timedelta(milliseconds=seq),
+            "idempotency_key": None,
+            "tool_call_id": None,
+            "requested_tool_calls": [],
+            "request_id": None,
+        }
+        for seq in range(1, messages + 1)
+    ]
+    await database[MessageDocument.Settings.name].insert_many(documents)
+    await database[SessionDocument.Settings.name].update_one(
+        {"_id": session.id}, {"$set": {"last_seq": messages}}
+    )
+    return session.id
+
+
+def data_seqs(page: str) -> list[int]:
+    return [int(d["data-seq"]) for d in elements(page, "div") if "data-seq" in d]
+
+
+async def test_transcript_pages_begin_at_turn_boundaries(client: httpx.AsyncClient) -> None:
+    sid = await _long_session(251)
+    page = (await ok(client, f"/sessions/{sid}?limit=50")).text
+    seqs = data_seqs(page)
+    # The latest 50 are #202..#251; #202 is an assistant message: the page begins at #203.
+    assert seqs == list(range(203, 252))
+    assert not elements(page, "a", id="newer")
+    seen = seqs
+    while older := elements(page, "a", id="older"):
+        page = (await ok(client, html.unescape(older[0]["href"]) + "&limit=50")).text
+        seqs = data_seqs(page)
+        assert seqs[0] % 2 == 1  # a user message
+        assert seqs[-1] == seen[0] - 1
+        assert elements(page, "a", id="newer")
+        seen = seqs + seen
+    assert seen == list(range(1, 252))
+    data = (await ok(client, f"/api/sessions/{sid}?before=2&limit=5")).json()
+    assert [m["seq"] for m in data["messages"]] == [1, 2]
+    assert data["older_before"] is None
+    assert data["newer_before"] is not None
+
+
+async def test_a_session_of_10000_messages_opens_in_well_under_a_second(wire_db: str) -> None:
+    # Wire only: the mock inserts in bulk in quadratic time (a minute for 2,000 messages).
+    sid = await _long_session(10_000)
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as client:
+        await ok(client, f"/sessions/{sid}")  # warm-up (templates compiled once)
+        started = time.perf_counter()
+        page = (await ok(client, f"/sessions/{sid}")).text
+        elapsed = time.perf_counter() - started
+        older = elements(page, "a", id="older")
+        older_page = (await ok(client, html.unescape(older[0]["href"]))).text
+    assert elapsed < 0.5, f"{elapsed:.3f} s"
+    seqs = data_seqs(page)
+    assert seqs == list(range(10_000 - MESSAGES_PER_PAGE + 1, 10_001))  # #9801 is a user message
+    assert data_seqs(older_page)[-1] == seqs[0] - 1
