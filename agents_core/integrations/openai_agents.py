@@ -59,7 +59,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'agents-core[openai-agents]'"
     ) from exc
 
-from agents_core.db.client import Connection, connect, default_connection
+from agents_core.db.client import DEFAULT_DATABASE, Connection, connect, default_connection
 from agents_core.db.config import Settings, mask_uri
 from agents_core.db.documents import Session
 from agents_core.db.errors import InvalidInputError, InvalidStateError, NotFoundError
@@ -114,10 +114,11 @@ class AgentsCoreSession:
         user_id: str | None = None,
         session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> AgentsCoreSession:
-        """A session with a client of its own (made now, connected on first use).
+        """A session with a connection of its own, opened (``connect``) on first use.
 
-        ``database``: else the URI's path, else ``agents_core``. The session creates the
-        layer's indexes on first use, so it works on a database ``init_db`` never saw.
+        The URI is checked now (``InvalidInputError``). ``database``: else the URI's path, else
+        ``agents_core``. The connection creates the layer's indexes when it opens, so the session
+        works on a database ``init_db`` never saw.
         """
         session = cls(session_id, user_id=user_id, session_settings=session_settings)
         session._connection = _OwnedConnection(uri, database)
@@ -342,14 +343,14 @@ class _OwnedConnection(_Connection):
     def __init__(self, uri: str, database: str | None) -> None:
         self._settings = Settings()
         self._uri = uri
-        self._name = database or _uri_database(uri)
+        self._name = database or _uri_database(uri) or DEFAULT_DATABASE
         self._connection: Connection | None = None
         self._repositories: _Repositories | None = None
         self._closed = False
 
     def check_open(self) -> None:
         if self._closed:
-            raise InvalidStateError("session", self._name or "", "closed")
+            raise InvalidStateError("session", self._name, "closed")
 
     async def acquire(self) -> tuple[_Repositories, Connection | None]:
         self.check_open()
