@@ -82,11 +82,13 @@ def _corrupt(
 async def insert(db: Connection, document: type[Document], record: type[R], **fields: Any) -> R:
     """Insert a new ``document`` from ``fields`` (already checked); returns its record.
 
-    The record's defaults fill in what ``fields`` leave out, so a field is declared once. Its
+    The declared defaults fill in what ``fields`` leave out, so a field is declared once. Its
     ``_id`` is made on the client, so a retried insert cannot create a second copy.
     """
     target = db.collection(document)
-    created = record.model_validate({"_id": ObjectId(), **fields})
+    # Every field set, as in a record read back (defaults included): the two compare equal,
+    # ``model_fields_set`` too.
+    created = record.model_validate({**stored_defaults(document), "_id": ObjectId(), **fields})
     await target.insert_one({**created.model_dump(by_alias=True), **_stored_only(document)})
     return created
 
