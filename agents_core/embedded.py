@@ -398,7 +398,7 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
         os.kill(record.owner, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     # The supervisor lets go of server.owner once its server is stopped, then exits.
-    while directory.owner_alive() or _is_supervisor(record.owner, path):
+    while directory.owner_alive() or _supervisor_exiting(record.owner, path):
         if time.monotonic() >= deadline:
             raise EmbeddedServerError(
                 f"the embedded server of {path} did not stop within {timeout:.0f} s "
@@ -580,6 +580,18 @@ def _is_supervisor(pid: int, data_dir: Path) -> bool:
         and (str(data_dir) in command)
         and not _is_zombie(pid)
     )
+
+
+def _supervisor_exiting(pid: int, data_dir: Path) -> bool:
+    """``pid`` is still our supervisor, or a process on its way out (its command line already
+    gone, not yet a zombie): a pid taken by another program since does not count."""
+    if _is_supervisor(pid, data_dir):
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return not process_command(pid) and not _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:

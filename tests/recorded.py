@@ -35,7 +35,9 @@ from tests.helpers import make_session
 #: Runs if it is ever parsed as HTML (it sets a global the browser tests look for).
 SCRIPT = "<script>window.__pwned = true; document.title = 'pwned';</script>"
 #: Shows 49 if it is ever rendered as a template.
-TEMPLATE = "{{ 7*7 }}"
+#: A Jinja expression: were it evaluated, the page would hold EVALUATED.
+TEMPLATE = "{{ 7919*7907 }}"
+EVALUATED = str(7919 * 7907)
 MARKUP = "[bold red]not markup[/]"
 HOSTILE_TITLE = f"Hostile {SCRIPT} {TEMPLATE} {MARKUP}"
 HOSTILE_QUESTION = f"Echo this: {SCRIPT} {TEMPLATE}"

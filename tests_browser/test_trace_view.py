@@ -33,6 +33,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from agents_core.db import close_db, init_db
 from agents_core.embedded import EmbeddedServer
 from tests.recorded import (
+    EVALUATED,
     HOSTILE_OUTPUT,
     HOSTILE_QUESTION,
     HOSTILE_TITLE,
@@ -262,7 +263,7 @@ def test_hostile_text_stays_text_everywhere(served: Served, page: Page) -> None:
     body = page.locator("main").inner_text()
     for text in (HOSTILE_QUESTION, TEMPLATE, MODEL_ERROR, SCRIPT):
         assert text in body, text
-    assert "49" not in page.locator("#session-title").inner_text()
+    assert EVALUATED not in page.locator("#session-title").inner_text()
     _no_script_ran(page)
     _shot(page, "04-session-hostile")
     for number, run_id in enumerate(served.hostile_run_ids, 1):
