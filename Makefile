@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help install demo test lint typecheck unit test-mongoeco test-browser bench bench-quick compose-check clean \
-	test-frameworks test-langgraph bench-langgraph
+	test-frameworks test-langgraph test-openai-agents bench-langgraph
 
 .DEFAULT_GOAL := help
 
@@ -61,12 +61,16 @@ test-mongoeco: install
 	tools/mongoeco_wire.sh $(BIN)/pytest --wire-only -m "not bulk"
 
 ## The frameworks' own test suites against our integrations (each in its own pytest process).
-test-frameworks: test-langgraph
+test-frameworks: test-langgraph test-openai-agents
 
 ## LangGraph's checkpointer conformance suite (pinned, installed now) on SecantusDB and the mock.
 test-langgraph: install
 	$(BIN)/python -m pip install --quiet -r tests_frameworks/langgraph/requirements.txt
 	$(BIN)/pytest -s tests_frameworks/langgraph  # -s: the suite prints its own report
+
+## The OpenAI Agents SDK's session tests on AgentsCoreSession (downloads the pinned SDK's sdist).
+test-openai-agents: install
+	$(BIN)/python -m tests_frameworks.openai_agents
 
 ## Benchmarks of every hot path against raw PyMongo (benchmarks/README.md).
 bench: install

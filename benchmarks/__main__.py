@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Round trips and client CPU of agents_core.db against raw PyMongo. Starts "
-        "its own SecantusDB (in memory) unless MONGODB_URI is set.",
+        "its own SecantusDB (in memory) unless MONGODB_URI is set. --only langgraph: "
+        "AgentsCoreSaver against langgraph-checkpoint-mongodb; --only openai_agents: "
+        "AgentsCoreSession against the OpenAI Agents SDK's MongoDBSession; --only scale: appends "
+        "and completions as the database grows.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (CI)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the records here")
@@ -40,6 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     if args.only == "scale":  # appends and tool-call completions as the database grows
         print_scale(console, asyncio.run(run_scale(sizes, console.log)))
+        return
+    if args.only == "openai_agents":  # AgentsCoreSession against the SDK's MongoDBSession
+        from benchmarks.openai_agents import main as openai_agents_main
+
+        openai_agents_main(args, console)
         return
     config = dataclasses.replace(
         QUICK if args.quick else FULL,

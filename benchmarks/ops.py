@@ -273,7 +273,6 @@ def _latest_find(session: ObjectId, last_seq: int, limit: int) -> dict[str, obje
     return {
         "find": "messages",
         "filter": latest_filter(session, last_seq, limit),
-        "sort": {"seq": 1},
         "limit": limit,
         "batchSize": limit,
     }

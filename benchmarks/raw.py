@@ -19,7 +19,7 @@ from typing import Any
 
 from bson import ObjectId
 from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -43,6 +43,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 _SESSION = {"recent_idempotency_keys": 0}
 
 _LAST_SEQ = {"last_seq": 1, "_id": 0}
+_BOUNDS = {"last_seq": 1, "cleared_through_seq": 1, "_id": 0}
 _ID_ONLY = {"_id": 1}
 #: Sessions being deleted or forked do not exist for readers and writers (a plain field clause).
 _VISIBLE = SessionDocument.visible
@@ -206,41 +207,45 @@ class RawLayer:
         return seq
 
     async def find_by_session(self, session_id: ObjectId, limit: int) -> list[Doc]:
-        return await self.latest_messages(session_id, await self._last_seq(session_id), limit)
+        return await self.latest_messages(session_id, *await self._bounds(session_id), limit)
 
     async def get_last_message(self, session_id: ObjectId) -> Doc | None:
-        latest = await self.latest_messages(session_id, await self._last_seq(session_id), 1)
+        latest = await self.latest_messages(session_id, *await self._bounds(session_id), 1)
         return latest[-1] if latest else None
 
-    async def latest_messages(self, session_id: ObjectId, last_seq: int, limit: int) -> list[Doc]:
-        if last_seq <= 0 or limit <= 0:
-            return []
-        raws = await (
-            self.messages.find(latest_filter(session_id, last_seq, limit))
-            .sort("seq", ASCENDING)
-            .limit(limit)
-            .batch_size(limit)
-            .to_list()
-        )
-        low = last_seq - limit
-        missing = min(limit, last_seq) - len(raws)
-        if missing > 0 and low > 0:  # holes in the range (a failed append): read further back
-            older = await (
-                self.messages.find({"session_id": session_id, "seq": {"$lte": low}})
-                .sort("seq", DESCENDING)
-                .limit(missing)
-                .batch_size(missing)
+    async def latest_messages(
+        self, session_id: ObjectId, last_seq: int, floor: int, limit: int
+    ) -> list[Doc]:
+        """Bounded ranges newest first, sorted here; skips popped messages and unfinished
+        batches, and widens the range over them (as ``visible_range``)."""
+        present: set[int] = set()
+        shown: list[Doc] = []
+        high, window = last_seq, limit
+        while high > floor and len(shown) < limit:
+            low = max(high - window, floor)
+            raws = await (
+                self.messages.find({"session_id": session_id, "seq": {"$gt": low, "$lte": high}})
+                .limit(high - low)
+                .batch_size(high - low)
                 .to_list()
             )
-            raws = older[::-1] + raws
-        return raws
+            raws.sort(key=lambda raw: raw["seq"], reverse=True)
+            present.update(raw["seq"] for raw in raws)
+            for raw in raws:
+                end = raw.get("batch_end_seq")
+                if raw.get("popped_at") is None and (end is None or end in present):
+                    shown.append(raw)
+                    if len(shown) == limit:
+                        break
+            high, window = low, window * 2
+        return shown[::-1]
 
-    async def _last_seq(self, session_id: ObjectId) -> int:
-        raw = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _LAST_SEQ)
+    async def _bounds(self, session_id: ObjectId) -> tuple[int, int]:
+        raw = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _BOUNDS)
         if raw is None:
             raise Missing(session_id)
         self.seq_hints[session_id] = int(raw.get("last_seq", 0))
-        return int(raw.get("last_seq", 0))
+        return int(raw.get("last_seq", 0)), int(raw.get("cleared_through_seq", 0))
 
     # Sessions.
 
@@ -256,7 +261,7 @@ class RawLayer:
             raise Missing(session_id)
         self.seq_hints[session_id] = session["last_seq"]
         session["messages"] = await self.latest_messages(
-            session_id, session["last_seq"], message_limit
+            session_id, session["last_seq"], session.get("cleared_through_seq", 0), message_limit
         )
         return session
 

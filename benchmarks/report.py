@@ -57,6 +57,9 @@ def print_report(console: Console, suite: Suite) -> None:
         title = "Growth: the same reads on a short and a long session"
         console.print(_results_table(title, growth))
         console.print(_growth_table(suite))
+    sdk = [result for result in suite.results if result.group == "openai_agents"]
+    if sdk:
+        console.print(_sdk_table(sdk))
 
 
 def write_json(path: Path, suite: Suite) -> None:
@@ -82,6 +85,30 @@ def _results_table(title: str, results: list[Result]) -> Table:
         if len(table.columns) > len(row):
             row.append("" if result.docs_examined is None else f"{result.docs_examined:,}")
         table.add_row(*row)
+    return table
+
+
+def _sdk_table(results: list[Result]) -> Table:
+    """AgentsCoreSession (the "repository" side) against the SDK's MongoDBSession ("raw")."""
+    table = Table(
+        title="OpenAI Agents SDK sessions: AgentsCoreSession vs the SDK's MongoDBSession "
+        "(per call)",
+        title_justify="left",
+    )
+    columns = ("op", "commands", "SDK commands", "cpu µs", "SDK cpu µs", "wall µs", "SDK wall µs")
+    for column in (*columns, "wall: SDK / ours"):
+        table.add_column(column, justify="left" if column == "op" else "right")
+    for result in results:
+        table.add_row(
+            result.op.label,
+            f"{result.repo_counts.commands:g} ({_names(result.repo_counts.names)})",
+            f"{result.raw_counts.commands:g} ({_names(result.raw_counts.names)})",
+            f"{result.repo.cpu_us:,.0f}",
+            f"{result.raw.cpu_us:,.0f}",
+            f"{result.repo.wall_us:,.0f}",
+            f"{result.raw.wall_us:,.0f}",
+            f"{result.raw.wall_us / result.repo.wall_us:.1f}x",
+        )
     return table
 
 

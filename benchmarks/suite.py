@@ -42,6 +42,10 @@ class Config:
     growth_sizes: tuple[int, int]  # session sizes compared by the growth benchmark
     only: str | None = None  # measure only the ops whose label contains this
     profile: bool = False  # print a cProfile of each measured op's repository side
+    hot_paths: bool = True  # the hot paths and growth ops (False: only what is named below)
+    # Conversation sizes read by AgentsCoreSession vs the SDK's MongoDBSession (empty: not
+    # measured; ``--only openai_agents`` sets them, see benchmarks/openai_agents.py).
+    openai_agents_sizes: tuple[int, ...] = ()
 
     def selects(self, op: Op) -> bool:
         return self.only is None or self.only in op.label
@@ -54,7 +58,7 @@ QUICK = Config(rounds=5, calls=3, warmup=1, history=500, growth_sizes=(100, 1_00
 @dataclass(frozen=True, slots=True)
 class Planned:
     op: Op
-    group: str  # "hot path" or "growth"
+    group: str  # "hot path", "growth" or "openai_agents"
     session_messages: int | None = None  # for growth: the size of the session read
 
 
@@ -213,16 +217,27 @@ async def _measure(
 
 async def _plan(config: Config, raw: RawLayer, progress: Callable[[str], None]) -> list[Planned]:
     """Seed the fixtures; the ops to measure on them."""
-    small, large = config.growth_sizes
-    progress(f"seeding: sessions of {config.history:,}, {small:,} and {large:,} messages")
-    plan = [
-        Planned(op, "hot path")
-        for op in hot_paths(await seed(raw, config.history, max(config.calls, COUNTED_CALLS)))
-    ]
-    for size in config.growth_sizes:
-        if any(config.selects(op) for op in growth_ops(ObjectId(), size)):  # seed only if used
-            session = await seed_session(raw, size)
-            plan += [Planned(op, "growth", size) for op in growth_ops(session, size)]
+    plan: list[Planned] = []
+    if config.hot_paths:
+        small, large = config.growth_sizes
+        progress(f"seeding: sessions of {config.history:,}, {small:,} and {large:,} messages")
+        plan += [
+            Planned(op, "hot path")
+            for op in hot_paths(await seed(raw, config.history, max(config.calls, COUNTED_CALLS)))
+        ]
+        for size in config.growth_sizes:
+            if any(config.selects(op) for op in growth_ops(ObjectId(), size)):  # seed if used
+                session = await seed_session(raw, size)
+                plan += [Planned(op, "growth", size) for op in growth_ops(session, size)]
+    sizes = config.openai_agents_sizes
+    if sizes:
+        from benchmarks import openai_agents  # the SDK (openai-agents extra) only when asked
+
+        progress(f"seeding: OpenAI Agents SDK conversations of {', '.join(map(str, sizes))} items")
+        ops = await openai_agents.seed_openai_agents(
+            raw, sizes, lambda label: config.only is None or config.only in label
+        )
+        plan += [Planned(op, "openai_agents") for op in ops]
     return [item for item in plan if config.selects(item.op)]
 
 

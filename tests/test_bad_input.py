@@ -667,6 +667,101 @@ CASES = [
         "session",
         lambda s: messages.get_last_message(s.running.id),
     ),
+    # SessionsRepository.find_by_external_id / get_or_create_by_external_id
+    case(
+        "sessions.find_by_external_id:operator",
+        InvalidInputError,
+        "external_id",
+        lambda s: sessions.find_by_external_id(NE, namespace="sdk"),
+    ),
+    case(
+        "sessions.find_by_external_id:namespace-blank",
+        InvalidInputError,
+        "namespace",
+        lambda s: sessions.find_by_external_id("conv", namespace=" "),
+    ),
+    case(
+        "sessions.get_or_create_by_external_id:newline",
+        InvalidInputError,
+        "external_id",
+        lambda s: sessions.get_or_create_by_external_id("a\nb", namespace="sdk"),
+    ),
+    case(
+        "sessions.get_or_create_by_external_id:user-operator",
+        InvalidInputError,
+        "user_id",
+        lambda s: sessions.get_or_create_by_external_id("conv", namespace="sdk", user_id=GT),
+    ),
+    case(
+        "sessions.get_or_create_by_external_id:title-too-long",
+        InvalidInputError,
+        "title",
+        lambda s: sessions.get_or_create_by_external_id(
+            "conv", namespace="sdk", title=TOO_LONG_NAME
+        ),
+    ),
+    # MessagesRepository.append_items
+    case(
+        "messages.append_items:unknown-session",
+        NotFoundError,
+        "session",
+        lambda s: messages.append_items(NOWHERE, [{"role": "user", "content": "hi"}]),
+    ),
+    case(
+        "messages.append_items:not-json",
+        InvalidInputError,
+        "item",
+        lambda s: messages.append_items(s.session.id, [{"ok": 1}, {"when": s.session.created_at}]),
+    ),
+    case(
+        "messages.append_items:a-dict-not-a-list",
+        InvalidInputError,
+        "items",
+        lambda s: messages.append_items(s.session.id, {"role": "user"}),
+    ),
+    case(
+        "messages.append_items:run-id",
+        NotFoundError,
+        "session",
+        lambda s: messages.append_items(s.running.id, [{"role": "user", "content": "hi"}]),
+    ),
+    # MessagesRepository.find_items / pop_last / clear
+    case(
+        "messages.find_items:negative-limit",
+        InvalidInputError,
+        "limit",
+        lambda s: messages.find_items(s.session.id, limit=-1),
+    ),
+    case(
+        "messages.find_items:unknown-session",
+        NotFoundError,
+        "session",
+        lambda s: messages.find_items(NOWHERE),
+    ),
+    case(
+        "messages.pop_last:unknown-session",
+        NotFoundError,
+        "session",
+        lambda s: messages.pop_last(NOWHERE),
+    ),
+    case(
+        "messages.pop_last:malformed",
+        InvalidIdError,
+        "session",
+        lambda s: messages.pop_last("nope"),
+    ),
+    case(
+        "messages.clear:unknown-session",
+        NotFoundError,
+        "session",
+        lambda s: messages.clear(NOWHERE),
+    ),
+    case(
+        "messages.clear:operator",
+        InvalidIdError,
+        "session",
+        lambda s: messages.clear(NE),
+    ),
     # RunsRepository.create
     case(
         "runs.create:session-malformed",

@@ -64,3 +64,22 @@ async def test_the_lifecycle_example_runs(monkeypatch: pytest.MonkeyPatch) -> No
     assert [s.title for s in names["listing"].items] == ["Refund question"]
     assert names["what_if"].forked_at_seq == 1
     assert names["removed"].removed == 0
+
+
+async def test_the_openai_agents_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents import set_tracing_disabled
+
+    original = agents_core.db.init_db
+
+    async def init_in_memory(*args: Any, **kwargs: Any) -> None:
+        await original(client=in_memory_client(), database="readme")
+
+    monkeypatch.setattr(agents_core.db, "init_db", init_in_memory)
+    set_tracing_disabled(True)
+    try:
+        names = await run_blocks([block("AgentsCoreSession(")])
+    finally:
+        set_tracing_disabled(False)
+        await agents_core.db.close_db()
+    assert names["result"].final_output == "It was sent Monday."
+    assert [item.get("role") for item in names["items"]] == ["user", "assistant"]

@@ -93,6 +93,42 @@ async def test_idempotent_message_create(command_log: CommandCounter) -> None:
     assert repeat == ["find"]
 
 
+async def test_external_id_and_item_operations(command_log: CommandCounter) -> None:
+    sessions, messages = SessionsRepository(), MessagesRepository()
+    assert await commands(command_log, sessions.find_by_external_id("x", namespace="n")) == ["find"]
+    created = await commands(command_log, sessions.get_or_create_by_external_id("x", namespace="n"))
+    assert created == ["find", "insert"]
+    found = await commands(command_log, sessions.get_or_create_by_external_id("x", namespace="n"))
+    assert found == ["find"]
+    session = await sessions.get_or_create_by_external_id("x", namespace="n")
+    turn = [{"role": "user", "content": str(i)} for i in range(4)]
+    # A compare-and-set from the last_seq this connection saw, then one ordered insert.
+    assert await commands(command_log, messages.append_items(session.id, turn)) == [
+        "update",
+        "insert",
+    ]
+    # Another writer appended since: the compare-and-set misses and an $inc reserves the range.
+    layer = default_connection()
+    elsewhere = await connect(client=layer.client, database=layer.database.name)
+    # Another process (here: another connection) reads the session first, then reserves.
+    assert await commands(
+        command_log, MessagesRepository(elsewhere).append_items(session.id, turn)
+    ) == [
+        "find",
+        "update",
+        "insert",
+    ]
+    assert await commands(command_log, messages.append_items(session.id, turn)) == [
+        "update",
+        "findAndModify",
+        "insert",
+    ]
+    assert await commands(command_log, messages.find_items(session.id, limit=2)) == ["find", "find"]
+    assert await commands(command_log, messages.pop_last(session.id)) == ["find", "find", "update"]
+    assert await commands(command_log, messages.clear(session.id)) == ["find", "update", "delete"]
+    assert await commands(command_log, messages.clear(session.id)) == ["find", "delete"]
+
+
 async def test_run_operations(command_log: CommandCounter) -> None:
     repo = RunsRepository()
     session, agent = await make_session(), await make_agent()

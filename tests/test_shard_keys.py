@@ -42,6 +42,8 @@ SCATTER = {
     "retention.sweep",
     "runs.list_by_session",
     "runs.list_stale",
+    "sessions.find_by_external_id",
+    "sessions.get_or_create_by_external_id",
 }
 
 
@@ -103,6 +105,15 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         ),
         "messages.find_by_session": lambda: messages.find_by_session(session.id, 10),
         "messages.get_last_message": lambda: messages.get_last_message(session.id),
+        "sessions.find_by_external_id": lambda: sessions.find_by_external_id("c", namespace="n"),
+        "sessions.get_or_create_by_external_id": lambda: sessions.get_or_create_by_external_id(
+            "c", namespace="n", user_id="u"
+        ),
+        "messages.append_items": lambda: messages.append_items(
+            session.id, [{"role": "user", "content": "a"}, {"type": "reasoning", "id": "r"}]
+        ),
+        "messages.find_items": lambda: messages.find_items(session.id, limit=10),
+        "messages.pop_last": lambda: messages.pop_last(session.id),
         "messages.find_page": lambda: messages.find_page(session.id, before=2, limit=10),
         "sessions.list_active_page": lambda: sessions.list_active_page(user_id="u", limit=2),
         "sessions.list_by_user": lambda: sessions.list_by_user("u", limit=2),
@@ -123,6 +134,7 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "tool_calls.find_by_run": lambda: calls.find_by_run(run.id),
         "runs.complete": lambda: runs.complete(run.id, "completed"),
         "sessions.archive": lambda: sessions.archive(session.id),
+        "messages.clear": lambda: messages.clear(session.id),
         "runs.delete": lambda: runs.delete(run.id),
     }
     scattered: set[str] = set()

@@ -20,7 +20,9 @@ the repositories::
 Whoever creates the client closes it: ``close`` (and ``close_db``) closes a client that
 ``connect`` created and never one that was injected with ``client=``. A connection belongs to
 the event loop it was opened on (PyMongo's async client does); using it from another loop raises
-``WrongEventLoopError``.
+``WrongEventLoopError``. Code that runs on other loops too (``AgentsCoreSession`` under the
+OpenAI Agents SDK's ``Runner.run_sync``) opens a connection of its own there with
+``connect(connection.uri, database=connection.database.name)`` and closes it afterwards.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Connection:
         "owns_client",
         "seq_hints",
         "settings",
+        "uri",
     )
 
     def __init__(
@@ -91,11 +94,15 @@ class Connection:
         settings: Settings,
         *,
         owns_client: bool,
+        uri: str | None = None,
     ) -> None:
         self.client = client
         self.database = database
         self.settings = settings
         self.owns_client = owns_client
+        #: The URI ``connect`` made the client from (``None`` for an injected client): what
+        #: reaches the same database from another event loop.
+        self.uri = uri
         self._loop = asyncio.get_running_loop()
         #: The latest ``last_seq`` this process saw per session: appends try it first (see
         #: ``repositories/messages.py``); a stale hint costs a command, never correctness.
@@ -110,6 +117,11 @@ class Connection:
         if asyncio.get_running_loop() is not self._loop:
             raise WrongEventLoopError()
         return self._collections[document]
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this connection belongs to (the one it was opened on)."""
+        return self._loop
 
     def hint_seq(self, session_id: ObjectId, last_seq: int) -> None:
         """Remember ``last_seq`` as the latest seen for ``session_id`` (bounded memory)."""
@@ -156,6 +168,7 @@ async def connect(
             client.get_database(name, codec_options=_utc_codec_options(client)),
             settings,
             owns_client=owns_client,
+            uri=uri if owns_client else None,
         )
         for document in DOCUMENT_MODELS:
             indexes = document.Settings.indexes

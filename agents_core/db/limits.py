@@ -20,7 +20,9 @@ __all__ = [
     "LISTING_TTL",
     "MAX_AMOUNT",
     "MAX_ERROR_BYTES",
+    "MAX_EXTERNAL_ID_LENGTH",
     "MAX_INSTRUCTIONS_BYTES",
+    "MAX_ITEM_TEXT_LENGTH",
     "MAX_LIMIT",
     "MAX_MODEL_CALLS_PER_RUN",
     "MAX_NAME_LENGTH",
@@ -32,6 +34,12 @@ __all__ = [
 
 #: Longest name (agent name, tool name, title, user id, model, idempotency key) in characters.
 MAX_NAME_LENGTH = 200
+#: Longest external id (``SessionsRepository.get_or_create_by_external_id``) in characters: a
+#: framework's own session id, which may be longer than a name.
+MAX_EXTERNAL_ID_LENGTH = 1_000
+#: Longest readable text kept in ``content`` of an item appended with ``append_items`` (the item
+#: itself is kept whole), in characters.
+MAX_ITEM_TEXT_LENGTH = 4_096
 #: Largest ``limit`` a listing accepts.
 MAX_LIMIT = 1_000
 #: Largest amount (cost, duration) one call may add: beyond 2**53 a double stops counting units,

@@ -1,1 +1,9 @@
-"""Adapters of agents-core to agent frameworks, each behind its own optional extra."""
+"""Adapters of agents-core to agent frameworks, each behind its own optional extra.
+
+Importing this package imports no framework:
+
+- ``agents_core.integrations.langgraph``: ``AgentsCoreSaver``, a LangGraph checkpointer
+  (``pip install 'agents-core[langgraph]'``).
+- ``agents_core.integrations.openai_agents``: ``AgentsCoreSession``, a session of the OpenAI
+  Agents SDK (``pip install 'agents-core[openai-agents]'``).
+"""

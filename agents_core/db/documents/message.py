@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
@@ -48,6 +48,19 @@ class MessageFields(BaseModel):
     requested_tool_calls: list[RequestedToolCall] = Field(default_factory=list)
     #: For a ``tool`` message: the model's id of the call it answers (a ``RequestedToolCall``).
     request_id: str | None = None
+    #: A framework's own item, kept exactly as it was appended (e.g. an OpenAI Agents SDK
+    #: Responses item, see ``MessagesRepository.append_items``); ``content`` then holds its
+    #: readable text for views and search.
+    item: dict[str, Any] | None = None
+    #: The item's ``type`` (``message``, ``function_call``, ``reasoning``, ...), for views.
+    item_type: str | None = None
+    #: The item's ``call_id`` (function/computer/shell calls and their outputs), for views.
+    call_id: str | None = None
+    #: For a message appended in a batch: the ``seq`` of the batch's last message, which is
+    #: written last. The batch is visible only once that message exists (see ``append_items``).
+    batch_end_seq: int | None = None
+    #: When ``pop_last`` removed this message (it is then never shown again).
+    popped_at: UtcDatetime | None = None
 
 
 class Message(MessageFields, Record):
@@ -58,6 +71,10 @@ class Message(MessageFields, Record):
 
 class MessageDocument(Document, MessageFields):
     """The ``messages`` collection, for read-only Beanie queries (writes: the repositories)."""
+
+    #: Set on a message whose ``item`` had field names escaped for storage (``db/_items.py``):
+    #: the repositories unescape it; internal, never part of the record.
+    item_keys_escaped: bool = False
 
     class Settings:
         name = "messages"

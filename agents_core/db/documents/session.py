@@ -46,6 +46,13 @@ class SessionFields(BaseModel):
     active_agent_id: ObjectIdField | None = None
     #: The ``seq`` of the latest message reserved in this session (0: none yet).
     last_seq: int = 0
+    #: Messages at or below this ``seq`` were cleared (``MessagesRepository.clear``): no reader
+    #: shows them.
+    cleared_through_seq: int = 0
+    #: A caller's own id for this session (e.g. a framework's string session id), unique
+    #: within ``external_namespace`` and ``user_id``.
+    external_id: str | None = None
+    external_namespace: str | None = None
     created_at: UtcDatetime = Field(default_factory=utcnow)
     updated_at: UtcDatetime = Field(default_factory=utcnow)
     #: Set on a fork (``SessionsRepository.fork``): the session it was copied from.
@@ -98,6 +105,16 @@ class SessionDocument(Document, SessionFields):
                     ("updated_at", pymongo.DESCENDING),
                 ],
                 name="user_id_status_updated_at",
+            ),
+            IndexModel(
+                [
+                    ("external_namespace", pymongo.ASCENDING),
+                    ("user_id", pymongo.ASCENDING),
+                    ("external_id", pymongo.ASCENDING),
+                ],
+                name="external_namespace_user_id_external_id_unique",
+                unique=True,
+                partialFilterExpression={"external_id": {"$type": "string"}},
             ),
             # Listing snapshots scan these: keys that no update moves (see _listing.py).
             IndexModel(

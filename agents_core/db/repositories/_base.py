@@ -82,11 +82,13 @@ def _corrupt(
 async def insert(db: Connection, document: type[Document], record: type[R], **fields: Any) -> R:
     """Insert a new ``document`` from ``fields`` (already checked); returns its record.
 
-    The record's defaults fill in what ``fields`` leave out, so a field is declared once. Its
+    The declared defaults fill in what ``fields`` leave out, so a field is declared once. Its
     ``_id`` is made on the client, so a retried insert cannot create a second copy.
     """
     target = db.collection(document)
-    created = record.model_validate({"_id": ObjectId(), **fields})
+    # Every field set, as in a record read back (defaults included): the two compare equal,
+    # ``model_fields_set`` too.
+    created = record.model_validate({**stored_defaults(document), "_id": ObjectId(), **fields})
     await target.insert_one({**created.model_dump(by_alias=True), **_stored_only(document)})
     return created
 
@@ -190,3 +192,21 @@ async def update_and_read(
 async def require(db: Connection, document: type[Document], id: ObjectId, entity: str) -> None:
     """Raise ``NotFoundError`` unless a ``document`` with this ``_id`` exists."""
     await get(db, document, id, entity, _ID_ONLY)
+
+
+def stored_defaults(document: type[Document]) -> dict[str, Any]:
+    """The default of every field ``document`` stores that has one (record and layer-only
+    fields alike): what ``insert`` stores for the fields a caller leaves out, for writes that
+    build their documents themselves (``MessagesRepository.append_items``). Fresh values."""
+    makers = _ALL_DEFAULTS.get(document)
+    if makers is None:
+        makers = _ALL_DEFAULTS[document] = tuple(
+            (name, info.default_factory or functools.partial(copy.copy, info.default))
+            for name, info in document.model_fields.items()
+            if name not in _BEANIE_FIELDS and not info.is_required()
+        )
+    return {name: make() for name, make in makers}
+
+
+#: Per document class, the default makers of all its fields with defaults.
+_ALL_DEFAULTS: dict[type[Document], tuple[tuple[str, Callable[..., Any]], ...]] = {}

@@ -71,7 +71,19 @@ STATE = {"status": 1, "updated_at": 1, "last_seq": 1, "deleting_runs": 1}
 
 #: Session fields a fork does not copy from its source (every other field of the record is
 #: copied as it is). A field that must stay unique (an external id) belongs here too.
-NOT_COPIED = frozenset({"id", "status", "last_seq", "created_at", "updated_at", "title"})
+NOT_COPIED = frozenset(
+    {
+        "id",
+        "status",
+        "last_seq",
+        "created_at",
+        "updated_at",
+        "title",
+        # An external id is unique (per namespace and user): it stays with its session.
+        "external_id",
+        "external_namespace",
+    }
+)
 
 #: Called with the name of each step a deletion completes: crash tests set it to exit there.
 after_step: Callable[[str], None] | None = None

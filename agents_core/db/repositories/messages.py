@@ -11,16 +11,19 @@ but a range also stays flat on servers that sort in memory, whatever the session
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from agents_core.db import validation as check
+from agents_core.db._items import ESCAPED, decode_item, encode_item, item_role, item_text
 from agents_core.db.client import Connection
 from agents_core.db.documents import (
     Message,
@@ -32,7 +35,15 @@ from agents_core.db.documents import (
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import InvalidInputError, NotFoundError, translate_errors
 from agents_core.db.limits import RECENT_KEYS_KEPT
-from agents_core.db.repositories._base import Repository, by_id, get, insert, load, load_many
+from agents_core.db.repositories._base import (
+    Repository,
+    by_id,
+    get,
+    insert,
+    load,
+    load_many,
+    stored_defaults,
+)
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
 __all__ = ["MessagesRepository", "latest_messages"]
@@ -42,6 +53,19 @@ _COLLECTION = "messages"
 _RECENT_KEYS = "recent_idempotency_keys"
 
 _LAST_SEQ = {"last_seq": 1, "_id": 0}
+#: What a reader needs of a session: the newest ``seq`` reserved and the cleared floor.
+_BOUNDS = {"last_seq": 1, "cleared_through_seq": 1, "_id": 0}
+#: What ``find_items`` reads of a message.
+_ITEM_FIELDS = {
+    "_id": 0,
+    "seq": 1,
+    "batch_end_seq": 1,
+    "popped_at": 1,
+    "item": 1,
+    ESCAPED: 1,
+    "role": 1,
+    "content": 1,
+}
 #: How long a repeat waits for the racing first writer of its key to insert the message.
 _KEYED_WAIT_S = 2.0
 
@@ -130,15 +154,155 @@ class MessagesRepository(Repository):
         db = self.db
         sid = check.object_id(session_id, "session")
         count = check.limit(limit)
-        return await latest_messages(db, sid, await _last_seq(db, sid), count)
+        top, floor = await _bounds(db, sid)
+        return await latest_messages(db, sid, top, count, floor=floor)
 
     @translate_errors
     async def get_last_message(self, session_id: str | ObjectId) -> Message | None:
         """The session's latest message, or ``None`` for an empty session. Two commands."""
         db = self.db
         sid = check.object_id(session_id, "session")
-        latest = await latest_messages(db, sid, await _last_seq(db, sid), 1)
+        top, floor = await _bounds(db, sid)
+        latest = await latest_messages(db, sid, top, 1, floor=floor)
         return latest[-1] if latest else None
+
+    # -----------------------------------------------------------------------------------------
+    # Framework items: batches, exact items, pop and clear (what framework adapters use)
+
+    @translate_errors
+    async def append_items(
+        self, session_id: str | ObjectId, items: Sequence[Mapping[str, Any]]
+    ) -> list[Message]:
+        """Append ``items`` (JSON objects, kept exactly) as one batch of messages.
+
+        Two commands: reserve a contiguous ``seq`` range for the whole batch (a compare-and-set
+        of the session's ``last_seq`` from the value this connection saw last to that plus
+        ``len(items)``, falling back to one atomic ``$inc`` by ``len(items)``), so concurrent
+        batches never interleave; then one ordered insert writes the batch, its last message
+        last. One more command (a read) on a session this connection has not seen, and one more
+        (the ``$inc``) when another writer appended since. Readers show a batch only once its
+        last message exists: never part of a batch, and nothing of a batch whose insert failed
+        (its reserved ``seq`` range stays a hole). An insert cut off by a network error is
+        completed once (the missing messages of the same range), so a retry inside the call
+        never duplicates. Each message also carries the item's role, type, call id and
+        readable text (``content``) for our own views. Items are checked before anything is
+        written (``InvalidInputError``: not a JSON object, or not storable exactly).
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        if isinstance(items, Mapping) or not isinstance(items, Sequence):
+            raise InvalidInputError("items", "must be a list of items")
+        if not items:
+            return []
+        encoded = [encode_item(item) for item in items]
+        now = utcnow()
+        end = await _reserve_range(db, sid, len(items), now)
+        if end is None:
+            raise NotFoundError("session", sid)
+        first = end - len(items) + 1
+        defaults = stored_defaults(MessageDocument)
+        documents = []
+        for offset, (item, (stored, escaped)) in enumerate(zip(items, encoded, strict=True)):
+            kind = item.get("type", "message" if "role" in item else None)
+            call_id = item.get("call_id")
+            documents.append(
+                {
+                    **defaults,
+                    "_id": ObjectId(),
+                    "session_id": sid,
+                    "seq": first + offset,
+                    "role": item_role(item),
+                    "content": item_text(item),
+                    "created_at": now,
+                    "item": stored,
+                    "item_type": kind if isinstance(kind, str) else None,
+                    "call_id": call_id if isinstance(call_id, str) else None,
+                    "batch_end_seq": end,
+                    ESCAPED: escaped,
+                }
+            )
+        await _insert_batch(db.collection(MessageDocument), sid, documents)
+        shown = [
+            {**document, "item": dict(item)} if document[ESCAPED] else document
+            for document, item in zip(documents, items, strict=True)
+        ]
+        return load_many(Message, shown, _COLLECTION)
+
+    @translate_errors
+    async def find_items(
+        self, session_id: str | ObjectId, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The items of the latest ``limit`` visible messages (``None``: all), oldest first,
+        exactly as appended; a message appended without an item reads as
+        ``{"role": ..., "content": ...}``.
+
+        Two commands (the session's bounds, one ``seq`` range), more where the range holds
+        messages no reader may see (see ``visible_range``). ``NotFoundError`` for no session.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        if limit is not None:
+            limit = check.count(limit, "limit")
+            if limit == 0:
+                return []
+        top, floor = await _bounds(db, sid)
+        raws = await visible_range(db, sid, top, floor, limit, _ITEM_FIELDS)
+        return [_item_of(raw) for raw in raws]
+
+    @translate_errors
+    async def pop_last(self, session_id: str | ObjectId) -> Message | None:
+        """Remove and return the newest visible message (``None``: nothing to pop).
+
+        Three commands: the session's bounds, the newest visible message, and a
+        compare-and-set that marks it popped only if nobody did (``popped_at`` unset). Two
+        concurrent pops never return the same message (the loser reads again and takes the
+        next one), and an append racing a pop is never lost: a pop only ever marks the one
+        message it read. A popped message stays stored (a batch's last message is what makes
+        the rest of its batch visible) and is never shown again; ``clear`` removes it.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        messages = db.collection(MessageDocument)
+        while True:
+            top, floor = await _bounds(db, sid)
+            newest = await visible_range(db, sid, top, floor, 1)
+            if not newest:
+                return None
+            raw = newest[0]
+            now = utcnow()
+            claimed = await messages.update_one(
+                {"_id": raw["_id"], "session_id": sid, "popped_at": None},
+                {"$set": {"popped_at": now}},
+            )
+            if claimed.modified_count == 1:
+                raw["popped_at"] = now
+                return load(Message, _readable(raw), _COLLECTION)
+
+    @translate_errors
+    async def clear(self, session_id: str | ObjectId) -> int:
+        """Empty the session's history; returns the floor (the ``seq`` cleared through).
+
+        The history is empty for every reader once the session's ``cleared_through_seq``
+        (raised with ``$max`` to the ``last_seq`` just read) is set: readers never look at or
+        below it. Later appends continue above it, so no ``seq`` is ever reused. The messages
+        at or below the floor are then deleted (one bounded range); that clean-up is best
+        effort: if it is interrupted, nothing shows, and the next ``clear`` removes them.
+        Three commands (read, raise the floor, delete); two on an empty history.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        top, floor = await _bounds(db, sid)
+        if top > floor:
+            await db.collection(SessionDocument).update_one(
+                by_id(SessionDocument, sid),
+                {"$max": {"cleared_through_seq": top}, "$set": {"updated_at": utcnow()}},
+            )
+        # Best effort: the floor hides these already, and the next clear retries the clean-up.
+        with contextlib.suppress(PyMongoError):
+            await db.collection(MessageDocument).delete_many(
+                {"session_id": sid, "seq": {"$lte": top}}
+            )
+        return max(top, floor)
 
     @translate_errors
     async def find_page(
@@ -154,8 +318,11 @@ class MessagesRepository(Repository):
         With ``after``, the oldest ``limit`` messages after it (the next page forward is
         ``after=page[-1].seq``); otherwise the newest ``limit`` before ``before`` (or the latest
         ones; the previous page is ``before=page[0].seq``). Two commands (the session's
-        ``last_seq``, then one bounded ``seq`` range), whatever the session's length: the range
+        bounds, then one bounded ``seq`` range), whatever the session's length: the range
         is widened (one command each time, doubling) only across holes that failed appends left.
+        Shows what every reader shows (``visible_range``): nothing cleared or popped, no part of
+        an unfinished batch (one more command when a page holds a batch whose last message is
+        beyond it).
         """
         db = self.db
         sid = check.object_id(session_id, "session")
@@ -164,9 +331,9 @@ class MessagesRepository(Repository):
         count = check.limit(limit)
         if low is not None and high is not None and low >= high:
             raise InvalidInputError("after", "must be below before")
-        last = await _last_seq(db, sid)
+        last, floor = await _bounds(db, sid)
         top = last if high is None else min(last, high - 1)  # inclusive
-        bottom = 0 if low is None else low  # exclusive
+        bottom = floor if low is None else max(low, floor)  # exclusive
         if top <= bottom:
             return []
         return await _page(db, sid, bottom, top, count, forward=low is not None)
@@ -185,60 +352,194 @@ async def _page(
     while True:
         need = limit - len(found)
         raws = await (
-            collection.find({"session_id": session_id, "seq": {"$gt": low, "$lte": high}})
+            collection.find(
+                {"session_id": session_id, "seq": {"$gt": low, "$lte": high}, "popped_at": None}
+            )
             .sort("seq", ASCENDING if forward else DESCENDING)
             .limit(need)
             .batch_size(need)
             .to_list()
         )
-        found.extend(raws)
-        if len(found) >= limit or (high >= top if forward else low <= bottom):
+        found.extend(await _whole_batches(collection, session_id, raws))
+        if len(found) >= limit:
+            break
+        if raws and len(raws) == need:  # some were hidden and the window holds more: read on
+            if forward:
+                low = raws[-1]["seq"]
+            else:
+                high = raws[-1]["seq"] - 1
+            continue
+        if high >= top if forward else low <= bottom:
             break
         width *= 2
         low, high = (high, min(high + width, top)) if forward else (max(low - width, bottom), low)
     if not forward:
         found.reverse()
-    return load_many(Message, found, _COLLECTION)
+    return load_many(Message, [_readable(raw) for raw in found], _COLLECTION)
+
+
+async def _whole_batches(
+    messages: AsyncCollection[Any], session_id: ObjectId, raws: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``raws`` less the messages of batches whose last message does not exist (yet)."""
+    present = {raw["seq"] for raw in raws}
+    ends = {raw["batch_end_seq"] for raw in raws if raw.get("batch_end_seq") is not None}
+    unknown = sorted(ends - present)
+    if unknown:
+        landed = await messages.find(
+            {"session_id": session_id, "seq": {"$in": unknown}}, {"seq": 1, "_id": 0}
+        ).to_list()
+        present.update(raw["seq"] for raw in landed)
+    if ends <= present:
+        return raws
+    return [raw for raw in raws if (end := raw.get("batch_end_seq")) is None or end in present]
 
 
 async def latest_messages(
-    db: Connection, session_id: ObjectId, last_seq: int, limit: int
+    db: Connection, session_id: ObjectId, last_seq: int, limit: int, *, floor: int = 0
 ) -> list[Message]:
-    """The latest ``limit`` messages at or below ``last_seq``, oldest first (one command).
+    """The latest ``limit`` visible messages in ``(floor, last_seq]``, oldest first.
 
-    A second command runs only where the range has holes: an append that failed after
-    reserving its ``seq``, or one still in flight.
+    One command (a range of ``limit`` seqs); more only where that range holds messages no
+    reader may see (see ``visible_range``).
     """
-    if last_seq <= 0 or limit <= 0:
+    raws = await visible_range(db, session_id, last_seq, floor, limit)
+    return load_many(Message, [_readable(raw) for raw in raws], _COLLECTION)
+
+
+async def visible_range(
+    db: Connection,
+    session_id: ObjectId,
+    top: int,
+    floor: int,
+    limit: int | None,
+    projection: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The latest ``limit`` (``None``: all) visible messages with ``floor < seq <= top``,
+    oldest first, as stored.
+
+    Visible: not popped, and, for a message of a batch, the batch's last message exists (it
+    is written last, so a batch is all there or not shown; a batch whose writer failed midway
+    is never shown). Every read is a bounded ``seq`` range, widened (doubled) until ``limit``
+    visible messages are found or the floor is reached: flat on servers that sort in memory,
+    however long the session is. Holes (appends that failed after reserving their ``seq``, or
+    still in flight), popped messages and unfinished batches cost a wider or a further range.
+    """
+    if top <= floor or (limit is not None and limit <= 0):
         return []
-    low = max(last_seq - limit, 0)
-    raws = await (
-        db.collection(MessageDocument)
-        .find({"session_id": session_id, "seq": {"$gt": low, "$lte": last_seq}})
-        .sort("seq", ASCENDING)
-        .limit(limit)
-        .batch_size(limit)
-        .to_list()
-    )
-    missing = min(limit, last_seq) - len(raws)
-    if missing > 0 and low > 0:
-        older = await (
-            db.collection(MessageDocument)
-            .find({"session_id": session_id, "seq": {"$lte": low}})
-            .sort("seq", DESCENDING)
-            .limit(missing)
-            .batch_size(missing)
+    messages = db.collection(MessageDocument)
+    present: set[int] = set()
+    newest_first: list[dict[str, Any]] = []
+    window = top - floor if limit is None else limit
+    high = top
+    while high > floor:
+        low = max(high - window, floor)
+        raws = await (
+            messages.find({"session_id": session_id, "seq": {"$gt": low, "$lte": high}}, projection)
+            .limit(high - low)  # all the range can hold: one reply, the cursor closed
+            .batch_size(high - low)
             .to_list()
         )
-        raws = older[::-1] + raws
-    return load_many(Message, raws, _COLLECTION)
+        raws.sort(key=_seq, reverse=True)
+        present.update(raw["seq"] for raw in raws)
+        for raw in raws:
+            end = raw.get("batch_end_seq")
+            if raw.get("popped_at") is None and (end is None or end in present):
+                newest_first.append(raw)
+                if limit is not None and len(newest_first) == limit:
+                    return newest_first[::-1]
+        high, window = low, window * 2
+    return newest_first[::-1]
 
 
-async def _last_seq(db: Connection, session_id: ObjectId) -> int:
-    raw = await get(db, SessionDocument, session_id, "session", _LAST_SEQ)
+def _seq(raw: Mapping[str, Any]) -> int:
+    seq: int = raw["seq"]
+    return seq
+
+
+def _readable(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with its item as appended (field names unescaped)."""
+    if raw.get(ESCAPED):
+        raw["item"] = decode_item(raw["item"], True)
+    return raw
+
+
+def _item_of(raw: dict[str, Any]) -> dict[str, Any]:
+    stored = raw.get("item")
+    if stored is None:
+        return {"role": raw.get("role"), "content": raw.get("content")}
+    return decode_item(stored, bool(raw.get(ESCAPED)))
+
+
+async def _bounds(db: Connection, session_id: ObjectId) -> tuple[int, int]:
+    """The session's ``last_seq`` and ``cleared_through_seq`` (``NotFoundError``). One command.
+
+    Every reader's view of a session starts here: what it may show is ``(floor, last_seq]``.
+    """
+    raw = await get(db, SessionDocument, session_id, "session", _BOUNDS)
     last_seq = int(raw.get("last_seq", 0))
     db.hint_seq(session_id, last_seq)
-    return last_seq
+    return last_seq, int(raw.get("cleared_through_seq", 0))
+
+
+async def _reserve_range(
+    db: Connection, session_id: ObjectId, count: int, now: datetime
+) -> int | None:
+    """Take the session's next ``count`` seqs; returns the last one (``None``: no session).
+
+    As ``_reserve_seq``: a compare-and-set from the ``last_seq`` this process saw last to
+    that plus ``count`` (one ``update`` by ``_id``), else one atomic ``$inc`` by ``count``
+    (``findAndModify``). Either way the range is contiguous and no other writer gets any of it.
+    """
+    sessions = db.collection(SessionDocument)
+    # by_id: a session being deleted (or forked) takes no more messages.
+    session = by_id(SessionDocument, session_id)
+    hint = db.seq_hints.pop(session_id, None)
+    if hint is None:  # never seen by this process: read it (flat on every server)
+        raw = await sessions.find_one(session, _LAST_SEQ)
+        if raw is None:
+            return None
+        hint = int(raw.get("last_seq", 0))
+    end = hint + count
+    result = await sessions.update_one(
+        {**session, "last_seq": hint}, {"$set": {"last_seq": end, "updated_at": now}}
+    )
+    if result.matched_count == 0:  # another writer appended (or no session)
+        reserved = await sessions.find_one_and_update(
+            session,
+            {"$inc": {"last_seq": count}, "$set": {"updated_at": now}},
+            projection=_LAST_SEQ,
+            return_document=ReturnDocument.AFTER,
+        )
+        if reserved is None:
+            return None
+        end = int(reserved["last_seq"])
+    db.hint_seq(session_id, end)
+    return end
+
+
+async def _insert_batch(
+    messages: AsyncCollection[Any], session_id: ObjectId, documents: list[dict[str, Any]]
+) -> None:
+    """Insert a batch in order; after a network error, insert once more what is missing.
+
+    An ordered insert stops at its first failure, so what landed is a prefix of the batch,
+    and what is missing a suffix ending with the batch's last message (the one that makes it
+    visible). Their ``_id`` and ``seq`` were fixed before the first attempt.
+    """
+    try:
+        await messages.insert_many(documents, ordered=True)
+    except ConnectionFailure:
+        seqs = {"$gte": documents[0]["seq"], "$lte": documents[-1]["seq"]}
+        landed = {
+            raw["seq"]
+            for raw in await messages.find(
+                {"session_id": session_id, "seq": seqs}, {"seq": 1, "_id": 0}
+            ).to_list()
+        }
+        missing = [document for document in documents if document["seq"] not in landed]
+        if missing:
+            await messages.insert_many(missing, ordered=True)
 
 
 async def _reserve_seq(

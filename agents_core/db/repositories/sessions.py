@@ -3,8 +3,11 @@ list in pages, fork and delete."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bson import ObjectId
 from pymongo import DESCENDING
+from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
 from agents_core.db.documents import (
@@ -16,7 +19,8 @@ from agents_core.db.documents import (
     SessionWithMessages,
 )
 from agents_core.db.documents._common import utcnow
-from agents_core.db.errors import InvalidInputError, translate_errors
+from agents_core.db.errors import InvalidInputError, InvalidStateError, translate_errors
+from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH
 from agents_core.db.repositories import _lifecycle, _listing
 from agents_core.db.repositories._base import (
     Repository,
@@ -69,7 +73,9 @@ class SessionsRepository(Repository):
         count = check.limit(message_limit, "message_limit", minimum=0)
         raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
         db.hint_seq(sid, raw.get("last_seq", 0))
-        raw["messages"] = await latest_messages(db, sid, raw.get("last_seq", 0), count)
+        raw["messages"] = await latest_messages(
+            db, sid, raw.get("last_seq", 0), count, floor=raw.get("cleared_through_seq", 0)
+        )
         return load(SessionWithMessages, raw, _COLLECTION)
 
     @translate_errors
@@ -206,3 +212,69 @@ class SessionsRepository(Repository):
         if raw is None:
             raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
         return load(Session, raw, _COLLECTION)
+
+    @translate_errors
+    async def find_by_external_id(
+        self, external_id: str, *, namespace: str, user_id: str | None = None
+    ) -> Session | None:
+        """The session that carries this caller's id, or ``None``. One command.
+
+        An external id is unique within ``namespace`` and ``user_id`` (a partial unique index
+        on the three, which this equality lookup uses).
+        """
+        key = _external_key(external_id, namespace, user_id)
+        raw = await self.db.collection(SessionDocument).find_one(_visible(key), _PROJECTION)
+        return None if raw is None else load(Session, raw, _COLLECTION)
+
+    @translate_errors
+    async def get_or_create_by_external_id(
+        self,
+        external_id: str,
+        *,
+        namespace: str,
+        user_id: str | None = None,
+        title: str | None = None,
+    ) -> Session:
+        """The session of this external id, created (``active``) if there is none yet.
+
+        Race-safe: processes that create the same external id at once all get the one session
+        the unique index let in. One command when it exists, two to create it (look up,
+        insert), three for the loser of a race (look up, refused insert, look up). A session
+        being deleted still holds its external id until it is gone: ``InvalidStateError`` then.
+        """
+        db = self.db
+        key = _external_key(external_id, namespace, user_id)
+        session_title = check.optional_name(title, "title")
+        sessions = db.collection(SessionDocument)
+        raw = await sessions.find_one(_visible(key), _PROJECTION)
+        if raw is not None:
+            return load(Session, raw, _COLLECTION)
+        try:
+            session = await insert(db, SessionDocument, Session, title=session_title, **key)
+        except DuplicateKeyError:
+            raw = await sessions.find_one(_visible(key), _PROJECTION)
+            if raw is None:  # the index holds it for a session being deleted
+                raise InvalidStateError(
+                    "session", key["external_id"], "being deleted: retry once it is gone"
+                ) from None
+            return load(Session, raw, _COLLECTION)
+        db.hint_seq(session.id, session.last_seq)
+        return session
+
+
+def _visible(key: dict[str, Any]) -> dict[str, Any]:
+    """``key`` for sessions callers may see (not being deleted or forked)."""
+    return {**key, **SessionDocument.visible}
+
+
+def _external_key(external_id: object, namespace: object, user_id: object) -> dict[str, Any]:
+    """The filter of the unique external-id index (all three fields, in its order).
+
+    It names no ``_id``: on a sharded cluster the lookup is a scatter-gather over this index
+    (docs/architecture.md).
+    """
+    return {
+        "external_namespace": check.name(namespace, "namespace"),
+        "user_id": check.optional_name(user_id, "user_id"),
+        "external_id": check.name(external_id, "external_id", max_length=MAX_EXTERNAL_ID_LENGTH),
+    }
