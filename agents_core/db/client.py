@@ -145,13 +145,15 @@ async def connect(
     database: str | None = None,
     client: AsyncMongoClient[Any] | None = None,
     settings: Settings | None = None,
+    create_indexes: bool = True,
 ) -> Connection:
     """Open a connection and create the indexes (idempotently).
 
     URI: ``uri``, else ``MONGODB_URI``, else ``mongodb://localhost:27017``. Database:
     ``database``, else ``MONGODB_DB``, else the URI's path, else ``agents_core``. With
     ``client``, that client (an application's own, or the in-memory mock) is used as it is and
-    is never closed by this layer.
+    is never closed by this layer. ``create_indexes=False`` skips the ``createIndexes``
+    commands, for a further connection to a database whose indexes a first one created.
     """
     settings = settings or Settings()
     uri = uri or settings.mongodb_uri or DEFAULT_URI
@@ -170,7 +172,7 @@ async def connect(
             owns_client=owns_client,
             uri=uri if owns_client else None,
         )
-        for document in DOCUMENT_MODELS:
+        for document in DOCUMENT_MODELS if create_indexes else ():
             indexes = document.Settings.indexes
             await connection.collection(document).create_indexes(indexes)
     except (PyMongoError, ValueError) as exc:

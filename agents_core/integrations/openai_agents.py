@@ -333,7 +333,13 @@ class _LayerConnection(_Connection):
                 "the client given to init_db is bound to another event loop; give init_db a "
                 "URI (or use AgentsCoreSession.from_uri) to use sessions from other loops",
             )
-        opened = await connect(layer.uri, database=layer.database.name, settings=layer.settings)
+        # A connection for this call only: the layer's own created the indexes already.
+        opened = await connect(
+            layer.uri,
+            database=layer.database.name,
+            settings=layer.settings,
+            create_indexes=False,
+        )
         return _Repositories.on(opened), opened
 
 
@@ -365,11 +371,13 @@ class _OwnedConnection(_Connection):
         if connection.loop is loop:
             assert self._repositories is not None
             return self._repositories, None
-        opened = await self._connect()
+        opened = await self._connect(create_indexes=False)  # the first one created them
         return _Repositories.on(opened), opened
 
-    async def _connect(self) -> Connection:
-        return await connect(self._uri, database=self._name, settings=self._settings)
+    async def _connect(self, *, create_indexes: bool = True) -> Connection:
+        return await connect(
+            self._uri, database=self._name, settings=self._settings, create_indexes=create_indexes
+        )
 
     async def close(self) -> None:
         self._closed = True

@@ -24,6 +24,7 @@ so a caller that retries a turn after a network error does not store its message
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from dataclasses import replace
@@ -122,17 +123,10 @@ class AgentRunner:
             original.session_id, at_seq=original.input_seq - 1, title=f"replay of run {original.id}"
         )
         await self.sessions.set_active_agent(fork.id, original.agent_id)
-        replaying = AgentRunner(
-            model or RecordedModel(turn[1:], original.model_calls),
-            RecordedTools(self.tools, original.tool_calls),
-            runs=self.runs,
-            tool_calls=self.tool_calls,
-            messages=self.messages,
-            sessions=self.sessions,
-            agents=self.agents,
-            max_steps=self.max_steps,
-            history_limit=self.history_limit,
-        )
+        # This runner's repositories and limits, with the recording in place of model and tools.
+        replaying = copy.copy(self)
+        replaying.model = model or RecordedModel(turn[1:], original.model_calls)
+        replaying.tools = RecordedTools(self.tools, original.tool_calls)
         return await replaying._turn(fork.id, turn[0].content, replay_of=original.id)
 
     async def _recorded_turn(self, run: Run) -> list[Message]:

@@ -196,7 +196,7 @@ class MessagesRepository(Repository):
             return []
         encoded = [encode_item(item) for item in items]
         now = utcnow()
-        end = await _reserve_range(db, sid, len(items), now)
+        end = await _reserve_seq(db, sid, now, None, count=len(items))
         if end is None:
             raise NotFoundError("session", sid)
         first = end - len(items) + 1
@@ -482,42 +482,6 @@ async def _bounds(db: Connection, session_id: ObjectId) -> tuple[int, int]:
     return last_seq, int(raw.get("cleared_through_seq", 0))
 
 
-async def _reserve_range(
-    db: Connection, session_id: ObjectId, count: int, now: datetime
-) -> int | None:
-    """Take the session's next ``count`` seqs; returns the last one (``None``: no session).
-
-    As ``_reserve_seq``: a compare-and-set from the ``last_seq`` this process saw last to
-    that plus ``count`` (one ``update`` by ``_id``), else one atomic ``$inc`` by ``count``
-    (``findAndModify``). Either way the range is contiguous and no other writer gets any of it.
-    """
-    sessions = db.collection(SessionDocument)
-    # by_id: a session being deleted (or forked) takes no more messages.
-    session = by_id(SessionDocument, session_id)
-    hint = db.seq_hints.pop(session_id, None)
-    if hint is None:  # never seen by this process: read it (flat on every server)
-        raw = await sessions.find_one(session, _LAST_SEQ)
-        if raw is None:
-            return None
-        hint = int(raw.get("last_seq", 0))
-    end = hint + count
-    result = await sessions.update_one(
-        {**session, "last_seq": hint}, {"$set": {"last_seq": end, "updated_at": now}}
-    )
-    if result.matched_count == 0:  # another writer appended (or no session)
-        reserved = await sessions.find_one_and_update(
-            session,
-            {"$inc": {"last_seq": count}, "$set": {"updated_at": now}},
-            projection=_LAST_SEQ,
-            return_document=ReturnDocument.AFTER,
-        )
-        if reserved is None:
-            return None
-        end = int(reserved["last_seq"])
-    db.hint_seq(session_id, end)
-    return end
-
-
 async def _insert_batch(
     messages: AsyncCollection[Any], session_id: ObjectId, documents: list[dict[str, Any]]
 ) -> None:
@@ -543,9 +507,10 @@ async def _insert_batch(
 
 
 async def _reserve_seq(
-    db: Connection, session_id: ObjectId, now: datetime, key: str | None
+    db: Connection, session_id: ObjectId, now: datetime, key: str | None, *, count: int = 1
 ) -> int | None:
-    """Take the session's next ``seq`` (``None``: no such session, or ``key`` was seen).
+    """Take the session's next ``count`` seqs; returns the last one (``None``: no such
+    session, or ``key`` was seen). The range is contiguous and no other writer gets any of it.
 
     Design note: a compare-and-set on the ``last_seq`` this process saw last (one ``update``
     by ``_id``), falling back to an atomic ``$inc`` (``findAndModify``) when another writer got
@@ -569,14 +534,14 @@ async def _reserve_seq(
         if raw is None:
             return None
         hint = int(raw.get("last_seq", 0))
-    seq = hint + 1
+    seq = hint + count
     result = await sessions.update_one(
         {**query, "last_seq": hint}, {"$set": {"last_seq": seq, "updated_at": now}, **push}
     )
     if result.matched_count == 0:  # another writer appended (or the key was seen, or no session)
         reserved = await sessions.find_one_and_update(
             query,
-            {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}, **push},
+            {"$inc": {"last_seq": count}, "$set": {"updated_at": now}, **push},
             projection=_LAST_SEQ,
             return_document=ReturnDocument.AFTER,
         )
