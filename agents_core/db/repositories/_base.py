@@ -12,6 +12,7 @@ lists): a document that no longer validates raises ``CorruptDocumentError``.
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -80,45 +81,19 @@ def _corrupt(
 
 
 async def insert(db: Connection, document: type[Document], record: type[R], **fields: Any) -> R:
-    """Insert a new ``document`` from ``fields`` (already checked); returns its record.
+    """Insert a new ``document`` from ``fields`` (already checked, in their stored form: records
+    dumped); returns its record.
 
-    The declared defaults fill in what ``fields`` leave out, so a field is declared once. Its
-    ``_id`` is made on the client, so a retried insert cannot create a second copy.
+    The declared defaults fill in what ``fields`` leave out, so a field is declared once. What
+    is stored is validated as a record first (so nothing is written that would not read back),
+    and the record returned is the one a read would build: the two compare equal,
+    ``model_fields_set`` too. Its ``_id`` is made on the client, so a retried insert cannot
+    create a second copy.
     """
-    target = db.collection(document)
-    # Every field set, as in a record read back (defaults included): the two compare equal,
-    # ``model_fields_set`` too.
-    created = record.model_validate({**stored_defaults(document), "_id": ObjectId(), **fields})
-    await target.insert_one({**created.model_dump(by_alias=True), **_stored_only(document)})
+    stored = {**stored_defaults(document), "_id": ObjectId(), **fields}
+    created = record.model_validate(stored)
+    await db.collection(document).insert_one(stored)
     return created
-
-
-def _stored_only(document: type[Document]) -> dict[str, Any]:
-    """The defaults of the fields a document stores that its record does not show."""
-    makers = _LAYER_ONLY.get(document)
-    if makers is None:
-        makers = _LAYER_ONLY[document] = _default_makers(document)
-    return {name: make() for name, make in makers}
-
-
-def _default_makers(document: type[Document]) -> tuple[tuple[str, Callable[[], Any]], ...]:
-    shown: set[str] = set()
-    for base in document.__mro__[1:]:
-        if issubclass(base, pydantic.BaseModel) and not issubclass(base, Document):
-            shown.update(base.model_fields)
-    makers: list[tuple[str, Callable[[], Any]]] = []
-    for name, info in document.model_fields.items():
-        if name in shown or name in _BEANIE_FIELDS:
-            continue
-        # Called directly: FieldInfo.get_default inspects the factory's signature every time.
-        factory = info.default_factory
-        make = factory if factory is not None else functools.partial(copy.copy, info.default)
-        makers.append((name, make))
-    return tuple(makers)
-
-
-#: Per document class, the fields only the layer uses (``RunDocument.inline_bytes``, …).
-_LAYER_ONLY: dict[type[Document], tuple[tuple[str, Callable[[], Any]], ...]] = {}
 
 
 def by_id(document: type[Document], id: ObjectId) -> dict[str, Any]:
@@ -196,17 +171,41 @@ async def require(db: Connection, document: type[Document], id: ObjectId, entity
 
 def stored_defaults(document: type[Document]) -> dict[str, Any]:
     """The default of every field ``document`` stores that has one (record and layer-only
-    fields alike): what ``insert`` stores for the fields a caller leaves out, for writes that
-    build their documents themselves (``MessagesRepository.append_items``). Fresh values."""
-    makers = _ALL_DEFAULTS.get(document)
-    if makers is None:
-        makers = _ALL_DEFAULTS[document] = tuple(
-            (name, info.default_factory or functools.partial(copy.copy, info.default))
-            for name, info in document.model_fields.items()
-            if name not in _BEANIE_FIELDS and not info.is_required()
-        )
-    return {name: make() for name, make in makers}
+    fields alike), fresh: what ``insert`` stores for the fields a caller leaves out, and what
+    writes that build their documents themselves start from (``append_items``)."""
+    defaults = _DEFAULTS.get(document)
+    if defaults is None:
+        defaults = _DEFAULTS[document] = _defaults_of(document)
+    constants, makers = defaults
+    fresh = {**constants}
+    for name, make in makers:
+        fresh[name] = make()
+    return fresh
 
 
-#: Per document class, the default makers of all its fields with defaults.
-_ALL_DEFAULTS: dict[type[Document], tuple[tuple[str, Callable[..., Any]], ...]] = {}
+def _defaults_of(
+    document: type[Document],
+) -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
+    """Immutable defaults once; a maker for each default that must be made per document
+    (factories such as ``utcnow``, and mutable values, copied)."""
+    constants: dict[str, Any] = {}
+    makers: list[tuple[str, Callable[[], Any]]] = []
+    for name, info in document.model_fields.items():
+        if name in _BEANIE_FIELDS or info.is_required():
+            continue
+        if info.default_factory is not None:
+            # Called directly: FieldInfo.get_default inspects the factory's signature each time.
+            makers.append((name, info.default_factory))  # type: ignore[arg-type]
+        elif isinstance(info.default, _IMMUTABLE):
+            constants[name] = info.default
+        else:
+            makers.append((name, functools.partial(copy.deepcopy, info.default)))
+    return constants, tuple(makers)
+
+
+_IMMUTABLE = (type(None), str, int, float, bool, bytes, ObjectId, datetime.datetime)
+
+#: Per document class: its immutable defaults, and the makers of the others.
+_DEFAULTS: dict[
+    type[Document], tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]
+] = {}
