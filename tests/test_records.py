@@ -83,6 +83,11 @@ async def test_a_document_that_no_longer_validates_is_reported_as_corrupt() -> N
     assert not isinstance(info.value, InvalidInputError)  # the caller did nothing wrong
     with pytest.raises(CorruptDocumentError, match="messages"):
         await MessagesRepository().get_last_message(session.id)
+    # Read along with its session, it is still named as itself.
+    with pytest.raises(CorruptDocumentError) as along:
+        await SessionsRepository().find_by_id(session.id)
+    assert (along.value.collection, along.value.id) == ("messages", bad_id)
+    assert "role" in str(along.value) and "messages.1" not in str(along.value)
 
 
 async def test_a_corrupt_session_names_its_collection_and_id() -> None:

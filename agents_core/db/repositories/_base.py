@@ -48,11 +48,24 @@ class Repository:
         return self._db or default_connection()
 
 
-def load(record: type[R], raw: Mapping[str, Any], collection: str) -> R:
-    """The ``record`` of a stored document (``CorruptDocumentError`` if it does not validate)."""
+def load(
+    record: type[R],
+    raw: Mapping[str, Any],
+    collection: str,
+    *,
+    nested: Mapping[str, str] | None = None,
+) -> R:
+    """The ``record`` of a stored document (``CorruptDocumentError`` if it does not validate).
+
+    ``nested`` names the collection of documents read along and put in a list field (e.g. a
+    session's ``messages``), so that one of them that does not validate is reported as itself.
+    """
     try:
         return record.model_validate(raw)
     except pydantic.ValidationError as exc:
+        loc = exc.errors()[0]["loc"]
+        if nested and len(loc) > 1 and loc[0] in nested and isinstance(loc[1], int):
+            raise _corrupt(exc, nested[str(loc[0])], raw[str(loc[0])][loc[1]], skip=2) from exc
         raise _corrupt(exc, collection, raw) from exc
 
 
@@ -72,10 +85,10 @@ def _list_adapter(record: type[R]) -> pydantic.TypeAdapter[list[R]]:
 
 
 def _corrupt(
-    exc: pydantic.ValidationError, collection: str, raw: Mapping[str, Any]
+    exc: pydantic.ValidationError, collection: str, raw: Mapping[str, Any], *, skip: int = 0
 ) -> CorruptDocumentError:
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
+    where = ".".join(str(part) for part in error["loc"][skip:])
     ident = raw.get("_id", raw.get("id", "?"))
     return CorruptDocumentError(collection, ident, f"{where}: {error['msg']}")
 
@@ -169,10 +182,11 @@ async def require(db: Connection, document: type[Document], id: ObjectId, entity
     await get(db, document, id, entity, _ID_ONLY)
 
 
-def stored_defaults(document: type[Document]) -> dict[str, Any]:
+def stored_defaults(document: type[pydantic.BaseModel]) -> dict[str, Any]:
     """The default of every field ``document`` stores that has one (record and layer-only
     fields alike), fresh: what ``insert`` stores for the fields a caller leaves out, and what
-    writes that build their documents themselves start from (``append_items``)."""
+    writes that build their documents themselves start from (``append_items``, a tool call
+    pushed onto its run)."""
     defaults = _DEFAULTS.get(document)
     if defaults is None:
         defaults = _DEFAULTS[document] = _defaults_of(document)
@@ -184,7 +198,7 @@ def stored_defaults(document: type[Document]) -> dict[str, Any]:
 
 
 def _defaults_of(
-    document: type[Document],
+    document: type[pydantic.BaseModel],
 ) -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
     """Immutable defaults once; a maker for each default that must be made per document
     (factories such as ``utcnow``, and mutable values, copied)."""
@@ -207,5 +221,5 @@ _IMMUTABLE = (type(None), str, int, float, bool, bytes, ObjectId, datetime.datet
 
 #: Per document class: its immutable defaults, and the makers of the others.
 _DEFAULTS: dict[
-    type[Document], tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]
+    type[pydantic.BaseModel], tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]
 ] = {}

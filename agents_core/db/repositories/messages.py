@@ -276,7 +276,7 @@ class MessagesRepository(Repository):
             )
             if claimed.modified_count == 1:
                 raw["popped_at"] = now
-                return load(Message, _readable(raw), _COLLECTION)
+                return load(Message, raw, _COLLECTION)
 
     @translate_errors
     async def clear(self, session_id: str | ObjectId) -> int:
@@ -404,7 +404,7 @@ async def latest_messages(
     reader may see (see ``visible_range``).
     """
     raws = await visible_range(db, session_id, last_seq, floor, limit)
-    return load_many(Message, [_readable(raw) for raw in raws], _COLLECTION)
+    return load_many(Message, raws, _COLLECTION)
 
 
 async def visible_range(
@@ -416,7 +416,7 @@ async def visible_range(
     projection: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The latest ``limit`` (``None``: all) visible messages with ``floor < seq <= top``,
-    oldest first, as stored.
+    oldest first, as stored but with items as appended (field names unescaped).
 
     Visible: not popped, and, for a message of a batch, the batch's last message exists (it
     is written last, so a batch is all there or not shown; a batch whose writer failed midway
@@ -445,6 +445,9 @@ async def visible_range(
         for raw in raws:
             end = raw.get("batch_end_seq")
             if raw.get("popped_at") is None and (end is None or end in present):
+                if raw.get(ESCAPED):  # the item as appended, once
+                    raw["item"] = decode_item(raw["item"], True)
+                    raw[ESCAPED] = False
                 newest_first.append(raw)
                 if limit is not None and len(newest_first) == limit:
                     return newest_first[::-1]

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from agents_core.db import validation as check
 from agents_core.db.documents import (
     AgentDocument,
+    MessageDocument,
     Page,
     Session,
     SessionDocument,
@@ -32,11 +33,13 @@ from agents_core.db.repositories._base import (
     update,
     update_and_read,
 )
-from agents_core.db.repositories.messages import latest_messages
+from agents_core.db.repositories.messages import visible_range
 
 __all__ = ["SessionsRepository"]
 
 _COLLECTION = "sessions"
+#: Where the messages read along with a session come from (to name a corrupt one).
+_MESSAGES = {"messages": MessageDocument.Settings.name}
 #: Reading a session as a record leaves the internal key list on the server.
 _PROJECTION = {"recent_idempotency_keys": 0}
 
@@ -73,10 +76,11 @@ class SessionsRepository(Repository):
         count = check.limit(message_limit, "message_limit", minimum=0)
         raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
         db.hint_seq(sid, raw.get("last_seq", 0))
-        raw["messages"] = await latest_messages(
-            db, sid, raw.get("last_seq", 0), count, floor=raw.get("cleared_through_seq", 0)
+        # The session and its messages validated in one pass.
+        raw["messages"] = await visible_range(
+            db, sid, raw.get("last_seq", 0), raw.get("cleared_through_seq", 0), count
         )
-        return load(SessionWithMessages, raw, _COLLECTION)
+        return load(SessionWithMessages, raw, _COLLECTION, nested=_MESSAGES)
 
     @translate_errors
     async def set_active_agent(

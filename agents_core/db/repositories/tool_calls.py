@@ -23,7 +23,14 @@ from agents_core.db.errors import (
     translate_errors,
 )
 from agents_core.db.repositories import _payloads
-from agents_core.db.repositories._base import Repository, get, load, load_many, update_and_read
+from agents_core.db.repositories._base import (
+    Repository,
+    get,
+    load,
+    load_many,
+    stored_defaults,
+    update_and_read,
+)
 
 __all__ = ["ToolCallsRepository", "parse_tool_call_id"]
 
@@ -64,21 +71,24 @@ class ToolCallsRepository(Repository):
         body, data = check.encoded_text(input, "input", max_bytes=settings.max_payload_bytes)
         request = check.optional_name(request_id, "request_id")
         size = len(data)
-        call = ToolCall(
-            id=f"{rid}{_SEPARATOR}{ObjectId()}",
-            run_id=rid,
-            tool_name=name,
-            input=body,
-            request_id=request,
-        )
+        stored = {
+            **stored_defaults(ToolCall),
+            "id": f"{rid}{_SEPARATOR}{ObjectId()}",
+            "run_id": rid,
+            "tool_name": name,
+            "input": body,
+            "request_id": request,
+        }
+        call = ToolCall.model_validate(stored)  # what a read of it returns
         inline = size <= settings.payload_inline_max_bytes
-        if inline and await _push(db, rid, call, size):
+        if inline and await _push(db, rid, stored, size):
             return call
         if inline and (refusal := await _refusal(db, rid)) is not None:
             raise refusal
         # Too large to embed, or the run's inline budget is spent: store it beside the run.
         ref = await _payloads.store(db, rid, data)
-        if not await _push(db, rid, call.model_copy(update={"input": "", "input_payload": ref}), 0):
+        spilled = {**stored, "input": "", "input_payload": ref.model_dump()}
+        if not await _push(db, rid, spilled, 0):
             await _payloads.discard(db, ref)
             raise await _refusal(db, rid) or InvalidStateError("run", rid, "refused the tool call")
         return call.model_copy(update={"input_payload": ref})
@@ -147,15 +157,16 @@ def parse_tool_call_id(value: object) -> tuple[str, ObjectId]:
     raise InvalidIdError("tool call", value)
 
 
-async def _push(db: Connection, run_id: ObjectId, call: ToolCall, inline_bytes: int) -> bool:
-    """Append ``call`` if the run is running, has room, and (inline) has budget left."""
+async def _push(db: Connection, run_id: ObjectId, call: dict[str, Any], inline_bytes: int) -> bool:
+    """Append ``call`` (as stored) if the run is running, has room, and (inline) has budget
+    left."""
     settings = db.settings
     query: dict[str, Any] = {
         "_id": run_id,
         "status": RunStatus.running.value,
         f"tool_calls.{settings.max_tool_calls_per_run - 1}": {"$exists": False},
     }
-    update: dict[str, Any] = {"$push": {"tool_calls": call.model_dump()}}
+    update: dict[str, Any] = {"$push": {"tool_calls": call}}
     if inline_bytes:
         query["inline_bytes"] = {"$lte": settings.run_inline_budget_bytes - inline_bytes}
         update["$inc"] = {"inline_bytes": inline_bytes}
