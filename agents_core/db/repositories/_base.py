@@ -115,8 +115,16 @@ def by_id(document: type[Document], id: ObjectId) -> dict[str, Any]:
     A document class may declare ``visible`` (a filter on plain fields): a session being
     deleted or forked does not exist for any by-id read or write.
     """
-    visible: Mapping[str, Any] | None = getattr(document, "visible", None)
+    visible = _VISIBLE.get(document, _UNKNOWN)
+    if visible is _UNKNOWN:
+        # Once per class: a missing attribute costs an exception in pydantic's metaclass.
+        visible = _VISIBLE[document] = getattr(document, "visible", None)
     return {"_id": id, **visible} if visible else {"_id": id}
+
+
+#: Per document class, its ``visible`` filter (``None``: every document is).
+_VISIBLE: dict[type[Document], Mapping[str, Any] | None] = {}
+_UNKNOWN: Mapping[str, Any] = {"": None}
 
 
 async def get(

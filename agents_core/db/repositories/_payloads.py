@@ -52,6 +52,11 @@ async def resolve(
 
     Returns ``calls`` itself when nothing is spilled.
     """
+    for call in calls:  # the common case, nothing spilled, at the cost of one look per call
+        if call.input_payload is not None or call.output_payload is not None:
+            break
+    else:
+        return calls
     refs = {
         (index, field): ref
         for index, call in enumerate(calls)
