@@ -40,7 +40,7 @@ import bson
 from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
 from pymongo import AsyncMongoClient, MongoClient, monitoring
 
-from agents_core.embedded import EmbeddedServer
+from agents_core.embedded import database_target
 from agents_core.integrations.langgraph import AgentsCoreSaver
 
 __all__ = ["main", "run"]
@@ -258,12 +258,10 @@ async def run(uri: str) -> dict[str, Any]:
 
 @contextmanager
 def server() -> Iterator[str]:
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with EmbeddedServer(data_dir=None) as embedded:
-        # SecantusDB slows down as it keeps a record per retryable write (NOTES-wire-server.md).
-        yield embedded.uri + "?retryWrites=false"
+    """``MONGODB_URI``, else a SecantusDB of our own, in memory (its URI has
+    ``retryWrites=false``: the server slows down as it keeps a record per retryable write)."""
+    with database_target(in_memory=True) as target:
+        yield target.uri
 
 
 def report(results: dict[str, Any]) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 import uuid
@@ -30,7 +29,7 @@ from pymongo import AsyncMongoClient
 
 from agents_core.db import MessagesRepository, SessionsRepository, close_db, init_db
 from agents_core.db.retention import sweep
-from agents_core.embedded import EmbeddedServer
+from agents_core.embedded import database_target
 from agents_core.testing.commands import CommandCounter
 from benchmarks.raw import RawLayer
 
@@ -39,11 +38,9 @@ CONTENT = "x" * 250
 
 @contextmanager
 def _server() -> Iterator[str]:
-    if uri := os.environ.get("MONGODB_URI"):
-        yield uri
-        return
-    with EmbeddedServer(data_dir=None) as server:
-        yield server.uri + "?retryWrites=false"
+    """``MONGODB_URI``, else a SecantusDB of our own, in memory (``retryWrites=false``)."""
+    with database_target(in_memory=True) as target:
+        yield target.uri
 
 
 async def _seed_session(raw: RawLayer, messages: int, user_id: str | None = None) -> ObjectId:
