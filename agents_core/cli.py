@@ -810,15 +810,10 @@ def agents(
     as_json: JsonOption = False,
 ) -> None:
     """Agents and the tools they may call, by name."""
-    from agents_core.db import AgentsRepository, get_database
+    from agents_core.db import AgentsRepository
 
     async def work() -> list[Agent]:
-        # The repository has no listing: the names come from the collection, the agents from it.
-        cursor = get_database()["agents"].find({}, {"name": 1, "_id": 0}).sort("name", 1)
-        names = [raw["name"] for raw in await cursor.limit(limit).to_list()]
-        repo = AgentsRepository()
-        found = [await repo.find_by_name(name) for name in names]
-        return [agent for agent in found if agent is not None]
+        return await AgentsRepository().list_by_name(limit=limit)
 
     def render(found: list[Agent]) -> None:
         _print_json(found) if as_json else out.print(_agents(found))

@@ -49,6 +49,19 @@ async def test_find_by_name_of_unknown_is_none() -> None:
     assert await AgentsRepository().find_by_name("nobody") is None
 
 
+async def test_list_by_name_pages_in_name_order() -> None:
+    repo = AgentsRepository()
+    assert await repo.list_by_name() == []
+    for name in ("carol", "alice", "bob", "dave"):
+        await make_agent(name)
+    first = await repo.list_by_name(limit=2)
+    assert [agent.name for agent in first] == ["alice", "bob"]
+    assert first[0].model_dump() == (await repo.find_by_name("alice")).model_dump()
+    rest = await repo.list_by_name(after=first[-1].name, limit=2)
+    assert [agent.name for agent in rest] == ["carol", "dave"]
+    assert await repo.list_by_name(after="dave") == []
+
+
 async def test_find_by_id_roundtrip_and_missing() -> None:
     agent = await make_agent()
     assert (await AgentsRepository().find_by_id(str(agent.id))).name == agent.name

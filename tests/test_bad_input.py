@@ -219,6 +219,25 @@ CASES = [
         "name",
         lambda s: agents.find_by_name(REGEX),
     ),
+    # AgentsRepository.list_by_name
+    case(
+        "agents.list_by_name:after-ne",
+        InvalidInputError,
+        "after",
+        lambda s: agents.list_by_name(after=NE),
+    ),
+    case(
+        "agents.list_by_name:limit-0",
+        InvalidInputError,
+        "limit",
+        lambda s: agents.list_by_name(limit=0),
+    ),
+    case(
+        "agents.list_by_name:limit-str",
+        InvalidInputError,
+        "limit",
+        lambda s: agents.list_by_name(limit="5"),
+    ),
     # AgentsRepository.find_by_id
     case(
         "agents.find_by_id:12-bytes",

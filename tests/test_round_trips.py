@@ -39,6 +39,7 @@ async def test_agent_operations(command_log: CommandCounter) -> None:
     assert await commands(command_log, repo.create(CreateAgentDTO(name="a"))) == ["insert"]
     agent = await make_agent("b")
     assert await commands(command_log, repo.find_by_name("b")) == ["find"]
+    assert await commands(command_log, repo.list_by_name(after="a", limit=5)) == ["find"]
     # Writes that return the document: update, then read it back (flat on every server).
     assert await commands(command_log, repo.update_instructions(agent.id, "x")) == [
         "update",

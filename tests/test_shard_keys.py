@@ -92,6 +92,7 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "agents.create": lambda: agents.create(CreateAgentDTO(name="other")),
         "agents.find_by_id": lambda: agents.find_by_id(agent.id),
         "agents.find_by_name": lambda: agents.find_by_name("sharded"),
+        "agents.list_by_name": lambda: agents.list_by_name(limit=5),
         "agents.enable_tool": lambda: agents.enable_tool(agent.id, "u"),
         "agents.get_tools": lambda: agents.get_tools(agent.id),
         "agents.update_instructions": lambda: agents.update_instructions(agent.id, "x"),

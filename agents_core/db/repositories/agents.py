@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bson import ObjectId
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
@@ -15,7 +16,15 @@ from agents_core.db.errors import (
     translate_errors,
 )
 from agents_core.db.limits import MAX_INSTRUCTIONS_BYTES
-from agents_core.db.repositories._base import Repository, get, insert, load, require, update
+from agents_core.db.repositories._base import (
+    Repository,
+    get,
+    insert,
+    load,
+    load_many,
+    require,
+    update,
+)
 
 __all__ = ["AgentsRepository"]
 
@@ -84,6 +93,23 @@ class AgentsRepository(Repository):
         query = {"name": check.name(name, "name")}
         raw = await self.db.collection(AgentDocument).find_one(query)
         return None if raw is None else load(Agent, raw, _COLLECTION)
+
+    @translate_errors
+    async def list_by_name(self, *, after: str | None = None, limit: int = 100) -> list[Agent]:
+        """Agents in name order, the first ``limit`` after the name ``after`` (``None``: from
+        the start), to page with the last name of a page. One command, on the unique name
+        index."""
+        query = {} if after is None else {"name": {"$gt": check.name(after, "after")}}
+        count = check.limit(limit)
+        raws = await (
+            self.db.collection(AgentDocument)
+            .find(query)
+            .sort("name", ASCENDING)
+            .limit(count)
+            .batch_size(count)
+            .to_list()
+        )
+        return load_many(Agent, raws, _COLLECTION)
 
     @translate_errors
     async def find_by_id(self, agent_id: str | ObjectId) -> Agent:
