@@ -178,6 +178,7 @@ class AgentRunner:
     async def _steps(self, run: Run, agent: Agent, turn: _Turn, history: list[Message]) -> Run:
         definitions = self.tools.definitions(agent.tools)
         settings = self.messages.db.settings
+        known = {message.id for message in history}
         for step in range(self.max_steps):
             response = await self._call_model(run, ModelRequest(agent, tuple(history), definitions))
             requests = [
@@ -205,14 +206,14 @@ class AgentRunner:
                         for r in requests
                     ],
                 )
-                _add(history, reply)
+                _add(history, known, reply)
                 stored = reply.requested_tool_calls
                 if len(stored) == len(requests):  # a retried turn answers the stored requests
                     requests = [replace(r, id=s.id) for r, s in zip(requests, stored, strict=True)]
             if not requests:
                 return await self.runs.complete(run.id, RunStatus.completed)
             for request in requests:
-                _add(history, await self._call_tool(run, agent, turn, request))
+                _add(history, known, await self._call_tool(run, agent, turn, request))
         return await self.runs.complete(
             run.id, RunStatus.failed, f"step limit reached: {self.max_steps} model calls"
         )
@@ -368,9 +369,11 @@ def _error_text(exc: BaseException) -> str:
     return _clean(text, MAX_ERROR_BYTES, "error text")
 
 
-def _add(history: list[Message], message: Message) -> None:
-    """Append ``message`` unless a retried turn's keyed append returned one already there."""
-    if all(message.id != earlier.id for earlier in history):
+def _add(history: list[Message], known: set[ObjectId], message: Message) -> None:
+    """Append ``message`` unless a retried turn's keyed append returned one already there
+    (``known``: the ids in ``history``, kept with it)."""
+    if message.id not in known:
+        known.add(message.id)
         history.append(message)
 
 
