@@ -57,6 +57,7 @@ __all__ = [
     "Timeline",
     "Turn",
     "call_duration_ms",
+    "format_ms",
     "group_turns",
     "render_session_tree",
     "render_summary",
@@ -280,7 +281,8 @@ def _excerpt(text: str | None, width: int = EXCERPT) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _duration(ms: float | None) -> str:
+def format_ms(ms: float | None) -> str:
+    """A duration for people: ``—`` (unknown), ``4.2 ms``, ``350 ms``, ``12.5 s``."""
     if ms is None:
         return "—"
     if ms >= 10_000:
@@ -317,7 +319,7 @@ def _run_label(run: Run) -> Text:
     )
     if errors:
         label.append(f" ({errors} failed)", style="red")
-    label.append(f" · {run.tokens:,} tokens · ${run.cost:.6f} · {_duration(run_duration_ms(run))}")
+    label.append(f" · {run.tokens:,} tokens · ${run.cost:.6f} · {format_ms(run_duration_ms(run))}")
     if run.error:
         label.append("  error: ", style="bold red")
         label.append(_excerpt(run.error, 120), style="red")
@@ -336,7 +338,7 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
             " ",
             ("model ", "bold"),
             (call.model, style),
-            f"  {_duration(call.duration_ms)}",
+            f"  {format_ms(call.duration_ms)}",
             f"  {call.input_tokens:,} in / {call.output_tokens:,} out",
         )
         if call.cached_input_tokens:
@@ -363,7 +365,7 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
             (tool.tool_name, style),
             "  ",
             (tool.status.value, style),
-            f"  {_duration(duration)}  ",
+            f"  {format_ms(duration)}  ",
             (_excerpt(tool.input, 40), "dim"),
             " → ",
             (_excerpt(tool.output, 60), "red" if tool.status == ToolCallStatus.error else ""),
@@ -432,7 +434,7 @@ def render_summary(turns: Sequence[Turn]) -> Text:
     line.append(f" ({tool_errors} error(s))", style="red" if tool_errors else "")
     if model_errors:
         line.append(f" · {model_errors} failed model call(s)", style="red")
-    line.append(f" · {tokens:,} tokens · ${cost:.6f} · {_duration(elapsed)}")
+    line.append(f" · {tokens:,} tokens · ${cost:.6f} · {format_ms(elapsed)}")
     return line
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents_core.trace import Bar, Timeline
+from agents_core.trace import Bar, Timeline, format_ms
 
 __all__ = ["BarBox", "Chart", "chart"]
 
@@ -91,14 +91,8 @@ class Chart:
         return PLOT_WIDTH / total if total > 0 else 0.0
 
 
-def _ms(value: float) -> str:
-    if value >= 10_000:
-        return f"{value / 1000:,.1f} s"
-    return f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
-
-
 def _note(bar: Bar) -> str:
-    parts = [_ms(bar.duration_ms) if bar.status != "pending" else "pending"]
+    parts = [format_ms(bar.duration_ms) if bar.status != "pending" else "pending"]
     if bar.kind == "model":
         parts.append(f"{bar.tokens:,} tok")
         parts.append(f"${bar.cost:.6f}")
@@ -130,7 +124,7 @@ def chart(timeline: Timeline) -> Chart:
         for index, bar in enumerate(timeline.bars)
     ]
     ticks = [
-        Tick(LABEL_WIDTH + PLOT_WIDTH * step / 4, _ms(timeline.total_ms * step / 4))
+        Tick(LABEL_WIDTH + PLOT_WIDTH * step / 4, format_ms(timeline.total_ms * step / 4))
         for step in range(5)
     ]
     height = TOP + max(len(boxes), 1) * ROW_HEIGHT + 10

@@ -43,6 +43,7 @@ from agents_core.db import (
 )
 from agents_core.trace import (
     call_duration_ms,
+    format_ms,
     group_turns,
     render_summary,
     run_duration_ms,
@@ -71,14 +72,6 @@ _HEADERS = {
 _STATUSES: tuple[StatusFilter, ...] = ("all", "active", "archived")
 
 
-def _duration(ms: float | None) -> str:
-    if ms is None:
-        return "—"
-    if ms >= 10_000:
-        return f"{ms / 1000:,.1f} s"
-    return f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
-
-
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("agents_core.web", "templates"),
@@ -87,7 +80,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["duration"] = _duration
+    env.filters["duration"] = format_ms
     env.filters["money"] = lambda value: f"${value:.6f}"
     env.filters["number"] = lambda value: f"{value:,}"
     env.filters["stamp"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
