@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pydantic
 import pytest
 from beanie import Document
@@ -66,6 +68,44 @@ async def test_a_read_record_equals_what_the_write_returned() -> None:
         message.model_fields_set
         == Message.model_validate(message.model_dump(by_alias=True)).model_fields_set
     )
+
+
+async def test_every_datetime_a_record_returns_is_in_utc_and_equals_the_stored_one() -> None:
+    # The repositories read datetimes naive and the records make them aware (``UtcDatetime``);
+    # the database handle users get reads them aware, the same instants.
+    run = await make_run()
+    call = await ToolCallsRepository().create(run.id, "t", "{}")
+    await ToolCallsRepository().complete(call.id, "ok", "success", 1.0)
+    await MessagesRepository().create(run.session_id, "user", "hi")
+    session = await SessionsRepository().find_by_id(run.session_id)
+    (read_call,) = await ToolCallsRepository().find_by_run(run.id)
+    read_run = await RunsRepository().find_by_id(run.id)
+    stamps = [
+        session.created_at,
+        session.updated_at,
+        session.messages[0].created_at,
+        read_call.started_at,
+        read_call.completed_at,
+        read_run.started_at,
+    ]
+    assert all(stamp is not None and stamp.tzinfo is UTC for stamp in stamps)
+    stored = await get_database()["sessions"].find_one({"_id": session.id})
+    assert stored is not None
+    assert stored["updated_at"].tzinfo is not None
+    assert stored["updated_at"] == session.updated_at
+
+
+def test_a_record_takes_a_naive_datetime_as_utc_and_converts_other_zones() -> None:
+    fields = {"_id": ObjectId(), "session_id": ObjectId(), "seq": 1, "role": "user", "content": ""}
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    plus_two = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    for value in (naive, plus_two):
+        created = Message.model_validate({**fields, "created_at": value}).created_at
+        assert created == naive.replace(tzinfo=UTC)
+        assert created.tzinfo is UTC
+    as_json = Message.model_validate({**fields, "created_at": naive}).model_dump_json()
+    with pytest.raises(pydantic.ValidationError, match="timezone"):
+        Message.model_validate_json(as_json.replace("Z", "").replace("+00:00", ""))
 
 
 async def test_a_document_that_no_longer_validates_is_reported_as_corrupt() -> None:

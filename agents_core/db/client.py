@@ -107,13 +107,17 @@ class Connection:
         #: The latest ``last_seq`` this process saw per session: appends try it first (see
         #: ``repositories/messages.py``); a stale hint costs a command, never correctness.
         self.seq_hints: dict[ObjectId, int] = {}
+        # The repositories read datetimes naive: they are UTC (BSON's convention) and records
+        # make them aware (``UtcDatetime``) for a fraction of the driver's aware decoding.
+        naive = database.codec_options.with_options(tz_aware=False, tzinfo=None)
         self._collections: dict[type[Document], AsyncCollection[Any]] = {
-            document: database.get_collection(document.Settings.name)
+            document: database.get_collection(document.Settings.name, codec_options=naive)
             for document in DOCUMENT_MODELS
         }
 
     def collection(self, document: type[Document]) -> AsyncCollection[Any]:
-        """The driver's collection that stores ``document``."""
+        """The driver's collection that stores ``document``, for the repositories: it reads
+        datetimes naive, in UTC (``database`` reads them aware)."""
         if asyncio.get_running_loop() is not self._loop:
             raise WrongEventLoopError()
         return self._collections[document]

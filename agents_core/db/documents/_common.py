@@ -13,7 +13,7 @@ from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, GetPydanticSchema
 from pydantic_core import core_schema
 
-__all__ = ["ObjectIdField", "Page", "Record", "UtcDatetime", "utcnow"]
+__all__ = ["ObjectIdField", "Page", "Record", "UtcDatetime", "as_utc", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -22,19 +22,31 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` in ``datetime.UTC``; a naive value is taken as UTC (BSON's convention)."""
+    tz = value.tzinfo
+    if tz is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if tz is None else value.astimezone(UTC)
+
+
 def _utc_datetime_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
-    # In Python a datetime is taken as it is: every connection reads them aware, in UTC
-    # (``client.py``), and the layer writes ``utcnow()``, so checking each value's offset
-    # again (a call into Python per value, 8x the cost of the type check) buys nothing on the
-    # read path. JSON must carry an aware timestamp.
+    # In Python a datetime is made aware in UTC here, once: the repositories read stored
+    # datetimes naive (they are UTC by BSON's convention; ``Connection.collection``), because
+    # the driver's own aware decoding (``tz_aware=True, tzinfo=UTC``) costs about 3 us a value
+    # in Python calls, and this about 0.2 us. A value already in ``datetime.UTC`` (what the
+    # layer writes) is taken as it is. JSON must carry an aware timestamp.
     return core_schema.json_or_python_schema(
-        json_schema=core_schema.datetime_schema(tz_constraint="aware"),
-        python_schema=core_schema.datetime_schema(),
+        json_schema=core_schema.no_info_after_validator_function(
+            as_utc, core_schema.datetime_schema(tz_constraint="aware")
+        ),
+        python_schema=core_schema.no_info_after_validator_function(
+            as_utc, core_schema.datetime_schema()
+        ),
     )
 
 
-#: A stored timestamp: aware, in UTC. Every connection reads datetimes with ``tz_aware=True``
-#: and ``tzinfo=UTC`` (``client.py``), so no conversion runs per value.
+#: A stored timestamp: aware, in ``datetime.UTC`` (naive input is taken as UTC).
 UtcDatetime = Annotated[datetime, GetPydanticSchema(_utc_datetime_schema)]
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -44,7 +44,7 @@ from agents_core.db.documents import (
     SessionDocument,
     SessionStatus,
 )
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents._common import as_utc, utcnow
 from agents_core.db.errors import NotFoundError
 from agents_core.db.limits import (
     APPEND_GRACE,
@@ -92,10 +92,6 @@ after_step: Callable[[str], None] | None = None
 def _step(name: str) -> None:
     if after_step is not None:
         after_step(name)
-
-
-def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def claim(db: Connection, session_id: ObjectId, status: str, updated_at: datetime) -> bool:
