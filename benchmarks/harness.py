@@ -32,6 +32,7 @@ __all__ = [
     "CommandCounter",
     "Counts",
     "Op",
+    "Timed",
     "Timing",
     "count_commands",
     "profile_op",
@@ -109,8 +110,18 @@ async def count_commands(
     return counts[0], counts[1]
 
 
-async def time_op(op: Op, raw: RawLayer, *, rounds: int, calls: int, warmup: int) -> list[Timing]:
-    """Median client CPU and wall time per call of each side (repository first)."""
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """Both sides of one op: their median timings, and the median of the per-round CPU ratios
+    (each round's repository batch over the raw batch run next to it)."""
+
+    repo: Timing
+    raw: Timing
+    cpu_ratio: float
+
+
+async def time_op(op: Op, raw: RawLayer, *, rounds: int, calls: int, warmup: int) -> Timed:
+    """Median client CPU and wall time per call of each side, and their paired CPU ratio."""
     sides = op.sides(raw)
     calls = max(1, round(calls * op.batch))
     samples: list[list[tuple[float, float]]] = [[] for _ in sides]
@@ -120,13 +131,15 @@ async def time_op(op: Op, raw: RawLayer, *, rounds: int, calls: int, warmup: int
             sample = await _batch(sides[index], await op.prepare(raw, calls))
             if number >= warmup:
                 samples[index].append(sample)
-    return [
+    repo, raw_side = (
         Timing(
             cpu_us=statistics.median(cpu for cpu, _ in side),
             wall_us=statistics.median(wall for _, wall in side),
         )
         for side in samples
-    ]
+    )
+    ratios = [ours[0] / theirs[0] for ours, theirs in zip(*samples, strict=True)]
+    return Timed(repo, raw_side, statistics.median(ratios))
 
 
 async def profile_op(op: Op, raw: RawLayer, calls: int) -> cProfile.Profile:
