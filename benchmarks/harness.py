@@ -7,7 +7,10 @@ Two passes, on two clients of the same server and database:
 - ``time_op``: ``rounds`` rounds on a client without listeners (so the cost of publishing
   monitoring events is in neither figure); each round runs a batch of ``calls`` calls of one side
   and then of the other, alternating which goes first. Client CPU is ``time.process_time`` of
-  this process only (the server is another process). The result is the median per call.
+  this process only (the server is another process). The result is the median per call of
+  each side, and the CPU ratio is the median of the rounds' ratios (each round's repository
+  batch over the raw batch run next to it): the machine's speed drifts between rounds (the same
+  raw batch took 1.3 ms in one run and 2.9 ms in the next here), and a pair shares the drift.
 """
 
 from __future__ import annotations
