@@ -21,8 +21,8 @@ from benchmarks.suite import Result, Suite
 
 __all__ = ["GOAL", "STRETCH", "environment", "print_report", "write_json"]
 
-GOAL = 1.2  # the most client CPU the repository may cost, relative to raw PyMongo
-STRETCH = 1.1
+GOAL = 1.2  # the blueprint's most client CPU the repository may cost, relative to raw PyMongo
+STRETCH = 1.1  # issue 8's line: every hot path at or under it
 
 
 def environment(suite: Suite) -> dict[str, str]:
@@ -38,7 +38,8 @@ def environment(suite: Suite) -> dict[str, str]:
         "server": f"{suite.server_version} at {mask_uri(suite.uri)}",
         "settings": (
             f"{suite.config.rounds} rounds x {suite.config.calls} calls per side "
-            f"(+{suite.config.warmup} warm-up rounds), medians"
+            f"(+{suite.config.warmup} warm-up rounds), medians; cpu ratio: median of the "
+            "rounds' ratios"
         ),
     }
 
@@ -50,9 +51,9 @@ def print_report(console: Console, suite: Suite) -> None:
     growth = [result for result in suite.results if result.group == "growth"]
     if hot:
         console.print(_results_table("Hot paths: repository vs raw PyMongo (per call)", hot))
-        over = [result.op.label for result in hot if result.cpu_ratio > GOAL]
+        over = [result.op.label for result in hot if result.cpu_ratio > STRETCH]
         if over:
-            console.print(f"[red]cpu_ratio above {GOAL}:[/] {', '.join(over)}")
+            console.print(f"[red]cpu ratio above {STRETCH}:[/] {', '.join(over)}")
     if growth:
         title = "Growth: the same reads on a short and a long session"
         console.print(_results_table(title, growth))
@@ -68,7 +69,8 @@ def write_json(path: Path, suite: Suite) -> None:
 
 def _results_table(title: str, results: list[Result]) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("op", "commands", "cpu µs", "raw cpu µs", "cpu ratio", "wall µs", "raw wall µs"):
+    columns = ("op", "commands", "cpu µs", "raw cpu µs", "cpu ratio", "of medians", "wall µs")
+    for column in (*columns, "raw wall µs"):
         table.add_column(column, justify="left" if column == "op" else "right")
     if any(result.op.explain is not None for result in results):
         table.add_column("docs examined", justify="right")
@@ -79,6 +81,7 @@ def _results_table(title: str, results: list[Result]) -> Table:
             f"{result.repo.cpu_us:,.0f}",
             f"{result.raw.cpu_us:,.0f}",
             _ratio(result.cpu_ratio),
+            _ratio(result.repo.cpu_us / result.raw.cpu_us),
             f"{result.repo.wall_us:,.0f}",
             f"{result.raw.wall_us:,.0f}",
         ]
