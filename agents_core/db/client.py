@@ -257,10 +257,9 @@ def get_settings() -> Settings:
 
 
 def _utc_codec_options(client: AsyncMongoClient[Any]) -> CodecOptions[Any]:
-    """The client's codec options, with datetimes read back aware, in ``datetime.UTC``.
-
-    Whatever client is injected, the layer reads UTC datetimes, so records need no
-    conversion of their own (a validator in Python per datetime would cost every read).
+    """The client's codec options, with datetimes read back aware, in ``datetime.UTC``: those
+    of ``Connection.database``, the handle users and Beanie read through, whatever client is
+    injected. (The repositories' own collections read them naive; records attach UTC.)
     """
     base = getattr(client, "codec_options", None)
     if isinstance(base, CodecOptions):
