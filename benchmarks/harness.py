@@ -10,7 +10,7 @@ Two passes, on two clients of the same server and database:
   this process only (the server is another process). The result is the median per call of
   each side, and the CPU ratio is the median of the rounds' ratios (each round's repository
   batch over the raw batch run next to it): the machine's speed drifts between rounds (the same
-  raw batch took 1.3 ms in one run and 2.9 ms in the next here), and a pair shares the drift.
+  raw read took 2.9 ms in one run and 1.7 ms in the next here), and a pair shares the drift.
 """
 
 from __future__ import annotations
