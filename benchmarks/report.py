@@ -81,7 +81,7 @@ def _results_table(title: str, results: list[Result]) -> Table:
             f"{result.repo.cpu_us:,.0f}",
             f"{result.raw.cpu_us:,.0f}",
             _ratio(result.cpu_ratio),
-            _ratio(result.repo.cpu_us / result.raw.cpu_us),
+            _ratio(result.cpu_ratio_of_medians),
             f"{result.repo.wall_us:,.0f}",
             f"{result.raw.wall_us:,.0f}",
         ]

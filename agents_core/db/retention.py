@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents_core.db.client import Connection, default_connection
 from agents_core.db.documents import SessionDocument, SessionStatus
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents._common import as_utc, utcnow
 from agents_core.db.errors import InvalidInputError, translate_errors
 from agents_core.db.limits import MAX_STALE_AGE
 from agents_core.db.repositories import _lifecycle
@@ -72,7 +72,7 @@ async def sweep(
     if now is not None and now.tzinfo is None:
         raise InvalidInputError("now", "must be timezone-aware")
     connection = db or default_connection()
-    clock = utcnow() if now is None else _lifecycle.as_utc(now)
+    clock = utcnow() if now is None else as_utc(now)
     cutoff = clock - older_than
     sessions = connection.collection(SessionDocument)
     removed = resumed = 0

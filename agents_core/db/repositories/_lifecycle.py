@@ -59,7 +59,6 @@ __all__ = [
     "NOT_COPIED",
     "STATE",
     "after_step",
-    "as_utc",
     "claim",
     "copy_session",
     "finish_deletion",
