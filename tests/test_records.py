@@ -21,6 +21,7 @@ from agents_core.db import (
     ToolCallsRepository,
     get_database,
 )
+from agents_core.db.documents._common import utcnow
 from tests.helpers import make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -106,6 +107,14 @@ def test_a_record_takes_a_naive_datetime_as_utc_and_converts_other_zones() -> No
     as_json = Message.model_validate({**fields, "created_at": naive}).model_dump_json()
     with pytest.raises(pydantic.ValidationError, match="timezone"):
         Message.model_validate_json(as_json.replace("Z", "").replace("+00:00", ""))
+
+
+def test_utcnow_is_now_in_utc_in_whole_milliseconds() -> None:
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+    now = utcnow()
+    assert now.tzinfo is UTC
+    assert now.microsecond % 1000 == 0
+    assert before <= now <= datetime.now(UTC)
 
 
 async def test_a_document_that_no_longer_validates_is_reported_as_corrupt() -> None:

@@ -134,11 +134,13 @@ def _string(value: object, field: str) -> str:
     return value
 
 
-def requested_tool_calls(value: object, *, max_bytes: int) -> list[RequestedToolCall]:
-    """The tool calls a model asked for: records with a name, an id and bounded arguments."""
+def requested_tool_calls(value: object, *, max_bytes: int) -> list[dict[str, str]]:
+    """The tool calls a model asked for, each with a name, an id and bounded arguments, in
+    their stored form (what ``RequestedToolCall`` validates: the message's record checks them
+    once more as it is built)."""
     if not isinstance(value, list | tuple):
         raise InvalidInputError("requested_tool_calls", "must be a list of RequestedToolCall")
-    calls: list[RequestedToolCall] = []
+    calls: list[dict[str, str]] = []
     size = 0
     for call in value:
         if not isinstance(call, RequestedToolCall):
@@ -149,11 +151,11 @@ def requested_tool_calls(value: object, *, max_bytes: int) -> list[RequestedTool
         )
         size += len(data)
         calls.append(
-            RequestedToolCall(
-                id=name(getattr(call, "id", None), "requested_tool_calls.id"),
-                name=name(getattr(call, "name", None), "requested_tool_calls.name"),
-                arguments=arguments,
-            )
+            {
+                "id": name(getattr(call, "id", None), "requested_tool_calls.id"),
+                "name": name(getattr(call, "name", None), "requested_tool_calls.name"),
+                "arguments": arguments,
+            }
         )
     if size > max_bytes:
         raise InvalidInputError("requested_tool_calls", f"larger than {max_bytes} bytes")

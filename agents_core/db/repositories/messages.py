@@ -138,7 +138,7 @@ class MessagesRepository(Repository):
                 created_at=now,
                 idempotency_key=key,
                 tool_call_id=call_id,
-                requested_tool_calls=[call.model_dump() for call in requested],
+                requested_tool_calls=requested,
                 request_id=answered,
             )
         except DuplicateKeyError:
