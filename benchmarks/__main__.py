@@ -1,18 +1,21 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--only TEXT] [--profile]``."""
+"""``python -m benchmarks [--quick] [--json PATH] [--only TEXT] [--processes N] [--profile]``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import json
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
 from benchmarks.report import print_report, write_json
 from benchmarks.scale import FULL_SIZES, QUICK_SIZES, print_scale
-from benchmarks.suite import FULL, QUICK, run, run_scale
+from benchmarks.suite import FULL, QUICK, merge, run, run_scale
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,8 +33,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, help="measured rounds per op")
     parser.add_argument("--calls", type=int, help="calls per side in each round")
     parser.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="processes the timing runs in, one after the other, each on its own server "
+        "(default: 3, --quick 1); the figures are their medians",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="print a cProfile of each op's repository side"
     )
+    # One of the other processes of a run: measure, write the timings here, print nothing.
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.only == "langgraph":  # AgentsCoreSaver against langgraph-checkpoint-mongodb
         from benchmarks.langgraph import main as langgraph_main
@@ -39,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         langgraph_main(args)
         return
     # Wide enough for the tables when the output goes to a file or a CI log.
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    console = Console(width=None if sys.stdout.isatty() else 180)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     if args.only == "scale":  # appends and tool-call completions as the database grows
         print_scale(console, asyncio.run(run_scale(sizes, console.log)))
@@ -52,16 +64,45 @@ def main(argv: list[str] | None = None) -> None:
     config = dataclasses.replace(
         QUICK if args.quick else FULL,
         only=args.only,
-        profile=args.profile,
-        **{name: getattr(args, name) for name in ("rounds", "calls") if getattr(args, name)},
+        profile=args.profile and args.worker is None,
+        **{
+            name: getattr(args, name)
+            for name in ("rounds", "calls", "processes")
+            if getattr(args, name)
+        },
     )
+    if args.worker is not None:
+        args.worker.write_text(json.dumps(asyncio.run(run(config, console.log)).timings()))
+        return
     suite = asyncio.run(run(config, console.log))
+    merge(suite, [_other_process(args, number) for number in range(2, config.processes + 1)])
     print_report(console, suite)
     if args.only is None:
         print_scale(console, asyncio.run(run_scale(sizes, console.log)))
     if args.json is not None:
         write_json(args.json, suite)
         console.print(f"records written to {args.json}")
+
+
+def _other_process(args: argparse.Namespace, number: int) -> dict[str, dict[str, float]]:
+    """The timings of the same ops measured by a new process (see ``suite.merge``)."""
+    same = [
+        *(["--quick"] if args.quick else []),
+        *(
+            option
+            for name in ("only", "rounds", "calls")
+            if getattr(args, name) is not None
+            for option in (f"--{name}", str(getattr(args, name)))
+        ),
+    ]
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "timings.json"
+        print(f"process {number}: python -m benchmarks {' '.join(same)}", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks", *same, "--worker", str(path)], check=True
+        )
+        timings: dict[str, dict[str, float]] = json.loads(path.read_text())
+    return timings
 
 
 if __name__ == "__main__":

@@ -37,11 +37,16 @@ def environment(suite: Suite) -> dict[str, str]:
         **{package: _version(package) for package in packages},
         "server": f"{suite.server_version} at {mask_uri(suite.uri)}",
         "settings": (
-            f"{suite.config.rounds} rounds x {suite.config.calls} calls per side "
-            f"(+{suite.config.warmup} warm-up rounds), medians; cpu ratio: median of the "
-            "rounds' ratios"
+            f"{_processes(suite.config.processes)}{suite.config.rounds} rounds x "
+            f"{suite.config.calls} calls per side (+{suite.config.warmup} warm-up rounds), "
+            "medians; cpu ratio: median of the rounds' ratios"
+            + (", then of the processes'" if suite.config.processes > 1 else "")
         ),
     }
+
+
+def _processes(count: int) -> str:
+    return f"{count} processes x " if count > 1 else ""
 
 
 def print_report(console: Console, suite: Suite) -> None:
@@ -72,6 +77,9 @@ def _results_table(title: str, results: list[Result]) -> Table:
     columns = ("op", "commands", "cpu µs", "raw cpu µs", "cpu ratio", "of medians", "wall µs")
     for column in (*columns, "raw wall µs"):
         table.add_column(column, justify="left" if column == "op" else "right")
+    per_process = any(result.cpu_ratios for result in results)
+    if per_process:
+        table.add_column("ratio per process", justify="right")
     if any(result.op.explain is not None for result in results):
         table.add_column("docs examined", justify="right")
     for result in results:
@@ -85,6 +93,8 @@ def _results_table(title: str, results: list[Result]) -> Table:
             f"{result.repo.wall_us:,.0f}",
             f"{result.raw.wall_us:,.0f}",
         ]
+        if per_process:
+            row.append(" / ".join(f"{ratio:.2f}" for ratio in result.cpu_ratios))
         if len(table.columns) > len(row):
             row.append("" if result.docs_examined is None else f"{result.docs_examined:,}")
         table.add_row(*row)

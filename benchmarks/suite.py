@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import pstats
+import statistics
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -30,7 +32,7 @@ from benchmarks.ops import growth_ops, hot_paths, seed, seed_session
 from benchmarks.raw import RawLayer
 from benchmarks.scale import ScaleRecord, measure_scale
 
-__all__ = ["FULL", "QUICK", "Config", "Growth", "Planned", "Result", "Suite", "run"]
+__all__ = ["FULL", "QUICK", "Config", "Growth", "Planned", "Result", "Suite", "merge", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,9 @@ class Config:
     warmup: int  # rounds run first and not measured
     history: int  # messages of the session read by the find_by_session hot path
     growth_sizes: tuple[int, int]  # session sizes compared by the growth benchmark
+    #: Processes the timing pass runs in, one after the other (see ``merge``); each runs
+    #: ``rounds`` rounds on its own server and fixtures.
+    processes: int = 1
     only: str | None = None  # measure only the ops whose label contains this
     profile: bool = False  # print a cProfile of each measured op's repository side
     hot_paths: bool = True  # the hot paths and growth ops (False: only what is named below)
@@ -51,7 +56,9 @@ class Config:
         return self.only is None or self.only in op.label
 
 
-FULL = Config(rounds=41, calls=20, warmup=2, history=10_000, growth_sizes=(1_000, 50_000))
+FULL = Config(
+    rounds=21, calls=20, warmup=2, history=10_000, growth_sizes=(1_000, 50_000), processes=3
+)
 QUICK = Config(rounds=5, calls=3, warmup=1, history=500, growth_sizes=(100, 1_000))
 
 
@@ -72,6 +79,8 @@ class Result:
     #: The median of the per-round ratios (see ``harness.time_op``), not ``repo / raw``.
     cpu_ratio: float
     docs_examined: int | None
+    #: With several processes (``merge``): each process's ``cpu_ratio``, in process order.
+    cpu_ratios: tuple[float, ...] = ()
 
     @property
     def op(self) -> Op:
@@ -105,6 +114,8 @@ class Result:
             "command_names": list(self.repo_counts.names),
             "group": self.group,
         }
+        if self.cpu_ratios:
+            record["cpu_ratio_per_process"] = [round(ratio, 3) for ratio in self.cpu_ratios]
         if self.session_messages is not None:
             record["session_messages"] = self.session_messages
         if self.op.explain is not None:
@@ -119,6 +130,19 @@ class Suite:
     database: str
     server_version: str
     results: list[Result] = field(default_factory=list)
+
+    def timings(self) -> dict[str, dict[str, float]]:
+        """What another process's run adds to this one's (see ``merge``), by op label."""
+        return {
+            result.op.label: {
+                "cpu_us": result.repo.cpu_us,
+                "wall_us": result.repo.wall_us,
+                "raw_cpu_us": result.raw.cpu_us,
+                "raw_wall_us": result.raw.wall_us,
+                "cpu_ratio": result.cpu_ratio,
+            }
+            for result in self.results
+        }
 
     def records(self) -> list[dict[str, Any]]:
         """One JSON record per result; the larger growth size also carries the growth ratios."""
@@ -158,6 +182,35 @@ class Growth:
             "raw_cpu_growth": round(large.raw.cpu_us / small.raw.cpu_us, 3),
             "docs_examined_growth": examined,
         }
+
+
+def merge(suite: Suite, others: list[dict[str, dict[str, float]]]) -> None:
+    """Fold the timings of other processes' runs (``Suite.timings``) into ``suite``'s results.
+
+    Each figure becomes the median over the processes (this one first), and the CPU ratio the
+    median of the processes' paired ratios. Why processes: how much of its memory a call
+    touches after a wait decides much of its client CPU on a virtual machine (see the README),
+    and that depends on where each process's objects landed (address-space layout, hash
+    seeds), so one process can sit a few hundredths off for a whole run however many rounds it
+    makes: the ratio of a read with nothing to add moved 1.01-1.17 between runs. pyperf runs
+    its workers in separate processes for the same reason.
+    """
+    own = suite.timings()
+    if len(own) != len(suite.results):
+        raise ValueError("two ops share a label: their timings cannot be told apart")
+    for index, result in enumerate(suite.results):
+        measured = [own[result.op.label], *(other[result.op.label] for other in others)]
+
+        def median(key: str, measured: list[dict[str, float]] = measured) -> float:
+            return statistics.median(timing[key] for timing in measured)
+
+        suite.results[index] = dataclasses.replace(
+            result,
+            repo=Timing(cpu_us=median("cpu_us"), wall_us=median("wall_us")),
+            raw=Timing(cpu_us=median("raw_cpu_us"), wall_us=median("raw_wall_us")),
+            cpu_ratio=median("cpu_ratio"),
+            cpu_ratios=tuple(timing["cpu_ratio"] for timing in measured),
+        )
 
 
 async def run(config: Config, progress: Callable[[str], None]) -> Suite:
