@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         metavar="N",
         help="processes the timing runs in, one after the other, each on its own server "
-        "(default: 3, --quick 1); the figures are their medians",
+        "(default: 3, --quick 2); the figures are their medians",
     )
     parser.add_argument(
         "--profile", action="store_true", help="print a cProfile of each op's repository side"

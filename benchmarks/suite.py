@@ -59,7 +59,7 @@ class Config:
 FULL = Config(
     rounds=21, calls=20, warmup=2, history=10_000, growth_sizes=(1_000, 50_000), processes=3
 )
-QUICK = Config(rounds=5, calls=3, warmup=1, history=500, growth_sizes=(100, 1_000))
+QUICK = Config(rounds=5, calls=3, warmup=1, history=500, growth_sizes=(100, 1_000), processes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +192,11 @@ def merge(suite: Suite, others: list[dict[str, dict[str, float]]]) -> None:
     touches after a wait decides much of its client CPU on a virtual machine (see the README),
     and that depends on where each process's objects landed (address-space layout, hash
     seeds), so one process can sit a few hundredths off for a whole run however many rounds it
-    makes: the ratio of a read with nothing to add moved 1.01-1.17 between runs. pyperf runs
+    makes: the ratio of a read with nothing to add moved 1.00-1.17 between runs. pyperf runs
     its workers in separate processes for the same reason.
     """
+    if not others:
+        return
     own = suite.timings()
     if len(own) != len(suite.results):
         raise ValueError("two ops share a label: their timings cannot be told apart")
