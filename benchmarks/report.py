@@ -28,6 +28,8 @@ STRETCH = 1.1  # issue 8's line: every hot path at or under it
 def environment(suite: Suite) -> dict[str, str]:
     """What the figures were measured on."""
     packages = ("pymongo", "beanie", "pydantic", "SecantusDB")
+    config = suite.config
+    several = config.processes > 1
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} CPUs, {_cpu_model()}, {_memory()}",
@@ -37,16 +39,12 @@ def environment(suite: Suite) -> dict[str, str]:
         **{package: _version(package) for package in packages},
         "server": f"{suite.server_version} at {mask_uri(suite.uri)}",
         "settings": (
-            f"{_processes(suite.config.processes)}{suite.config.rounds} rounds x "
-            f"{suite.config.calls} calls per side (+{suite.config.warmup} warm-up rounds), "
-            "medians; cpu ratio: median of the rounds' ratios"
-            + (", then of the processes'" if suite.config.processes > 1 else "")
+            (f"{config.processes} processes x " if several else "")
+            + f"{config.rounds} rounds x {config.calls} calls per side (+{config.warmup} "
+            "warm-up rounds), medians; cpu ratio: median of the rounds' ratios"
+            + (", then of the processes'" if several else "")
         ),
     }
-
-
-def _processes(count: int) -> str:
-    return f"{count} processes x " if count > 1 else ""
 
 
 def print_report(console: Console, suite: Suite) -> None:

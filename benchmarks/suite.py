@@ -202,15 +202,12 @@ def merge(suite: Suite, others: list[dict[str, dict[str, float]]]) -> None:
         raise ValueError("two ops share a label: their timings cannot be told apart")
     for index, result in enumerate(suite.results):
         measured = [own[result.op.label], *(other[result.op.label] for other in others)]
-
-        def median(key: str, measured: list[dict[str, float]] = measured) -> float:
-            return statistics.median(timing[key] for timing in measured)
-
+        median = {key: statistics.median(timing[key] for timing in measured) for key in measured[0]}
         suite.results[index] = dataclasses.replace(
             result,
-            repo=Timing(cpu_us=median("cpu_us"), wall_us=median("wall_us")),
-            raw=Timing(cpu_us=median("raw_cpu_us"), wall_us=median("raw_wall_us")),
-            cpu_ratio=median("cpu_ratio"),
+            repo=Timing(cpu_us=median["cpu_us"], wall_us=median["wall_us"]),
+            raw=Timing(cpu_us=median["raw_cpu_us"], wall_us=median["raw_wall_us"]),
+            cpu_ratio=median["cpu_ratio"],
             cpu_ratios=tuple(timing["cpu_ratio"] for timing in measured),
         )
 
