@@ -62,12 +62,21 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["COST_ATTRIBUTE", "SCOPE", "ExportError", "export_run", "record_run"]
+__all__ = [
+    "CALL_INDEX_ATTRIBUTE",
+    "COST_ATTRIBUTE",
+    "SCOPE",
+    "ExportError",
+    "export_run",
+    "record_run",
+]
 
 #: The instrumentation scope of the spans.
 SCOPE = "agents_core"
 #: Cost is not part of the GenAI conventions: it goes under our own namespace.
 COST_ATTRIBUTE = "agents_core.cost"
+#: A call span's place among its run's calls, in recorded order (0 first).
+CALL_INDEX_ATTRIBUTE = "agents_core.call.index"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ERROR_NAME = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
@@ -145,10 +154,14 @@ def record_run(
         },
     )
     parent = trace.set_span_in_context(root)
-    for model_call in run.model_calls:
-        _chat_span(tracer, parent, model_call, common)
-    for tool_call in run.tool_calls:
-        _tool_span(tracer, parent, tool_call, common, capture_content=capture_content)
+    # In recorded order, each span carrying its place (timestamps tie: a receiver sorting by
+    # them alone would misorder calls of one millisecond).
+    for index, call in enumerate(run.calls()):
+        placed = {**common, CALL_INDEX_ATTRIBUTE: index}
+        if isinstance(call, ModelCall):
+            _chat_span(tracer, parent, call, placed)
+        else:
+            _tool_span(tracer, parent, call, placed, capture_content=capture_content)
     if run.status == RunStatus.failed:
         _fail(root, run.error)
     elif run.status == RunStatus.completed:

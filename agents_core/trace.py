@@ -20,8 +20,9 @@ Design notes: a turn is a user message and what followed it until the next one. 
 point to messages, but ``AgentRunner`` appends the user message *before* it starts the run, so
 a run belongs to the latest turn whose user message was created at or before the run started
 (timestamps are stored to the millisecond; ties go to the later turn, as they must). Inside a
-turn, model calls, tool calls and messages are merged by time with a fixed rank for ties: a
-model call comes before the assistant message it produced, a tool call before its result.
+turn, order comes from what the writes recorded, never from clocks: messages by ``seq``, a
+run's calls by ``Run.calls`` (``call_order``), and each call right after the message it
+followed (``turn_steps``).
 Tool messages are not shown as steps of their own: the tool call they carry is (whole, with
 its input and status), and a tool message whose call is not among the runs shown stays a
 message. Everything stored is rendered as ``rich.text.Text``, never parsed as markup.
@@ -145,38 +146,38 @@ class Timeline:
 def run_timeline(run: Run) -> Timeline:
     """The waterfall of a run: each call placed at its start and sized by its recorded duration.
 
-    A call recorded before the run's start (clocks of two machines) is placed at 0.
+    The bars are in the order the calls were recorded (``Run.calls``), never re-sorted by
+    their clock: two calls often start in the same millisecond. A call recorded before the
+    run's start (clocks of two machines) is placed at 0.
     """
     bars: list[Bar] = []
-    for model_call in run.model_calls:
-        bars.append(
-            Bar(
-                kind="model",
-                name=model_call.model,
-                status=model_call.status.value,
-                offset_ms=max(_ms(model_call.started_at, run.started_at), 0.0),
-                duration_ms=model_call.duration_ms,
-                call=model_call,
-                tokens=model_call.tokens,
-                cost=model_call.cost,
-                error=model_call.error,
+    for call in run.calls():
+        if isinstance(call, ModelCall):
+            bars.append(
+                Bar(
+                    kind="model",
+                    name=call.model,
+                    status=call.status.value,
+                    offset_ms=max(_ms(call.started_at, run.started_at), 0.0),
+                    duration_ms=call.duration_ms,
+                    call=call,
+                    tokens=call.tokens,
+                    cost=call.cost,
+                    error=call.error,
+                )
             )
-        )
-    for tool_call in run.tool_calls:
-        duration = call_duration_ms(tool_call)
-        bars.append(
-            Bar(
-                kind="tool",
-                name=tool_call.tool_name,
-                status=tool_call.status.value,
-                offset_ms=max(_ms(tool_call.started_at, run.started_at), 0.0),
-                duration_ms=duration or 0.0,
-                call=tool_call,
-                error=tool_call.output if tool_call.status == ToolCallStatus.error else None,
+        else:
+            bars.append(
+                Bar(
+                    kind="tool",
+                    name=call.tool_name,
+                    status=call.status.value,
+                    offset_ms=max(_ms(call.started_at, run.started_at), 0.0),
+                    duration_ms=call_duration_ms(call) or 0.0,
+                    call=call,
+                    error=call.output if call.status == ToolCallStatus.error else None,
+                )
             )
-        )
-    # Model before tool at the same millisecond: the model asked for the tool.
-    bars.sort(key=lambda bar: (bar.offset_ms, 0 if bar.kind == "model" else 1))
     total = max([run_duration_ms(run) or 0.0, *(bar.end_ms for bar in bars)])
     return Timeline(run=run, bars=bars, total_ms=total)
 
@@ -241,19 +242,39 @@ _RANK: dict[StepKind, int] = {
 
 
 def turn_steps(turn: Turn) -> list[Step]:
-    """The turn's steps in time order: user input, model → tool → model …, the answer."""
-    steps: list[Step] = []
-    shown_calls: set[str] = set()
+    """The turn's steps in the order they happened: user input, model → tool → model …, answer.
+
+    Messages keep their ``seq`` order and each run's calls their recorded order
+    (``Run.calls``). A model call goes right after the newest message it was sent
+    (``ModelCall.history_seq``), a tool call right after the assistant message that asked for
+    it (its ``request_id``). Where a call has no such anchor (runs recorded before anchors
+    existed, or by a framework whose calls name no message), the two ordered lists are merged
+    by time instead, a fixed rank deciding ties; each list still keeps its own order.
+    """
+    requested_in = {
+        request.id: message.seq
+        for message in turn.messages
+        if message.role == MessageRole.assistant
+        for request in message.requested_tool_calls
+    }
+    calls: list[Step] = []
+    anchors: list[int | None] = []
     for run in turn.runs:
-        for model_call in run.model_calls:
-            steps.append(Step("model", model_call.started_at, model_call=model_call, run=run))
-        for tool_call in run.tool_calls:
-            shown_calls.add(tool_call.id)
-            steps.append(Step("tool", tool_call.started_at, tool_call=tool_call, run=run))
+        for call in run.calls():
+            if isinstance(call, ModelCall):
+                calls.append(Step("model", call.started_at, model_call=call, run=run))
+                anchors.append(call.history_seq)
+            else:
+                calls.append(Step("tool", call.started_at, tool_call=call, run=run))
+                anchors.append(
+                    None if call.request_id is None else requested_in.get(call.request_id)
+                )
+    shown_calls = {step.tool_call.id for step in calls if step.tool_call is not None}
     last_assistant = None
     for message in turn.messages:
         if message.role == MessageRole.assistant:
             last_assistant = message
+    messages: list[Step] = []
     for message in turn.messages:
         kind: StepKind
         if message.role == MessageRole.user:
@@ -265,9 +286,30 @@ def turn_steps(turn: Turn) -> list[Step]:
             continue  # its tool call is a step, with the whole output
         else:
             kind = "message"
-        steps.append(Step(kind, message.created_at, message=message))
-    steps.sort(key=lambda step: (step.at, _RANK[step.kind]))
-    return steps
+        messages.append(Step(kind, message.created_at, message=message))
+    if all(anchor is not None for anchor in anchors):
+        keyed = [
+            ((step.message.seq if step.message else 0), 0, n) for n, step in enumerate(messages)
+        ]
+        keyed += [(anchor or 0, 1, n) for n, anchor in enumerate(anchors)]
+        keyed.sort()
+        return [messages[n] if side == 0 else calls[n] for _, side, n in keyed]
+    return _merge_by_time(messages, calls)
+
+
+def _merge_by_time(messages: list[Step], calls: list[Step]) -> list[Step]:
+    """Two lists, each in its own order, merged by time (ties by rank)."""
+    merged: list[Step] = []
+    m = c = 0
+    while m < len(messages) and c < len(calls):
+        message, call = messages[m], calls[c]
+        if (message.at, _RANK[message.kind]) <= (call.at, _RANK[call.kind]):
+            merged.append(message)
+            m += 1
+        else:
+            merged.append(call)
+            c += 1
+    return [*merged, *messages[m:], *calls[c:]]
 
 
 # ---------------------------------------------------------------------------------------------

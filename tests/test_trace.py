@@ -6,8 +6,16 @@ from datetime import timedelta
 
 from rich.console import Console
 
-from agents_core.db import RunsRepository, SessionsRepository
+from agents_core.db import (
+    MessagesRepository,
+    ModelCall,
+    RequestedToolCall,
+    RunsRepository,
+    SessionsRepository,
+    ToolCallsRepository,
+)
 from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps
+from tests.helpers import make_agent, make_session
 from tests.recorded import HOSTILE_TITLE, MARKUP, SCRIPT, record_demo, record_hostile
 
 
@@ -50,6 +58,56 @@ async def test_a_timeline_places_calls_by_start_and_recorded_duration(backend: s
     assert timeline.total_ms >= max(b.end_ms for b in timeline.bars)
     assert run.completed_at is not None
     assert timeline.total_ms >= (run.completed_at - run.started_at) / timedelta(milliseconds=1)
+
+
+async def test_a_turn_of_one_millisecond_keeps_the_order_its_writes_recorded(backend: str) -> None:
+    """On a fast machine a whole turn fits in one millisecond: clocks cannot order it."""
+    session = await make_session()
+    agent = await make_agent(f"agent-{session.id}")
+    messages, runs, tools = MessagesRepository(), RunsRepository(), ToolCallsRepository()
+    user = await messages.create(session.id, "user", "What is 2 + 2?")
+    run = await runs.start(session, agent, input_seq=user.seq)
+    instant = run.started_at
+
+    def model_call(history_seq: int) -> ModelCall:
+        return ModelCall(model="m", started_at=instant, duration_ms=0.0, history_seq=history_seq)
+
+    await runs.record_model_call(run.id, model_call(user.seq))
+    request = RequestedToolCall(id="c1", name="calc", arguments="{}")
+    await messages.create(session.id, "assistant", "", requested_tool_calls=[request])
+    call = await tools.create(run.id, "calc", "{}", request_id="c1")
+    await tools.complete(call.id, "4", "success", 0.0)
+    result = await messages.create(session.id, "tool", "4", tool_call_id=call.id, request_id="c1")
+    await runs.record_model_call(run.id, model_call(result.seq))
+    await messages.create(session.id, "assistant", "4")
+    stored = await runs.find_by_id(run.id)
+    history = (await SessionsRepository().find_by_id(session.id)).messages
+    # Every timestamp in the same millisecond, as a fast machine records them.
+    tied_calls = [c.model_copy(update={"started_at": instant}) for c in stored.tool_calls]
+    tied_run = stored.model_copy(update={"tool_calls": tied_calls})
+    tied_messages = [m.model_copy(update={"created_at": instant}) for m in history]
+
+    assert [(bar.kind, bar.name) for bar in run_timeline(tied_run).bars] == [
+        ("model", "m"),
+        ("tool", "calc"),
+        ("model", "m"),
+    ]
+    (turn,) = group_turns(tied_messages, [tied_run])
+    kinds = [step.kind for step in turn_steps(turn)]
+    assert kinds == ["user", "model", "assistant", "tool", "model", "answer"]
+    assert [type(call).__name__ for call in stored.calls()] == [
+        "ModelCall",
+        "ToolCall",
+        "ModelCall",
+    ]
+
+
+async def test_a_run_recorded_before_call_order_is_ordered_by_time(backend: str) -> None:
+    run = (await record_demo()).runs[2]
+    legacy = run.model_copy(update={"call_order": []})
+    starts = [call.started_at for call in legacy.calls()]
+    assert starts == sorted(starts)
+    assert len(legacy.calls()) == len(run.model_calls) + len(run.tool_calls)
 
 
 async def test_the_tree_shows_each_turn_with_bars_errors_and_a_summary(backend: str) -> None:

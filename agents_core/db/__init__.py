@@ -30,6 +30,7 @@ from agents_core.db.config import Settings
 from agents_core.db.documents import (
     Agent,
     AgentDocument,
+    CallKind,
     CreateAgentDTO,
     Message,
     MessageDocument,
@@ -78,6 +79,7 @@ __all__ = [
     "AgentsRepository",
     "AlreadyExistsError",
     "AlreadyInitializedError",
+    "CallKind",
     "Connection",
     "CorruptDocumentError",
     "CreateAgentDTO",

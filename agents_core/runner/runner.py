@@ -231,6 +231,7 @@ class AgentRunner:
                 status=ModelCallStatus.error,
                 error=_error_text(exc),
                 price=getattr(self.model, "price", None),
+                history_seq=request.messages[-1].seq if request.messages else None,
             )
             try:
                 await self.runs.record_model_call(run.id, failed)
@@ -249,6 +250,7 @@ class AgentRunner:
             cost=response.cost,
             price=response.price,
             finish_reason=response.finish_reason,
+            history_seq=request.messages[-1].seq if request.messages else None,
         )
         await self.runs.record_model_call(run.id, call)
         return response

@@ -16,6 +16,7 @@ from agents_core.db.documents.message import (
 )
 from agents_core.db.documents.payload import PayloadChunkDocument, PayloadRef
 from agents_core.db.documents.run import (
+    CallKind,
     ModelCall,
     ModelCallStatus,
     Price,
@@ -58,6 +59,7 @@ __all__ = [
     "SHARD_KEYS",
     "Agent",
     "AgentDocument",
+    "CallKind",
     "CreateAgentDTO",
     "Message",
     "MessageDocument",

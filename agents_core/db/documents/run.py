@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
@@ -14,6 +15,7 @@ from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime,
 from agents_core.db.documents.payload import PayloadRef
 
 __all__ = [
+    "CallKind",
     "ModelCall",
     "ModelCallStatus",
     "Price",
@@ -41,6 +43,13 @@ class ToolCallStatus(StrEnum):
 class ModelCallStatus(StrEnum):
     success = "success"
     error = "error"
+
+
+class CallKind(StrEnum):
+    """What ``RunFields.call_order`` records for each call appended to a run."""
+
+    model = "model"
+    tool = "tool"
 
 
 class Price(Record):
@@ -90,6 +99,9 @@ class ModelCall(Record):
     finish_reason: str | None = None
     status: ModelCallStatus = ModelCallStatus.success
     error: str | None = None
+    #: The ``seq`` of the newest message of the history the model was sent (``None``: not
+    #: recorded). It places the call among the session's messages without reading clocks.
+    history_seq: int | None = None
 
     @property
     def tokens(self) -> int:
@@ -133,6 +145,11 @@ class RunFields(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     #: The model calls of the run, oldest first (bounded by the runner's ``max_steps``).
     model_calls: list[ModelCall] = Field(default_factory=list)
+    #: The kind of each call in the order the writes appended them: the k-th ``model`` entry is
+    #: ``model_calls[k]``, the k-th ``tool`` entry ``tool_calls[k]``. Every write that appends a
+    #: call pushes its kind here in the same update, so the order is the server's, never a clock's
+    #: (two calls often share a millisecond). Empty on runs recorded before it existed.
+    call_order: list[CallKind] = Field(default_factory=list)
     started_at: UtcDatetime = Field(default_factory=utcnow)
     completed_at: UtcDatetime | None = None
     #: The ``seq`` of the user message that started the run's turn (set by the runner).
@@ -145,6 +162,27 @@ class Run(RunFields, Record):
     """A run, as the repositories return it."""
 
     id: ObjectIdField = Field(alias="_id")
+
+    def calls(self) -> list[ModelCall | ToolCall]:
+        """The run's model and tool calls in the order they were recorded.
+
+        That is ``call_order``'s order. A run recorded before ``call_order`` existed (or whose
+        order does not account for every call) is ordered by start time instead, a model call
+        first at the same instant, each kind keeping its own recorded order.
+        """
+        model_calls, tool_calls = self.model_calls, self.tool_calls
+        order = self.call_order
+        if order.count(CallKind.model) == len(model_calls) and order.count(CallKind.tool) == len(
+            tool_calls
+        ):
+            models, tools = iter(model_calls), iter(tool_calls)
+            return [next(models) if kind is CallKind.model else next(tools) for kind in order]
+        ranked: list[tuple[datetime, int, int, ModelCall | ToolCall]] = [
+            (call.started_at, 0, n, call) for n, call in enumerate(model_calls)
+        ]
+        ranked += [(call.started_at, 1, n, call) for n, call in enumerate(tool_calls)]
+        ranked.sort(key=lambda entry: entry[:3])
+        return [entry[3] for entry in ranked]
 
 
 class RunDocument(Document, RunFields):

@@ -14,6 +14,7 @@ from agents_core.db.client import Connection
 from agents_core.db.documents import (
     Agent,
     AgentDocument,
+    CallKind,
     ModelCall,
     Run,
     RunDocument,
@@ -187,7 +188,8 @@ class RunsRepository(Repository):
         """Append one model call to the run and add its tokens and cost to the run's totals.
 
         One command (an atomic ``$push`` with ``$inc``, returning nothing): the run's
-        ``tokens`` stay input + output tokens of all its calls, ``cost`` their sum.
+        ``tokens`` stay input + output tokens of all its calls, ``cost`` their sum, and its
+        ``call_order`` records the call's place among the run's calls.
         """
         db = self.db
         rid = check.object_id(run_id, "run")
@@ -201,6 +203,8 @@ class RunsRepository(Repository):
         cost = check.amount(stored["cost"], "cost")
         check.amount(stored["duration_ms"], "duration_ms")
         check.name(stored["model"], "model")
+        if stored["history_seq"] is not None:
+            check.count(stored["history_seq"], "history_seq")
         if stored["error"] is not None:
             stored["error"] = check.text(stored["error"], "error", max_bytes=MAX_ERROR_BYTES)
         result = await db.collection(RunDocument).update_one(
@@ -209,7 +213,10 @@ class RunsRepository(Repository):
                 "tokens": {"$lte": MAX_TOKENS - tokens},
                 f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
             },
-            {"$push": {"model_calls": stored}, "$inc": {"tokens": tokens, "cost": cost}},
+            {
+                "$push": {"model_calls": stored, "call_order": CallKind.model.value},
+                "$inc": {"tokens": tokens, "cost": cost},
+            },
         )
         if result.matched_count == 0:
             await require(db, RunDocument, rid, "run")

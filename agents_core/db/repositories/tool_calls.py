@@ -13,7 +13,7 @@ from bson import ObjectId
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
-from agents_core.db.documents import RunDocument, RunStatus, ToolCall, ToolCallStatus
+from agents_core.db.documents import CallKind, RunDocument, RunStatus, ToolCall, ToolCallStatus
 from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
     DatabaseError,
@@ -166,7 +166,7 @@ async def _push(db: Connection, run_id: ObjectId, call: dict[str, Any], inline_b
         "status": RunStatus.running.value,
         f"tool_calls.{settings.max_tool_calls_per_run - 1}": {"$exists": False},
     }
-    update: dict[str, Any] = {"$push": {"tool_calls": call}}
+    update: dict[str, Any] = {"$push": {"tool_calls": call, "call_order": CallKind.tool.value}}
     if inline_bytes:
         query["inline_bytes"] = {"$lte": settings.run_inline_budget_bytes - inline_bytes}
         update["$inc"] = {"inline_bytes": inline_bytes}
