@@ -301,9 +301,10 @@ async def test_an_append_that_looked_failed_is_not_duplicated_by_its_retry(
 
 async def test_the_sdk_session_retries_a_batch_with_its_key() -> None:
     sdk = AgentsCoreSession("retried")
-    await sdk.add_items([said("a"), said("b")], idempotency_key="turn-1")
-    await sdk.add_items([said("a"), said("b")], idempotency_key="turn-1")
-    assert await sdk.get_items() == [said("a"), said("b")]
+    turn: list[Any] = [said("a"), said("b")]
+    await sdk.add_items(turn, idempotency_key="turn-1")
+    await sdk.add_items(turn, idempotency_key="turn-1")
+    assert await sdk.get_items() == turn
     core = await sdk.core_session()
     assert core is not None
     assert core.last_seq == 2
@@ -373,7 +374,8 @@ async def test_an_item_at_the_size_limit_is_stored_and_one_byte_more_is_refused(
 
 async def test_the_sdk_session_refuses_bad_items_before_creating_its_session() -> None:
     sdk = AgentsCoreSession("bad-first")
-    for bad in ([said(LONE)], [{"k\ud800": 1}], [said("z" * (17 * 1024 * 1024))]):
+    batches: list[list[Any]] = [[said(LONE)], [{"k\ud800": 1}], [said("z" * (17 * 1024 * 1024))]]
+    for bad in batches:
         with pytest.raises(InvalidInputError):
             await sdk.add_items(bad)
     assert await sdk.core_session() is None
@@ -443,12 +445,12 @@ def test_driver_errors_keep_the_servers_message_and_code_and_drop_its_dict(
 async def test_a_server_error_reaches_the_caller_without_the_servers_reply() -> None:
     @translate_errors
     async def refused() -> None:
-        await get_database().command({"find": "messages", "filter": {"$foo": 1}})
+        await get_database()["messages"].find_one({"seq": {"$bogus": 1}})
 
     with pytest.raises(DatabaseError) as raised:
         await refused()
     text = str(raised.value)
     assert text.startswith("MongoDB error: ")
-    assert "$foo" in text
+    assert "unknown operator: $bogus" in text
     assert "full error" not in text
     assert "{" not in text

@@ -72,15 +72,15 @@ async def race_runs_against(
         session = await make_session()
         await runs.start(session, agent)
         stop = asyncio.Event()
+
+        async def by_record(session: Session = session) -> Run:  # the runner's path
+            return await runs.start(session, agent)
+
+        async def by_ids(session: Session = session) -> Run:
+            return await runs.create(session.id, agent.id)
+
         writers = [
-            asyncio.create_task(
-                keep_starting(
-                    (lambda s=session: runs.start(s, agent))
-                    if i % 2 == 0
-                    else (lambda s=session: runs.create(s.id, agent.id)),
-                    stop,
-                )
-            )
+            asyncio.create_task(keep_starting(by_record if i % 2 == 0 else by_ids, stop))
             for i in range(6)
         ]
         await asyncio.sleep(0.005)

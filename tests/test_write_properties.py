@@ -145,8 +145,9 @@ async def test_sdk_add_items_stores_exactly_or_refuses_and_writes_nothing(
     items: list[dict[str, Any]],
 ) -> None:
     sdk = AgentsCoreSession(f"property-{uuid.uuid4().hex}")
+    batch: list[Any] = items  # the SDK's item types are TypedDicts: these are any JSON objects
     try:
-        await sdk.add_items(items)
+        await sdk.add_items(batch)
     except InvalidInputError:
         assert not all(plain(item) for item in items), "a plain batch was refused"
         assert await sdk.core_session() is None  # not even the session was created
