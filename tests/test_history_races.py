@@ -9,6 +9,7 @@ runs the same races for real, concurrently, on the wire server.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import bson
@@ -31,6 +32,7 @@ from agents_core.db.errors import translate, translate_errors
 from agents_core.db.limits import MAX_ITEM_BYTES
 from agents_core.db.repositories import _lifecycle
 from agents_core.db.repositories import messages as messages_module
+from agents_core.db.retention import SweepResult, sweep
 from agents_core.integrations.openai_agents import AgentsCoreSession
 from tests.helpers import make_agent, make_session
 
@@ -139,6 +141,36 @@ async def test_a_run_started_while_its_session_is_being_deleted_is_refused() -> 
     assert await count("runs", {"session_id": session.id}) == 0
     assert await sessions.delete(session.id) is True
     assert await count("runs", {"session_id": session.id}) == 0
+
+
+async def test_a_run_whose_writer_died_before_its_check_is_removed_by_retention(
+    patched: list[tuple[Any, str, Any]],
+) -> None:
+    agent = await make_agent()
+    live = await make_session()
+    kept = await runs.start(live, agent)
+    session = await make_session()
+    assert await sessions.delete(session.id) is True
+    died: list[str] = []
+
+    async def find_one(collection: Any, *args: Any, **kwargs: Any) -> Any:
+        if collection.name == "sessions" and not died:  # the writer dies before its check
+            died.append("check")
+            raise RuntimeError("killed")
+        return await original(collection, *args, **kwargs)
+
+    original = patch_collection(patched, "find_one", find_one)
+    with pytest.raises(RuntimeError):
+        await runs.start(session, agent)  # a late writer, with the record it read before
+    [orphan] = await get_database()["runs"].find({"session_id": session.id}).to_list()
+    await get_database()["payload_chunks"].insert_one(
+        {"payload_id": ObjectId(), "run_id": orphan["_id"], "n": 0, "data": b"x"}
+    )
+    result = await sweep(timedelta(days=1))
+    assert result == SweepResult(removed=0, resumed=0, kept=0)
+    assert await count("runs", {"session_id": session.id}) == 0
+    assert await count("payload_chunks", {"run_id": orphan["_id"]}) == 0
+    assert (await runs.find_by_id(kept.id)).id == kept.id  # a running run of a live session
 
 
 # ---------------------------------------------------------------------------------------------
