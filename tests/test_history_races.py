@@ -483,6 +483,6 @@ async def test_a_server_error_reaches_the_caller_without_the_servers_reply() -> 
         await refused()
     text = str(raised.value)
     assert text.startswith("MongoDB error: ")
-    assert "unknown operator: $bogus" in text
+    assert "$bogus" in text  # the server's own words (each server words it its way)
     assert "full error" not in text
     assert "{" not in text

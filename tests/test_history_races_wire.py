@@ -117,6 +117,7 @@ async def test_runs_started_racing_retention_never_outlive_their_session() -> No
 
 
 @pytest.mark.slow
+@pytest.mark.bulk  # 6,000 messages written: left out of the mongoeco run (docs/wire-servers.md)
 @on_the_wire_server
 async def test_a_fork_racing_a_clear_is_whole_or_empty(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_lifecycle, "FORK_WINDOW", 20)  # many windows: the clear lands between
