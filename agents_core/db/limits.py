@@ -22,6 +22,7 @@ __all__ = [
     "MAX_ERROR_BYTES",
     "MAX_EXTERNAL_ID_LENGTH",
     "MAX_INSTRUCTIONS_BYTES",
+    "MAX_ITEM_BYTES",
     "MAX_ITEM_TEXT_LENGTH",
     "MAX_LIMIT",
     "MAX_MODEL_CALLS_PER_RUN",
@@ -49,6 +50,11 @@ MAX_AMOUNT = float(2**53)
 MAX_MODEL_CALLS_PER_RUN = 1_000
 #: Largest token total a run can hold (MongoDB's 64-bit integer).
 MAX_TOKENS = 2**63 - 1
+#: Largest stored size of an item appended with ``append_items``: the BSON of the fields that
+#: hold it (the item, its readable text, type and call id), so that its message, with its other
+#: fields (ids, ``seq``, times, an idempotency key: under 2 KiB), stays within MongoDB's 16 MiB
+#: document limit.
+MAX_ITEM_BYTES = 16 * 1024 * 1024 - 8 * 1024
 #: Longest agent instructions accepted, in bytes of UTF-8.
 MAX_INSTRUCTIONS_BYTES = 256 * 1024
 #: Longest error text a run keeps, in bytes of UTF-8 (callers should truncate stack traces).

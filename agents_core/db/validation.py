@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from agents_core.db._items import item_fields
 from agents_core.db.documents.message import RequestedToolCall
 from agents_core.db.errors import InvalidIdError, InvalidInputError
 from agents_core.db.limits import MAX_AMOUNT, MAX_LIMIT, MAX_NAME_LENGTH
@@ -132,6 +134,17 @@ def _string(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(field, f"must be a string, not {type(value).__name__}")
     return value
+
+
+def items(value: object) -> list[dict[str, Any]]:
+    """Framework items (a list of JSON objects) as the fields of the messages that store them,
+    checked as ``MessagesRepository.append_items`` checks them (``db/_items.py``): each one a
+    JSON object that is stored exactly, valid Unicode (no lone surrogate) and of a size a
+    document can hold. A caller that writes something else first (a framework adapter that
+    creates its session) checks the items with this before it does."""
+    if isinstance(value, Mapping | str | bytes) or not isinstance(value, Sequence):
+        raise InvalidInputError("items", "must be a list of items")
+    return [item_fields(item) for item in value]
 
 
 def requested_tool_calls(value: object, *, max_bytes: int) -> list[dict[str, str]]:
