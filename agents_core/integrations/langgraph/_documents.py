@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from bson import ObjectId
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint, CheckpointMetadata
 
+from agents_core.db import validation as check
 from agents_core.db.errors import InvalidInputError
 
 __all__ = [
@@ -65,12 +67,14 @@ def write_key(thread: str, ns: str, checkpoint_id: str, task_id: str, idx: int) 
 
 
 def identifier(value: object, name: str) -> str:
-    """A thread id, namespace or checkpoint id as a string; never a query operator."""
-    if isinstance(value, str):
-        return value
+    """A thread id, namespace, checkpoint id or channel as a string that BSON can encode;
+    never a query operator."""
     if isinstance(value, int | UUID) and not isinstance(value, bool):
         return str(value)
-    raise InvalidInputError(name, f"expected a string, got {type(value).__name__}")
+    if not isinstance(value, str):
+        raise InvalidInputError(name, f"expected a string, got {type(value).__name__}")
+    check.valid_unicode(value, name)
+    return value
 
 
 def config_of(thread: str, ns: str, checkpoint_id: str) -> RunnableConfig:
@@ -82,15 +86,29 @@ def config_of(thread: str, ns: str, checkpoint_id: str) -> RunnableConfig:
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The head of a ``(thread, namespace)``: its last ``seq`` and newest checkpoint id."""
+    """The head of a ``(thread, namespace)``: its last ``seq``, newest checkpoint id, and the
+    epoch its checkpoints carry.
+
+    A head gets a new ``epoch`` each time it is created, and a checkpoint is published under
+    the head whose epoch it carries, at a ``seq`` the head has reached: what a writer left while
+    its thread was deleted (the head went, its documents did not) is never read, even once the
+    thread is created again and numbers its checkpoints from 1. Heads written before epochs have
+    none, and neither have their checkpoints.
+    """
 
     seq: int
     last_id: str
     ordered: bool  # seq order is checkpoint-id order in this namespace
+    epoch: ObjectId | None
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> Head:
-        return cls(int(doc["head_seq"]), str(doc["last_id"]), bool(doc.get("ordered", True)))
+        ordered = bool(doc.get("ordered", True))
+        return cls(int(doc["head_seq"]), str(doc["last_id"]), ordered, doc.get("epoch"))
+
+    def publishes(self, doc: Mapping[str, Any]) -> bool:
+        """Whether checkpoint document ``doc`` is one of this head's (published, same epoch)."""
+        return doc.get("epoch") == self.epoch and 1 <= int(doc["seq"]) <= self.seq
 
 
 @dataclass(slots=True)

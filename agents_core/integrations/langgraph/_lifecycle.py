@@ -1,9 +1,11 @@
 """Whole-thread operations: ``adelete_thread``, ``adelete_for_runs``, ``acopy_thread``,
 ``aprune``.
 
-Deleting a thread removes all of it (one ``delete_many`` on ``thread_id``, plus its chunks);
-``adelete_for_runs`` and ``aprune`` also delete the blobs and chunks no kept checkpoint uses, and
-point a head whose newest checkpoint went to the newest remaining one.
+Deleting a thread removes all of it: its heads first (writers that have not published lose
+their compare-and-set), then one ``delete_many`` on ``thread_id`` with one for its chunks, then
+its heads again (one a racing writer created meanwhile; see ``_writes``). ``adelete_for_runs``
+and ``aprune`` also delete the blobs and chunks no kept checkpoint uses, and point a head whose
+newest checkpoint went to the newest remaining one; they consider only published checkpoints.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from bson import ObjectId
 from bson.errors import BSONError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
@@ -25,10 +28,11 @@ from agents_core.integrations.langgraph._documents import (
     blob_key,
     checkpoint_key,
     identifier,
+    thread_heads_key,
     value_keys,
     write_key,
 )
-from agents_core.integrations.langgraph._heads import Heads
+from agents_core.integrations.langgraph._heads import Heads, Move
 from agents_core.integrations.langgraph._store import insert_new, translated
 
 __all__ = ["Lifecycle"]
@@ -42,10 +46,17 @@ class Lifecycle(Heads):
             coll, chunks = await self._ready()
             thread = identifier(thread_id, "thread_id")
             self._forget(thread)
+            heads = {"k": thread_heads_key(thread)}
+            # The heads first: readers stop finding the thread, and a writer that has not
+            # published yet loses its compare-and-set and finds its history gone.
+            await coll.delete_many(heads)
             await asyncio.gather(
                 coll.delete_many({"thread_id": thread}),
                 payload_chunks.delete_owned(chunks, {"thread_id": thread}),
             )
+            # A head that a racing writer created meanwhile: its checkpoint may need what was
+            # just deleted (one created from now on checks that it does not).
+            await coll.delete_many(heads)
         except (PyMongoError, BSONError) as exc:
             raise translated(exc) from exc
 
@@ -83,7 +94,14 @@ class Lifecycle(Heads):
             if source == target:
                 return
             docs = await coll.find({"thread_id": source}).to_list()
-            checkpoints = [doc for doc in docs if doc["kind"] == "checkpoint"]
+            source_heads = {doc["ns"]: Head.of(doc) for doc in docs if doc["kind"] == "head"}
+            checkpoints = [
+                doc
+                for doc in docs
+                if doc["kind"] == "checkpoint"
+                and (head := source_heads.get(doc["ns"])) is not None
+                and head.publishes(doc)
+            ]
             if not checkpoints:
                 return
             values = [doc for doc in docs if doc["kind"] in ("blob", "write")]
@@ -103,8 +121,10 @@ class Lifecycle(Heads):
                     cid = doc["checkpoint_id"]
                     doc["_id"] = write_key(target, doc["ns"], cid, doc["task_id"], doc["idx"])
                     doc["k"] = checkpoint_key(target, doc["ns"], cid)
-            await insert_new(coll, values)
-            source_heads = {doc["ns"]: Head.of(doc) for doc in docs if doc["kind"] == "head"}
+            if existing := [
+                d["payload"]["id"] for d in await insert_new(coll, values) if "payload" in d
+            ]:
+                await payload_chunks.discard(chunks, existing)  # copied for a value kept as it was
             for ns in sorted({doc["ns"] for doc in checkpoints}):
                 await self._copy_namespace(
                     coll,
@@ -129,9 +149,27 @@ class Lifecycle(Heads):
                 coll, chunks = await self._ready()
                 thread = identifier(thread_id, "thread_id")
                 found = await coll.find(
-                    {"thread_id": thread}, {"kind": 1, "ns": 1, "checkpoint_id": 1}
+                    {"thread_id": thread},
+                    {
+                        "kind": 1,
+                        "ns": 1,
+                        "checkpoint_id": 1,
+                        "seq": 1,
+                        "epoch": 1,
+                        "head_seq": 1,
+                        "last_id": 1,
+                        "ordered": 1,
+                    },
                 ).to_list()
-                docs = [doc for doc in found if doc["kind"] == "checkpoint"]
+                heads = {doc["ns"]: Head.of(doc) for doc in found if doc["kind"] == "head"}
+                # Only published checkpoints: one being written is left to its writer.
+                docs = [
+                    doc
+                    for doc in found
+                    if doc["kind"] == "checkpoint"
+                    and (head := heads.get(doc["ns"])) is not None
+                    and head.publishes(doc)
+                ]
                 newest: dict[str, str] = {}
                 for doc in docs:
                     newest[doc["ns"]] = max(doc["checkpoint_id"], newest.get(doc["ns"], ""))
@@ -157,23 +195,22 @@ class Lifecycle(Heads):
         head), then move the target's head."""
         target_head = await self._head(coll, target, ns)
         offset = 0 if target_head is None else target_head.seq
+        epoch = ObjectId() if target_head is None else target_head.epoch
         for doc in docs:
             doc["_id"] = checkpoint_key(target, ns, doc["checkpoint_id"])
             doc["thread_id"] = target
             doc["seq"] += offset
+            doc["epoch"] = epoch
         await insert_new(coll, docs)
         newest = max(docs, key=lambda d: d["checkpoint_id"])
-        await self._move_head(
-            coll,
-            target,
-            ns,
-            target_head,
+        move = Move(
             seq=max(doc["seq"] for doc in docs),
             newest=newest,
-            newest_keys=sorted(value_keys([self._row(target, ns, newest)])),
+            keys=sorted(value_keys([self._row(target, ns, newest)])),
             oldest=min(doc["checkpoint_id"] for doc in docs),
             ordered=source_head is None or source_head.ordered,
         )
+        await self._move_head(coll, target, ns, target_head, move)
 
     async def _drop_checkpoints(
         self,
@@ -207,7 +244,9 @@ class Lifecycle(Heads):
             head = Head.of(head_doc)
             if (head_doc["ns"], head.last_id) not in dropped:
                 continue
-            remaining = [row for row in rows if row.ns == head_doc["ns"]]
+            remaining = [
+                row for row in rows if row.ns == head_doc["ns"] and head.publishes(row.doc)
+            ]
             query = {"_id": head_doc["_id"], "head_seq": head.seq, "last_id": head.last_id}
             if remaining:
                 row = max(remaining, key=lambda row: row.checkpoint_id)

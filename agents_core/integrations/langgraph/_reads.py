@@ -25,6 +25,7 @@ from langgraph.checkpoint.base import (
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
+from agents_core.db.errors import CorruptDocumentError
 from agents_core.integrations.langgraph._documents import (
     Head,
     Row,
@@ -55,17 +56,36 @@ class Reads(Heads):
             thread = identifier(configurable["thread_id"], "thread_id")
             ns = identifier(configurable.get("checkpoint_ns", ""), "checkpoint_ns")
             checkpoint_id = get_checkpoint_id(config)
-            if checkpoint_id:
-                cid = identifier(checkpoint_id, "checkpoint_id")
-                doc = await coll.find_one({"_id": checkpoint_key(thread, ns, cid)})
-                rows = [] if doc is None else [self._row(thread, ns, doc)]
-            else:
+            if not checkpoint_id:
                 return await self._latest_tuple(coll, chunks, thread, ns)
-            if not rows:
-                return None
-            return (await self._tuples(coll, chunks, rows))[0]
+            cid = identifier(checkpoint_id, "checkpoint_id")
+            return await self._tuple_by_id(coll, chunks, thread, ns, cid)
         except (PyMongoError, BSONError) as exc:
             raise translated(exc) from exc
+
+    async def _tuple_by_id(
+        self,
+        coll: AsyncCollection[Any],
+        chunks: AsyncCollection[Any],
+        thread: str,
+        ns: str,
+        cid: str,
+    ) -> CheckpointTuple | None:
+        """A checkpoint by id, if its head publishes it: the document, then its values with the
+        thread's heads (one ``$in`` on ``k``). A checkpoint being written, or left by a write
+        whose thread was deleted, is not there yet, or not any more."""
+        doc = await coll.find_one({"_id": checkpoint_key(thread, ns, cid)})
+        if doc is None:
+            return None
+        row = self._row(thread, ns, doc)
+        keys = [*value_keys([row]), thread_heads_key(thread)]
+        docs = await coll.find({"k": {"$in": keys}}).to_list()
+        head_doc = next((d for d in docs if d["kind"] == "head" and d["ns"] == ns), None)
+        head = None if head_doc is None else Head.of(head_doc)
+        self._remember(thread, ns, head)
+        if head is None or not head.publishes(doc):
+            return None
+        return (await self._tuples(coll, chunks, [row], docs))[0]
 
     async def alist(
         self,
@@ -212,7 +232,7 @@ class Reads(Heads):
         """One namespace, newest first: ``seq`` ranges below the head, doubling in size."""
         if not head.ordered:  # read it whole, sort here
             docs = await coll.find({"thread_id": thread, "ns": ns, "seq": {"$gte": 1}}).to_list()
-            rows = [self._row(thread, ns, doc) for doc in docs]
+            rows = [self._row(thread, ns, doc) for doc in docs if head.publishes(doc)]
             for row in sorted(rows, key=lambda r: r.checkpoint_id, reverse=True):
                 if before_id is None or row.checkpoint_id < before_id:
                     yield row
@@ -229,7 +249,7 @@ class Reads(Heads):
                 {"thread_id": thread, "ns": ns, "seq": {"$gte": low, "$lte": high}},
                 batch_size=size + 1,
             ).to_list()
-            rows = [self._row(thread, ns, doc) for doc in docs]
+            rows = [self._row(thread, ns, doc) for doc in docs if head.publishes(doc)]
             for row in sorted(rows, key=lambda r: r.checkpoint_id, reverse=True):
                 if before_id is None or row.checkpoint_id < before_id:
                     yield row
@@ -240,12 +260,17 @@ class Reads(Heads):
         self, coll: AsyncCollection[Any], before_id: str | None
     ) -> AsyncIterator[Row]:
         """Every thread (``alist(None)``): LangGraph's cross-thread listing reads the whole
-        collection, newest first (an admin query; give a thread to stay on the indexes)."""
+        collection, newest first (an admin query; give a thread to stay on the indexes): every
+        head, then every checkpoint they publish."""
+        found = coll.find({"kind": "head"}, {"latest": 0, "latest_keys": 0})
+        heads = {(d["thread_id"], d["ns"]): Head.of(d) async for d in found}
         query: dict[str, Any] = {"kind": "checkpoint"}
         if before_id is not None:
             query["checkpoint_id"] = {"$lt": before_id}
         async for doc in coll.find(query, sort=[("checkpoint_id", -1)]):
-            yield self._row(doc["thread_id"], doc["ns"], doc)
+            head = heads.get((doc["thread_id"], doc["ns"]))
+            if head is not None and head.publishes(doc):
+                yield self._row(doc["thread_id"], doc["ns"], doc)
 
     async def _tuples(
         self,
@@ -270,7 +295,14 @@ class Reads(Heads):
             values = {}
             for channel, version in row.checkpoint["channel_versions"].items():
                 blob = blobs.get(blob_key(thread, ns, channel, version))
-                if blob is not None and blob["type"] != "empty":
+                if blob is None:  # never a checkpoint without the values it names
+                    raise CorruptDocumentError(
+                        coll.name,
+                        checkpoint_key(thread, ns, cid),
+                        f"no value of channel {channel!r} at version {version} (deleted "
+                        "while it was read?)",
+                    )
+                if blob["type"] != "empty":
                     values[channel] = self._loaded(blob, chunked)
             checkpoint: Checkpoint = {**row.checkpoint, "channel_values": values}
             row_writes = sorted(

@@ -109,15 +109,21 @@ class Store(BaseCheckpointSaver[str]):
         return Row(thread, ns, doc, checkpoint, metadata)
 
 
-async def insert_new(collection: AsyncCollection[Any], docs: list[dict[str, Any]]) -> None:
-    """Insert ``docs``, skipping those whose ``_id`` exists (written once, never changed)."""
+async def insert_new(
+    collection: AsyncCollection[Any], docs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert ``docs``, skipping those whose ``_id`` exists (written once, never changed);
+    returns the skipped ones."""
     if not docs:
-        return
+        return []
     try:
         await collection.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
         if not only_duplicates(exc):
             raise
+        existing = {error["index"] for error in exc.details["writeErrors"]}
+        return [doc for index, doc in enumerate(docs) if index in existing]
+    return []
 
 
 def only_duplicates(exc: BulkWriteError) -> bool:

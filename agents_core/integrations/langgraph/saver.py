@@ -39,8 +39,14 @@ Design notes:
   which a server may serve by reading every matching document). Should a checkpoint be stored
   out of id order (a copy into a non-empty thread, a hand-made id), the head says so and listings
   of that namespace read it whole and sort it in the client, which stays correct.
-- **Deleting a thread removes all of it** (one ``delete_many`` on ``thread_id``, plus its chunks);
-  ``adelete_for_runs`` and ``aprune`` also delete the blobs and chunks no kept checkpoint uses.
+- **Under contention** (double-texting) writers of a thread back off and retry the head's
+  compare-and-set, and all succeed; a failed ``aput`` leaves nothing behind; a write racing
+  ``adelete_thread`` lands before it (and goes with it) or is refused (``NotFoundError``); a
+  checkpoint is never returned without the values its versions name (``_writes``, and
+  ``docs/langgraph.md``, "Under contention, and with deletes").
+- **Deleting a thread removes all of it** (its heads, one ``delete_many`` on ``thread_id`` plus
+  its chunks, its heads again); ``adelete_for_runs`` and ``aprune`` also delete the blobs and
+  chunks no kept checkpoint uses.
 - The sync methods raise ``NotImplementedError`` pointing to the async API: this saver speaks
   PyMongo's async API only, and never wraps a sync driver in threads.
 
@@ -110,6 +116,7 @@ class AgentsCoreSaver(Reads, Writes, Lifecycle):
         self._bound = None
         self._indexed = set()
         self._heads = {}
+        self._turns = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
