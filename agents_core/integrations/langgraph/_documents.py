@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from bson import ObjectId
@@ -30,10 +30,13 @@ __all__ = [
     "config_of",
     "head_key",
     "identifier",
+    "published",
     "thread_heads_key",
     "value_keys",
     "write_key",
 ]
+
+D = TypeVar("D", bound=Mapping[str, Any])
 
 #: The fields of a checkpoint document that its head copies (``latest``).
 LATEST_FIELDS = ("checkpoint_id", "parent_id", "type", "checkpoint", "metadata_type", "metadata")
@@ -124,6 +127,20 @@ class Row:
     @property
     def checkpoint_id(self) -> str:
         return str(self.doc["checkpoint_id"])
+
+
+def published(docs: Iterable[D]) -> list[D]:
+    """The checkpoint documents among a thread's ``docs`` that its heads (among ``docs`` too)
+    publish: not one being written, nor one a deleted head left."""
+    docs = list(docs)
+    heads = {doc["ns"]: Head.of(doc) for doc in docs if doc["kind"] == "head"}
+    return [
+        doc
+        for doc in docs
+        if doc["kind"] == "checkpoint"
+        and (head := heads.get(doc["ns"])) is not None
+        and head.publishes(doc)
+    ]
 
 
 def value_keys(rows: Iterable[Row]) -> frozenset[str]:

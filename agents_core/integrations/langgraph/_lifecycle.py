@@ -28,6 +28,7 @@ from agents_core.integrations.langgraph._documents import (
     blob_key,
     checkpoint_key,
     identifier,
+    published,
     thread_heads_key,
     value_keys,
     write_key,
@@ -95,13 +96,7 @@ class Lifecycle(Heads):
                 return
             docs = await coll.find({"thread_id": source}).to_list()
             source_heads = {doc["ns"]: Head.of(doc) for doc in docs if doc["kind"] == "head"}
-            checkpoints = [
-                doc
-                for doc in docs
-                if doc["kind"] == "checkpoint"
-                and (head := source_heads.get(doc["ns"])) is not None
-                and head.publishes(doc)
-            ]
+            checkpoints = published(docs)
             if not checkpoints:
                 return
             values = [doc for doc in docs if doc["kind"] in ("blob", "write")]
@@ -161,15 +156,7 @@ class Lifecycle(Heads):
                         "ordered": 1,
                     },
                 ).to_list()
-                heads = {doc["ns"]: Head.of(doc) for doc in found if doc["kind"] == "head"}
-                # Only published checkpoints: one being written is left to its writer.
-                docs = [
-                    doc
-                    for doc in found
-                    if doc["kind"] == "checkpoint"
-                    and (head := heads.get(doc["ns"])) is not None
-                    and head.publishes(doc)
-                ]
+                docs = published(found)  # one being written is left to its writer
                 newest: dict[str, str] = {}
                 for doc in docs:
                     newest[doc["ns"]] = max(doc["checkpoint_id"], newest.get(doc["ns"], ""))
