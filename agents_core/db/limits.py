@@ -19,6 +19,7 @@ __all__ = [
     "LISTING_CHUNK_IDS",
     "LISTING_TTL",
     "MAX_AMOUNT",
+    "MAX_CHECKPOINT_BYTES",
     "MAX_ERROR_BYTES",
     "MAX_EXTERNAL_ID_LENGTH",
     "MAX_INSTRUCTIONS_BYTES",
@@ -66,6 +67,10 @@ MAX_STALE_AGE = timedelta(days=36_500)
 RECENT_KEYS_KEPT = 64
 #: Size of one payload chunk: far below 16 MB, and a handful fill one insert batch.
 CHUNK_BYTES = 1024 * 1024
+#: Largest LangGraph checkpoint (without its channel values, which are chunked when large) plus
+#: its metadata, serialized, that the saver stores: both live in one document and again in its
+#: head's copy, which must stay within MongoDB's 16 MiB with the head's other fields.
+MAX_CHECKPOINT_BYTES = 15 * 1024 * 1024
 
 # The conversation lifecycle (docs/lifecycle.md).
 

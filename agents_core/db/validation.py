@@ -8,6 +8,7 @@ can check its own input the same way, with the same ``InvalidInputError``/``Inva
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -26,6 +27,8 @@ E = TypeVar("E", bound=StrEnum)
 #: Characters a one-line name must not contain: control characters, lone surrogates, and the
 #: Unicode line and paragraph separators.
 _FORBIDDEN_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+#: A UTF-16 surrogate code point: never valid in a Python string that is to be encoded.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def object_id(value: object, entity: str) -> ObjectId:
@@ -128,6 +131,23 @@ def limit(value: object, field: str = "limit", *, minimum: int = 1) -> int:
     if not minimum <= value <= MAX_LIMIT:
         raise InvalidInputError(field, f"must be between {minimum} and {MAX_LIMIT}")
     return value
+
+
+def valid_unicode(value: object, field: str) -> None:
+    """Refuse a lone surrogate (``"\\ud83d"``, what a cut-off model answer leaves) in any string
+    of ``value``, key or value, at any depth of its dicts, lists, tuples and sets: UTF-8, hence
+    BSON and JSON, cannot encode it, so it would fail later, after something was written."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise InvalidInputError(field, "is not valid Unicode (lone surrogate)")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
 
 
 def _string(value: object, field: str) -> str:

@@ -1,48 +1,37 @@
 """Tool-call payloads stored outside their run: write, read back (verified), delete.
 
 A payload above ``payload_inline_max_bytes``, or one that would push its run past
-``run_inline_budget_bytes``, is split into ``payload_chunks`` documents; the embedded tool call
-keeps a ``PayloadRef`` (id, size, SHA-256). Chunks carry their run's id, so deleting a run
-deletes its payloads with one command.
+``run_inline_budget_bytes``, is split into ``payload_chunks`` documents (``agents_core.db.chunks``,
+the format's one implementation); the embedded tool call keeps a ``PayloadRef`` (id, size,
+SHA-256). Chunks carry their run's id, so deleting a run deletes its payloads with one command.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 from bson import ObjectId
 
+from agents_core.db import chunks
 from agents_core.db.client import Connection
 from agents_core.db.documents import PayloadChunkDocument, PayloadRef, ToolCall
 from agents_core.db.errors import CorruptDocumentError
-from agents_core.db.limits import CHUNK_BYTES
 
 __all__ = ["delete_for_run", "discard", "resolve", "store"]
 
 
 async def store(db: Connection, run_id: ObjectId, data: bytes) -> PayloadRef:
     """Write UTF-8 ``data`` as chunks (one insert command up to ~48 MB); returns its reference."""
-    payload_id = ObjectId()
-    chunks = [
-        {
-            "payload_id": payload_id,
-            "run_id": run_id,
-            "n": n,
-            "data": data[start : start + CHUNK_BYTES],
-        }
-        for n, start in enumerate(range(0, max(len(data), 1), CHUNK_BYTES))
-    ]
-    await db.collection(PayloadChunkDocument).insert_many(chunks, ordered=True)
-    return PayloadRef(id=payload_id, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    ref, docs = chunks.split(data, {"run_id": run_id})
+    await db.collection(PayloadChunkDocument).insert_many(docs, ordered=True)
+    return ref
 
 
 async def discard(db: Connection, ref: PayloadRef) -> None:
     """Delete a payload that ended up unreferenced (its tool-call write was refused)."""
-    await db.collection(PayloadChunkDocument).delete_many({"payload_id": ref.id})
+    await chunks.discard(db.collection(PayloadChunkDocument), [ref.id])
 
 
 async def delete_for_run(db: Connection, run_id: ObjectId) -> None:
-    await db.collection(PayloadChunkDocument).delete_many({"run_id": run_id})
+    await chunks.delete_owned(db.collection(PayloadChunkDocument), {"run_id": run_id})
 
 
 async def resolve(
@@ -65,21 +54,12 @@ async def resolve(
     }
     if not refs:
         return calls
-    ids = list({ref.id for ref in refs.values()})
-    parts: dict[ObjectId, list[bytes]] = {payload_id: [] for payload_id in ids}
-    cursor = (
-        db.collection(PayloadChunkDocument)
-        .find({"payload_id": {"$in": ids}})
-        .sort([("payload_id", 1), ("n", 1)])
-    )
-    async for chunk in cursor:
-        parts[chunk["payload_id"]].append(bytes(chunk["data"]))
+    found = await chunks.read(db.collection(PayloadChunkDocument), refs.values())
     texts: dict[int, dict[str, str]] = {}
     for (index, field), ref in refs.items():
-        data = b"".join(parts[ref.id])
-        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+        if (data := found.get(ref.id)) is None:
             raise CorruptDocumentError(
-                "payload_chunks",
+                chunks.COLLECTION,
                 ref.id,
                 f"payload of tool call {calls[index].id} is missing or corrupt",
             )
