@@ -25,3 +25,12 @@ async def make_run() -> Run:
     session = await make_session()
     agent = await make_agent(f"agent-{session.id}")
     return await RunsRepository().create(session.id, agent.id)
+
+
+def common_prefix(*ids: object) -> str:
+    """The longest start that the hex forms of ``ids`` share."""
+    texts = [str(i) for i in ids]
+    first = texts[0]
+    return next(
+        first[:n] for n in range(len(first), -1, -1) if all(t[:n] == first[:n] for t in texts)
+    )

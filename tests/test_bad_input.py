@@ -501,6 +501,37 @@ CASES = [
         "session",
         lambda s: sessions.delete(NE),
     ),
+    # SessionsRepository.list_ids_by_prefix
+    case(
+        "sessions.list_ids_by_prefix:empty",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.list_ids_by_prefix(""),
+    ),
+    case(
+        "sessions.list_ids_by_prefix:25-hex",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.list_ids_by_prefix(str(s.session.id) + "0"),
+    ),
+    case(
+        "sessions.list_ids_by_prefix:not-hex",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.list_ids_by_prefix("65g"),
+    ),
+    case(
+        "sessions.list_ids_by_prefix:regex",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.list_ids_by_prefix(REGEX),
+    ),
+    case(
+        "sessions.list_ids_by_prefix:limit-zero",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.list_ids_by_prefix("6", limit=0),
+    ),
     # MessagesRepository.create
     case(
         "messages.create:session-padded",
@@ -1053,6 +1084,25 @@ CASES = [
         InvalidInputError,
         "older_than",
         lambda s: runs.list_stale(GT),
+    ),
+    # RunsRepository.list_ids_by_prefix
+    case(
+        "runs.list_ids_by_prefix:padded",
+        InvalidIdError,
+        "run",
+        lambda s: runs.list_ids_by_prefix(f" {str(s.running.id)[:6]}"),
+    ),
+    case(
+        "runs.list_ids_by_prefix:object-id",
+        InvalidIdError,
+        "run",
+        lambda s: runs.list_ids_by_prefix(s.running.id),
+    ),
+    case(
+        "runs.list_ids_by_prefix:limit-unbounded",
+        InvalidInputError,
+        "limit",
+        lambda s: runs.list_ids_by_prefix("6", limit=10**6),
     ),
     # RunsRepository.mark_abandoned
     case(

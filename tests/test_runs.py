@@ -17,7 +17,7 @@ from agents_core.db import (
     ToolCallStatus,
     get_database,
 )
-from tests.helpers import make_agent, make_run, make_session
+from tests.helpers import common_prefix, make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -86,6 +86,18 @@ async def test_list_by_session_is_in_start_order() -> None:
     runs = [await RunsRepository().create(session.id, agent.id) for _ in range(3)]
     listed = await RunsRepository().list_by_session(session.id)
     assert [r.id for r in listed] == [r.id for r in runs]
+
+
+async def test_ids_by_prefix_name_the_runs_a_prefix_starts() -> None:
+    first, second = await make_run(), await make_run()
+    ids = str(first.id), str(second.id)
+    common = common_prefix(*ids)  # one process: the same time and process digits
+    repo = RunsRepository()
+    assert await repo.list_ids_by_prefix(ids[1]) == [second.id]
+    assert sorted(await repo.list_ids_by_prefix(common)) == sorted([first.id, second.id])
+    assert len(await repo.list_ids_by_prefix(common, limit=1)) == 1
+    # A session's id is no run's: each repository answers for its own collection.
+    assert await repo.list_ids_by_prefix(str(first.session_id)) == []
 
 
 async def test_stale_runs_can_be_found_and_abandoned() -> None:

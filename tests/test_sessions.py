@@ -14,8 +14,9 @@ from agents_core.db import (
     SessionsRepository,
     SessionStatus,
     SessionWithMessages,
+    get_database,
 )
-from tests.helpers import make_agent, make_session
+from tests.helpers import common_prefix, make_agent, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -108,3 +109,32 @@ async def test_archiving_an_archived_session_changes_nothing() -> None:
     again = await SessionsRepository().archive(session.id)
     assert again.updated_at == first.updated_at
     assert again.status is SessionStatus.archived
+
+
+async def test_ids_by_prefix_name_the_sessions_a_prefix_starts() -> None:
+    repo = SessionsRepository()
+    first, second = await make_session("one"), await make_session("two")
+    ids = str(first.id), str(second.id)
+    # Ids made by one process share their first digits (time, process); the rest differ.
+    common = common_prefix(*ids)
+    assert await repo.list_ids_by_prefix(ids[0]) == [first.id]
+    assert await repo.list_ids_by_prefix(ids[1].upper()) == [second.id]
+    assert sorted(await repo.list_ids_by_prefix(common)) == sorted([first.id, second.id])
+    assert len(await repo.list_ids_by_prefix(common, limit=1)) == 1
+    unique = next(
+        ids[0][:n] for n in range(len(common) + 1, 25) if not ids[1].startswith(ids[0][:n])
+    )
+    assert await repo.list_ids_by_prefix(unique) == [first.id]
+    outside = "0" if ids[0][0] != "0" else "f"
+    assert await repo.list_ids_by_prefix(outside) == []
+
+
+async def test_ids_by_prefix_list_a_session_being_deleted() -> None:
+    # A deletion that stopped midway is finished by naming the session again.
+    session = await make_session()
+    await get_database()["sessions"].update_one(
+        {"_id": session.id}, {"$set": {"status": SessionStatus.deleting.value}}
+    )
+    with pytest.raises(NotFoundError):
+        await SessionsRepository().find_by_id(session.id)
+    assert await SessionsRepository().list_ids_by_prefix(str(session.id)) == [session.id]

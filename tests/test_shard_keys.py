@@ -44,6 +44,10 @@ SCATTER = {
     "runs.list_stale",
     "sessions.find_by_external_id",
     "sessions.get_or_create_by_external_id",
+    # An id prefix is a range of _id, which a hashed key spreads over every shard (what a person
+    # typed, resolved once per command: not a hot path).
+    "sessions.list_ids_by_prefix",
+    "runs.list_ids_by_prefix",
 }
 
 
@@ -129,6 +133,8 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "runs.update_usage": lambda: runs.update_usage(run.id, 3, 0.1),
         "runs.list_by_session": lambda: runs.list_by_session(session.id),
         "runs.list_stale": lambda: runs.list_stale(timedelta(0)),
+        "sessions.list_ids_by_prefix": lambda: sessions.list_ids_by_prefix(str(session.id)[:8]),
+        "runs.list_ids_by_prefix": lambda: runs.list_ids_by_prefix(str(run.id)[:8]),
         "tool_calls.create": lambda: calls.create(run.id, "t", "{}"),
         "tool_calls.complete": lambda: calls.complete(call.id, "ok", "success", 1.0),
         "tool_calls.complete(spilled)": lambda: calls.complete(big.id, "y" * 70_000, "error", 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import unicodedata
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -27,6 +28,8 @@ E = TypeVar("E", bound=StrEnum)
 #: Characters a one-line name must not contain: control characters, lone surrogates, and the
 #: Unicode line and paragraph separators.
 _FORBIDDEN_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+#: What an id is written in (``id_prefix``).
+_HEX_DIGITS = frozenset(string.hexdigits)
 #: A UTF-16 surrogate code point: never valid in a Python string that is to be encoded.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -40,6 +43,13 @@ def object_id(value: object, entity: str) -> ObjectId:
             return ObjectId(value)
         except (InvalidId, TypeError, ValueError):  # InvalidId is a BSONError, no ValueError
             pass
+    raise InvalidIdError(entity, value)
+
+
+def id_prefix(value: object, entity: str) -> str:
+    """The start of an id: 1 to 24 hexadecimal digits, lower-cased, or ``InvalidIdError``."""
+    if isinstance(value, str) and 1 <= len(value) <= 24 and set(value) <= _HEX_DIGITS:
+        return value.lower()
     raise InvalidIdError(entity, value)
 
 

@@ -185,6 +185,20 @@ async def update_and_read(
     return raw
 
 
+async def ids_by_prefix(
+    db: Connection, document: type[Document], prefix: str, limit: int
+) -> list[ObjectId]:
+    """The ``_id`` of up to ``limit`` stored ``document``s whose hex form starts with ``prefix``
+    (checked by the caller). One command: a range on the ``_id`` index, ids only.
+
+    Every stored document counts, one that by-id reads hide included (a session being deleted),
+    so that whoever names it by a prefix can finish what was interrupted.
+    """
+    low, high = ObjectId(prefix.ljust(24, "0")), ObjectId(prefix.ljust(24, "f"))
+    cursor = db.collection(document).find({"_id": {"$gte": low, "$lte": high}}, _ID_ONLY)
+    return [raw["_id"] for raw in await cursor.limit(limit).to_list()]
+
+
 async def require(db: Connection, document: type[Document], id: ObjectId, entity: str) -> None:
     """Raise ``NotFoundError`` unless a ``document`` with this ``_id`` exists."""
     await get(db, document, id, entity, _ID_ONLY)

@@ -41,6 +41,7 @@ from agents_core.db.repositories._base import (
     Repository,
     by_id,
     get,
+    ids_by_prefix,
     insert,
     load,
     load_many,
@@ -221,6 +222,13 @@ class RunsRepository(Repository):
             raise InvalidStateError(
                 "run", rid, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
             )
+
+    @translate_errors
+    async def list_ids_by_prefix(self, prefix: str, *, limit: int = 10) -> list[ObjectId]:
+        """The ids of up to ``limit`` runs that start with ``prefix`` (1 to 24 hexadecimal
+        digits, any case): what a person typed resolved to the run it names. One command."""
+        start = check.id_prefix(prefix, "run")
+        return await ids_by_prefix(self.db, RunDocument, start, check.limit(limit))
 
     @translate_errors
     async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:

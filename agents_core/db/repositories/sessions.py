@@ -26,6 +26,7 @@ from agents_core.db.repositories import _lifecycle, _listing
 from agents_core.db.repositories._base import (
     Repository,
     get,
+    ids_by_prefix,
     insert,
     load,
     load_many,
@@ -140,6 +141,16 @@ class SessionsRepository(Repository):
         return await _listing.list_page(
             self.db, scope="all", user_id=uid, limit=count, cursor=cursor
         )
+
+    @translate_errors
+    async def list_ids_by_prefix(self, prefix: str, *, limit: int = 10) -> list[ObjectId]:
+        """The ids of up to ``limit`` sessions that start with ``prefix`` (1 to 24 hexadecimal
+        digits, any case): what a person typed resolved to the session it names. One command.
+
+        A session being deleted is listed too, so that ``delete`` can be given it again.
+        """
+        start = check.id_prefix(prefix, "session")
+        return await ids_by_prefix(self.db, SessionDocument, start, check.limit(limit))
 
     @translate_errors
     async def fork(
