@@ -12,6 +12,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 
+from agents_core.cli.demo import TURNS, demo_agent, demo_model, demo_tools
 from agents_core.db import (
     AgentsRepository,
     CreateAgentDTO,
@@ -21,7 +22,6 @@ from agents_core.db import (
     SessionsRepository,
     SessionWithMessages,
 )
-from agents_core.demo import TURNS, demo_agent, demo_model, demo_tools
 from agents_core.runner import (
     AgentRunner,
     ModelError,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agents_core.cli_trace import is_loopback
+from agents_core.cli.trace import is_loopback
 
 pytestmark = pytest.mark.slow
 

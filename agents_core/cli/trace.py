@@ -3,9 +3,9 @@
     agents-core serve [--host 127.0.0.1] [--port 8000]    # read-only trace view in the browser
     agents-core export-otel RUN_ID --endpoint URL         # a run as OTLP spans
 
-``agents_core.cli`` calls ``register(app)``; these commands open the database the way every
-other command does (``MONGODB_URI``, else the shared embedded server of ``AGENTS_CORE_DATA``),
-through that module's helpers, and print stored text as text (never markup).
+These commands open the database the way every other command does (``MONGODB_URI``, else the
+shared embedded server of ``AGENTS_CORE_DATA``), through ``agents_core.cli.common``, and print
+stored text as text (never markup).
 
 Design note (stopping ``serve``): uvicorn handles SIGINT and SIGTERM itself, shuts down, and then
 raises the signal it caught again, so that the process ends the way it was asked to. For SIGTERM
@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
+from agents_core.cli import common, render
+
 if TYPE_CHECKING:
     from agents_core.db import Run, Settings
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_OTLP_ENDPOINT", "export_otel", "is_loopback", "serve"]
 
 #: The OTLP/HTTP traces endpoint used when neither ``--endpoint`` nor the variable is set.
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4318/v1/traces"
@@ -63,22 +65,20 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve the read-only trace view (sessions, transcripts, run timelines) until Ctrl-C."""
-    from agents_core import cli
-
     try:
         import uvicorn
 
         from agents_core.web import create_app
     except ImportError as exc:
-        cli._fail(
+        common.fail(
             f"the trace view needs its extra: pip install 'agents-core[web]' ({exc})",
             as_json=False,
         )
-    from agents_core.db import DatabaseError, DatabaseUnavailableError, connect
-    from agents_core.embedded import DataDirectoryError, EmbeddedServerError, database_target
+    from agents_core.db import DatabaseError, connect
+    from agents_core.embedded import EmbeddedServerError
 
     if not is_loopback(host):
-        cli.err.print(
+        render.err.print(
             Text.assemble(
                 ("warning: ", "bold yellow"),
                 f"listening on {host}: the trace view has no authentication; anyone who can "
@@ -100,7 +100,9 @@ def serve(
                 access_log=False,
             )
             server = uvicorn.Server(config)
-            cli.out.print(Text(f"Trace view on http://{host}:{port}/ (read-only; Ctrl-C stops it)"))
+            render.out.print(
+                Text(f"Trace view on http://{host}:{port}/ (read-only; Ctrl-C stops it)")
+            )
             sys.stdout.flush()
             with contextlib.suppress(SystemExit):  # uvicorn's exit when it cannot bind
                 await server.serve()
@@ -110,25 +112,19 @@ def serve(
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        settings = cli._settings()
-        with database_target(settings, on_start=cli._starting) as target:
-            cli._note_started(target)
-            cli.out.print(Text.assemble(("Database: ", "bold"), target.description))
-            try:
-                asyncio.run(run_server(target.uri, settings))
-            except DatabaseUnavailableError as exc:
-                raise cli.CliError(cli._unreachable(exc, target)) from exc
+        with common.database(announce=True) as (uri, settings):
+            asyncio.run(run_server(uri, settings))
         if not started:
-            raise cli.CliError(f"could not serve on {host}:{port}")
+            raise common.CliError(f"could not serve on {host}:{port}")
     except (KeyboardInterrupt, _Terminated):
         pass  # the server has shut down and the database is let go: a clean stop
-    except cli.CliError as exc:
-        cli._fail(str(exc), as_json=False, code=exc.code)
-    except (DataDirectoryError, EmbeddedServerError, DatabaseError) as exc:
-        cli._fail(str(exc), as_json=False)
+    except common.CliError as exc:
+        common.fail(str(exc), as_json=False, code=exc.code)
+    except (EmbeddedServerError, DatabaseError) as exc:
+        common.fail(str(exc), as_json=False)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    cli.out.print(Text("Trace view stopped."))
+    render.out.print(Text("Trace view stopped."))
 
 
 def export_otel(
@@ -157,24 +153,22 @@ def export_otel(
     ] = None,
 ) -> None:
     """Send one run to an OpenTelemetry collector as GenAI spans (invoke_agent, chat, tools)."""
-    from agents_core import cli
-
     try:
         from agents_core.otel import ExportError, export_run
     except ImportError as exc:
-        cli._fail(str(exc), as_json=False)
+        common.fail(str(exc), as_json=False)
     headers: dict[str, str] = {}
     for item in header or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            cli._fail(f"--header {item!r} is not KEY=VALUE", as_json=False, code=2)
+            common.fail(f"--header {item!r} is not KEY=VALUE", as_json=False, code=2)
         headers[key.strip()] = value
-    wanted = cli._checked_id(run_id, as_json=False, what="a run")
+    wanted = common.checked_id(run_id, as_json=False, what="a run")
 
     async def work() -> tuple[Run, str]:
         from agents_core.db import AgentsRepository, NotFoundError, RunsRepository
 
-        _, rid = await cli._resolve(wanted, kinds=("run",))
+        _, rid = await common.resolve(wanted, kinds=("run",))
         run = await RunsRepository().find_by_id(rid)
         try:
             agent_name = (await AgentsRepository().find_by_id(run.agent_id)).name
@@ -183,7 +177,7 @@ def export_otel(
         return run, agent_name
 
     found: list[tuple[Run, str]] = []
-    cli._run(work, found.append, as_json=False)
+    common.run(work, found.append, as_json=False)
     run, agent_name = found[0]
     try:
         export_run(
@@ -195,12 +189,6 @@ def export_otel(
             headers=headers,
         )
     except ExportError as exc:
-        cli._fail(str(exc), as_json=False)
+        common.fail(str(exc), as_json=False)
     spans = 1 + len(run.model_calls) + len(run.tool_calls)
-    cli.out.print(Text(f"Sent run {run.id} as {spans} spans to {endpoint}"))
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``serve`` and ``export-otel`` to the ``agents-core`` command."""
-    app.command("serve")(serve)
-    app.command("export-otel")(export_otel)
+    render.out.print(Text(f"Sent run {run.id} as {spans} spans to {endpoint}"))

@@ -1,4 +1,4 @@
-"""The demo of ``agents-core demo``: an agent with two real tools and a scripted model.
+"""The demo of ``agents-core demo`` and ``chat``: an agent with two real tools, a scripted model.
 
 The model is scripted (deterministic, no network) but the tools are real: a calculator that
 evaluates arithmetic safely, and a clock. The third turn divides by zero, so every demo shows a

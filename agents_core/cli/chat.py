@@ -1,0 +1,143 @@
+"""The conversation commands of ``agents-core``: the scripted demo, and a chat with a real model.
+
+    agents-core demo                  # a scripted conversation through AgentRunner, with its trace
+    agents-core chat [--model M]      # the demo's tools with an OpenAI(-compatible) model
+
+Both record what they do like any service would (sessions, messages, runs, tool calls) and
+print each run's trace. The demo's agent, tools and scripted model are ``agents_core.cli.demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from agents_core.cli import common, render
+from agents_core.cli.common import JsonOption
+
+if TYPE_CHECKING:
+    from bson import ObjectId
+
+    from agents_core.db import Message, Run, Session
+
+__all__ = ["chat", "demo"]
+
+
+def demo(as_json: JsonOption = False) -> None:
+    """Run a scripted three-turn conversation (one failing tool) and print its trace."""
+
+    async def work() -> tuple[Session, list[Message], list[Run], list[Session]]:
+        from agents_core.cli.demo import TURNS, demo_agent, demo_model, demo_tools
+        from agents_core.db import MessagesRepository, SessionsRepository
+        from agents_core.runner import AgentRunner
+
+        agent = await demo_agent()
+        sessions = SessionsRepository()
+        title = f"Demo {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+        session = await sessions.create(title, user_id="demo")
+        await sessions.set_active_agent(session.id, agent.id)
+        runner = AgentRunner(demo_model(), demo_tools())
+        runs = [await runner.run(session.id, question) for question, _ in TURNS]
+        messages = await MessagesRepository().find_by_session(session.id, 100)
+        return session, messages, runs, await sessions.list_active(user_id="demo", limit=20)
+
+    def display(result: tuple[Session, list[Message], list[Run], list[Session]]) -> None:
+        session, messages, runs, active = result
+        if as_json:
+            common.print_json({"session": session, "messages": messages, "runs": runs})
+            return
+        render.out.print(Text.assemble(("Session: ", "bold"), str(session.id)))
+        render.out.print(render.transcript(messages))
+        for run in runs:
+            render.out.print(render.run_trace(run))
+        render.out.print(render.sessions(active, "Demo sessions (newest first)"))
+        render.out.print(
+            f"{len(active)} demo session(s) in this database; see one with `agents-core show ID`."
+        )
+
+    common.run(work, display, as_json=as_json, announce=not as_json)
+
+
+def chat(
+    model: Annotated[
+        str, typer.Option("--model", help="the model to ask (OpenAI, or the server's name)")
+    ] = "gpt-4.1-mini",
+) -> None:
+    """Talk to a real model with the demo's tools; each turn's trace after the answer.
+
+    Configured by OPENAI_API_KEY, and OPENAI_BASE_URL for an OpenAI-compatible server (vLLM,
+    Ollama, LiteLLM, …). Lines come from the terminal, or from a pipe (one turn a line); an
+    empty line, `exit` or end of input ends the conversation.
+    """
+    key, base_url = os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
+    if not key and not base_url:
+        common.fail(
+            "no model is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
+            "OpenAI-compatible server such as Ollama or vLLM)",
+            as_json=False,
+        )
+    try:
+        from agents_core.models.openai import OpenAIChatModel
+    except ImportError:
+        common.fail(
+            "the chat needs the openai extra: pip install 'agents-core[openai]'", as_json=False
+        )
+    from agents_core.cli.demo import demo_agent, demo_tools
+    from agents_core.db import SessionsRepository
+    from agents_core.runner import AgentRunner, ModelError
+
+    async def work() -> None:
+        client = OpenAIChatModel(model, base_url=base_url, api_key=key or "unused")
+        try:
+            agent = await demo_agent()
+            sessions = SessionsRepository()
+            session = await sessions.create(
+                f"Chat {datetime.now(UTC):%Y-%m-%d %H:%M:%S}", user_id="chat"
+            )
+            await sessions.set_active_agent(session.id, agent.id)
+            render.out.print(
+                Text.assemble(("Session: ", "bold"), str(session.id), f"  model {model}")
+            )
+            runner = AgentRunner(client, demo_tools())
+            while (line := await _read_line()) is not None:
+                try:
+                    run = await runner.run(session.id, line)
+                except ModelError as exc:
+                    render.err.print(Text(f"model error: {exc}", style="red"))
+                    continue
+                answer = await _answer(session.id, run.input_seq)
+                render.out.print(Text.assemble(("assistant: ", "bold"), answer))
+                render.out.print(render.run_trace(run))
+                sys.stdout.flush()
+        finally:
+            await client.aclose()
+
+    common.run(work, lambda _: None, as_json=False, announce=True)
+
+
+async def _read_line() -> str | None:
+    """The next line the user typed (a prompt on a terminal), or ``None`` at the end."""
+    if sys.stdin.isatty():
+        render.out.print(Text("you: ", style="bold"), end="")
+    line = await asyncio.to_thread(sys.stdin.readline)
+    text = line.strip()
+    return None if not text or text in {"exit", "quit"} else text
+
+
+async def _answer(session_id: ObjectId, input_seq: int | None) -> str:
+    """The turn's last assistant text (the answer)."""
+    from agents_core.db import MessageRole, MessagesRepository
+
+    latest = await MessagesRepository().find_by_session(session_id, 50)
+    answers = [
+        m.content
+        for m in latest
+        if m.role is MessageRole.assistant and m.content and m.seq > (input_seq or 0)
+    ]
+    return answers[-1] if answers else "(no answer)"

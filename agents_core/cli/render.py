@@ -1,0 +1,319 @@
+"""The terminal side of ``agents-core``: its two consoles and every Rich renderer of the CLI.
+
+What the database holds is never read as markup: both consoles have markup, emoji and
+highlighting off, and stored strings only ever go into ``Text`` objects, so a title like
+``[/]`` prints as itself. Below ``NARROW_COLUMNS`` records print as blocks rather than as
+squeezed tables. The session tree of ``show`` is ``agents_core.trace.render_session_tree``.
+
+The consoles are made again for each invocation (``open_consoles``: a warm worker's command and
+a test runner bring streams of their own), so other modules use them as ``render.out`` and
+``render.err``, never as names imported once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from agents_core.db import Agent, Message, Run, Session, ToolCall
+
+__all__ = [
+    "EXCERPT",
+    "NARROW_COLUMNS",
+    "age",
+    "agents",
+    "duration",
+    "enum_value",
+    "err",
+    "excerpt",
+    "open_consoles",
+    "out",
+    "run_trace",
+    "session_header",
+    "sessions",
+    "spinner",
+    "status",
+    "transcript",
+]
+
+#: Below this many columns, records are printed as blocks rather than as squeezed tables.
+NARROW_COLUMNS = 100
+#: Longest excerpt of a stored text in a table or block (``--json`` has everything).
+EXCERPT = 300
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # A file or a pipe gets room for ids (rich would assume 80 columns), unless COLUMNS says.
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(
+        stderr=stderr, markup=False, emoji=False, highlight=False, width=160 if wide else None
+    )
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+
+def open_consoles() -> None:
+    """Consoles on this invocation's streams (called once per command, before it runs)."""
+    global out, err
+    out, err = _console(stderr=False), _console(stderr=True)
+
+
+def spinner(text: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while ``text`` goes on (on a terminal; nothing otherwise)."""
+    return err.status(text) if err.is_terminal else contextlib.nullcontext()
+
+
+def _narrow() -> bool:
+    return out.width < NARROW_COLUMNS
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+
+def excerpt(text: str | None, width: int = EXCERPT) -> str:
+    """``text`` on one line, cut to ``width`` characters (an ellipsis marks the cut)."""
+    if text is None:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def duration(seconds: float) -> str:
+    """The trace's ``format_ms`` below a minute (``4.2 ms``, ``350 ms``, ``2,500 ms``,
+    ``12.5 s``), then ``3 min 12 s``, ``2 h 5 min``, ``3 d 4 h``."""
+    if seconds < 60:
+        from agents_core.trace import format_ms  # with the database layer: not for --help
+
+        return format_ms(seconds * 1000)
+    whole = round(seconds)
+    for unit, size, sub_unit, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60)):
+        if whole >= size:
+            return f"{whole // size} {unit} {whole % size // sub_size} {sub_unit}"
+    return f"{whole // 60} min {whole % 60} s"
+
+
+def age(moment: datetime) -> str:
+    """How long ago ``moment`` was: ``just now``, ``350 ms ago``, ``2 h 5 min ago``."""
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    return "just now" if seconds < 1 else f"{duration(seconds)} ago"
+
+
+_STATUS_COLOURS = {
+    "completed": "green",
+    "success": "green",
+    "failed": "red",
+    "error": "red",
+    "running": "yellow",
+    "pending": "yellow",
+    "active": "green",
+    "archived": "dim",
+}
+_ROLE_COLOURS = {"user": "cyan", "assistant": "green", "tool": "yellow", "system": "magenta"}
+
+
+def status(value: str) -> Text:
+    """A status (of a run, a tool call, a session) in its colour."""
+    return Text(value, style=_STATUS_COLOURS.get(value, ""))
+
+
+def enum_value(enum_or_str: Any) -> str:
+    """The string of a stored enum (a role, a status), or the string itself."""
+    return str(getattr(enum_or_str, "value", enum_or_str))
+
+
+def _id_column(table: Table, name: str = "id") -> None:
+    table.add_column(name, no_wrap=True, min_width=24, overflow="fold")  # ids never truncated
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+def transcript(messages: Sequence[Message], title: str = "Transcript") -> RenderableType:
+    """Messages in seq order: a table, or blocks on a narrow terminal."""
+    if not messages:
+        return Text(f"{title}: no messages", style="dim")
+    if _narrow():
+        lines: list[RenderableType] = [Text(title, style="bold")]
+        for message in messages:
+            role = enum_value(message.role)
+            lines.append(
+                Text.assemble((f"#{message.seq} ", "dim"), (role, _ROLE_COLOURS.get(role, "")))
+            )
+            lines.append(Text("  " + excerpt(message.content)))
+        return Group(*lines)
+    table = Table(expand=False)  # the title on a line of its own: never wrapped to the table
+    table.add_column("#", justify="right")
+    table.add_column("role")
+    table.add_column("content", max_width=100, overflow="fold")
+    for message in messages:
+        role = enum_value(message.role)
+        table.add_row(
+            Text(str(message.seq)),
+            Text(role, style=_ROLE_COLOURS.get(role, "")),
+            Text(excerpt(message.content)),
+        )
+    return Group(Text(title, style="bold"), table)
+
+
+def run_trace(run: Run) -> RenderableType:
+    """A run: its status, tool calls, tokens, cost and time, then its tool calls."""
+    took = duration((run.completed_at - run.started_at).total_seconds()) if run.completed_at else ""
+    calls = len(run.tool_calls)
+    header = Text.assemble(
+        ("Run ", "bold"), (str(run.id), "bold"), "  ", status(enum_value(run.status))
+    )
+    details = (
+        f"{calls} tool call{'' if calls == 1 else 's'}  tokens {run.tokens:,}  "
+        f"cost ${run.cost:.6f}"
+        + (f"  took {took}" if took else "")
+        + f"  started {age(run.started_at)}"
+    )
+    if _narrow():  # its details on a line of their own rather than wrapped anywhere
+        parts: list[RenderableType] = [header, Text("  " + details)]
+    else:
+        parts = [Text.assemble(header, "  ", details)]
+    if run.error:
+        parts.append(Text.assemble(("  error: ", "red"), excerpt(run.error)))
+    if run.tool_calls:
+        parts.append(_tool_calls(run, run.tool_calls))
+    return Group(*parts)
+
+
+def _tool_calls(run: Run, calls: Sequence[ToolCall]) -> RenderableType:
+    def took(call: ToolCall) -> str:
+        return "—" if call.duration_ms is None else duration(call.duration_ms / 1000)
+
+    def at(call: ToolCall) -> str:
+        return "+" + duration(max((call.started_at - run.started_at).total_seconds(), 0.0))
+
+    if _narrow():
+        lines: list[RenderableType] = []
+        for call in calls:
+            lines.append(
+                Text.assemble(
+                    f"  {at(call)}  ",
+                    (call.tool_name, "bold"),
+                    "  ",
+                    status(enum_value(call.status)),
+                    f"  took {took(call)}",
+                )
+            )
+            lines.append(Text("    in:  " + excerpt(call.input, 200)))
+            lines.append(Text("    out: " + excerpt(call.output, 200)))
+        return Group(*lines)
+    table = Table(expand=False)
+    for column in ("at", "tool", "status", "took", "input", "output"):
+        right = column in ("at", "took")
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    for call in calls:
+        table.add_row(
+            Text(at(call)),
+            Text(call.tool_name),
+            status(enum_value(call.status)),
+            Text(took(call)),
+            Text(excerpt(call.input, 60)),
+            Text(excerpt(call.output, 60)),
+        )
+    return table
+
+
+def sessions(
+    found: Sequence[Session], title: str = "Active sessions (newest first)"
+) -> RenderableType:
+    """Sessions with their user, message count, agent and last activity."""
+    if not found:
+        return Text("no active sessions", style="dim")
+    if _narrow():
+        lines: list[RenderableType] = [Text(title, style="bold")]
+        for session in found:
+            lines.append(
+                Text.assemble((str(session.id), "bold"), "  ", session.title or "(untitled)")
+            )
+            lines.append(
+                Text(
+                    f"  user {session.user_id or '—'}  messages {session.last_seq}  "
+                    f"agent {session.active_agent_id or '—'}  updated {age(session.updated_at)}"
+                )
+            )
+        return Group(*lines)
+    table = Table()
+    _id_column(table)
+    table.add_column("title", overflow="fold")
+    table.add_column("user", overflow="fold")
+    table.add_column("messages", justify="right")
+    _id_column(table, "agent")
+    table.add_column("updated", no_wrap=True)
+    for session in found:
+        table.add_row(
+            Text(str(session.id)),
+            Text(session.title or ""),
+            Text(session.user_id or ""),
+            Text(str(session.last_seq)),
+            Text(str(session.active_agent_id or "")),
+            Text(age(session.updated_at)),
+        )
+    return Group(Text(title, style="bold"), table)
+
+
+def session_header(session: Session) -> RenderableType:
+    """Two lines: the session's id, title and status; its user, agent, messages and age."""
+    return Group(
+        Text.assemble(
+            ("Session ", "bold"),
+            (str(session.id), "bold"),
+            "  ",
+            session.title or "(untitled)",
+            "  ",
+            status(enum_value(session.status)),
+        ),
+        Text(
+            f"user {session.user_id or '—'}  agent {session.active_agent_id or '—'}  "
+            f"messages {session.last_seq}  updated {age(session.updated_at)}"
+        ),
+    )
+
+
+def agents(found: Sequence[Agent]) -> RenderableType:
+    """Agents with their model, tools and instructions."""
+    if not found:
+        return Text("no agents", style="dim")
+    if _narrow():
+        lines: list[RenderableType] = []
+        for agent in found:
+            lines.append(Text.assemble((agent.name, "bold"), "  ", (str(agent.id), "dim")))
+            lines.append(
+                Text(f"  model {agent.model or '—'}  tools {', '.join(agent.tools) or '—'}")
+            )
+            if agent.instructions:
+                lines.append(Text("  " + excerpt(agent.instructions, 200)))
+        return Group(*lines)
+    table = Table()
+    table.add_column("name", overflow="fold")
+    _id_column(table)
+    table.add_column("model", overflow="fold")
+    table.add_column("tools", overflow="fold")
+    table.add_column("instructions", max_width=60, overflow="fold")
+    for agent in found:
+        table.add_row(
+            Text(agent.name),
+            Text(str(agent.id)),
+            Text(agent.model or ""),
+            Text(", ".join(agent.tools)),
+            Text(excerpt(agent.instructions, 120)),
+        )
+    return Group(Text("Agents", style="bold"), table)
