@@ -31,10 +31,14 @@ demo: install
 ## Lint, type-check, then the contract suite on both backends (mock and SecantusDB).
 test: lint typecheck unit
 
-## ruff check and ruff format --check.
+# lint-imports checks the import contracts of pyproject.toml; tools/private_imports.py that no
+# module of agents_core uses another's private names (what ruff's PLC2701 leaves out).
+## ruff check, ruff format --check, the import contracts and the private-name check.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/python tools/private_imports.py agents_core
 
 ## mypy --strict on the package, the tests, the benchmarks and the README's Python examples.
 typecheck: install
@@ -91,4 +95,4 @@ compose-check:
 
 ## Remove .venv and the tool caches.
 clean:
-	rm -rf $(VENV) .venv-mongoeco .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-mongoeco .pytest_cache .mypy_cache .ruff_cache .import_linter_cache *.egg-info

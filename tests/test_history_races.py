@@ -30,7 +30,7 @@ from agents_core.db import (
 )
 from agents_core.db.errors import translate, translate_errors
 from agents_core.db.limits import MAX_ITEM_BYTES
-from agents_core.db.repositories import _lifecycle
+from agents_core.db.repositories import lifecycle
 from agents_core.db.repositories import messages as messages_module
 from agents_core.db.retention import SweepResult, sweep
 from agents_core.integrations.openai_agents import AgentsCoreSession
@@ -128,12 +128,12 @@ async def test_a_run_started_while_its_session_is_being_deleted_is_refused() -> 
             raise RuntimeError(f"crash after {step}")
 
     await runs.start(session, agent)
-    _lifecycle.after_step = crash
+    lifecycle.after_step = crash
     try:
         with pytest.raises(RuntimeError):
             await sessions.delete(session.id)
     finally:
-        _lifecycle.after_step = None
+        lifecycle.after_step = None
     with pytest.raises(NotFoundError):
         await runs.start(session, agent)
     with pytest.raises(NotFoundError):
@@ -256,7 +256,7 @@ async def test_a_fork_below_the_cleared_point_shows_its_own_messages() -> None:
 async def test_a_fork_that_a_clear_overtakes_is_empty_never_torn(
     patched: list[tuple[Any, str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_lifecycle, "FORK_WINDOW", 7)
+    monkeypatch.setattr(lifecycle, "FORK_WINDOW", 7)
     source = await make_session()
     for i in range(1, 31):  # one batch each (one batch of 30 would hide a torn copy of itself)
         await messages.append_items(source.id, [said(f"m{i}")])

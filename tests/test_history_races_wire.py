@@ -33,7 +33,7 @@ from agents_core.db import (
     close_db,
     get_database,
 )
-from agents_core.db.repositories import _lifecycle
+from agents_core.db.repositories import lifecycle
 from agents_core.db.retention import sweep
 from tests.helpers import make_agent, make_session
 
@@ -120,7 +120,7 @@ async def test_runs_started_racing_retention_never_outlive_their_session() -> No
 @pytest.mark.bulk  # 6,000 messages written: left out of the mongoeco run (docs/wire-servers.md)
 @on_the_wire_server
 async def test_a_fork_racing_a_clear_is_whole_or_empty(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_lifecycle, "FORK_WINDOW", 20)  # many windows: the clear lands between
+    monkeypatch.setattr(lifecycle, "FORK_WINDOW", 20)  # many windows: the clear lands between
     outcomes: list[str] = []
     for delay in (0.0, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.12, 0.2, 0.3):
         source = await make_session()

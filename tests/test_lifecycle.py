@@ -21,7 +21,7 @@ from agents_core.db import (
     ToolCallsRepository,
     get_database,
 )
-from agents_core.db.repositories import _lifecycle, _listing
+from agents_core.db.repositories import _listing, lifecycle
 from agents_core.db.retention import SweepResult, sweep
 from tests.helpers import make_agent, make_session
 
@@ -326,11 +326,11 @@ def crash_at() -> Iterator[list[str]]:
         if steps and name == steps[0]:
             raise RuntimeError(f"crash after {name}")
 
-    _lifecycle.after_step = hook
+    lifecycle.after_step = hook
     try:
         yield steps
     finally:
-        _lifecycle.after_step = None
+        lifecycle.after_step = None
 
 
 @pytest.mark.parametrize(
@@ -399,9 +399,9 @@ async def test_fork_at_a_seq_with_a_title() -> None:
 async def test_fork_copies_long_histories_in_bounded_batches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_lifecycle, "FORK_WINDOW", 7)
-    monkeypatch.setattr(_lifecycle, "FORK_BATCH_BYTES", 10)  # a flush every 4 messages...
-    monkeypatch.setattr(_lifecycle, "FORK_INSERT_BATCH", 3)  # ...or every 3
+    monkeypatch.setattr(lifecycle, "FORK_WINDOW", 7)
+    monkeypatch.setattr(lifecycle, "FORK_BATCH_BYTES", 10)  # a flush every 4 messages...
+    monkeypatch.setattr(lifecycle, "FORK_INSERT_BATCH", 3)  # ...or every 3
     source = await make_session()
     await fill(source.id, 30)
     await get_database()["messages"].delete_one({"session_id": source.id, "seq": 15})  # a hole
@@ -493,14 +493,14 @@ async def test_a_session_that_becomes_active_while_swept_survives(
     for session in idle:
         await fill(session.id, 2)
     revived = idle[1].id
-    claim = _lifecycle.claim
+    claim = lifecycle.claim
 
     async def activity_before_the_claim(db: Any, session_id: ObjectId, *args: Any) -> bool:
         if session_id == revived:  # the user comes back between the sweep's read and its claim
             await messages.create(session_id, "user", "I'm back")
         return await claim(db, session_id, *args)
 
-    monkeypatch.setattr(_lifecycle, "claim", activity_before_the_claim)
+    monkeypatch.setattr(lifecycle, "claim", activity_before_the_claim)
     # The clock is far ahead, so the revived session is still "idle" by it: only the
     # compare-and-set on updated_at saves it.
     result = await sweep(timedelta(days=1), now=datetime.now(UTC) + timedelta(days=10))

@@ -27,7 +27,7 @@ from agents_core.db import (
     SessionsRepository,
     get_database,
 )
-from agents_core.db.repositories import _lifecycle
+from agents_core.db.repositories import lifecycle
 from agents_core.db.retention import sweep
 from tests.helpers import make_session
 from tests.test_lifecycle import NOTHING, everything_of, fill, session_with_everything
@@ -139,7 +139,7 @@ CHILD = """
 import asyncio, os, sys
 from datetime import UTC, datetime, timedelta
 from agents_core.db import SessionsRepository, init_db
-from agents_core.db.repositories import _lifecycle
+from agents_core.db.repositories import lifecycle
 from agents_core.db.retention import sweep
 
 uri, database, step, what, session_id = sys.argv[1:]
@@ -148,7 +148,7 @@ def crash(name):
     if name == step:
         os._exit(17)
 
-_lifecycle.after_step = crash
+lifecycle.after_step = crash
 
 async def main():
     await init_db(uri, database=database)
@@ -213,7 +213,7 @@ async def test_a_process_killed_midway_leaves_nothing_half_visible_and_a_rerun_f
 async def test_a_fork_racing_the_deletion_of_its_source_is_whole_or_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_lifecycle, "FORK_WINDOW", 20)  # many windows: the deletion lands between
+    monkeypatch.setattr(lifecycle, "FORK_WINDOW", 20)  # many windows: the deletion lands between
     outcomes = set()
     for delay in (0.0, 0.02, 0.05, 0.2):
         source = await make_session(user_id="forks")

@@ -17,7 +17,7 @@ from agents_core.db import (
     SessionsRepository,
     get_database,
 )
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents import utcnow
 from tests.helpers import make_session
 
 pytestmark = pytest.mark.usefixtures("backend")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import openai
 import pytest
@@ -68,9 +67,9 @@ async def routed_session() -> ObjectId:
 
 
 @pytest_asyncio.fixture
-async def client() -> AsyncIterator[AsyncOpenAI]:
+async def client() -> AsyncOpenAI:
     # The SDK's client, pointed at each test's server by base_url; retries kept short.
-    yield AsyncOpenAI(api_key="test-key", base_url="http://127.0.0.1:9/v1", max_retries=2)
+    return AsyncOpenAI(api_key="test-key", base_url="http://127.0.0.1:9/v1", max_retries=2)
 
 
 def model_on(server: ChatServer, *, price: Price | None = PRICE) -> OpenAIChatModel:

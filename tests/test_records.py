@@ -21,7 +21,7 @@ from agents_core.db import (
     ToolCallsRepository,
     get_database,
 )
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents import utcnow
 from tests.helpers import make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")

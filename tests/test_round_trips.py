@@ -20,7 +20,7 @@ from agents_core.db import (
     default_connection,
     get_database,
 )
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents import utcnow
 from agents_core.db.retention import sweep
 from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_agent, make_run, make_session

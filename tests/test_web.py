@@ -23,7 +23,7 @@ from agents_core.db import (
     default_connection,
     get_database,
 )
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents import utcnow
 from agents_core.testing.commands import CommandCounter
 from agents_core.web import create_app
 from agents_core.web.app import DISPLAY_CHARS, MESSAGES_PER_PAGE

@@ -60,6 +60,7 @@ __all__ = [
     "get_database",
     "get_settings",
     "init_db",
+    "swap_default",
 ]
 
 DEFAULT_DATABASE = "agents_core"
@@ -214,15 +215,15 @@ async def _set_default(connection: Connection | None) -> Connection | None:
     """Make ``connection`` the default (Beanie's documents included); returns the previous one.
 
     The previous connection is closed unless it shares the new one's client: callers that want
-    to restore it (``agents_core.testing``) use ``_swap_default`` instead.
+    to restore it (``agents_core.testing``) use ``swap_default`` instead.
     """
-    previous = await _swap_default(connection)
+    previous = await swap_default(connection)
     if previous is not None and (connection is None or previous.client is not connection.client):
         await previous.close()
     return previous
 
 
-async def _swap_default(connection: Connection | None) -> Connection | None:
+async def swap_default(connection: Connection | None) -> Connection | None:
     """Make ``connection`` the default without closing the previous one; returns it."""
     global _default
     if connection is not None:

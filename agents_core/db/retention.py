@@ -38,11 +38,12 @@ from agents_core.db.documents import (
     RunStatus,
     SessionDocument,
     SessionStatus,
+    as_utc,
+    utcnow,
 )
-from agents_core.db.documents._common import as_utc, utcnow
 from agents_core.db.errors import InvalidInputError, translate_errors
 from agents_core.db.limits import MAX_STALE_AGE
-from agents_core.db.repositories import _lifecycle
+from agents_core.db.repositories import lifecycle
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -93,12 +94,12 @@ async def sweep(
     # First the deletions a crash left midway (few: an index range of status "deleting"); each
     # one finished leaves the range.
     while (
-        stuck := await sessions.find({"status": SessionStatus.deleting.value}, _lifecycle.STATE)
+        stuck := await sessions.find({"status": SessionStatus.deleting.value}, lifecycle.STATE)
         .limit(_BATCH)
         .to_list()
     ):
         for raw in stuck:
-            await _lifecycle.finish_deletion(connection, raw["_id"], raw)
+            await lifecycle.finish_deletion(connection, raw["_id"], raw)
             resumed += 1
     # Then the idle ones: each leaves the range, removed, or revived (then kept out of it by id,
     # in case ``now`` is ahead of the appends that revived it).
@@ -111,10 +112,10 @@ async def sweep(
         .to_list()
     ):
         for raw in idle:
-            if not await _lifecycle.claim(connection, raw["_id"], raw["status"], raw["updated_at"]):
+            if not await lifecycle.claim(connection, raw["_id"], raw["status"], raw["updated_at"]):
                 kept.append(raw["_id"])  # appended to (or edited) since it was read
                 continue
-            await _lifecycle.finish_deletion(connection, raw["_id"], raw)
+            await lifecycle.finish_deletion(connection, raw["_id"], raw)
             removed += 1
     await _remove_orphaned_runs(connection)
     return SweepResult(removed=removed, resumed=resumed, kept=len(kept))

@@ -193,7 +193,7 @@ class Supervisor:
             return  # too long for sun_path: every command runs in its own process
         try:
             # What the workers run, imported once here (the point of the worker).
-            import agents_core.cli
+            import agents_core.cli  # noqa: F401
             import agents_core.db  # noqa: F401
 
             self.stamp = code_stamp()

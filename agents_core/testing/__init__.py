@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agents_core.db.client import Connection, _swap_default, connect
+from agents_core.db.client import Connection, connect, swap_default
 from agents_core.db.config import Settings
 
 __all__ = ["in_memory_client", "in_memory_db"]
@@ -56,8 +56,8 @@ async def in_memory_db(
         database=database or f"test_{uuid.uuid4().hex[:12]}",
         settings=settings or Settings(),
     )
-    previous = await _swap_default(connection)
+    previous = await swap_default(connection)
     try:
         yield connection
     finally:
-        await _swap_default(previous)
+        await swap_default(previous)

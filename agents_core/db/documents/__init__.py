@@ -5,7 +5,7 @@ Each entity's stored fields are declared once, in ``<Entity>Fields``; the record
 indexes, fields only the layer uses) both derive from it.
 """
 
-from agents_core.db.documents._common import Page
+from agents_core.db.documents._common import Page, Record, as_utc, utcnow
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
 from agents_core.db.documents.listing import SessionListingDocument
 from agents_core.db.documents.message import (
@@ -70,6 +70,7 @@ __all__ = [
     "PayloadChunkDocument",
     "PayloadRef",
     "Price",
+    "Record",
     "RequestedToolCall",
     "Run",
     "RunDocument",
@@ -81,4 +82,6 @@ __all__ = [
     "SessionWithMessages",
     "ToolCall",
     "ToolCallStatus",
+    "as_utc",
+    "utcnow",
 ]

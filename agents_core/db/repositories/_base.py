@@ -22,7 +22,7 @@ from beanie import Document
 from bson import ObjectId
 
 from agents_core.db.client import Connection, default_connection
-from agents_core.db.documents._common import Record
+from agents_core.db.documents import Record
 from agents_core.db.errors import CorruptDocumentError, InvalidInputError, NotFoundError
 
 R = TypeVar("R", bound=Record)

@@ -28,8 +28,8 @@ from agents_core.db.documents import (
     SessionDocument,
     SessionListingDocument,
     SessionStatus,
+    utcnow,
 )
-from agents_core.db.documents._common import utcnow
 from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import InvalidInputError
 from agents_core.db.limits import LISTING_CHUNK_IDS, LISTING_TTL

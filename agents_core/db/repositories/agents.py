@@ -7,8 +7,7 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
-from agents_core.db.documents import Agent, AgentDocument, CreateAgentDTO
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents import Agent, AgentDocument, CreateAgentDTO, utcnow
 from agents_core.db.errors import (
     AlreadyExistsError,
     InvalidInputError,

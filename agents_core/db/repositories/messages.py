@@ -31,8 +31,8 @@ from agents_core.db.documents import (
     MessageRole,
     RequestedToolCall,
     SessionDocument,
+    utcnow,
 )
-from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import InvalidInputError, NotFoundError, translate_errors
 from agents_core.db.limits import RECENT_KEYS_KEPT
 from agents_core.db.repositories._base import (

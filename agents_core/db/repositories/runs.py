@@ -22,8 +22,8 @@ from agents_core.db.documents import (
     Session,
     SessionDocument,
     ToolCallStatus,
+    utcnow,
 )
-from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import (
     InvalidInputError,
     InvalidStateError,

@@ -18,11 +18,11 @@ from agents_core.db.documents import (
     SessionDocument,
     SessionStatus,
     SessionWithMessages,
+    utcnow,
 )
-from agents_core.db.documents._common import utcnow
 from agents_core.db.errors import InvalidInputError, InvalidStateError, translate_errors
 from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH
-from agents_core.db.repositories import _lifecycle, _listing
+from agents_core.db.repositories import _listing, lifecycle
 from agents_core.db.repositories._base import (
     Repository,
     get,
@@ -183,7 +183,7 @@ class SessionsRepository(Repository):
             raise InvalidInputError(
                 "at_seq", f"is beyond the session's last seq ({source.last_seq})"
             )
-        return await _lifecycle.copy_session(db, source, cut, new_title)
+        return await lifecycle.copy_session(db, source, cut, new_title)
 
     @translate_errors
     async def delete(self, session_id: str | ObjectId) -> bool:
@@ -208,10 +208,10 @@ class SessionsRepository(Repository):
             {"$set": {"status": deleting, "deleting_at": utcnow()}},
         )
         # The state as of the mark (nothing changes it after), or of a deletion a crash left.
-        raw = await sessions.find_one({"_id": sid}, _lifecycle.STATE)
+        raw = await sessions.find_one({"_id": sid}, lifecycle.STATE)
         if raw is None:
             return False
-        await _lifecycle.finish_deletion(db, sid, raw)
+        await lifecycle.finish_deletion(db, sid, raw)
         return True
 
     @translate_errors

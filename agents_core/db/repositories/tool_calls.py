@@ -13,8 +13,14 @@ from bson import ObjectId
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
-from agents_core.db.documents import CallKind, RunDocument, RunStatus, ToolCall, ToolCallStatus
-from agents_core.db.documents._common import utcnow
+from agents_core.db.documents import (
+    CallKind,
+    RunDocument,
+    RunStatus,
+    ToolCall,
+    ToolCallStatus,
+    utcnow,
+)
 from agents_core.db.errors import (
     DatabaseError,
     InvalidIdError,

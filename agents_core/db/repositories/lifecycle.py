@@ -1,4 +1,5 @@
-"""Removing a session whole (delete, retention) and copying its history (fork).
+"""Removing a session whole (delete, retention) and copying its history (fork): the steps
+``SessionsRepository`` and ``agents_core.db.retention`` share (not an API for users).
 
 Design note, deletion: the session is first marked ``deleting`` with a compare-and-set on its
 ``status`` and ``updated_at``, so an append that reserved a ``seq`` in between makes the mark
@@ -45,8 +46,9 @@ from agents_core.db.documents import (
     Session,
     SessionDocument,
     SessionStatus,
+    as_utc,
+    utcnow,
 )
-from agents_core.db.documents._common import as_utc, utcnow
 from agents_core.db.errors import InvalidInputError, NotFoundError
 from agents_core.db.limits import (
     APPEND_GRACE,
