@@ -188,11 +188,11 @@ def run(
 
 
 async def _session(
-    uri: str, settings: Settings, work: Callable[[], Awaitable[T]], display: Callable[[T], None]
+    uri: str, config: Settings, work: Callable[[], Awaitable[T]], display: Callable[[T], None]
 ) -> None:
     from agents_core.db import close_db, init_db
 
-    await init_db(uri, settings=settings)
+    await init_db(uri, settings=config)
     try:
         display(await work())
         sys.stdout.flush()  # printed before anything is closed: a Ctrl-C from here loses nothing
