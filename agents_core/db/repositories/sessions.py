@@ -185,8 +185,8 @@ class SessionsRepository(Repository):
         sessions = db.collection(SessionDocument)
         deleting = SessionStatus.deleting.value
         # Marked first, unconditionally (whatever its status, a fork being copied included):
-        # appends stop here. Retention instead claims with a compare-and-set on updated_at,
-        # so that a session active again survives it.
+        # appends stop here. Retention instead claims with a compare-and-set on last_seq and
+        # updated_at, so that a session active again survives it.
         await sessions.update_one(
             {"_id": sid, "status": {"$ne": deleting}},
             {"$set": {"status": deleting, "deleting_at": utcnow()}},
