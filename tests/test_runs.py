@@ -45,12 +45,12 @@ async def test_create_needs_an_existing_session_and_agent() -> None:
 
 
 @pytest.mark.parametrize("status", ["completed", RunStatus.failed])
-async def test_complete_once(status: str) -> None:
+async def test_complete_once(status: str, clock: Clock) -> None:
     run = await make_run()
+    finished_at = clock.advance()
     done = await RunsRepository().complete(run.id, status, "boom" if status == "failed" else None)
     assert done.status == status
-    assert done.completed_at is not None
-    assert done.completed_at >= done.started_at
+    assert (done.started_at, done.completed_at) == (run.started_at, finished_at)
     with pytest.raises(InvalidStateError):
         await RunsRepository().complete(run.id, "completed")
     assert (await RunsRepository().find_by_id(run.id)).status == status
