@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,9 +25,11 @@ from pymongo import AsyncMongoClient
 
 from agents_core.db import close_db, init_db
 from agents_core.db.config import mask_uri
+from agents_core.db.documents import _common
 from agents_core.embedded import database_target
 from agents_core.testing import in_memory_db
 from agents_core.testing.commands import CommandCounter
+from tests.helpers import Clock
 
 BACKENDS = ["mock", "wire"]
 
@@ -108,3 +111,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     """The layer initialised on a fresh database of each backend in turn; its name."""
     name: str = request.getfixturevalue(f"{request.param}_db")
     return name
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A ``Clock`` standing still at the current millisecond until the test moves it."""
+    frozen = Clock(_common.utcnow())
+    # Only utcnow's module reads this clock; the driver and the event loop keep the real one.
+    monkeypatch.setattr(_common, "time", SimpleNamespace(time_ns=frozen.time_ns))
+    return frozen

@@ -44,6 +44,7 @@ from agents_core.db import (
 )
 from agents_core.db.client import get_settings
 from agents_core.db.limits import MAX_ERROR_BYTES, MAX_INSTRUCTIONS_BYTES, MAX_NAME_LENGTH
+from tests.helpers import Clock
 
 agents = AgentsRepository()
 sessions = SessionsRepository()
@@ -1276,9 +1277,14 @@ def about(error: DatabaseError) -> object:
 
 
 @pytest.mark.parametrize("bad", CASES)
-async def test_bad_call_raises_its_error_and_writes_nothing(state: State, bad: Case) -> None:
+async def test_bad_call_raises_its_error_and_writes_nothing(
+    state: State, bad: Case, clock: Clock
+) -> None:
     before = await snapshot()
     assert {"agents", "messages", "runs", "sessions"} <= set(before)
+    # A millisecond no stored timestamp holds: a refused call that wrote one would show, also
+    # when the state was built in the same millisecond (a fast machine).
+    clock.advance()
     with pytest.raises(DatabaseError) as info:
         await bad.call(state)
     assert type(info.value) is bad.error, repr(info.value)

@@ -36,14 +36,18 @@ async def test_concurrent_batches_never_interleave_and_readers_never_see_part_of
     repo = MessagesRepository()
     seen: list[list[dict[str, Any]]] = []
     done = asyncio.Event()
+    reading = asyncio.Event()
 
     async def reader() -> None:
         while not done.is_set():
             seen.append(await repo.find_items(session.id))
             seen.append(await repo.find_items(session.id, limit=7))
+            if len(seen) >= 4:  # both readers are at it: the writers may start
+                reading.set()
 
     async def writers() -> None:
         try:
+            await reading.wait()
             await asyncio.gather(
                 *(repo.append_items(session.id, _batch(n)) for n in range(BATCHES))
             )
@@ -55,6 +59,8 @@ async def test_concurrent_batches_never_interleave_and_readers_never_see_part_of
     assert len(final) == BATCHES * BATCH
     _check_whole_batches(final)
     assert {item["batch"] for item in final} == set(range(BATCHES))
+    # Reads were under way while the batches were written (the writers waited for the readers
+    # to start), whatever the speeds of the two.
     assert len(seen) > 4
     for snapshot in seen:
         if len(snapshot) == 7:  # the latest 7 may begin inside a batch: its tail, then whole ones

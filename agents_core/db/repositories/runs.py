@@ -131,7 +131,11 @@ class RunsRepository(Repository):
 
     @translate_errors
     async def list_by_session(self, session_id: str | ObjectId, *, limit: int = 100) -> list[Run]:
-        """The session's latest ``limit`` runs, oldest first. One command."""
+        """The session's latest ``limit`` runs, oldest first. One command.
+
+        The order is by ``started_at`` (stored to the millisecond), then by id: runs started in
+        the same millisecond by one process come in the order they were started.
+        """
         sid = check.object_id(session_id, "session")
         count = check.limit(limit)
         raws = await (

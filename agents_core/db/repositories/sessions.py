@@ -97,7 +97,11 @@ class SessionsRepository(Repository):
 
     @translate_errors
     async def list_active(self, *, user_id: str | None = None, limit: int = 100) -> list[Session]:
-        """Active sessions, latest updated first; only ``user_id``'s if given. One command."""
+        """Active sessions, latest updated first; only ``user_id``'s if given. One command.
+
+        The order is by ``updated_at`` (stored to the millisecond), then by id: sessions active
+        in the same millisecond come newest created first, whichever was touched last.
+        """
         query: dict[str, object] = {"status": SessionStatus.active.value}
         if user_id is not None:
             query = {"user_id": check.name(user_id, "user_id"), **query}
@@ -190,8 +194,8 @@ class SessionsRepository(Repository):
         sessions = db.collection(SessionDocument)
         deleting = SessionStatus.deleting.value
         # Marked first, unconditionally (whatever its status, a fork being copied included):
-        # appends stop here. Retention instead claims with a compare-and-set on updated_at,
-        # so that a session active again survives it.
+        # appends stop here. Retention instead claims with a compare-and-set on last_seq and
+        # updated_at, so that a session active again survives it.
         await sessions.update_one(
             {"_id": sid, "status": {"$ne": deleting}},
             {"$set": {"status": deleting, "deleting_at": utcnow()}},
