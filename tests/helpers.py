@@ -30,6 +30,8 @@ async def make_run() -> Run:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: How long a test waits for an event before it fails: only a hang gets there, not a slow machine.
+HANG_GUARD_S = 60.0
 
 
 class Clock:

@@ -30,13 +30,10 @@ from agents_core.db import (
 )
 from agents_core.db.repositories import _lifecycle
 from agents_core.db.retention import sweep
-from tests.helpers import make_session
+from tests.helpers import HANG_GUARD_S, make_session
 from tests.test_lifecycle import NOTHING, everything_of, fill, session_with_everything
 
 pytestmark = [pytest.mark.wire_only, pytest.mark.usefixtures("wire_db")]
-
-#: A guard that turns a hang into a test failure instead of a stuck suite.
-HANG_GUARD_S = 60.0
 
 sessions = SessionsRepository()
 messages = MessagesRepository()
