@@ -26,6 +26,7 @@ from agents_core.db import (
     AlreadyExistsError,
     CreateAgentDTO,
     DatabaseError,
+    ExternalSessionDTO,
     FinishedRun,
     FinishedToolCall,
     InvalidIdError,
@@ -763,6 +764,40 @@ CASES = [
         "title",
         lambda s: sessions.get_or_create_by_external_id(
             "conv", namespace="sdk", title=TOO_LONG_NAME
+        ),
+    ),
+    # SessionsRepository.get_or_create_many_by_external_id
+    case(
+        "sessions.get_or_create_many_by_external_id:not-a-list",
+        InvalidInputError,
+        "keys",
+        lambda s: sessions.get_or_create_many_by_external_id(
+            ExternalSessionDTO(external_id="conv", namespace="sdk")
+        ),
+    ),
+    case(
+        "sessions.get_or_create_many_by_external_id:a-tuple",
+        InvalidInputError,
+        "keys",
+        lambda s: sessions.get_or_create_many_by_external_id([("conv", "sdk")]),
+    ),
+    case(
+        "sessions.get_or_create_many_by_external_id:one-bad-of-two",
+        InvalidInputError,
+        "namespace",
+        lambda s: sessions.get_or_create_many_by_external_id(
+            [
+                ExternalSessionDTO(external_id="new", namespace="sdk"),
+                ExternalSessionDTO.model_construct(external_id="conv", namespace=NE),
+            ]
+        ),
+    ),
+    case(
+        "sessions.get_or_create_many_by_external_id:title-too-long",
+        InvalidInputError,
+        "title",
+        lambda s: sessions.get_or_create_many_by_external_id(
+            [ExternalSessionDTO(external_id="conv", namespace="sdk", title=TOO_LONG_NAME)]
         ),
     ),
     # MessagesRepository.append_items

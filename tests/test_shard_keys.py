@@ -18,6 +18,7 @@ import pytest
 from agents_core.db import (
     AgentsRepository,
     CreateAgentDTO,
+    ExternalSessionDTO,
     FinishedRun,
     FinishedToolCall,
     MessagesRepository,
@@ -46,6 +47,7 @@ SCATTER = {
     "runs.list_stale",
     "sessions.find_by_external_id",
     "sessions.get_or_create_by_external_id",
+    "sessions.get_or_create_many_by_external_id",
 }
 
 
@@ -124,6 +126,14 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "sessions.find_by_external_id": lambda: sessions.find_by_external_id("c", namespace="n"),
         "sessions.get_or_create_by_external_id": lambda: sessions.get_or_create_by_external_id(
             "c", namespace="n", user_id="u"
+        ),
+        "sessions.get_or_create_many_by_external_id": lambda: (
+            sessions.get_or_create_many_by_external_id(
+                [
+                    ExternalSessionDTO(external_id="c", namespace="n", user_id="u"),
+                    ExternalSessionDTO(external_id="d", namespace="n", user_id="u"),
+                ]
+            )
         ),
         "messages.append_items": lambda: messages.append_items(
             session.id, [{"role": "user", "content": "a"}, {"type": "reasoning", "id": "r"}]

@@ -30,7 +30,10 @@ Design notes:
   ``max_batch_size`` runs at a time with ``RunsRepository.insert_finished``: one ``insert`` for
   the batch (one more when a tool call's text is large enough to spill). Sessions and agents
   are found or created once and remembered (a session for ``SESSION_CACHE_SECONDS``, so one
-  deleted meanwhile is looked up again), an agent's tools enabled once each.
+  deleted meanwhile is looked up again), an agent's tools enabled once each; the sessions a
+  batch names that are not remembered are found or created together (one ``find``, one
+  ``insert`` for the new ones), so runs that each get a session of their own cost two
+  commands a batch, not two a run.
 - **Retries never duplicate.** A run's ``_id`` is derived from its ``source`` and
   ``external_id``, so a batch retried after a network error (the first insert may have landed)
   stores each run once. A batch that fails on an unreachable server is retried ``retries``
@@ -62,6 +65,7 @@ from agents_core.db import (
     AgentsRepository,
     Connection,
     CreateAgentDTO,
+    ExternalSessionDTO,
     FinishedRun,
     FinishedToolCall,
     ModelCall,
@@ -473,6 +477,8 @@ class RunWriter:
         database = self._database
         if database is None:
             database = self._database = await self._open()
+        # The sessions not known yet: one call for the batch.
+        await database.find_sessions([run.session for run in batch])
         finished = [await database.finished(run) for run in batch]
         await database.runs.insert_finished(finished)
 
@@ -548,21 +554,40 @@ class _Database:
             part=run.part,
         )
 
+    async def find_sessions(self, refs: list[SessionRef]) -> None:
+        """Find or create the sessions named by external id that are not remembered
+        (``get_or_create_many_by_external_id``: a ``find`` and, for new ones, an ``insert``)."""
+        now = time.monotonic()
+        wanted: dict[tuple[str, str | None, str], ExternalSessionDTO] = {}
+        for ref in refs:
+            if ref.external_id is None or ref.namespace is None:
+                continue
+            key = (ref.namespace, ref.user_id, ref.external_id)
+            cached = self._sessions.get(key)
+            if (cached is None or cached[1] <= now) and key not in wanted:
+                wanted[key] = ExternalSessionDTO(
+                    external_id=ref.external_id,
+                    namespace=ref.namespace,
+                    user_id=ref.user_id,
+                    title=ref.title,
+                )
+        if not wanted:
+            return
+        sessions = await self.sessions.get_or_create_many_by_external_id(list(wanted.values()))
+        for key, session in zip(wanted, sessions, strict=True):
+            _remember(self._sessions, key, (session.id, now + SESSION_CACHE_SECONDS))
+
     async def _session(self, ref: SessionRef) -> ObjectId:
         if ref.id is not None:
             return ref.id
         assert ref.external_id is not None
         assert ref.namespace is not None
         key = (ref.namespace, ref.user_id, ref.external_id)
-        now = time.monotonic()
         cached = self._sessions.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        session = await self.sessions.get_or_create_by_external_id(
-            ref.external_id, namespace=ref.namespace, user_id=ref.user_id, title=ref.title
-        )
-        _remember(self._sessions, key, (session.id, now + SESSION_CACHE_SECONDS))
-        return session.id
+        if cached is None:  # not found by find_sessions (a run given alone)
+            await self.find_sessions([ref])
+            cached = self._sessions[key]
+        return cached[0]
 
     async def _agent(self, ref: AgentRef) -> ObjectId:
         known = self._agents.get(ref.name)

@@ -31,6 +31,7 @@ from agents_core.db.documents.run import (
     ToolCallStatus,
 )
 from agents_core.db.documents.session import (
+    ExternalSessionDTO,
     Session,
     SessionDocument,
     SessionStatus,
@@ -65,6 +66,7 @@ __all__ = [
     "AgentDocument",
     "CallKind",
     "CreateAgentDTO",
+    "ExternalSessionDTO",
     "FinishedRun",
     "FinishedToolCall",
     "Message",
