@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from agents import (
     Agent,
@@ -49,6 +50,10 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from rich.console import Console
 
 from agents_core.db import (
     AgentsRepository,
@@ -68,6 +73,9 @@ from agents_core.db import (
 from agents_core.embedded import EmbeddedServer
 from agents_core.integrations.openai_agents import AgentsCoreSession, AgentsCoreTracingProcessor
 from agents_core.integrations.recording import WriterStats
+from agents_core.otel import record_run
+from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps
+from agents_core.web import create_app
 from tests_frameworks.openai_agents.checker import SOURCE, Comparison, compare
 
 PRICES = {
@@ -425,6 +433,58 @@ async def test_runs_from_another_thread_and_its_loop(traced: Traced) -> None:
     assert comparison.problems == []
     assert comparison.traces == 3
     assert all(run is not None for run in runs.values())
+
+
+# --- every view shows a framework run, its steps too ------------------------------------------
+
+
+@pytest.mark.usefixtures("backend")
+async def test_a_recorded_run_shows_in_every_view(traced: Traced) -> None:
+    session = AgentsCoreSession("conversation-view")
+    await Runner.run(
+        support_agents(),
+        "Where is my refund?",
+        session=session,
+        run_config=RunConfig(group_id="conversation-view"),
+    )
+    [run] = [run for run in (await traced.runs()).values() if run is not None]
+    core = await session.core_session()
+    assert core is not None
+    # The waterfall and the turn: the steps in their place among the calls.
+    assert [bar.kind for bar in run_timeline(run).bars] == [
+        "step", "step", "model", "tool", "tool", "model", "step", "step", "model"
+    ]  # fmt: skip
+    assert run_timeline(run).bars[6].name == "handoff triage → billing"
+    stored = await SessionsRepository().find_by_id(core.id)
+    [turn] = group_turns(stored.messages, [run])
+    kinds = [step.kind for step in turn_steps(turn)]
+    assert kinds.count("step") == 4
+    assert kinds[0] == "user"
+    # The terminal tree.
+    console = Console(width=200, record=True)
+    console.print(render_session_tree(stored, [run]))
+    tree = console.export_text()
+    assert "handoff triage → billing" in tree
+    assert "guardrail polite" in tree
+    assert "4 step(s)" in tree
+    # OpenTelemetry: a span per step, in the run's order.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    record_run(run, tracer=provider.get_tracer("test"), agent_name="triage")
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert "handoff triage → billing" in names
+    assert names.count("execute_tool add") == 1
+    # The web view: the run's page and the session's.
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+        run_page = (await http.get(f"/runs/{run.id}")).text
+        session_page = (await http.get(f"/sessions/{core.id}")).text
+    assert 'data-kind="step"' in run_page
+    assert 'id="steps"' in run_page
+    assert "triage → billing" in run_page
+    assert "step-framework" in session_page
+    assert "Guardrail" in session_page
 
 
 # --- the checker fails when a recording drops or alters a span --------------------------------
