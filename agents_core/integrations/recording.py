@@ -292,7 +292,8 @@ class RunWriter:
 
     def count_dropped(self, count: int, reason: str) -> None:
         """Count ``count`` runs an integration could not turn into a ``FrameworkRun`` (or that
-        were never queued); the first time for each ``reason``, log it."""
+        were never queued); the first time for each ``reason``, log it. ``count`` 0: only the
+        log (what was lost is not a run: a span, counted by the integration)."""
         with self._lock:
             self._counters.dropped += count
         self._warn_once(reason, f"agents-core: run(s) not recorded: {reason}")
