@@ -284,15 +284,20 @@ class RawLayer:
             raise Missing(agent_id)
         return list(raw.get("tools", []))
 
-    # Runs: find + find (the session and the agent exist) + insert; one findAndModify each.
+    # Runs: find (the agent exists) + insert + find (the session still exists after the insert,
+    # else the run is removed again); one findAndModify each.
 
     async def create_run(self, session_id: ObjectId, agent_id: ObjectId) -> Doc:
-        if await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _ID_ONLY) is None:
-            raise Missing(session_id)
         if await self.agents.find_one({"_id": agent_id}, _ID_ONLY) is None:
             raise Missing(agent_id)
-        run = self.run_document(session_id, agent_id)
+        return await self._insert_run(self.run_document(session_id, agent_id))
+
+    async def _insert_run(self, run: Doc) -> Doc:
         await self.runs.insert_one(run)
+        session_id = run["session_id"]
+        if await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _ID_ONLY) is None:
+            await self.runs.delete_one({"_id": run["_id"]})
+            raise Missing(session_id)
         return run
 
     async def update_usage(self, run_id: ObjectId, tokens: int, cost: float) -> Doc:
@@ -399,7 +404,7 @@ class RawLayer:
         history.append(await self.create_message(session_id, "user", user_input))
         run = self.run_document(session_id, agent["_id"])
         run["input_seq"] = history[-1]["seq"]
-        await self.runs.insert_one(run)
+        await self._insert_run(run)
         try:
             for step in range(max_steps):
                 started_at, started = _now(), time.perf_counter()

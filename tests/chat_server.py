@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ChatServer", "Reply", "completion", "error", "serve"]
+__all__ = ["ChatServer", "Reply", "completion", "error", "raw", "serve"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,16 @@ class Reply:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    #: Sent instead of ``body`` as JSON (a cut-off body, an HTML page, ...).
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    #: Seconds to wait before answering (a server slower than the client's timeout).
+    delay: float = 0.0
+
+
+def raw(status: int, data: bytes, content_type: str = "application/json") -> Reply:
+    """An answer of exactly ``data`` (whatever it is)."""
+    return Reply(status, {}, raw=data, content_type=content_type)
 
 
 def completion(
@@ -178,9 +188,11 @@ def serve(steps: Sequence[Step]) -> Iterator[ChatServer]:
                 reply = error(400, "body is not JSON", "invalid_request_error")
             else:
                 reply = chat.handle(self.path, body)
-            data = json.dumps(reply.body).encode()
+            data = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
+            if reply.delay:
+                time.sleep(reply.delay)
             self.send_response(reply.status)
-            self.send_header("content-type", "application/json")
+            self.send_header("content-type", reply.content_type)
             self.send_header("content-length", str(len(data)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)

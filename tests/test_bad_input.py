@@ -825,6 +825,40 @@ CASES = [
         "session",
         lambda s: messages.append_items(s.running.id, [{"role": "user", "content": "hi"}]),
     ),
+    case(
+        "messages.append_items:lone-surrogate",
+        InvalidInputError,
+        "item",
+        lambda s: messages.append_items(
+            s.session.id, [{"role": "assistant", "content": LONE_SURROGATE}]
+        ),
+    ),
+    case(
+        "messages.append_items:lone-surrogate-in-a-name",
+        InvalidInputError,
+        "item",
+        lambda s: messages.append_items(s.session.id, [{"ok": 1}, {LONE_SURROGATE: 1}]),
+    ),
+    case(
+        "messages.append_items:larger-than-a-document",
+        InvalidInputError,
+        "item",
+        lambda s: messages.append_items(s.session.id, [{"content": "x" * (17 * 1024 * 1024)}]),
+    ),
+    case(
+        "messages.append_items:key-operator",
+        InvalidInputError,
+        "idempotency_key",
+        lambda s: messages.append_items(s.session.id, [{"ok": 1}], idempotency_key=NE),
+    ),
+    case(
+        "messages.append_items:key-of-a-message-not-this-batch",
+        InvalidInputError,
+        "idempotency_key",
+        lambda s: messages.append_items(
+            s.session.id, [{"a": 1}, {"b": 2}], idempotency_key="turn-1"
+        ),
+    ),
     # MessagesRepository.find_items / pop_last / clear
     case(
         "messages.find_items:negative-limit",
@@ -893,6 +927,12 @@ CASES = [
         InvalidInputError,
         "session",
         lambda s: runs.start(Session.model_construct(title="never stored"), s.agent),
+    ),
+    case(
+        "runs.start:session-deleted-since-read",
+        NotFoundError,
+        "session",
+        lambda s: runs.start(s.session.model_copy(update={"id": NOWHERE}), s.agent),
     ),
     case(
         "runs.start:agent-dict",

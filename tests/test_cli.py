@@ -186,7 +186,7 @@ def test_twenty_parallel_commands_share_one_server_and_lose_nothing(tmp_path: Pa
     env |= {"AGENTS_CORE_DATA": str(data), "AGENTS_CORE_EMBEDDED_IDLE_S": IDLE_S}
     # The installed entry point: the first commands start the server, later ones may be run
     # by its warm worker.
-    command = [sys.executable, "-c", "from agents_core._launcher import main; main()"]
+    command = [sys.executable, "-c", "from agents_core.embedded.launcher import main; main()"]
 
     def start(*args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -254,8 +254,8 @@ def test_a_missing_server_binary_is_reported(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     use_embedded(monkeypatch, tmp_path)
-    monkeypatch.setattr("agents_core.embedded.shutil.which", lambda _name: None)
-    monkeypatch.setattr("agents_core.embedded.sys.executable", str(tmp_path / "python"))
+    monkeypatch.setattr("agents_core.embedded.processes.shutil.which", lambda _name: None)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     result = invoke("sessions")
     assert result.exit_code == 1
     assert "secantusd-py not found" in result.output

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from agents_core._server_dir import ServerDir
 from agents_core.embedded import (
     DataDirectoryError,
     EmbeddedServer,
@@ -32,6 +31,7 @@ from agents_core.embedded import (
     start_server,
     stop_server,
 )
+from agents_core.embedded.data_dir import ServerDir
 
 try:
     server_executable()
@@ -240,9 +240,9 @@ def test_an_in_memory_server_cannot_be_shared() -> None:
 
 LAUNCH = """
 import sys
-from agents_core._launcher import _via_worker
+from agents_core.embedded.launcher import run_in_worker
 sys.argv = ["agents-core", *sys.argv[1:]]
-print("worker exit code:", _via_worker())
+print("worker exit code:", run_in_worker())
 """
 
 
@@ -276,7 +276,7 @@ def test_a_running_server_runs_commands_in_its_warm_worker(data_dir: Path) -> No
 
 
 def test_the_worker_refuses_other_code(data_dir: Path) -> None:
-    from agents_core._launcher import frame, read_frame
+    from agents_core.embedded.launcher import frame, read_frame
 
     start_server(data_dir, idle_s=300)
     wait_until(lambda: (data_dir / "cli.sock").exists(), "the worker's socket")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 import uuid
@@ -23,7 +24,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.types import Command
 from pymongo import AsyncMongoClient
 
-from agents_core.db import DatabaseError, get_database
+from agents_core.db import DatabaseError, InvalidInputError, NotFoundError, get_database
 from agents_core.integrations.langgraph import AgentsCoreSaver
 from agents_core.testing.commands import CommandCounter
 from tests import _langgraph_app as app
@@ -337,3 +338,197 @@ async def test_a_state_larger_than_a_document(backend: str) -> None:
     assert latest.checkpoint["channel_values"] == values
     listed = [t async for t in saver.alist(config("big"))]
     assert listed[0].checkpoint["channel_values"] == values
+
+
+# -- under contention, with deletes, with bad input (issue 25) ----------------------------------
+
+
+def stored_docs(thread: str) -> Any:
+    return get_database()["lg_checkpoints"].find({"thread_id": thread})
+
+
+async def leftovers(thread: str) -> dict[str, int]:
+    """What a thread holds in each collection, by kind."""
+    db = get_database()
+    kinds: dict[str, int] = {}
+    async for doc in stored_docs(thread):
+        kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1
+    kinds["chunks"] = await db["payload_chunks"].count_documents({"thread_id": thread})
+    return {kind: count for kind, count in kinds.items() if count}
+
+
+@pytest.mark.wire_only
+async def test_64_concurrent_puts_on_one_thread_all_succeed(wire_db: str) -> None:
+    """Double-texting: 64 writers of one thread at once (4 savers, so caches go stale), on a
+    new thread and again on the same one. Every put succeeds, each is listed once, seqs are
+    unique."""
+    savers = [AgentsCoreSaver() for _ in range(4)]
+    put: list[str] = []
+    for _ in range(2):
+        checkpoints = [empty_checkpoint() for _ in range(64)]
+        results = await asyncio.gather(
+            *(
+                savers[i % 4].aput(config("t"), checkpoint, {"step": i}, {})
+                for i, checkpoint in enumerate(checkpoints)
+            ),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert failed == [], f"{len(failed)} of 64 failed: {failed[:1]}"
+        put += [c["id"] for c in checkpoints]
+    listed = [t.checkpoint["id"] async for t in AgentsCoreSaver().alist(config("t"))]
+    assert sorted(listed) == sorted(put)
+    seqs = [d["seq"] async for d in stored_docs("t") if d["kind"] == "checkpoint"]
+    assert sorted(seqs) == list(range(1, 129))
+    latest = await AgentsCoreSaver().aget_tuple(config("t"))
+    assert latest is not None
+    assert latest.checkpoint["id"] == max(put)
+
+
+async def test_a_put_that_loses_every_race_leaves_nothing_behind(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer whose every compare-and-set fails (a stale head, one attempt allowed) raises,
+    and leaves no checkpoint, blob or chunk: listing and reading by id find nothing of it."""
+    from agents_core.integrations.langgraph import _heads
+
+    stale = AgentsCoreSaver(inline_max_bytes=1000)
+    stored = await put_steps(stale, "t", 1)
+    await put_steps(AgentsCoreSaver(), "t", 1)  # moves the head: the stale saver's is old
+    before = await leftovers("t")
+    monkeypatch.setattr(_heads, "CAS_ATTEMPTS", 1)
+    checkpoint = empty_checkpoint()
+    version = stale.get_next_version(None, None)
+    checkpoint["channel_values"] = {"big": "z" * 5000}
+    checkpoint["channel_versions"] = {"big": version}
+    with pytest.raises(DatabaseError, match="contention"):
+        await stale.aput(stored[-1], checkpoint, {"step": 99}, {"big": version})
+    assert await leftovers("t") == before
+    assert await stale.aget_tuple(config("t", checkpoint_id=checkpoint["id"])) is None
+    assert [t.metadata["step"] async for t in stale.alist(config("t"))] == [0, 0]
+
+
+@pytest.mark.wire_only
+async def test_puts_racing_a_thread_deletion_land_before_it_or_are_refused(wire_db: str) -> None:
+    """40 threads, each a chain of puts (every step names all three channels) racing
+    ``adelete_thread`` started right after one of its steps. Afterwards no thread has a
+    checkpoint left: a step landed before the delete (and went with it) or was refused; and
+    nothing came back without its values."""
+    saver = AgentsCoreSaver(inline_max_bytes=1000)
+    rng = random.Random(25)
+
+    async def chain(thread: str, started: asyncio.Event, after: int) -> list[Any]:
+        returned: list[Any] = []
+        values = {"c0": "a", "c1": "b" * 3000, "c2": "c"}  # c1 is chunked
+        versions: dict[str, Any] = {c: saver.get_next_version(None, None) for c in values}
+        parent: Any = config(thread)
+        for step in range(8):
+            checkpoint = empty_checkpoint()
+            new: dict[str, Any] = dict(versions) if step == 0 else {}
+            if step:
+                channel = f"c{step % 3}"
+                values[channel] = f"{channel}@{step}" * (1 if channel != "c1" else 1000)
+                versions[channel] = new[channel] = saver.get_next_version(versions[channel], None)
+            checkpoint["channel_values"] = dict(values)
+            checkpoint["channel_versions"] = dict(versions)
+            try:
+                parent = await saver.aput(parent, checkpoint, {"step": step}, new)
+            except NotFoundError:
+                break
+            returned.append(parent)
+            if step == after:
+                started.set()
+        return returned
+
+    async def delete(thread: str, started: asyncio.Event) -> None:
+        await started.wait()
+        await saver.adelete_thread(thread)
+
+    threads = [f"race-{i}" for i in range(40)]
+    events = {thread: asyncio.Event() for thread in threads}
+    results = await asyncio.gather(
+        *(chain(thread, events[thread], rng.randrange(0, 6)) for thread in threads),
+        *(delete(thread, events[thread]) for thread in threads),
+    )
+    reader = AgentsCoreSaver()
+    alive = {}
+    for thread, returned in zip(threads, results[:40], strict=True):
+        listed = [t async for t in reader.alist(config(thread))]
+        for t in listed:  # the reported symptom: a version named, its value gone
+            assert set(t.checkpoint["channel_values"]) == set(t.checkpoint["channel_versions"])
+        by_id = [await reader.aget_tuple(stored) for stored in returned]
+        if listed or any(by_id) or await reader.aget_tuple(config(thread)):
+            alive[thread] = len(listed)
+    assert alive == {}
+
+
+async def test_a_retried_put_or_write_of_a_large_value_stores_its_chunks_once(
+    backend: str,
+) -> None:
+    """A put, a write and a special write (which replaces) of large values, each sent twice
+    (a retry): the chunks stored are those the documents refer to, nothing more."""
+    saver = AgentsCoreSaver(inline_max_bytes=1000)
+    checkpoint = empty_checkpoint()
+    version = saver.get_next_version(None, None)
+    checkpoint["channel_values"] = {"big": "x" * 2_500_000}  # three chunks
+    checkpoint["channel_versions"] = {"big": version}
+    for _ in range(2):
+        stored = await saver.aput(config("t"), checkpoint, {"step": 0}, {"big": version})
+    for _ in range(2):
+        await saver.aput_writes(stored, [("big", "w" * 5000)], "task-1")
+    for value in ("e" * 5000, "f" * 5000):  # an error is replaced by the next one
+        await saver.aput_writes(stored, [("__error__", value)], "task-2")
+    referenced = set()
+    async for doc in stored_docs("t"):
+        if "payload" in doc:
+            referenced.add(doc["payload"]["id"])
+    chunks = get_database()["payload_chunks"]
+    assert len(referenced) == 3
+    assert {c["payload_id"] async for c in chunks.find({"thread_id": "t"})} == referenced
+    assert await chunks.count_documents({"thread_id": "t"}) == 3 + 1 + 1
+    latest = await saver.aget_tuple(config("t"))
+    assert latest is not None
+    assert sorted(w[1:] for w in latest.pending_writes or []) == [
+        ("__error__", "f" * 5000),
+        ("big", "w" * 5000),
+    ]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"note": "cut emoji \ud83d"},
+        {"\ud83d": 1},
+        {"run_id": "run-\ud83d"},
+        {"nested": [{"deep": ("x", "\udc00")}]},
+    ],
+    ids=["value", "key", "run_id", "nested"],
+)
+async def test_metadata_with_a_lone_surrogate_is_refused_before_anything_is_written(
+    backend: str, metadata: dict[str, Any]
+) -> None:
+    saver = AgentsCoreSaver(inline_max_bytes=1000)
+    checkpoint = empty_checkpoint()
+    version = saver.get_next_version(None, None)
+    checkpoint["channel_values"] = {"big": "x" * 5000}
+    checkpoint["channel_versions"] = {"big": version}
+    with pytest.raises(InvalidInputError, match="metadata"):
+        await saver.aput(config("t"), checkpoint, metadata, {"big": version})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="thread_id"):
+        await saver.aput(config("t-\ud83d"), checkpoint, {}, {"big": version})
+    assert await leftovers("t") == {}
+    assert await get_database()["lg_checkpoints"].count_documents({}) == 0
+    assert await get_database()["payload_chunks"].count_documents({}) == 0
+
+
+async def test_metadata_too_large_for_a_document_is_refused_up_front(backend: str) -> None:
+    saver = AgentsCoreSaver(inline_max_bytes=1000)
+    checkpoint = empty_checkpoint()
+    version = saver.get_next_version(None, None)
+    checkpoint["channel_values"] = {"big": "x" * 2_500_000}
+    checkpoint["channel_versions"] = {"big": version}
+    metadata: Any = {"blob": "m" * 17_000_000}
+    with pytest.raises(InvalidInputError, match="metadata"):
+        await saver.aput(config("t"), checkpoint, metadata, {"big": version})
+    assert await get_database()["lg_checkpoints"].count_documents({}) == 0
+    assert await get_database()["payload_chunks"].count_documents({}) == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
+import openai
 import pytest
 import pytest_asyncio
 from bson import ObjectId
@@ -21,8 +23,16 @@ from agents_core.db import (
 )
 from agents_core.models import Price
 from agents_core.models.openai import OpenAIChatModel
-from agents_core.runner import AgentRunner, ModelError, ToolRegistry
-from tests.chat_server import ChatServer, completion, error, serve
+from agents_core.runner import (
+    AgentRunner,
+    ModelConnectionError,
+    ModelError,
+    ModelResponseError,
+    ModelStatusError,
+    ModelTimeoutError,
+    ToolRegistry,
+)
+from tests.chat_server import ChatServer, Reply, completion, error, raw, serve
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -176,14 +186,81 @@ async def test_a_server_error_after_the_retries_fails_the_run_readably(
     sid = await routed_session()
     with serve([error(500, "the model is overloaded")] * 3) as server:
         model = OpenAIChatModel("gpt-test", client=client.with_options(base_url=server.base_url))
-        with pytest.raises(ModelError, match="HTTP 500: the model is overloaded"):
+        with pytest.raises(ModelStatusError, match="HTTP 500: the model is overloaded") as caught:
             await AgentRunner(model, tools()).run(sid, "hi")
+    assert (caught.value.status, caught.value.server_message) == (500, "the model is overloaded")
     assert len(server.requests) == 3  # the first try and the SDK's two retries
     (run,) = await _runs(sid)
     assert run.status is RunStatus.failed
-    assert run.error == "ModelError: gpt-test: HTTP 500: the model is overloaded"
+    assert run.error == (
+        "ModelStatusError: gpt-test: HTTP 500: the model is overloaded; "
+        "the server failed: try again later"
+    )
     (call,) = run.model_calls
     assert (call.status, call.model, call.error) == (ModelCallStatus.error, "gpt-test", run.error)
+
+
+HTML = b"<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>"
+CUT_OFF = b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"index'
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "text"),
+    [
+        (raw(200, CUT_OFF), ModelResponseError, "not a valid chat completion"),
+        (raw(200, HTML, "text/html"), ModelResponseError, "not a chat completion: '<!doctype"),
+        (raw(200, b'{"hello": "world"}'), ModelResponseError, "not a chat completion"),
+        (raw(200, b"[1, 2]"), ModelResponseError, "not a chat completion"),
+        (error(401, "Incorrect API key provided"), ModelStatusError, "check the API key"),
+        (error(404, "The model does not exist"), ModelStatusError, "check the model name"),
+        (Reply(200, {}, delay=1.0), ModelTimeoutError, "no answer from http://127.0.0.1"),
+    ],
+    ids=["cut-off-json", "html-page", "wrong-shape", "json-array", "401", "404", "timeout"],
+)
+async def test_every_failure_of_the_server_is_a_model_error_that_says_what_to_check(
+    reply: Reply, kind: type[ModelError], text: str
+) -> None:
+    sid = await routed_session()
+    with serve([reply]) as server:
+        model = OpenAIChatModel(
+            "gpt-test", base_url=server.base_url, api_key="k", timeout=0.3, max_retries=0
+        )
+        with pytest.raises(kind, match=text) as caught:
+            await AgentRunner(model, tools()).run(sid, "hi")
+        await model.aclose()
+    assert caught.value.hint
+    assert str(caught.value).endswith(f"; {caught.value.hint}")  # what to check, on the line
+    assert "\n" not in str(caught.value)
+    (run,) = await _runs(sid)
+    assert run.status is RunStatus.failed
+    assert run.error is not None
+    assert run.error.startswith(f"{kind.__name__}: gpt-test: ")
+
+
+async def test_a_server_that_is_not_there_is_a_connection_error() -> None:
+    url = "http://127.0.0.1:9/v1"
+    model = OpenAIChatModel("gpt-test", base_url=url, api_key="k", max_retries=0)
+    sid = await routed_session()
+    with pytest.raises(ModelConnectionError, match=re.escape(f"could not connect to {url}")):
+        await AgentRunner(model, tools()).run(sid, "hi")
+    await model.aclose()
+
+
+async def test_timeouts_and_retries_default_to_an_interactive_wait(client: AsyncOpenAI) -> None:
+    from agents_core.models.openai import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+
+    model = OpenAIChatModel("gpt-test", api_key="k", base_url="http://127.0.0.1:9/v1")
+    assert model.client.max_retries == DEFAULT_MAX_RETRIES == 1
+    assert isinstance(model.client.timeout, openai.Timeout)
+    assert model.client.timeout.read == DEFAULT_TIMEOUT == 60.0
+    tuned = OpenAIChatModel("gpt-test", client=client, timeout=5, max_retries=0)
+    assert (tuned.client.timeout, tuned.client.max_retries) == (5.0, 0)
+    assert client.max_retries == 2  # the caller's client is left as it was
+    for bad in ({"timeout": 0}, {"timeout": float("nan")}, {"max_retries": -1}):
+        with pytest.raises(ValueError, match=r"timeout|max_retries"):
+            OpenAIChatModel("gpt-test", api_key="k", **bad)
+    await model.aclose()
+    await client.close()
 
 
 async def test_a_malformed_tool_call_fails_the_run() -> None:

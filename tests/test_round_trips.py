@@ -124,6 +124,11 @@ async def test_external_id_and_item_operations(command_log: CommandCounter) -> N
         "findAndModify",
         "insert",
     ]
+    # With a key: look it up first; a repeat reads the key's message, then its batch.
+    keyed = messages.append_items(session.id, turn, idempotency_key="k")
+    assert await commands(command_log, keyed) == ["find", "update", "insert"]
+    repeat = messages.append_items(session.id, turn, idempotency_key="k")
+    assert await commands(command_log, repeat) == ["find", "find"]
     assert await commands(command_log, messages.find_items(session.id, limit=2)) == ["find", "find"]
     assert await commands(command_log, messages.pop_last(session.id)) == ["find", "find", "update"]
     assert await commands(command_log, messages.clear(session.id)) == ["find", "update", "delete"]
@@ -133,11 +138,15 @@ async def test_external_id_and_item_operations(command_log: CommandCounter) -> N
 async def test_run_operations(command_log: CommandCounter) -> None:
     repo = RunsRepository()
     session, agent = await make_session(), await make_agent()
+    # The agent, the insert, then the session (a run inserted after a deletion's mark is
+    # removed again, never left behind: issue 25, D1).
     assert await commands(command_log, repo.create(session.id, agent.id)) == [
         "find",
-        "find",
         "insert",
+        "find",
     ]
+    # The runner's path: the records it read stand for the agent; the session is checked after.
+    assert await commands(command_log, repo.start(session, agent)) == ["insert", "find"]
     run = await make_run()
     assert await commands(command_log, repo.update_usage(run.id, 1, 0.1)) == ["update", "find"]
     call = ModelCall(model="m", started_at=utcnow(), duration_ms=1.0, input_tokens=3)
@@ -248,11 +257,13 @@ async def test_retention_sweep_commands(command_log: CommandCounter) -> None:
         await make_session()
     later = datetime.now(UTC) + timedelta(days=2)
     # Resumable deletions (none), idle candidates, then per session the deletion, claim
-    # first; then the candidates again (none left).
+    # first; then the candidates again (none left); then the running runs (none: no session
+    # to look up for orphans).
     assert await commands(command_log, sweep(timedelta(days=1), now=later)) == [
         "find",
         "find",
         *["update", "find", "delete", "delete"] * 2,
+        "find",
         "find",
     ]
 

@@ -15,7 +15,10 @@
     └── DatabaseUnavailableError the server could not be reached in time
 
 No PyMongo, bson or pydantic exception escapes a repository method: :func:`translate_errors`
-wraps each of them and re-raises the driver's exception as the ``__cause__``.
+wraps each of them and re-raises the driver's exception as the ``__cause__``. The text of a
+translated error keeps the server's message and code, never the server's whole reply (PyMongo
+appends it as ``full error: {...}``, with ``$clusterTime`` signatures and, for a refused
+insert, the document itself): the reply stays on the ``__cause__``.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from typing import ParamSpec, TypeVar
 import pydantic
 from bson.errors import BSONError
 from pymongo.errors import (
+    BulkWriteError,
     ConnectionFailure,
     DocumentTooLarge,
     DuplicateKeyError,
+    OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
     WTimeoutError,
@@ -164,13 +169,13 @@ def translate(exc: BaseException) -> DatabaseError | None:
         return exc
     if isinstance(exc, ConnectionFailure | WTimeoutError):
         kind = "timed out" if isinstance(exc, ServerSelectionTimeoutError) else "failed"
-        return DatabaseUnavailableError(f"MongoDB connection {kind}: {_first_line(exc)}")
+        return DatabaseUnavailableError(f"MongoDB connection {kind}: {_server_message(exc)}")
     if isinstance(exc, DocumentTooLarge):
-        return InvalidInputError("document", f"too large for MongoDB: {_first_line(exc)}")
+        return InvalidInputError("document", f"too large for MongoDB: {_server_message(exc)}")
     if isinstance(exc, DuplicateKeyError):
-        return DatabaseError(f"unexpected duplicate key: {_first_line(exc)}")
+        return DatabaseError(f"unexpected duplicate key: {_server_message(exc)}")
     if isinstance(exc, PyMongoError):
-        return DatabaseError(f"MongoDB error: {_first_line(exc)}")
+        return DatabaseError(f"MongoDB error: {_server_message(exc)}")
     if isinstance(exc, BSONError):
         return InvalidInputError("document", f"cannot be encoded as BSON: {_first_line(exc)}")
     if isinstance(exc, pydantic.ValidationError):
@@ -197,10 +202,35 @@ def translate_errors(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T
     return wrapper
 
 
+def _server_message(exc: BaseException) -> str:
+    """What the server said (its ``errmsg`` and ``code``), without the rest of its reply.
+
+    A bulk write's own message is only "batch op errors occurred": its first write error (or
+    write concern error) is what went wrong.
+    """
+    if not isinstance(exc, OperationFailure):
+        return _first_line(exc)
+    details = exc.details or {}
+    message, code = details.get("errmsg"), exc.code
+    if isinstance(exc, BulkWriteError):
+        errors = details.get("writeErrors") or details.get("writeConcernErrors") or [{}]
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        message, code = first.get("errmsg"), first.get("code", code)
+    if not isinstance(message, str) or not message:
+        message = _first_line(exc)
+    line = _first_line(ValueError(message))
+    return line if code is None else f"{line} (code {code})"
+
+
 def _first_line(exc: BaseException) -> str:
     """The driver's message without its topology dump: first line, before any timeout details."""
     text = str(exc)
     line = text.splitlines()[0] if text else type(exc).__name__
-    for detail in (" (configured timeouts", ", Timeout:", ", Topology Description"):
+    for detail in (
+        ", full error: ",
+        " (configured timeouts",
+        ", Timeout:",
+        ", Topology Description",
+    ):
         line = line.split(detail, 1)[0]
     return line[:300]

@@ -19,9 +19,11 @@ __all__ = [
     "LISTING_CHUNK_IDS",
     "LISTING_TTL",
     "MAX_AMOUNT",
+    "MAX_CHECKPOINT_BYTES",
     "MAX_ERROR_BYTES",
     "MAX_EXTERNAL_ID_LENGTH",
     "MAX_INSTRUCTIONS_BYTES",
+    "MAX_ITEM_BYTES",
     "MAX_ITEM_TEXT_LENGTH",
     "MAX_LIMIT",
     "MAX_MODEL_CALLS_PER_RUN",
@@ -55,6 +57,11 @@ MAX_STEPS_PER_RUN = 1_000
 MAX_STEP_DATA_BYTES = 16 * 1024
 #: Largest token total a run can hold (MongoDB's 64-bit integer).
 MAX_TOKENS = 2**63 - 1
+#: Largest stored size of an item appended with ``append_items``: the BSON of the fields that
+#: hold it (the item, its readable text, type and call id), so that its message, with its other
+#: fields (ids, ``seq``, times, an idempotency key: under 2 KiB), stays within MongoDB's 16 MiB
+#: document limit.
+MAX_ITEM_BYTES = 16 * 1024 * 1024 - 8 * 1024
 #: Longest agent instructions accepted, in bytes of UTF-8.
 MAX_INSTRUCTIONS_BYTES = 256 * 1024
 #: Longest error text a run keeps, in bytes of UTF-8 (callers should truncate stack traces).
@@ -66,6 +73,10 @@ MAX_STALE_AGE = timedelta(days=36_500)
 RECENT_KEYS_KEPT = 64
 #: Size of one payload chunk: far below 16 MB, and a handful fill one insert batch.
 CHUNK_BYTES = 1024 * 1024
+#: Largest LangGraph checkpoint (without its channel values, which are chunked when large) plus
+#: its metadata, serialized, that the saver stores: both live in one document and again in its
+#: head's copy, which must stay within MongoDB's 16 MiB with the head's other fields.
+MAX_CHECKPOINT_BYTES = 15 * 1024 * 1024
 
 # The conversation lifecycle (docs/lifecycle.md).
 

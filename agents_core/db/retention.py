@@ -16,6 +16,12 @@ Each idle session is claimed with a compare-and-set on its ``updated_at`` (it be
 active again while it is being swept survives, and an append that comes after the claim is
 refused (``NotFoundError``) rather than written into a session being removed. A sweep that
 crashed midway is finished by the next one: it resumes every ``deleting`` session first.
+
+Last, it removes the runs of sessions that no longer exist: a run's writer inserts it and then
+checks its session, removing the run itself when the session is gone, so such a run is only
+left by a writer that died between the two commands. It is still ``running`` (nobody else
+knew its id): the sweep reads the ``running`` runs once (their ids and sessions), looks their
+sessions up 100 at a time, and deletes the runs whose session is gone, with their payloads.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from bson import ObjectId
 from pydantic import BaseModel, ConfigDict
 
 from agents_core.db.client import Connection, default_connection
-from agents_core.db.documents import SessionDocument, SessionStatus
+from agents_core.db.documents import (
+    PayloadChunkDocument,
+    RunDocument,
+    RunStatus,
+    SessionDocument,
+    SessionStatus,
+)
 from agents_core.db.documents._common import as_utc, utcnow
 from agents_core.db.errors import InvalidInputError, translate_errors
 from agents_core.db.limits import MAX_STALE_AGE
@@ -61,7 +73,8 @@ async def sweep(
     before ``now`` (default: the current time; injectable for tests and replays of a schedule).
 
     Commands: one read per 100 candidates, then per session the deletion's (see
-    ``SessionsRepository.delete``) with the claim as its first.
+    ``SessionsRepository.delete``) with the claim as its first; then one read of the running
+    runs, one more per 100 of them, and two deletes where some belong to no session.
     """
     if not isinstance(older_than, timedelta) or older_than < timedelta(0):
         raise InvalidInputError("older_than", "must be a non-negative timedelta")
@@ -103,4 +116,39 @@ async def sweep(
                 continue
             await _lifecycle.finish_deletion(connection, raw["_id"], raw)
             removed += 1
+    await _remove_orphaned_runs(connection)
     return SweepResult(removed=removed, resumed=resumed, kept=len(kept))
+
+
+async def _remove_orphaned_runs(db: Connection) -> None:
+    """Delete the ``running`` runs whose session no longer exists, with their payload chunks.
+
+    A session that exists in any status keeps its runs (one being deleted loses them to its
+    deletion). A run inserted by a live writer is never taken for an orphan while its session
+    exists; once the session is gone, that writer's own check removes it too.
+    """
+    running = db.collection(RunDocument).find(
+        {"status": RunStatus.running.value}, {"_id": 1, "session_id": 1}
+    )
+    batch: list[dict[str, ObjectId]] = []
+    async for raw in running.batch_size(_BATCH):
+        batch.append(raw)
+        if len(batch) == _BATCH:
+            await _remove_orphans(db, batch)
+            batch = []
+    if batch:
+        await _remove_orphans(db, batch)
+
+
+async def _remove_orphans(db: Connection, runs: list[dict[str, ObjectId]]) -> None:
+    owners = list({raw["session_id"] for raw in runs})
+    existing = {
+        raw["_id"]
+        for raw in await db.collection(SessionDocument)
+        .find({"_id": {"$in": owners}}, {"_id": 1})
+        .to_list()
+    }
+    orphans = [raw["_id"] for raw in runs if raw["session_id"] not in existing]
+    if orphans:  # the runs first, then their chunks (as a deletion does)
+        await db.collection(RunDocument).delete_many({"_id": {"$in": orphans}})
+        await db.collection(PayloadChunkDocument).delete_many({"run_id": {"$in": orphans}})

@@ -8,13 +8,16 @@ can check its own input the same way, with the same ``InvalidInputError``/``Inva
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from agents_core.db._items import item_fields
 from agents_core.db.documents.message import RequestedToolCall
 from agents_core.db.errors import InvalidIdError, InvalidInputError
 from agents_core.db.limits import MAX_AMOUNT, MAX_LIMIT, MAX_NAME_LENGTH
@@ -24,6 +27,8 @@ E = TypeVar("E", bound=StrEnum)
 #: Characters a one-line name must not contain: control characters, lone surrogates, and the
 #: Unicode line and paragraph separators.
 _FORBIDDEN_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+#: A UTF-16 surrogate code point: never valid in a Python string that is to be encoded.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def object_id(value: object, entity: str) -> ObjectId:
@@ -128,10 +133,38 @@ def limit(value: object, field: str = "limit", *, minimum: int = 1) -> int:
     return value
 
 
+def valid_unicode(value: object, field: str) -> None:
+    """Refuse a lone surrogate (``"\\ud83d"``, what a cut-off model answer leaves) in any string
+    of ``value``, key or value, at any depth of its dicts, lists, tuples and sets: UTF-8, hence
+    BSON and JSON, cannot encode it, so it would fail later, after something was written."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise InvalidInputError(field, "is not valid Unicode (lone surrogate)")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
+
+
 def _string(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(field, f"must be a string, not {type(value).__name__}")
     return value
+
+
+def items(value: object) -> list[dict[str, Any]]:
+    """Framework items (a list of JSON objects) as the fields of the messages that store them,
+    checked as ``MessagesRepository.append_items`` checks them (``db/_items.py``): each one a
+    JSON object that is stored exactly, valid Unicode (no lone surrogate) and of a size a
+    document can hold. A caller that writes something else first (a framework adapter that
+    creates its session) checks the items with this before it does."""
+    if isinstance(value, Mapping | str | bytes) or not isinstance(value, Sequence):
+        raise InvalidInputError("items", "must be a list of items")
+    return [item_fields(item) for item in value]
 
 
 def requested_tool_calls(value: object, *, max_bytes: int) -> list[dict[str, str]]:

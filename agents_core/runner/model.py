@@ -18,9 +18,13 @@ from agents_core.db import Agent, Message, Price
 
 __all__ = [
     "ModelClient",
+    "ModelConnectionError",
     "ModelError",
     "ModelRequest",
     "ModelResponse",
+    "ModelResponseError",
+    "ModelStatusError",
+    "ModelTimeoutError",
     "ScriptExhaustedError",
     "ScriptedModel",
     "ToolDefinition",
@@ -100,7 +104,45 @@ class ModelResponse:
 
 
 class ModelError(Exception):
-    """A model API refused or failed a call (after its client's own retries): readable text."""
+    """A model API refused or failed a call (after its client's own retries).
+
+    ``str(error)`` is one readable line that ends with what to check. The subclasses tell the
+    kinds apart: ``ModelConnectionError`` (``ModelTimeoutError``), ``ModelStatusError`` and
+    ``ModelResponseError``; a ``ScriptedModel`` or another client may raise ``ModelError`` itself.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        server_message: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(f"{message}; {hint}" if hint else message)
+        #: The HTTP status, when the server answered.
+        self.status = status
+        #: What the server said about the failure, when it said something.
+        self.server_message = server_message
+        #: What to check.
+        self.hint = hint
+
+
+class ModelConnectionError(ModelError):
+    """The model's server could not be reached, or the connection broke."""
+
+
+class ModelTimeoutError(ModelConnectionError):
+    """The model's server did not answer within the client's timeout."""
+
+
+class ModelStatusError(ModelError):
+    """The model's server answered with an error status (``status``, ``server_message``)."""
+
+
+class ModelResponseError(ModelError):
+    """The model's server answered, but not with a completion: a body that is not JSON (cut
+    off, an HTML page), or JSON of another shape."""
 
 
 @runtime_checkable

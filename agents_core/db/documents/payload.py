@@ -2,7 +2,8 @@
 
 PyMongo's ``AsyncGridFSBucket`` refuses the in-memory mock's database, so the layer keeps its
 own chunk collection, which works the same on both backends: a payload is split into chunks of
-``limits.CHUNK_BYTES``, each a document ``{payload_id, run_id, n, data}``.
+``limits.CHUNK_BYTES``, each a document ``{payload_id, run_id, n, data}`` (``thread_id`` instead
+of ``run_id`` for a LangGraph value). ``agents_core.db.chunks`` writes and reads them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from pymongo import IndexModel
 
 from agents_core.db.documents._common import ObjectIdField, Record
 
-__all__ = ["PayloadChunkDocument", "PayloadChunkFields", "PayloadRef"]
+__all__ = ["PAYLOAD_ORDER_INDEX", "PayloadChunkDocument", "PayloadChunkFields", "PayloadRef"]
+
+#: A payload's chunks in order, one per ``(payload_id, n)``; every user of the collection
+#: creates it (the LangGraph saver too, on a database without ``init_db``).
+PAYLOAD_ORDER_INDEX = IndexModel(
+    [("payload_id", pymongo.ASCENDING), ("n", pymongo.ASCENDING)],
+    name="payload_id_n_unique",
+    unique=True,
+)
 
 
 class PayloadRef(Record):
@@ -46,10 +55,6 @@ class PayloadChunkDocument(Document, PayloadChunkFields):
         name = "payload_chunks"
         use_revision = False
         indexes: ClassVar[list[IndexModel]] = [
-            IndexModel(
-                [("payload_id", pymongo.ASCENDING), ("n", pymongo.ASCENDING)],
-                name="payload_id_n_unique",
-                unique=True,
-            ),
+            PAYLOAD_ORDER_INDEX,
             IndexModel([("run_id", pymongo.ASCENDING)], name="run_id"),
         ]

@@ -37,6 +37,7 @@ import bson
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
+from agents_core.db import chunks
 from agents_core.db import validation as check
 from agents_core.db._items import encode_item
 from agents_core.db.client import Connection
@@ -317,12 +318,12 @@ def _step(step: RunStep) -> tuple[dict[str, Any], int]:
 
 def _placed(
     run: _Checked, settings: Settings, budget: int
-) -> tuple[dict[str, Any], list[tuple[ObjectId, ObjectId, bytes]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The run's document with its tool calls' text inline while ``budget`` (less its fixed
     bytes) lasts, and the payloads to store for the rest."""
     left = budget - run.fixed
     inline = 0
-    payloads: list[tuple[ObjectId, ObjectId, bytes]] = []
+    payloads: list[dict[str, Any]] = []  # the chunks of the text spilled
     tool_calls: list[dict[str, Any]] = []
     for n, tool in enumerate(run.tools):
         key = f"{run.id}:{run.part or ''}:tool:{n}"
@@ -334,10 +335,12 @@ def _placed(
             if size <= settings.payload_inline_max_bytes and inline + size <= left:
                 inline += size
                 continue
-            payload_id = _derived_id(f"{key}:{field}")
-            payloads.append((run.id, payload_id, data))
+            ref, docs = chunks.split(
+                data, {"run_id": run.id}, payload_id=_derived_id(f"{key}:{field}")
+            )
+            payloads += docs
             stored[field] = ""
-            stored[f"{field}_payload"] = _payloads.ref(payload_id, data).model_dump()
+            stored[f"{field}_payload"] = ref.model_dump()
         tool_calls.append(stored)
     document = {
         **stored_defaults(RunDocument),

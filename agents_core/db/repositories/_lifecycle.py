@@ -29,11 +29,13 @@ which retention removes once it is idle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo.errors import PyMongoError
 
 from agents_core.db.client import Connection
 from agents_core.db.documents import (
@@ -45,7 +47,7 @@ from agents_core.db.documents import (
     SessionStatus,
 )
 from agents_core.db.documents._common import as_utc, utcnow
-from agents_core.db.errors import NotFoundError
+from agents_core.db.errors import InvalidInputError, NotFoundError
 from agents_core.db.limits import (
     APPEND_GRACE,
     FORK_BATCH_BYTES,
@@ -151,18 +153,23 @@ async def finish_deletion(
 
 
 async def copy_session(db: Connection, source: Session, at_seq: int, title: str | None) -> Session:
-    """A new session with ``source``'s fields and its messages up to ``at_seq``."""
+    """A new session with ``source``'s fields and its visible history up to ``at_seq``."""
+    # Nothing at or below the source's floor is shown: the fork's floor is the same, or
+    # ``at_seq`` when that is lower (its own appends then land above it, and show).
+    floor = min(source.cleared_through_seq, at_seq)
     fields: dict[str, Any] = source.model_dump(exclude=set(NOT_COPIED))
     fields.update(
         title=source.title if title is None else title,
         status=SessionStatus.forking,
         last_seq=at_seq,
+        cleared_through_seq=floor,
         forked_from=source.id,
         forked_at_seq=at_seq,
     )
     fork = await insert(db, SessionDocument, Session, **fields)
     target = db.collection(MessageDocument)
-    low = 0
+    cut: int | None = None  # the last seq of a batch that ``at_seq`` cuts, once met
+    low = floor
     while low < at_seq:
         high = min(low + FORK_WINDOW, at_seq)
         cursor = (
@@ -175,6 +182,12 @@ async def copy_session(db: Connection, source: Session, at_seq: int, title: str 
         batch: list[dict[str, Any]] = []
         size = 0
         async for raw in cursor:
+            end = raw.get("batch_end_seq")
+            if end is not None and end > at_seq:
+                if cut is None:
+                    cut = end
+                    await _refuse_a_cut_batch(db, source.id, fork.id, raw["seq"], end)
+                continue  # a batch the source never showed (failed or still in flight)
             raw["_id"] = ObjectId()
             raw["session_id"] = fork.id
             batch.append(raw)
@@ -186,20 +199,63 @@ async def copy_session(db: Connection, source: Session, at_seq: int, title: str 
             await target.insert_many(batch, ordered=False)
         low = high
     sessions = db.collection(SessionDocument)
-    # A source deleted while it was copied may have lost messages before their window was read:
-    # then the fork is removed, never shown half-copied. (A deletion that starts after this
-    # read came after every window was read: the copy is whole.)
-    if await sessions.find_one(by_id(SessionDocument, source.id), {"_id": 1}) is None:
-        await sessions.update_one({"_id": fork.id}, {"$set": {"status": _DELETING}})
-        state = await sessions.find_one({"_id": fork.id}, STATE)
-        if state is not None:
-            await finish_deletion(db, fork.id, state)
+    # The source as of after every window was read. Deleted meanwhile: it may have lost
+    # messages before their window was read, so the fork is removed, never shown half-copied.
+    # (A deletion that starts after this read came after every window was read.)
+    now_source = await sessions.find_one(
+        by_id(SessionDocument, source.id), {"cleared_through_seq": 1, "_id": 0}
+    )
+    if now_source is None:
+        await _discard(db, fork.id)
         raise NotFoundError("session", source.id)
+    # Cleared meanwhile: a clear raises the floor before it deletes anything, and deletes
+    # nothing above it, so what was copied above the floor read now is whole, and what lies at
+    # or below it is hidden in the fork as it is in the source (the clear came first).
+    cleared = min(max(floor, int(now_source.get("cleared_through_seq", 0))), at_seq)
     now = utcnow()
     result = await sessions.update_one(
         {"_id": fork.id, "status": SessionStatus.forking.value},
-        {"$set": {"status": SessionStatus.active.value, "updated_at": now}},
+        {
+            "$set": {
+                "status": SessionStatus.active.value,
+                "updated_at": now,
+                "cleared_through_seq": cleared,
+            }
+        },
     )
     if result.matched_count == 0:  # removed meanwhile (retention took it for abandoned)
         raise NotFoundError("session", fork.id)
-    return fork.model_copy(update={"status": SessionStatus.active, "updated_at": now})
+    if cleared > floor:  # best effort, as ``clear``'s own clean-up: the floor hides them
+        with contextlib.suppress(PyMongoError):
+            await target.delete_many({"session_id": fork.id, "seq": {"$lte": cleared}})
+    return fork.model_copy(
+        update={"status": SessionStatus.active, "updated_at": now, "cleared_through_seq": cleared}
+    )
+
+
+async def _refuse_a_cut_batch(
+    db: Connection, source_id: ObjectId, fork_id: ObjectId, first: int, end: int
+) -> None:
+    """``at_seq`` falls inside the batch ``first``..``end`` of the source: refuse it if the
+    source shows that batch (its last message exists), removing the fork. Otherwise the batch
+    is not copied: the source never showed it, and a later append to the fork must not either
+    (it would give the fork the batch's last ``seq``, and make the copied part visible)."""
+    landed = await db.collection(MessageDocument).find_one(
+        {"session_id": source_id, "seq": end}, {"_id": 1}
+    )
+    if landed is None:
+        return
+    await _discard(db, fork_id)
+    raise InvalidInputError(
+        "at_seq", f"is inside a batch of messages (seq {first}-{end}): fork at {first - 1} or {end}"
+    )
+
+
+async def _discard(db: Connection, fork_id: ObjectId) -> None:
+    """Remove a fork that never became visible (no runs, no appends: its messages, then it).
+
+    A crash in between leaves a hidden ``forking`` session, which retention removes."""
+    await db.collection(MessageDocument).delete_many({"session_id": fork_id})
+    await db.collection(SessionDocument).delete_one(
+        {"_id": fork_id, "status": SessionStatus.forking.value}
+    )

@@ -20,10 +20,10 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from agents_core.db import validation as check
-from agents_core.db._items import ESCAPED, decode_item, encode_item, item_role, item_text
+from agents_core.db._items import ESCAPED, decode_item
 from agents_core.db.client import Connection
 from agents_core.db.documents import (
     Message,
@@ -171,7 +171,11 @@ class MessagesRepository(Repository):
 
     @translate_errors
     async def append_items(
-        self, session_id: str | ObjectId, items: Sequence[Mapping[str, Any]]
+        self,
+        session_id: str | ObjectId,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
     ) -> list[Message]:
         """Append ``items`` (JSON objects, kept exactly) as one batch of messages.
 
@@ -186,42 +190,63 @@ class MessagesRepository(Repository):
         completed once (the missing messages of the same range), so a retry inside the call
         never duplicates. Each message also carries the item's role, type, call id and
         readable text (``content``) for our own views. Items are checked before anything is
-        written (``InvalidInputError``: not a JSON object, or not storable exactly).
+        written (``InvalidInputError``: not a JSON object, not storable exactly, a lone
+        surrogate, or more than ``MAX_ITEM_BYTES`` stored).
+
+        A ``DatabaseUnavailableError`` does not say whether the batch was stored: the server may
+        have written it and then failed to answer. ``idempotency_key`` makes the retry safe: a
+        repeat of the same key in the same session (also one racing the first) returns the
+        batch stored the first time and stores nothing more. The key is stored on the batch's
+        last message, so it is found only once the whole batch is there. One more command the
+        first time (look the key up), two on a repeat (the key, then the batch); a repeat with a
+        batch of another length is refused (``InvalidInputError``, field ``idempotency_key``).
+        Keys are shared with ``create``: a key names one message or one batch in a session.
         """
         db = self.db
         sid = check.object_id(session_id, "session")
-        if isinstance(items, Mapping) or not isinstance(items, Sequence):
-            raise InvalidInputError("items", "must be a list of items")
-        if not items:
+        fields = check.items(items)
+        key = check.optional_name(idempotency_key, "idempotency_key")
+        if not fields:
             return []
-        encoded = [encode_item(item) for item in items]
+        count = len(fields)
+        if key is not None and (existing := await _keyed_batch(db, sid, key, count)) is not None:
+            return existing
         now = utcnow()
-        end = await _reserve_seq(db, sid, now, None, count=len(items))
+        end = await _reserve_seq(db, sid, now, key, count=count)
+        if end is None and key is not None:
+            landed = await _wait_for_keyed(db, sid, key)
+            if landed is not None:
+                return await _batch_ending(db, sid, landed.seq, count)
+            end = await _reserve_seq(db, sid, now, None, count=count)  # its writer died: take over
         if end is None:
             raise NotFoundError("session", sid)
-        first = end - len(items) + 1
+        first = end - count + 1
         defaults = stored_defaults(MessageDocument)
-        documents = []
-        for offset, (item, (stored, escaped)) in enumerate(zip(items, encoded, strict=True)):
-            kind = item.get("type", "message" if "role" in item else None)
-            call_id = item.get("call_id")
-            documents.append(
-                {
-                    **defaults,
-                    "_id": ObjectId(),
-                    "session_id": sid,
-                    "seq": first + offset,
-                    "role": item_role(item),
-                    "content": item_text(item),
-                    "created_at": now,
-                    "item": stored,
-                    "item_type": kind if isinstance(kind, str) else None,
-                    "call_id": call_id if isinstance(call_id, str) else None,
-                    "batch_end_seq": end,
-                    ESCAPED: escaped,
-                }
+        documents = [
+            {
+                **defaults,
+                **item,
+                "_id": ObjectId(),
+                "session_id": sid,
+                "seq": first + offset,
+                "created_at": now,
+                "batch_end_seq": end,
+            }
+            for offset, item in enumerate(fields)
+        ]
+        documents[-1]["idempotency_key"] = key
+        try:
+            await _insert_batch(db.collection(MessageDocument), sid, documents)
+        except BulkWriteError as exc:
+            # The first writer of this key, which we took over from, landed after all.
+            existing = (
+                None
+                if key is None or not _duplicate(exc)
+                else (await _keyed_batch(db, sid, key, count))
             )
-        await _insert_batch(db.collection(MessageDocument), sid, documents)
+            if existing is None:
+                raise
+            return existing
         shown = [
             {**document, "item": dict(item)} if document[ESCAPED] else document
             for document, item in zip(documents, items, strict=True)
@@ -586,4 +611,42 @@ async def _find_by_key(db: Connection, session_id: ObjectId, key: str) -> Messag
     raw = await db.collection(MessageDocument).find_one(
         {"session_id": session_id, "idempotency_key": key}
     )
-    return None if raw is None else load(Message, raw, _COLLECTION)
+    return None if raw is None else load(Message, _readable(raw), _COLLECTION)
+
+
+async def _keyed_batch(
+    db: Connection, session_id: ObjectId, key: str, count: int
+) -> list[Message] | None:
+    """The batch of ``count`` messages whose last message carries ``key`` (``None``: no such
+    message yet). Two commands when there is one."""
+    raw = await db.collection(MessageDocument).find_one(
+        {"session_id": session_id, "idempotency_key": key}, {"seq": 1, "_id": 0}
+    )
+    return None if raw is None else await _batch_ending(db, session_id, int(raw["seq"]), count)
+
+
+async def _batch_ending(
+    db: Connection, session_id: ObjectId, end: int, count: int
+) -> list[Message]:
+    """The ``count`` messages of the batch whose last message is ``end`` (a message appended
+    alone is a batch of one), oldest first; ``InvalidInputError`` if that batch has another
+    length. One command: the range holds the batch and the message before it."""
+    raws = await (
+        db.collection(MessageDocument)
+        .find({"session_id": session_id, "seq": {"$gte": end - count, "$lte": end}})
+        .limit(count + 1)
+        .batch_size(count + 1)
+        .to_list()
+    )
+    members = sorted(
+        (raw for raw in raws if raw.get("batch_end_seq") == end or raw["seq"] == end),
+        key=_seq,
+    )
+    if [raw["seq"] for raw in members] != list(range(end - count + 1, end + 1)):
+        raise InvalidInputError("idempotency_key", "was used for a batch of another length")
+    return load_many(Message, [_readable(raw) for raw in members], _COLLECTION)
+
+
+def _duplicate(exc: BulkWriteError) -> bool:
+    """Whether a write of the batch was refused by a unique index (its key is taken)."""
+    return any(error.get("code") == 11000 for error in exc.details.get("writeErrors", []))

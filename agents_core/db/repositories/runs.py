@@ -41,6 +41,7 @@ from agents_core.db.limits import (
 from agents_core.db.repositories import _finished, _payloads
 from agents_core.db.repositories._base import (
     Repository,
+    by_id,
     get,
     insert,
     load,
@@ -56,8 +57,7 @@ ABANDONED = "abandoned"
 _COLLECTION = "runs"
 
 _FINAL = frozenset({RunStatus.completed, RunStatus.failed})
-_TOOL_FINAL = frozenset({ToolCallStatus.success, ToolCallStatus.error})
-_DUPLICATE_KEY = 11000
+_ID_ONLY = {"_id": 1}
 
 
 class RunsRepository(Repository):
@@ -67,13 +67,13 @@ class RunsRepository(Repository):
 
     @translate_errors
     async def create(self, session_id: str | ObjectId, agent_id: str | ObjectId) -> Run:
-        """Start a ``running`` run of an existing agent in an existing session. Three commands."""
+        """Start a ``running`` run of an existing agent in an existing session. Three commands
+        (the agent, the insert, the session: see ``start``)."""
         db = self.db
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
-        await require(db, SessionDocument, sid, "session")
         await require(db, AgentDocument, aid, "agent")
-        return await insert(db, RunDocument, Run, session_id=sid, agent_id=aid)
+        return await _insert_run(db, session_id=sid, agent_id=aid)
 
     @translate_errors
     async def start(
@@ -86,10 +86,12 @@ class RunsRepository(Repository):
     ) -> Run:
         """Start a ``running`` run for a session and an agent the caller has just read.
 
-        The records stand for their existence, so this is the one insert (what
-        ``AgentRunner`` uses); ``create`` is the same from bare ids, with the checks.
-        ``input_seq`` is the ``seq`` of the user message that started the turn; ``replay_of``
-        the run a replay replays.
+        The agent record stands for its existence; the session is checked after the insert
+        (what ``AgentRunner`` uses: two commands). A session deleted (or being deleted) since
+        the caller read it raises ``NotFoundError`` and the run is removed again, so a run
+        never outlives its session's deletion, however late its writer. ``create`` is the
+        same from bare ids. ``input_seq`` is the ``seq`` of the user message that started the
+        turn; ``replay_of`` the run a replay replays.
         """
         seq = None if input_seq is None else check.count(input_seq, "input_seq")
         replayed = None if replay_of is None else check.object_id(replay_of, "run")
@@ -100,14 +102,8 @@ class RunsRepository(Repository):
             raise InvalidInputError("session", "must be a Session record")
         if not isinstance(agent, Agent) or not isinstance(getattr(agent, "id", None), ObjectId):
             raise InvalidInputError("agent", "must be an Agent record")
-        return await insert(
-            self.db,
-            RunDocument,
-            Run,
-            session_id=session.id,
-            agent_id=agent.id,
-            input_seq=seq,
-            replay_of=replayed,
+        return await _insert_run(
+            self.db, session_id=session.id, agent_id=agent.id, input_seq=seq, replay_of=replayed
         )
 
     @translate_errors
@@ -287,6 +283,25 @@ class RunsRepository(Repository):
         """
         rid = check.object_id(run_id, "run")
         return await _finish(self.db, rid, RunStatus.failed, ABANDONED, close_calls=True)
+
+
+async def _insert_run(db: Connection, *, session_id: ObjectId, **fields: Any) -> Run:
+    """Insert a run of ``session_id``, then check that the session is still there.
+
+    Design note: a deletion (``SessionsRepository.delete``, retention) marks its session
+    ``deleting`` first and looks for its runs only after that. A run inserted before that mark
+    is found and deleted with the rest; the check after the insert sees the mark (or no
+    session) for any run inserted later, and the run is deleted here. Checking first instead
+    would leave a gap between the check and the insert, in which a whole deletion can pass.
+    Both commands target one shard (the run by its ``_id``, the session by its ``_id``), and
+    no lock or transaction is needed across writers on any number of machines.
+    """
+    run = await insert(db, RunDocument, Run, session_id=session_id, **fields)
+    sessions = db.collection(SessionDocument)
+    if await sessions.find_one(by_id(SessionDocument, session_id), _ID_ONLY) is None:
+        await db.collection(RunDocument).delete_one({"_id": run.id})
+        raise NotFoundError("session", session_id)
+    return run
 
 
 async def _finish(

@@ -158,6 +158,11 @@ class SessionsRepository(Repository):
         in windows of 1,000 ``seq`` values (one read, then inserts of 250 messages), hidden
         until complete; if the source is deleted meanwhile, the fork is removed and this raises
         ``NotFoundError``. Commands: 4, plus 5 per 1,000 messages copied.
+
+        The fork shows what the source showed up to ``at_seq``: an ``at_seq`` inside a batch
+        the source shows raises ``InvalidInputError`` (one more command), a fork at or below
+        the cleared point is empty with its floor at ``at_seq``, and a fork that a ``clear``
+        overtakes while it copies is empty, never part of the history (docs/lifecycle.md).
         """
         db = self.db
         sid = check.object_id(session_id, "session")

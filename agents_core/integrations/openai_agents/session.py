@@ -22,7 +22,9 @@ Design notes:
   JSON string: it stays queryable), with its role, type, call id and readable text beside it so
   that ``agents-core show`` and every other view of the layer show these conversations.
 - **Batches.** ``add_items`` is one batch (``MessagesRepository.append_items``): a contiguous
-  ``seq`` range reserved with one ``$inc``, written in order, shown only once complete.
+  ``seq`` range reserved with one ``$inc``, written in order, shown only once complete. Its
+  items are checked before the first write creates the session, and ``idempotency_key=``
+  makes a retry after an ambiguous ``DatabaseUnavailableError`` store the batch at most once.
   ``pop_item`` and ``clear_session`` are ``pop_last`` and ``clear``: no item is returned twice, a
   racing append is never lost, a cleared history is empty at once for every reader.
 - **Reads are bounded ranges.** ``get_items(limit=n)`` reads the range of the latest ``n``
@@ -57,6 +59,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'agents-core[openai-agents]'"
     ) from exc
 
+from agents_core.db import validation as check
 from agents_core.db.client import DEFAULT_DATABASE, Connection, connect, default_connection
 from agents_core.db.config import Settings
 from agents_core.db.documents import Session
@@ -156,15 +159,29 @@ class AgentsCoreSession:
                 items = await repositories.messages.find_items(core_id, limit=count)
         return cast("list[TResponseInputItem]", items)  # JSON objects, as appended
 
-    async def add_items(self, items: list[TResponseInputItem], *, wrapper: Any = None) -> None:
-        """Append ``items`` as one batch: all of them become visible at once, or none."""
+    async def add_items(
+        self,
+        items: list[TResponseInputItem],
+        *,
+        wrapper: Any = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Append ``items`` as one batch: all of them become visible at once, or none.
+
+        Items that cannot be stored exactly (not JSON, a lone surrogate, too large for a
+        document) raise ``InvalidInputError`` before anything is written, the session included.
+        ``idempotency_key`` (an agents-core addition, not in the SDK's protocol): a
+        ``DatabaseUnavailableError`` leaves unknown whether the batch was stored, and a retry
+        with the same key stores it at most once (``MessagesRepository.append_items``).
+        """
         self._connection.check_open()
         if not isinstance(items, Sequence) or isinstance(items, str | bytes | dict):
             raise InvalidInputError("items", "must be a list of items")
         if not items:
             return
         batch = list(items)
-        await _settle(self._add(batch))
+        key = check.optional_name(idempotency_key, "idempotency_key")
+        await _settle(self._add(batch, key))
 
     async def pop_item(self, *, wrapper: Any = None) -> TResponseInputItem | None:
         """Remove and return the newest item (``None``: empty); never the same item twice."""
@@ -184,15 +201,19 @@ class AgentsCoreSession:
                 self.session_id, namespace=NAMESPACE, user_id=self.user_id
             )
 
-    async def _add(self, batch: list[TResponseInputItem]) -> None:
+    async def _add(self, batch: list[TResponseInputItem], key: str | None) -> None:
         async with self._connection.database() as repositories:
             messages = repositories.messages
+            if self._core_id is None:
+                # The session may not exist yet: refuse bad items before it is created.
+                check.items(batch)
             core_id = await self._get_or_create(repositories)
             try:
-                await messages.append_items(core_id, batch)
+                await messages.append_items(core_id, batch, idempotency_key=key)
             except NotFoundError:  # deleted under us: start a new conversation of this id
                 self._core_id = None
-                await messages.append_items(await self._get_or_create(repositories), batch)
+                core_id = await self._get_or_create(repositories)
+                await messages.append_items(core_id, batch, idempotency_key=key)
 
     async def _pop(self) -> TResponseInputItem | None:
         async with self._connection.database() as repositories:

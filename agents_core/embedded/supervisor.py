@@ -1,4 +1,4 @@
-"""The supervisor of a data directory's shared server: ``python -m agents_core._supervisor DIR``.
+"""A data directory's supervisor: ``python -m agents_core.embedded.supervisor DIR``.
 
 Started (detached, in its own session) by the first process that needs the directory's server,
 while that process holds ``server.lock``. It forks once more so that it is nobody's child to
@@ -25,7 +25,6 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -34,21 +33,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agents_core._launcher import SOCKET, code_stamp, frame
-from agents_core._server_dir import (
+from agents_core.embedded.data_dir import (
     SERVER_LOG,
+    STOP_GRACE_S,
     SUPERVISOR_LOG,
     LockTimeoutError,
     Record,
     ServerDir,
 )
-from agents_core.embedded import (
-    STOP_GRACE_S,
-    EmbeddedServerError,
-    _terminate,
-    spawn_server,
-    wait_for_port,
-)
+from agents_core.embedded.errors import EmbeddedServerError
+from agents_core.embedded.launcher import SOCKET, code_stamp, frame, read_frame
+from agents_core.embedded.processes import spawn_server, terminate, wait_for_port, wait_until
 
 #: How often the supervisor looks at its server and its users.
 POLL_S = 0.2
@@ -60,7 +55,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agents_core._supervisor")
+    parser = argparse.ArgumentParser(prog="python -m agents_core.embedded.supervisor")
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--idle-s", type=float, required=True)
     parser.add_argument("--startup-timeout", type=float, default=30.0)
@@ -157,9 +152,7 @@ class Supervisor:
         """Stopped on request: nobody new joins; the current users get a moment to finish."""
         try:
             with self.directory.lock(STOP_GRACE_S + 30):
-                deadline = time.monotonic() + STOP_GRACE_S
-                while not self.directory.unused() and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                wait_until(self.directory.unused, STOP_GRACE_S)
                 users = self.directory.users()
                 self._log("stopping on request" + (f" (still used by {users})" if users else ""))
                 self._shut_down()
@@ -173,7 +166,7 @@ class Supervisor:
         # then starts a new server once this one has let go of the storage.
         self._close_worker_socket()
         self.directory.remove_record()
-        _terminate(self.process, SHUTDOWN_TIMEOUT_S)
+        terminate(self.process, SHUTDOWN_TIMEOUT_S)
         self._log(f"secantusd-py {self.process.pid} stopped (code {self.process.returncode})")
         self._release_owner()
 
@@ -191,7 +184,7 @@ class Supervisor:
     def _log(self, text: str) -> None:
         _log(self.directory, text)
 
-    # -- the warm worker (see agents_core._launcher) ----------------------------------------
+    # -- the warm worker (see agents_core.embedded.launcher) ------------------------------
 
     def _open_worker_socket(self) -> None:
         """Import the CLI once, then listen on ``cli.sock`` for commands to fork off."""
@@ -258,19 +251,14 @@ class Supervisor:
 
 
 def _receive_request(connection: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    data, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
-    while len(data) >= 4 and len(data) < 4 + struct.unpack("!I", data[:4])[0]:
-        chunk = connection.recv(1 << 16)
-        if not chunk:
-            return None, fds
-        data += chunk
-    if len(data) < 4:
+    """The launcher's request and its stdin, stdout and stderr (which come with its first bytes)."""
+    start, fds, _, _ = socket.recv_fds(connection, 4, 3)
+    if not start:
         return None, fds
     try:
-        request = json.loads(data[4 : 4 + struct.unpack("!I", data[:4])[0]])
+        return read_frame(connection, start), fds
     except ValueError:
         return None, fds
-    return (request if isinstance(request, dict) else None), fds
 
 
 def _run_worker(

@@ -1,7 +1,7 @@
 """The files of a data directory's shared embedded server: its locks, its record, its processes.
 
-Standard library only: the supervisor (``agents_core._supervisor``) imports this module and must
-start in a few milliseconds.
+Standard library only: the supervisor (``agents_core.embedded.supervisor``) imports this module
+and must start in a few milliseconds.
 
 Design note (``docs/embedded.md`` has the long form). A data directory holds::
 
@@ -24,14 +24,20 @@ import errno
 import fcntl
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["LockTimeoutError", "Record", "ServerDir", "locking_pids", "process_command"]
+from agents_core.embedded.processes import locking_pids, wait_until
+
+__all__ = [
+    "SERVER_LOG",
+    "STOP_GRACE_S",
+    "SUPERVISOR_LOG",
+    "LockTimeoutError",
+    "Record",
+    "ServerDir",
+]
 
 STORAGE = "storage"
 SERVER_LOG = "secantusd.log"
@@ -43,6 +49,9 @@ USERS = "server.users"
 
 #: How often a waiting lock is tried again.
 _POLL_S = 0.01
+#: How long a stopping supervisor lets the processes still using its server finish (holding
+#: ``server.lock`` meanwhile: whoever waits for the lock must wait longer than this).
+STOP_GRACE_S = 10.0
 
 
 class LockTimeoutError(TimeoutError):
@@ -91,16 +100,21 @@ class ServerDir:
     def _open(self, name: str) -> int:
         return os.open(self.file(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
+    def _lockable(self, name: str, kind: int) -> bool:
+        """Whether ``name`` can be locked ``kind`` right now (the lock is let go at once)."""
+        fd = self._open(name)
+        try:
+            return _try_flock(fd, kind)
+        finally:
+            os.close(fd)
+
     @contextlib.contextmanager
     def lock(self, timeout: float) -> Iterator[None]:
         """Hold ``server.lock`` (``LockTimeoutError`` naming the holder after ``timeout``)."""
         fd = self._open(LOCK)
         try:
-            deadline = time.monotonic() + timeout
-            while not _try_flock(fd, fcntl.LOCK_EX):
-                if time.monotonic() >= deadline:
-                    raise LockTimeoutError(_read_pid(fd))
-                time.sleep(_POLL_S)
+            if not wait_until(lambda: _try_flock(fd, fcntl.LOCK_EX), timeout, _POLL_S):
+                raise LockTimeoutError(_read_pid(fd))
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
@@ -149,11 +163,7 @@ class ServerDir:
 
     def owner_alive(self) -> bool:
         """Whether a supervisor holds ``server.owner`` (a dead one holds nothing)."""
-        fd = self._open(OWNER)
-        try:
-            return not _try_flock(fd, fcntl.LOCK_SH)
-        finally:
-            os.close(fd)
+        return not self._lockable(OWNER, fcntl.LOCK_SH)
 
     def lease(self) -> int:
         """Use the server: a shared lock on ``server.users`` until the fd is closed."""
@@ -169,11 +179,7 @@ class ServerDir:
 
     def unused(self) -> bool:
         """Whether no process holds a lease right now."""
-        fd = self._open(USERS)
-        try:
-            return _try_flock(fd, fcntl.LOCK_EX)
-        finally:
-            os.close(fd)
+        return self._lockable(USERS, fcntl.LOCK_EX)
 
     def last_release(self) -> float:
         """``time.time()`` of the latest ended lease (0 if none)."""
@@ -202,47 +208,3 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip())
     except (OSError, ValueError):
         return None
-
-
-def process_command(pid: int) -> str | None:
-    """The command line of process ``pid``, or ``None`` if there is no such process."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
-    except FileNotFoundError:
-        if sys.platform.startswith("linux"):
-            return None
-    except OSError:
-        return None
-    try:  # no /proc (macOS): ask ps
-        shown = subprocess.run(
-            ["ps", "-o", "command=", "-p", str(pid)],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return shown.stdout.strip() or None
-
-
-def locking_pids(path: Path) -> list[int]:
-    """The pids holding a lock (flock or POSIX) on ``path``, from ``/proc/locks`` (Linux only)."""
-    try:
-        inode = path.stat().st_ino
-        lines = Path("/proc/locks").read_text().splitlines()
-    except OSError:
-        return []
-    pids: list[int] = []
-    for line in lines:
-        fields = line.split()
-        if "->" in fields:  # a waiter, not a holder
-            continue
-        try:
-            pid, where = int(fields[4]), fields[5]
-        except (IndexError, ValueError):
-            continue
-        if where.rsplit(":", 1)[-1] == str(inode) and pid not in pids:
-            pids.append(pid)
-    return pids

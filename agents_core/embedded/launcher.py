@@ -9,7 +9,8 @@ directory and arguments, and sends back the exit code. Anything else (``MONGODB_
 server yet, a supervisor running other code than this process would) runs the CLI right here.
 ``AGENTS_CORE_CLI_WORKER=0`` turns the worker off.
 
-Standard library only: this module is all that a warm command imports.
+Standard library only: this module (with the package's ``__init__``, ``config`` and ``errors``)
+is all that a warm command imports.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-__all__ = ["SOCKET", "code_stamp", "main"]
+from agents_core.embedded.config import data_dir_from_env
+from agents_core.embedded.errors import DataDirectoryError
+
+__all__ = ["SOCKET", "code_stamp", "frame", "main", "read_frame", "run_in_worker"]
 
 #: The supervisor's socket, in the data directory.
 SOCKET = "cli.sock"
@@ -37,7 +41,7 @@ _MAX_SOCKET_PATH = 100
 
 def main() -> None:
     try:
-        code = _via_worker()
+        code = run_in_worker()
     except KeyboardInterrupt:  # Ctrl-C before any command started
         sys.stderr.write("interrupted\n")
         sys.exit(130)
@@ -51,7 +55,7 @@ def main() -> None:
 
 def code_stamp() -> str:
     """Which code this is: the package's path and its newest source file's mtime."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # agents_core: the CLI's code as well as ours
     newest = 0
     for folder, _, files in os.walk(root):
         for name in files:
@@ -61,20 +65,25 @@ def code_stamp() -> str:
 
 
 def frame(payload: Mapping[str, object]) -> bytes:
+    """``payload`` as one message: its JSON's length (4 bytes, big-endian), then the JSON."""
     data = json.dumps(payload).encode()
     return struct.pack("!I", len(data)) + data
 
 
-def read_frame(connection: socket.socket) -> dict[str, object] | None:
-    """One length-prefixed JSON message, or ``None`` at EOF."""
-    header = _read_exactly(connection, 4)
+def read_frame(connection: socket.socket, start: bytes = b"") -> dict[str, object] | None:
+    """One ``frame``'s JSON object, or ``None`` at EOF or if it is not an object.
+
+    ``start``: the frame's first bytes, already read (with the descriptors that came with them).
+    ``ValueError`` if it is not JSON.
+    """
+    header = _read_exactly(connection, 4 - len(start))
     if header is None:
         return None
-    body = _read_exactly(connection, struct.unpack("!I", header)[0])
+    body = _read_exactly(connection, struct.unpack("!I", start + header)[0])
     if body is None:
         return None
-    answer: dict[str, object] = json.loads(body)
-    return answer
+    message = json.loads(body)
+    return message if isinstance(message, dict) else None
 
 
 def _read_exactly(connection: socket.socket, size: int) -> bytes | None:
@@ -87,16 +96,15 @@ def _read_exactly(connection: socket.socket, size: int) -> bytes | None:
     return data
 
 
-def _via_worker() -> int | None:
+def run_in_worker() -> int | None:
     """The command's exit code from the warm worker, or ``None`` to run it here."""
     if os.environ.get("AGENTS_CORE_CLI_WORKER") == "0":
         return None
     if os.environ.get("MONGODB_URI") or os.environ.get("AGENTS_CORE_MONGODB_URI"):
         return None
     try:
-        data_dir = Path(os.environ.get("AGENTS_CORE_DATA") or ".agents-core").expanduser()
-        path = str(data_dir.resolve() / SOCKET)
-    except (OSError, ValueError, RuntimeError):
+        path = str(data_dir_from_env() / SOCKET)
+    except DataDirectoryError:
         return None  # the CLI explains what is wrong with it
     if len(path.encode()) > _MAX_SOCKET_PATH:
         return None

@@ -1,32 +1,10 @@
-"""A local MongoDB-wire server (SecantusDB): the default database when no ``MONGODB_URI`` is set.
+"""The server of a data directory, from the processes that use it: ``EmbeddedServer`` and friends.
 
-Usage::
-
-    from agents_core.embedded import EmbeddedServer, database_target
-
-    with database_target() as target:           # MONGODB_URI, else the embedded server
-        await init_db(target.uri)
-
-    with EmbeddedServer("./.agents-core") as server:   # that data directory's shared server
-        await init_db(server.uri)
-
-    with EmbeddedServer() as server:            # a private in-memory server (tests, benchmarks)
-        ...
-
-**One server per data directory.** ``EmbeddedServer(data_dir)`` does not start a server of its
-own: the first process that needs the directory starts one, with a small supervisor process
-(``agents_core._supervisor``) that records it in ``server.json`` under an ``flock``; every other
-process uses that server for as long as it holds a lease (a shared ``flock``). The supervisor
-stops the server once nobody has used it for ``AGENTS_CORE_EMBEDDED_IDLE_S`` seconds (or on
-``stop_server()``, ``agents-core server stop``), and the server dies with its supervisor, so a
-process killed inside ``with EmbeddedServer(...)`` leaves nothing that holds the directory.
-Leaving the ``with`` block is instant: it ends the lease, it does not wait for a shutdown.
-
-The URI carries ``retryWrites=false``: SecantusDB keeps a record per retryable write and scans
-them all on every write, so a long-lived server slows down without it.
-
-SecantusDB is GPL-2.0, so it is only ever *executed* (its ``secantusd-py`` script, from the
-``embedded`` extra: ``pip install agents-core[embedded]``), never imported.
+``EmbeddedServer(data_dir)`` takes a lease on the directory's shared server, starting its
+supervisor (``agents_core.embedded.supervisor``) first when none runs; ``EmbeddedServer()`` and
+``shared=False`` start a private server instead. ``database_target`` is the one place that
+decides "``MONGODB_URI``, else the embedded server"; ``server_status``, ``start_server`` and
+``stop_server`` act on a directory's server from outside (``agents-core server ...``).
 """
 
 from __future__ import annotations
@@ -35,7 +13,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import selectors
 import shutil
 import signal
@@ -50,113 +27,49 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agents_core._server_dir import (
+from agents_core.embedded.config import data_dir_from_env, idle_s_from_env, resolve_data_dir
+from agents_core.embedded.data_dir import (
     SERVER_LOG,
+    STOP_GRACE_S,
     SUPERVISOR_LOG,
     LockTimeoutError,
     Record,
     ServerDir,
+)
+from agents_core.embedded.errors import DataDirectoryError, EmbeddedServerError
+from agents_core.embedded.processes import (
+    IN_MEMORY,
+    describe,
+    is_zombie,
     locking_pids,
+    log_tail,
     process_command,
+    runs,
+    server_executable,
+    spawn_server,
+    terminate,
+    wait_for_port,
+    wait_until,
 )
 
 if TYPE_CHECKING:
     from agents_core.db.config import Settings
 
 __all__ = [
-    "DEFAULT_DATA_DIR",
-    "DEFAULT_IDLE_S",
-    "DataDirectoryError",
     "DatabaseTarget",
     "EmbeddedServer",
-    "EmbeddedServerError",
-    "Record",
-    "data_dir_from_env",
     "database_target",
-    "idle_s_from_env",
-    "resolve_data_dir",
-    "server_executable",
     "server_status",
     "start_server",
     "stop_server",
 ]
 
-#: Where the embedded server keeps its data unless ``AGENTS_CORE_DATA`` says otherwise.
-DEFAULT_DATA_DIR = Path(".agents-core")
-#: How long a shared server stays up unused unless ``AGENTS_CORE_EMBEDDED_IDLE_S`` says otherwise.
-DEFAULT_IDLE_S = 300.0
-#: Storage path that keeps everything in memory (gone when the server stops).
-IN_MEMORY = ":memory:"
-#: Environment variables read here.
-DATA_ENV = "AGENTS_CORE_DATA"
-IDLE_ENV = "AGENTS_CORE_EMBEDDED_IDLE_S"
-
-_LISTENING = re.compile(r"listening on (?P<host>[\w.:\[\]-]+):(?P<port>\d+)")
-_BUSY = "Device or resource busy"
-#: How long a stopping supervisor lets the processes still using its server finish.
-STOP_GRACE_S = 10.0
-
-
-class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be found, started or stopped (a one-line message)."""
-
-
-class DataDirectoryError(EmbeddedServerError):
-    """The data directory cannot be used (not creatable, not a directory, not writable)."""
-
-    def __init__(self, data_dir: object, reason: str) -> None:
-        self.data_dir = data_dir
-        self.reason = reason
-        super().__init__(f"cannot use the data directory {data_dir}: {reason}")
-
-
-def resolve_data_dir(data_dir: str | os.PathLike[str]) -> Path:
-    """``data_dir`` as an absolute path (``~`` expanded, symlinks resolved): done once, here."""
-    try:
-        return Path(os.fspath(data_dir)).expanduser().resolve()
-    except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, symlink loops, no $HOME
-        raise DataDirectoryError(repr(os.fspath(data_dir)), str(exc)) from exc
-
-
-def data_dir_from_env() -> Path:
-    """``AGENTS_CORE_DATA``, else ``./.agents-core``, as an absolute path."""
-    raw = os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR
-    try:
-        return resolve_data_dir(raw)
-    except DataDirectoryError as exc:
-        raise DataDirectoryError(f"{exc.data_dir} ({DATA_ENV})", exc.reason) from exc
-
-
-def idle_s_from_env() -> float:
-    """``AGENTS_CORE_EMBEDDED_IDLE_S`` (seconds, ``0`` or more), else ``DEFAULT_IDLE_S``."""
-    raw = os.environ.get(IDLE_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_IDLE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise EmbeddedServerError(
-            f"{IDLE_ENV} must be a number of seconds (0 or more), not {raw!r}"
-        )
-    return value
-
-
-def server_executable() -> str:
-    """The path of ``secantusd-py``: on ``PATH``, or beside this interpreter (a venv)."""
-    beside = Path(sys.executable).with_name("secantusd-py")
-    found = shutil.which("secantusd-py") or (str(beside) if beside.exists() else None)
-    if found is None:
-        raise EmbeddedServerError(
-            "secantusd-py not found: install the embedded server with "
-            "`pip install 'agents-core[embedded]'` (or set MONGODB_URI)"
-        )
-    return found
+#: The supervisor's module, as ``python -m`` runs it (and as its command line shows it).
+_SUPERVISOR = "agents_core.embedded.supervisor"
 
 
 class EmbeddedServer:
-    """The server of a data directory (shared, see the module doc), or a private one.
+    """The server of a data directory (shared: see ``agents_core.embedded``), or a private one.
 
     ``data_dir`` holds the WiredTiger files (``storage/``) and the server's log; ``None`` keeps
     the data in memory, in a private server that ``stop()`` shuts down. ``shared=False`` makes
@@ -236,7 +149,7 @@ class EmbeddedServer:
             lease[0].release(lease[1])
         process, self._process = self._process, None
         if process is not None:
-            _terminate(process, self.shutdown_timeout)
+            terminate(process, self.shutdown_timeout)
         temporary, self._temporary = self._temporary, None
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -272,7 +185,7 @@ class EmbeddedServer:
                 self._lease = (directory, directory.lease())
         except LockTimeoutError as exc:
             raise EmbeddedServerError(
-                f"the embedded server of {self.data_dir} is busy: {_describe(exc.holder)} held "
+                f"the embedded server of {self.data_dir} is busy: {describe(exc.holder)} held "
                 f"its lock for {wait:.0f} s; try again, or stop that process"
             ) from exc
         except OSError as exc:
@@ -366,7 +279,7 @@ def server_status(data_dir: str | os.PathLike[str]) -> tuple[Record, list[int]] 
                 _clear_stale(directory, record, 15.0)
                 return None
     except LockTimeoutError as exc:
-        raise EmbeddedServerError(f"{_describe(exc.holder)} holds the lock of {path}") from exc
+        raise EmbeddedServerError(f"{describe(exc.holder)} holds the lock of {path}") from exc
     except OSError as exc:
         raise DataDirectoryError(path, _reason(exc)) from exc
     return None if record is None else (record, directory.users())
@@ -396,76 +309,21 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
     directory = ServerDir(path)
     with contextlib.suppress(ProcessLookupError):
         os.kill(record.owner, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    # The supervisor lets go of server.owner once its server is stopped, then exits.
-    while directory.owner_alive() or _supervisor_exiting(record.owner, path):
-        if time.monotonic() >= deadline:
-            raise EmbeddedServerError(
-                f"the embedded server of {path} did not stop within {timeout:.0f} s "
-                f"(supervisor {_describe(record.owner)})"
-            )
-        time.sleep(0.05)
+
+    def gone() -> bool:
+        # The supervisor lets go of server.owner once its server is stopped, then exits.
+        return not (directory.owner_alive() or _supervisor_exiting(record.owner, path))
+
+    if not wait_until(gone, timeout):
+        raise EmbeddedServerError(
+            f"the embedded server of {path} did not stop within {timeout:.0f} s "
+            f"(supervisor {describe(record.owner)})"
+        )
     return record
 
 
 # ---------------------------------------------------------------------------------------------
-# Processes
-
-
-def spawn_server(
-    storage: str,
-    log_path: Path,
-    *,
-    cwd: Path,
-    preexec_fn: Callable[[], Any] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``secantusd-py`` on a free loopback port, its output in ``log_path``."""
-    command = [server_executable(), "--host", "127.0.0.1", "--port", "0", "--storage-path", storage]
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
-            preexec_fn=preexec_fn,
-        )
-
-
-def wait_for_port(
-    process: subprocess.Popen[bytes], log_path: Path, timeout: float, storage: str
-) -> int:
-    """The port the server listens on, once it does (``EmbeddedServerError`` if it fails)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = log_path.read_text(errors="replace")
-        match = _LISTENING.search(log)
-        if match:
-            return int(match["port"])
-        if process.poll() is not None:
-            if _BUSY in log and storage != IN_MEMORY:
-                raise EmbeddedServerError(_busy_message(storage))
-            raise EmbeddedServerError(
-                f"secantusd-py exited with code {process.returncode}: {_tail(log)} "
-                f"(full log: {log_path})"
-            )
-        time.sleep(0.02)
-    _terminate(process, 5.0)
-    raise EmbeddedServerError(
-        f"secantusd-py did not start within {timeout:.0f} s (log: {log_path})"
-    )
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM, then wait (SIGKILL after ``timeout``)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+# Starting and clearing a directory's supervisor
 
 
 def _prepared(data_dir: Path) -> ServerDir:
@@ -487,10 +345,10 @@ def _prepared(data_dir: Path) -> ServerDir:
 def _launch_supervisor(directory: ServerDir, idle_s: float, startup_timeout: float) -> Record:
     """Start the directory's supervisor (detached) and wait for its server; the record."""
     server_executable()  # not installed: say so here rather than from the supervisor
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])  # where `agents_core` is found
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "agents_core._supervisor", str(directory.path)]
+    command = [sys.executable, "-m", _SUPERVISOR, str(directory.path)]
     command += ["--idle-s", repr(idle_s), "--startup-timeout", repr(startup_timeout)]
     command += ["--started-by", str(os.getpid())]
     try:
@@ -514,8 +372,10 @@ def _launch_supervisor(directory: ServerDir, idle_s: float, startup_timeout: flo
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)  # the first fork exits at once; the supervisor is its child
     if not line:
-        log_tail = _tail(directory.file(SUPERVISOR_LOG).read_text(errors="replace"))
-        raise EmbeddedServerError(f"the embedded server's supervisor failed: {log_tail}")
+        supervisor_log = directory.file(SUPERVISOR_LOG).read_text(errors="replace")
+        raise EmbeddedServerError(
+            f"the embedded server's supervisor failed: {log_tail(supervisor_log)}"
+        )
     answer = json.loads(line)
     if "error" in answer:
         raise EmbeddedServerError(str(answer["error"]))
@@ -543,91 +403,42 @@ def _read_line(stream: Any, timeout: float) -> bytes:
 
 def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) -> None:
     """Remove what a dead supervisor left: its record, and its server if that still runs."""
-    if record is not None and _is_server(record.pid, record.storage):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.pid, signal.SIGTERM)  # it was told already if it was our child
-        deadline = time.monotonic() + timeout
-        while _is_server(record.pid, record.storage) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _is_server(record.pid, record.storage):
+    if record is not None:
+
+        def gone() -> bool:
+            return not runs(record.pid, "secantusd", record.storage)
+
+        if not gone():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(record.pid, signal.SIGKILL)
-            while _is_server(record.pid, record.storage) and time.monotonic() < deadline + 5:
-                time.sleep(0.05)
+                os.kill(record.pid, signal.SIGTERM)  # it was told already if it was our child
+            if not wait_until(gone, timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record.pid, signal.SIGKILL)
+                wait_until(gone, 5.0)
     directory.remove_record()
 
 
 def _wait_for_owner_exit(directory: ServerDir, timeout: float) -> None:
     """A supervisor that has removed its record may still be exiting: let it finish."""
-    deadline = time.monotonic() + timeout
-    while directory.owner_alive():
-        if time.monotonic() >= deadline:
-            holders = ", ".join(
-                _describe(pid) for pid in locking_pids(directory.file("server.owner"))
-            )
-            raise EmbeddedServerError(
-                f"a supervisor of {directory.path} ({holders or 'unknown process'}) still holds "
-                f"server.owner after {timeout:.0f} s without a record; stop it"
-            )
-        time.sleep(0.02)
-
-
-def _is_supervisor(pid: int, data_dir: Path) -> bool:
-    command = process_command(pid)
-    return (
-        command is not None
-        and "agents_core._supervisor" in command
-        and (str(data_dir) in command)
-        and not _is_zombie(pid)
-    )
+    if not wait_until(lambda: not directory.owner_alive(), timeout, 0.02):
+        holders = ", ".join(describe(pid) for pid in locking_pids(directory.file("server.owner")))
+        raise EmbeddedServerError(
+            f"a supervisor of {directory.path} ({holders or 'unknown process'}) still holds "
+            f"server.owner after {timeout:.0f} s without a record; stop it"
+        )
 
 
 def _supervisor_exiting(pid: int, data_dir: Path) -> bool:
     """``pid`` is still our supervisor, or a process on its way out (its command line already
     gone, not yet a zombie): a pid taken by another program since does not count."""
-    if _is_supervisor(pid, data_dir):
+    if runs(pid, _SUPERVISOR, str(data_dir)):
         return True
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return not process_command(pid) and not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    return False
-
-
-def _is_server(pid: int, storage: str) -> bool:
-    """Whether ``pid`` is a live secantusd-py on ``storage`` (never a recycled pid's process)."""
-    command = process_command(pid)
-    if command is None or "secantusd" not in command or storage not in command:
-        return False
-    return not _is_zombie(pid)  # a zombie has exited: it holds no files
-
-
-def _busy_message(storage: str) -> str:
-    holders = locking_pids(Path(storage) / "WiredTiger.lock")
-    who = ", ".join(_describe(pid) for pid in holders) or "another process"
-    return (
-        f"the storage {storage} is in use by {who}: stop it, or set {DATA_ENV} to another directory"
-    )
-
-
-def _describe(pid: int | None) -> str:
-    if pid is None:
-        return "another process"
-    command = process_command(pid)
-    if command is None:
-        return f"process {pid}"
-    return f"process {pid} ({command if len(command) <= 120 else command[:117] + '...'})"
+    return not process_command(pid) and not is_zombie(pid)
 
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
-
-
-def _tail(log: str, lines: int = 3) -> str:
-    return " | ".join(log.strip().splitlines()[-lines:]) or "(no output)"

@@ -1,0 +1,208 @@
+"""The processes: ``secantusd-py`` started, awaited and stopped, and what a pid is.
+
+Both a private ``EmbeddedServer`` and a directory's supervisor start their server with
+``spawn_server`` and ``wait_for_port`` and stop it with ``terminate``. A pid is only ever
+signalled after its command line (``/proc/PID/cmdline``, or ``ps`` without ``/proc``) says it is
+the process we mean (``runs``): a recycled pid belongs to another program. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agents_core.embedded.config import DATA_ENV
+from agents_core.embedded.errors import EmbeddedServerError
+
+__all__ = [
+    "IN_MEMORY",
+    "describe",
+    "is_zombie",
+    "locking_pids",
+    "log_tail",
+    "process_command",
+    "runs",
+    "server_executable",
+    "spawn_server",
+    "terminate",
+    "wait_for_port",
+    "wait_until",
+]
+
+#: Storage path that keeps everything in memory (gone when the server stops).
+IN_MEMORY = ":memory:"
+
+_LISTENING = re.compile(r"listening on (?P<host>[\w.:\[\]-]+):(?P<port>\d+)")
+_BUSY = "Device or resource busy"
+
+
+def server_executable() -> str:
+    """The path of ``secantusd-py``: on ``PATH``, or beside this interpreter (a venv)."""
+    beside = Path(sys.executable).with_name("secantusd-py")
+    found = shutil.which("secantusd-py") or (str(beside) if beside.exists() else None)
+    if found is None:
+        raise EmbeddedServerError(
+            "secantusd-py not found: install the embedded server with "
+            "`pip install 'agents-core[embedded]'` (or set MONGODB_URI)"
+        )
+    return found
+
+
+def spawn_server(
+    storage: str,
+    log_path: Path,
+    *,
+    cwd: Path,
+    preexec_fn: Callable[[], Any] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``secantusd-py`` on a free loopback port, its output in ``log_path``."""
+    command = [server_executable(), "--host", "127.0.0.1", "--port", "0", "--storage-path", storage]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
+            preexec_fn=preexec_fn,
+        )
+
+
+def wait_for_port(
+    process: subprocess.Popen[bytes], log_path: Path, timeout: float, storage: str
+) -> int:
+    """The port the server listens on, once it does (``EmbeddedServerError`` if it fails)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = log_path.read_text(errors="replace")
+        match = _LISTENING.search(log)
+        if match:
+            return int(match["port"])
+        if process.poll() is not None:
+            if _BUSY in log and storage != IN_MEMORY:
+                raise EmbeddedServerError(_busy_message(storage))
+            raise EmbeddedServerError(
+                f"secantusd-py exited with code {process.returncode}: {log_tail(log)} "
+                f"(full log: {log_path})"
+            )
+        time.sleep(0.02)
+    terminate(process, 5.0)
+    raise EmbeddedServerError(
+        f"secantusd-py did not start within {timeout:.0f} s (log: {log_path})"
+    )
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then wait (SIGKILL after ``timeout``)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until(done: Callable[[], bool], timeout: float, poll_s: float = 0.05) -> bool:
+    """Ask ``done`` every ``poll_s`` seconds until it says yes or ``timeout`` has passed.
+
+    Returns whether it said yes (the last time it is asked is once the time is up).
+    """
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
+
+
+def process_command(pid: int) -> str | None:
+    """The command line of process ``pid``, or ``None`` if there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
+    except FileNotFoundError:
+        if sys.platform.startswith("linux"):
+            return None
+    except OSError:
+        return None
+    try:  # no /proc (macOS): ask ps
+        shown = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return shown.stdout.strip() or None
+
+
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped (it holds no files or locks)."""
+    with contextlib.suppress(OSError):
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    return False
+
+
+def runs(pid: int, *words: str) -> bool:
+    """Whether ``pid`` is a live process whose command line holds every one of ``words``.
+
+    Never a recycled pid's other program, and never a zombie (it has exited already).
+    """
+    command = process_command(pid)
+    return command is not None and all(word in command for word in words) and not is_zombie(pid)
+
+
+def describe(pid: int | None) -> str:
+    """``process PID (its command line)``, for one-line messages."""
+    if pid is None:
+        return "another process"
+    command = process_command(pid)
+    if command is None:
+        return f"process {pid}"
+    return f"process {pid} ({command if len(command) <= 120 else command[:117] + '...'})"
+
+
+def locking_pids(path: Path) -> list[int]:
+    """The pids holding a lock (flock or POSIX) on ``path``, from ``/proc/locks`` (Linux only)."""
+    try:
+        inode = path.stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    pids: list[int] = []
+    for line in lines:
+        fields = line.split()
+        if "->" in fields:  # a waiter, not a holder
+            continue
+        try:
+            pid, where = int(fields[4]), fields[5]
+        except (IndexError, ValueError):
+            continue
+        if where.rsplit(":", 1)[-1] == str(inode) and pid not in pids:
+            pids.append(pid)
+    return pids
+
+
+def log_tail(log: str, lines: int = 3) -> str:
+    """The last ``lines`` of a log, on one line."""
+    return " | ".join(log.strip().splitlines()[-lines:]) or "(no output)"
+
+
+def _busy_message(storage: str) -> str:
+    holders = locking_pids(Path(storage) / "WiredTiger.lock")
+    who = ", ".join(describe(pid) for pid in holders) or "another process"
+    return (
+        f"the storage {storage} is in use by {who}: stop it, or set {DATA_ENV} to another directory"
+    )
