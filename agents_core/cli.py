@@ -404,7 +404,8 @@ def _run_trace(run: Run) -> RenderableType:
         ("Run ", "bold"), (str(run.id), "bold"), "  ", _status(_value(run.status))
     )
     details = (
-        f"{calls} tool call{'' if calls == 1 else 's'}  tokens {run.tokens:,}  "
+        (f"from {run.source}  " if run.source else "")
+        + f"{calls} tool call{'' if calls == 1 else 's'}  tokens {run.tokens:,}  "
         f"cost ${run.cost:.6f}"
         + (f"  took {took}" if took else "")
         + f"  started {_age(run.started_at)}"
@@ -417,6 +418,20 @@ def _run_trace(run: Run) -> RenderableType:
         parts.append(Text.assemble(("  error: ", "red"), _excerpt(run.error)))
     if run.tool_calls:
         parts.append(_tool_calls(run, run.tool_calls))
+    if run.steps:  # a framework's run: its handoffs, guardrails, agents, …
+        for step in run.steps:
+            at = _duration(max((step.started_at - run.started_at).total_seconds(), 0.0))
+            parts.append(
+                Text.assemble(
+                    f"  +{at}  ",
+                    (step.kind, "bold"),
+                    " ",
+                    _excerpt(step.name, 80),
+                    "  ",
+                    _status(_value(step.status)),
+                    *(("  ", (_excerpt(step.error, 120), "red")) if step.error else ()),
+                )
+            )
     return Group(*parts)
 
 

@@ -196,7 +196,7 @@ def export_otel(
         )
     except ExportError as exc:
         cli._fail(str(exc), as_json=False)
-    spans = 1 + len(run.model_calls) + len(run.tool_calls)
+    spans = 1 + len(run.model_calls) + len(run.tool_calls) + len(run.steps)
     cli.out.print(Text(f"Sent run {run.id} as {spans} spans to {endpoint}"))
 
 

@@ -19,7 +19,10 @@ browser and the terminal show the same turns and the same bars.
 Design notes: a turn is a user message and what followed it until the next one. Runs do not
 point to messages, but ``AgentRunner`` appends the user message *before* it starts the run, so
 a run belongs to the latest turn whose user message was created at or before the run started
-(timestamps are stored to the millisecond; ties go to the later turn, as they must). Inside a
+(timestamps are stored to the millisecond; ties go to the later turn, as they must). A
+framework's run (``Run.source``) is recorded when it has ended and its framework stores the
+user's input after the run began: it belongs to the latest turn whose user message was created
+at or before the run *ended*; its steps (``RunStep``) are shown among its calls. Inside a
 turn, order comes from what the writes recorded, never from clocks: messages by ``seq``, a
 run's calls by ``Run.calls`` (``call_order``), and each call right after the message it
 followed (``turn_steps``).
@@ -46,8 +49,10 @@ from agents_core.db import (
     ModelCallStatus,
     Run,
     RunStatus,
+    RunStep,
     Session,
     SessionWithMessages,
+    StepStatus,
     ToolCall,
     ToolCallStatus,
 )
@@ -64,11 +69,13 @@ __all__ = [
     "render_summary",
     "run_duration_ms",
     "run_timeline",
+    "step_name",
     "turn_steps",
 ]
 
-StepKind = Literal["user", "model", "tool", "assistant", "answer", "message"]
-BarKind = Literal["model", "tool"]
+StepKind = Literal["user", "model", "tool", "step", "assistant", "answer", "message"]
+#: ``step``: what a framework's run did besides calls (a handoff, a guardrail, …: ``RunStep``).
+BarKind = Literal["model", "tool", "step"]
 
 #: Columns of a duration bar in the terminal tree.
 BAR_COLUMNS = 24
@@ -100,6 +107,11 @@ def call_duration_ms(call: ModelCall | ToolCall) -> float | None:
     return None
 
 
+def step_name(step: RunStep) -> str:
+    """What a framework run's step is called in the views: its kind, then its name."""
+    return step.kind if step.name == step.kind else f"{step.kind} {step.name}"
+
+
 def run_duration_ms(run: Run) -> float | None:
     """Wall time of a finished run (``None`` while it runs)."""
     if run.completed_at is None:
@@ -109,17 +121,17 @@ def run_duration_ms(run: Run) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One model call or tool call on a run's time axis (milliseconds from the run's start)."""
+    """One model call, tool call or step on a run's time axis (milliseconds from its start)."""
 
     kind: BarKind
-    #: The model, or the tool's name.
+    #: The model, the tool's name, or a step's kind and name (``handoff triage → billing``).
     name: str
     #: The recorded status: ``success``/``error`` (``pending`` for an unfinished tool call).
     status: str
     offset_ms: float
     #: The recorded duration (``duration_ms``); 0 for a pending tool call.
     duration_ms: float
-    call: ModelCall | ToolCall
+    call: ModelCall | ToolCall | RunStep
     tokens: int = 0
     cost: float = 0.0
     error: str | None = None
@@ -166,7 +178,8 @@ def run_timeline(run: Run) -> Timeline:
                     error=call.error,
                 )
             )
-        else:
+        elif isinstance(call, ToolCall):
+            failed = call.status == ToolCallStatus.error
             bars.append(
                 Bar(
                     kind="tool",
@@ -175,7 +188,19 @@ def run_timeline(run: Run) -> Timeline:
                     offset_ms=max(_ms(call.started_at, run.started_at), 0.0),
                     duration_ms=call_duration_ms(call) or 0.0,
                     call=call,
-                    error=call.output if call.status == ToolCallStatus.error else None,
+                    error=(call.error or call.output) if failed else None,
+                )
+            )
+        else:
+            bars.append(
+                Bar(
+                    kind="step",
+                    name=step_name(call),
+                    status=call.status.value,
+                    offset_ms=max(_ms(call.started_at, run.started_at), 0.0),
+                    duration_ms=call.duration_ms or 0.0,
+                    call=call,
+                    error=call.error,
                 )
             )
     total = max([run_duration_ms(run) or 0.0, *(bar.end_ms for bar in bars)])
@@ -209,14 +234,24 @@ def group_turns(messages: Sequence[Message], runs: Sequence[Run]) -> list[Turn]:
     starts = [turn.started_at for turn in turns]
     for run in sorted(runs, key=lambda r: (r.started_at, str(r.id))):
         owner: Turn | None = None
+        at = _placed_at(run)
         for turn, started in zip(turns, starts, strict=True):
-            if started is None or started <= run.started_at:
+            if started is None or started <= at:
                 owner = turn
             else:
                 break
         if owner is not None:
             owner.runs.append(run)
     return turns
+
+
+def _placed_at(run: Run) -> datetime:
+    """When ``run`` is placed among the turns: its start; a framework's run (recorded whole when
+    it ended), its end, since the framework stores the user's input after the run has begun
+    (the OpenAI Agents SDK: its session's first write comes after the trace started)."""
+    if run.source is not None and run.completed_at is not None:
+        return run.completed_at
+    return run.started_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +263,15 @@ class Step:
     message: Message | None = None
     model_call: ModelCall | None = None
     tool_call: ToolCall | None = None
+    #: A ``step``: what a framework's run did besides calls (a handoff, a guardrail, …).
+    run_step: RunStep | None = None
     run: Run | None = None
 
 
 _RANK: dict[StepKind, int] = {
     "user": 0,
     "model": 1,
+    "step": 1,
     "assistant": 2,
     "answer": 2,
     "message": 2,
@@ -264,11 +302,14 @@ def turn_steps(turn: Turn) -> list[Step]:
             if isinstance(call, ModelCall):
                 calls.append(Step("model", call.started_at, model_call=call, run=run))
                 anchors.append(call.history_seq)
-            else:
+            elif isinstance(call, ToolCall):
                 calls.append(Step("tool", call.started_at, tool_call=call, run=run))
                 anchors.append(
                     None if call.request_id is None else requested_in.get(call.request_id)
                 )
+            else:  # a framework's step: no message names it
+                calls.append(Step("step", call.started_at, run_step=call, run=run))
+                anchors.append(None)
     shown_calls = {step.tool_call.id for step in calls if step.tool_call is not None}
     last_assistant = None
     for message in turn.messages:
@@ -361,6 +402,8 @@ def _run_label(run: Run) -> Text:
     )
     if errors:
         label.append(f" ({errors} failed)", style="red")
+    if run.steps:
+        label.append(f" · {len(run.steps)} step(s)")
     label.append(f" · {run.tokens:,} tokens · ${run.cost:.6f} · {format_ms(run_duration_ms(run))}")
     if run.error:
         label.append("  error: ", style="bold red")
@@ -412,6 +455,8 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
             " → ",
             (_excerpt(tool.output, 60), "red" if tool.status == ToolCallStatus.error else ""),
         )
+    if step.run_step is not None:
+        return _run_step_label(step.run_step, timeline)
     message = step.message
     assert message is not None
     if step.kind == "answer":
@@ -425,6 +470,25 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
             label.append(f" (asks for {names})", style="dim")
         return label
     return Text.assemble((f"{message.role.value}: ", "magenta"), _excerpt(message.content))
+
+
+def _run_step_label(step: RunStep, timeline: Timeline | None) -> Text:
+    failed = step.status == StepStatus.error
+    style = "bold red" if failed else "magenta"
+    duration = step.duration_ms or 0.0
+    offset = 0.0 if timeline is None else max(_ms(step.started_at, timeline.run.started_at), 0)
+    total = duration if timeline is None else timeline.total_ms
+    label = Text.assemble(
+        _bar(offset, duration, total, style),
+        " ",
+        (f"{step.kind} ", "bold"),
+        (step.name, style),
+        f"  {format_ms(step.duration_ms)}",
+    )
+    if failed:
+        label.append("  error: ", style="bold red")
+        label.append(_excerpt(step.error, 120), style="red")
+    return label
 
 
 def _turn_tree(number: int, turn: Turn) -> Tree:

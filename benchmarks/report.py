@@ -64,6 +64,10 @@ def print_report(console: Console, suite: Suite) -> None:
     sdk = [result for result in suite.results if result.group == "openai_agents"]
     if sdk:
         console.print(_sdk_table(sdk))
+    traced = [result for result in suite.results if result.group == "openai_agents tracing"]
+    if traced:
+        title = "OpenAI Agents SDK: a turn traced by AgentsCoreTracingProcessor vs untraced"
+        console.print(_results_table(title, traced))
 
 
 def write_json(path: Path, suite: Suite) -> None:

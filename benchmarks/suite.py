@@ -65,7 +65,7 @@ QUICK = Config(rounds=5, calls=3, warmup=1, history=500, growth_sizes=(100, 1_00
 @dataclass(frozen=True, slots=True)
 class Planned:
     op: Op
-    group: str  # "hot path", "growth" or "openai_agents"
+    group: str  # "hot path", "growth", "openai_agents" or "openai_agents tracing"
     session_messages: int | None = None  # for growth: the size of the session read
 
 
@@ -244,7 +244,7 @@ async def _measure(
 ) -> None:
     await init_db(client=counted, database=suite.database)
     raw = RawLayer(counted[suite.database])
-    plan = await _plan(suite.config, raw, progress)
+    plan = await _plan(suite.config, raw, suite.uri, progress)
     progress("counting commands and checking results")
     counts = [await count_commands(item.op, raw, counter) for item in plan]
 
@@ -281,7 +281,9 @@ async def _measure(
         gc.unfreeze()
 
 
-async def _plan(config: Config, raw: RawLayer, progress: Callable[[str], None]) -> list[Planned]:
+async def _plan(
+    config: Config, raw: RawLayer, uri: str, progress: Callable[[str], None]
+) -> list[Planned]:
     """Seed the fixtures; the ops to measure on them."""
     plan: list[Planned] = []
     if config.hot_paths:
@@ -304,6 +306,8 @@ async def _plan(config: Config, raw: RawLayer, progress: Callable[[str], None]) 
             raw, sizes, lambda label: config.only is None or config.only in label
         )
         plan += [Planned(op, "openai_agents") for op in ops]
+        traced = openai_agents.traced_turn_op(uri, raw.db.name)
+        plan.append(Planned(traced, "openai_agents tracing"))
     return [item for item in plan if config.selects(item.op)]
 
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo import IndexModel
 
 from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
@@ -15,6 +15,7 @@ from agents_core.db.documents.message import Message
 
 __all__ = [
     "VISIBLE_STATUSES",
+    "ExternalSessionDTO",
     "Session",
     "SessionDocument",
     "SessionFields",
@@ -35,6 +36,19 @@ class SessionStatus(StrEnum):
 
 #: The statuses readers and writers see; the others are the layer's own, in-progress states.
 VISIBLE_STATUSES = (SessionStatus.active.value, SessionStatus.archived.value)
+
+
+class ExternalSessionDTO(BaseModel):
+    """A session named by a caller's own id, for ``SessionsRepository.
+    get_or_create_many_by_external_id``: ``external_id`` in ``namespace``, scoped by
+    ``user_id``; ``title`` is given to a session created for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_id: str
+    namespace: str
+    user_id: str | None = None
+    title: str | None = None
 
 
 class SessionFields(BaseModel):

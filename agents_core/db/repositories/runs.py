@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from agents_core.db.documents import (
     Agent,
     AgentDocument,
     CallKind,
+    FinishedRun,
     ModelCall,
     Run,
     RunDocument,
@@ -32,11 +33,12 @@ from agents_core.db.errors import (
 )
 from agents_core.db.limits import (
     MAX_ERROR_BYTES,
+    MAX_EXTERNAL_ID_LENGTH,
     MAX_MODEL_CALLS_PER_RUN,
     MAX_STALE_AGE,
     MAX_TOKENS,
 )
-from agents_core.db.repositories import _payloads
+from agents_core.db.repositories import _finished, _payloads
 from agents_core.db.repositories._base import (
     Repository,
     by_id,
@@ -195,20 +197,7 @@ class RunsRepository(Repository):
         """
         db = self.db
         rid = check.object_id(run_id, "run")
-        if not isinstance(call, ModelCall):
-            raise InvalidInputError("call", f"must be a ModelCall, not {type(call).__name__}")
-        # Re-checked: a record built with model_construct may hold anything.
-        stored = ModelCall.model_validate(dict(call)).model_dump()
-        tokens = check.count(stored["input_tokens"], "input_tokens") + check.count(
-            stored["output_tokens"], "output_tokens"
-        )
-        cost = check.amount(stored["cost"], "cost")
-        check.amount(stored["duration_ms"], "duration_ms")
-        check.name(stored["model"], "model")
-        if stored["history_seq"] is not None:
-            check.count(stored["history_seq"], "history_seq")
-        if stored["error"] is not None:
-            stored["error"] = check.text(stored["error"], "error", max_bytes=MAX_ERROR_BYTES)
+        stored, tokens, cost = _finished.model_call_document(call)
         result = await db.collection(RunDocument).update_one(
             {
                 "_id": rid,
@@ -225,6 +214,46 @@ class RunsRepository(Repository):
             raise InvalidStateError(
                 "run", rid, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
             )
+
+    @translate_errors
+    async def insert_finished(self, runs: Sequence[FinishedRun]) -> list[ObjectId]:
+        """Store framework runs that have finished, each whole; their ids, in the order given.
+
+        One ``insert`` for the batch: each run is one document with its calls and steps in the
+        order given (``call_order``), ``tokens`` and ``cost`` the sums of its model calls'.
+        Its ``_id`` is derived from ``source`` and ``external_id``, so the same run is never
+        stored twice: giving it again (a retry after a network error, whose first insert may
+        have landed) writes nothing and is no error. A run given with a ``part`` whose run is
+        stored already is appended to it instead (one ``update`` per part; see
+        ``FinishedRun.part``). Every run is checked before anything is written
+        (``InvalidInputError``: names, sizes and counts within the layer's limits, statuses
+        final); the session and the agent are taken as existing, as ``start`` takes its
+        records (no command checks them).
+
+        Tool-call text above ``payload_inline_max_bytes``, or beyond the run's inline budget
+        (which its error texts and step data are charged first), is stored in
+        ``payload_chunks`` before the runs: one more command for the batch, idempotent too.
+        """
+        if not isinstance(runs, Sequence) or isinstance(runs, str | bytes):
+            raise InvalidInputError("runs", "must be a list of FinishedRun")
+        return await _finished.insert(self.db, list(runs))
+
+    @translate_errors
+    async def find_by_external_id(self, external_id: str, *, source: str) -> Run | None:
+        """The framework run ``source`` knows as ``external_id`` (``None``: not stored). One
+        command by ``_id`` (derived from the two), spilled payloads read back as
+        ``find_by_id`` does."""
+        origin = check.name(source, "source")
+        external = check.name(external_id, "external_id", max_length=MAX_EXTERNAL_ID_LENGTH)
+        db = self.db
+        raw = await db.collection(RunDocument).find_one(
+            {"_id": _finished.run_id(origin, external), "source": origin, "external_id": external}
+        )
+        if raw is None:
+            return None
+        run = load(Run, raw, _COLLECTION)
+        calls = await _payloads.resolve(db, run.tool_calls)
+        return run if calls is run.tool_calls else run.model_copy(update={"tool_calls": calls})
 
     @translate_errors
     async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:

@@ -3,15 +3,18 @@ list in pages, fork and delete."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
 from pymongo import DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from agents_core.db import validation as check
+from agents_core.db.client import Connection
 from agents_core.db.documents import (
     AgentDocument,
+    ExternalSessionDTO,
     MessageDocument,
     Page,
     Session,
@@ -30,6 +33,7 @@ from agents_core.db.repositories._base import (
     load,
     load_many,
     require,
+    stored_defaults,
     update,
     update_and_read,
 )
@@ -42,6 +46,7 @@ _COLLECTION = "sessions"
 _MESSAGES = {"messages": MessageDocument.Settings.name}
 #: Reading a session as a record leaves the internal key list on the server.
 _PROJECTION = {"recent_idempotency_keys": 0}
+_DUPLICATE_KEY = 11000
 
 
 class SessionsRepository(Repository):
@@ -255,24 +260,111 @@ class SessionsRepository(Repository):
         insert), three for the loser of a race (look up, refused insert, look up). A session
         being deleted still holds its external id until it is gone: ``InvalidStateError`` then.
         """
+        wanted = ExternalSessionDTO.model_construct(
+            external_id=external_id, namespace=namespace, user_id=user_id, title=title
+        )
+        return (await self.get_or_create_many_by_external_id([wanted]))[0]
+
+    @translate_errors
+    async def get_or_create_many_by_external_id(
+        self, keys: Sequence[ExternalSessionDTO]
+    ) -> list[Session]:
+        """The sessions of these external ids, in the order given, those missing created.
+
+        ``get_or_create_by_external_id`` for a batch, at the same cost: one ``find`` for the
+        keys of each namespace and user (an ``$in`` of their external ids on the unique index),
+        one ``insert`` for all those missing, and one more ``find`` for those a concurrent
+        creator got first. Race-safe like the single one; a session being deleted still holds
+        its external id: ``InvalidStateError`` then.
+        """
         db = self.db
-        key = _external_key(external_id, namespace, user_id)
-        session_title = check.optional_name(title, "title")
-        sessions = db.collection(SessionDocument)
-        raw = await sessions.find_one(_visible(key), _PROJECTION)
-        if raw is not None:
-            return load(Session, raw, _COLLECTION)
-        try:
-            session = await insert(db, SessionDocument, Session, title=session_title, **key)
-        except DuplicateKeyError:
-            raw = await sessions.find_one(_visible(key), _PROJECTION)
-            if raw is None:  # the index holds it for a session being deleted
-                raise InvalidStateError(
-                    "session", key["external_id"], "being deleted: retry once it is gone"
-                ) from None
-            return load(Session, raw, _COLLECTION)
-        db.hint_seq(session.id, session.last_seq)
-        return session
+        if not isinstance(keys, Sequence) or isinstance(keys, str | bytes):
+            raise InvalidInputError("keys", "must be a list of ExternalSessionDTO")
+        wanted: dict[tuple[str, str | None, str], str | None] = {}
+        for key in keys:
+            if not isinstance(key, ExternalSessionDTO):
+                raise InvalidInputError(
+                    "keys", f"must hold ExternalSessionDTO, not {type(key).__name__}"
+                )
+            checked = _external_key(
+                getattr(key, "external_id", None),
+                getattr(key, "namespace", None),
+                getattr(key, "user_id", None),
+            )
+            title = check.optional_name(getattr(key, "title", None), "title")
+            triple = (checked["external_namespace"], checked["user_id"], checked["external_id"])
+            wanted.setdefault(triple, title)
+        found = await _find_external(db, list(wanted))
+        missing = [triple for triple in wanted if triple not in found]
+        if missing:
+            created = [
+                {
+                    **stored_defaults(SessionDocument),
+                    "_id": ObjectId(),
+                    "title": wanted[triple],
+                    **_key_fields(triple),
+                }
+                for triple in missing
+            ]
+            records = load_many(Session, created, _COLLECTION)  # what is stored reads back
+            refused: set[int] = set()
+            try:
+                await db.collection(SessionDocument).insert_many(created, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details["writeErrors"]
+                if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                    raise
+                refused = {error["index"] for error in errors}
+            for index, (triple, record) in enumerate(zip(missing, records, strict=True)):
+                if index not in refused:
+                    found[triple] = record
+                    db.hint_seq(record.id, record.last_seq)
+            lost = [missing[index] for index in sorted(refused)]
+            if lost:  # a concurrent creator got there first
+                found.update(await _find_external(db, lost))
+                for triple in lost:
+                    if triple not in found:  # the index holds it for a session being deleted
+                        raise InvalidStateError(
+                            "session", triple[2], "being deleted: retry once it is gone"
+                        )
+        return [found[_triple(key)] for key in keys]
+
+
+async def _find_external(
+    db: Connection, triples: list[tuple[str, str | None, str]]
+) -> dict[tuple[str, str | None, str], Session]:
+    """The visible sessions of these keys: one ``find`` per namespace and user."""
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for namespace, user_id, external_id in triples:
+        groups.setdefault((namespace, user_id), []).append(external_id)
+    found: dict[tuple[str, str | None, str], Session] = {}
+    for (namespace, user_id), ids in groups.items():
+        query = {
+            "external_namespace": namespace,
+            "user_id": user_id,
+            "external_id": ids[0] if len(ids) == 1 else {"$in": ids},
+            **SessionDocument.visible,
+        }
+        raws = (
+            await db.collection(SessionDocument)
+            .find(query, _PROJECTION)
+            .batch_size(max(len(ids), 2))
+            .to_list()
+        )
+        for session in load_many(Session, raws, _COLLECTION):
+            assert session.external_namespace is not None
+            assert session.external_id is not None
+            found[(session.external_namespace, session.user_id, session.external_id)] = session
+    return found
+
+
+def _triple(key: ExternalSessionDTO) -> tuple[str, str | None, str]:
+    return (key.namespace, key.user_id, key.external_id)
+
+
+def _key_fields(triple: tuple[str, str | None, str]) -> dict[str, Any]:
+    namespace, user_id, external_id = triple
+    return {"external_namespace": namespace, "user_id": user_id, "external_id": external_id}
 
 
 def _visible(key: dict[str, Any]) -> dict[str, Any]:
