@@ -160,7 +160,7 @@ def record_run(
         placed = {**common, CALL_INDEX_ATTRIBUTE: index}
         if isinstance(call, ModelCall):
             _chat_span(tracer, parent, call, placed)
-        else:
+        elif isinstance(call, ToolCall):
             _tool_span(tracer, parent, call, placed, capture_content=capture_content)
     if run.status == RunStatus.failed:
         _fail(root, run.error)

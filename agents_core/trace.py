@@ -166,7 +166,7 @@ def run_timeline(run: Run) -> Timeline:
                     error=call.error,
                 )
             )
-        else:
+        elif isinstance(call, ToolCall):
             bars.append(
                 Bar(
                     kind="tool",
@@ -264,7 +264,7 @@ def turn_steps(turn: Turn) -> list[Step]:
             if isinstance(call, ModelCall):
                 calls.append(Step("model", call.started_at, model_call=call, run=run))
                 anchors.append(call.history_seq)
-            else:
+            elif isinstance(call, ToolCall):
                 calls.append(Step("tool", call.started_at, tool_call=call, run=run))
                 anchors.append(
                     None if call.request_id is None else requested_in.get(call.request_id)

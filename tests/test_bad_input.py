@@ -26,6 +26,8 @@ from agents_core.db import (
     AlreadyExistsError,
     CreateAgentDTO,
     DatabaseError,
+    FinishedRun,
+    FinishedToolCall,
     InvalidIdError,
     InvalidInputError,
     InvalidStateError,
@@ -36,14 +38,24 @@ from agents_core.db import (
     RequestedToolCall,
     Run,
     RunsRepository,
+    RunStatus,
+    RunStep,
     Session,
     SessionsRepository,
+    StepStatus,
     ToolCall,
     ToolCallsRepository,
+    ToolCallStatus,
     get_database,
 )
 from agents_core.db.client import get_settings
-from agents_core.db.limits import MAX_ERROR_BYTES, MAX_INSTRUCTIONS_BYTES, MAX_NAME_LENGTH
+from agents_core.db.limits import (
+    MAX_ERROR_BYTES,
+    MAX_INSTRUCTIONS_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_STEP_DATA_BYTES,
+    MAX_STEPS_PER_RUN,
+)
 
 agents = AgentsRepository()
 sessions = SessionsRepository()
@@ -102,6 +114,40 @@ def model_call_fields() -> dict[str, Any]:
 
 def model_call() -> ModelCall:
     return ModelCall(**model_call_fields())
+
+
+def finished_run(
+    s: State, external_id: str = "trace-1", calls: list[Any] | None = None
+) -> FinishedRun:
+    now = datetime.now(UTC)
+    return FinishedRun.model_construct(
+        source="framework",
+        external_id=external_id,
+        session_id=s.session.id,
+        agent_id=s.agent.id,
+        status=RunStatus.completed,
+        error=None,
+        started_at=now,
+        completed_at=now,
+        calls=[model_call(), tool_call(), step()] if calls is None else calls,
+    )
+
+
+def tool_call(**changes: Any) -> FinishedToolCall:
+    fields = {
+        "tool_name": "search",
+        "input": "{}",
+        "output": "found",
+        "started_at": datetime.now(UTC),
+    }
+    return FinishedToolCall.model_construct(
+        **{**fields, "status": ToolCallStatus.success, **changes}
+    )
+
+
+def step(**changes: Any) -> RunStep:
+    fields = {"kind": "handoff", "name": "a → b", "started_at": datetime.now(UTC), "data": {}}
+    return RunStep.model_construct(**{**fields, "status": StepStatus.success, **changes})
 
 
 def call_in(run: Run, call: ToolCall) -> str:
@@ -845,6 +891,139 @@ CASES = [
         InvalidInputError,
         "limit",
         lambda s: runs.list_by_session(s.session.id, limit=0),
+    ),
+    # RunsRepository.insert_finished
+    case(
+        "runs.insert_finished:not-a-list",
+        InvalidInputError,
+        "runs",
+        lambda s: runs.insert_finished(finished_run(s)),
+    ),
+    case(
+        "runs.insert_finished:a-dict",
+        InvalidInputError,
+        "runs",
+        lambda s: runs.insert_finished([finished_run(s).model_dump()]),
+    ),
+    case(
+        "runs.insert_finished:source-operator",
+        InvalidInputError,
+        "source",
+        lambda s: runs.insert_finished([finished_run(s).model_copy(update={"source": NE})]),
+    ),
+    case(
+        "runs.insert_finished:external-id-blank",
+        InvalidInputError,
+        "external_id",
+        lambda s: runs.insert_finished([finished_run(s).model_copy(update={"external_id": " "})]),
+    ),
+    case(
+        "runs.insert_finished:still-running",
+        InvalidInputError,
+        "status",
+        lambda s: runs.insert_finished(
+            [finished_run(s), finished_run(s, "t2").model_copy(update={"status": "running"})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:error-too-large",
+        InvalidInputError,
+        "error",
+        lambda s: runs.insert_finished(
+            [finished_run(s).model_copy(update={"error": "e" * (MAX_ERROR_BYTES + 1)})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:session-id-not-an-id",
+        InvalidIdError,
+        "session",
+        lambda s: runs.insert_finished(
+            [finished_run(s).model_copy(update={"session_id": "session-1"})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:naive-time-string",
+        InvalidInputError,
+        "started_at",
+        lambda s: runs.insert_finished(
+            [finished_run(s).model_copy(update={"started_at": "2026-01-01"})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:call-a-dict",
+        InvalidInputError,
+        "calls",
+        lambda s: runs.insert_finished([finished_run(s, calls=[model_call_fields()])]),
+    ),
+    case(
+        "runs.insert_finished:step-data-not-json",
+        InvalidInputError,
+        "data",
+        lambda s: runs.insert_finished(
+            [finished_run(s, calls=[step(data={"at": datetime.now(UTC)})])]
+        ),
+    ),
+    case(
+        "runs.insert_finished:step-data-too-large",
+        InvalidInputError,
+        "data",
+        lambda s: runs.insert_finished(
+            [finished_run(s, calls=[step(data={"x": "y" * MAX_STEP_DATA_BYTES})])]
+        ),
+    ),
+    case(
+        "runs.insert_finished:step-kind-blank",
+        InvalidInputError,
+        "kind",
+        lambda s: runs.insert_finished([finished_run(s, calls=[step(kind="")])]),
+    ),
+    case(
+        "runs.insert_finished:too-many-steps",
+        InvalidInputError,
+        "calls",
+        lambda s: runs.insert_finished([finished_run(s, calls=[step()] * (MAX_STEPS_PER_RUN + 1))]),
+    ),
+    case(
+        "runs.insert_finished:tool-call-pending",
+        InvalidInputError,
+        "status",
+        lambda s: runs.insert_finished(
+            [finished_run(s, calls=[tool_call(status=ToolCallStatus.pending)])]
+        ),
+    ),
+    case(
+        "runs.insert_finished:tool-input-lone-surrogate",
+        InvalidInputError,
+        "input",
+        lambda s: runs.insert_finished([finished_run(s, calls=[tool_call(input=LONE_SURROGATE)])]),
+    ),
+    case(
+        "runs.insert_finished:model-call-negative-tokens",
+        InvalidInputError,
+        "input_tokens",
+        lambda s: runs.insert_finished(
+            [
+                finished_run(
+                    s,
+                    calls=[
+                        ModelCall.model_construct(**{**model_call_fields(), "input_tokens": -1})
+                    ],
+                )
+            ]
+        ),
+    ),
+    # RunsRepository.find_by_external_id
+    case(
+        "runs.find_by_external_id:operator",
+        InvalidInputError,
+        "external_id",
+        lambda s: runs.find_by_external_id(NE, source="framework"),
+    ),
+    case(
+        "runs.find_by_external_id:source-too-long",
+        InvalidInputError,
+        "source",
+        lambda s: runs.find_by_external_id("trace-1", source=TOO_LONG_NAME),
     ),
     # RunsRepository.complete
     case(

@@ -10,7 +10,7 @@ scatter-gather, with what a cluster does about them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,8 @@ import pytest
 from agents_core.db import (
     AgentsRepository,
     CreateAgentDTO,
+    FinishedRun,
+    FinishedToolCall,
     MessagesRepository,
     RunsRepository,
     SessionsRepository,
@@ -88,6 +90,19 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
     doomed_run = await runs.create(doomed.id, agent.id)
     await calls.create(doomed_run.id, "t", "x" * (70 * 1024))
 
+    now = datetime.now(UTC)
+    framework_run = FinishedRun(
+        source="framework",
+        external_id="trace-1",
+        session_id=session.id,
+        agent_id=agent.id,
+        started_at=now,
+        completed_at=now,
+        calls=[
+            FinishedToolCall(tool_name="t", input="{}", output="x" * (70 * 1024), started_at=now)
+        ],
+    )
+
     operations: dict[str, Callable[[], Awaitable[object]]] = {
         "agents.create": lambda: agents.create(CreateAgentDTO(name="other")),
         "agents.find_by_id": lambda: agents.find_by_id(agent.id),
@@ -126,6 +141,8 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "retention.sweep": lambda: sweep(timedelta(days=1)),
         "runs.create": lambda: runs.create(session.id, agent.id),
         "runs.find_by_id": lambda: runs.find_by_id(run.id),
+        "runs.insert_finished": lambda: runs.insert_finished([framework_run]),
+        "runs.find_by_external_id": lambda: runs.find_by_external_id("trace-1", source="framework"),
         "runs.update_usage": lambda: runs.update_usage(run.id, 3, 0.1),
         "runs.list_by_session": lambda: runs.list_by_session(session.id),
         "runs.list_stale": lambda: runs.list_stale(timedelta(0)),

@@ -9,21 +9,58 @@ deletes its payloads with one command.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from bson import ObjectId
+from pymongo.errors import BulkWriteError
 
 from agents_core.db.client import Connection
 from agents_core.db.documents import PayloadChunkDocument, PayloadRef, ToolCall
 from agents_core.db.errors import CorruptDocumentError
 from agents_core.db.limits import CHUNK_BYTES
 
-__all__ = ["delete_for_run", "discard", "resolve", "store"]
+__all__ = ["delete_for_run", "discard", "ref", "resolve", "store", "store_given"]
+
+_DUPLICATE_KEY = 11000
 
 
 async def store(db: Connection, run_id: ObjectId, data: bytes) -> PayloadRef:
     """Write UTF-8 ``data`` as chunks (one insert command up to ~48 MB); returns its reference."""
     payload_id = ObjectId()
+    await db.collection(PayloadChunkDocument).insert_many(
+        _chunks(run_id, payload_id, data), ordered=True
+    )
+    return ref(payload_id, data)
+
+
+async def store_given(db: Connection, payloads: Sequence[tuple[ObjectId, ObjectId, bytes]]) -> None:
+    """Write several payloads ``(run_id, payload_id, data)`` whose ids the caller derived, in
+    one insert (a few commands beyond ~48 MB).
+
+    Idempotent: a retry after a network error finds the chunks that landed (their unique
+    ``(payload_id, n)`` key refuses them again) and writes only the others.
+    """
     chunks = [
+        chunk
+        for run_id, payload_id, data in payloads
+        for chunk in _chunks(run_id, payload_id, data)
+    ]
+    if not chunks:
+        return
+    try:
+        await db.collection(PayloadChunkDocument).insert_many(chunks, ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != _DUPLICATE_KEY for error in exc.details["writeErrors"]):
+            raise
+
+
+def ref(payload_id: ObjectId, data: bytes) -> PayloadRef:
+    """What a tool call keeps of ``data`` stored as ``payload_id``."""
+    return PayloadRef(id=payload_id, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _chunks(run_id: ObjectId, payload_id: ObjectId, data: bytes) -> list[dict[str, object]]:
+    return [
         {
             "payload_id": payload_id,
             "run_id": run_id,
@@ -32,8 +69,6 @@ async def store(db: Connection, run_id: ObjectId, data: bytes) -> PayloadRef:
         }
         for n, start in enumerate(range(0, max(len(data), 1), CHUNK_BYTES))
     ]
-    await db.collection(PayloadChunkDocument).insert_many(chunks, ordered=True)
-    return PayloadRef(id=payload_id, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
 async def discard(db: Connection, ref: PayloadRef) -> None:
