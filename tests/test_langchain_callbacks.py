@@ -25,6 +25,7 @@ from uuid import UUID
 
 import pytest
 import pytest_asyncio
+from rich.console import Console
 
 pytest.importorskip("langgraph.prebuilt", reason="the langgraph extra is not installed")
 
@@ -56,8 +57,14 @@ from agents_core.db import (
     ToolCall,
 )
 from agents_core.db.client import default_connection
-from agents_core.integrations.langchain import NAMESPACE, AgentsCoreCallbackHandler
+from agents_core.integrations.langchain import (
+    NAMESPACE,
+    RUN_NAMESPACE,
+    AgentsCoreCallbackHandler,
+)
+from agents_core.integrations.langchain.handler import UNFINISHED
 from agents_core.integrations.langgraph import AgentsCoreSaver
+from agents_core.trace import render_session_tree
 from tests import _langgraph_app as app
 
 with warnings.catch_warnings():  # deprecated in favour of langchain's create_agent (not a
@@ -690,6 +697,28 @@ async def test_streamed_invocations_are_recorded_like_invoked_ones(rec: Recordin
     assert (tally.invocations, tally.llm_runs, tally.tool_runs) == (3, 6, 6)
 
 
+async def test_concurrent_and_synchronous_invocations_are_runs_of_their_own(
+    rec: Recording,
+) -> None:
+    """Five invocations at once through one handler, then a synchronous ``invoke`` (its tool
+    calls run in LangGraph's thread pool): each is its own run, each matching its trace."""
+    agents = [
+        react_agent(parallel_turn(), [weather, population], name="travel-agent") for _ in range(6)
+    ]
+    async with rec:
+        await asyncio.gather(
+            *(
+                agent.ainvoke({"messages": [("user", "Paris or Rome?")]}, rec.config(thread()))
+                for agent in agents[:5]
+            )
+        )
+        config = rec.config(thread())
+        await asyncio.to_thread(agents[5].invoke, {"messages": [("user", "Paris?")]}, config)
+    tally = await rec.check()
+    assert (tally.invocations, tally.llm_runs, tally.tool_runs) == (6, 12, 18)
+    assert len({run.session_id for run in rec.runs}) == 6
+
+
 # ---------------------------------------------------------------------------------------------
 # The comparison fails when our handler drops or alters a call
 
@@ -755,3 +784,97 @@ async def test_the_comparison_catches_a_dropped_or_altered_call(
     assert (tally.invocations, tally.llm_runs, tally.tool_runs) == (1, 2, 3)
     for problem in expected:
         assert any(problem in found for found in problems), (problem, problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# The views
+
+
+async def test_a_recorded_langgraph_run_renders_in_the_session_tree(rec: Recording) -> None:
+    """LangGraph keeps the conversation in its checkpoints, so the session has runs and no
+    messages: the tree shows the runs' model and tool calls all the same."""
+    agent = react_agent(parallel_turn(), [weather, population], name="travel-agent")
+    thread_id = thread()
+    async with rec:
+        await agent.ainvoke({"messages": [("user", "Paris or Rome?")]}, rec.config(thread_id))
+    session = await SessionsRepository().find_by_external_id(thread_id, namespace=NAMESPACE)
+    assert session is not None
+    runs = await RunsRepository().list_by_session(session.id)
+    text = rendered(render_session_tree(session, runs))
+    lines = [line.strip() for line in text.splitlines()]
+    assert sum("fake-4o" in line for line in lines) == 2, text
+    assert sum("weather" in line for line in lines) == 2, text
+    assert sum("population" in line for line in lines) == 1, text
+    assert "sunny in Rome" in text
+
+
+def rendered(renderable: object) -> str:
+    console = Console(record=True, width=200)
+    console.print(renderable)
+    return console.export_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions of their own, and never in the graph's way
+
+
+async def test_an_invocation_without_a_thread_gets_a_session_of_its_own(rec: Recording) -> None:
+    """A chat model invoked alone (LangChain, no graph, no ``thread_id``): a run of one model
+    call, in a session of its own named by the run's id."""
+    model = FakeMessagesListChatModel(responses=[answer("Hello.", usage(5, 2))])
+    async with rec:
+        await model.ainvoke("Hi", {"callbacks": [rec.collector, rec.handler]})
+    (root,) = rec.collector.traced_runs
+    run = await RunsRepository().find_by_external_id(str(root.id), source="langchain")
+    assert mismatches(rec.collector, root, run) == []
+    assert run is not None
+    session = await SessionsRepository().find_by_external_id(str(root.id), namespace=RUN_NAMESPACE)
+    assert session is not None
+    assert session.id == run.session_id
+    agent = await AgentsRepository().find_by_id(run.agent_id)
+    assert agent.name == "FakeMessagesListChatModel"
+
+
+async def test_a_callback_that_fails_never_reaches_the_graph(
+    rec: Recording, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tool output that cannot be read (neither text nor JSON): the callback logs it once and
+    the run is recorded without it (that tool call did not finish, as far as we know)."""
+
+    class Unreadable:
+        def __str__(self) -> str:
+            raise RuntimeError("unreadable")
+
+    handler, root, child = rec.handler, uuid.uuid4(), uuid.uuid4()
+    async with rec:
+        handler.on_chain_start({}, {}, run_id=root, name="graph", metadata={"thread_id": "t-x"})
+        for _ in range(2):
+            handler.on_tool_start({"name": "lookup"}, "A-1", run_id=child, parent_run_id=root)
+            handler.on_tool_end(Unreadable(), run_id=child, parent_run_id=root)
+        handler.on_chain_end({}, run_id=root)
+    run = await RunsRepository().find_by_external_id(str(root), source="langchain")
+    assert run is not None
+    assert [(c.tool_name, c.status, c.error) for c in run.tool_calls] == [
+        ("lookup", "error", UNFINISHED),
+        ("lookup", "error", UNFINISHED),
+    ]
+    failures = [r for r in caplog.records if "on_tool_end failed" in r.getMessage()]
+    assert len(failures) == 1
+
+
+async def test_a_database_that_is_down_never_slows_or_breaks_the_graph() -> None:
+    """Nothing listens at the URI: the graph's result is the same, the run is counted as failed
+    by the writer (in the background), and nothing is raised."""
+    handler = AgentsCoreCallbackHandler.from_uri(
+        "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200", retries=0
+    )
+    agent = react_agent(parallel_turn(), [weather, population], name="travel-agent")
+    config: Any = {"configurable": {"thread_id": thread()}, "callbacks": [handler]}
+    try:
+        result = await agent.ainvoke({"messages": [("user", "Paris or Rome?")]}, config)
+        assert result["messages"][-1].content.startswith("Sunny in Paris")
+        assert await asyncio.to_thread(handler.force_flush, 30)
+        stats = handler.stats()
+        assert (stats.submitted, stats.written, stats.failed) == (1, 0, 1)
+    finally:
+        assert await asyncio.to_thread(handler.shutdown, 30)

@@ -764,14 +764,14 @@ def _finish_reason(response: LLMResult | None) -> str | None:
 
 
 def _finish_tool(entry: _Tool, output: Any, error: BaseException | None) -> None:
-    entry.finished = True
-    entry.duration_ms = (time.perf_counter() - entry.clock) * 1000
+    duration_ms = (time.perf_counter() - entry.clock) * 1000
     if error is not None:
         entry.error = _error_text(error)
-        return
-    entry.output = _text(output)
-    if isinstance(output, ToolMessage) and output.status == "error":
-        entry.error = entry.output
+    else:
+        entry.output = _text(output)
+        if isinstance(output, ToolMessage) and output.status == "error":
+            entry.error = entry.output
+    entry.duration_ms, entry.finished = duration_ms, True
 
 
 def _text(value: Any) -> str:
