@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 import pytest_asyncio
 from rich.console import Console
@@ -65,6 +66,7 @@ from agents_core.integrations.langchain import (
 from agents_core.integrations.langchain.handler import UNFINISHED
 from agents_core.integrations.langgraph import AgentsCoreSaver
 from agents_core.trace import render_session_tree
+from agents_core.web import create_app
 from tests import _langgraph_app as app
 
 with warnings.catch_warnings():  # deprecated in favour of langchain's create_agent (not a
@@ -806,6 +808,26 @@ async def test_a_recorded_langgraph_run_renders_in_the_session_tree(rec: Recordi
     assert sum("weather" in line for line in lines) == 2, text
     assert sum("population" in line for line in lines) == 1, text
     assert "sunny in Rome" in text
+
+
+async def test_a_recorded_langgraph_run_shows_on_its_session_page(rec: Recording) -> None:
+    agent = react_agent(parallel_turn(), [weather, population], name="travel-agent")
+    thread_id = thread()
+    async with rec:
+        await agent.ainvoke({"messages": [("user", "Paris or Rome?")]}, rec.config(thread_id))
+    session = await SessionsRepository().find_by_external_id(thread_id, namespace=NAMESPACE)
+    assert session is not None
+    (run,) = await RunsRepository().list_by_session(session.id)
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+        page = (await http.get(f"/sessions/{session.id}")).text
+        run_page = (await http.get(f"/runs/{run.id}")).text
+    assert "No messages." not in page
+    assert f'href="/runs/{run.id}"' in page
+    assert "its framework keeps the conversation" in page
+    assert run_page.count("weather") >= 2
+    assert "population" in run_page
+    assert "fake-4o" in run_page
 
 
 def rendered(renderable: object) -> str:

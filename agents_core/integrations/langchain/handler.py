@@ -6,38 +6,42 @@ Usage (``pip install 'agents-core[langgraph]'``)::
 
     handler = AgentsCoreCallbackHandler.from_uri("mongodb://…", database="app")
     config = {"configurable": {"thread_id": "t-1"}, "callbacks": [handler]}
-    await graph.ainvoke(inputs, config)        # recorded once it has finished
-    handler.shutdown()                         # at exit: writes what is queued
+    await graph.ainvoke(inputs, config)        # recorded in the background once it ends
+    handler.shutdown(5.0)                      # at exit (also done at interpreter exit)
 
 Design notes:
 
 - **One top-level invocation, one run.** The first callback without a parent (a graph's
-  ``ainvoke``/``astream``/``astream_events``, or a chat model or tool invoked alone) opens a
-  run; every callback whose parent belongs to it (nodes, subgraphs, chains, models, tools,
-  however deep) is part of it. Chat-model calls become model calls (the model's name, usage
-  from ``usage_metadata`` with cached and reasoning tokens, duration, finish reason, status,
-  error, a cost from ``prices``); tool calls become tool calls (name, input as JSON, output,
-  error, duration, the model's call id). The run is written whole when the invocation ends.
+  ``ainvoke``/``invoke``/``astream``/``astream_events``, or a chat model or tool invoked alone)
+  opens a run; every callback whose parent belongs to it (nodes, subgraphs, chains, models,
+  tools, however deep) is part of it. Chat-model calls become model calls (the model's name,
+  usage from ``usage_metadata`` with cached and reasoning tokens, duration, finish reason,
+  status, error, a cost from ``prices``); tool calls become tool calls (name, input as JSON,
+  output, error, duration, the model's call id). The run is written whole when the invocation
+  ends; its agent is the top-level graph's name, with the tools its models were offered.
 - **Order is the callbacks' order.** Each call takes its place in the run when its start
-  callback arrives (a counter under a lock, never a clock): parallel tool calls keep the order
-  LangGraph started them, whatever their timestamps.
+  callback arrives (under a lock, never by a clock): parallel tool calls keep the order
+  LangGraph started them in, whatever their timestamps.
 - **Sessions are threads.** A run is recorded under the session whose external id (namespace
-  ``langgraph``) is the invocation's ``thread_id`` (``configurable``, which LangChain copies into
-  every callback's metadata), created on first use. ``AgentsCoreSaver`` keeps that thread's
-  checkpoints under the same ``thread_id``: the session holds what the agent did, the saver the
-  state. An invocation without a ``thread_id`` gets a session of its own.
-- **Interrupts are not failures.** ``GraphInterrupt`` (``interrupt()``) ends the run
-  ``completed`` with an ``interrupt`` step holding the interrupt's values; the tool or node that
-  was interrupted is recorded as not finished (a tool call stays ``pending``). The resumed
-  invocation (``Command(resume=…)``) is a new run of the same session.
+  ``langgraph``) is the invocation's ``thread_id`` (from ``configurable``, which LangChain copies
+  into every callback's metadata), created on first use. ``AgentsCoreSaver`` keeps that
+  thread's checkpoints under the same ``thread_id``: the session holds what the agent did, the
+  saver its state. An invocation without a ``thread_id`` gets a session of its own (namespace
+  ``langchain-run``, named by the run's id).
+- **Interrupts are not failures.** ``interrupt()`` ends the run ``completed`` with an
+  ``interrupt`` step (the interrupt's values and ids) where it happened: in place of the tool
+  call it interrupted (which did not finish, and runs again on resumption), else when the
+  node's interrupt is reported. The resumed invocation (``Command(resume=…)``) is a new run of
+  the same session.
 - **Never in the graph's way.** Callbacks only update memory under a lock (no I/O, no await)
-  and hand a finished run to a bounded queue that a background thread writes in batches
-  (``agents_core.integrations.recording``); when the queue is full a run is dropped and counted.
-  Every callback catches its own errors (logged once per kind, counted): a graph never sees one.
-  The handler is a synchronous ``BaseCallbackHandler`` with ``run_inline = True``, so LangChain
-  calls it directly on the graph's own event loop or thread: an ``AsyncCallbackHandler`` would
-  cost a new event loop per callback in a synchronous ``invoke`` (LangChain runs async handlers
-  there through ``asyncio.Runner`` in its thread pool).
+  and hand a finished run to a ``RunWriter`` (``agents_core.integrations.recording``): a bounded
+  queue written in batches by a thread of its own; a run that finds it full is dropped and
+  counted. Every callback catches its own errors (logged once per callback): a graph never
+  sees one. The handler is a synchronous ``BaseCallbackHandler`` with ``run_inline = True``, so
+  LangChain calls it directly where the graph runs (its event loop, or its thread): an
+  ``AsyncCallbackHandler`` would cost a new event loop per callback in a synchronous
+  ``invoke`` (LangChain runs async handlers there through ``asyncio.Runner`` in its thread
+  pool), and a sync handler without ``run_inline`` a thread-pool hop per callback in async code.
 """
 
 from __future__ import annotations
