@@ -26,6 +26,9 @@ from uuid import UUID
 import httpx
 import pytest
 import pytest_asyncio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
 
 pytest.importorskip("langgraph.prebuilt", reason="the langgraph extra is not installed")
@@ -65,6 +68,7 @@ from agents_core.integrations.langchain import (
 )
 from agents_core.integrations.langchain.handler import UNFINISHED
 from agents_core.integrations.langgraph import AgentsCoreSaver
+from agents_core.otel import CALL_INDEX_ATTRIBUTE, record_run
 from agents_core.trace import render_session_tree
 from agents_core.web import create_app
 from tests import _langgraph_app as app
@@ -828,6 +832,31 @@ async def test_a_recorded_langgraph_run_shows_on_its_session_page(rec: Recording
     assert run_page.count("weather") >= 2
     assert "population" in run_page
     assert "fake-4o" in run_page
+
+
+async def test_a_recorded_langgraph_run_exports_as_opentelemetry_spans(rec: Recording) -> None:
+    agent = react_agent(parallel_turn(), [weather, population], name="travel-agent")
+    async with rec:
+        await agent.ainvoke({"messages": [("user", "Paris or Rome?")]}, rec.config(thread()))
+    await rec.check()
+    (run,) = rec.runs
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    record_run(run, tracer=provider.get_tracer("test"), agent_name="travel-agent")
+    provider.shutdown()
+    placed = {
+        int(str((span.attributes or {})[CALL_INDEX_ATTRIBUTE])): span.name
+        for span in exporter.get_finished_spans()
+        if span.parent is not None
+    }
+    assert [placed[index] for index in sorted(placed)] == [
+        "chat fake-4o",
+        "execute_tool weather",
+        "execute_tool weather",
+        "execute_tool population",
+        "chat fake-4o",
+    ]
 
 
 def rendered(renderable: object) -> str:
