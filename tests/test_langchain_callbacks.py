@@ -45,10 +45,11 @@ from langchain_core.tools import BaseTool, tool
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run as TracedRun
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph.errors import GraphInterrupt
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, Interrupt, interrupt
 
 from agents_core.db import (
     AgentsRepository,
@@ -929,3 +930,32 @@ async def test_a_database_that_is_down_never_slows_or_breaks_the_graph() -> None
         assert (stats.submitted, stats.written, stats.failed) == (1, 0, 1)
     finally:
         assert await asyncio.to_thread(handler.shutdown, 30)
+
+
+async def test_what_the_layer_would_refuse_is_bounded_before_it_is_written(
+    rec: Recording, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An interrupt's value of 100 KB (steps keep 16 KB at most) and a ``thread_id`` no session
+    can carry (a line break): the run is written all the same, the value cut, the thread's run
+    in a session of its own (logged once)."""
+    handler, root, node = rec.handler, uuid.uuid4(), uuid.uuid4()
+    huge = Interrupt(value={"draft": "x" * 100_000}, id="i-1")
+    async with rec:
+        handler.on_chain_start({}, {}, run_id=root, name="g", metadata={"thread_id": "a\nb"})
+        handler.on_chain_start({}, {}, run_id=node, parent_run_id=root, name="review")
+        handler.on_chain_error(GraphInterrupt((huge,)), run_id=node, parent_run_id=root)
+        handler.on_chain_end({}, run_id=root)
+    run = await RunsRepository().find_by_external_id(str(root), source="langchain")
+    assert run is not None
+    (step,) = run.steps
+    assert (step.kind, step.name, step.data["ids"], step.data["truncated"]) == (
+        "interrupt",
+        "review",
+        ["i-1"],
+        True,
+    )
+    assert step.data["values"].startswith('[{"draft": "xxx')
+    session = await SessionsRepository().find_by_external_id(str(root), namespace=RUN_NAMESPACE)
+    assert session is not None
+    assert session.id == run.session_id
+    assert sum("thread_id" in r.getMessage() for r in caplog.records) == 1

@@ -91,8 +91,11 @@ from agents_core.db import (
     Settings,
     ToolCallStatus,
 )
+from agents_core.db import validation as check
+from agents_core.db.errors import InvalidInputError
 from agents_core.db.limits import (
     MAX_ERROR_BYTES,
+    MAX_EXTERNAL_ID_LENGTH,
     MAX_MODEL_CALLS_PER_RUN,
     MAX_NAME_LENGTH,
     MAX_STEP_DATA_BYTES,
@@ -224,7 +227,7 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
         super().__init__()
         self._writer = RunWriter(connection, **options)
         self._prices: dict[str, Price] = dict(prices or {})
-        settings = Settings()
+        settings = connection.settings if connection is not None else Settings()
         self._max_tool_calls = settings.max_tool_calls_per_run
         self._max_tools = settings.max_tools_per_agent
         self._max_text_bytes = settings.max_payload_bytes
@@ -582,6 +585,14 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
         failed = error is not None and not isinstance(error, GraphBubbleUp)
         name = _name(invocation.name, "graph")
         thread = invocation.thread_id
+        if thread is not None and not _valid_thread(thread):
+            self._warn_once(
+                "thread_id",
+                f"agents-core: thread_id {thread[:80]!r} cannot name a session (longer than "
+                f"{MAX_EXTERNAL_ID_LENGTH} characters, blank or with line breaks): its runs "
+                "get sessions of their own",
+            )
+            thread = None
         session = (
             SessionRef(external_id=thread, namespace=NAMESPACE, title=name)
             if thread is not None
@@ -656,6 +667,14 @@ def _new_invocation(run_id: UUID, name: str, metadata: Mapping[str, Any] | None)
         started_at=_now(),
         clock=time.perf_counter(),
     )
+
+
+def _valid_thread(thread: str) -> bool:
+    try:
+        check.name(thread, "thread_id", max_length=MAX_EXTERNAL_ID_LENGTH)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], kind: str) -> str:
