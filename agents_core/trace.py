@@ -440,9 +440,7 @@ def _turn_tree(number: int, turn: Turn) -> Tree:
         heading.append(f"  #{turn.user.seq}  ", style="dim")
         heading.append(_excerpt(turn.user.content), style="cyan")
     elif not turn.messages:
-        heading.append(
-            "  (a run without messages: its framework keeps the conversation)", style="dim"
-        )
+        heading.append("  (no messages recorded)", style="dim")
     else:
         heading.append("  (begins before the messages shown)", style="dim")
     tree = Tree(heading, guide_style="dim")
