@@ -707,22 +707,32 @@ async def test_streamed_invocations_are_recorded_like_invoked_ones(rec: Recordin
 async def test_concurrent_and_synchronous_invocations_are_runs_of_their_own(
     rec: Recording,
 ) -> None:
-    """Five invocations at once through one handler, then a synchronous ``invoke`` (its tool
-    calls run in LangGraph's thread pool): each is its own run, each matching its trace."""
+    """Five invocations at once through one handler, then a synchronous ``invoke``: each is its
+    own run, each matching its trace. (The synchronous agent asks for one tool at a time: tool
+    calls that LangGraph runs in threads of its pool have no order between two handlers.)"""
     agents = [
-        react_agent(parallel_turn(), [weather, population], name="travel-agent") for _ in range(6)
+        react_agent(parallel_turn(), [weather, population], name="travel-agent") for _ in range(5)
     ]
+    one_at_a_time = react_agent(
+        [
+            calls(("weather", {"city": "Nice"}), usage_metadata=usage(30, 6)),
+            calls(("population", {"city": "Nice"}), usage_metadata=usage(45, 7)),
+            answer("Sunny, and 340,000 people.", usage(60, 9)),
+        ],
+        [weather, population],
+        name="travel-agent",
+    )
     async with rec:
         await asyncio.gather(
             *(
                 agent.ainvoke({"messages": [("user", "Paris or Rome?")]}, rec.config(thread()))
-                for agent in agents[:5]
+                for agent in agents
             )
         )
         config = rec.config(thread())
-        await asyncio.to_thread(agents[5].invoke, {"messages": [("user", "Paris?")]}, config)
+        await asyncio.to_thread(one_at_a_time.invoke, {"messages": [("user", "Nice?")]}, config)
     tally = await rec.check()
-    assert (tally.invocations, tally.llm_runs, tally.tool_runs) == (6, 12, 18)
+    assert (tally.invocations, tally.llm_runs, tally.tool_runs) == (6, 13, 17)
     assert len({run.session_id for run in rec.runs}) == 6
 
 
