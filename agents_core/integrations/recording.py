@@ -141,7 +141,9 @@ class AgentRef:
 class FrameworkRun:
     """A finished run of an agent framework, as its integration reports it to ``RunWriter``.
 
-    ``external_id`` is the framework's id of the run (a trace id), unique per ``source``.
+    ``external_id`` is the framework's id of the run (a trace id), unique per ``source``;
+    ``part`` names a part of a run reported in parts (``FinishedRun.part``: appended to the
+    run once stored).
     ``agents[0]`` is the run's agent; every agent named is found or created with its tools (a
     handoff's target too). ``calls`` are the model calls, tool calls and steps in the order they
     happened: their order is what the views show, never re-sorted by a clock.
@@ -156,6 +158,7 @@ class FrameworkRun:
     status: RunStatus = RunStatus.completed
     error: str | None = None
     calls: Sequence[ModelCall | FinishedToolCall | RunStep] = ()
+    part: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,6 +545,7 @@ class _Database:
             started_at=run.started_at,
             completed_at=run.completed_at,
             calls=list(run.calls),
+            part=run.part,
         )
 
     async def _session(self, ref: SessionRef) -> ObjectId:

@@ -291,13 +291,22 @@ class FinishedRun(BaseModel):
     started_at: UtcDatetime
     completed_at: UtcDatetime
     calls: list[ModelCall | FinishedToolCall | RunStep] = Field(default_factory=list)
+    #: Of a run the framework reports in parts (an OpenAI Agents SDK run resumed after an
+    #: interruption continues its trace): this part's id, unique within the run. A part of a
+    #: run stored already is appended to it: its calls after the run's, its status, error and
+    #: end the run's from then on. The same part given again changes nothing.
+    part: str | None = None
 
 
 class RunDocument(Document, RunFields):
     """The ``runs`` collection, for read-only Beanie queries (writes: the repositories)."""
 
-    #: Bytes of tool-call text embedded in this document (bounded; the rest is spilled).
+    #: Bytes of tool-call text embedded in this document (bounded; the rest is spilled), and of
+    #: a framework run's error texts and step data.
     inline_bytes: int = 0
+    #: A framework run reported in parts (``FinishedRun.part``): the parts stored, so that one
+    #: given again is not appended twice.
+    parts: list[str] = Field(default_factory=list)
 
     class Settings:
         name = "runs"
