@@ -639,6 +639,39 @@ async def test_an_interrupt_and_its_resumption_are_two_runs_of_one_session(rec: 
         assert state is not None
 
 
+async def test_parallel_interrupts_are_one_step_each(rec: Recording) -> None:
+    """Two tools interrupted at once (reported again together by their node and the graph):
+    one step each, in the tools' places; the resumption answers both."""
+    agent = react_agent(
+        [
+            calls(
+                ("approval", {"question": "Refund 42 EUR?"}),
+                ("approval", {"question": "Refund 7 EUR?"}),
+                usage_metadata=usage(70, 20),
+            ),
+            answer("Both refunds approved.", usage(120, 6)),
+        ],
+        [approval],
+        name="refund-agent",
+        checkpointer=AgentsCoreSaver(),
+    )
+    thread_id = thread()
+    async with rec:
+        first = await agent.ainvoke({"messages": [("user", "Two refunds")]}, rec.config(thread_id))
+        answers = {i.id: f"yes to {i.value['question']}" for i in first["__interrupt__"]}
+        await agent.ainvoke(Command(resume=answers), rec.config(thread_id))
+    tally = await rec.check()
+    assert (tally.invocations, tally.llm_runs, tally.tool_runs) == (2, 2, 4)
+    asked, resumed = rec.runs
+    assert [type(c).__name__ for c in asked.calls()] == ["ModelCall", "RunStep", "RunStep"]
+    questions = [value["question"] for step in asked.steps for value in step.data["values"]]
+    assert sorted(questions) == ["Refund 42 EUR?", "Refund 7 EUR?"]
+    assert sorted(c.output or "" for c in resumed.tool_calls) == [
+        "yes to Refund 42 EUR?",
+        "yes to Refund 7 EUR?",
+    ]
+
+
 async def test_a_subgraph_is_part_of_its_parents_run(rec: Recording) -> None:
     graph = subgraph_app(parallel_turn(), [answer("Go to Rome.", usage(300, 4, cached=256))])
     async with rec:

@@ -126,7 +126,7 @@ UNFINISHED = "did not finish: its invocation ended first"
 # What one top-level invocation did, collected in memory until it ends
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity
 class _Model:
     """A chat-model (or LLM) call: open from its start callback to its end or error."""
 
@@ -136,7 +136,7 @@ class _Model:
     call: ModelCall | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity
 class _Tool:
     """A tool call: open from its start callback to its end or error."""
 
@@ -153,7 +153,7 @@ class _Tool:
     duration_ms: float | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity
 class _Interrupt:
     """An ``interrupt()``: where it happened (a tool, else a node), reported once."""
 
@@ -183,8 +183,8 @@ class _Invocation:
     entries: list[_Entry] = field(default_factory=list)
     #: The tools the models were offered, then the ones called (names, in first-seen order).
     tools: dict[str, None] = field(default_factory=dict)
-    #: The interrupts recorded, by their ids (one is reported by every level it crosses).
-    interrupts: dict[tuple[str, ...], _Interrupt] = field(default_factory=dict)
+    #: The interrupt steps recorded, by the ids of their interrupts.
+    interrupts: dict[str, _Interrupt] = field(default_factory=dict)
     models: int = 0
     tool_calls: int = 0
     finished: bool = False
@@ -508,26 +508,34 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
             self._record(finished, error)
 
     def _interrupted(self, invocation: _Invocation, member: _Member, error: GraphInterrupt) -> None:
-        """Record an interrupt once: at the tool it interrupted, else at the first node."""
+        """Record each interrupt once: at the tool it interrupted, else at the first node that
+        reports it (every level it crosses reports it again, parallel ones together)."""
         interrupts = error.args[0] if error.args else ()
-        values = [getattr(i, "value", i) for i in interrupts]
-        ids = [str(getattr(i, "id", "")) for i in interrupts]
-        known = invocation.interrupts.get(tuple(ids))
+        found = [(str(getattr(i, "id", "")), getattr(i, "value", i)) for i in interrupts]
+        known = invocation.interrupts
         entry = member.entry
         if isinstance(entry, _Tool):
             # The tool did not finish (it runs again when the graph resumes): its place in the
             # run is the interrupt's.
             duration_ms = (time.perf_counter() - entry.clock) * 1000
+            ids, values = [i for i, _ in found], [v for _, v in found]
             step = _Interrupt(entry.name, entry.started_at, duration_ms, values, ids, entry.args)
             invocation.entries[invocation.entries.index(entry)] = step
             invocation.tool_calls -= 1
-            if known is not None:
-                invocation.entries.remove(known)
-            invocation.interrupts[tuple(ids)] = step
-        elif known is None:
+            for i in ids:
+                # A node inside the tool (a subgraph it ran) reported it first.
+                earlier = known.get(i)
+                if earlier is not None and earlier in invocation.entries:
+                    if set(earlier.ids) <= set(ids):
+                        invocation.entries.remove(earlier)
+            known.update(dict.fromkeys(ids, step))
+            return
+        new = [(i, value) for i, value in found if i not in known]
+        if new:
+            ids, values = [i for i, _ in new], [v for _, v in new]
             step = _Interrupt(member.node, _now(), None, values, ids)
             invocation.entries.append(step)
-            invocation.interrupts[tuple(ids)] = step
+            known.update(dict.fromkeys(ids, step))
 
     def _model_call(
         self, entry: _Model, response: LLMResult | None, error: BaseException | None
