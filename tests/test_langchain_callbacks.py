@@ -67,6 +67,7 @@ from agents_core.integrations.langchain import (
     RUN_NAMESPACE,
     AgentsCoreCallbackHandler,
 )
+from agents_core.integrations.langchain import handler as handler_module
 from agents_core.integrations.langchain.handler import UNFINISHED
 from agents_core.integrations.langgraph import AgentsCoreSaver
 from agents_core.otel import CALL_INDEX_ATTRIBUTE, record_run
@@ -1002,3 +1003,30 @@ async def test_what_the_layer_would_refuse_is_bounded_before_it_is_written(
     assert session is not None
     assert session.id == run.session_id
     assert sum("thread_id" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_beyond_the_open_invocations_bound_a_run_is_dropped_and_counted_once(
+    rec: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two invocations open (the bound, lowered), a third is not followed: counted as one
+    dropped run, however many callbacks run under it; the two are recorded."""
+    monkeypatch.setattr(handler_module, "MAX_OPEN_INVOCATIONS", 2)
+    handler = rec.handler
+    open_roots = [uuid.uuid4(), uuid.uuid4()]
+    third, children = uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
+    async with rec:
+        for root in open_roots:
+            handler.on_chain_start({}, {}, run_id=root, name="graph")
+        handler.on_chain_start({}, {}, run_id=third, name="graph")
+        for child in children:
+            handler.on_tool_start({"name": "lookup"}, "A-1", run_id=child, parent_run_id=third)
+            handler.on_tool_end("found", run_id=child, parent_run_id=third)
+        handler.on_chain_end({}, run_id=third)
+        for root in open_roots:
+            handler.on_chain_end({}, run_id=root)
+    stats = handler.stats()
+    assert (stats.submitted, stats.written, stats.dropped) == (2, 2, 1)
+    runs = RunsRepository()
+    assert await runs.find_by_external_id(str(third), source="langchain") is None
+    for root in open_roots:
+        assert await runs.find_by_external_id(str(root), source="langchain") is not None

@@ -190,6 +190,11 @@ class _Invocation:
     finished: bool = False
 
 
+#: Where the callbacks of an invocation that is not recorded go (to be ignored).
+_IGNORED = _Invocation(UUID(int=0), "", "", None, datetime.min.replace(tzinfo=UTC), 0.0)
+_IGNORED.finished = True
+
+
 @dataclass(slots=True)
 class _Member:
     """A callback run of an invocation: its model or tool call, or the node it runs in."""
@@ -383,7 +388,7 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
             name = _run_name(serialized, kwargs, "tool")
             text = input_str if inputs is None else _json(inputs)
             request_id = kwargs.get("tool_call_id")
-            request = request_id if isinstance(request_id, str) and request_id else None
+            request = (_name(request_id, "") or None) if isinstance(request_id, str) else None
 
             def tool(invocation: _Invocation) -> _Tool:
                 invocation.tools.setdefault(name, None)
@@ -450,25 +455,23 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
         dropped = over = False
         with self._lock:
             parent = None if parent_run_id is None else self._runs.get(parent_run_id)
-            if parent is None:  # top level (or under a parent this handler never saw)
-                if self._open >= MAX_OPEN_INVOCATIONS:
-                    dropped = True
-                else:
-                    invocation = _new_invocation(run_id, name, metadata)
-                    self._open += 1
-            else:
+            if parent is not None:
                 invocation = parent.invocation
-            if not dropped:
-                call = entry(invocation)
-                if isinstance(call, _Model):
-                    over = invocation.models >= MAX_MODEL_CALLS_PER_RUN
-                    invocation.models += not over
-                elif isinstance(call, _Tool):
-                    over = invocation.tool_calls >= self._max_tool_calls
-                    invocation.tool_calls += not over
-                if call is not None and not over:
-                    invocation.entries.append(call)
-                self._runs[run_id] = _Member(invocation, None if over else call, node)
+            elif self._open < MAX_OPEN_INVOCATIONS:  # top level (or under a parent not seen)
+                invocation = _new_invocation(run_id, name, metadata)
+                self._open += 1
+            else:  # not recorded; what runs under it is followed, to be ignored as well
+                invocation, dropped = _IGNORED, True
+            call = None if invocation.finished else entry(invocation)
+            if isinstance(call, _Model):
+                over = invocation.models >= MAX_MODEL_CALLS_PER_RUN
+                invocation.models += not over
+            elif isinstance(call, _Tool):
+                over = invocation.tool_calls >= self._max_tool_calls
+                invocation.tool_calls += not over
+            if call is not None and not over:
+                invocation.entries.append(call)
+            self._runs[run_id] = _Member(invocation, None if over else call, node)
         if dropped:
             self._writer.count_dropped(
                 1, f"{MAX_OPEN_INVOCATIONS} LangChain invocations were being recorded already"
@@ -525,9 +528,9 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
             for i in ids:
                 # A node inside the tool (a subgraph it ran) reported it first.
                 earlier = known.get(i)
-                if earlier is not None and earlier in invocation.entries:
-                    if set(earlier.ids) <= set(ids):
-                        invocation.entries.remove(earlier)
+                covered = earlier is not None and set(earlier.ids) <= set(ids)
+                if covered and earlier in invocation.entries:
+                    invocation.entries.remove(earlier)
             known.update(dict.fromkeys(ids, step))
             return
         new = [(i, value) for i, value in found if i not in known]
@@ -546,7 +549,7 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
         price = self._prices.get(model)
         cost = 0.0 if price is None else price.cost(usage[0], usage[1], usage[2])
         return ModelCall(
-            model=model,
+            model=_name(model, "model"),
             started_at=entry.started_at,
             duration_ms=duration_ms,
             input_tokens=usage[0],
