@@ -1,8 +1,10 @@
 """``python -m tests_frameworks.openai_agents [sessions|tracing] [PYTEST ARGS...]``.
 
 Downloads the source distribution of the installed (pinned) ``openai-agents`` into
-``.cache/`` (``pip download --no-binary :all: --no-deps``; its code is never committed here),
-then runs its suites in pytest processes of their own, from the SDK's root and with its
+``.cache/`` (``pip download --no-binary :all: --no-deps``; its code is never committed here)
+and what its tests import beyond our dev extra (``requirements.txt``, into
+``.cache/frameworks/test-deps``, on the path of those runs only), then runs its suites in
+pytest processes of their own, from the SDK's root and with its
 configuration, each with a plugin of ours:
 
 - ``sessions`` (``plugin.py``): its session suites, its in-test sessions swapped for
@@ -54,14 +56,30 @@ def sdk_source(pinned: str) -> Path:
     return root
 
 
+def test_dependencies() -> Path:
+    """What the SDK's tests import beyond our dev extra, installed apart (once per pin set)."""
+    requirements = Path(__file__).with_name("requirements.txt")
+    target = CACHE / "test-deps"
+    stamp = target / ".requirements"
+    if stamp.exists() and stamp.read_text() == requirements.read_text():
+        return target
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade"),
+            *("--target", str(target), "-r", str(requirements)),
+        ],
+        check=True,
+    )
+    stamp.write_text(requirements.read_text())
+    return target
+
+
 def main(argv: list[str]) -> int:
     names = [argv.pop(0)] if argv and argv[0] in RUNS else list(RUNS)
     pinned = version(PACKAGE)  # what the openai-agents extra installed (pinned in pyproject)
     root = sdk_source(pinned)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    paths = [str(REPO_ROOT), str(test_dependencies()), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
     failed = 0
     for name in names:
         module, suites = RUNS[name]
