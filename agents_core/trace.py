@@ -224,8 +224,15 @@ def group_turns(messages: Sequence[Message], runs: Sequence[Run]) -> list[Turn]:
     """``messages`` (oldest first) split into turns, with each run in the turn it belongs to.
 
     A run that started before the first user message shown goes to a leading turn without its
-    user message when there is one, and is left out otherwise (its turn is not shown).
+    user message when there is one, and is left out otherwise (its turn is not shown). Without
+    any message (a framework that keeps the conversation itself, such as a LangGraph thread in
+    its checkpoints), each run is a turn of its own, without messages.
     """
+    if not messages:
+        return [
+            Turn(user=None, runs=[run])
+            for run in sorted(runs, key=lambda r: (r.started_at, str(r.id)))
+        ]
     turns: list[Turn] = []
     for message in messages:
         if message.role == MessageRole.user or not turns:
@@ -496,6 +503,8 @@ def _turn_tree(number: int, turn: Turn) -> Tree:
     if turn.user is not None:
         heading.append(f"  #{turn.user.seq}  ", style="dim")
         heading.append(_excerpt(turn.user.content), style="cyan")
+    elif not turn.messages:
+        heading.append("  (no messages recorded)", style="dim")
     else:
         heading.append("  (begins before the messages shown)", style="dim")
     tree = Tree(heading, guide_style="dim")
