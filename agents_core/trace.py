@@ -223,8 +223,11 @@ class Turn:
 def group_turns(messages: Sequence[Message], runs: Sequence[Run]) -> list[Turn]:
     """``messages`` (oldest first) split into turns, with each run in the turn it belongs to.
 
-    A run that started before the first user message shown goes to a leading turn without its
-    user message when there is one, and is left out otherwise (its turn is not shown). Without
+    A run goes to the turn of its ``input_seq`` (the user message that started it); a run
+    without one (a framework's, or one recorded before ``input_seq`` existed) to the latest turn
+    that began before it. A run whose turn began before the first user message shown goes to a
+    leading turn without its user message when there is one, and is left out otherwise (its turn
+    is not shown), as is a run whose user message is beyond the messages shown. Without
     any message (a framework that keeps the conversation itself, such as a LangGraph thread in
     its checkpoints), each run is a turn of its own, without messages.
     """
@@ -239,14 +242,23 @@ def group_turns(messages: Sequence[Message], runs: Sequence[Run]) -> list[Turn]:
             turns.append(Turn(user=message if message.role == MessageRole.user else None))
         turns[-1].messages.append(message)
     starts = [turn.started_at for turn in turns]
+    by_input = {turn.user.seq: turn for turn in turns if turn.user is not None}
+    first_user = min(by_input, default=None)
     for run in sorted(runs, key=lambda r: (r.started_at, str(r.id))):
         owner: Turn | None = None
-        at = _placed_at(run)
-        for turn, started in zip(turns, starts, strict=True):
-            if started is None or started <= at:
-                owner = turn
-            else:
-                break
+        if run.input_seq is not None:
+            # The user message that started the run, as its write recorded: never a clock.
+            owner = by_input.get(run.input_seq)
+            if owner is None and turns[0].user is None and first_user is not None:
+                # Its turn began before the page: the leading turn without its user message.
+                owner = turns[0] if run.input_seq < first_user else None
+        else:
+            at = _placed_at(run)
+            for turn, started in zip(turns, starts, strict=True):
+                if started is None or started <= at:
+                    owner = turn
+                else:
+                    break
         if owner is not None:
             owner.runs.append(run)
     return turns

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from rich.console import Console
 
 from agents_core.db import (
@@ -42,11 +41,6 @@ async def test_runs_go_to_their_turn_and_steps_are_in_call_order(backend: str) -
     assert [[run.id for run in turn.runs] for turn in later] == [[r.id] for r in demo.runs[1:]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21: group_turns places a run by time, not by its input_seq (trace.py is being "
-    "moved; the fix belongs there)",
-)
 async def test_runs_go_to_their_turn_when_turns_share_a_millisecond(
     backend: str, clock: Clock
 ) -> None:
