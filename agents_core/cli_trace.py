@@ -68,7 +68,7 @@ def serve(
     try:
         import uvicorn
 
-        from agents_core.web import create_app
+        from agents_core.trace.web import create_app
     except ImportError as exc:
         cli._fail(
             f"the trace view needs its extra: pip install 'agents-core[web]' ({exc})",
@@ -160,7 +160,7 @@ def export_otel(
     from agents_core import cli
 
     try:
-        from agents_core.otel import ExportError, export_run
+        from agents_core.trace.otel import ExportError, export_run
     except ImportError as exc:
         cli._fail(str(exc), as_json=False)
     headers: dict[str, str] = {}

@@ -70,9 +70,9 @@ from agents_core.integrations.langchain import (
 from agents_core.integrations.langchain import handler as handler_module
 from agents_core.integrations.langchain.handler import UNFINISHED
 from agents_core.integrations.langgraph import AgentsCoreSaver
-from agents_core.otel import CALL_INDEX_ATTRIBUTE, record_run
 from agents_core.trace import render_session_tree
-from agents_core.web import create_app
+from agents_core.trace.otel import CALL_INDEX_ATTRIBUTE, record_run
+from agents_core.trace.web import create_app
 from tests import _langgraph_app as app
 
 with warnings.catch_warnings():  # deprecated in favour of langchain's create_agent (not a

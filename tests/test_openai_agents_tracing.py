@@ -73,9 +73,9 @@ from agents_core.db import (
 from agents_core.embedded import EmbeddedServer
 from agents_core.integrations.openai_agents import AgentsCoreSession, AgentsCoreTracingProcessor
 from agents_core.integrations.recording import WriterStats
-from agents_core.otel import record_run
 from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps
-from agents_core.web import create_app
+from agents_core.trace.otel import record_run
+from agents_core.trace.web import create_app
 from tests_frameworks.openai_agents.checker import SOURCE, Comparison, compare
 
 PRICES = {

@@ -25,8 +25,8 @@ from agents_core.db import (
 )
 from agents_core.db.documents._common import utcnow
 from agents_core.testing.commands import CommandCounter
-from agents_core.web import create_app
-from agents_core.web.app import DISPLAY_CHARS, MESSAGES_PER_PAGE
+from agents_core.trace.web import create_app
+from agents_core.trace.web.app import DISPLAY_CHARS, MESSAGES_PER_PAGE
 from tests.helpers import make_agent, make_run, make_session
 from tests.recorded import (
     EVALUATED,

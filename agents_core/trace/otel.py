@@ -2,7 +2,7 @@
 
 Usage::
 
-    from agents_core.otel import export_run, record_run
+    from agents_core.trace.otel import export_run, record_run
 
     run = await RunsRepository().find_by_id(run_id)
     export_run(run, agent_name="support", endpoint="http://localhost:4318/v1/traces")
@@ -71,7 +71,7 @@ try:
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "agents_core.otel needs OpenTelemetry: pip install 'agents-core[otel]'"
+        "agents_core.trace.otel needs OpenTelemetry: pip install 'agents-core[otel]'"
     ) from exc
 
 if TYPE_CHECKING:

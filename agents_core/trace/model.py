@@ -1,20 +1,15 @@
-"""What a run looked like: turns, their steps, and a run's timeline; and the terminal trace tree.
+"""What a run looked like, as data: turns, their steps, and a run's timeline.
 
 Usage::
 
-    from rich.console import Console
-    from agents_core.trace import render_session_tree, run_timeline
+    from agents_core.trace import group_turns, run_timeline, turn_steps
 
-    session = await SessionsRepository().find_by_id(session_id, message_limit=100)
-    runs = await RunsRepository().list_by_session(session_id)
-    Console().print(render_session_tree(session, runs))
-
-    timeline = run_timeline(run)  # bars placed by start offset and sized by duration
+    timeline = run_timeline(run)  # bars in recorded order, placed by start, sized by duration
     for bar in timeline.bars:
         print(bar.kind, bar.name, bar.offset_ms, bar.duration_ms, bar.status)
 
-The web view (``agents_core.web``) and ``agents-core show`` both build on these functions, so the
-browser and the terminal show the same turns and the same bars.
+The terminal tree (``tree.py``), the web view (``web/``) and the OpenTelemetry export
+(``otel.py``) all build on these functions, so every view shows the same turns and bars.
 
 Design notes: a turn is a user message and what followed it until the next one. Runs do not
 point to messages, but ``AgentRunner`` appends the user message *before* it starts the run, so
@@ -28,7 +23,7 @@ run's calls by ``Run.calls`` (``call_order``), and each call right after the mes
 followed (``turn_steps``).
 Tool messages are not shown as steps of their own: the tool call they carry is (whole, with
 its input and status), and a tool message whose call is not among the runs shown stays a
-message. Everything stored is rendered as ``rich.text.Text``, never parsed as markup.
+message.
 """
 
 from __future__ import annotations
@@ -38,21 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from rich.console import Group, RenderableType
-from rich.text import Text
-from rich.tree import Tree
-
 from agents_core.db import (
     Message,
     MessageRole,
     ModelCall,
-    ModelCallStatus,
     Run,
-    RunStatus,
     RunStep,
-    Session,
-    SessionWithMessages,
-    StepStatus,
     ToolCall,
     ToolCallStatus,
 )
@@ -65,8 +51,7 @@ __all__ = [
     "call_duration_ms",
     "format_ms",
     "group_turns",
-    "render_session_tree",
-    "render_summary",
+    "ms_between",
     "run_duration_ms",
     "run_timeline",
     "step_name",
@@ -77,22 +62,9 @@ StepKind = Literal["user", "model", "tool", "step", "assistant", "answer", "mess
 #: ``step``: what a framework's run did besides calls (a handoff, a guardrail, …: ``RunStep``).
 BarKind = Literal["model", "tool", "step"]
 
-#: Columns of a duration bar in the terminal tree.
-BAR_COLUMNS = 24
-#: Characters of a stored text shown on one line of the tree.
-EXCERPT = 80
 
-_STATUS_STYLE = {
-    "success": "green",
-    "completed": "green",
-    "error": "bold red",
-    "failed": "bold red",
-    "pending": "yellow",
-    "running": "yellow",
-}
-
-
-def _ms(later: datetime, earlier: datetime) -> float:
+def ms_between(later: datetime, earlier: datetime) -> float:
+    """Milliseconds from ``earlier`` to ``later``."""
     return (later - earlier).total_seconds() * 1000
 
 
@@ -103,7 +75,7 @@ def call_duration_ms(call: ModelCall | ToolCall) -> float | None:
     if call.duration_ms is not None:
         return call.duration_ms
     if call.completed_at is not None:
-        return max(_ms(call.completed_at, call.started_at), 0.0)
+        return max(ms_between(call.completed_at, call.started_at), 0.0)
     return None
 
 
@@ -116,7 +88,7 @@ def run_duration_ms(run: Run) -> float | None:
     """Wall time of a finished run (``None`` while it runs)."""
     if run.completed_at is None:
         return None
-    return max(_ms(run.completed_at, run.started_at), 0.0)
+    return max(ms_between(run.completed_at, run.started_at), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +142,7 @@ def run_timeline(run: Run) -> Timeline:
                     kind="model",
                     name=call.model,
                     status=call.status.value,
-                    offset_ms=max(_ms(call.started_at, run.started_at), 0.0),
+                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
                     duration_ms=call.duration_ms,
                     call=call,
                     tokens=call.tokens,
@@ -185,7 +157,7 @@ def run_timeline(run: Run) -> Timeline:
                     kind="tool",
                     name=call.tool_name,
                     status=call.status.value,
-                    offset_ms=max(_ms(call.started_at, run.started_at), 0.0),
+                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
                     duration_ms=call_duration_ms(call) or 0.0,
                     call=call,
                     error=(call.error or call.output) if failed else None,
@@ -197,7 +169,7 @@ def run_timeline(run: Run) -> Timeline:
                     kind="step",
                     name=step_name(call),
                     status=call.status.value,
-                    offset_ms=max(_ms(call.started_at, run.started_at), 0.0),
+                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
                     duration_ms=call.duration_ms or 0.0,
                     call=call,
                     error=call.error,
@@ -372,17 +344,6 @@ def _merge_by_time(messages: list[Step], calls: list[Step]) -> list[Step]:
     return [*merged, *messages[m:], *calls[c:]]
 
 
-# ---------------------------------------------------------------------------------------------
-# The terminal tree
-
-
-def _excerpt(text: str | None, width: int = EXCERPT) -> str:
-    if not text:
-        return ""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def format_ms(ms: float | None) -> str:
     """A duration for people: ``—`` (unknown), ``4.2 ms``, ``350 ms``, ``12.5 s``."""
     if ms is None:
@@ -390,201 +351,3 @@ def format_ms(ms: float | None) -> str:
     if ms >= 10_000:
         return f"{ms / 1000:,.1f} s"
     return f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
-
-
-def _bar(offset_ms: float, duration_ms: float, total_ms: float, style: str) -> Text:
-    """A waterfall bar of ``BAR_COLUMNS`` cells: blank up to the start, blocks for the duration."""
-    if total_ms <= 0:
-        return Text("▏".ljust(BAR_COLUMNS), style=style)
-    start = min(int(offset_ms / total_ms * BAR_COLUMNS), BAR_COLUMNS - 1)
-    cells = max(1, round(duration_ms / total_ms * BAR_COLUMNS))
-    cells = min(cells, BAR_COLUMNS - start)
-    text = Text(" " * start, style="dim")
-    text.append("█" * cells, style=style)
-    text.append(" " * (BAR_COLUMNS - start - cells))
-    return text
-
-
-def _status_style(status: str) -> str:
-    return _STATUS_STYLE.get(status, "")
-
-
-def _run_label(run: Run) -> Text:
-    tools = len(run.tool_calls)
-    errors = sum(call.status == ToolCallStatus.error for call in run.tool_calls)
-    label = Text.assemble(
-        ("run ", "bold"),
-        (str(run.id), "bold"),
-        "  ",
-        (run.status.value, _status_style(run.status.value)),
-        f"  {len(run.model_calls)} model call(s) · {tools} tool call(s)",
-    )
-    if errors:
-        label.append(f" ({errors} failed)", style="red")
-    if run.steps:
-        label.append(f" · {len(run.steps)} step(s)")
-    label.append(f" · {run.tokens:,} tokens · ${run.cost:.6f} · {format_ms(run_duration_ms(run))}")
-    if run.error:
-        label.append("  error: ", style="bold red")
-        label.append(_excerpt(run.error, 120), style="red")
-    return label
-
-
-def _step_label(step: Step, timeline: Timeline | None) -> Text:
-    if step.model_call is not None:
-        call = step.model_call
-        failed = call.status == ModelCallStatus.error
-        style = "bold red" if failed else "blue"
-        offset = 0.0 if timeline is None else max(_ms(call.started_at, timeline.run.started_at), 0)
-        total = call.duration_ms if timeline is None else timeline.total_ms
-        label = Text.assemble(
-            _bar(offset, call.duration_ms, total, style),
-            " ",
-            ("model ", "bold"),
-            (call.model, style),
-            f"  {format_ms(call.duration_ms)}",
-            f"  {call.input_tokens:,} in / {call.output_tokens:,} out",
-        )
-        if call.cached_input_tokens:
-            label.append(f" ({call.cached_input_tokens:,} cached)")
-        if call.reasoning_tokens:
-            label.append(f" ({call.reasoning_tokens:,} reasoning)")
-        label.append(f"  ${call.cost:.6f}")
-        if call.finish_reason:
-            label.append(f"  {call.finish_reason}", style="dim")
-        if failed:
-            label.append("  error: ", style="bold red")
-            label.append(_excerpt(call.error, 120), style="red")
-        return label
-    if step.tool_call is not None:
-        tool = step.tool_call
-        style = _status_style(tool.status.value) or "yellow"
-        duration = call_duration_ms(tool)
-        offset = 0.0 if timeline is None else max(_ms(tool.started_at, timeline.run.started_at), 0)
-        total = (duration or 0.0) if timeline is None else timeline.total_ms
-        return Text.assemble(
-            _bar(offset, duration or 0.0, total, style),
-            " ",
-            ("tool ", "bold"),
-            (tool.tool_name, style),
-            "  ",
-            (tool.status.value, style),
-            f"  {format_ms(duration)}  ",
-            (_excerpt(tool.input, 40), "dim"),
-            " → ",
-            (_excerpt(tool.output, 60), "red" if tool.status == ToolCallStatus.error else ""),
-        )
-    if step.run_step is not None:
-        return _run_step_label(step.run_step, timeline)
-    message = step.message
-    assert message is not None
-    if step.kind == "answer":
-        return Text.assemble(("answer: ", "bold green"), _excerpt(message.content))
-    if step.kind == "assistant":
-        label = Text("assistant:", style="green")
-        if message.content:
-            label.append(" " + _excerpt(message.content))
-        if message.requested_tool_calls:
-            names = ", ".join(request.name for request in message.requested_tool_calls)
-            label.append(f" (asks for {names})", style="dim")
-        return label
-    return Text.assemble((f"{message.role.value}: ", "magenta"), _excerpt(message.content))
-
-
-def _run_step_label(step: RunStep, timeline: Timeline | None) -> Text:
-    failed = step.status == StepStatus.error
-    style = "bold red" if failed else "magenta"
-    duration = step.duration_ms or 0.0
-    offset = 0.0 if timeline is None else max(_ms(step.started_at, timeline.run.started_at), 0)
-    total = duration if timeline is None else timeline.total_ms
-    label = Text.assemble(
-        _bar(offset, duration, total, style),
-        " ",
-        (f"{step.kind} ", "bold"),
-        (step.name, style),
-        f"  {format_ms(step.duration_ms)}",
-    )
-    if failed:
-        label.append("  error: ", style="bold red")
-        label.append(_excerpt(step.error, 120), style="red")
-    return label
-
-
-def _turn_tree(number: int, turn: Turn) -> Tree:
-    heading = Text(f"Turn {number}", style="bold")
-    if turn.user is not None:
-        heading.append(f"  #{turn.user.seq}  ", style="dim")
-        heading.append(_excerpt(turn.user.content), style="cyan")
-    elif not turn.messages:
-        heading.append("  (no messages recorded)", style="dim")
-    else:
-        heading.append("  (begins before the messages shown)", style="dim")
-    tree = Tree(heading, guide_style="dim")
-    timelines = {str(run.id): run_timeline(run) for run in turn.runs}
-    run_nodes = {str(run.id): tree.add(_run_label(run)) for run in turn.runs}
-    for step in turn_steps(turn):
-        if step.kind == "user":
-            continue  # the heading
-        run = step.run or _run_at(turn.runs, step.at)
-        if run is not None:
-            run_nodes[str(run.id)].add(_step_label(step, timelines[str(run.id)]))
-        else:
-            tree.add(_step_label(step, None))
-    return tree
-
-
-def _run_at(runs: Sequence[Run], at: datetime) -> Run | None:
-    """The latest of ``runs`` that was going on at ``at`` (a message it appended)."""
-    found = None
-    for run in runs:
-        if run.started_at <= at and (run.completed_at is None or at <= run.completed_at):
-            found = run
-    return found
-
-
-def render_summary(turns: Sequence[Turn]) -> Text:
-    """One line: turns, runs, tool calls and errors, tokens, cost, time."""
-    runs = [run for turn in turns for run in turn.runs]
-    failed_runs = sum(run.status == RunStatus.failed for run in runs)
-    tools = [call for run in runs for call in run.tool_calls]
-    tool_errors = sum(call.status == ToolCallStatus.error for call in tools)
-    model_errors = sum(
-        call.status == ModelCallStatus.error for run in runs for call in run.model_calls
-    )
-    tokens = sum(run.tokens for run in runs)
-    cost = sum(run.cost for run in runs)
-    elapsed = sum(run_duration_ms(run) or 0.0 for run in runs)
-    line = Text(f"{len(turns)} turn(s) · {len(runs)} run(s)")
-    if failed_runs:
-        line.append(f" ({failed_runs} failed)", style="red")
-    line.append(f" · {len(tools)} tool call(s)")
-    line.append(f" ({tool_errors} error(s))", style="red" if tool_errors else "")
-    if model_errors:
-        line.append(f" · {model_errors} failed model call(s)", style="red")
-    line.append(f" · {tokens:,} tokens · ${cost:.6f} · {format_ms(elapsed)}")
-    return line
-
-
-def render_session_tree(
-    session: Session | SessionWithMessages,
-    runs: Sequence[Run],
-    messages: Sequence[Message] | None = None,
-) -> RenderableType:
-    """The session's turns as trees (model → tool → model → answer) with duration bars.
-
-    ``messages`` default to the session's own (a ``SessionWithMessages``); failed calls are red
-    inside their turn; the last line sums up turns, runs, tool calls and errors, tokens, cost
-    and time of what is shown.
-    """
-    if messages is None:
-        messages = session.messages if isinstance(session, SessionWithMessages) else []
-    turns = group_turns(messages, runs)
-    parts: list[RenderableType] = [_turn_tree(n, turn) for n, turn in enumerate(turns, 1)]
-    if not turns:
-        parts.append(Text("no messages", style="dim"))
-    shown = len(messages)
-    summary = render_summary(turns)
-    if shown < session.last_seq:
-        summary.append(f"  (latest {shown} of {session.last_seq} messages)", style="dim")
-    parts.append(summary)
-    return Group(*parts)
