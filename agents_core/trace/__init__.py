@@ -27,7 +27,13 @@ from agents_core.trace.model import (
     step_name,
     turn_steps,
 )
-from agents_core.trace.tree import excerpt, render_session_tree, render_summary, status_style
+from agents_core.trace.tree import (
+    excerpt,
+    render_session_tree,
+    render_summary,
+    status_style,
+    visible,
+)
 
 __all__ = [
     "Bar",
@@ -46,4 +52,5 @@ __all__ = [
     "status_style",
     "step_name",
     "turn_steps",
+    "visible",
 ]

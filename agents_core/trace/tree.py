@@ -54,6 +54,7 @@ __all__ = [
     "render_session_tree",
     "render_summary",
     "status_style",
+    "visible",
 ]
 
 #: Columns of a duration bar in the terminal tree.
@@ -71,11 +72,29 @@ _STATUS_STYLE = {
 }
 
 
+#: Control characters as visible symbols: C0 (but newline and tab) as their Control Pictures
+#: (``\x1b`` → ``␛``), DEL as ``␡``, C1 as an escape (``\x9b`` → ``\\x9b``). Stored text comes
+#: from models and from tools that read web pages: an ESC byte printed raw lets it set the
+#: window title, write to the clipboard (OSC 52) or clear the screen.
+_VISIBLE = {
+    **{code: chr(0x2400 + code) for code in range(0x20) if chr(code) not in "\n\t"},
+    0x7F: "\u2421",
+    **{code: f"\\x{code:02x}" for code in range(0x80, 0xA0)},
+}
+
+
+def visible(text: str) -> str:
+    """``text`` safe to print on a terminal: every control character but newline and tab shown
+    as a visible symbol instead of acting (see ``_VISIBLE``)."""
+    return text.translate(_VISIBLE)
+
+
 def excerpt(text: str | None, width: int = EXCERPT) -> str:
-    """``text`` on one line (white space folded), cut to ``width`` characters with an ellipsis."""
+    """``text`` on one line (white space folded), control characters made ``visible``, cut to
+    ``width`` characters with an ellipsis."""
     if not text:
         return ""
-    flat = " ".join(text.split())
+    flat = visible(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -148,7 +167,7 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
             label.append(f" ({call.reasoning_tokens:,} reasoning)")
         label.append(f"  ${call.cost:.6f}")
         if call.finish_reason:
-            label.append(f"  {call.finish_reason}", style="dim")
+            label.append(f"  {visible(call.finish_reason)}", style="dim")
         if failed:
             label.append("  error: ", style="bold red")
             label.append(excerpt(call.error, 120), style="red")
