@@ -11,7 +11,10 @@ import pytest
 from agents_core.db import MessagesRepository, SessionsRepository, get_database
 from tests.helpers import make_session
 
-pytestmark = pytest.mark.usefixtures("wire_db")
+pytestmark = [
+    pytest.mark.usefixtures("profiled_backend"),
+    pytest.mark.parametrize("profiled_backend", ["wire", "wire-mongodb"], indirect=True),
+]
 
 BATCHES = 20
 BATCH = 5

@@ -89,9 +89,10 @@ class MessagesRepository(Repository):
     ) -> Message:
         """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
 
-        Two commands: reserve ``seq`` (a compare-and-set on the ``last_seq`` this connection saw
-        last), insert; one more (a read) on a session this connection has not seen, and one more
-        (an atomic ``$inc``) when another writer appended since. With ``idempotency_key``, a
+        Two commands: reserve ``seq`` (an atomic ``$inc``), insert. On SecantusDB the
+        reservation is a compare-and-set on the ``last_seq`` this connection saw last, with one
+        more command (a read) on a session this connection has not seen, and one more (the
+        ``$inc``) when another writer appended since. With ``idempotency_key``, a
         repeat of the same key in the same session (also one racing the first) returns the
         message stored the first time, and only one ``seq`` is consumed: one more command the
         first time (look the key up), one command on a repeat.
@@ -175,12 +176,12 @@ class MessagesRepository(Repository):
     ) -> list[Message]:
         """Append ``items`` (JSON objects, kept exactly) as one batch of messages.
 
-        Two commands: reserve a contiguous ``seq`` range for the whole batch (a compare-and-set
-        of the session's ``last_seq`` from the value this connection saw last to that plus
-        ``len(items)``, falling back to one atomic ``$inc`` by ``len(items)``), so concurrent
-        batches never interleave; then one ordered insert writes the batch, its last message
-        last. One more command (a read) on a session this connection has not seen, and one more
-        (the ``$inc``) when another writer appended since. Readers show a batch only once its
+        Two commands: reserve a contiguous ``seq`` range for the whole batch (one atomic
+        ``$inc`` of the session's ``last_seq`` by ``len(items)``), so concurrent batches never
+        interleave; then one ordered insert writes the batch, its last message last. On
+        SecantusDB the reservation is a compare-and-set as in ``create``, with the same extra
+        commands on a session this connection has not seen or another writer appended to.
+        Readers show a batch only once its
         last message exists: never part of a batch, and nothing of a batch whose insert failed
         (its reserved ``seq`` range stays a hole). An insert cut off by a network error is
         completed once (the missing messages of the same range), so a retry inside the call
@@ -515,14 +516,14 @@ async def _reserve_seq(
     """Take the session's next ``count`` seqs; returns the last one (``None``: no such
     session, or ``key`` was seen). The range is contiguous and no other writer gets any of it.
 
-    Design note: a compare-and-set on the ``last_seq`` this process saw last (one ``update``
-    by ``_id``), falling back to an atomic ``$inc`` (``findAndModify``) when another writer got
-    there first. Both are atomic on the one session document, so concurrent writers on any
-    number of machines still get 1, 2, 3, … with no duplicates. The compare-and-set is what
-    keeps an append flat on servers whose ``findAndModify`` slows down with the collection's
-    size (SecantusDB: 92 ms at 10,000 sessions, against ~1 ms for an ``update`` by ``_id``); on
-    MongoDB both are index lookups. With a key, the reservation also remembers it among the
-    session's latest keys in the same update, so racing repeats of one key reserve one ``seq``.
+    Design note: one atomic ``$inc`` (``findAndModify``) on the session document, so
+    concurrent writers on any number of machines get 1, 2, 3, … with no duplicates. On a
+    server whose profile says so (SecantusDB, ``agents_core.db.server``), a compare-and-set on
+    the ``last_seq`` this process saw last (one ``update`` by ``_id``) comes first and the
+    ``$inc`` only when another writer got there first: just as atomic, and flat where
+    ``findAndModify`` slows down with the collection's size. With a key, the reservation also
+    remembers it among the session's latest keys in the same update, so racing repeats of one
+    key reserve one ``seq``.
     """
     sessions = db.collection(SessionDocument)
     # by_id: a session being deleted (or forked) takes no more messages.
@@ -531,6 +532,8 @@ async def _reserve_seq(
     if key is not None:
         query[_RECENT_KEYS] = {"$ne": key}
         push = {"$push": {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}}
+    if not db.profile.seq_compare_and_set:
+        return await _inc_seq(sessions, query, now, push, count)
     hint = db.seq_hints.pop(session_id, None)
     if hint is None:  # never seen by this process: read it (flat on every server)
         raw = await sessions.find_one(by_id(SessionDocument, session_id), _LAST_SEQ)
@@ -542,17 +545,29 @@ async def _reserve_seq(
         {**query, "last_seq": hint}, {"$set": {"last_seq": seq, "updated_at": now}, **push}
     )
     if result.matched_count == 0:  # another writer appended (or the key was seen, or no session)
-        reserved = await sessions.find_one_and_update(
-            query,
-            {"$inc": {"last_seq": count}, "$set": {"updated_at": now}, **push},
-            projection=_LAST_SEQ,
-            return_document=ReturnDocument.AFTER,
-        )
+        reserved = await _inc_seq(sessions, query, now, push, count)
         if reserved is None:
             return None
-        seq = int(reserved["last_seq"])
+        seq = reserved
     db.hint_seq(session_id, seq)
     return seq
+
+
+async def _inc_seq(
+    sessions: AsyncCollection[Any],
+    query: Mapping[str, Any],
+    now: datetime,
+    push: Mapping[str, Any],
+    count: int,
+) -> int | None:
+    """``$inc`` the session's ``last_seq`` by ``count``; the new value (``None``: no match)."""
+    reserved = await sessions.find_one_and_update(
+        query,
+        {"$inc": {"last_seq": count}, "$set": {"updated_at": now}, **push},
+        projection=_LAST_SEQ,
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if reserved is None else int(reserved["last_seq"])
 
 
 async def _wait_for_keyed(db: Connection, session_id: ObjectId, key: str) -> Message | None:

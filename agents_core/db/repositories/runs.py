@@ -150,8 +150,8 @@ class RunsRepository(Repository):
     async def complete(
         self, run_id: str | ObjectId, status: RunStatus | str, error: str | None = None
     ) -> Run:
-        """Finish a running run as ``completed`` or ``failed``, once. Two commands (update,
-        read back).
+        """Finish a running run as ``completed`` or ``failed``, once. One command (two on
+        SecantusDB: update, read back; ``agents_core.db.server``).
 
         A second call raises ``InvalidStateError`` (telling it from ``NotFoundError`` costs one
         more command, on that failure path only).
@@ -165,7 +165,7 @@ class RunsRepository(Repository):
     async def update_usage(self, run_id: str | ObjectId, tokens: int, cost: float) -> Run:
         """Add ``tokens`` and ``cost`` to the run's totals atomically (also after it finished).
 
-        Two commands (update, read back); negative, NaN or infinite values raise
+        One command (two on SecantusDB); negative, NaN or infinite values raise
         ``InvalidInputError``.
         """
         db = self.db
@@ -252,7 +252,7 @@ class RunsRepository(Repository):
         """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``.
 
         Its tool calls still ``pending`` are closed with it, in the same atomic update: status
-        ``error``, output ``abandoned``. Two commands (update, read back).
+        ``error``, output ``abandoned``. One command (two on SecantusDB).
         """
         rid = check.object_id(run_id, "run")
         return await _finish(self.db, rid, RunStatus.failed, ABANDONED, close_calls=True)

@@ -86,7 +86,8 @@ class SessionsRepository(Repository):
     async def set_active_agent(
         self, session_id: str | ObjectId, agent_id: str | ObjectId
     ) -> Session:
-        """Route the session to an existing agent; returns the session. Three commands."""
+        """Route the session to an existing agent; returns the session. Two commands (the
+        agent's existence, the update; three on SecantusDB: update, read back)."""
         db = self.db
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
@@ -200,7 +201,8 @@ class SessionsRepository(Repository):
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:
-        """Mark the session ``archived`` (it leaves ``list_active``). Two commands.
+        """Mark the session ``archived`` (it leaves ``list_active``). One command (two on
+        SecantusDB: update, read back).
 
         Idempotent: archiving an archived session changes nothing (one more command to read it).
         """

@@ -103,7 +103,8 @@ class ToolCallsRepository(Repository):
     ) -> ToolCall:
         """Record a pending call's ``output``, final ``status`` and duration, once.
 
-        Two commands (update, read back) when the output is embedded. Completing twice raises
+        One command when the output is embedded (two on SecantusDB: update, read back).
+        Completing twice raises
         ``InvalidStateError``.
         """
         db = self.db
