@@ -31,6 +31,7 @@ from agents_core.db import (
 from agents_core.db.documents._common import utcnow
 from agents_core.db.retention import sweep
 from agents_core.db.server import SECANTUSDB
+from agents_core.runner import AgentRunner, ModelResponse, ScriptedModel, ToolRegistry, ToolRequest
 from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_agent, make_run, make_session
 from tests.mock_commands import mock_commands
@@ -318,3 +319,52 @@ async def _refused(call: Awaitable[Any]) -> None:
     """``call``, which must raise ``InvalidStateError``."""
     with pytest.raises(InvalidStateError):
         await call
+
+
+async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
+    """The turn of the benchmarks (``runner.run``): the model asks for 5 tools, then answers;
+    8 messages, 2 model calls, 5 tool calls recorded."""
+    session = await make_session()
+    agent = await make_agent("turner", tools=["t"])
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    for i in range(3):
+        await MessagesRepository().create(session.id, "user" if i % 2 == 0 else "assistant", "m")
+    model = ScriptedModel(
+        [
+            ModelResponse(tool_calls=[ToolRequest("t", "{}") for _ in range(5)]),
+            ModelResponse(text="done"),
+        ]
+    )
+    runner = AgentRunner(model, ToolRegistry({"t": lambda: "ok"}))
+    names = await commands(log, runner.run(session.id, "go"))
+    read = ["aggregate"]  # the session, its agent and its latest messages
+    user = ["findAndModify", "insert"]  # the user message: reserve its seq, insert it
+    start = ["insert"]  # the run
+    # The model call with the 5 tool calls it asked for (pending); their 5 ends in one update
+    # command; the answer and the 5 results as one batch of messages.
+    tools = ["update", "update", "findAndModify", "insert"]
+    answer = ["findAndModify", "insert"]  # the final answer
+    end = ["findAndModify"]  # the last model call and the run's end, in one update
+    # 11 commands; SecantusDB 14: three finds instead of the aggregate, compare-and-set
+    # reservations (the seq is known from the read), and the run's end read back.
+    assert names == on(
+        [*read, *user, *start, *tools, *answer, *end],
+        [
+            *["find", "find", "find"],
+            *["update", "insert"],
+            *start,
+            *["update", "update", "update", "insert"],
+            *["update", "insert"],
+            *["update", "find"],
+        ],
+    )
+    messages = await MessagesRepository().find_by_session(session.id, 20)
+    assert [m.role.value for m in messages[3:]] == [
+        "user",
+        "assistant",
+        *["tool"] * 5,
+        "assistant",
+    ]
+    (run,) = await RunsRepository().list_by_session(session.id)
+    assert [c.status.value for c in run.tool_calls] == ["success"] * 5
+    assert [k.value for k in run.call_order] == ["model", *["tool"] * 5, "model"]

@@ -37,6 +37,8 @@ from agents_core.db.documents import (
     MessageRole,
     ModelCall,
     ModelCallStatus,
+    NewMessage,
+    NewToolCall,
     Page,
     PayloadChunkDocument,
     PayloadRef,
@@ -50,6 +52,7 @@ from agents_core.db.documents import (
     SessionStatus,
     SessionWithMessages,
     ToolCall,
+    ToolCallResult,
     ToolCallStatus,
 )
 from agents_core.db.errors import (
@@ -94,6 +97,8 @@ __all__ = [
     "MessagesRepository",
     "ModelCall",
     "ModelCallStatus",
+    "NewMessage",
+    "NewToolCall",
     "NotFoundError",
     "NotInitializedError",
     "Page",
@@ -112,6 +117,7 @@ __all__ = [
     "SessionsRepository",
     "Settings",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
     "ToolCallsRepository",
     "WrongEventLoopError",

@@ -31,7 +31,13 @@ its ``findAndModify`` decodes every document of the collection, even by ``_id`` 
   saw last (``seq_compare_and_set``), a ``find`` first on a session it has not seen, and the
   ``$inc`` only when another writer got there first: ``messages.create`` measured 11.5, 13.2
   and 13.9 ms at 100, 10,000 and 100,000 sessions, against 12.5 ms, 271 ms and 2.6 s with
-  the ``findAndModify`` (``benchmarks/README.md``, "Scale").
+  the ``findAndModify`` (``benchmarks/README.md``, "Scale");
+- a session, its agent and its latest 50 messages are three ``find``s (``separate_reads``):
+  its ``$lookup`` decodes the whole foreign collection, so the one ``aggregate`` that joins
+  them took 25 ms against 3.7 ms for the three finds on a session of 1,000 messages, and
+  234 ms against 8 ms on one of 10,000 (5,000 sessions). On MongoDB the ``$lookup``'s
+  ``$match`` on ``session_id`` and a ``seq`` range in ``$expr`` is an index range scan
+  (``$expr`` comparisons use indexes in ``$lookup`` since MongoDB 5.0).
 """
 
 from __future__ import annotations
@@ -57,12 +63,19 @@ class ServerProfile:
     #: A ``seq`` reservation is a compare-and-set from the last ``last_seq`` seen, not one
     #: ``findAndModify`` with ``$inc``.
     seq_compare_and_set: bool
+    #: A session, its agent and its latest messages are read with a ``find`` each, not one
+    #: ``aggregate`` that joins them with ``$lookup``.
+    separate_reads: bool
 
 
 #: Every server but SecantusDB: the fewest commands.
-MONGODB = ServerProfile("mongodb", read_back_writes=False, seq_compare_and_set=False)
-#: SecantusDB, whose ``findAndModify`` slows down with the collection's size.
-SECANTUSDB = ServerProfile("secantusdb", read_back_writes=True, seq_compare_and_set=True)
+MONGODB = ServerProfile(
+    "mongodb", read_back_writes=False, seq_compare_and_set=False, separate_reads=False
+)
+#: SecantusDB, whose ``findAndModify`` and ``$lookup`` slow down with the collection's size.
+SECANTUSDB = ServerProfile(
+    "secantusdb", read_back_writes=True, seq_compare_and_set=True, separate_reads=True
+)
 
 
 async def detect_profile(database: AsyncDatabase[Any]) -> ServerProfile:

@@ -12,6 +12,7 @@ from agents_core.db.documents.message import (
     Message,
     MessageDocument,
     MessageRole,
+    NewMessage,
     RequestedToolCall,
 )
 from agents_core.db.documents.payload import PayloadChunkDocument, PayloadRef
@@ -19,11 +20,13 @@ from agents_core.db.documents.run import (
     CallKind,
     ModelCall,
     ModelCallStatus,
+    NewToolCall,
     Price,
     Run,
     RunDocument,
     RunStatus,
     ToolCall,
+    ToolCallResult,
     ToolCallStatus,
 )
 from agents_core.db.documents.session import (
@@ -66,6 +69,8 @@ __all__ = [
     "MessageRole",
     "ModelCall",
     "ModelCallStatus",
+    "NewMessage",
+    "NewToolCall",
     "Page",
     "PayloadChunkDocument",
     "PayloadRef",
@@ -80,5 +85,6 @@ __all__ = [
     "SessionStatus",
     "SessionWithMessages",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
 ]

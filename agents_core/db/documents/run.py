@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import pymongo
 from beanie import Document
@@ -18,12 +18,14 @@ __all__ = [
     "CallKind",
     "ModelCall",
     "ModelCallStatus",
+    "NewToolCall",
     "Price",
     "Run",
     "RunDocument",
     "RunFields",
     "RunStatus",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
 ]
 
@@ -131,6 +133,28 @@ class ToolCall(Record):
     input_payload: PayloadRef | None = None
     #: The same for ``output``.
     output_payload: PayloadRef | None = None
+
+
+class NewToolCall(NamedTuple):
+    """A tool call a model asked for, to record as ``pending`` with the model call
+    (``RunsRepository.record_model_call``)."""
+
+    tool_name: str
+    input: str
+    #: The model's id of the call (its ``RequestedToolCall``).
+    request_id: str | None = None
+
+
+class ToolCallResult(NamedTuple):
+    """How a pending tool call ended (``ToolCallsRepository.complete_many``)."""
+
+    #: The ``ToolCall``'s id.
+    id: str
+    output: str
+    status: ToolCallStatus | str
+    duration_ms: float
+    #: When it started executing (``None``: keep the ``started_at`` recorded with the call).
+    started_at: datetime | None = None
 
 
 class RunFields(BaseModel):

@@ -29,6 +29,7 @@ from agents_core.db.documents import (
     Message,
     MessageDocument,
     MessageRole,
+    NewMessage,
     RequestedToolCall,
     SessionDocument,
 )
@@ -148,6 +149,69 @@ class MessagesRepository(Repository):
             if existing is None:
                 raise
             return existing
+
+    @translate_errors
+    async def create_batch(
+        self, session_id: str | ObjectId, messages: Sequence[NewMessage]
+    ) -> list[Message]:
+        """Append ``messages`` in order, as ``create`` appends each, as one batch.
+
+        Two commands whatever their number: one reservation of a contiguous ``seq`` range for
+        them all (as ``create``'s reservation: on SecantusDB a compare-and-set, with its extra
+        commands), then one ordered insert, the batch's last message last. Readers show the
+        batch only once its last message exists, as ``append_items``'s batches (a batch of one
+        is a plain message). Every message is checked before anything is written. No
+        idempotency keys: a caller that may retry appends with ``create`` and a key.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+            raise InvalidInputError("messages", "must be a list of NewMessage")
+        max_bytes = db.settings.max_message_bytes
+        fields: list[dict[str, Any]] = []
+        for message in messages:
+            if not isinstance(message, NewMessage):
+                raise InvalidInputError("messages", "must hold NewMessage tuples")
+            requested = message.requested_tool_calls
+            fields.append(
+                {
+                    "role": check.enum(MessageRole, message.role, "role").value,
+                    "content": check.text(message.content, "content", max_bytes=max_bytes),
+                    "tool_call_id": None
+                    if message.tool_call_id is None
+                    else parse_tool_call_id(message.tool_call_id)[0],
+                    "requested_tool_calls": check.requested_tool_calls(
+                        requested, max_bytes=max_bytes
+                    )
+                    if requested
+                    else [],
+                    "request_id": check.optional_name(message.request_id, "request_id"),
+                }
+            )
+        if not fields:
+            return []
+        now = utcnow()
+        end = await _reserve_seq(db, sid, now, None, count=len(fields))
+        if end is None:
+            raise NotFoundError("session", sid)
+        first = end - len(fields) + 1
+        batch_end = end if len(fields) > 1 else None
+        defaults = stored_defaults(MessageDocument)
+        documents = [
+            {
+                **defaults,
+                "_id": ObjectId(),
+                "session_id": sid,
+                "seq": first + offset,
+                "created_at": now,
+                "batch_end_seq": batch_end,
+                **checked,
+            }
+            for offset, checked in enumerate(fields)
+        ]
+        created = [Message.model_validate(document) for document in documents]
+        await _insert_batch(db.collection(MessageDocument), sid, documents)
+        return created
 
     @translate_errors
     async def find_by_session(self, session_id: str | ObjectId, limit: int) -> list[Message]:
@@ -415,6 +479,8 @@ async def visible_range(
     floor: int,
     limit: int | None,
     projection: Mapping[str, Any] | None = None,
+    *,
+    first: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The latest ``limit`` (``None``: all) visible messages with ``floor < seq <= top``,
     oldest first, as stored but with items as appended (field names unescaped).
@@ -425,6 +491,8 @@ async def visible_range(
     visible messages are found or the floor is reached: flat on servers that sort in memory,
     however long the session is. Holes (appends that failed after reserving their ``seq``, or
     still in flight), popped messages and unfinished batches cost a wider or a further range.
+    ``first``: the messages of the first range, ``(max(top - limit, floor), top]``, read
+    already (``SessionsRepository.find_with_agent`` reads them with the session).
     """
     if top <= floor or (limit is not None and limit <= 0):
         return []
@@ -435,12 +503,17 @@ async def visible_range(
     high = top
     while high > floor:
         low = max(high - window, floor)
-        raws = await (
-            messages.find({"session_id": session_id, "seq": {"$gt": low, "$lte": high}}, projection)
-            .limit(high - low)  # all the range can hold: one reply, the cursor closed
-            .batch_size(high - low)
-            .to_list()
-        )
+        if first is not None:
+            raws, first = first, None
+        else:
+            raws = await (
+                messages.find(
+                    {"session_id": session_id, "seq": {"$gt": low, "$lte": high}}, projection
+                )
+                .limit(high - low)  # all the range can hold: one reply, the cursor closed
+                .batch_size(high - low)
+                .to_list()
+            )
         raws.sort(key=_seq, reverse=True)
         present.update(raw["seq"] for raw in raws)
         for raw in raws:

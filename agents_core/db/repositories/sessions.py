@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
 from agents_core.db.documents import (
+    Agent,
     AgentDocument,
     MessageDocument,
     Page,
@@ -20,11 +21,17 @@ from agents_core.db.documents import (
     SessionWithMessages,
 )
 from agents_core.db.documents._common import utcnow
-from agents_core.db.errors import InvalidInputError, InvalidStateError, translate_errors
+from agents_core.db.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    translate_errors,
+)
 from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH
 from agents_core.db.repositories import _lifecycle, _listing
 from agents_core.db.repositories._base import (
     Repository,
+    by_id,
     get,
     insert,
     load,
@@ -81,6 +88,80 @@ class SessionsRepository(Repository):
             db, sid, raw.get("last_seq", 0), raw.get("cleared_through_seq", 0), count
         )
         return load(SessionWithMessages, raw, _COLLECTION, nested=_MESSAGES)
+
+    @translate_errors
+    async def find_with_agent(
+        self, id: str | ObjectId, *, message_limit: int = 100
+    ) -> tuple[SessionWithMessages, Agent | None]:
+        """``find_by_id``'s session with its latest messages, and its active agent (``None``
+        when it has none, or it no longer exists): what a turn starts from.
+
+        One command, an ``aggregate`` that joins the agent and the range of the latest
+        ``message_limit`` ``seq`` values to the session (more only where that range holds
+        messages no reader may see, as ``find_by_id``). On SecantusDB, whose ``$lookup``
+        decodes the whole foreign collection, three finds (``agents_core.db.server``).
+        """
+        db = self.db
+        sid = check.object_id(id, "session")
+        count = check.limit(message_limit, "message_limit", minimum=0)
+        if db.profile.separate_reads:
+            session = await self.find_by_id(sid, message_limit=count)
+            if session.active_agent_id is None:
+                return session, None
+            raw_agent = await db.collection(AgentDocument).find_one(
+                {"_id": session.active_agent_id}
+            )
+            return session, None if raw_agent is None else load(Agent, raw_agent, "agents")
+        pipeline: list[dict[str, Any]] = [
+            {"$match": by_id(SessionDocument, sid)},
+            {"$project": _PROJECTION},
+            {
+                "$lookup": {
+                    "from": AgentDocument.Settings.name,
+                    "localField": "active_agent_id",
+                    "foreignField": "_id",
+                    "as": "agent",
+                }
+            },
+            {
+                "$lookup": {
+                    "from": MessageDocument.Settings.name,
+                    "let": {
+                        "top": "$last_seq",
+                        "low": {
+                            "$max": ["$cleared_through_seq", {"$subtract": ["$last_seq", count]}]
+                        },
+                    },
+                    # session_id by value (an index equality), the range in $expr.
+                    "pipeline": [
+                        {
+                            "$match": {
+                                "session_id": sid,
+                                "$expr": {
+                                    "$and": [
+                                        {"$gt": ["$seq", "$$low"]},
+                                        {"$lte": ["$seq", "$$top"]},
+                                    ]
+                                },
+                            }
+                        }
+                    ],
+                    "as": "messages",
+                }
+            },
+        ]
+        found = await (await db.collection(SessionDocument).aggregate(pipeline)).to_list()
+        if not found:
+            raise NotFoundError("session", sid)
+        raw = found[0]
+        agents = raw.pop("agent", [])
+        top, floor = raw.get("last_seq", 0), raw.get("cleared_through_seq", 0)
+        db.hint_seq(sid, top)
+        raw["messages"] = await visible_range(
+            db, sid, top, floor, count, first=raw.get("messages", [])
+        )
+        session = load(SessionWithMessages, raw, _COLLECTION, nested=_MESSAGES)
+        return session, load(Agent, agents[0], "agents") if agents else None
 
     @translate_errors
     async def set_active_agent(
