@@ -21,8 +21,11 @@ from agents_core.db import (
     InvalidStateError,
     MessagesRepository,
     ModelCall,
+    NewMessage,
+    NewToolCall,
     RunsRepository,
     SessionsRepository,
+    ToolCallResult,
     ToolCallsRepository,
     connect,
     default_connection,
@@ -368,3 +371,36 @@ async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
     (run,) = await RunsRepository().list_by_session(session.id)
     assert [c.status.value for c in run.tool_calls] == ["success"] * 5
     assert [k.value for k in run.call_order] == ["model", *["tool"] * 5, "model"]
+
+
+async def test_the_turns_own_writes(log: Recording) -> None:
+    sessions, messages, runs = SessionsRepository(), MessagesRepository(), RunsRepository()
+    session = await make_session()
+    await sessions.set_active_agent(session.id, (await make_agent("reader")).id)
+    await messages.create(session.id, "user", "hi")
+    # The session, its agent and its latest messages: one aggregate (SecantusDB: three finds).
+    assert await commands(log, sessions.find_with_agent(session.id)) == on(
+        ["aggregate"], ["find", "find", "find"]
+    )
+    run = await make_run()
+    call = ModelCall(model="m", started_at=utcnow(), duration_ms=1.0, input_tokens=3)
+    asked = [NewToolCall("t", "{}") for _ in range(5)]
+    recorded: list[Any] = []
+
+    async def record() -> None:
+        recorded.extend(await runs.record_model_call(run.id, call, tool_calls=asked))
+
+    # A model call with the five tool calls it asked for: one update of the run.
+    assert await commands(log, record()) == ["update"]
+    ends = [ToolCallResult(c.id, "out", "success", 1.0) for c in recorded]
+    # Their five ends: one update command with five statements.
+    assert await commands(log, ToolCallsRepository().complete_many(ends)) == ["update"]
+    batch = [NewMessage("tool", "out", tool_call_id=c.id) for c in recorded]
+    # Six messages: one reservation, one insert.
+    assert await commands(
+        log, messages.create_batch(session.id, [NewMessage("assistant", ""), *batch])
+    ) == on(["findAndModify", "insert"], ["update", "insert"])
+    # The run's end with its last model call: one findAndModify (SecantusDB: update, read).
+    assert await commands(log, runs.complete(run.id, "completed", model_call=call)) == on(
+        ["findAndModify"], ["update", "find"]
+    )

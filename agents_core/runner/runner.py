@@ -17,8 +17,21 @@ with the error text and the exception re-raised; on cancellation it is completed
 ``cancelled`` (shielded, so the record is written) and the cancellation re-raised. The runner
 never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
 
-With ``turn_id``, every message of the turn is appended with an idempotency key derived from it,
-so a caller that retries a turn after a network error does not store its messages twice.
+Each step is as few commands as its records allow: the session, its agent and its history are
+read together; a model answer is recorded with the tool calls it asks for (pending) in one
+update of the run; the tools run one after the other in the model's order, their ends are
+recorded in one update, and the answer with the tools' results is appended as one batch of
+messages (one ``seq`` reservation, one insert: a reader sees all of it or none); the last model
+call is recorded with the run's end. A turn whose model asks for 5 tools and then answers is 11
+commands on MongoDB, 14 on SecantusDB (``tests/test_round_trips.py``, ``benchmarks/README.md``).
+A step interrupted (cancelled, or an error) records what ran: its tool calls (the interrupted one
+and those never started as errors) and the answer with the results so far. A process killed
+mid-step leaves the step's tool calls ``pending`` (``mark_abandoned`` closes them) and the
+conversation without the step: the history stays one a model API accepts.
+
+With ``turn_id``, every message of the turn is appended with an idempotency key derived from it
+(one append each), so a caller that retries a turn after a network error does not store its
+messages twice.
 """
 
 from __future__ import annotations
@@ -97,6 +110,7 @@ class AgentRunner:
         self.tool_calls = tool_calls or ToolCallsRepository()
         self.messages = messages or MessagesRepository()
         self.sessions = sessions or SessionsRepository()
+        #: Kept for callers that pass it; a turn reads the agent with its session.
         self.agents = agents or AgentsRepository()
         self.max_steps = max_steps
         self.history_limit = history_limit

@@ -169,6 +169,7 @@ class ToolCallsRepository(Repository):
             return
         now = utcnow()
         statements, spilled = [], {}
+        written: dict[str, dict[str, Any]] = {}  # per call, the fields its statement sets
         for _, call_id, rid, body, data, final, duration, started in checked:
             fields: dict[str, Any] = {
                 "status": final.value,
@@ -179,36 +180,40 @@ class ToolCallsRepository(Repository):
                 fields["started_at"] = as_utc(started)
             size = len(data)
             if size <= settings.payload_inline_max_bytes:
-                query, update = _completion(db, rid, call_id, {**fields, "output": body}, size)
+                fields["output"] = body
             else:
                 ref = spilled[call_id] = await _payloads.store(db, rid, data)
                 fields |= {"output": "", "output_payload": ref.model_dump()}
-                query, update = _completion(db, rid, call_id, fields, 0)
+                size = 0
+            written[call_id] = fields
+            query, update = _completion(db, rid, call_id, fields, size)
             statements.append(UpdateOne(query, update, array_filters=[{"call.id": call_id}]))
-        written = await db.collection(RunDocument).bulk_write(statements, ordered=False)
-        if written.matched_count < len(statements):
-            await self._complete_the_rest(checked, now, spilled)
+        landed = await db.collection(RunDocument).bulk_write(statements, ordered=False)
+        if landed.matched_count < len(statements):
+            await self._complete_the_rest(checked, written, spilled)
 
     async def _complete_the_rest(
-        self, checked: list[Any], now: datetime, spilled: dict[str, PayloadRef]
+        self,
+        checked: list[Any],
+        written: dict[str, dict[str, Any]],
+        spilled: dict[str, PayloadRef],
     ) -> None:
-        """``complete_many``'s failure path: which statements did not land, and why."""
+        """``complete_many``'s failure path: the calls whose statement did not land (their
+        stored fields are not the ones it set) go through ``complete``, which records them
+        or raises why not."""
         db = self.db
-        runs = {rid for _, _, rid, *_ in checked}
-        states = {
+        runs = list({rid for _, _, rid, *_ in checked})
+        stored = {
             call["id"]: call
             async for run in db.collection(RunDocument).find(
-                {"_id": {"$in": list(runs)}},
-                {"tool_calls.id": 1, "tool_calls.status": 1, "tool_calls.completed_at": 1},
+                {"_id": {"$in": runs}}, {"tool_calls": 1}
             )
             for call in run.get("tool_calls", [])
         }
         refused: DatabaseError | None = None
         for result, call_id, *_ in checked:
-            state = states.get(call_id)
-            pending = state is not None and state.get("status") == ToolCallStatus.pending.value
-            ours = state is not None and as_utc(state.get("completed_at") or now) == now
-            if state is not None and not pending and ours:
+            call = stored.get(call_id, {})
+            if all(_same(call.get(name), value) for name, value in written[call_id].items()):
                 continue  # this statement landed
             if call_id in spilled:
                 await _payloads.discard(db, spilled[call_id])
@@ -227,6 +232,13 @@ class ToolCallsRepository(Repository):
         raw = await get(db, RunDocument, rid, "run", {"_id": 0, "tool_calls": 1})
         calls = load_many(ToolCall, raw.get("tool_calls", []), _COLLECTION)
         return await _payloads.resolve(db, calls)
+
+
+def _same(stored: object, written: object) -> bool:
+    """Whether a field read back is the value written (datetimes are read naive, in UTC)."""
+    if isinstance(stored, datetime) and isinstance(written, datetime):
+        return as_utc(stored) == as_utc(written)
+    return stored == written
 
 
 def parse_tool_call_id(value: object) -> tuple[str, ObjectId]:
