@@ -513,9 +513,19 @@ class RawLayer:
         request_ids: list[str],
         tools: ToolRegistry,
     ) -> list[Doc]:
-        """The model call with its pending tool calls (one update), the tools, their ends
-        (one update with a statement each), the answer and the results (one batch)."""
+        """The answer (reserve, insert), the model call with its pending tool calls (one
+        update), the tools, their ends (one update with a statement each), the results (one
+        batch)."""
         requests = response.tool_calls
+        answer = await self.create_message(
+            session_id,
+            "assistant",
+            response.text or "",
+            requested=[
+                {"id": request_id, "name": request.name, "arguments": request.arguments}
+                for request, request_id in zip(requests, request_ids, strict=True)
+            ],
+        )
         calls = [
             self.tool_call_document(run_id, request.name, request.arguments)
             | {"request_id": request_id}
@@ -544,16 +554,7 @@ class RawLayer:
         if result.matched_count == 0:
             raise Missing(run_id)
         statements = []
-        messages = [
-            {
-                "role": "assistant",
-                "content": response.text or "",
-                "requested_tool_calls": [
-                    {"id": request_id, "name": request.name, "arguments": request.arguments}
-                    for request, request_id in zip(requests, request_ids, strict=True)
-                ],
-            }
-        ]
+        messages: list[Doc] = []
         for call, request, request_id in zip(calls, requests, request_ids, strict=True):
             began, started = _now(), time.perf_counter()
             if request.name in agent["tools"]:
@@ -576,7 +577,7 @@ class RawLayer:
                 | {"request_id": request_id}
             )
         await self.runs.bulk_write(statements, ordered=False)
-        return await self.create_messages(session_id, messages)
+        return [answer, *await self.create_messages(session_id, messages)]
 
     async def create_messages(self, session_id: ObjectId, messages: list[Doc]) -> list[Doc]:
         """``messages`` (role, content and links) as one batch: one reservation, one insert."""

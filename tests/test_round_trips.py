@@ -343,12 +343,12 @@ async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
     read = ["aggregate"]  # the session, its agent and its latest messages
     user = ["findAndModify", "insert"]  # the user message: reserve its seq, insert it
     start = ["insert"]  # the run
-    # The model call with the 5 tool calls it asked for (pending); their 5 ends in one update
-    # command; the answer and the 5 results as one batch of messages.
-    tools = ["update", "update", "findAndModify", "insert"]
+    # The answer asking for 5 tools; the model call with the 5 tool calls (pending) in one
+    # update; their 5 ends in one update command; the 5 results as one batch of messages.
+    tools = ["findAndModify", "insert", "update", "update", "findAndModify", "insert"]
     answer = ["findAndModify", "insert"]  # the final answer
     end = ["findAndModify"]  # the last model call and the run's end, in one update
-    # 11 commands; SecantusDB 14: three finds instead of the aggregate, compare-and-set
+    # 13 commands; SecantusDB 16: three finds instead of the aggregate, compare-and-set
     # reservations (the seq is known from the read), and the run's end read back.
     assert names == on(
         [*read, *user, *start, *tools, *answer, *end],
@@ -356,7 +356,7 @@ async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
             *["find", "find", "find"],
             *["update", "insert"],
             *start,
-            *["update", "update", "update", "insert"],
+            *["update", "insert", "update", "update", "update", "insert"],
             *["update", "insert"],
             *["update", "find"],
         ],

@@ -18,16 +18,17 @@ with the error text and the exception re-raised; on cancellation it is completed
 never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
 
 Each step is as few commands as its records allow: the session, its agent and its history are
-read together; a model answer is recorded with the tool calls it asks for (pending) in one
-update of the run; the tools run one after the other in the model's order, their ends are
-recorded in one update, and the answer with the tools' results is appended as one batch of
-messages (one ``seq`` reservation, one insert: a reader sees all of it or none); the last model
-call is recorded with the run's end. A turn whose model asks for 5 tools and then answers is 11
-commands on MongoDB, 14 on SecantusDB (``tests/test_round_trips.py``, ``benchmarks/README.md``).
-A step interrupted (cancelled, or an error) records what ran: its tool calls (the interrupted one
-and those never started as errors) and the answer with the results so far. A process killed
-mid-step leaves the step's tool calls ``pending`` (``mark_abandoned`` closes them) and the
-conversation without the step: the history stays one a model API accepts.
+read together; a model answer that asks for tools is appended, then recorded with the tool
+calls it asks for (pending) in one update of the run; the tools run one after the other in the
+model's order, their ends are recorded in one update, and their results are appended as one
+batch of messages (one ``seq`` reservation, one insert: a reader sees all of them or none); the
+last model call is recorded with the run's end. A turn whose model asks for 5 tools and then
+answers is 13 commands on MongoDB, 16 on SecantusDB (``tests/test_round_trips.py``,
+``benchmarks/README.md``). A step interrupted (cancelled, or an error) records what ran: its tool
+calls (the interrupted one and those never started as errors) and the results so far. A process
+killed or a database lost mid-step leaves the answer that asked for the tools, the step's tool
+calls ``pending`` (``mark_abandoned`` closes them) and none of their results: the history stays
+one a model API accepts (``agents_core.models.chat`` answers the missing results).
 
 With ``turn_id``, every message of the turn is appended with an idempotency key derived from it
 (one append each), so a caller that retries a turn after a network error does not store its
@@ -271,15 +272,17 @@ class AgentRunner:
         text: str | None,
         requests: list[ToolRequest],
     ) -> list[Message]:
-        """A model answer that asks for tools: the model call and the tool calls recorded
-        (pending) in one update of the run, the tools executed in the model's order, their
-        ends recorded in one update, then the answer and the tools' results appended to the
-        conversation as one batch. Interrupted (cancelled, or an error), what ran so far is
-        recorded all the same: the calls (the interrupted one and those never started as
-        errors) and the answer with the results so far (``agents_core.models.chat`` answers
-        the missing ones); then the interruption is raised."""
+        """A model answer that asks for tools: the answer appended to the conversation first
+        (so a step that never ends still shows what the model said and asked), the model call
+        and the tool calls recorded (pending) in one update of the run, the tools executed in
+        the model's order, their ends recorded in one update, then their results appended as
+        one batch. Interrupted (cancelled, or an error), what ran so far is recorded all the
+        same: the calls (the interrupted one and those never started as errors) and the results
+        so far (``agents_core.models.chat`` answers the missing ones); then the interruption is
+        raised."""
         settings = self.tool_calls.db.settings
-        reply = NewMessage(
+        reply = await self._append(
+            turn,
             MessageRole.assistant,
             text or "",
             requested_tool_calls=[
@@ -294,6 +297,9 @@ class AgentRunner:
                 for r in requests
             ],
         )
+        stored = reply.requested_tool_calls
+        if len(stored) == len(requests):  # a retried turn answers the stored requests
+            requests = [replace(r, id=s.id) for r, s in zip(requests, stored, strict=True)]
         # What the model sent is recorded as it is where it can be: a name the layer refuses
         # (blank, too long, control characters) can only be a tool the agent has not enabled.
         calls = await self.runs.record_model_call(
@@ -309,7 +315,7 @@ class AgentRunner:
             ],
         )
         results: list[ToolCallResult] = []
-        messages = [reply]
+        messages: list[NewMessage] = []
         for record, request in zip(calls, requests, strict=True):
             started_at, started = datetime.now(UTC), time.perf_counter()
             try:
@@ -334,7 +340,7 @@ class AgentRunner:
                 NewMessage(MessageRole.tool, content, tool_call_id=record.id, request_id=request.id)
             )
         await self.tool_calls.complete_many(results)
-        return await self._append_all(turn, messages)
+        return [reply, *await self._append_all(turn, messages)]
 
     async def _execute(
         self, agent: Agent, request: ToolRequest, started: float
@@ -357,7 +363,8 @@ class AgentRunner:
     ) -> None:
         try:
             await self.tool_calls.complete_many(results)
-            await self._append_all(turn, messages)
+            if messages:
+                await self._append_all(turn, messages)
         except DatabaseError as exc:  # the interruption is what the caller must see
             logger.warning("interrupted tool calls could not be recorded: %s", exc)
 
