@@ -27,7 +27,7 @@ from agents_core.db import (
     ToolCallResult,
     ToolCallsRepository,
 )
-from agents_core.db.documents import SHARD_KEYS
+from agents_core.db.documents import DOCUMENT_MODELS, SHARD_KEYS
 from agents_core.db.documents._common import utcnow
 from agents_core.db.retention import sweep
 from agents_core.testing.commands import CommandCounter
@@ -50,8 +50,6 @@ SCATTER = {
     "retention.sweep",
     "runs.list_by_session",
     "runs.list_stale",
-    "sessions.find_by_external_id",
-    "sessions.get_or_create_by_external_id",
 }
 
 
@@ -187,3 +185,23 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
                     scattered.add(label)
     # runs.delete also deletes the run's payload chunks by run id: scatter-gather, documented.
     assert scattered == SCATTER | {"runs.delete"}
+
+
+def test_every_unique_index_starts_with_its_collections_shard_key() -> None:
+    """MongoDB enforces a unique index on a sharded collection only if it starts with the shard
+    key (and refuses to shard a collection that has another): every declared one does."""
+    checked = 0
+    for document in DOCUMENT_MODELS:
+        key = SHARD_KEYS.get(document.Settings.name)
+        for index in document.Settings.indexes:
+            spec = index.document
+            if not spec.get("unique"):
+                continue
+            assert key is not None or document.Settings.name == "agents", spec["name"]
+            if key is None:  # unsharded: one shard enforces it
+                continue
+            fields = list(spec["key"])
+            assert fields[: len(key)] == list(key), (document.Settings.name, spec["name"])
+            checked += 1
+    # messages (2), payload_chunks, session_listings, session_external_ids
+    assert checked == 5

@@ -92,7 +92,7 @@ async def sweep(
     while (
         idle := await sessions.find(
             {"status": {"$in": _SWEPT}, "updated_at": {"$lt": cutoff}, "_id": {"$nin": kept}},
-            {"_id": 1, "status": 1, "updated_at": 1},
+            _lifecycle.STATE,  # what the deletion needs (an external id's key among it)
         )
         .limit(_BATCH)
         .to_list()

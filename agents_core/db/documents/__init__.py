@@ -7,6 +7,7 @@ indexes, fields only the layer uses) both derive from it.
 
 from agents_core.db.documents._common import Page
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
+from agents_core.db.documents.external_id import ExternalIdDocument
 from agents_core.db.documents.listing import SessionListingDocument
 from agents_core.db.documents.message import (
     Message,
@@ -44,6 +45,7 @@ DOCUMENT_MODELS = (
     RunDocument,
     PayloadChunkDocument,
     SessionListingDocument,
+    ExternalIdDocument,
 )
 
 #: The shard key of each collection on a sharded cluster (see ``docs/architecture.md``):
@@ -55,6 +57,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
     "runs": {"_id": "hashed"},
     "payload_chunks": {"payload_id": 1},
     "session_listings": {"listing_id": 1},
+    "session_external_ids": {"external_namespace": 1, "user_id": 1, "external_id": 1},
 }
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "AgentDocument",
     "CallKind",
     "CreateAgentDTO",
+    "ExternalIdDocument",
     "Message",
     "MessageDocument",
     "MessageRole",

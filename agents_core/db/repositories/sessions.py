@@ -10,9 +10,11 @@ from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
+from agents_core.db.client import Connection
 from agents_core.db.documents import (
     Agent,
     AgentDocument,
+    ExternalIdDocument,
     MessageDocument,
     Page,
     Session,
@@ -21,6 +23,7 @@ from agents_core.db.documents import (
     SessionWithMessages,
 )
 from agents_core.db.documents._common import utcnow
+from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import (
     InvalidInputError,
     InvalidStateError,
@@ -48,7 +51,8 @@ _COLLECTION = "sessions"
 #: Where the messages read along with a session come from (to name a corrupt one).
 _MESSAGES = {"messages": MessageDocument.Settings.name}
 #: Reading a session as a record leaves the internal key list on the server.
-_PROJECTION = {"recent_idempotency_keys": 0}
+_RECENT_KEYS = "recent_idempotency_keys"
+_PROJECTION = {_RECENT_KEYS: 0}
 
 
 class SessionsRepository(Repository):
@@ -304,14 +308,16 @@ class SessionsRepository(Repository):
     async def find_by_external_id(
         self, external_id: str, *, namespace: str, user_id: str | None = None
     ) -> Session | None:
-        """The session that carries this caller's id, or ``None``. One command.
+        """The session that carries this caller's id, or ``None``. One command (an
+        ``aggregate`` of the id's mapping and its session; on SecantusDB two finds).
 
-        An external id is unique within ``namespace`` and ``user_id`` (a partial unique index
-        on the three, which this equality lookup uses).
+        An external id is unique within ``namespace`` and ``user_id``: the key of the
+        ``session_external_ids`` collection (``documents/external_id.py``), which a sharded
+        cluster shards by it, so the lookup goes to one shard and then to the session's.
         """
         key = _external_key(external_id, namespace, user_id)
-        raw = await self.db.collection(SessionDocument).find_one(_visible(key), _PROJECTION)
-        return None if raw is None else load(Session, raw, _COLLECTION)
+        _, raw = await _by_external_key(self.db, key)
+        return None if raw is None or not _shown(raw) else load(Session, raw, _COLLECTION)
 
     @translate_errors
     async def get_or_create_by_external_id(
@@ -325,28 +331,105 @@ class SessionsRepository(Repository):
         """The session of this external id, created (``active``) if there is none yet.
 
         Race-safe: processes that create the same external id at once all get the one session
-        the unique index let in. One command when it exists, two to create it (look up,
-        insert), three for the loser of a race (look up, refused insert, look up). A session
-        being deleted still holds its external id until it is gone: ``InvalidStateError`` then.
+        whose mapping the unique index let in. One command when it exists (as
+        ``find_by_external_id``), three to create it (look up; insert the mapping, naming a
+        session ``_id`` made here; insert the session with that ``_id``), three for the loser of
+        a race (look up, refused mapping, look up). A creator that died between its two inserts
+        left a mapping without its session: the next call inserts that session (the same
+        ``_id``, so two such calls make one), and no session with an external id ever exists
+        without its mapping. A session being deleted still holds its external id until its
+        deletion releases it: ``InvalidStateError`` then. A session stored before external ids
+        had their own collection (its key on the session alone, see
+        ``agents_core.db.migrations``) is found and given its mapping.
         """
         db = self.db
         key = _external_key(external_id, namespace, user_id)
         session_title = check.optional_name(title, "title")
+        mapping, raw = await _by_external_key(db, key)
+        if mapping is None:
+            session_id = ObjectId()
+            try:
+                await db.collection(ExternalIdDocument).insert_one(
+                    {**key, "session_id": session_id, "created_at": utcnow()}
+                )
+            except DuplicateKeyError:  # another process created it first
+                mapping, raw = await _by_external_key(db, key)
+                if mapping is None:  # and a deletion released it since
+                    raise InvalidStateError(
+                        "session", key["external_id"], "deleted meanwhile: retry"
+                    ) from None
+            else:
+                return await _create_mapped(db, session_id, key, session_title)
+        if raw is None:  # its creator is still inserting it, or died first: complete it
+            return await _create_mapped(db, mapping["session_id"], key, session_title)
+        if not _shown(raw):
+            raise InvalidStateError(
+                "session", key["external_id"], "being deleted: retry once it is gone"
+            )
+        return load(Session, raw, _COLLECTION)
+
+
+async def _by_external_key(
+    db: Connection, key: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The mapping of ``key`` and the session it names, as stored (any status); ``None`` for
+    either that does not exist. One ``aggregate`` (SecantusDB: a find, then one by ``_id``)."""
+    mappings = db.collection(ExternalIdDocument)
+    if db.profile.separate_reads:
+        mapping: dict[str, Any] | None = await mappings.find_one(key)
+        if mapping is None:
+            return None, None
+        raw: dict[str, Any] | None = await db.collection(SessionDocument).find_one(
+            {"_id": mapping["session_id"]}, _PROJECTION
+        )
+        return mapping, raw
+    joined = {
+        "from": SessionDocument.Settings.name,
+        "localField": "session_id",
+        "foreignField": "_id",
+        "as": "session",
+    }
+    found = await (await mappings.aggregate([{"$match": key}, {"$lookup": joined}])).to_list()
+    if not found:
+        return None, None
+    sessions = found[0].pop("session")
+    raw = sessions[0] if sessions else None
+    if raw is not None:
+        raw.pop(_RECENT_KEYS, None)
+    return found[0], raw
+
+
+async def _create_mapped(
+    db: Connection, session_id: ObjectId, key: dict[str, Any], title: str | None
+) -> Session:
+    """Insert the session a mapping names (``session_id``); the session if another process
+    did first; a session stored before the mappings (its key on the session alone) adopted."""
+    try:
+        session = await insert(db, SessionDocument, Session, _id=session_id, title=title, **key)
+    except DuplicateKeyError:
         sessions = db.collection(SessionDocument)
-        raw = await sessions.find_one(_visible(key), _PROJECTION)
-        if raw is not None:
-            return load(Session, raw, _COLLECTION)
-        try:
-            session = await insert(db, SessionDocument, Session, title=session_title, **key)
-        except DuplicateKeyError:
+        raw = await sessions.find_one({"_id": session_id}, _PROJECTION)
+        if raw is None:  # refused by the sessions' own unique key of a database not migrated
             raw = await sessions.find_one(_visible(key), _PROJECTION)
-            if raw is None:  # the index holds it for a session being deleted
+            if raw is None:
                 raise InvalidStateError(
                     "session", key["external_id"], "being deleted: retry once it is gone"
                 ) from None
-            return load(Session, raw, _COLLECTION)
-        db.hint_seq(session.id, session.last_seq)
-        return session
+            await db.collection(ExternalIdDocument).update_one(
+                {**key, "session_id": session_id}, {"$set": {"session_id": raw["_id"]}}
+            )
+        if not _shown(raw):
+            raise InvalidStateError(
+                "session", key["external_id"], "being deleted: retry once it is gone"
+            ) from None
+        return load(Session, raw, _COLLECTION)
+    db.hint_seq(session.id, session.last_seq)
+    return session
+
+
+def _shown(raw: dict[str, Any]) -> bool:
+    """Whether callers may see this stored session (not being deleted or forked)."""
+    return raw.get("status") in VISIBLE_STATUSES
 
 
 def _visible(key: dict[str, Any]) -> dict[str, Any]:
@@ -355,11 +438,8 @@ def _visible(key: dict[str, Any]) -> dict[str, Any]:
 
 
 def _external_key(external_id: object, namespace: object, user_id: object) -> dict[str, Any]:
-    """The filter of the unique external-id index (all three fields, in its order).
-
-    It names no ``_id``: on a sharded cluster the lookup is a scatter-gather over this index
-    (docs/architecture.md).
-    """
+    """The key of an external id's mapping (its collection's shard key and unique index, in
+    their order)."""
     return {
         "external_namespace": check.name(namespace, "namespace"),
         "user_id": check.optional_name(user_id, "user_id"),
