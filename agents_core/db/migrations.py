@@ -8,9 +8,10 @@ Usage::
     await init_db(uri)
     moved = await migrate_external_ids()   # idempotent: run it again, it moves nothing
 
-Each function is idempotent and safe while the application serves: what it moves is found by
-the repositories either way (``SessionsRepository.get_or_create_by_external_id`` adopts a
-session stored the old way when it meets one).
+Each function is idempotent and safe to run while the application serves. Run each once
+after upgrading, before serving: until ``migrate_external_ids`` has run,
+``SessionsRepository.find_by_external_id`` does not find a session stored the old way
+(``get_or_create_by_external_id`` adopts one when it meets it).
 """
 
 from __future__ import annotations
