@@ -35,6 +35,8 @@ from agents_core.db import (
     Message,
     MessagesRepository,
     ModelCall,
+    NewMessage,
+    NewToolCall,
     NotFoundError,
     RequestedToolCall,
     Run,
@@ -45,6 +47,7 @@ from agents_core.db import (
     SessionsRepository,
     StepStatus,
     ToolCall,
+    ToolCallResult,
     ToolCallsRepository,
     ToolCallStatus,
     get_database,
@@ -395,6 +398,25 @@ CASES = [
         "message_limit",
         lambda s: sessions.find_by_id(s.session.id, message_limit=-1),
     ),
+    # SessionsRepository.find_with_agent
+    case(
+        "sessions.find_with_agent:none",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.find_with_agent(None),
+    ),
+    case(
+        "sessions.find_with_agent:agent-id",
+        NotFoundError,
+        "session",
+        lambda s: sessions.find_with_agent(s.agent.id),
+    ),
+    case(
+        "sessions.find_with_agent:limit-negative",
+        InvalidInputError,
+        "message_limit",
+        lambda s: sessions.find_with_agent(s.session.id, message_limit=-1),
+    ),
     # SessionsRepository.set_active_agent
     case(
         "sessions.set_active_agent:session-non-hex",
@@ -664,6 +686,41 @@ CASES = [
         InvalidInputError,
         "request_id",
         lambda s: messages.create(s.session.id, "tool", "out", request_id=NE),
+    ),
+    # MessagesRepository.create_batch
+    case(
+        "messages.create_batch:unknown-session",
+        NotFoundError,
+        "session",
+        lambda s: messages.create_batch(NOWHERE, [NewMessage("user", "hi")]),
+    ),
+    case(
+        "messages.create_batch:not-a-list",
+        InvalidInputError,
+        "messages",
+        lambda s: messages.create_batch(s.session.id, {"role": "user", "content": "hi"}),
+    ),
+    case(
+        "messages.create_batch:a-dict",
+        InvalidInputError,
+        "messages",
+        lambda s: messages.create_batch(s.session.id, [{"role": "user", "content": "hi"}]),
+    ),
+    case(
+        "messages.create_batch:second-role-unknown",
+        InvalidInputError,
+        "role",
+        lambda s: messages.create_batch(
+            s.session.id, [NewMessage("user", "ok"), NewMessage("nobody", "x")]
+        ),
+    ),
+    case(
+        "messages.create_batch:tool-call-id-malformed",
+        InvalidIdError,
+        "tool call",
+        lambda s: messages.create_batch(
+            s.session.id, [NewMessage("tool", "out", tool_call_id=str(s.running.id))]
+        ),
     ),
     # MessagesRepository.find_by_session
     case(
@@ -1244,6 +1301,28 @@ CASES = [
             s.running.id, model_call().model_copy(update={"input_tokens": 2**63 - 1})
         ),
     ),
+    case(
+        "runs.record_model_call:tool-name-operator",
+        InvalidInputError,
+        "tool_name",
+        lambda s: runs.record_model_call(
+            s.running.id, model_call(), tool_calls=[NewToolCall("t", "{}"), NewToolCall(NE, "{}")]
+        ),
+    ),
+    case(
+        "runs.record_model_call:tools-of-a-completed-run",
+        InvalidStateError,
+        "run",
+        lambda s: runs.record_model_call(
+            s.completed.id, model_call(), tool_calls=[NewToolCall("t", "{}")]
+        ),
+    ),
+    case(
+        "runs.record_model_call:tools-not-tuples",
+        InvalidInputError,
+        "tool_calls",
+        lambda s: runs.record_model_call(s.running.id, model_call(), tool_calls=[("t", "{}")]),
+    ),
     # RunsRepository.list_stale
     case(
         "runs.list_stale:negative",
@@ -1403,6 +1482,52 @@ CASES = [
     case("runs.delete:operator", InvalidIdError, "run", lambda s: runs.delete(NE)),
     case("runs.delete:unknown", NotFoundError, "run", lambda s: runs.delete(NOWHERE)),
     case("runs.delete:session-id", NotFoundError, "run", lambda s: runs.delete(s.session.id)),
+    # ToolCallsRepository.complete_many
+    case(
+        "tool_calls.complete_many:not-a-list",
+        InvalidInputError,
+        "results",
+        lambda s: calls.complete_many(ToolCallResult(s.pending_call.id, "o", "success", 1.0)),
+    ),
+    case(
+        "tool_calls.complete_many:second-status-pending",
+        InvalidInputError,
+        "status",
+        lambda s: calls.complete_many(
+            [
+                ToolCallResult(s.pending_call.id, "o", "success", 1.0),
+                ToolCallResult(s.pending_call.id, "o", "pending", 1.0),
+            ]
+        ),
+    ),
+    case(
+        "tool_calls.complete_many:id-objectid",
+        InvalidIdError,
+        "tool call",
+        lambda s: calls.complete_many([ToolCallResult(str(s.running.id), "o", "success", 1.0)]),
+    ),
+    case(
+        "tool_calls.complete_many:unknown-call",
+        NotFoundError,
+        "tool call",
+        lambda s: calls.complete_many(
+            [ToolCallResult(call_in(s.running, s.done_call)[:-4] + "ffff", "o", "success", 1.0)]
+        ),
+    ),
+    case(
+        "tool_calls.complete_many:completed-already",
+        InvalidStateError,
+        "tool call",
+        lambda s: calls.complete_many([ToolCallResult(s.done_call.id, "o", "success", 1.0)]),
+    ),
+    case(
+        "tool_calls.complete_many:started-at-text",
+        InvalidInputError,
+        "started_at",
+        lambda s: calls.complete_many(
+            [ToolCallResult(s.pending_call.id, "o", "success", 1.0, "yesterday")]
+        ),
+    ),
     # ToolCallsRepository.find_by_run
     case(
         "tool_calls.find_by_run:session-id",

@@ -40,6 +40,8 @@ from agents_core.db.documents import (
     MessageRole,
     ModelCall,
     ModelCallStatus,
+    NewMessage,
+    NewToolCall,
     Page,
     PayloadChunkDocument,
     PayloadRef,
@@ -55,6 +57,7 @@ from agents_core.db.documents import (
     SessionWithMessages,
     StepStatus,
     ToolCall,
+    ToolCallResult,
     ToolCallStatus,
 )
 from agents_core.db.errors import (
@@ -102,6 +105,8 @@ __all__ = [
     "MessagesRepository",
     "ModelCall",
     "ModelCallStatus",
+    "NewMessage",
+    "NewToolCall",
     "NotFoundError",
     "NotInitializedError",
     "Page",
@@ -122,6 +127,7 @@ __all__ = [
     "Settings",
     "StepStatus",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
     "ToolCallsRepository",
     "WrongEventLoopError",

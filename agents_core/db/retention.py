@@ -106,7 +106,7 @@ async def sweep(
     while (
         idle := await sessions.find(
             {"status": {"$in": _SWEPT}, "updated_at": {"$lt": cutoff}, "_id": {"$nin": kept}},
-            _lifecycle.STATE,
+            _lifecycle.STATE,  # what the deletion needs (an external id's key among it)
         )
         .limit(_BATCH)
         .to_list()

@@ -7,11 +7,13 @@ indexes, fields only the layer uses) both derive from it.
 
 from agents_core.db.documents._common import Page
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
+from agents_core.db.documents.external_id import ExternalIdDocument
 from agents_core.db.documents.listing import SessionListingDocument
 from agents_core.db.documents.message import (
     Message,
     MessageDocument,
     MessageRole,
+    NewMessage,
     RequestedToolCall,
 )
 from agents_core.db.documents.payload import PayloadChunkDocument, PayloadRef
@@ -21,6 +23,7 @@ from agents_core.db.documents.run import (
     FinishedToolCall,
     ModelCall,
     ModelCallStatus,
+    NewToolCall,
     Price,
     Run,
     RunDocument,
@@ -28,6 +31,7 @@ from agents_core.db.documents.run import (
     RunStep,
     StepStatus,
     ToolCall,
+    ToolCallResult,
     ToolCallStatus,
 )
 from agents_core.db.documents.session import (
@@ -46,6 +50,7 @@ DOCUMENT_MODELS = (
     RunDocument,
     PayloadChunkDocument,
     SessionListingDocument,
+    ExternalIdDocument,
 )
 
 #: The shard key of each collection on a sharded cluster (see ``docs/architecture.md``):
@@ -57,6 +62,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
     "runs": {"_id": "hashed"},
     "payload_chunks": {"payload_id": 1},
     "session_listings": {"listing_id": 1},
+    "session_external_ids": {"external_namespace": 1, "user_id": 1, "external_id": 1},
 }
 
 __all__ = [
@@ -66,6 +72,7 @@ __all__ = [
     "AgentDocument",
     "CallKind",
     "CreateAgentDTO",
+    "ExternalIdDocument",
     "ExternalSessionDTO",
     "FinishedRun",
     "FinishedToolCall",
@@ -74,6 +81,8 @@ __all__ = [
     "MessageRole",
     "ModelCall",
     "ModelCallStatus",
+    "NewMessage",
+    "NewToolCall",
     "Page",
     "PayloadChunkDocument",
     "PayloadRef",
@@ -90,5 +99,6 @@ __all__ = [
     "SessionWithMessages",
     "StepStatus",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
 ]

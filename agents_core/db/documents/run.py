@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pymongo
 from beanie import Document
@@ -30,6 +30,7 @@ __all__ = [
     "FinishedToolCall",
     "ModelCall",
     "ModelCallStatus",
+    "NewToolCall",
     "Price",
     "Run",
     "RunDocument",
@@ -38,6 +39,7 @@ __all__ = [
     "RunStep",
     "StepStatus",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
 ]
 
@@ -185,6 +187,28 @@ class RunStep(Record):
             value = {**value, "data": decode_item(value["data"], True)}
             del value[STEP_DATA_ESCAPED]
         return value
+
+
+class NewToolCall(NamedTuple):
+    """A tool call a model asked for, to record as ``pending`` with the model call
+    (``RunsRepository.record_model_call``)."""
+
+    tool_name: str
+    input: str
+    #: The model's id of the call (its ``RequestedToolCall``).
+    request_id: str | None = None
+
+
+class ToolCallResult(NamedTuple):
+    """How a pending tool call ended (``ToolCallsRepository.complete_many``)."""
+
+    #: The ``ToolCall``'s id.
+    id: str
+    output: str
+    status: ToolCallStatus | str
+    duration_ms: float
+    #: When it started executing (``None``: keep the ``started_at`` recorded with the call).
+    started_at: datetime | None = None
 
 
 class RunFields(BaseModel):

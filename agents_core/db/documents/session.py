@@ -64,7 +64,8 @@ class SessionFields(BaseModel):
     #: shows them.
     cleared_through_seq: int = 0
     #: A caller's own id for this session (e.g. a framework's string session id), unique
-    #: within ``external_namespace`` and ``user_id``.
+    #: within ``external_namespace`` and ``user_id``: the ``session_external_ids`` collection
+    #: holds the key (``documents/external_id.py``); the session shows it.
     external_id: str | None = None
     external_namespace: str | None = None
     created_at: UtcDatetime = Field(default_factory=utcnow)
@@ -119,16 +120,6 @@ class SessionDocument(Document, SessionFields):
                     ("updated_at", pymongo.DESCENDING),
                 ],
                 name="user_id_status_updated_at",
-            ),
-            IndexModel(
-                [
-                    ("external_namespace", pymongo.ASCENDING),
-                    ("user_id", pymongo.ASCENDING),
-                    ("external_id", pymongo.ASCENDING),
-                ],
-                name="external_namespace_user_id_external_id_unique",
-                unique=True,
-                partialFilterExpression={"external_id": {"$type": "string"}},
             ),
             # Listing snapshots scan these: keys that no update moves (see _listing.py).
             IndexModel(

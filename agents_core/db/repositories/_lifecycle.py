@@ -39,6 +39,7 @@ from pymongo.errors import PyMongoError
 
 from agents_core.db.client import Connection
 from agents_core.db.documents import (
+    ExternalIdDocument,
     MessageDocument,
     PayloadChunkDocument,
     RunDocument,
@@ -68,7 +69,15 @@ __all__ = [
 
 _DELETING = SessionStatus.deleting.value
 #: What a deletion needs to know of its session.
-STATE = {"status": 1, "updated_at": 1, "last_seq": 1, "deleting_runs": 1}
+STATE = {
+    "status": 1,
+    "updated_at": 1,
+    "last_seq": 1,
+    "deleting_runs": 1,
+    "external_namespace": 1,
+    "user_id": 1,
+    "external_id": 1,
+}
 
 #: Session fields a fork does not copy from its source (every other field of the record is
 #: copied as it is). A field that must stay unique (an external id) belongs here too.
@@ -161,6 +170,17 @@ async def finish_deletion(
     if appendable and deleted.deleted_count < state.get("last_seq", 0) and wait > 0:
         await asyncio.sleep(wait)
         await messages.delete_many({"session_id": session_id})
+    if isinstance(state.get("external_id"), str):
+        # Its external id's mapping before the session: a session with an external id never
+        # exists without its mapping (documents/external_id.py). One shard: the key is whole.
+        await db.collection(ExternalIdDocument).delete_one(
+            {
+                "external_namespace": state.get("external_namespace"),
+                "user_id": state.get("user_id"),
+                "external_id": state["external_id"],
+                "session_id": session_id,
+            }
+        )
     await sessions.delete_one({"_id": session_id, "status": _DELETING})
     _step("session-deleted")
 

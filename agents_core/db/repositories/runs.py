@@ -17,11 +17,14 @@ from agents_core.db.documents import (
     CallKind,
     FinishedRun,
     ModelCall,
+    NewToolCall,
+    PayloadRef,
     Run,
     RunDocument,
     RunStatus,
     Session,
     SessionDocument,
+    ToolCall,
     ToolCallStatus,
 )
 from agents_core.db.documents._common import utcnow
@@ -48,6 +51,11 @@ from agents_core.db.repositories._base import (
     load_many,
     require,
     update_and_read,
+)
+from agents_core.db.repositories.tool_calls import (
+    ToolCallsRepository,
+    pending_calls,
+    push_change,
 )
 
 __all__ = ["ABANDONED", "RunsRepository"]
@@ -152,24 +160,31 @@ class RunsRepository(Repository):
 
     @translate_errors
     async def complete(
-        self, run_id: str | ObjectId, status: RunStatus | str, error: str | None = None
+        self,
+        run_id: str | ObjectId,
+        status: RunStatus | str,
+        error: str | None = None,
+        *,
+        model_call: ModelCall | None = None,
     ) -> Run:
-        """Finish a running run as ``completed`` or ``failed``, once. Two commands (update,
-        read back).
+        """Finish a running run as ``completed`` or ``failed``, once. One command (two on
+        SecantusDB: update, read back; ``agents_core.db.server``).
 
-        A second call raises ``InvalidStateError`` (telling it from ``NotFoundError`` costs one
-        more command, on that failure path only).
+        ``model_call``, the run's last, is recorded in the same update, as
+        ``record_model_call`` records one. A second call raises ``InvalidStateError`` (telling
+        it from ``NotFoundError`` costs one more command, on that failure path only).
         """
         rid = check.object_id(run_id, "run")
         final = check.enum(RunStatus, status, "status", allowed=_FINAL)
         message = None if error is None else check.text(error, "error", max_bytes=MAX_ERROR_BYTES)
-        return await _finish(self.db, rid, final, message)
+        last = None if model_call is None else _finished.model_call_document(model_call)
+        return await _finish(self.db, rid, final, message, model_call=last)
 
     @translate_errors
     async def update_usage(self, run_id: str | ObjectId, tokens: int, cost: float) -> Run:
         """Add ``tokens`` and ``cost`` to the run's totals atomically (also after it finished).
 
-        Two commands (update, read back); negative, NaN or infinite values raise
+        One command (two on SecantusDB); negative, NaN or infinite values raise
         ``InvalidInputError``.
         """
         db = self.db
@@ -188,32 +203,85 @@ class RunsRepository(Repository):
         return load(Run, raw, _COLLECTION)
 
     @translate_errors
-    async def record_model_call(self, run_id: str | ObjectId, call: ModelCall) -> None:
-        """Append one model call to the run and add its tokens and cost to the run's totals.
+    async def record_model_call(
+        self,
+        run_id: str | ObjectId,
+        call: ModelCall,
+        *,
+        tool_calls: Sequence[NewToolCall] = (),
+    ) -> list[ToolCall]:
+        """Append one model call to the run and add its tokens and cost to the run's totals;
+        with ``tool_calls`` (what the model asked for), append them as ``pending`` tool calls
+        in the same update. Returns those tool calls (complete them with
+        ``ToolCallsRepository.complete_many`` or ``complete``).
 
-        One command (an atomic ``$push`` with ``$inc``, returning nothing): the run's
-        ``tokens`` stay input + output tokens of all its calls, ``cost`` their sum, and its
-        ``call_order`` records the call's place among the run's calls.
+        One command (an atomic ``$push`` with ``$inc``, returning nothing), plus an insert per
+        tool-call input too large to embed: the run's ``tokens`` stay input + output tokens of
+        all its calls, ``cost`` their sum, and its ``call_order`` records the calls' places
+        (the model call, then its tool calls in the model's order). Tool calls need a
+        ``running`` run with room for them all (``InvalidStateError``); when the run's inline
+        budget is spent, they are appended one by one after the model call, spilled as
+        ``ToolCallsRepository.create`` spills them.
         """
         db = self.db
         rid = check.object_id(run_id, "run")
         stored, tokens, cost = _finished.model_call_document(call)
-        result = await db.collection(RunDocument).update_one(
-            {
-                "_id": rid,
-                "tokens": {"$lte": MAX_TOKENS - tokens},
-                f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
-            },
-            {
-                "$push": {"model_calls": stored, "call_order": CallKind.model.value},
-                "$inc": {"tokens": tokens, "cost": cost},
-            },
+        if isinstance(tool_calls, Mapping) or not isinstance(tool_calls, Sequence):
+            raise InvalidInputError("tool_calls", "must be a list of NewToolCall")
+        cap = db.settings.max_tool_calls_per_run
+        if len(tool_calls) > cap:
+            raise InvalidStateError("run", rid, f"has {cap} tool calls, the most allowed")
+        query: dict[str, Any] = {"_id": rid}
+        update: dict[str, Any] = {"$push": {}, "$inc": {}}
+        calls: list[ToolCall] = []
+        refs: list[PayloadRef] = []
+        if tool_calls:
+            stored_calls, calls, inline, refs = await pending_calls(db, rid, tool_calls)
+            query, update = push_change(db, rid, stored_calls, inline)
+            update.setdefault("$inc", {})
+        query |= {
+            "tokens": {"$lte": MAX_TOKENS - tokens},
+            f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+        }
+        order = update["$push"].get("call_order", {"$each": []})["$each"]
+        update["$push"] |= {
+            "model_calls": stored,
+            "call_order": {"$each": [CallKind.model.value, *order]},
+        }
+        update["$inc"] |= {"tokens": tokens, "cost": cost}
+        result = await db.collection(RunDocument).update_one(query, update)
+        if result.matched_count == 1:
+            return calls
+        for ref in refs:
+            await _payloads.discard(db, ref)
+        raw = await get(
+            db,
+            RunDocument,
+            rid,
+            "run",
+            {"status": 1, "tokens": 1, "model_calls.model": 1, "tool_calls.id": 1},
         )
-        if result.matched_count == 0:
-            await require(db, RunDocument, rid, "run")
+        if (
+            not tool_calls
+            or len(raw.get("model_calls", [])) >= MAX_MODEL_CALLS_PER_RUN
+            or raw.get("tokens", 0) > MAX_TOKENS - tokens
+        ):
             raise InvalidStateError(
                 "run", rid, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
             )
+        if raw.get("status") != RunStatus.running.value:
+            raise InvalidStateError("run", rid, f"is {raw.get('status')}, not running")
+        if len(raw.get("tool_calls", [])) + len(tool_calls) > cap:
+            raise InvalidStateError("run", rid, f"has {cap} tool calls, the most allowed")
+        # The run's inline budget is spent: the calls go one by one, spilled where needed.
+        await self.record_model_call(rid, call)
+        tool_call_log = ToolCallsRepository(db)
+        return [
+            await tool_call_log.create(
+                rid, request.tool_name, request.input, request_id=request.request_id
+            )
+            for request in tool_calls
+        ]
 
     @translate_errors
     async def insert_finished(self, runs: Sequence[FinishedRun]) -> list[ObjectId]:
@@ -283,7 +351,7 @@ class RunsRepository(Repository):
         """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``.
 
         Its tool calls still ``pending`` are closed with it, in the same atomic update: status
-        ``error``, output ``abandoned``. Two commands (update, read back).
+        ``error``, output ``abandoned``. One command (two on SecantusDB).
         """
         rid = check.object_id(run_id, "run")
         return await _finish(self.db, rid, RunStatus.failed, ABANDONED, close_calls=True)
@@ -315,9 +383,22 @@ async def _finish(
     error: str | None,
     *,
     close_calls: bool = False,
+    model_call: tuple[dict[str, Any], int, float] | None = None,
 ) -> Run:
     now = utcnow()
     fields: dict[str, Any] = {"status": status.value, "error": error, "completed_at": now}
+    query: dict[str, Any] = {"_id": run_id, "status": RunStatus.running.value}
+    change: dict[str, Any] = {"$set": fields}
+    if model_call is not None:
+        stored, tokens, cost = model_call
+        query |= {
+            "tokens": {"$lte": MAX_TOKENS - tokens},
+            f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+        }
+        change |= {
+            "$push": {"model_calls": stored, "call_order": CallKind.model.value},
+            "$inc": {"tokens": tokens, "cost": cost},
+        }
     array_filters: list[Mapping[str, Any]] | None = None
     if close_calls:
         # No inline budget is charged for the output: a finished run takes no more text.
@@ -326,14 +407,12 @@ async def _finish(
         fields |= {f"{call}.output": error, f"{call}.completed_at": now}
         fields[f"{call}.status"] = ToolCallStatus.error.value
         array_filters = [{"pending.status": ToolCallStatus.pending.value}]
-    raw = await update_and_read(
-        db,
-        RunDocument,
-        {"_id": run_id, "status": RunStatus.running.value},
-        {"$set": fields},
-        array_filters=array_filters,
-    )
+    raw = await update_and_read(db, RunDocument, query, change, array_filters=array_filters)
     if raw is None:
-        await require(db, RunDocument, run_id, "run")
-        raise InvalidStateError("run", run_id, "is not running (it was completed already)")
+        state = await get(db, RunDocument, run_id, "run", {"status": 1})
+        if model_call is None or state.get("status") != RunStatus.running.value:
+            raise InvalidStateError("run", run_id, "is not running (it was completed already)")
+        raise InvalidStateError(
+            "run", run_id, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
+        )
     return load(Run, raw, _COLLECTION)

@@ -65,6 +65,7 @@ from agents_core.db.config import Settings
 from agents_core.db.documents import Session
 from agents_core.db.errors import InvalidInputError, InvalidStateError, NotFoundError
 from agents_core.db.repositories import MessagesRepository, SessionsRepository
+from agents_core.db.server import ServerProfile
 from agents_core.integrations.recording import uri_database
 
 __all__ = ["NAMESPACE", "AgentsCoreSession"]
@@ -359,6 +360,7 @@ class _LayerConnection(_Connection):
             database=layer.database.name,
             settings=layer.settings,
             create_indexes=False,
+            profile=layer.profile,
         )
         return _Repositories.on(opened), opened
 
@@ -391,12 +393,19 @@ class _OwnedConnection(_Connection):
         if connection.loop is loop:
             assert self._repositories is not None
             return self._repositories, None
-        opened = await self._connect(create_indexes=False)  # the first one created them
+        # The first one created the indexes and found out what the server is.
+        opened = await self._connect(create_indexes=False, profile=connection.profile)
         return _Repositories.on(opened), opened
 
-    async def _connect(self, *, create_indexes: bool = True) -> Connection:
+    async def _connect(
+        self, *, create_indexes: bool = True, profile: ServerProfile | None = None
+    ) -> Connection:
         return await connect(
-            self._uri, database=self._name, settings=self._settings, create_indexes=create_indexes
+            self._uri,
+            database=self._name,
+            settings=self._settings,
+            create_indexes=create_indexes,
+            profile=profile,
         )
 
     async def close(self) -> None:
