@@ -72,7 +72,9 @@ test-langgraph: install
 	$(BIN)/python -m pip install --quiet -r tests_frameworks/langgraph/requirements.txt
 	$(BIN)/pytest -s tests_frameworks/langgraph  # -s: the suite prints its own report
 
-## The OpenAI Agents SDK's session tests on AgentsCoreSession (downloads the pinned SDK's sdist).
+# Its session suites on AgentsCoreSession; its runner, tracing and guardrail suites traced by
+# AgentsCoreTracingProcessor, every trace checked against the run we recorded.
+## The OpenAI Agents SDK's own tests on our session and trace processor (downloads its sdist).
 test-openai-agents: install
 	$(BIN)/python -m tests_frameworks.openai_agents
 

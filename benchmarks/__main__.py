@@ -1,10 +1,12 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--only TEXT] [--processes N] [--profile]``."""
+"""``python -m benchmarks [--quick] [--json PATH] [--only TEXT] [--processes N] [--profile]
+[--latency-ms MS]``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,9 +15,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks.report import print_report, write_json
+from benchmarks.latency import DEFAULT_DELAY_MS, LATENCY_OPS
+from benchmarks.report import print_latency, print_report, write_json
 from benchmarks.scale import FULL_SIZES, QUICK_SIZES, print_scale
-from benchmarks.suite import FULL, QUICK, merge, run, run_scale
+from benchmarks.suite import FULL, QUICK, Config, merge, run, run_scale
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,6 +44,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--profile", action="store_true", help="print a cProfile of each op's repository side"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        metavar="MS",
+        help="only the latency pass: a turn, an append, a latest-50 read and add_items through "
+        f"a loopback proxy delaying each direction by MS (the full and quick runs end with one "
+        f"at {DEFAULT_DELAY_MS} ms)",
     )
     # One of the other processes of a run: measure, write the timings here, print nothing.
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
@@ -71,17 +82,39 @@ def main(argv: list[str] | None = None) -> None:
             if getattr(args, name)
         },
     )
+    if args.latency_ms is not None:  # the latency pass alone
+        latency = asyncio.run(run(_latency_config(config, args.latency_ms), console.log))
+        print_latency(console, latency)
+        if args.json is not None:
+            write_json(args.json, latency)
+        return
     if args.worker is not None:
         args.worker.write_text(json.dumps(asyncio.run(run(config, console.log)).timings()))
         return
     suite = asyncio.run(run(config, console.log))
     merge(suite, [_other_process(args, number) for number in range(2, config.processes + 1)])
     print_report(console, suite)
+    suites = [suite]
     if args.only is None:
         print_scale(console, asyncio.run(run_scale(sizes, console.log)))
+        suites.append(asyncio.run(run(_latency_config(config, DEFAULT_DELAY_MS), console.log)))
+        print_latency(console, suites[-1])
     if args.json is not None:
-        write_json(args.json, suite)
+        write_json(args.json, *suites)
         console.print(f"records written to {args.json}")
+
+
+def _latency_config(config: Config, delay_ms: float) -> Config:
+    """The latency pass of ``config``'s size: one process (it compares wall times), the
+    OpenAI Agents SDK's session beside ours when the SDK is installed."""
+    sdk = importlib.util.find_spec("agents") is not None
+    return dataclasses.replace(
+        config,
+        processes=1,
+        latency_ms=delay_ms,
+        ops=LATENCY_OPS,
+        openai_agents_sizes=(config.growth_sizes[0],) if sdk else (),
+    )
 
 
 def _other_process(args: argparse.Namespace, number: int) -> dict[str, dict[str, float]]:

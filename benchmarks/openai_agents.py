@@ -1,11 +1,19 @@
-"""``AgentsCoreSession`` against the OpenAI Agents SDK's own ``MongoDBSession``, same server.
+"""``AgentsCoreSession`` against the OpenAI Agents SDK's own ``MongoDBSession``, same server;
+and a turn traced by ``AgentsCoreTracingProcessor`` against the same turn untraced.
 
-The "raw" side of these ops is the SDK's ``MongoDBSession`` (``agents.extensions.memory``,
+The "raw" side of the session ops is the SDK's ``MongoDBSession`` (``agents.extensions.memory``,
 the ``mongodb`` extra: PyMongo's async client), on the same client and database as the layer.
 Both sessions hold the same conversation, written through their own ``add_items`` in turns of
 four items (a user message, a function call, its output, an assistant message), so the reads
 must return equal lists. ``python -m benchmarks --only openai_agents [--quick] [--json PATH]``:
 only these ops, on conversations of 1,000 and 10,000 items (``--quick``: 100 and 400).
+
+The traced turn (``traced_turn_op``): one ``Runner.run`` of an agent (scripted model: a tool
+call, then an answer) with an ``AgentsCoreSession`` (history limited to 20 items) whose id is
+the trace's group, traced with our processor alone registered; its "raw" side is the same turn
+with ``tracing_disabled``. The
+processor's writer thread runs in this process, so its client CPU is in the figure: each batch
+of traced turns ends with a ``force_flush``, so the runs of the batch are written within it.
 """
 
 from __future__ import annotations
@@ -17,16 +25,32 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agents import Agent, RunConfig, Runner, function_tool, set_trace_processors
 from agents.extensions.memory import MongoDBSession
+from agents.testing import ScriptedModel
+from agents.usage import Usage
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
 from pymongo import AsyncMongoClient
 from rich.console import Console
 
-from agents_core.integrations.openai_agents import AgentsCoreSession
+from agents_core.integrations.openai_agents import AgentsCoreSession, AgentsCoreTracingProcessor
 from benchmarks.harness import Op
 from benchmarks.ops import CONTENT, TOOL, TOOL_INPUT, TOOL_OUTPUT
 from benchmarks.raw import RawLayer
 
-__all__ = ["FULL_SIZES", "PREFIX", "QUICK_SIZES", "labels", "main", "seed_openai_agents"]
+__all__ = [
+    "FULL_SIZES",
+    "PREFIX",
+    "QUICK_SIZES",
+    "labels",
+    "main",
+    "seed_openai_agents",
+    "traced_turn_op",
+]
 
 PREFIX = "openai_agents"
 #: Conversation sizes read (items), full and ``--quick``.
@@ -155,6 +179,74 @@ def _write_op() -> Op:
         prepare=fresh_turns,
         check="shape",
         detail=f"{TURN} items",
+    )
+
+
+@function_tool
+def lookup_order(order: int) -> str:
+    """The state of an order."""
+    return f"order {order}: {TOOL_OUTPUT}"
+
+
+def _traced_agent(n: int) -> Agent[Any]:
+    """An agent whose scripted model asks for a tool, then answers (two model calls)."""
+    call = ResponseFunctionToolCall(
+        id=f"fc_{n}",
+        call_id=f"call_{n}",
+        type="function_call",
+        name="lookup_order",
+        arguments=f'{{"order": {n}}}',
+    )
+    answer = ResponseOutputMessage(
+        id=f"msg_{n}",
+        type="message",
+        role="assistant",
+        status="completed",
+        content=[ResponseOutputText(text="It ships today.", type="output_text", annotations=[])],
+    )
+    usage = Usage(requests=1, input_tokens=120, output_tokens=12, total_tokens=132)
+    model = ScriptedModel(
+        [{"output": [call], "usage": usage}, {"output": [answer], "usage": usage}],
+        emit_traces=True,
+    )
+    return Agent(name="support", model=model, tools=[lookup_order])
+
+
+def traced_turn_op(uri: str, database: str) -> Op:
+    """A turn traced by our processor (its runs written by its thread, flushed at the end of
+    each batch) against the same turn with tracing disabled."""
+    processor = AgentsCoreTracingProcessor.from_uri(uri, database=database)
+    set_trace_processors([processor])  # ours alone: the SDK's exporter would call OpenAI
+    session = AgentsCoreSession("bench-traced-turn", session_settings={"limit": 20})
+    # The conversation's id as the trace's group: its runs go to the session (docs).
+    traced_config = RunConfig(group_id=session.session_id)
+    untraced = RunConfig(group_id=session.session_id, tracing_disabled=True)
+
+    async def turns(raw: RawLayer, calls: int) -> list[tuple[Agent[Any], bool]]:
+        if await session.core_session() is None:  # created by a first turn, outside the timing
+            await session.add_items(turn(next(_counter)))  # type: ignore[arg-type]
+        # The last call of a batch flushes: every run of the batch is written within it.
+        return [(_traced_agent(next(_counter)), n == calls - 1) for n in range(calls)]
+
+    async def traced(arg: tuple[Agent[Any], bool]) -> object:
+        agent, flush = arg
+        await Runner.run(agent, CONTENT, session=session, run_config=traced_config)
+        if flush:
+            processor.force_flush()
+        return None
+
+    async def untraced_turn(raw: RawLayer, arg: tuple[Agent[Any], bool]) -> object:
+        await Runner.run(arg[0], CONTENT, session=session, run_config=untraced)
+        return None
+
+    return Op(
+        f"{PREFIX}.traced turn",
+        traced,
+        untraced_turn,
+        prepare=turns,
+        check="shape",
+        detail="tool call + answer, session; vs tracing disabled",
+        batch=0.5,
     )
 
 

@@ -4,6 +4,8 @@ repositories' work.
 Each method sends exactly the commands of the matching repository method (same filters,
 updates, projections, cursor options and server-side guards, such as a run's inline-payload
 budget), keeps the same not-found checks, and returns the server's dicts instead of models.
+It knows its server as the layer does (``agents_core.db.server``): on MongoDB a write that
+returns its document is one ``findAndModify``; on SecantusDB, ``update`` and ``find``.
 Only the inline case is mirrored: the benchmarks never store a payload outside its run. It
 trusts its arguments (typed ``ObjectId``s, valid enums): the repositories' argument validation
 is part of the cost being measured.
@@ -19,13 +21,14 @@ from typing import Any
 
 from bson import ObjectId
 from pydantic import BaseModel
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agents_core.db import MessageDocument, ModelCall, RunDocument, SessionDocument, ToolCall
 from agents_core.db.limits import MAX_MODEL_CALLS_PER_RUN
-from agents_core.runner import ModelResponse, ToolRegistry, ToolRequest
+from agents_core.db.server import MONGODB, ServerProfile
+from agents_core.runner import ModelResponse, ToolRegistry
 
 __all__ = ["Doc", "Missing", "RawLayer", "RawModel", "latest_filter"]
 
@@ -91,8 +94,9 @@ def _now() -> datetime:
 class RawLayer:
     """The five repositories' hot paths on one database, dicts in and dicts out."""
 
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], *, profile: ServerProfile = MONGODB) -> None:
         self.db = db
+        self.profile = profile
         self.agents = db["agents"]
         self.sessions = db["sessions"]
         self.messages = db["messages"]
@@ -180,8 +184,11 @@ class RawLayer:
         await self.messages.insert_one(message)
         return message
 
-    async def _reserve_seq(self, session_id: ObjectId, now: datetime) -> int:
-        """Compare-and-set on the last seen ``last_seq``, else ``$inc`` (as the layer does)."""
+    async def _reserve_seq(self, session_id: ObjectId, now: datetime, count: int = 1) -> int:
+        """``$inc`` (SecantusDB: a compare-and-set on the last seen ``last_seq``, else
+        ``$inc``), as the layer does; the last seq of the ``count`` reserved."""
+        if not self.profile.seq_compare_and_set:
+            return await self._inc_seq(session_id, now, count)
         hint = self.seq_hints.pop(session_id, None)
         if hint is None:
             raw = await self.sessions.find_one({"_id": session_id, **_VISIBLE}, _LAST_SEQ)
@@ -190,21 +197,24 @@ class RawLayer:
             hint = int(raw.get("last_seq", 0))
         result = await self.sessions.update_one(
             {"_id": session_id, **_VISIBLE, "last_seq": hint},
-            {"$set": {"last_seq": hint + 1, "updated_at": now}},
+            {"$set": {"last_seq": hint + count, "updated_at": now}},
         )
-        seq = hint + 1
+        seq = hint + count
         if result.matched_count == 0:
-            reserved = await self.sessions.find_one_and_update(
-                {"_id": session_id, **_VISIBLE},
-                {"$inc": {"last_seq": 1}, "$set": {"updated_at": now}},
-                projection=_LAST_SEQ,
-                return_document=ReturnDocument.AFTER,
-            )
-            if reserved is None:
-                raise Missing(session_id)
-            seq = int(reserved["last_seq"])
+            seq = await self._inc_seq(session_id, now, count)
         self.seq_hints[session_id] = seq
         return seq
+
+    async def _inc_seq(self, session_id: ObjectId, now: datetime, count: int) -> int:
+        reserved = await self.sessions.find_one_and_update(
+            {"_id": session_id, **_VISIBLE},
+            {"$inc": {"last_seq": count}, "$set": {"updated_at": now}},
+            projection=_LAST_SEQ,
+            return_document=ReturnDocument.AFTER,
+        )
+        if reserved is None:
+            raise Missing(session_id)
+        return int(reserved["last_seq"])
 
     async def find_by_session(self, session_id: ObjectId, limit: int) -> list[Doc]:
         return await self.latest_messages(session_id, *await self._bounds(session_id), limit)
@@ -214,21 +224,32 @@ class RawLayer:
         return latest[-1] if latest else None
 
     async def latest_messages(
-        self, session_id: ObjectId, last_seq: int, floor: int, limit: int
+        self,
+        session_id: ObjectId,
+        last_seq: int,
+        floor: int,
+        limit: int,
+        first: list[Doc] | None = None,
     ) -> list[Doc]:
         """Bounded ranges newest first, sorted here; skips popped messages and unfinished
-        batches, and widens the range over them (as ``visible_range``)."""
+        batches, and widens the range over them (as ``visible_range``). ``first``: the first
+        range's messages, read already."""
         present: set[int] = set()
         shown: list[Doc] = []
         high, window = last_seq, limit
         while high > floor and len(shown) < limit:
             low = max(high - window, floor)
-            raws = await (
-                self.messages.find({"session_id": session_id, "seq": {"$gt": low, "$lte": high}})
-                .limit(high - low)
-                .batch_size(high - low)
-                .to_list()
-            )
+            if first is not None:
+                raws, first = first, None
+            else:
+                raws = await (
+                    self.messages.find(
+                        {"session_id": session_id, "seq": {"$gt": low, "$lte": high}}
+                    )
+                    .limit(high - low)
+                    .batch_size(high - low)
+                    .to_list()
+                )
             raws.sort(key=lambda raw: raw["seq"], reverse=True)
             present.update(raw["seq"] for raw in raws)
             for raw in raws:
@@ -301,31 +322,58 @@ class RawLayer:
         return run
 
     async def update_usage(self, run_id: ObjectId, tokens: int, cost: float) -> Doc:
-        result = await self.runs.update_one(
+        return await self._update_and_read(
+            self.runs,
             {"_id": run_id, "tokens": {"$lte": MAX_TOKENS - tokens}},
             {"$inc": {"tokens": tokens, "cost": cost}},
         )
-        return await self._read_back(self.runs, run_id, result.matched_count)
 
-    async def complete_run(self, run_id: ObjectId, status: str, error: str | None = None) -> Doc:
-        result = await self.runs.update_one(
-            {"_id": run_id, "status": "running"},
-            {"$set": {"status": status, "error": error, "completed_at": _now()}},
-        )
-        return await self._read_back(self.runs, run_id, result.matched_count)
-
-    @staticmethod
-    async def _read_back(
-        collection: AsyncCollection[Doc],
-        id: ObjectId,
-        matched: int,
-        projection: Doc | None = None,
+    async def complete_run(
+        self,
+        run_id: ObjectId,
+        status: str,
+        error: str | None = None,
+        model_call: Doc | None = None,
     ) -> Doc:
-        """What a write matched, read back by ``_id`` (flat where ``findAndModify`` is not)."""
-        raw = await collection.find_one({"_id": id}, projection) if matched else None
-        if raw is None:
-            raise Missing(id)
-        return raw
+        query: Doc = {"_id": run_id, "status": "running"}
+        update: Doc = {"$set": {"status": status, "error": error, "completed_at": _now()}}
+        if model_call is not None:
+            tokens = model_call["input_tokens"] + model_call["output_tokens"]
+            query |= {
+                "tokens": {"$lte": MAX_TOKENS - tokens},
+                f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+            }
+            update |= {
+                "$push": {"model_calls": model_call, "call_order": "model"},
+                "$inc": {"tokens": tokens, "cost": model_call["cost"]},
+            }
+        return await self._update_and_read(self.runs, query, update)
+
+    async def _update_and_read(
+        self,
+        collection: AsyncCollection[Doc],
+        query: Doc,
+        update: Doc,
+        projection: Doc | None = None,
+        array_filters: list[Doc] | None = None,
+    ) -> Doc:
+        """One ``findAndModify`` (SecantusDB: ``update``, then ``find`` by ``_id``)."""
+        if self.profile.read_back_writes:
+            result = await collection.update_one(query, update, array_filters=array_filters)
+            found = None
+            if result.matched_count:
+                found = await collection.find_one({"_id": query["_id"]}, projection)
+        else:
+            found = await collection.find_one_and_update(
+                query,
+                update,
+                projection,
+                array_filters=array_filters,
+                return_document=ReturnDocument.AFTER,
+            )
+        if found is None:
+            raise Missing(query["_id"])
+        return found
 
     # Tool calls, embedded in their run: update ($push), findAndModify (arrayFilters), find.
 
@@ -340,7 +388,9 @@ class RawLayer:
             "status": "running",
             f"tool_calls.{MAX_TOOL_CALLS_PER_RUN - 1}": {"$exists": False},
         }
-        update: Doc = {"$push": {"tool_calls": call}}
+        update: Doc = {
+            "$push": {"tool_calls": {"$each": [call]}, "call_order": {"$each": ["tool"]}}
+        }
         if size:
             query["inline_bytes"] = {"$lte": RUN_INLINE_BUDGET_BYTES - size}
             update["$inc"] = {"inline_bytes": size}
@@ -352,26 +402,11 @@ class RawLayer:
     async def complete_tool_call(
         self, call_id: str, output: str, status: str, duration_ms: float
     ) -> Doc:
-        size = _inline_size(output)
-        run_id = ObjectId(call_id[:24])
-        query: Doc = {
-            "_id": run_id,
-            "tool_calls": {"$elemMatch": {"id": call_id, "status": "pending"}},
-        }
-        update: Doc = {
-            "$set": {
-                "tool_calls.$[call].status": status,
-                "tool_calls.$[call].completed_at": _now(),
-                "tool_calls.$[call].duration_ms": duration_ms,
-                "tool_calls.$[call].output": output,
-            }
-        }
-        if size:
-            query["inline_bytes"] = {"$lte": RUN_INLINE_BUDGET_BYTES - size}
-            update["$inc"] = {"inline_bytes": size}
-        result = await self.runs.update_one(query, update, array_filters=[{"call.id": call_id}])
+        query, update = _completion(call_id, output, status, duration_ms, _now())
         projection = {"_id": 0, "tool_calls": {"$elemMatch": {"id": call_id}}}
-        raw = await self._read_back(self.runs, run_id, result.matched_count, projection)
+        raw = await self._update_and_read(
+            self.runs, query, update, projection, array_filters=[{"call.id": call_id}]
+        )
         call: Doc = raw["tool_calls"][0]
         _inline_only([call], ("input_payload",))
         return call
@@ -396,100 +431,217 @@ class RawLayer:
         history_limit: int = 50,
         max_steps: int = 8,
     ) -> Doc:
-        session = await self.find_session(session_id, history_limit)
-        agent = await self.agents.find_one({"_id": session["active_agent_id"]})
+        session, agent = await self.find_session_and_agent(session_id, history_limit)
         if agent is None:
             raise Missing(session["active_agent_id"])
         history = _turn_window(session["messages"])
         history.append(await self.create_message(session_id, "user", user_input))
+        user_seq = history[-1]["seq"]
         run = self.run_document(session_id, agent["_id"])
-        run["input_seq"] = history[-1]["seq"]
+        run["input_seq"] = user_seq
         await self._insert_run(run)
         try:
             for step in range(max_steps):
                 started_at, started = _now(), time.perf_counter()
                 response = await model(agent, history)
-                await self.record_model_call(run["_id"], response, started_at, started)
+                call = _model_call(response, started_at, started, history[-1]["seq"])
                 requests = [
-                    request.id or f"call_{run['_id']}_{step}_{n}"
+                    request.id or f"call_{user_seq}_{step}_{n}"
                     for n, request in enumerate(response.tool_calls)
                 ]
-                if response.text or requests:
-                    reply = await self.create_message(
-                        session_id,
-                        "assistant",
-                        response.text or "",
-                        requested=[
-                            {"id": rid, "name": request.name, "arguments": request.arguments}
-                            for rid, request in zip(requests, response.tool_calls, strict=True)
-                        ],
-                    )
-                    history.append(reply)
                 if not requests:
-                    return await self.complete_run(run["_id"], "completed")
-                for rid, request in zip(requests, response.tool_calls, strict=True):
-                    history.append(
-                        await self._call_tool(session_id, run["_id"], agent, request, rid, tools)
-                    )
+                    if response.text:
+                        history.append(
+                            await self.create_message(session_id, "assistant", response.text)
+                        )
+                    return await self.complete_run(run["_id"], "completed", model_call=call)
+                history += await self._tool_step(
+                    session_id, run["_id"], agent, call, response, requests, tools
+                )
             return await self.complete_run(run["_id"], "failed", f"step limit: {max_steps}")
         except Exception as exc:
             await self.complete_run(run["_id"], "failed", f"{type(exc).__name__}: {exc}")
             raise
 
-    async def record_model_call(
-        self, run_id: ObjectId, response: ModelResponse, started_at: datetime, started: float
-    ) -> None:
-        usage = response.usage
-        tokens = usage.input_tokens + usage.output_tokens
-        call = {
-            **_MODEL_CALL_TEMPLATE,
-            "model": response.model or "unknown",
-            "started_at": started_at,
-            "duration_ms": (time.perf_counter() - started) * 1000,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cached_input_tokens": usage.cached_input_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cost": response.cost,
-            "price": None if response.price is None else response.price.model_dump(),
-            "finish_reason": response.finish_reason,
-        }
-        result = await self.runs.update_one(
+    async def find_session_and_agent(
+        self, session_id: ObjectId, limit: int
+    ) -> tuple[Doc, Doc | None]:
+        """The session with its latest messages and its agent: one aggregate (SecantusDB:
+        three finds)."""
+        if self.profile.separate_reads:
+            session = await self.find_session(session_id, limit)
+            agent = await self.agents.find_one({"_id": session["active_agent_id"]})
+            return session, agent
+        low = {"$max": ["$cleared_through_seq", {"$subtract": ["$last_seq", limit]}]}
+        in_range = {"$and": [{"$gt": ["$seq", "$$low"]}, {"$lte": ["$seq", "$$top"]}]}
+        pipeline: list[Doc] = [
+            {"$match": {"_id": session_id, **_VISIBLE}},
+            {"$project": _SESSION},
             {
-                "_id": run_id,
-                "tokens": {"$lte": MAX_TOKENS - tokens},
-                f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+                "$lookup": {
+                    "from": "agents",
+                    "localField": "active_agent_id",
+                    "foreignField": "_id",
+                    "as": "agent",
+                }
             },
-            {"$push": {"model_calls": call}, "$inc": {"tokens": tokens, "cost": response.cost}},
+            {
+                "$lookup": {
+                    "from": "messages",
+                    "let": {"top": "$last_seq", "low": low},
+                    "pipeline": [{"$match": {"session_id": session_id, "$expr": in_range}}],
+                    "as": "messages",
+                }
+            },
+        ]
+        found = await (await self.sessions.aggregate(pipeline)).to_list()
+        if not found:
+            raise Missing(session_id)
+        session = found[0]
+        agents = session.pop("agent")
+        session["messages"] = await self.latest_messages(
+            session_id,
+            session["last_seq"],
+            session.get("cleared_through_seq", 0),
+            limit,
+            first=session["messages"],
         )
-        if result.matched_count == 0:
-            raise Missing(run_id)
+        return session, agents[0] if agents else None
 
-    async def _call_tool(
+    async def _tool_step(
         self,
         session_id: ObjectId,
         run_id: ObjectId,
         agent: Doc,
-        request: ToolRequest,
-        request_id: str,
+        model_call: Doc,
+        response: ModelResponse,
+        request_ids: list[str],
         tools: ToolRegistry,
-    ) -> Doc:
-        call = await self.create_tool_call(run_id, request.name, request.arguments, request_id)
-        started = time.perf_counter()
-        if request.name in agent["tools"]:
-            try:
-                output, status = await tools.execute(request.name, request.arguments), "success"
-            except Exception as exc:
-                output, status = f"{type(exc).__name__}: {exc}", "error"
-        else:
-            output, status = f"tool {request.name!r} is not enabled", "error"
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        await self.complete_tool_call(call["id"], output, status, elapsed_ms)
-        if len(output.encode("utf-8")) > MAX_MESSAGE_BYTES:
-            raise NotImplementedError("tool outputs too large for a message are not benchmarked")
-        return await self.create_message(
-            session_id, "tool", output, tool_call_id=call["id"], request_id=request_id
+    ) -> list[Doc]:
+        """The answer (reserve, insert), the model call with its pending tool calls (one
+        update), the tools, their ends (one update with a statement each), the results (one
+        batch)."""
+        requests = response.tool_calls
+        answer = await self.create_message(
+            session_id,
+            "assistant",
+            response.text or "",
+            requested=[
+                {"id": request_id, "name": request.name, "arguments": request.arguments}
+                for request, request_id in zip(requests, request_ids, strict=True)
+            ],
         )
+        calls = [
+            self.tool_call_document(run_id, request.name, request.arguments)
+            | {"request_id": request_id}
+            for request, request_id in zip(requests, request_ids, strict=True)
+        ]
+        size = sum(_inline_size(call["input"]) for call in calls)
+        tokens = model_call["input_tokens"] + model_call["output_tokens"]
+        result = await self.runs.update_one(
+            {
+                "_id": run_id,
+                "status": "running",
+                f"tool_calls.{MAX_TOOL_CALLS_PER_RUN - len(calls)}": {"$exists": False},
+                "inline_bytes": {"$lte": RUN_INLINE_BUDGET_BYTES - size},
+                "tokens": {"$lte": MAX_TOKENS - tokens},
+                f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+            },
+            {
+                "$push": {
+                    "tool_calls": {"$each": calls},
+                    "call_order": {"$each": ["model", *["tool"] * len(calls)]},
+                    "model_calls": model_call,
+                },
+                "$inc": {"inline_bytes": size, "tokens": tokens, "cost": model_call["cost"]},
+            },
+        )
+        if result.matched_count == 0:
+            raise Missing(run_id)
+        statements = []
+        messages: list[Doc] = []
+        for call, request, request_id in zip(calls, requests, request_ids, strict=True):
+            began, started = _now(), time.perf_counter()
+            if request.name in agent["tools"]:
+                try:
+                    output = await tools.execute(request.name, request.arguments)
+                    status = "success"
+                except Exception as exc:
+                    output, status = f"{type(exc).__name__}: {exc}", "error"
+            else:
+                output, status = f"tool {request.name!r} is not enabled", "error"
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if len(output.encode("utf-8")) > MAX_MESSAGE_BYTES:
+                raise NotImplementedError(
+                    "tool outputs too large for a message are not benchmarked"
+                )
+            query, update = _completion(call["id"], output, status, elapsed_ms, _now(), began)
+            statements.append(UpdateOne(query, update, array_filters=[{"call.id": call["id"]}]))
+            messages.append(
+                {"role": "tool", "content": output, "tool_call_id": call["id"]}
+                | {"request_id": request_id}
+            )
+        await self.runs.bulk_write(statements, ordered=False)
+        return [answer, *await self.create_messages(session_id, messages)]
+
+    async def create_messages(self, session_id: ObjectId, messages: list[Doc]) -> list[Doc]:
+        """``messages`` (role, content and links) as one batch: one reservation, one insert."""
+        now = _now()
+        end = await self._reserve_seq(session_id, now, len(messages))
+        first = end - len(messages) + 1
+        documents = [
+            self.message_document(session_id, first + n, m["role"], m["content"], now)
+            | m
+            | {"batch_end_seq": end if len(messages) > 1 else None}
+            for n, m in enumerate(messages)
+        ]
+        await self.messages.insert_many(documents, ordered=True)
+        return documents
+
+
+def _model_call(
+    response: ModelResponse, started_at: datetime, started: float, history_seq: int
+) -> Doc:
+    usage = response.usage
+    return {
+        **_MODEL_CALL_TEMPLATE,
+        "model": response.model or "unknown",
+        "started_at": started_at,
+        "duration_ms": (time.perf_counter() - started) * 1000,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cost": response.cost,
+        "price": None if response.price is None else response.price.model_dump(),
+        "finish_reason": response.finish_reason,
+        "history_seq": history_seq,
+    }
+
+
+def _completion(
+    call_id: str,
+    output: str,
+    status: str,
+    duration_ms: float,
+    now: datetime,
+    started_at: datetime | None = None,
+) -> tuple[Doc, Doc]:
+    """The filter and update that complete a pending call (``arrayFilters``: ``call.id``)."""
+    size = _inline_size(output)
+    fields: Doc = {"status": status, "completed_at": now, "duration_ms": duration_ms}
+    if started_at is not None:
+        fields["started_at"] = started_at
+    fields["output"] = output
+    query: Doc = {
+        "_id": ObjectId(call_id[:24]),
+        "tool_calls": {"$elemMatch": {"id": call_id, "status": "pending"}},
+    }
+    update: Doc = {"$set": {f"tool_calls.$[call].{name}": value for name, value in fields.items()}}
+    if size:
+        query["inline_bytes"] = {"$lte": RUN_INLINE_BUDGET_BYTES - size}
+        update["$inc"] = {"inline_bytes": size}
+    return query, update
 
 
 def _turn_window(messages: list[Doc]) -> list[Doc]:

@@ -37,7 +37,8 @@ def environment(suite: Suite) -> dict[str, str]:
         "python": platform.python_version(),
         "agents_core": _source_version(),
         **{package: _version(package) for package in packages},
-        "server": f"{suite.server_version} at {mask_uri(suite.uri)}",
+        "server": f"{suite.server_version} at {mask_uri(suite.uri)}, "
+        f"{suite.profile} profile (agents_core.db.server)",
         "settings": (
             (f"{config.processes} processes x " if several else "")
             + f"{config.rounds} rounds x {config.calls} calls per side (+{config.warmup} "
@@ -64,10 +65,41 @@ def print_report(console: Console, suite: Suite) -> None:
     sdk = [result for result in suite.results if result.group == "openai_agents"]
     if sdk:
         console.print(_sdk_table(sdk))
+    traced = [result for result in suite.results if result.group == "openai_agents tracing"]
+    if traced:
+        title = "OpenAI Agents SDK: a turn traced by AgentsCoreTracingProcessor vs untraced"
+        console.print(_results_table(title, traced))
 
 
-def write_json(path: Path, suite: Suite) -> None:
-    path.write_text(json.dumps(suite.records(), indent=2) + "\n")
+def write_json(path: Path, *suites: Suite) -> None:
+    records = [record for suite in suites for record in suite.records()]
+    path.write_text(json.dumps(records, indent=2) + "\n")
+
+
+def print_latency(console: Console, suite: Suite) -> None:
+    """The latency pass: wall time per call through the proxy, ours beside the other side's
+    (raw PyMongo for the hot paths, the SDK's ``MongoDBSession`` for the sessions)."""
+    delay, ping = suite.config.latency_ms, suite.ping_us or 0.0
+    table = Table(
+        title=f"Through a loopback proxy delaying each direction by {delay} ms "
+        f"(a ping: {ping:,.0f} µs), wall time per call",
+        title_justify="left",
+    )
+    columns = ("op", "against", "commands", "their commands", "wall µs", "their wall µs")
+    for column in (*columns, "theirs / ours"):
+        table.add_column(column, justify="left" if column in {"op", "against"} else "right")
+    for result in suite.results:
+        sdk = result.group == "openai_agents"
+        table.add_row(
+            result.op.label,
+            "SDK MongoDBSession" if sdk else "raw PyMongo",
+            f"{result.repo_counts.commands:g}",
+            f"{result.raw_counts.commands:g}",
+            f"{result.repo.wall_us:,.0f}",
+            f"{result.raw.wall_us:,.0f}",
+            f"{result.raw.wall_us / result.repo.wall_us:.2f}x",
+        )
+    console.print(table)
 
 
 def _results_table(title: str, results: list[Result]) -> Table:

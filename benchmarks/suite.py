@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import pstats
 import statistics
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -15,6 +16,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import OperationFailure
 
 from agents_core.db import close_db, init_db
 from agents_core.embedded import database_target
@@ -28,6 +30,7 @@ from benchmarks.harness import (
     profile_op,
     time_op,
 )
+from benchmarks.latency import proxied
 from benchmarks.ops import growth_ops, hot_paths, seed, seed_session
 from benchmarks.raw import RawLayer
 from benchmarks.scale import ScaleRecord, measure_scale
@@ -51,9 +54,18 @@ class Config:
     # Conversation sizes read by AgentsCoreSession vs the SDK's MongoDBSession (empty: not
     # measured; ``--only openai_agents`` sets them, see benchmarks/openai_agents.py).
     openai_agents_sizes: tuple[int, ...] = ()
+    #: Through a loopback proxy that delays each direction by this (``benchmarks/latency.py``).
+    latency_ms: float | None = None
+    #: Only the ops whose label starts with one of these (empty: every op).
+    ops: tuple[str, ...] = ()
 
     def selects(self, op: Op) -> bool:
-        return self.only is None or self.only in op.label
+        return self.wants(op.label)
+
+    def wants(self, label: str) -> bool:
+        if self.ops and not label.startswith(self.ops):
+            return False
+        return self.only is None or self.only in label
 
 
 FULL = Config(
@@ -65,7 +77,7 @@ QUICK = Config(rounds=5, calls=3, warmup=1, history=500, growth_sizes=(100, 1_00
 @dataclass(frozen=True, slots=True)
 class Planned:
     op: Op
-    group: str  # "hot path", "growth" or "openai_agents"
+    group: str  # "hot path", "growth", "openai_agents" or "openai_agents tracing"
     session_messages: int | None = None  # for growth: the size of the session read
 
 
@@ -130,6 +142,10 @@ class Suite:
     database: str
     server_version: str
     results: list[Result] = field(default_factory=list)
+    #: With ``latency_ms``: the median wall time of a ``ping`` through the proxy, in µs.
+    ping_us: float | None = None
+    #: The server profile both sides ran on (``agents_core.db.server``).
+    profile: str = "?"
 
     def timings(self) -> dict[str, dict[str, float]]:
         """What another process's run adds to this one's (see ``merge``), by op label."""
@@ -145,10 +161,14 @@ class Suite:
         }
 
     def records(self) -> list[dict[str, Any]]:
-        """One JSON record per result; the larger growth size also carries the growth ratios."""
+        """One JSON record per result; the larger growth size also carries the growth ratios,
+        and a pass through the latency proxy its delay (``latency_ms``, each way)."""
         records = {id(result): result.record() for result in self.results}
         for growth in self.growth():
             records[id(growth.large)].update(growth.ratios())
+        if self.config.latency_ms is not None:
+            for record in records.values():
+                record["latency_ms"] = self.config.latency_ms
         return list(records.values())
 
     def growth(self) -> list[Growth]:
@@ -214,12 +234,13 @@ def merge(suite: Suite, others: list[dict[str, dict[str, float]]]) -> None:
 
 async def run(config: Config, progress: Callable[[str], None]) -> Suite:
     """Measure every op; ``progress(text)`` is told what is happening."""
-    with _server() as uri:
+    with _server() as server_uri, _network(server_uri, config.latency_ms) as uri:
         counter = CommandCounter()
         async with _client(uri, [counter]) as counted, _client(uri, []) as timed:
             name = f"bench_{uuid.uuid4().hex[:12]}"
-            info = await timed.server_info()
-            suite = Suite(config, uri, name, str(info.get("version", "?")))
+            suite = Suite(config, uri, name, await _server_version(timed))
+            if config.latency_ms is not None:
+                suite.ping_us = await _ping_us(timed)
             try:
                 await _measure(suite, counted, timed, counter, progress)
             finally:
@@ -242,15 +263,17 @@ async def _measure(
     counter: CommandCounter,
     progress: Callable[[str], None],
 ) -> None:
-    await init_db(client=counted, database=suite.database)
-    raw = RawLayer(counted[suite.database])
-    plan = await _plan(suite.config, raw, progress)
+    layer = await init_db(client=counted, database=suite.database)
+    suite.profile = layer.profile.name
+    # The raw side knows its server as the layer does (one buildInfo at connect).
+    raw = RawLayer(counted[suite.database], profile=layer.profile)
+    plan = await _plan(suite.config, raw, suite.uri, progress)
     progress("counting commands and checking results")
     counts = [await count_commands(item.op, raw, counter) for item in plan]
 
     # Timing on the client without listeners: the layer and the raw side both move over to it.
-    await init_db(client=timed, database=suite.database, replace=True)
-    raw = RawLayer(timed[suite.database])
+    await init_db(client=timed, database=suite.database, replace=True, profile=layer.profile)
+    raw = RawLayer(timed[suite.database], profile=layer.profile)
     gc.collect()
     gc.freeze()  # the fixtures and imports stay out of the collections measured
     try:
@@ -281,7 +304,9 @@ async def _measure(
         gc.unfreeze()
 
 
-async def _plan(config: Config, raw: RawLayer, progress: Callable[[str], None]) -> list[Planned]:
+async def _plan(
+    config: Config, raw: RawLayer, uri: str, progress: Callable[[str], None]
+) -> list[Planned]:
     """Seed the fixtures; the ops to measure on them."""
     plan: list[Planned] = []
     if config.hot_paths:
@@ -291,7 +316,8 @@ async def _plan(config: Config, raw: RawLayer, progress: Callable[[str], None]) 
             Planned(op, "hot path")
             for op in hot_paths(await seed(raw, config.history, max(config.calls, COUNTED_CALLS)))
         ]
-        for size in config.growth_sizes:
+        # The latency pass reads the hot-path session only (no growth sessions to seed).
+        for size in config.growth_sizes if config.latency_ms is None else ():
             if any(config.selects(op) for op in growth_ops(ObjectId(), size)):  # seed if used
                 session = await seed_session(raw, size)
                 plan += [Planned(op, "growth", size) for op in growth_ops(session, size)]
@@ -300,10 +326,10 @@ async def _plan(config: Config, raw: RawLayer, progress: Callable[[str], None]) 
         from benchmarks import openai_agents  # the SDK (openai-agents extra) only when asked
 
         progress(f"seeding: OpenAI Agents SDK conversations of {', '.join(map(str, sizes))} items")
-        ops = await openai_agents.seed_openai_agents(
-            raw, sizes, lambda label: config.only is None or config.only in label
-        )
+        ops = await openai_agents.seed_openai_agents(raw, sizes, config.wants)
         plan += [Planned(op, "openai_agents") for op in ops]
+        traced = openai_agents.traced_turn_op(uri, raw.db.name)
+        plan.append(Planned(traced, "openai_agents tracing"))
     return [item for item in plan if config.selects(item.op)]
 
 
@@ -325,6 +351,35 @@ def _server() -> Iterator[str]:
     """``MONGODB_URI``, else a SecantusDB of our own, in memory, in a child process."""
     with database_target(in_memory=True) as target:
         yield target.uri
+
+
+@contextmanager
+def _network(uri: str, latency_ms: float | None) -> Iterator[str]:
+    """``uri``, or with ``latency_ms`` a URI through the latency proxy."""
+    if latency_ms is None:
+        yield uri
+        return
+    with proxied(uri, latency_ms) as through:
+        yield through
+
+
+async def _server_version(client: AsyncMongoClient[Any]) -> str:
+    """What ``buildInfo`` says (mongoeco's server knows the camel-case name only)."""
+    try:
+        info = await client.admin.command("buildInfo")
+    except OperationFailure:
+        return "?"
+    return str(info.get("version", "?"))
+
+
+async def _ping_us(client: AsyncMongoClient[Any], count: int = 50) -> float:
+    """The median wall time of a ``ping`` (one round trip, nothing for the server to do)."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await client.admin.command("ping")
+        times.append((time.perf_counter() - started) * 1e6)
+    return statistics.median(times)
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,11 +25,18 @@ from pymongo import AsyncMongoClient
 
 from agents_core.db import close_db, init_db
 from agents_core.db.config import mask_uri
+from agents_core.db.documents import _common
+from agents_core.db.server import MONGODB
 from agents_core.embedded import database_target
 from agents_core.testing import in_memory_db
 from agents_core.testing.commands import CommandCounter
+from tests.helpers import Clock
 
 BACKENDS = ["mock", "wire"]
+#: The backends and the wire server on the MongoDB profile (``wire-mongodb``), for what the
+#: server profile changes (``agents_core.db.server``): on SecantusDB, ``wire`` takes its own
+#: path and ``wire-mongodb`` the MongoDB one; the mock always takes the MongoDB one.
+PROFILED_BACKENDS = [*BACKENDS, "wire-mongodb"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +57,10 @@ def uses_wire_server(item: pytest.Item) -> bool:
     if "wire_uri" in getattr(item, "fixturenames", ()):
         return True
     callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("backend") == "wire"
+    return callspec is not None and any(
+        str(callspec.params.get(name, "")).startswith("wire")
+        for name in ("backend", "profiled_backend")
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -97,6 +108,19 @@ async def wire_db(wire_client: AsyncMongoClient[Any]) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture
+async def wire_mongodb_db(wire_client: AsyncMongoClient[Any]) -> AsyncIterator[str]:
+    """``wire_db`` with the MongoDB profile whatever the server is: the fewest-commands path
+    (``agents_core.db.server``) on a real wire server, SecantusDB included."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    await init_db(client=wire_client, database=name, profile=MONGODB)
+    try:
+        yield "wire-mongodb"
+    finally:
+        await close_db()
+        await wire_client.drop_database(name)
+
+
+@pytest_asyncio.fixture
 async def mock_db() -> AsyncIterator[str]:
     """The layer initialised on a fresh in-memory database."""
     async with in_memory_db():
@@ -107,4 +131,20 @@ async def mock_db() -> AsyncIterator[str]:
 def backend(request: pytest.FixtureRequest) -> str:
     """The layer initialised on a fresh database of each backend in turn; its name."""
     name: str = request.getfixturevalue(f"{request.param}_db")
+    return name
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A ``Clock`` standing still at the current millisecond until the test moves it."""
+    frozen = Clock(_common.utcnow())
+    # Only utcnow's module reads this clock; the driver and the event loop keep the real one.
+    monkeypatch.setattr(_common, "time", SimpleNamespace(time_ns=frozen.time_ns))
+    return frozen
+
+
+@pytest.fixture(params=PROFILED_BACKENDS)
+def profiled_backend(request: pytest.FixtureRequest) -> str:
+    """``backend``, and the wire server on the MongoDB profile too; its name."""
+    name: str = request.getfixturevalue(f"{request.param.replace('-', '_')}_db")
     return name

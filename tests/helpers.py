@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from agents_core.db import (
     Agent,
     AgentsRepository,
@@ -25,6 +27,31 @@ async def make_run() -> Run:
     session = await make_session()
     agent = await make_agent(f"agent-{session.id}")
     return await RunsRepository().create(session.id, agent.id)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: How long a test waits for an event before it fails: only a hang gets there, not a slow machine.
+HANG_GUARD_S = 60.0
+
+
+class Clock:
+    """The time the layer's writes record (``utcnow``), set by the test rather than read.
+
+    Every timestamp the repositories write comes from ``utcnow``: with this clock, a test decides
+    which writes share a millisecond (``advance`` not called) and which do not (``advance``),
+    whatever the machine's speed.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, milliseconds: int = 1) -> datetime:
+        """Move the clock on (to a later millisecond by default); the new time."""
+        self.now += timedelta(milliseconds=milliseconds)
+        return self.now
+
+    def time_ns(self) -> int:
+        return (self.now - EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def common_prefix(*ids: object) -> str:

@@ -15,7 +15,7 @@ from agents_core.db import (
     InvalidInputError,
     NotFoundError,
 )
-from tests.helpers import make_agent
+from tests.helpers import Clock, make_agent
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -69,11 +69,12 @@ async def test_find_by_id_roundtrip_and_missing() -> None:
         await AgentsRepository().find_by_id(ObjectId())
 
 
-async def test_update_instructions_bumps_updated_at() -> None:
+async def test_update_instructions_bumps_updated_at(clock: Clock) -> None:
     agent = await make_agent()
+    later = clock.advance()
     updated = await AgentsRepository().update_instructions(str(agent.id), "New rules.")
     assert updated.instructions == "New rules."
-    assert updated.updated_at >= agent.updated_at
+    assert (agent.updated_at, updated.updated_at) == (agent.created_at, later)
     assert updated.created_at == agent.created_at
     found = await AgentsRepository().find_by_name(agent.name)
     assert found is not None

@@ -26,24 +26,41 @@ from agents_core.db import (
     AlreadyExistsError,
     CreateAgentDTO,
     DatabaseError,
+    ExternalSessionDTO,
+    FinishedRun,
+    FinishedToolCall,
     InvalidIdError,
     InvalidInputError,
     InvalidStateError,
     Message,
     MessagesRepository,
     ModelCall,
+    NewMessage,
+    NewToolCall,
     NotFoundError,
     RequestedToolCall,
     Run,
     RunsRepository,
+    RunStatus,
+    RunStep,
     Session,
     SessionsRepository,
+    StepStatus,
     ToolCall,
+    ToolCallResult,
     ToolCallsRepository,
+    ToolCallStatus,
     get_database,
 )
 from agents_core.db.client import get_settings
-from agents_core.db.limits import MAX_ERROR_BYTES, MAX_INSTRUCTIONS_BYTES, MAX_NAME_LENGTH
+from agents_core.db.limits import (
+    MAX_ERROR_BYTES,
+    MAX_INSTRUCTIONS_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_STEP_DATA_BYTES,
+    MAX_STEPS_PER_RUN,
+)
+from tests.helpers import Clock
 
 agents = AgentsRepository()
 sessions = SessionsRepository()
@@ -102,6 +119,40 @@ def model_call_fields() -> dict[str, Any]:
 
 def model_call() -> ModelCall:
     return ModelCall(**model_call_fields())
+
+
+def finished_run(
+    s: State, external_id: str = "trace-1", calls: list[Any] | None = None
+) -> FinishedRun:
+    now = datetime.now(UTC)
+    return FinishedRun.model_construct(
+        source="framework",
+        external_id=external_id,
+        session_id=s.session.id,
+        agent_id=s.agent.id,
+        status=RunStatus.completed,
+        error=None,
+        started_at=now,
+        completed_at=now,
+        calls=[model_call(), tool_call(), step()] if calls is None else calls,
+    )
+
+
+def tool_call(**changes: Any) -> FinishedToolCall:
+    fields = {
+        "tool_name": "search",
+        "input": "{}",
+        "output": "found",
+        "started_at": datetime.now(UTC),
+    }
+    return FinishedToolCall.model_construct(
+        **{**fields, "status": ToolCallStatus.success, **changes}
+    )
+
+
+def step(**changes: Any) -> RunStep:
+    fields = {"kind": "handoff", "name": "a → b", "started_at": datetime.now(UTC), "data": {}}
+    return RunStep.model_construct(**{**fields, "status": StepStatus.success, **changes})
 
 
 def call_in(run: Run, call: ToolCall) -> str:
@@ -346,6 +397,25 @@ CASES = [
         InvalidInputError,
         "message_limit",
         lambda s: sessions.find_by_id(s.session.id, message_limit=-1),
+    ),
+    # SessionsRepository.find_with_agent
+    case(
+        "sessions.find_with_agent:none",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.find_with_agent(None),
+    ),
+    case(
+        "sessions.find_with_agent:agent-id",
+        NotFoundError,
+        "session",
+        lambda s: sessions.find_with_agent(s.agent.id),
+    ),
+    case(
+        "sessions.find_with_agent:limit-negative",
+        InvalidInputError,
+        "message_limit",
+        lambda s: sessions.find_with_agent(s.session.id, message_limit=-1),
     ),
     # SessionsRepository.set_active_agent
     case(
@@ -648,6 +718,41 @@ CASES = [
         "request_id",
         lambda s: messages.create(s.session.id, "tool", "out", request_id=NE),
     ),
+    # MessagesRepository.create_batch
+    case(
+        "messages.create_batch:unknown-session",
+        NotFoundError,
+        "session",
+        lambda s: messages.create_batch(NOWHERE, [NewMessage("user", "hi")]),
+    ),
+    case(
+        "messages.create_batch:not-a-list",
+        InvalidInputError,
+        "messages",
+        lambda s: messages.create_batch(s.session.id, {"role": "user", "content": "hi"}),
+    ),
+    case(
+        "messages.create_batch:a-dict",
+        InvalidInputError,
+        "messages",
+        lambda s: messages.create_batch(s.session.id, [{"role": "user", "content": "hi"}]),
+    ),
+    case(
+        "messages.create_batch:second-role-unknown",
+        InvalidInputError,
+        "role",
+        lambda s: messages.create_batch(
+            s.session.id, [NewMessage("user", "ok"), NewMessage("nobody", "x")]
+        ),
+    ),
+    case(
+        "messages.create_batch:tool-call-id-malformed",
+        InvalidIdError,
+        "tool call",
+        lambda s: messages.create_batch(
+            s.session.id, [NewMessage("tool", "out", tool_call_id=str(s.running.id))]
+        ),
+    ),
     # MessagesRepository.find_by_session
     case(
         "messages.find_by_session:empty-id",
@@ -748,6 +853,40 @@ CASES = [
         "title",
         lambda s: sessions.get_or_create_by_external_id(
             "conv", namespace="sdk", title=TOO_LONG_NAME
+        ),
+    ),
+    # SessionsRepository.get_or_create_many_by_external_id
+    case(
+        "sessions.get_or_create_many_by_external_id:not-a-list",
+        InvalidInputError,
+        "keys",
+        lambda s: sessions.get_or_create_many_by_external_id(
+            ExternalSessionDTO(external_id="conv", namespace="sdk")
+        ),
+    ),
+    case(
+        "sessions.get_or_create_many_by_external_id:a-tuple",
+        InvalidInputError,
+        "keys",
+        lambda s: sessions.get_or_create_many_by_external_id([("conv", "sdk")]),
+    ),
+    case(
+        "sessions.get_or_create_many_by_external_id:one-bad-of-two",
+        InvalidInputError,
+        "namespace",
+        lambda s: sessions.get_or_create_many_by_external_id(
+            [
+                ExternalSessionDTO(external_id="new", namespace="sdk"),
+                ExternalSessionDTO.model_construct(external_id="conv", namespace=NE),
+            ]
+        ),
+    ),
+    case(
+        "sessions.get_or_create_many_by_external_id:title-too-long",
+        InvalidInputError,
+        "title",
+        lambda s: sessions.get_or_create_many_by_external_id(
+            [ExternalSessionDTO(external_id="conv", namespace="sdk", title=TOO_LONG_NAME)]
         ),
     ),
     # MessagesRepository.append_items
@@ -917,6 +1056,139 @@ CASES = [
         "limit",
         lambda s: runs.list_by_session(s.session.id, limit=0),
     ),
+    # RunsRepository.insert_finished
+    case(
+        "runs.insert_finished:not-a-list",
+        InvalidInputError,
+        "runs",
+        lambda s: runs.insert_finished(finished_run(s)),
+    ),
+    case(
+        "runs.insert_finished:a-dict",
+        InvalidInputError,
+        "runs",
+        lambda s: runs.insert_finished([finished_run(s).model_dump()]),
+    ),
+    case(
+        "runs.insert_finished:source-operator",
+        InvalidInputError,
+        "source",
+        lambda s: runs.insert_finished([finished_run(s).model_copy(update={"source": NE})]),
+    ),
+    case(
+        "runs.insert_finished:external-id-blank",
+        InvalidInputError,
+        "external_id",
+        lambda s: runs.insert_finished([finished_run(s).model_copy(update={"external_id": " "})]),
+    ),
+    case(
+        "runs.insert_finished:still-running",
+        InvalidInputError,
+        "status",
+        lambda s: runs.insert_finished(
+            [finished_run(s), finished_run(s, "t2").model_copy(update={"status": "running"})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:error-too-large",
+        InvalidInputError,
+        "error",
+        lambda s: runs.insert_finished(
+            [finished_run(s).model_copy(update={"error": "e" * (MAX_ERROR_BYTES + 1)})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:session-id-not-an-id",
+        InvalidIdError,
+        "session",
+        lambda s: runs.insert_finished(
+            [finished_run(s).model_copy(update={"session_id": "session-1"})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:naive-time-string",
+        InvalidInputError,
+        "started_at",
+        lambda s: runs.insert_finished(
+            [finished_run(s).model_copy(update={"started_at": "2026-01-01"})]
+        ),
+    ),
+    case(
+        "runs.insert_finished:call-a-dict",
+        InvalidInputError,
+        "calls",
+        lambda s: runs.insert_finished([finished_run(s, calls=[model_call_fields()])]),
+    ),
+    case(
+        "runs.insert_finished:step-data-not-json",
+        InvalidInputError,
+        "data",
+        lambda s: runs.insert_finished(
+            [finished_run(s, calls=[step(data={"at": datetime.now(UTC)})])]
+        ),
+    ),
+    case(
+        "runs.insert_finished:step-data-too-large",
+        InvalidInputError,
+        "data",
+        lambda s: runs.insert_finished(
+            [finished_run(s, calls=[step(data={"x": "y" * MAX_STEP_DATA_BYTES})])]
+        ),
+    ),
+    case(
+        "runs.insert_finished:step-kind-blank",
+        InvalidInputError,
+        "kind",
+        lambda s: runs.insert_finished([finished_run(s, calls=[step(kind="")])]),
+    ),
+    case(
+        "runs.insert_finished:too-many-steps",
+        InvalidInputError,
+        "calls",
+        lambda s: runs.insert_finished([finished_run(s, calls=[step()] * (MAX_STEPS_PER_RUN + 1))]),
+    ),
+    case(
+        "runs.insert_finished:tool-call-pending",
+        InvalidInputError,
+        "status",
+        lambda s: runs.insert_finished(
+            [finished_run(s, calls=[tool_call(status=ToolCallStatus.pending)])]
+        ),
+    ),
+    case(
+        "runs.insert_finished:tool-input-lone-surrogate",
+        InvalidInputError,
+        "input",
+        lambda s: runs.insert_finished([finished_run(s, calls=[tool_call(input=LONE_SURROGATE)])]),
+    ),
+    case(
+        "runs.insert_finished:model-call-negative-tokens",
+        InvalidInputError,
+        "input_tokens",
+        lambda s: runs.insert_finished(
+            [
+                finished_run(
+                    s,
+                    calls=[
+                        ModelCall.model_construct(**{**model_call_fields(), "input_tokens": -1})
+                    ],
+                )
+            ]
+        ),
+    ),
+    # RunsRepository.find_by_external_id
+    case(
+        "runs.find_by_external_id:operator",
+        InvalidInputError,
+        "external_id",
+        lambda s: runs.find_by_external_id(NE, source="framework"),
+    ),
+    case(
+        "runs.find_by_external_id:source-too-long",
+        InvalidInputError,
+        "source",
+        lambda s: runs.find_by_external_id("trace-1", source=TOO_LONG_NAME),
+    ),
     # RunsRepository.complete
     case(
         "runs.complete:unknown",
@@ -1059,6 +1331,28 @@ CASES = [
         lambda s: runs.record_model_call(
             s.running.id, model_call().model_copy(update={"input_tokens": 2**63 - 1})
         ),
+    ),
+    case(
+        "runs.record_model_call:tool-name-operator",
+        InvalidInputError,
+        "tool_name",
+        lambda s: runs.record_model_call(
+            s.running.id, model_call(), tool_calls=[NewToolCall("t", "{}"), NewToolCall(NE, "{}")]
+        ),
+    ),
+    case(
+        "runs.record_model_call:tools-of-a-completed-run",
+        InvalidStateError,
+        "run",
+        lambda s: runs.record_model_call(
+            s.completed.id, model_call(), tool_calls=[NewToolCall("t", "{}")]
+        ),
+    ),
+    case(
+        "runs.record_model_call:tools-not-tuples",
+        InvalidInputError,
+        "tool_calls",
+        lambda s: runs.record_model_call(s.running.id, model_call(), tool_calls=[("t", "{}")]),
     ),
     # RunsRepository.list_stale
     case(
@@ -1238,6 +1532,52 @@ CASES = [
     case("runs.delete:operator", InvalidIdError, "run", lambda s: runs.delete(NE)),
     case("runs.delete:unknown", NotFoundError, "run", lambda s: runs.delete(NOWHERE)),
     case("runs.delete:session-id", NotFoundError, "run", lambda s: runs.delete(s.session.id)),
+    # ToolCallsRepository.complete_many
+    case(
+        "tool_calls.complete_many:not-a-list",
+        InvalidInputError,
+        "results",
+        lambda s: calls.complete_many(ToolCallResult(s.pending_call.id, "o", "success", 1.0)),
+    ),
+    case(
+        "tool_calls.complete_many:second-status-pending",
+        InvalidInputError,
+        "status",
+        lambda s: calls.complete_many(
+            [
+                ToolCallResult(s.pending_call.id, "o", "success", 1.0),
+                ToolCallResult(s.pending_call.id, "o", "pending", 1.0),
+            ]
+        ),
+    ),
+    case(
+        "tool_calls.complete_many:id-objectid",
+        InvalidIdError,
+        "tool call",
+        lambda s: calls.complete_many([ToolCallResult(str(s.running.id), "o", "success", 1.0)]),
+    ),
+    case(
+        "tool_calls.complete_many:unknown-call",
+        NotFoundError,
+        "tool call",
+        lambda s: calls.complete_many(
+            [ToolCallResult(call_in(s.running, s.done_call)[:-4] + "ffff", "o", "success", 1.0)]
+        ),
+    ),
+    case(
+        "tool_calls.complete_many:completed-already",
+        InvalidStateError,
+        "tool call",
+        lambda s: calls.complete_many([ToolCallResult(s.done_call.id, "o", "success", 1.0)]),
+    ),
+    case(
+        "tool_calls.complete_many:started-at-text",
+        InvalidInputError,
+        "started_at",
+        lambda s: calls.complete_many(
+            [ToolCallResult(s.pending_call.id, "o", "success", 1.0, "yesterday")]
+        ),
+    ),
     # ToolCallsRepository.find_by_run
     case(
         "tool_calls.find_by_run:session-id",
@@ -1326,9 +1666,14 @@ def about(error: DatabaseError) -> object:
 
 
 @pytest.mark.parametrize("bad", CASES)
-async def test_bad_call_raises_its_error_and_writes_nothing(state: State, bad: Case) -> None:
+async def test_bad_call_raises_its_error_and_writes_nothing(
+    state: State, bad: Case, clock: Clock
+) -> None:
     before = await snapshot()
     assert {"agents", "messages", "runs", "sessions"} <= set(before)
+    # A millisecond no stored timestamp holds: a refused call that wrote one would show, also
+    # when the state was built in the same millisecond (a fast machine).
+    clock.advance()
     with pytest.raises(DatabaseError) as info:
         await bad.call(state)
     assert type(info.value) is bad.error, repr(info.value)

@@ -1,5 +1,5 @@
-"""Concurrent writers, on both backends: the wire one is the one that matters (the mock's
-engine is synchronous, so there it only checks the bookkeeping)."""
+"""Concurrent writers, on every backend: the wire server is the one that matters, on both
+server profiles (the mock's engine is synchronous, so there it only checks the bookkeeping)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from agents_core.db import (
 )
 from tests.helpers import make_agent, make_run, make_session
 
-pytestmark = pytest.mark.usefixtures("backend")
+pytestmark = pytest.mark.usefixtures("profiled_backend")
 
 
 async def test_200_concurrent_appends_get_seq_one_to_200() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -97,14 +98,18 @@ def test_processes_share_one_server_and_it_stops_once_idle(data_dir: Path) -> No
             assert not second.started
             assert second.pid == first.pid
         record = first.record
-    status = server_status(data_dir)
-    assert status is not None  # idle for less than a second: still there
-    assert status[0] == record
-    assert json.loads((data_dir / "server.json").read_text())["pid"] == record.pid
+        # The second has let go; the first's lease holds it (asked after the release, a loaded
+        # machine could take longer than the idle time to ask).
+        status = server_status(data_dir)
+        assert status is not None
+        assert status[0] == record
+        assert json.loads((data_dir / "server.json").read_text())["pid"] == record.pid
     wait_until(lambda: server_status(data_dir) is None, "the idle server to stop")
     assert not servers_on(data_dir)
     assert not (data_dir / "server.json").exists()
-    assert "unused for" in (data_dir / "supervisor.log").read_text()
+    # It stopped for being unused for its idle time, by the supervisor's own measure.
+    (idle_for,) = re.findall(r"unused for ([0-9.]+) s", (data_dir / "supervisor.log").read_text())
+    assert float(idle_for) >= record.idle_s
 
 
 def test_a_lease_keeps_the_server_up_past_its_idle_time(data_dir: Path) -> None:
@@ -121,12 +126,12 @@ def test_a_relative_data_dir_is_resolved_once(
     server = EmbeddedServer("relative/data", idle_s=0.5)
     assert server.data_dir == tmp_path / "relative" / "data"
     try:
-        with server:
+        with server:  # its lease holds the server while it is looked up
             assert (tmp_path / "relative" / "data" / "storage" / "WiredTiger").exists()
-        # The same folder named by its absolute path is the same server and the same data.
-        status = server_status(tmp_path / "relative" / "data")
-        assert status is not None
-        assert status[0].storage == str(tmp_path / "relative" / "data" / "storage")
+            # The same folder named by its absolute path is the same server and the same data.
+            status = server_status(tmp_path / "relative" / "data")
+            assert status is not None
+            assert status[0].storage == str(tmp_path / "relative" / "data" / "storage")
         assert not (tmp_path / "relative" / "data" / "relative").exists()
     finally:
         stop_server(tmp_path / "relative" / "data")

@@ -35,7 +35,7 @@ from agents_core.db import (
 )
 from agents_core.db.repositories import lifecycle
 from agents_core.db.retention import sweep
-from tests.helpers import make_agent, make_session
+from tests.helpers import HANG_GUARD_S, make_agent, make_session
 
 pytestmark = pytest.mark.wire_only
 #: The races run on the wire server of the suite (a fresh database each).
@@ -46,8 +46,11 @@ messages = MessagesRepository()
 runs = RunsRepository()
 
 
-async def keep_starting(start: Callable[[], Awaitable[Run]], stop: asyncio.Event) -> int:
-    """Start runs until one is refused, or until ``stop`` (then once more: a late writer)."""
+async def keep_starting(
+    start: Callable[[], Awaitable[Run]], stop: asyncio.Event, running: asyncio.Event
+) -> int:
+    """Start runs until one is refused, or until ``stop`` (then once more: a late writer);
+    ``running`` is set once a run has started."""
     started = 0
     while True:
         late = stop.is_set()
@@ -56,6 +59,7 @@ async def keep_starting(start: Callable[[], Awaitable[Run]], stop: asyncio.Event
         except NotFoundError:
             return started
         started += 1
+        running.set()
         if late:
             return started
         await asyncio.sleep(0)
@@ -71,7 +75,7 @@ async def race_runs_against(
     for _ in range(rounds):
         session = await make_session()
         await runs.start(session, agent)
-        stop = asyncio.Event()
+        stop, running = asyncio.Event(), asyncio.Event()
 
         async def by_record(session: Session = session) -> Run:  # the runner's path
             return await runs.start(session, agent)
@@ -80,10 +84,11 @@ async def race_runs_against(
             return await runs.create(session.id, agent.id)
 
         writers = [
-            asyncio.create_task(keep_starting(by_record if i % 2 == 0 else by_ids, stop))
+            asyncio.create_task(keep_starting(by_record if i % 2 == 0 else by_ids, stop, running))
             for i in range(6)
         ]
-        await asyncio.sleep(0.005)
+        # The writers are at it (one run started, the others in flight), however fast: remove.
+        await asyncio.wait_for(running.wait(), HANG_GUARD_S)
         await removal(session)
         stop.set()
         counts = await asyncio.gather(*writers)
@@ -159,7 +164,7 @@ async def test_a_batch_that_a_frozen_server_wrote_late_is_not_duplicated_by_its_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from agents_core.db.repositories import messages as messages_module
-    from tests.test_faults import HANG_GUARD_S, kill, start
+    from tests.test_faults import kill, start
 
     settings = Settings(server_selection_timeout_ms=1000, socket_timeout_ms=1000)
     server = await start(tmp_path / "db", settings=settings)

@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from agents_core.db import (
+    ExternalSessionDTO,
     InvalidInputError,
     InvalidStateError,
     MessageRole,
@@ -95,6 +96,37 @@ async def test_external_ids_are_unique_per_namespace_and_user() -> None:
     # Sessions without an external id are not in the unique index.
     await make_session("a")
     await make_session("b")
+
+
+async def test_external_ids_found_or_created_as_a_batch() -> None:
+    repo = SessionsRepository()
+    existing = await repo.get_or_create_by_external_id("old", namespace="sdk", user_id="u1")
+    keys = [
+        ExternalSessionDTO(external_id="new-1", namespace="sdk", user_id="u1", title="one"),
+        ExternalSessionDTO(external_id="old", namespace="sdk", user_id="u1", title="ignored"),
+        ExternalSessionDTO(external_id="new-2", namespace="sdk", user_id="u2"),
+        ExternalSessionDTO(external_id="new-1", namespace="sdk", user_id="u1"),  # again
+        ExternalSessionDTO(external_id="new-1", namespace="other"),
+    ]
+    sessions = await repo.get_or_create_many_by_external_id(keys)
+    assert [(s.external_id, s.external_namespace, s.user_id) for s in sessions] == [
+        (key.external_id, key.namespace, key.user_id) for key in keys
+    ]
+    assert sessions[1] == existing
+    assert sessions[0] == sessions[3]
+    assert sessions[0].title == "one"
+    assert len({session.id for session in sessions}) == 4
+    assert await repo.get_or_create_many_by_external_id(keys) == sessions  # all found now
+    for session in sessions:
+        assert (
+            await repo.find_by_external_id(
+                str(session.external_id),
+                namespace=str(session.external_namespace),
+                user_id=session.user_id,
+            )
+            == session
+        )
+    assert await repo.get_or_create_many_by_external_id([]) == []
 
 
 @pytest.mark.parametrize("bad", ["", "   ", None, {"$ne": None}, "a\nb"])

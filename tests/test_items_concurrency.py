@@ -7,11 +7,15 @@ import asyncio
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from agents_core.db import MessagesRepository, SessionsRepository, get_database
 from tests.helpers import make_session
 
-pytestmark = pytest.mark.usefixtures("wire_db")
+pytestmark = [
+    pytest.mark.usefixtures("profiled_backend"),
+    pytest.mark.parametrize("profiled_backend", ["wire", "wire-mongodb"], indirect=True),
+]
 
 BATCHES = 20
 BATCH = 5
@@ -36,14 +40,21 @@ async def test_concurrent_batches_never_interleave_and_readers_never_see_part_of
     repo = MessagesRepository()
     seen: list[list[dict[str, Any]]] = []
     done = asyncio.Event()
+    reading = asyncio.Event()
 
     async def reader() -> None:
         while not done.is_set():
             seen.append(await repo.find_items(session.id))
             seen.append(await repo.find_items(session.id, limit=7))
+            if len(seen) >= 4:  # both readers are at it: the writers may start
+                reading.set()
 
     async def writers() -> None:
+        # The readers are under way first: a server that appends fast (one $inc per batch)
+        # could otherwise finish before they read twice.
+        await reading.wait()
         try:
+            await reading.wait()
             await asyncio.gather(
                 *(repo.append_items(session.id, _batch(n)) for n in range(BATCHES))
             )
@@ -55,6 +66,8 @@ async def test_concurrent_batches_never_interleave_and_readers_never_see_part_of
     assert len(final) == BATCHES * BATCH
     _check_whole_batches(final)
     assert {item["batch"] for item in final} == set(range(BATCHES))
+    # Reads were under way while the batches were written (the writers waited for the readers
+    # to start), whatever the speeds of the two.
     assert len(seen) > 4
     for snapshot in seen:
         if len(snapshot) == 7:  # the latest 7 may begin inside a batch: its tail, then whole ones
@@ -101,6 +114,21 @@ async def test_racing_get_or_create_of_one_external_id_makes_one_session() -> No
     )
     assert len({session.id for session in sessions}) == 1
     assert await get_database()["sessions"].count_documents({"external_id": "conv"}) == 1
+    assert await get_database()["session_external_ids"].count_documents({}) == 1
+
+
+async def test_racing_completions_of_a_mapping_left_halfway_make_one_session() -> None:
+    # A creator died after inserting the mapping, before inserting the session it names.
+    named = ObjectId()
+    await get_database()["session_external_ids"].insert_one(
+        {"external_namespace": "race", "user_id": None, "external_id": "c", "session_id": named}
+    )
+    repo = SessionsRepository()
+    sessions = await asyncio.gather(
+        *(repo.get_or_create_by_external_id("c", namespace="race") for _ in range(20))
+    )
+    assert {session.id for session in sessions} == {named}
+    assert await get_database()["sessions"].count_documents({"external_id": "c"}) == 1
 
 
 async def test_a_clear_racing_appends_leaves_only_whole_later_batches() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,9 +22,10 @@ from agents_core.db import (
     ToolCallsRepository,
     get_database,
 )
+from agents_core.db.limits import APPEND_GRACE
 from agents_core.db.repositories import _listing, lifecycle
 from agents_core.db.retention import SweepResult, sweep
-from tests.helpers import make_agent, make_session
+from tests.helpers import Clock, make_agent, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -486,8 +488,9 @@ async def test_sweep_with_a_controllable_clock() -> None:
     assert await everything_of(first.id) == NOTHING
 
 
+@pytest.mark.parametrize("same_millisecond", [False, True], ids=["later", "same-millisecond"])
 async def test_a_session_that_becomes_active_while_swept_survives(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, clock: Clock, same_millisecond: bool
 ) -> None:
     idle = [await make_session(f"s{i}") for i in range(3)]
     for session in idle:
@@ -497,18 +500,45 @@ async def test_a_session_that_becomes_active_while_swept_survives(
 
     async def activity_before_the_claim(db: Any, session_id: ObjectId, *args: Any) -> bool:
         if session_id == revived:  # the user comes back between the sweep's read and its claim
+            if not same_millisecond:
+                clock.advance()
             await messages.create(session_id, "user", "I'm back")
         return await claim(db, session_id, *args)
 
     monkeypatch.setattr(lifecycle, "claim", activity_before_the_claim)
-    # The clock is far ahead, so the revived session is still "idle" by it: only the
-    # compare-and-set on updated_at saves it.
+    # The sweep's clock is far ahead, so the revived session is still "idle" by it: only the
+    # compare-and-set saves it, also when the append records the very millisecond the sweep
+    # read (a fast machine): its seq tells, where a timestamp cannot.
     result = await sweep(timedelta(days=1), now=datetime.now(UTC) + timedelta(days=10))
     assert result == SweepResult(removed=2, resumed=0, kept=1)
     kept = await sessions.find_by_id(revived)
     assert [m.content for m in kept.messages] == ["m1", "m2", "I'm back"]
     for session in (idle[0], idle[2]):
         assert await everything_of(session.id) == NOTHING
+
+
+async def test_a_sweep_waits_for_an_append_still_inserting_and_removes_it(
+    monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    session = await make_session()
+    await fill(session.id, 2)
+    # An append has just reserved seq 3 (the session says so) and is still inserting.
+    await get_database()["sessions"].update_one(
+        {"_id": session.id}, {"$set": {"last_seq": 3, "updated_at": clock.now}}
+    )
+    waited: list[float] = []
+
+    async def grace(seconds: float) -> None:
+        """The deletion's wait for stragglers: the append lands meanwhile."""
+        waited.append(seconds)
+        straggler = {"session_id": session.id, "seq": 3, "role": "user", "content": "late"}
+        await get_database()["messages"].insert_one(straggler)
+
+    monkeypatch.setattr(lifecycle, "asyncio", SimpleNamespace(sleep=grace))
+    result = await sweep(timedelta(days=1), now=clock.now + timedelta(days=2))
+    assert result.removed == 1
+    assert waited == [APPEND_GRACE.total_seconds()]
+    assert await everything_of(session.id) == NOTHING
 
 
 async def test_a_sweep_finishes_deletions_a_crash_left(crash_at: list[str]) -> None:

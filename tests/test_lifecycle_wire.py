@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -29,7 +30,7 @@ from agents_core.db import (
 )
 from agents_core.db.repositories import lifecycle
 from agents_core.db.retention import sweep
-from tests.helpers import make_session
+from tests.helpers import HANG_GUARD_S, make_session
 from tests.test_lifecycle import NOTHING, everything_of, fill, session_with_everything
 
 pytestmark = [pytest.mark.wire_only, pytest.mark.usefixtures("wire_db")]
@@ -42,6 +43,7 @@ async def test_a_walk_under_concurrent_activity_returns_every_session_once() -> 
     created = [await make_session(f"s{i}", user_id="u") for i in range(40)]
     rng = random.Random(7)
     done = asyncio.Event()
+    bumped = asyncio.Event()
     bumps = 0
 
     async def activity() -> None:
@@ -50,26 +52,37 @@ async def test_a_walk_under_concurrent_activity_returns_every_session_once() -> 
             target = rng.choice(created)
             await messages.create(target.id, "user", "bump")
             bumps += 1
+            bumped.set()
             if bumps % 10 == 0:
                 await make_session("new", user_id="u")
             if bumps % 15 == 0:
                 await sessions.archive(rng.choice(created).id)
+
+    async def moved_around() -> None:
+        """Until the writers have bumped sessions twice more: every page boundary sees activity,
+        however fast the walk and the writers are."""
+        target = bumps + 2
+        while bumps < target:
+            bumped.clear()
+            await asyncio.wait_for(bumped.wait(), HANG_GUARD_S)
 
     async def walk() -> list[ObjectId]:
         seen: list[ObjectId] = []
         page = await sessions.list_by_user("u", limit=3)
         while True:
             seen += [s.id for s in page.items]
-            await asyncio.sleep(0.01)  # let the activity move sessions around between pages
             if page.next_cursor is None:
                 done.set()
                 return seen
+            await moved_around()
             page = await sessions.list_by_user("u", limit=3, cursor=page.next_cursor)
 
     writers = [asyncio.create_task(activity()) for _ in range(3)]
-    seen = await walk()
-    await asyncio.gather(*writers)
-    assert bumps > 20  # the walk really ran under activity
+    try:
+        seen = await walk()
+    finally:
+        done.set()
+        await asyncio.gather(*writers)
     assert len(seen) == len(set(seen)) == 40
     assert set(seen) == {s.id for s in created}
 
@@ -214,10 +227,22 @@ async def test_a_fork_racing_the_deletion_of_its_source_is_whole_or_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(lifecycle, "FORK_WINDOW", 20)  # many windows: the deletion lands between
+    messages_collection = get_database()["messages"]
+    insert_many = type(messages_collection).insert_many
+    deleted_during_copy: list[ObjectId] = []  # the source to delete once the copy has begun
+
+    async def copy_batch(collection: Any, documents: Any, *args: Any, **kwargs: Any) -> Any:
+        if deleted_during_copy:  # the fork's first window: the deletion runs now, for sure
+            await sessions.delete(deleted_during_copy.pop())
+        return await insert_many(collection, documents, *args, **kwargs)
+
+    monkeypatch.setattr(type(messages_collection), "insert_many", copy_batch)
     outcomes = set()
-    for delay in (0.0, 0.02, 0.05, 0.2):
+    # ``None``: the deletion runs inside the copy (the outcome is known: refused); the delays
+    # let the two race wherever they meet.
+    for delay in (None, 0.0, 0.02, 0.05, 0.2):
         source = await make_session(user_id="forks")
-        await get_database()["messages"].insert_many(
+        await messages_collection.insert_many(
             [
                 {"session_id": source.id, "seq": seq, "role": "user", "content": f"m{seq}"}
                 for seq in range(1, 301)
@@ -225,9 +250,14 @@ async def test_a_fork_racing_the_deletion_of_its_source_is_whole_or_nothing(
         )
         await get_database()["sessions"].update_one({"_id": source.id}, {"$set": {"last_seq": 300}})
 
-        async def delete_later(session_id: ObjectId = source.id, delay: float = delay) -> None:
-            await asyncio.sleep(delay)
-            await sessions.delete(session_id)
+        async def delete_later(
+            session_id: ObjectId = source.id, delay: float | None = delay
+        ) -> None:
+            if delay is None:
+                deleted_during_copy.append(session_id)
+            else:
+                await asyncio.sleep(delay)
+                await sessions.delete(session_id)
 
         fork, _ = await asyncio.gather(
             sessions.fork(source.id), delete_later(), return_exceptions=True
@@ -244,4 +274,4 @@ async def test_a_fork_racing_the_deletion_of_its_source_is_whole_or_nothing(
             assert (
                 await get_database()["messages"].count_documents({"session_id": raw["_id"]}) == 300
             )
-    assert "refused" in outcomes  # the race really happened at least once
+    assert "refused" in outcomes  # the deletion inside the copy, at least

@@ -18,13 +18,14 @@ from agents_core.db import (
     get_database,
 )
 from agents_core.db.documents import utcnow
-from tests.helpers import make_session
+from tests.helpers import Clock, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
 
 
-async def test_create_assigns_increasing_seq_and_bumps_session() -> None:
+async def test_create_assigns_increasing_seq_and_bumps_session(clock: Clock) -> None:
     session = await make_session()
+    clock.advance()
     repo = MessagesRepository()
     messages = [
         await repo.create(session.id, role, text)
@@ -39,7 +40,7 @@ async def test_create_assigns_increasing_seq_and_bumps_session() -> None:
     assert [m.role for m in messages] == list(MessageRole)
     assert all(isinstance(m, Message) and m.session_id == session.id for m in messages)
     reloaded = await SessionsRepository().find_by_id(session.id, message_limit=0)
-    assert reloaded.updated_at >= messages[-1].created_at
+    assert reloaded.updated_at == messages[-1].created_at == clock.now > session.updated_at
     assert reloaded.last_seq == 4
 
 

@@ -239,7 +239,7 @@ def test_from_uri_owns_its_client_and_serves_run_sync(wire_uri: str, layer_by_ur
     async def indexes() -> set[str]:
         await init_db(wire_uri, database=layer_by_uri)
         try:
-            return set(await get_database()["sessions"].index_information())
+            return set(await get_database()["session_external_ids"].index_information())
         finally:
             await close_db()
 

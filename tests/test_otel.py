@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from agents_core.db import Run
-from agents_core.otel import COST_ATTRIBUTE, ExportError, export_run, record_run
+from agents_core.trace.otel import COST_ATTRIBUTE, ExportError, export_run, record_run
 from tests.recorded import MODEL_ERROR, record_demo, record_hostile
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

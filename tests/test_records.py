@@ -22,7 +22,7 @@ from agents_core.db import (
     get_database,
 )
 from agents_core.db.documents import utcnow
-from tests.helpers import make_agent, make_run, make_session
+from tests.helpers import Clock, make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -109,12 +109,11 @@ def test_a_record_takes_a_naive_datetime_as_utc_and_converts_other_zones() -> No
         Message.model_validate_json(as_json.replace("Z", "").replace("+00:00", ""))
 
 
-def test_utcnow_is_now_in_utc_in_whole_milliseconds() -> None:
-    before = datetime.now(UTC) - timedelta(milliseconds=1)
+def test_utcnow_is_now_in_utc_in_whole_milliseconds(clock: Clock) -> None:
+    clock.now = datetime(2026, 1, 2, 3, 4, 5, 123999, tzinfo=UTC)  # what the system clock says
     now = utcnow()
+    assert now == datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
     assert now.tzinfo is UTC
-    assert now.microsecond % 1000 == 0
-    assert before <= now <= datetime.now(UTC)
 
 
 async def test_a_document_that_no_longer_validates_is_reported_as_corrupt() -> None:

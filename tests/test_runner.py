@@ -32,7 +32,7 @@ from agents_core.runner import (
 )
 from tests.helpers import make_agent, make_session
 
-pytestmark = pytest.mark.usefixtures("backend")
+pytestmark = pytest.mark.usefixtures("profiled_backend")
 
 
 def registry() -> ToolRegistry:
@@ -313,7 +313,7 @@ async def test_cancellation_wins_over_a_database_error_while_recording_it() -> N
     from agents_core.db import DatabaseUnavailableError, ToolCallsRepository
 
     class Failing(ToolCallsRepository):
-        async def complete(self, *args: object, **kwargs: object) -> Any:
+        async def complete_many(self, *args: object, **kwargs: object) -> Any:
             raise DatabaseUnavailableError("db gone")
 
     run = await cancel_mid_tool(await routed_session(), tool_calls=Failing())

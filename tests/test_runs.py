@@ -17,7 +17,7 @@ from agents_core.db import (
     ToolCallStatus,
     get_database,
 )
-from tests.helpers import common_prefix, make_agent, make_run, make_session
+from tests.helpers import Clock, common_prefix, make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -45,12 +45,12 @@ async def test_create_needs_an_existing_session_and_agent() -> None:
 
 
 @pytest.mark.parametrize("status", ["completed", RunStatus.failed])
-async def test_complete_once(status: str) -> None:
+async def test_complete_once(status: str, clock: Clock) -> None:
     run = await make_run()
+    finished_at = clock.advance()
     done = await RunsRepository().complete(run.id, status, "boom" if status == "failed" else None)
     assert done.status == status
-    assert done.completed_at is not None
-    assert done.completed_at >= done.started_at
+    assert (done.started_at, done.completed_at) == (run.started_at, finished_at)
     with pytest.raises(InvalidStateError):
         await RunsRepository().complete(run.id, "completed")
     assert (await RunsRepository().find_by_id(run.id)).status == status
@@ -81,11 +81,16 @@ async def test_update_usage_of_unknown_run_raises_not_found() -> None:
         await RunsRepository().update_usage(ObjectId(), 1, 0.1)
 
 
-async def test_list_by_session_is_in_start_order() -> None:
+async def test_list_by_session_is_in_start_order(clock: Clock) -> None:
     session, agent = await make_session(), await make_agent()
-    runs = [await RunsRepository().create(session.id, agent.id) for _ in range(3)]
-    listed = await RunsRepository().list_by_session(session.id)
-    assert [r.id for r in listed] == [r.id for r in runs]
+    repo = RunsRepository()
+    later = await repo.create(session.id, agent.id)
+    clock.advance(-1)  # started a millisecond earlier (another process's clock, say)
+    earlier = await repo.create(session.id, agent.id)
+    tied = await repo.create(session.id, agent.id)  # the same millisecond: then by id
+    listed = await repo.list_by_session(session.id)
+    assert [r.id for r in listed] == [earlier.id, tied.id, later.id]
+    assert [r.id for r in await repo.list_by_session(session.id, limit=2)] == [tied.id, later.id]
 
 
 async def test_ids_by_prefix_name_the_runs_a_prefix_starts() -> None:

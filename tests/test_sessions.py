@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import timedelta
 
 import pytest
 from bson import ObjectId
@@ -16,9 +16,11 @@ from agents_core.db import (
     SessionWithMessages,
     get_database,
 )
-from tests.helpers import common_prefix, make_agent, make_session
+from tests.helpers import Clock, common_prefix, make_agent, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
+
+ONE_MS = timedelta(milliseconds=1)
 
 
 async def test_create_defaults() -> None:
@@ -55,12 +57,13 @@ async def test_find_by_id_of_unknown_session_raises_not_found() -> None:
     assert info.value.entity == "session"
 
 
-async def test_set_active_agent_needs_both() -> None:
+async def test_set_active_agent_needs_both(clock: Clock) -> None:
     session = await make_session()
     agent = await make_agent()
+    later = clock.advance()
     updated = await SessionsRepository().set_active_agent(str(session.id), str(agent.id))
     assert updated.active_agent_id == agent.id
-    assert updated.updated_at >= session.updated_at
+    assert (session.updated_at, updated.updated_at) == (later - ONE_MS, later)  # routing bumps it
     with pytest.raises(NotFoundError) as info:
         await SessionsRepository().set_active_agent(session.id, ObjectId())
     assert info.value.entity == "agent"
@@ -69,17 +72,31 @@ async def test_set_active_agent_needs_both() -> None:
     assert info.value.entity == "session"
 
 
-async def test_list_active_is_most_recently_updated_first() -> None:
+async def test_list_active_is_most_recently_updated_first(clock: Clock) -> None:
     repo = SessionsRepository()
     first = await make_session("first")
     for title in ("second", "third"):
-        await asyncio.sleep(0.002)  # timestamps have millisecond precision
+        clock.advance()  # each write in a millisecond of its own
         await make_session(title)
-    await asyncio.sleep(0.002)
+    clock.advance()
     await MessagesRepository().create(first.id, "user", "bump")  # first is now the latest
     titles = [s.title for s in await repo.list_active()]
     assert titles == ["first", "third", "second"]
     assert [s.title for s in await repo.list_active(limit=2)] == ["first", "third"]
+
+
+async def test_sessions_active_in_one_millisecond_are_listed_newest_created_first(
+    clock: Clock,
+) -> None:
+    """The order is by the stored time of the last activity, then by id: within one
+    millisecond the newer session comes first, whichever of them was touched last."""
+    repo = SessionsRepository()
+    older = await make_session("older", user_id="u")
+    newer = await make_session("newer", user_id="u")
+    await MessagesRepository().create(older.id, "user", "bump")  # the same millisecond
+    assert [s.id for s in await repo.list_active()] == [newer.id, older.id]
+    assert [s.id for s in (await repo.list_by_user("u", limit=1)).items] == [newer.id]
+    assert [s.id for s in (await repo.list_active_page(limit=2)).items] == [newer.id, older.id]
 
 
 async def test_list_active_scopes_to_user_and_skips_archived() -> None:

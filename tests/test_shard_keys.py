@@ -10,7 +10,7 @@ scatter-gather, with what a cluster does about them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,16 +18,26 @@ import pytest
 from agents_core.db import (
     AgentsRepository,
     CreateAgentDTO,
+    ExternalSessionDTO,
+    FinishedRun,
+    FinishedToolCall,
     MessagesRepository,
+    ModelCall,
+    NewMessage,
+    NewToolCall,
     RunsRepository,
     SessionsRepository,
+    ToolCallResult,
     ToolCallsRepository,
 )
-from agents_core.db.documents import SHARD_KEYS
+from agents_core.db.documents import DOCUMENT_MODELS, SHARD_KEYS, utcnow
 from agents_core.db.retention import sweep
 from agents_core.testing.commands import CommandCounter
 
-pytestmark = pytest.mark.usefixtures("wire_db")
+pytestmark = [
+    pytest.mark.usefixtures("profiled_backend"),
+    pytest.mark.parametrize("profiled_backend", ["wire", "wire-mongodb"], indirect=True),
+]
 
 #: Operations documented as scatter-gather (they filter on something else than the shard key).
 SCATTER = {
@@ -42,8 +52,6 @@ SCATTER = {
     "retention.sweep",
     "runs.list_by_session",
     "runs.list_stale",
-    "sessions.find_by_external_id",
-    "sessions.get_or_create_by_external_id",
     # An id prefix is a range of _id, which a hashed key spreads over every shard (what a person
     # typed, resolved once per command: not a hot path).
     "sessions.list_ids_by_prefix",
@@ -51,18 +59,32 @@ SCATTER = {
 }
 
 
-def _filters(name: str, command: dict[str, Any]) -> list[dict[str, Any]]:
-    """The filters (or, for inserts, the documents) a command addresses."""
+def _filters(name: str, command: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The collections and filters (or, for inserts, the documents) a command addresses."""
+    collection = command[name]
     if name == "find":
-        return [command.get("filter", {})]
+        return [(collection, command.get("filter", {}))]
     if name == "findAndModify":
-        return [command.get("query", {})]
+        return [(collection, command.get("query", {}))]
     if name == "update":
-        return [update["q"] for update in command["updates"]]
+        return [(collection, update["q"]) for update in command["updates"]]
     if name == "delete":
-        return [delete["q"] for delete in command["deletes"]]
+        return [(collection, delete["q"]) for delete in command["deletes"]]
     if name == "insert":
-        return list(command["documents"])
+        return [(collection, document) for document in command["documents"]]
+    if name == "aggregate":  # its first stage picks the documents; each $lookup its own
+        stages = command["pipeline"]
+        joined = [
+            (
+                stage["$lookup"]["from"],
+                stage["$lookup"]["pipeline"][0]["$match"]
+                if "pipeline" in stage["$lookup"]
+                else {"_id": "joined by the local field"},
+            )
+            for stage in stages
+            if "$lookup" in stage
+        ]
+        return [(collection, stages[0].get("$match", {})), *joined]
     raise AssertionError(f"unexpected command {name}")
 
 
@@ -92,6 +114,26 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
     doomed_run = await runs.create(doomed.id, agent.id)
     await calls.create(doomed_run.id, "t", "x" * (70 * 1024))
 
+    now = datetime.now(UTC)
+    framework_run = FinishedRun(
+        source="framework",
+        external_id="trace-1",
+        session_id=session.id,
+        agent_id=agent.id,
+        started_at=now,
+        completed_at=now,
+        calls=[
+            FinishedToolCall(tool_name="t", input="{}", output="x" * (70 * 1024), started_at=now)
+        ],
+    )
+    model_call = ModelCall(model="m", started_at=utcnow(), duration_ms=1.0)
+
+    async def complete_pending(calls: ToolCallsRepository, run_id: Any) -> None:
+        # The two that record_model_call(tools) appended (the others have operations below).
+        pending = [c for c in await calls.find_by_run(run_id) if c.status.value == "pending"]
+        ends = [ToolCallResult(c.id, "ok", "success", 1.0) for c in pending[-2:]]
+        await calls.complete_many(ends)
+
     operations: dict[str, Callable[[], Awaitable[object]]] = {
         "agents.create": lambda: agents.create(CreateAgentDTO(name="other")),
         "agents.find_by_id": lambda: agents.find_by_id(agent.id),
@@ -102,6 +144,7 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "agents.update_instructions": lambda: agents.update_instructions(agent.id, "x"),
         "sessions.create": lambda: sessions.create("another", user_id="u"),
         "sessions.find_by_id": lambda: sessions.find_by_id(session.id),
+        "sessions.find_with_agent": lambda: sessions.find_with_agent(session.id),
         "sessions.set_active_agent": lambda: sessions.set_active_agent(session.id, agent.id),
         "sessions.list_active": lambda: sessions.list_active(user_id="u"),
         "messages.create": lambda: messages.create(session.id, "user", "hi"),
@@ -113,6 +156,14 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "sessions.find_by_external_id": lambda: sessions.find_by_external_id("c", namespace="n"),
         "sessions.get_or_create_by_external_id": lambda: sessions.get_or_create_by_external_id(
             "c", namespace="n", user_id="u"
+        ),
+        "sessions.get_or_create_many_by_external_id": lambda: (
+            sessions.get_or_create_many_by_external_id(
+                [
+                    ExternalSessionDTO(external_id="c", namespace="n", user_id="u"),
+                    ExternalSessionDTO(external_id="d", namespace="n", user_id="u"),
+                ]
+            )
         ),
         "messages.append_items": lambda: messages.append_items(
             session.id, [{"role": "user", "content": "a"}, {"type": "reasoning", "id": "r"}]
@@ -130,7 +181,16 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "retention.sweep": lambda: sweep(timedelta(days=1)),
         "runs.create": lambda: runs.create(session.id, agent.id),
         "runs.find_by_id": lambda: runs.find_by_id(run.id),
+        "runs.insert_finished": lambda: runs.insert_finished([framework_run]),
+        "runs.find_by_external_id": lambda: runs.find_by_external_id("trace-1", source="framework"),
         "runs.update_usage": lambda: runs.update_usage(run.id, 3, 0.1),
+        "runs.record_model_call(tools)": lambda: runs.record_model_call(
+            run.id, model_call, tool_calls=[NewToolCall("t", "{}"), NewToolCall("t", "{}")]
+        ),
+        "tool_calls.complete_many": lambda: complete_pending(calls, run.id),
+        "messages.create_batch": lambda: messages.create_batch(
+            session.id, [NewMessage("assistant", "a"), NewMessage("assistant", "b")]
+        ),
         "runs.list_by_session": lambda: runs.list_by_session(session.id),
         "runs.list_stale": lambda: runs.list_stale(timedelta(0)),
         "sessions.list_ids_by_prefix": lambda: sessions.list_ids_by_prefix(str(session.id)[:8]),
@@ -150,9 +210,28 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
             await operation()
         assert sent, label
         for name, command in sent:
-            collection = command[name]
-            for where in _filters(name, command):
+            for collection, where in _filters(name, command):
                 if not _targeted(collection, where):
                     scattered.add(label)
     # runs.delete also deletes the run's payload chunks by run id: scatter-gather, documented.
     assert scattered == SCATTER | {"runs.delete"}
+
+
+def test_every_unique_index_starts_with_its_collections_shard_key() -> None:
+    """MongoDB enforces a unique index on a sharded collection only if it starts with the shard
+    key (and refuses to shard a collection that has another): every declared one does."""
+    checked = 0
+    for document in DOCUMENT_MODELS:
+        key = SHARD_KEYS.get(document.Settings.name)
+        for index in document.Settings.indexes:
+            spec = index.document
+            if not spec.get("unique"):
+                continue
+            assert key is not None or document.Settings.name == "agents", spec["name"]
+            if key is None:  # unsharded: one shard enforces it
+                continue
+            fields = list(spec["key"])
+            assert fields[: len(key)] == list(key), (document.Settings.name, spec["name"])
+            checked += 1
+    # messages (2), payload_chunks, session_listings, session_external_ids
+    assert checked == 5

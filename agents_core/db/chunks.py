@@ -42,10 +42,13 @@ __all__ = [
 COLLECTION: str = PayloadChunkDocument.Settings.name
 
 
-def split(data: bytes, owner: Mapping[str, Any]) -> tuple[PayloadRef, list[dict[str, Any]]]:
+def split(
+    data: bytes, owner: Mapping[str, Any], *, payload_id: ObjectId | None = None
+) -> tuple[PayloadRef, list[dict[str, Any]]]:
     """``data``'s reference and its chunk documents, each carrying ``owner``'s fields (e.g.
-    ``{"run_id": id}``); nothing is written. Empty data is one empty chunk."""
-    payload_id = ObjectId()
+    ``{"run_id": id}``); nothing is written. Empty data is one empty chunk. ``payload_id``: an
+    id the caller derived (so that a retried write finds what landed), else a new one."""
+    payload_id = payload_id or ObjectId()
     docs = [
         {"payload_id": payload_id, **owner, "n": n, "data": data[start : start + CHUNK_BYTES]}
         for n, start in enumerate(range(0, max(len(data), 1), CHUNK_BYTES))

@@ -50,6 +50,7 @@ from agents_core.db.errors import (
     WrongEventLoopError,
     translate,
 )
+from agents_core.db.server import ServerProfile, detect_profile
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -83,6 +84,7 @@ class Connection:
         "client",
         "database",
         "owns_client",
+        "profile",
         "seq_hints",
         "settings",
         "uri",
@@ -96,6 +98,7 @@ class Connection:
         *,
         owns_client: bool,
         uri: str | None = None,
+        profile: ServerProfile,
     ) -> None:
         self.client = client
         self.database = database
@@ -104,6 +107,8 @@ class Connection:
         #: The URI ``connect`` made the client from (``None`` for an injected client): what
         #: reaches the same database from another event loop.
         self.uri = uri
+        #: What the server is, and so how the repositories write on it (``db/server.py``).
+        self.profile = profile
         self._loop = asyncio.get_running_loop()
         #: The latest ``last_seq`` this process saw per session: appends try it first (see
         #: ``repositories/messages.py``); a stale hint costs a command, never correctness.
@@ -151,14 +156,18 @@ async def connect(
     client: AsyncMongoClient[Any] | None = None,
     settings: Settings | None = None,
     create_indexes: bool = True,
+    profile: ServerProfile | None = None,
 ) -> Connection:
-    """Open a connection and create the indexes (idempotently).
+    """Open a connection, find out what server it talks to, and create the indexes
+    (idempotently).
 
     URI: ``uri``, else ``MONGODB_URI``, else ``mongodb://localhost:27017``. Database:
     ``database``, else ``MONGODB_DB``, else the URI's path, else ``agents_core``. With
     ``client``, that client (an application's own, or the in-memory mock) is used as it is and
     is never closed by this layer. ``create_indexes=False`` skips the ``createIndexes``
     commands, for a further connection to a database whose indexes a first one created.
+    ``profile`` says what the server is (a further connection takes its first one's); without
+    it one ``buildInfo`` finds out (``agents_core.db.server``).
     """
     settings = settings or Settings()
     uri = uri or settings.mongodb_uri or DEFAULT_URI
@@ -170,12 +179,14 @@ async def connect(
         uri_database = None
     name = database or settings.mongodb_db or uri_database or DEFAULT_DATABASE
     try:
+        database_handle = client.get_database(name, codec_options=_utc_codec_options(client))
         connection = Connection(
             client,
-            client.get_database(name, codec_options=_utc_codec_options(client)),
+            database_handle,
             settings,
             owns_client=owns_client,
             uri=uri if owns_client else None,
+            profile=profile or await detect_profile(database_handle),
         )
         for document in DOCUMENT_MODELS if create_indexes else ():
             indexes = document.Settings.indexes
@@ -198,6 +209,7 @@ async def init_db(
     client: AsyncMongoClient[Any] | None = None,
     settings: Settings | None = None,
     replace: bool = False,
+    profile: ServerProfile | None = None,
 ) -> Connection:
     """Open the default connection (``connect``'s arguments) and bind the Beanie documents to it.
 
@@ -206,7 +218,9 @@ async def init_db(
     """
     if _default is not None and not replace:
         raise AlreadyInitializedError()
-    connection = await connect(uri, database=database, client=client, settings=settings)
+    connection = await connect(
+        uri, database=database, client=client, settings=settings, profile=profile
+    )
     await _set_default(connection)
     return connection
 

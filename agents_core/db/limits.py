@@ -29,6 +29,8 @@ __all__ = [
     "MAX_MODEL_CALLS_PER_RUN",
     "MAX_NAME_LENGTH",
     "MAX_STALE_AGE",
+    "MAX_STEPS_PER_RUN",
+    "MAX_STEP_DATA_BYTES",
     "MAX_TOKENS",
     "RECENT_KEYS_KEPT",
     "RUN_BATCH",
@@ -49,6 +51,10 @@ MAX_LIMIT = 1_000
 MAX_AMOUNT = float(2**53)
 #: Most model calls one run embeds (the runner's ``max_steps`` bounds it far lower).
 MAX_MODEL_CALLS_PER_RUN = 1_000
+#: Most steps (handoffs, guardrails, custom spans, …) one framework's run embeds.
+MAX_STEPS_PER_RUN = 1_000
+#: Largest ``data`` of one step, in bytes of BSON: details to show, not a payload.
+MAX_STEP_DATA_BYTES = 16 * 1024
 #: Largest token total a run can hold (MongoDB's 64-bit integer).
 MAX_TOKENS = 2**63 - 1
 #: Largest stored size of an item appended with ``append_items``: the BSON of the fields that

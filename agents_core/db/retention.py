@@ -11,8 +11,9 @@ instead, from cron (``agents-core retention --older-than DAYS``) or any schedule
     result = await sweep(timedelta(days=30))
     print(result.removed, "sessions removed")
 
-Each idle session is claimed with a compare-and-set on its ``updated_at`` (it becomes
-``deleting`` only if nothing was appended since the sweep read it): a session that becomes
+Each idle session is claimed with a compare-and-set on its ``last_seq`` and ``updated_at`` (it
+becomes ``deleting`` only if nothing was appended since the sweep read it: every append raises
+``last_seq``, also one that records the millisecond the sweep read): a session that becomes
 active again while it is being swept survives, and an append that comes after the claim is
 refused (``NotFoundError``) rather than written into a session being removed. A sweep that
 crashed midway is finished by the next one: it resumes every ``deleting`` session first.
@@ -106,13 +107,13 @@ async def sweep(
     while (
         idle := await sessions.find(
             {"status": {"$in": _SWEPT}, "updated_at": {"$lt": cutoff}, "_id": {"$nin": kept}},
-            {"_id": 1, "status": 1, "updated_at": 1},
+            lifecycle.STATE,  # what the deletion needs (an external id's key among it)
         )
         .limit(_BATCH)
         .to_list()
     ):
         for raw in idle:
-            if not await lifecycle.claim(connection, raw["_id"], raw["status"], raw["updated_at"]):
+            if not await lifecycle.claim(connection, raw["_id"], raw):
                 kept.append(raw["_id"])  # appended to (or edited) since it was read
                 continue
             await lifecycle.finish_deletion(connection, raw["_id"], raw)

@@ -17,8 +17,22 @@ with the error text and the exception re-raised; on cancellation it is completed
 ``cancelled`` (shielded, so the record is written) and the cancellation re-raised. The runner
 never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
 
-With ``turn_id``, every message of the turn is appended with an idempotency key derived from it,
-so a caller that retries a turn after a network error does not store its messages twice.
+Each step is as few commands as its records allow: the session, its agent and its history are
+read together; a model answer that asks for tools is appended, then recorded with the tool
+calls it asks for (pending) in one update of the run; the tools run one after the other in the
+model's order, their ends are recorded in one update, and their results are appended as one
+batch of messages (one ``seq`` reservation, one insert: a reader sees all of them or none); the
+last model call is recorded with the run's end. A turn whose model asks for 5 tools and then
+answers is 14 commands on MongoDB, 17 on SecantusDB (``tests/test_round_trips.py``,
+``benchmarks/README.md``). A step interrupted (cancelled, or an error) records what ran: its tool
+calls (the interrupted one and those never started as errors) and the results so far. A process
+killed or a database lost mid-step leaves the answer that asked for the tools, the step's tool
+calls ``pending`` (``mark_abandoned`` closes them) and none of their results: the history stays
+one a model API accepts (``agents_core.models.chat`` answers the missing results).
+
+With ``turn_id``, every message of the turn is appended with an idempotency key derived from it
+(one append each), so a caller that retries a turn after a network error does not store its
+messages twice.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import asyncio
 import copy
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -43,11 +58,15 @@ from agents_core.db import (
     MessagesRepository,
     ModelCall,
     ModelCallStatus,
+    NewMessage,
+    NewToolCall,
+    NotFoundError,
     RequestedToolCall,
     Run,
     RunsRepository,
     RunStatus,
     SessionsRepository,
+    ToolCallResult,
     ToolCallsRepository,
     ToolCallStatus,
 )
@@ -92,6 +111,7 @@ class AgentRunner:
         self.tool_calls = tool_calls or ToolCallsRepository()
         self.messages = messages or MessagesRepository()
         self.sessions = sessions or SessionsRepository()
+        #: Kept for callers that pass it; a turn reads the agent with its session.
         self.agents = agents or AgentsRepository()
         self.max_steps = max_steps
         self.history_limit = history_limit
@@ -155,10 +175,13 @@ class AgentRunner:
         turn_id: str | None = None,
         replay_of: ObjectId | None = None,
     ) -> Run:
-        session = await self.sessions.find_by_id(session_id, message_limit=self.history_limit)
+        session, agent = await self.sessions.find_with_agent(
+            session_id, message_limit=self.history_limit
+        )
         if session.active_agent_id is None:
             raise InvalidStateError("session", session.id, "has no active agent")
-        agent = await self.agents.find_by_id(session.active_agent_id)
+        if agent is None:
+            raise NotFoundError("agent", session.active_agent_id)
         turn = _Turn(session.id, turn_id)
         user_message = await self._append(turn, MessageRole.user, user_input)
         turn.seq = user_message.seq
@@ -177,49 +200,35 @@ class AgentRunner:
 
     async def _steps(self, run: Run, agent: Agent, turn: _Turn, history: list[Message]) -> Run:
         definitions = self.tools.definitions(agent.tools)
-        settings = self.messages.db.settings
         known = {message.id for message in history}
         for step in range(self.max_steps):
-            response = await self._call_model(run, ModelRequest(agent, tuple(history), definitions))
+            response, call = await self._call_model(
+                run, ModelRequest(agent, tuple(history), definitions)
+            )
             requests = [
                 request
                 if _recordable(request.id)
                 else replace(request, id=f"call_{turn.seq}_{step}_{n}")
                 for n, request in enumerate(response.tool_calls)
             ]
-            if response.text or requests:
-                reply = await self._append(
-                    turn,
-                    MessageRole.assistant,
-                    response.text or "",
-                    requested_tool_calls=[
-                        RequestedToolCall(
-                            id=r.id or "",
-                            name=r.name if _recordable(r.name) else _recordable_name(r.name),
-                            # The message keeps what fits; the tool call keeps them whole.
-                            arguments=_clean(
-                                r.arguments,
-                                settings.max_message_bytes // len(requests),
-                                "arguments",
-                            ),
-                        )
-                        for r in requests
-                    ],
-                )
-                _add(history, known, reply)
-                stored = reply.requested_tool_calls
-                if len(stored) == len(requests):  # a retried turn answers the stored requests
-                    requests = [replace(r, id=s.id) for r, s in zip(requests, stored, strict=True)]
             if not requests:
-                return await self.runs.complete(run.id, RunStatus.completed)
-            for request in requests:
-                _add(history, known, await self._call_tool(run, agent, turn, request))
+                if response.text:
+                    _add(
+                        history,
+                        known,
+                        await self._append(turn, MessageRole.assistant, response.text),
+                    )
+                # The answer's model call is recorded with the run's end, in one update.
+                return await self.runs.complete(run.id, RunStatus.completed, model_call=call)
+            for message in await self._tool_step(run, agent, turn, call, response.text, requests):
+                _add(history, known, message)
         return await self.runs.complete(
             run.id, RunStatus.failed, f"step limit reached: {self.max_steps} model calls"
         )
 
-    async def _call_model(self, run: Run, request: ModelRequest) -> ModelResponse:
-        """One model call, recorded on the run as a ``ModelCall`` whether it answers or fails."""
+    async def _call_model(self, run: Run, request: ModelRequest) -> tuple[ModelResponse, ModelCall]:
+        """One model call: its response and its ``ModelCall``, which the caller records with
+        what follows from it. A call that fails is recorded here, and its error raised."""
         started_at, started = datetime.now(UTC), time.perf_counter()
         try:
             response = await self.model.complete(request)
@@ -252,53 +261,112 @@ class AgentRunner:
             finish_reason=response.finish_reason,
             history_seq=request.messages[-1].seq if request.messages else None,
         )
-        await self.runs.record_model_call(run.id, call)
-        return response
+        return response, call
 
-    async def _call_tool(
-        self, run: Run, agent: Agent, turn: _Turn, request: ToolRequest
-    ) -> Message:
-        enabled = request.name in agent.tools
+    async def _tool_step(
+        self,
+        run: Run,
+        agent: Agent,
+        turn: _Turn,
+        call: ModelCall,
+        text: str | None,
+        requests: list[ToolRequest],
+    ) -> list[Message]:
+        """A model answer that asks for tools: the answer appended to the conversation first
+        (so a step that never ends still shows what the model said and asked), the model call
+        and the tool calls recorded (pending) in one update of the run, the tools executed in
+        the model's order, their ends recorded in one update, then their results appended as
+        one batch. Interrupted (cancelled, or an error), what ran so far is recorded all the
+        same: the calls (the interrupted one and those never started as errors) and the results
+        so far (``agents_core.models.chat`` answers the missing ones); then the interruption is
+        raised."""
+        settings = self.tool_calls.db.settings
+        reply = await self._append(
+            turn,
+            MessageRole.assistant,
+            text or "",
+            requested_tool_calls=[
+                RequestedToolCall(
+                    id=r.id or "",
+                    name=r.name if _recordable(r.name) else _recordable_name(r.name),
+                    # The message keeps what fits; the tool call keeps them whole.
+                    arguments=_clean(
+                        r.arguments, settings.max_message_bytes // len(requests), "arguments"
+                    ),
+                )
+                for r in requests
+            ],
+        )
+        stored = reply.requested_tool_calls
+        if len(stored) == len(requests):  # a retried turn answers the stored requests
+            requests = [replace(r, id=s.id) for r, s in zip(requests, stored, strict=True)]
         # What the model sent is recorded as it is where it can be: a name the layer refuses
         # (blank, too long, control characters) can only be a tool the agent has not enabled.
-        name = request.name if enabled else _recordable_name(request.name)
-        settings = self.tool_calls.db.settings
-        arguments = _clean(request.arguments, settings.max_payload_bytes, "arguments")
-        call = await self.tool_calls.create(run.id, name, arguments, request_id=request.id)
-        if enabled:
-            output, status, elapsed_ms = await self._execute(call.id, request)
-        else:
-            output = f"tool {request.name!r} is not enabled for agent {agent.name!r}"
-            status, elapsed_ms = ToolCallStatus.error, 0.0
-        output = _clean(output, settings.max_payload_bytes, "tool output")
-        await self.tool_calls.complete(call.id, output, status, elapsed_ms)
-        # The tool call keeps the whole output; the conversation gets what fits in a message.
-        content = _truncate(output, settings.max_message_bytes, f"see tool call {call.id}")
-        return await self._append(
-            turn, MessageRole.tool, content, tool_call_id=call.id, request_id=request.id
+        calls = await self.runs.record_model_call(
+            run.id,
+            call,
+            tool_calls=[
+                NewToolCall(
+                    r.name if r.name in agent.tools else _recordable_name(r.name),
+                    _clean(r.arguments, settings.max_payload_bytes, "arguments"),
+                    r.id,
+                )
+                for r in requests
+            ],
         )
+        results: list[ToolCallResult] = []
+        messages: list[NewMessage] = []
+        for record, request in zip(calls, requests, strict=True):
+            started_at, started = datetime.now(UTC), time.perf_counter()
+            try:
+                output, status, elapsed_ms = await self._execute(agent, request, started)
+            except BaseException as exc:
+                error = CANCELLED if isinstance(exc, asyncio.CancelledError) else _error_text(exc)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                results.append(
+                    ToolCallResult(record.id, error, ToolCallStatus.error, elapsed_ms, started_at)
+                )
+                results += [
+                    ToolCallResult(unrun.id, error, ToolCallStatus.error, 0.0)
+                    for unrun in calls[len(results) :]
+                ]
+                await asyncio.shield(self._record_interrupted(turn, results, messages))
+                raise
+            output = _clean(output, settings.max_payload_bytes, "tool output")
+            results.append(ToolCallResult(record.id, output, status, elapsed_ms, started_at))
+            # The tool call keeps the whole output; the conversation gets what fits in a message.
+            content = _truncate(output, settings.max_message_bytes, f"see tool call {record.id}")
+            messages.append(
+                NewMessage(MessageRole.tool, content, tool_call_id=record.id, request_id=request.id)
+            )
+        await self.tool_calls.complete_many(results)
+        return [reply, *await self._append_all(turn, messages)]
 
     async def _execute(
-        self, call_id: str, request: ToolRequest
+        self, agent: Agent, request: ToolRequest, started: float
     ) -> tuple[str, ToolCallStatus, float]:
-        started = time.perf_counter()
+        """Run the tool (if the agent has it enabled): its output, status and duration."""
+        if request.name not in agent.tools:
+            output = f"tool {request.name!r} is not enabled for agent {agent.name!r}"
+            return output, ToolCallStatus.error, 0.0
         try:
             output = await self.tools.execute(request.name, request.arguments)
             status = ToolCallStatus.success
         except ToolError as exc:  # its text is the output (invalid arguments: nothing ran)
-            return str(exc), ToolCallStatus.error, (time.perf_counter() - started) * 1000
-        except asyncio.CancelledError:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            try:
-                await asyncio.shield(
-                    self.tool_calls.complete(call_id, CANCELLED, ToolCallStatus.error, elapsed_ms)
-                )
-            except DatabaseError as exc:  # the cancellation is what the caller must see
-                logger.warning("tool call %s could not be marked cancelled: %s", call_id, exc)
-            raise
+            output, status = str(exc), ToolCallStatus.error
         except Exception as exc:  # a tool's failure is information for the model
             output, status = _error_text(exc), ToolCallStatus.error
         return output, status, (time.perf_counter() - started) * 1000
+
+    async def _record_interrupted(
+        self, turn: _Turn, results: list[ToolCallResult], messages: list[NewMessage]
+    ) -> None:
+        try:
+            await self.tool_calls.complete_many(results)
+            if messages:
+                await self._append_all(turn, messages)
+        except DatabaseError as exc:  # the interruption is what the caller must see
+            logger.warning("interrupted tool calls could not be recorded: %s", exc)
 
     async def _append(
         self,
@@ -308,7 +376,7 @@ class AgentRunner:
         *,
         tool_call_id: str | None = None,
         request_id: str | None = None,
-        requested_tool_calls: list[RequestedToolCall] | None = None,
+        requested_tool_calls: Sequence[RequestedToolCall] = (),
     ) -> Message:
         return await self.messages.create(
             turn.session_id,
@@ -317,8 +385,25 @@ class AgentRunner:
             idempotency_key=turn.key(role.value),
             tool_call_id=tool_call_id,
             request_id=request_id,
-            requested_tool_calls=requested_tool_calls or (),
+            requested_tool_calls=requested_tool_calls,
         )
+
+    async def _append_all(self, turn: _Turn, messages: list[NewMessage]) -> list[Message]:
+        """``messages`` appended in order: one batch (one ``seq`` reservation, one insert);
+        with a ``turn_id``, one keyed append each, so that a retried turn stores none twice."""
+        if turn.turn_id is None:
+            return await self.messages.create_batch(turn.session_id, messages)
+        return [
+            await self._append(
+                turn,
+                MessageRole(message.role),
+                message.content,
+                tool_call_id=message.tool_call_id,
+                request_id=message.request_id,
+                requested_tool_calls=message.requested_tool_calls,
+            )
+            for message in messages
+        ]
 
     async def _fail(self, run: Run, error: str) -> None:
         try:

@@ -11,9 +11,12 @@ from typing import Any
 
 from mongomock_ng.collection import Collection, Cursor
 from mongomock_ng.database import Database
+from pymongo import UpdateOne
+from pymongo.results import BulkWriteResult
 
 _original_list_collection_names = Database.list_collection_names
 _original_find_and_modify = Collection._find_and_modify
+_original_bulk_write = Collection.bulk_write
 
 
 # Beanie >= 2.1 calls list_collection_names(authorizedCollections=True, nameOnly=True).
@@ -54,6 +57,25 @@ def _find_and_modify(
         del self._update
 
 
+# mongomock-ng's bulk_write refuses array_filters, which its update_one takes: a bulk of
+# updates that use them runs as those update_ones, in order (what an ordered bulk does).
+def _bulk_write(self: Collection, requests: Any, ordered: bool = True, **kwargs: Any) -> Any:
+    requests = list(requests)
+    if not any(isinstance(op, UpdateOne) and op._array_filters for op in requests):
+        return _original_bulk_write(self, requests, ordered, **kwargs)
+    matched = modified = 0
+    for op in requests:
+        if not isinstance(op, UpdateOne):
+            raise NotImplementedError("a bulk with array_filters takes UpdateOne only")
+        result = self.update_one(
+            op._filter, op._doc, upsert=bool(op._upsert), array_filters=op._array_filters
+        )
+        matched += result.matched_count
+        modified += result.modified_count
+    counts = {"nInserted": 0, "nUpserted": 0, "nMatched": matched, "nModified": modified}
+    return BulkWriteResult({**counts, "nRemoved": 0, "upserted": []}, True)
+
+
 # batch_size is a wire-level hint; the mock warns that it ignores it (an error under -W error).
 def _batch_size(self: Cursor, count: int) -> Cursor:
     return self
@@ -64,3 +86,4 @@ def apply() -> None:
     setattr(Cursor, "batch_size", _batch_size)  # noqa: B010
     setattr(Database, "list_collection_names", _list_collection_names)  # noqa: B010
     setattr(Collection, "_find_and_modify", _find_and_modify)  # noqa: B010
+    setattr(Collection, "bulk_write", _bulk_write)  # noqa: B010

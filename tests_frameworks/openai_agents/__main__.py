@@ -1,10 +1,20 @@
-"""``python -m tests_frameworks.openai_agents [PYTEST ARGS...]``: the SDK's session tests.
+"""``python -m tests_frameworks.openai_agents [sessions|tracing] [PYTEST ARGS...]``.
 
 Downloads the source distribution of the installed (pinned) ``openai-agents`` into
-``.cache/`` (``pip download --no-binary :all: --no-deps``; its code is never committed here),
-then runs its session suites in a pytest process of their own, from the SDK's root and with
-its configuration, with our plugin swapping its in-test sessions for ``AgentsCoreSession``.
-Extra arguments go to pytest (e.g. ``-x``, ``-k run_sync``).
+``.cache/`` (``pip download --no-binary :all: --no-deps``; its code is never committed here)
+and what its tests import beyond our dev extra (``requirements.txt``, into
+``.cache/frameworks/test-deps``, on the path of those runs only), then runs its suites in
+pytest processes of their own, from the SDK's root and with its
+configuration, each with a plugin of ours:
+
+- ``sessions`` (``plugin.py``): its session suites, its in-test sessions swapped for
+  ``AgentsCoreSession``;
+- ``tracing`` (``tracing_plugin.py``): its runner, tracing and guardrail suites with
+  ``AgentsCoreTracingProcessor`` registered next to its own testing processor, every trace
+  checked against the run we recorded.
+
+Without a name, both, one after the other. Extra arguments go to pytest (e.g. ``-x``,
+``-k run_sync``).
 """
 
 from __future__ import annotations
@@ -16,11 +26,16 @@ import tarfile
 from importlib.metadata import version
 from pathlib import Path
 
-from tests_frameworks.openai_agents.plugin import SUITES
+from tests_frameworks.openai_agents import plugin, tracing_plugin
 
 PACKAGE = "openai-agents"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = REPO_ROOT / ".cache" / "frameworks"
+#: Each run: its plugin module and the suites it runs.
+RUNS = {
+    "sessions": ("tests_frameworks.openai_agents.plugin", plugin.SUITES),
+    "tracing": ("tests_frameworks.openai_agents.tracing_plugin", tracing_plugin.SUITES),
+}
 
 
 def sdk_source(pinned: str) -> Path:
@@ -41,31 +56,43 @@ def sdk_source(pinned: str) -> Path:
     return root
 
 
+def test_dependencies() -> Path:
+    """What the SDK's tests import beyond our dev extra, installed apart (once per pin set)."""
+    requirements = Path(__file__).with_name("requirements.txt")
+    target = CACHE / "test-deps"
+    stamp = target / ".requirements"
+    if stamp.exists() and stamp.read_text() == requirements.read_text():
+        return target
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade"),
+            *("--target", str(target), "-r", str(requirements)),
+        ],
+        check=True,
+    )
+    stamp.write_text(requirements.read_text())
+    return target
+
+
 def main(argv: list[str]) -> int:
+    names = [argv.pop(0)] if argv and argv[0] in RUNS else list(RUNS)
     pinned = version(PACKAGE)  # what the openai-agents extra installed (pinned in pyproject)
     root = sdk_source(pinned)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "tests_frameworks.openai_agents.plugin",
-        "-p",
-        "no:cacheprovider",
-        "-c",
-        str(root / "pyproject.toml"),
-        "--rootdir",
-        str(root),
-        "-q",
-        *SUITES,
-        *argv,
-    ]
-    print(f"openai-agents {pinned}: {' '.join(SUITES)} (from {root})", flush=True)
-    return subprocess.run(command, cwd=root, env=env, check=False).returncode
+    paths = [str(REPO_ROOT), str(test_dependencies()), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+    failed = 0
+    for name in names:
+        module, suites = RUNS[name]
+        command = [
+            *(sys.executable, "-m", "pytest", "-p", module, "-p", "no:cacheprovider"),
+            *("-c", str(root / "pyproject.toml"), "--rootdir", str(root), "-q"),
+            *suites,
+            *argv,
+        ]
+        print(f"openai-agents {pinned}, {name}: {' '.join(suites)} (from {root})", flush=True)
+        code = subprocess.run(command, cwd=root, env=env, check=False).returncode
+        failed = failed or code
+    return failed
 
 
 if __name__ == "__main__":

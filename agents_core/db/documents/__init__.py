@@ -7,26 +7,35 @@ indexes, fields only the layer uses) both derive from it.
 
 from agents_core.db.documents._common import Page, Record, as_utc, utcnow
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
+from agents_core.db.documents.external_id import ExternalIdDocument
 from agents_core.db.documents.listing import SessionListingDocument
 from agents_core.db.documents.message import (
     Message,
     MessageDocument,
     MessageRole,
+    NewMessage,
     RequestedToolCall,
 )
 from agents_core.db.documents.payload import PayloadChunkDocument, PayloadRef
 from agents_core.db.documents.run import (
     CallKind,
+    FinishedRun,
+    FinishedToolCall,
     ModelCall,
     ModelCallStatus,
+    NewToolCall,
     Price,
     Run,
     RunDocument,
     RunStatus,
+    RunStep,
+    StepStatus,
     ToolCall,
+    ToolCallResult,
     ToolCallStatus,
 )
 from agents_core.db.documents.session import (
+    ExternalSessionDTO,
     Session,
     SessionDocument,
     SessionStatus,
@@ -41,6 +50,7 @@ DOCUMENT_MODELS = (
     RunDocument,
     PayloadChunkDocument,
     SessionListingDocument,
+    ExternalIdDocument,
 )
 
 #: The shard key of each collection on a sharded cluster (see ``docs/architecture.md``):
@@ -52,6 +62,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
     "runs": {"_id": "hashed"},
     "payload_chunks": {"payload_id": 1},
     "session_listings": {"listing_id": 1},
+    "session_external_ids": {"external_namespace": 1, "user_id": 1, "external_id": 1},
 }
 
 __all__ = [
@@ -61,11 +72,17 @@ __all__ = [
     "AgentDocument",
     "CallKind",
     "CreateAgentDTO",
+    "ExternalIdDocument",
+    "ExternalSessionDTO",
+    "FinishedRun",
+    "FinishedToolCall",
     "Message",
     "MessageDocument",
     "MessageRole",
     "ModelCall",
     "ModelCallStatus",
+    "NewMessage",
+    "NewToolCall",
     "Page",
     "PayloadChunkDocument",
     "PayloadRef",
@@ -75,12 +92,15 @@ __all__ = [
     "Run",
     "RunDocument",
     "RunStatus",
+    "RunStep",
     "Session",
     "SessionDocument",
     "SessionListingDocument",
     "SessionStatus",
     "SessionWithMessages",
+    "StepStatus",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
     "as_utc",
     "utcnow",

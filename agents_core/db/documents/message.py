@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pymongo
 from beanie import Document
@@ -12,7 +13,14 @@ from pymongo import IndexModel
 
 from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 
-__all__ = ["Message", "MessageDocument", "MessageFields", "MessageRole", "RequestedToolCall"]
+__all__ = [
+    "Message",
+    "MessageDocument",
+    "MessageFields",
+    "MessageRole",
+    "NewMessage",
+    "RequestedToolCall",
+]
 
 
 class MessageRole(StrEnum):
@@ -30,6 +38,17 @@ class RequestedToolCall(Record):
     name: str
     #: The arguments as the model sent them (a JSON object, as text).
     arguments: str
+
+
+class NewMessage(NamedTuple):
+    """A message to append in a batch (``MessagesRepository.create_batch``): ``create``'s
+    arguments but the session and the idempotency key."""
+
+    role: MessageRole | str
+    content: str
+    tool_call_id: str | None = None
+    request_id: str | None = None
+    requested_tool_calls: Sequence[RequestedToolCall] = ()
 
 
 class MessageFields(BaseModel):

@@ -1,29 +1,45 @@
-"""One agent execution, with the tool calls it made embedded in call order."""
+"""One agent execution, with the tool calls it made embedded in call order.
+
+A run is recorded in one of two ways: step by step while it happens (``AgentRunner``: start,
+then each call appended, then complete), or whole once it has finished (a framework's run,
+``RunsRepository.insert_finished``: ``FinishedRun``). The second kind names where it came from
+(``source``, ``external_id``) and may carry ``steps``: what the framework did that is neither a
+model call nor a tool call (a handoff, a guardrail, an agent taking over, a custom span).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymongo import IndexModel
 
+from agents_core.db._items import decode_item
 from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 from agents_core.db.documents.payload import PayloadRef
 
 __all__ = [
+    "STEP_DATA_ESCAPED",
     "CallKind",
+    "FinishedRun",
+    "FinishedToolCall",
     "ModelCall",
     "ModelCallStatus",
+    "NewToolCall",
     "Price",
     "Run",
     "RunDocument",
     "RunFields",
     "RunStatus",
+    "RunStep",
+    "StepStatus",
     "ToolCall",
+    "ToolCallResult",
     "ToolCallStatus",
 ]
 
@@ -45,11 +61,17 @@ class ModelCallStatus(StrEnum):
     error = "error"
 
 
+class StepStatus(StrEnum):
+    success = "success"
+    error = "error"
+
+
 class CallKind(StrEnum):
-    """What ``RunFields.call_order`` records for each call appended to a run."""
+    """What ``RunFields.call_order`` records for each call (or step) appended to a run."""
 
     model = "model"
     tool = "tool"
+    step = "step"
 
 
 class Price(Record):
@@ -131,6 +153,62 @@ class ToolCall(Record):
     input_payload: PayloadRef | None = None
     #: The same for ``output``.
     output_payload: PayloadRef | None = None
+    #: What went wrong, as the framework that ran the tool reported it (a framework's run:
+    #: ``output`` then holds what the model was told instead).
+    error: str | None = None
+
+
+#: Stored beside a step's ``data`` whose field names were escaped (never part of the record).
+STEP_DATA_ESCAPED = "data_keys_escaped"
+
+
+class RunStep(Record):
+    """Something a framework's run did that is neither a model call nor a tool call.
+
+    ``kind`` is the framework's own word for it (``handoff``, ``guardrail``, ``agent``,
+    ``custom``, ``mcp_tools``, …), ``name`` what the views show, ``data`` the framework's
+    details as a JSON object (kept exactly: field names MongoDB refuses are escaped in storage,
+    as a message's item is, and read back as given).
+    """
+
+    kind: str
+    name: str
+    started_at: UtcDatetime
+    duration_ms: float | None = None
+    status: StepStatus = StepStatus.success
+    error: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_data(cls, value: Any) -> Any:
+        """A stored step whose data names were escaped is read back as it was given."""
+        if isinstance(value, dict) and value.get(STEP_DATA_ESCAPED):
+            value = {**value, "data": decode_item(value["data"], True)}
+            del value[STEP_DATA_ESCAPED]
+        return value
+
+
+class NewToolCall(NamedTuple):
+    """A tool call a model asked for, to record as ``pending`` with the model call
+    (``RunsRepository.record_model_call``)."""
+
+    tool_name: str
+    input: str
+    #: The model's id of the call (its ``RequestedToolCall``).
+    request_id: str | None = None
+
+
+class ToolCallResult(NamedTuple):
+    """How a pending tool call ended (``ToolCallsRepository.complete_many``)."""
+
+    #: The ``ToolCall``'s id.
+    id: str
+    output: str
+    status: ToolCallStatus | str
+    duration_ms: float
+    #: When it started executing (``None``: keep the ``started_at`` recorded with the call).
+    started_at: datetime | None = None
 
 
 class RunFields(BaseModel):
@@ -156,6 +234,13 @@ class RunFields(BaseModel):
     input_seq: int | None = None
     #: For a replay (``AgentRunner.replay``): the run it replays.
     replay_of: ObjectIdField | None = None
+    #: A framework's run (``RunsRepository.insert_finished``): the framework that ran it
+    #: (``openai-agents``, …) and its own id of the run (a trace id), unique per source.
+    source: str | None = None
+    external_id: str | None = None
+    #: A framework's run: what it did besides model and tool calls, in the order it happened
+    #: (``call_order`` places each step among the calls).
+    steps: list[RunStep] = Field(default_factory=list)
 
 
 class Run(RunFields, Record):
@@ -163,33 +248,89 @@ class Run(RunFields, Record):
 
     id: ObjectIdField = Field(alias="_id")
 
-    def calls(self) -> list[ModelCall | ToolCall]:
-        """The run's model and tool calls in the order they were recorded.
+    def calls(self) -> list[ModelCall | ToolCall | RunStep]:
+        """The run's model calls, tool calls and steps in the order they were recorded.
 
         That is ``call_order``'s order. A run recorded before ``call_order`` existed (or whose
         order does not account for every call) is ordered by start time instead, a model call
-        first at the same instant, each kind keeping its own recorded order.
+        first at the same instant, then a tool call, then a step, each kind keeping its own
+        recorded order.
         """
-        model_calls, tool_calls = self.model_calls, self.tool_calls
+        model_calls, tool_calls, steps = self.model_calls, self.tool_calls, self.steps
         order = self.call_order
-        if order.count(CallKind.model) == len(model_calls) and order.count(CallKind.tool) == len(
-            tool_calls
+        if (
+            order.count(CallKind.model) == len(model_calls)
+            and order.count(CallKind.tool) == len(tool_calls)
+            and order.count(CallKind.step) == len(steps)
         ):
-            models, tools = iter(model_calls), iter(tool_calls)
-            return [next(models) if kind is CallKind.model else next(tools) for kind in order]
-        ranked: list[tuple[datetime, int, int, ModelCall | ToolCall]] = [
+            kinds: dict[CallKind, Iterator[ModelCall | ToolCall | RunStep]] = {
+                CallKind.model: iter(model_calls),
+                CallKind.tool: iter(tool_calls),
+                CallKind.step: iter(steps),
+            }
+            return [next(kinds[kind]) for kind in order]
+        ranked: list[tuple[datetime, int, int, ModelCall | ToolCall | RunStep]] = [
             (call.started_at, 0, n, call) for n, call in enumerate(model_calls)
         ]
         ranked += [(call.started_at, 1, n, call) for n, call in enumerate(tool_calls)]
+        ranked += [(step.started_at, 2, n, step) for n, step in enumerate(steps)]
         ranked.sort(key=lambda entry: entry[:3])
         return [entry[3] for entry in ranked]
+
+
+class FinishedToolCall(BaseModel):
+    """A tool call of a finished framework run, as ``RunsRepository.insert_finished`` takes it
+    (the repository gives it its id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tool_name: str
+    input: str
+    output: str | None = None
+    status: ToolCallStatus = ToolCallStatus.success
+    error: str | None = None
+    #: The model's id of the call, where the framework says it.
+    request_id: str | None = None
+    started_at: UtcDatetime
+    duration_ms: float | None = None
+
+
+class FinishedRun(BaseModel):
+    """A framework's run that has finished, for ``RunsRepository.insert_finished``.
+
+    ``calls`` are its model calls, tool calls and steps in the order they happened (the list's
+    order is what ``Run.calls`` returns, never re-sorted by a clock). ``external_id`` is the
+    framework's id of the run, unique per ``source``: the run's ``_id`` is derived from the two,
+    so the same run is never stored twice.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    external_id: str
+    session_id: ObjectIdField
+    agent_id: ObjectIdField
+    status: RunStatus = RunStatus.completed
+    error: str | None = None
+    started_at: UtcDatetime
+    completed_at: UtcDatetime
+    calls: list[ModelCall | FinishedToolCall | RunStep] = Field(default_factory=list)
+    #: Of a run the framework reports in parts (an OpenAI Agents SDK run resumed after an
+    #: interruption continues its trace): this part's id, unique within the run. A part of a
+    #: run stored already is appended to it: its calls after the run's, its status, error and
+    #: end the run's from then on. The same part given again changes nothing.
+    part: str | None = None
 
 
 class RunDocument(Document, RunFields):
     """The ``runs`` collection, for read-only Beanie queries (writes: the repositories)."""
 
-    #: Bytes of tool-call text embedded in this document (bounded; the rest is spilled).
+    #: Bytes of tool-call text embedded in this document (bounded; the rest is spilled), and of
+    #: a framework run's error texts and step data.
     inline_bytes: int = 0
+    #: A framework run reported in parts (``FinishedRun.part``): the parts stored, so that one
+    #: given again is not appended twice.
+    parts: list[str] = Field(default_factory=list)
 
     class Settings:
         name = "runs"

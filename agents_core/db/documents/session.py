@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo import IndexModel
 
 from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
@@ -15,6 +15,7 @@ from agents_core.db.documents.message import Message
 
 __all__ = [
     "VISIBLE_STATUSES",
+    "ExternalSessionDTO",
     "Session",
     "SessionDocument",
     "SessionFields",
@@ -37,6 +38,19 @@ class SessionStatus(StrEnum):
 VISIBLE_STATUSES = (SessionStatus.active.value, SessionStatus.archived.value)
 
 
+class ExternalSessionDTO(BaseModel):
+    """A session named by a caller's own id, for ``SessionsRepository.
+    get_or_create_many_by_external_id``: ``external_id`` in ``namespace``, scoped by
+    ``user_id``; ``title`` is given to a session created for it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_id: str
+    namespace: str
+    user_id: str | None = None
+    title: str | None = None
+
+
 class SessionFields(BaseModel):
     """The stored fields of a session that its record shows: declared here once."""
 
@@ -50,7 +64,8 @@ class SessionFields(BaseModel):
     #: shows them.
     cleared_through_seq: int = 0
     #: A caller's own id for this session (e.g. a framework's string session id), unique
-    #: within ``external_namespace`` and ``user_id``.
+    #: within ``external_namespace`` and ``user_id``: the ``session_external_ids`` collection
+    #: holds the key (``documents/external_id.py``); the session shows it.
     external_id: str | None = None
     external_namespace: str | None = None
     created_at: UtcDatetime = Field(default_factory=utcnow)
@@ -105,16 +120,6 @@ class SessionDocument(Document, SessionFields):
                     ("updated_at", pymongo.DESCENDING),
                 ],
                 name="user_id_status_updated_at",
-            ),
-            IndexModel(
-                [
-                    ("external_namespace", pymongo.ASCENDING),
-                    ("user_id", pymongo.ASCENDING),
-                    ("external_id", pymongo.ASCENDING),
-                ],
-                name="external_namespace_user_id_external_id_unique",
-                unique=True,
-                partialFilterExpression={"external_id": {"$type": "string"}},
             ),
             # Listing snapshots scan these: keys that no update moves (see _listing.py).
             IndexModel(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pydantic
 from beanie import Document
 from bson import ObjectId
+from pymongo import ReturnDocument
 
 from agents_core.db.client import Connection, default_connection
 from agents_core.db.documents import Record
@@ -167,22 +168,29 @@ async def update_and_read(
     *,
     array_filters: list[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
-    """Apply ``change`` to the document ``query`` matches (by ``_id``, plus guards), then read
-    it back: the document as it is after the change, or ``None`` if nothing matched.
+    """Apply ``change`` to the document ``query`` matches (by ``_id``, plus guards): the
+    document as it is after the change, or ``None`` if nothing matched.
 
-    Design note: two commands (``update``, ``find`` by ``_id``) where ``findAndModify`` is one.
-    Measured on SecantusDB, a ``findAndModify`` slows down with the collection's size even by
-    ``_id`` (completing a tool call: 19 ms with 100 runs in the collection, 877 ms at 10,000,
-    4.4 s at 50,000) while ``update`` + ``find`` stays flat (10, 13, 18 ms); on MongoDB both are
-    index lookups and the pair costs one more round trip. The read may see a later write than
-    ours, never an earlier one: the guarded fields (a final status) do not change again.
+    One ``findAndModify``; on a server whose profile reads writes back (SecantusDB, see
+    ``agents_core.db.server``), an ``update`` and then a ``find`` by ``_id``. That read may see
+    a later write than ours, never an earlier one: the guarded fields (a final status) do not
+    change again.
     """
     collection = db.collection(document)
+    if not db.profile.read_back_writes:
+        raw: dict[str, Any] | None = await collection.find_one_and_update(
+            query,
+            change,
+            projection,
+            array_filters=array_filters,
+            return_document=ReturnDocument.AFTER,
+        )
+        return raw
     result = await collection.update_one(query, change, array_filters=array_filters)
     if result.matched_count == 0:
         return None
-    raw: dict[str, Any] | None = await collection.find_one({"_id": query["_id"]}, projection)
-    return raw
+    found: dict[str, Any] | None = await collection.find_one({"_id": query["_id"]}, projection)
+    return found
 
 
 async def ids_by_prefix(

@@ -8,14 +8,20 @@ SHA-256). Chunks carry their run's id, so deleting a run deletes its payloads wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from bson import ObjectId
+from pymongo.errors import BulkWriteError
 
 from agents_core.db import chunks
 from agents_core.db.client import Connection
 from agents_core.db.documents import PayloadChunkDocument, PayloadRef, ToolCall
 from agents_core.db.errors import CorruptDocumentError
 
-__all__ = ["delete_for_run", "discard", "resolve", "store"]
+__all__ = ["delete_for_run", "discard", "resolve", "store", "store_given"]
+
+_DUPLICATE_KEY = 11000
 
 
 async def store(db: Connection, run_id: ObjectId, data: bytes) -> PayloadRef:
@@ -23,6 +29,22 @@ async def store(db: Connection, run_id: ObjectId, data: bytes) -> PayloadRef:
     ref, docs = chunks.split(data, {"run_id": run_id})
     await db.collection(PayloadChunkDocument).insert_many(docs, ordered=True)
     return ref
+
+
+async def store_given(db: Connection, docs: Sequence[dict[str, Any]]) -> None:
+    """Write the chunks of payloads whose ids the caller derived (``chunks.split`` with a
+    ``payload_id``), in one insert (a few commands beyond ~48 MB).
+
+    Idempotent: a retry after a network error finds the chunks that landed (their unique
+    ``(payload_id, n)`` key refuses them again) and writes only the others.
+    """
+    if not docs:
+        return
+    try:
+        await db.collection(PayloadChunkDocument).insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != _DUPLICATE_KEY for error in exc.details["writeErrors"]):
+            raise
 
 
 async def discard(db: Connection, ref: PayloadRef) -> None:

@@ -118,8 +118,8 @@ class AgentsRepository(Repository):
 
     @translate_errors
     async def update_instructions(self, id: str | ObjectId, instructions: str) -> Agent:
-        """Replace the instructions and bump ``updated_at``; returns the agent. Two commands
-        (update, read back)."""
+        """Replace the instructions and bump ``updated_at``; returns the agent. One command
+        (two on SecantusDB: update, read back; ``agents_core.db.server``)."""
         agent_id = check.object_id(id, "agent")
         text = check.text(instructions, "instructions", max_bytes=MAX_INSTRUCTIONS_BYTES)
         change = {"$set": {"instructions": text, "updated_at": utcnow()}}

@@ -1,17 +1,18 @@
 """Removing a session whole (delete, retention) and copying its history (fork): the steps
 ``SessionsRepository`` and ``agents_core.db.retention`` share (not an API for users).
 
-Design note, deletion: the session is first marked ``deleting`` with a compare-and-set on its
-``status`` and ``updated_at``, so an append that reserved a ``seq`` in between makes the mark
-fail (``delete`` reads again and retries; retention leaves the session alone: it is active
-again). From the mark on, the session does not exist for any reader or writer (every by-id
-command filters on the visible statuses), so nothing can be appended to it. Then its runs go,
-batch by batch: their ids are recorded on the session first, then the runs are deleted, then
-their payload chunks (a crash between the two leaves chunks that no run references, and the
-re-run finds them through the recorded ids). Then the messages, then the session itself. Each
-step is idempotent, and a re-run (``delete`` again, or the retention sweep, which resumes every
-``deleting`` session) picks up where a crash stopped. What a crash leaves is invisible through
-the session; only a not-yet-deleted run stays readable by its own id until the re-run.
+Design note, deletion: ``delete`` marks the session ``deleting`` whatever its state;
+retention claims it with a compare-and-set on the ``status``, ``last_seq`` and ``updated_at`` it
+read (``claim``), so an append that reserved a ``seq`` in between makes the claim fail and the
+session is left alone (it is active again). From the mark on, the session does not exist for any
+reader or writer (every by-id command filters on the visible statuses), so nothing can be
+appended to it. Then its runs go, batch by batch: their ids are recorded on the session first,
+then the runs are deleted, then their payload chunks (a crash between the two leaves chunks that
+no run references, and the re-run finds them through the recorded ids). Then the messages, then
+the session itself. Each step is idempotent, and a re-run (``delete`` again, or the retention
+sweep, which resumes every ``deleting`` session) picks up where a crash stopped. What a crash
+leaves is invisible through the session; only a not-yet-deleted run stays readable by its own id
+until the re-run.
 
 An append whose ``seq`` was reserved just before the mark may still be inserting its message.
 When the messages deleted are fewer than the ``seq`` values reserved and the last append is
@@ -32,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -40,6 +40,7 @@ from pymongo.errors import PyMongoError
 
 from agents_core.db.client import Connection
 from agents_core.db.documents import (
+    ExternalIdDocument,
     MessageDocument,
     PayloadChunkDocument,
     RunDocument,
@@ -70,7 +71,15 @@ __all__ = [
 
 _DELETING = SessionStatus.deleting.value
 #: What a deletion needs to know of its session.
-STATE = {"status": 1, "updated_at": 1, "last_seq": 1, "deleting_runs": 1}
+STATE = {
+    "status": 1,
+    "updated_at": 1,
+    "last_seq": 1,
+    "deleting_runs": 1,
+    "external_namespace": 1,
+    "user_id": 1,
+    "external_id": 1,
+}
 
 #: Session fields a fork does not copy from its source (every other field of the record is
 #: copied as it is). A field that must stay unique (an external id) belongs here too.
@@ -97,11 +106,22 @@ def _step(name: str) -> None:
         after_step(name)
 
 
-async def claim(db: Connection, session_id: ObjectId, status: str, updated_at: datetime) -> bool:
-    """Mark the session ``deleting`` if it is still in ``status`` and untouched since
-    ``updated_at`` (one command); ``False`` if anything changed it meanwhile."""
+async def claim(db: Connection, session_id: ObjectId, state: dict[str, Any]) -> bool:
+    """Mark the session ``deleting`` if it is still as read in ``state`` (``STATE``'s fields):
+    same ``status``, ``last_seq`` and ``updated_at`` (one command); ``False`` if anything
+    changed it meanwhile.
+
+    ``last_seq`` is what tells an append: every append raises it, while its ``updated_at`` may
+    be the very millisecond the sweep read (a fast machine, or a sweep's clock ahead of the
+    writers'). ``updated_at`` tells the other edits (routing, clearing).
+    """
     result = await db.collection(SessionDocument).update_one(
-        {"_id": session_id, "status": status, "updated_at": updated_at},
+        {
+            "_id": session_id,
+            "status": state["status"],
+            "last_seq": state.get("last_seq"),
+            "updated_at": state["updated_at"],
+        },
         {"$set": {"status": _DELETING, "deleting_at": utcnow()}},
     )
     return result.matched_count == 1
@@ -146,10 +166,23 @@ async def finish_deletion(
     _step("messages-deleted")
     # Fewer messages than reserved seqs: holes of failed appends, or an append reserved just
     # before the mark that is still inserting. Only a recent one can be the latter: wait it out.
+    # (Nothing is ever appended to a fork being copied: its missing messages were not copied.)
     wait = (as_utc(state["updated_at"]) + APPEND_GRACE - utcnow()).total_seconds()
-    if deleted.deleted_count < state.get("last_seq", 0) and wait > 0:
+    appendable = state.get("status") != SessionStatus.forking.value
+    if appendable and deleted.deleted_count < state.get("last_seq", 0) and wait > 0:
         await asyncio.sleep(wait)
         await messages.delete_many({"session_id": session_id})
+    if isinstance(state.get("external_id"), str):
+        # Its external id's mapping before the session: a session with an external id never
+        # exists without its mapping (documents/external_id.py). One shard: the key is whole.
+        await db.collection(ExternalIdDocument).delete_one(
+            {
+                "external_namespace": state.get("external_namespace"),
+                "user_id": state.get("user_id"),
+                "external_id": state["external_id"],
+                "session_id": session_id,
+            }
+        )
     await sessions.delete_one({"_id": session_id, "status": _DELETING})
     _step("session-deleted")
 

@@ -29,6 +29,7 @@ from agents_core.db.documents import (
     Message,
     MessageDocument,
     MessageRole,
+    NewMessage,
     RequestedToolCall,
     SessionDocument,
     utcnow,
@@ -89,9 +90,10 @@ class MessagesRepository(Repository):
     ) -> Message:
         """Append a message with the session's next ``seq`` and bump the session's ``updated_at``.
 
-        Two commands: reserve ``seq`` (a compare-and-set on the ``last_seq`` this connection saw
-        last), insert; one more (a read) on a session this connection has not seen, and one more
-        (an atomic ``$inc``) when another writer appended since. With ``idempotency_key``, a
+        Two commands: reserve ``seq`` (an atomic ``$inc``), insert. On SecantusDB the
+        reservation is a compare-and-set on the ``last_seq`` this connection saw last, with one
+        more command (a read) on a session this connection has not seen, and one more (the
+        ``$inc``) when another writer appended since. With ``idempotency_key``, a
         repeat of the same key in the same session (also one racing the first) returns the
         message stored the first time, and only one ``seq`` is consumed: one more command the
         first time (look the key up), one command on a repeat.
@@ -149,6 +151,69 @@ class MessagesRepository(Repository):
             return existing
 
     @translate_errors
+    async def create_batch(
+        self, session_id: str | ObjectId, messages: Sequence[NewMessage]
+    ) -> list[Message]:
+        """Append ``messages`` in order, as ``create`` appends each, as one batch.
+
+        Two commands whatever their number: one reservation of a contiguous ``seq`` range for
+        them all (as ``create``'s reservation: on SecantusDB a compare-and-set, with its extra
+        commands), then one ordered insert, the batch's last message last. Readers show the
+        batch only once its last message exists, as ``append_items``'s batches (a batch of one
+        is a plain message). Every message is checked before anything is written. No
+        idempotency keys: a caller that may retry appends with ``create`` and a key.
+        """
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        if isinstance(messages, Mapping) or not isinstance(messages, Sequence):
+            raise InvalidInputError("messages", "must be a list of NewMessage")
+        max_bytes = db.settings.max_message_bytes
+        fields: list[dict[str, Any]] = []
+        for message in messages:
+            if not isinstance(message, NewMessage):
+                raise InvalidInputError("messages", "must hold NewMessage tuples")
+            requested = message.requested_tool_calls
+            fields.append(
+                {
+                    "role": check.enum(MessageRole, message.role, "role").value,
+                    "content": check.text(message.content, "content", max_bytes=max_bytes),
+                    "tool_call_id": None
+                    if message.tool_call_id is None
+                    else parse_tool_call_id(message.tool_call_id)[0],
+                    "requested_tool_calls": check.requested_tool_calls(
+                        requested, max_bytes=max_bytes
+                    )
+                    if requested
+                    else [],
+                    "request_id": check.optional_name(message.request_id, "request_id"),
+                }
+            )
+        if not fields:
+            return []
+        now = utcnow()
+        end = await _reserve_seq(db, sid, now, None, count=len(fields))
+        if end is None:
+            raise NotFoundError("session", sid)
+        first = end - len(fields) + 1
+        batch_end = end if len(fields) > 1 else None
+        defaults = stored_defaults(MessageDocument)
+        documents = [
+            {
+                **defaults,
+                "_id": ObjectId(),
+                "session_id": sid,
+                "seq": first + offset,
+                "created_at": now,
+                "batch_end_seq": batch_end,
+                **checked,
+            }
+            for offset, checked in enumerate(fields)
+        ]
+        created = [Message.model_validate(document) for document in documents]
+        await _insert_batch(db.collection(MessageDocument), sid, documents)
+        return created
+
+    @translate_errors
     async def find_by_session(self, session_id: str | ObjectId, limit: int) -> list[Message]:
         """The latest ``limit`` messages of the session, oldest first. Two commands."""
         db = self.db
@@ -179,12 +244,12 @@ class MessagesRepository(Repository):
     ) -> list[Message]:
         """Append ``items`` (JSON objects, kept exactly) as one batch of messages.
 
-        Two commands: reserve a contiguous ``seq`` range for the whole batch (a compare-and-set
-        of the session's ``last_seq`` from the value this connection saw last to that plus
-        ``len(items)``, falling back to one atomic ``$inc`` by ``len(items)``), so concurrent
-        batches never interleave; then one ordered insert writes the batch, its last message
-        last. One more command (a read) on a session this connection has not seen, and one more
-        (the ``$inc``) when another writer appended since. Readers show a batch only once its
+        Two commands: reserve a contiguous ``seq`` range for the whole batch (one atomic
+        ``$inc`` of the session's ``last_seq`` by ``len(items)``), so concurrent batches never
+        interleave; then one ordered insert writes the batch, its last message last. On
+        SecantusDB the reservation is a compare-and-set as in ``create``, with the same extra
+        commands on a session this connection has not seen or another writer appended to.
+        Readers show a batch only once its
         last message exists: never part of a batch, and nothing of a batch whose insert failed
         (its reserved ``seq`` range stays a hole). An insert cut off by a network error is
         completed once (the missing messages of the same range), so a retry inside the call
@@ -439,6 +504,8 @@ async def visible_range(
     floor: int,
     limit: int | None,
     projection: Mapping[str, Any] | None = None,
+    *,
+    first: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The latest ``limit`` (``None``: all) visible messages with ``floor < seq <= top``,
     oldest first, as stored but with items as appended (field names unescaped).
@@ -449,6 +516,8 @@ async def visible_range(
     visible messages are found or the floor is reached: flat on servers that sort in memory,
     however long the session is. Holes (appends that failed after reserving their ``seq``, or
     still in flight), popped messages and unfinished batches cost a wider or a further range.
+    ``first``: the messages of the first range, ``(max(top - limit, floor), top]``, read
+    already (``SessionsRepository.find_with_agent`` reads them with the session).
     """
     if top <= floor or (limit is not None and limit <= 0):
         return []
@@ -459,12 +528,17 @@ async def visible_range(
     high = top
     while high > floor:
         low = max(high - window, floor)
-        raws = await (
-            messages.find({"session_id": session_id, "seq": {"$gt": low, "$lte": high}}, projection)
-            .limit(high - low)  # all the range can hold: one reply, the cursor closed
-            .batch_size(high - low)
-            .to_list()
-        )
+        if first is not None:
+            raws, first = first, None
+        else:
+            raws = await (
+                messages.find(
+                    {"session_id": session_id, "seq": {"$gt": low, "$lte": high}}, projection
+                )
+                .limit(high - low)  # all the range can hold: one reply, the cursor closed
+                .batch_size(high - low)
+                .to_list()
+            )
         raws.sort(key=_seq, reverse=True)
         present.update(raw["seq"] for raw in raws)
         for raw in raws:
@@ -540,14 +614,14 @@ async def _reserve_seq(
     """Take the session's next ``count`` seqs; returns the last one (``None``: no such
     session, or ``key`` was seen). The range is contiguous and no other writer gets any of it.
 
-    Design note: a compare-and-set on the ``last_seq`` this process saw last (one ``update``
-    by ``_id``), falling back to an atomic ``$inc`` (``findAndModify``) when another writer got
-    there first. Both are atomic on the one session document, so concurrent writers on any
-    number of machines still get 1, 2, 3, … with no duplicates. The compare-and-set is what
-    keeps an append flat on servers whose ``findAndModify`` slows down with the collection's
-    size (SecantusDB: 92 ms at 10,000 sessions, against ~1 ms for an ``update`` by ``_id``); on
-    MongoDB both are index lookups. With a key, the reservation also remembers it among the
-    session's latest keys in the same update, so racing repeats of one key reserve one ``seq``.
+    Design note: one atomic ``$inc`` (``findAndModify``) on the session document, so
+    concurrent writers on any number of machines get 1, 2, 3, … with no duplicates. On a
+    server whose profile says so (SecantusDB, ``agents_core.db.server``), a compare-and-set on
+    the ``last_seq`` this process saw last (one ``update`` by ``_id``) comes first and the
+    ``$inc`` only when another writer got there first: just as atomic, and flat where
+    ``findAndModify`` slows down with the collection's size. With a key, the reservation also
+    remembers it among the session's latest keys in the same update, so racing repeats of one
+    key reserve one ``seq``.
     """
     sessions = db.collection(SessionDocument)
     # by_id: a session being deleted (or forked) takes no more messages.
@@ -556,6 +630,8 @@ async def _reserve_seq(
     if key is not None:
         query[_RECENT_KEYS] = {"$ne": key}
         push = {"$push": {_RECENT_KEYS: {"$each": [key], "$slice": -RECENT_KEYS_KEPT}}}
+    if not db.profile.seq_compare_and_set:
+        return await _inc_seq(sessions, query, now, push, count)
     hint = db.seq_hints.pop(session_id, None)
     if hint is None:  # never seen by this process: read it (flat on every server)
         raw = await sessions.find_one(by_id(SessionDocument, session_id), _LAST_SEQ)
@@ -567,17 +643,29 @@ async def _reserve_seq(
         {**query, "last_seq": hint}, {"$set": {"last_seq": seq, "updated_at": now}, **push}
     )
     if result.matched_count == 0:  # another writer appended (or the key was seen, or no session)
-        reserved = await sessions.find_one_and_update(
-            query,
-            {"$inc": {"last_seq": count}, "$set": {"updated_at": now}, **push},
-            projection=_LAST_SEQ,
-            return_document=ReturnDocument.AFTER,
-        )
+        reserved = await _inc_seq(sessions, query, now, push, count)
         if reserved is None:
             return None
-        seq = int(reserved["last_seq"])
+        seq = reserved
     db.hint_seq(session_id, seq)
     return seq
+
+
+async def _inc_seq(
+    sessions: AsyncCollection[Any],
+    query: Mapping[str, Any],
+    now: datetime,
+    push: Mapping[str, Any],
+    count: int,
+) -> int | None:
+    """``$inc`` the session's ``last_seq`` by ``count``; the new value (``None``: no match)."""
+    reserved = await sessions.find_one_and_update(
+        query,
+        {"$inc": {"last_seq": count}, "$set": {"updated_at": now}, **push},
+        projection=_LAST_SEQ,
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if reserved is None else int(reserved["last_seq"])
 
 
 async def _wait_for_keyed(db: Connection, session_id: ObjectId, key: str) -> Message | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -15,12 +15,16 @@ from agents_core.db.documents import (
     Agent,
     AgentDocument,
     CallKind,
+    FinishedRun,
     ModelCall,
+    NewToolCall,
+    PayloadRef,
     Run,
     RunDocument,
     RunStatus,
     Session,
     SessionDocument,
+    ToolCall,
     ToolCallStatus,
     utcnow,
 )
@@ -32,11 +36,12 @@ from agents_core.db.errors import (
 )
 from agents_core.db.limits import (
     MAX_ERROR_BYTES,
+    MAX_EXTERNAL_ID_LENGTH,
     MAX_MODEL_CALLS_PER_RUN,
     MAX_STALE_AGE,
     MAX_TOKENS,
 )
-from agents_core.db.repositories import _payloads
+from agents_core.db.repositories import _finished, _payloads
 from agents_core.db.repositories._base import (
     Repository,
     by_id,
@@ -47,6 +52,11 @@ from agents_core.db.repositories._base import (
     load_many,
     require,
     update_and_read,
+)
+from agents_core.db.repositories.tool_calls import (
+    ToolCallsRepository,
+    pending_calls,
+    push_change,
 )
 
 __all__ = ["ABANDONED", "RunsRepository"]
@@ -132,7 +142,11 @@ class RunsRepository(Repository):
 
     @translate_errors
     async def list_by_session(self, session_id: str | ObjectId, *, limit: int = 100) -> list[Run]:
-        """The session's latest ``limit`` runs, oldest first. One command."""
+        """The session's latest ``limit`` runs, oldest first. One command.
+
+        The order is by ``started_at`` (stored to the millisecond), then by id: runs started in
+        the same millisecond by one process come in the order they were started.
+        """
         sid = check.object_id(session_id, "session")
         count = check.limit(limit)
         raws = await (
@@ -147,24 +161,31 @@ class RunsRepository(Repository):
 
     @translate_errors
     async def complete(
-        self, run_id: str | ObjectId, status: RunStatus | str, error: str | None = None
+        self,
+        run_id: str | ObjectId,
+        status: RunStatus | str,
+        error: str | None = None,
+        *,
+        model_call: ModelCall | None = None,
     ) -> Run:
-        """Finish a running run as ``completed`` or ``failed``, once. Two commands (update,
-        read back).
+        """Finish a running run as ``completed`` or ``failed``, once. One command (two on
+        SecantusDB: update, read back; ``agents_core.db.server``).
 
-        A second call raises ``InvalidStateError`` (telling it from ``NotFoundError`` costs one
-        more command, on that failure path only).
+        ``model_call``, the run's last, is recorded in the same update, as
+        ``record_model_call`` records one. A second call raises ``InvalidStateError`` (telling
+        it from ``NotFoundError`` costs one more command, on that failure path only).
         """
         rid = check.object_id(run_id, "run")
         final = check.enum(RunStatus, status, "status", allowed=_FINAL)
         message = None if error is None else check.text(error, "error", max_bytes=MAX_ERROR_BYTES)
-        return await _finish(self.db, rid, final, message)
+        last = None if model_call is None else _finished.model_call_document(model_call)
+        return await _finish(self.db, rid, final, message, model_call=last)
 
     @translate_errors
     async def update_usage(self, run_id: str | ObjectId, tokens: int, cost: float) -> Run:
         """Add ``tokens`` and ``cost`` to the run's totals atomically (also after it finished).
 
-        Two commands (update, read back); negative, NaN or infinite values raise
+        One command (two on SecantusDB); negative, NaN or infinite values raise
         ``InvalidInputError``.
         """
         db = self.db
@@ -183,45 +204,125 @@ class RunsRepository(Repository):
         return load(Run, raw, _COLLECTION)
 
     @translate_errors
-    async def record_model_call(self, run_id: str | ObjectId, call: ModelCall) -> None:
-        """Append one model call to the run and add its tokens and cost to the run's totals.
+    async def record_model_call(
+        self,
+        run_id: str | ObjectId,
+        call: ModelCall,
+        *,
+        tool_calls: Sequence[NewToolCall] = (),
+    ) -> list[ToolCall]:
+        """Append one model call to the run and add its tokens and cost to the run's totals;
+        with ``tool_calls`` (what the model asked for), append them as ``pending`` tool calls
+        in the same update. Returns those tool calls (complete them with
+        ``ToolCallsRepository.complete_many`` or ``complete``).
 
-        One command (an atomic ``$push`` with ``$inc``, returning nothing): the run's
-        ``tokens`` stay input + output tokens of all its calls, ``cost`` their sum, and its
-        ``call_order`` records the call's place among the run's calls.
+        One command (an atomic ``$push`` with ``$inc``, returning nothing), plus an insert per
+        tool-call input too large to embed: the run's ``tokens`` stay input + output tokens of
+        all its calls, ``cost`` their sum, and its ``call_order`` records the calls' places
+        (the model call, then its tool calls in the model's order). Tool calls need a
+        ``running`` run with room for them all (``InvalidStateError``); when the run's inline
+        budget is spent, they are appended one by one after the model call, spilled as
+        ``ToolCallsRepository.create`` spills them.
         """
         db = self.db
         rid = check.object_id(run_id, "run")
-        if not isinstance(call, ModelCall):
-            raise InvalidInputError("call", f"must be a ModelCall, not {type(call).__name__}")
-        # Re-checked: a record built with model_construct may hold anything.
-        stored = ModelCall.model_validate(dict(call)).model_dump()
-        tokens = check.count(stored["input_tokens"], "input_tokens") + check.count(
-            stored["output_tokens"], "output_tokens"
+        stored, tokens, cost = _finished.model_call_document(call)
+        if isinstance(tool_calls, Mapping) or not isinstance(tool_calls, Sequence):
+            raise InvalidInputError("tool_calls", "must be a list of NewToolCall")
+        cap = db.settings.max_tool_calls_per_run
+        if len(tool_calls) > cap:
+            raise InvalidStateError("run", rid, f"has {cap} tool calls, the most allowed")
+        query: dict[str, Any] = {"_id": rid}
+        update: dict[str, Any] = {"$push": {}, "$inc": {}}
+        calls: list[ToolCall] = []
+        refs: list[PayloadRef] = []
+        if tool_calls:
+            stored_calls, calls, inline, refs = await pending_calls(db, rid, tool_calls)
+            query, update = push_change(db, rid, stored_calls, inline)
+            update.setdefault("$inc", {})
+        query |= {
+            "tokens": {"$lte": MAX_TOKENS - tokens},
+            f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+        }
+        order = update["$push"].get("call_order", {"$each": []})["$each"]
+        update["$push"] |= {
+            "model_calls": stored,
+            "call_order": {"$each": [CallKind.model.value, *order]},
+        }
+        update["$inc"] |= {"tokens": tokens, "cost": cost}
+        result = await db.collection(RunDocument).update_one(query, update)
+        if result.matched_count == 1:
+            return calls
+        for ref in refs:
+            await _payloads.discard(db, ref)
+        raw = await get(
+            db,
+            RunDocument,
+            rid,
+            "run",
+            {"status": 1, "tokens": 1, "model_calls.model": 1, "tool_calls.id": 1},
         )
-        cost = check.amount(stored["cost"], "cost")
-        check.amount(stored["duration_ms"], "duration_ms")
-        check.name(stored["model"], "model")
-        if stored["history_seq"] is not None:
-            check.count(stored["history_seq"], "history_seq")
-        if stored["error"] is not None:
-            stored["error"] = check.text(stored["error"], "error", max_bytes=MAX_ERROR_BYTES)
-        result = await db.collection(RunDocument).update_one(
-            {
-                "_id": rid,
-                "tokens": {"$lte": MAX_TOKENS - tokens},
-                f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
-            },
-            {
-                "$push": {"model_calls": stored, "call_order": CallKind.model.value},
-                "$inc": {"tokens": tokens, "cost": cost},
-            },
-        )
-        if result.matched_count == 0:
-            await require(db, RunDocument, rid, "run")
+        if (
+            not tool_calls
+            or len(raw.get("model_calls", [])) >= MAX_MODEL_CALLS_PER_RUN
+            or raw.get("tokens", 0) > MAX_TOKENS - tokens
+        ):
             raise InvalidStateError(
                 "run", rid, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
             )
+        if raw.get("status") != RunStatus.running.value:
+            raise InvalidStateError("run", rid, f"is {raw.get('status')}, not running")
+        if len(raw.get("tool_calls", [])) + len(tool_calls) > cap:
+            raise InvalidStateError("run", rid, f"has {cap} tool calls, the most allowed")
+        # The run's inline budget is spent: the calls go one by one, spilled where needed.
+        await self.record_model_call(rid, call)
+        tool_call_log = ToolCallsRepository(db)
+        return [
+            await tool_call_log.create(
+                rid, request.tool_name, request.input, request_id=request.request_id
+            )
+            for request in tool_calls
+        ]
+
+    @translate_errors
+    async def insert_finished(self, runs: Sequence[FinishedRun]) -> list[ObjectId]:
+        """Store framework runs that have finished, each whole; their ids, in the order given.
+
+        One ``insert`` for the batch: each run is one document with its calls and steps in the
+        order given (``call_order``), ``tokens`` and ``cost`` the sums of its model calls'.
+        Its ``_id`` is derived from ``source`` and ``external_id``, so the same run is never
+        stored twice: giving it again (a retry after a network error, whose first insert may
+        have landed) writes nothing and is no error. A run given with a ``part`` whose run is
+        stored already is appended to it instead (one ``update`` per part; see
+        ``FinishedRun.part``). Every run is checked before anything is written
+        (``InvalidInputError``: names, sizes and counts within the layer's limits, statuses
+        final); the session and the agent are taken as existing, as ``start`` takes its
+        records (no command checks them).
+
+        Tool-call text above ``payload_inline_max_bytes``, or beyond the run's inline budget
+        (which its error texts and step data are charged first), is stored in
+        ``payload_chunks`` before the runs: one more command for the batch, idempotent too.
+        """
+        if not isinstance(runs, Sequence) or isinstance(runs, str | bytes):
+            raise InvalidInputError("runs", "must be a list of FinishedRun")
+        return await _finished.insert(self.db, list(runs))
+
+    @translate_errors
+    async def find_by_external_id(self, external_id: str, *, source: str) -> Run | None:
+        """The framework run ``source`` knows as ``external_id`` (``None``: not stored). One
+        command by ``_id`` (derived from the two), spilled payloads read back as
+        ``find_by_id`` does."""
+        origin = check.name(source, "source")
+        external = check.name(external_id, "external_id", max_length=MAX_EXTERNAL_ID_LENGTH)
+        db = self.db
+        raw = await db.collection(RunDocument).find_one(
+            {"_id": _finished.run_id(origin, external), "source": origin, "external_id": external}
+        )
+        if raw is None:
+            return None
+        run = load(Run, raw, _COLLECTION)
+        calls = await _payloads.resolve(db, run.tool_calls)
+        return run if calls is run.tool_calls else run.model_copy(update={"tool_calls": calls})
 
     @translate_errors
     async def list_ids_by_prefix(self, prefix: str, *, limit: int = 10) -> list[ObjectId]:
@@ -258,7 +359,7 @@ class RunsRepository(Repository):
         """Close a run a crashed process left ``running``: ``failed`` with error ``abandoned``.
 
         Its tool calls still ``pending`` are closed with it, in the same atomic update: status
-        ``error``, output ``abandoned``. Two commands (update, read back).
+        ``error``, output ``abandoned``. One command (two on SecantusDB).
         """
         rid = check.object_id(run_id, "run")
         return await _finish(self.db, rid, RunStatus.failed, ABANDONED, close_calls=True)
@@ -290,9 +391,22 @@ async def _finish(
     error: str | None,
     *,
     close_calls: bool = False,
+    model_call: tuple[dict[str, Any], int, float] | None = None,
 ) -> Run:
     now = utcnow()
     fields: dict[str, Any] = {"status": status.value, "error": error, "completed_at": now}
+    query: dict[str, Any] = {"_id": run_id, "status": RunStatus.running.value}
+    change: dict[str, Any] = {"$set": fields}
+    if model_call is not None:
+        stored, tokens, cost = model_call
+        query |= {
+            "tokens": {"$lte": MAX_TOKENS - tokens},
+            f"model_calls.{MAX_MODEL_CALLS_PER_RUN - 1}": {"$exists": False},
+        }
+        change |= {
+            "$push": {"model_calls": stored, "call_order": CallKind.model.value},
+            "$inc": {"tokens": tokens, "cost": cost},
+        }
     array_filters: list[Mapping[str, Any]] | None = None
     if close_calls:
         # No inline budget is charged for the output: a finished run takes no more text.
@@ -301,14 +415,12 @@ async def _finish(
         fields |= {f"{call}.output": error, f"{call}.completed_at": now}
         fields[f"{call}.status"] = ToolCallStatus.error.value
         array_filters = [{"pending.status": ToolCallStatus.pending.value}]
-    raw = await update_and_read(
-        db,
-        RunDocument,
-        {"_id": run_id, "status": RunStatus.running.value},
-        {"$set": fields},
-        array_filters=array_filters,
-    )
+    raw = await update_and_read(db, RunDocument, query, change, array_filters=array_filters)
     if raw is None:
-        await require(db, RunDocument, run_id, "run")
-        raise InvalidStateError("run", run_id, "is not running (it was completed already)")
+        state = await get(db, RunDocument, run_id, "run", {"status": 1})
+        if model_call is None or state.get("status") != RunStatus.running.value:
+            raise InvalidStateError("run", run_id, "is not running (it was completed already)")
+        raise InvalidStateError(
+            "run", run_id, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
+        )
     return load(Run, raw, _COLLECTION)

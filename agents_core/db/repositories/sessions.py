@@ -3,6 +3,7 @@ list in pages, fork and delete."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -10,8 +11,12 @@ from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
+from agents_core.db.client import Connection
 from agents_core.db.documents import (
+    Agent,
     AgentDocument,
+    ExternalIdDocument,
+    ExternalSessionDTO,
     MessageDocument,
     Page,
     Session,
@@ -20,11 +25,18 @@ from agents_core.db.documents import (
     SessionWithMessages,
     utcnow,
 )
-from agents_core.db.errors import InvalidInputError, InvalidStateError, translate_errors
+from agents_core.db.documents.session import VISIBLE_STATUSES
+from agents_core.db.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    translate_errors,
+)
 from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH
 from agents_core.db.repositories import _listing, lifecycle
 from agents_core.db.repositories._base import (
     Repository,
+    by_id,
     get,
     ids_by_prefix,
     insert,
@@ -42,7 +54,8 @@ _COLLECTION = "sessions"
 #: Where the messages read along with a session come from (to name a corrupt one).
 _MESSAGES = {"messages": MessageDocument.Settings.name}
 #: Reading a session as a record leaves the internal key list on the server.
-_PROJECTION = {"recent_idempotency_keys": 0}
+_RECENT_KEYS = "recent_idempotency_keys"
+_PROJECTION = {_RECENT_KEYS: 0}
 
 
 class SessionsRepository(Repository):
@@ -84,10 +97,85 @@ class SessionsRepository(Repository):
         return load(SessionWithMessages, raw, _COLLECTION, nested=_MESSAGES)
 
     @translate_errors
+    async def find_with_agent(
+        self, id: str | ObjectId, *, message_limit: int = 100
+    ) -> tuple[SessionWithMessages, Agent | None]:
+        """``find_by_id``'s session with its latest messages, and its active agent (``None``
+        when it has none, or it no longer exists): what a turn starts from.
+
+        One command, an ``aggregate`` that joins the agent and the range of the latest
+        ``message_limit`` ``seq`` values to the session (more only where that range holds
+        messages no reader may see, as ``find_by_id``). On SecantusDB, whose ``$lookup``
+        decodes the whole foreign collection, three finds (``agents_core.db.server``).
+        """
+        db = self.db
+        sid = check.object_id(id, "session")
+        count = check.limit(message_limit, "message_limit", minimum=0)
+        if db.profile.separate_reads:
+            session = await self.find_by_id(sid, message_limit=count)
+            if session.active_agent_id is None:
+                return session, None
+            raw_agent = await db.collection(AgentDocument).find_one(
+                {"_id": session.active_agent_id}
+            )
+            return session, None if raw_agent is None else load(Agent, raw_agent, "agents")
+        pipeline: list[dict[str, Any]] = [
+            {"$match": by_id(SessionDocument, sid)},
+            {"$project": _PROJECTION},
+            {
+                "$lookup": {
+                    "from": AgentDocument.Settings.name,
+                    "localField": "active_agent_id",
+                    "foreignField": "_id",
+                    "as": "agent",
+                }
+            },
+            {
+                "$lookup": {
+                    "from": MessageDocument.Settings.name,
+                    "let": {
+                        "top": "$last_seq",
+                        "low": {
+                            "$max": ["$cleared_through_seq", {"$subtract": ["$last_seq", count]}]
+                        },
+                    },
+                    # session_id by value (an index equality), the range in $expr.
+                    "pipeline": [
+                        {
+                            "$match": {
+                                "session_id": sid,
+                                "$expr": {
+                                    "$and": [
+                                        {"$gt": ["$seq", "$$low"]},
+                                        {"$lte": ["$seq", "$$top"]},
+                                    ]
+                                },
+                            }
+                        }
+                    ],
+                    "as": "messages",
+                }
+            },
+        ]
+        found = await (await db.collection(SessionDocument).aggregate(pipeline)).to_list()
+        if not found:
+            raise NotFoundError("session", sid)
+        raw = found[0]
+        agents = raw.pop("agent", [])
+        top, floor = raw.get("last_seq", 0), raw.get("cleared_through_seq", 0)
+        db.hint_seq(sid, top)
+        raw["messages"] = await visible_range(
+            db, sid, top, floor, count, first=raw.get("messages", [])
+        )
+        session = load(SessionWithMessages, raw, _COLLECTION, nested=_MESSAGES)
+        return session, load(Agent, agents[0], "agents") if agents else None
+
+    @translate_errors
     async def set_active_agent(
         self, session_id: str | ObjectId, agent_id: str | ObjectId
     ) -> Session:
-        """Route the session to an existing agent; returns the session. Three commands."""
+        """Route the session to an existing agent; returns the session. Two commands (the
+        agent's existence, the update; three on SecantusDB: update, read back)."""
         db = self.db
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
@@ -98,7 +186,11 @@ class SessionsRepository(Repository):
 
     @translate_errors
     async def list_active(self, *, user_id: str | None = None, limit: int = 100) -> list[Session]:
-        """Active sessions, latest updated first; only ``user_id``'s if given. One command."""
+        """Active sessions, latest updated first; only ``user_id``'s if given. One command.
+
+        The order is by ``updated_at`` (stored to the millisecond), then by id: sessions active
+        in the same millisecond come newest created first, whichever was touched last.
+        """
         query: dict[str, object] = {"status": SessionStatus.active.value}
         if user_id is not None:
             query = {"user_id": check.name(user_id, "user_id"), **query}
@@ -201,8 +293,8 @@ class SessionsRepository(Repository):
         sessions = db.collection(SessionDocument)
         deleting = SessionStatus.deleting.value
         # Marked first, unconditionally (whatever its status, a fork being copied included):
-        # appends stop here. Retention instead claims with a compare-and-set on updated_at,
-        # so that a session active again survives it.
+        # appends stop here. Retention instead claims with a compare-and-set on last_seq and
+        # updated_at, so that a session active again survives it.
         await sessions.update_one(
             {"_id": sid, "status": {"$ne": deleting}},
             {"$set": {"status": deleting, "deleting_at": utcnow()}},
@@ -216,7 +308,8 @@ class SessionsRepository(Repository):
 
     @translate_errors
     async def archive(self, session_id: str | ObjectId) -> Session:
-        """Mark the session ``archived`` (it leaves ``list_active``). Two commands.
+        """Mark the session ``archived`` (it leaves ``list_active``). One command (two on
+        SecantusDB: update, read back).
 
         Idempotent: archiving an archived session changes nothing (one more command to read it).
         """
@@ -237,14 +330,16 @@ class SessionsRepository(Repository):
     async def find_by_external_id(
         self, external_id: str, *, namespace: str, user_id: str | None = None
     ) -> Session | None:
-        """The session that carries this caller's id, or ``None``. One command.
+        """The session that carries this caller's id, or ``None``. One command (an
+        ``aggregate`` of the id's mapping and its session; on SecantusDB two finds).
 
-        An external id is unique within ``namespace`` and ``user_id`` (a partial unique index
-        on the three, which this equality lookup uses).
+        An external id is unique within ``namespace`` and ``user_id``: the key of the
+        ``session_external_ids`` collection (``documents/external_id.py``), which a sharded
+        cluster shards by it, so the lookup goes to one shard and then to the session's.
         """
         key = _external_key(external_id, namespace, user_id)
-        raw = await self.db.collection(SessionDocument).find_one(_visible(key), _PROJECTION)
-        return None if raw is None else load(Session, raw, _COLLECTION)
+        _, raw = await _by_external_key(self.db, key)
+        return None if raw is None or not _shown(raw) else load(Session, raw, _COLLECTION)
 
     @translate_errors
     async def get_or_create_by_external_id(
@@ -258,28 +353,144 @@ class SessionsRepository(Repository):
         """The session of this external id, created (``active``) if there is none yet.
 
         Race-safe: processes that create the same external id at once all get the one session
-        the unique index let in. One command when it exists, two to create it (look up,
-        insert), three for the loser of a race (look up, refused insert, look up). A session
-        being deleted still holds its external id until it is gone: ``InvalidStateError`` then.
+        whose mapping the unique index let in. One command when it exists (as
+        ``find_by_external_id``), three to create it (look up; insert the mapping, naming a
+        session ``_id`` made here; insert the session with that ``_id``), three for the loser of
+        a race (look up, refused mapping, look up). A creator that died between its two inserts
+        left a mapping without its session: the next call inserts that session (the same
+        ``_id``, so two such calls make one), and no session with an external id ever exists
+        without its mapping. A session being deleted still holds its external id until its
+        deletion releases it: ``InvalidStateError`` then. A session stored before external ids
+        had their own collection (its key on the session alone, see
+        ``agents_core.db.migrations``) is found and given its mapping.
+        """
+        return await _get_or_create(self.db, external_id, namespace, user_id, title)
+
+    @translate_errors
+    async def get_or_create_many_by_external_id(
+        self, keys: Sequence[ExternalSessionDTO]
+    ) -> list[Session]:
+        """The sessions of these external ids, in the order given, those missing created.
+
+        ``get_or_create_by_external_id`` for each distinct key, one after the other (each key's
+        mapping lives on the shard of its own key, so one command cannot serve several on a
+        sharded cluster): race-safe like the single one; a session being deleted still holds its
+        external id: ``InvalidStateError`` then. Callers that look the same keys up often (the
+        framework run writer) keep what they found.
         """
         db = self.db
-        key = _external_key(external_id, namespace, user_id)
-        session_title = check.optional_name(title, "title")
-        sessions = db.collection(SessionDocument)
-        raw = await sessions.find_one(_visible(key), _PROJECTION)
-        if raw is not None:
-            return load(Session, raw, _COLLECTION)
+        if isinstance(keys, str | bytes) or not isinstance(keys, Sequence):
+            raise InvalidInputError("keys", "must be a list of ExternalSessionDTO")
+        for key in keys:
+            if not isinstance(key, ExternalSessionDTO):
+                raise InvalidInputError(
+                    "keys", f"must hold ExternalSessionDTO, not {type(key).__name__}"
+                )
+        found: dict[tuple[str, str | None, str], Session] = {}
+        for key in keys:
+            triple = (key.namespace, key.user_id, key.external_id)
+            if triple not in found:
+                found[triple] = await _get_or_create(
+                    db, key.external_id, key.namespace, key.user_id, key.title
+                )
+        return [found[(key.namespace, key.user_id, key.external_id)] for key in keys]
+
+
+async def _get_or_create(
+    db: Connection,
+    external_id: object,
+    namespace: object,
+    user_id: object,
+    title: object,
+) -> Session:
+    """``get_or_create_by_external_id`` of one key (see there)."""
+    key = _external_key(external_id, namespace, user_id)
+    session_title = check.optional_name(title, "title")
+    mapping, raw = await _by_external_key(db, key)
+    if mapping is None:
+        session_id = ObjectId()
         try:
-            session = await insert(db, SessionDocument, Session, title=session_title, **key)
-        except DuplicateKeyError:
+            await db.collection(ExternalIdDocument).insert_one(
+                {**key, "session_id": session_id, "created_at": utcnow()}
+            )
+        except DuplicateKeyError:  # another process created it first
+            mapping, raw = await _by_external_key(db, key)
+            if mapping is None:  # and a deletion released it since
+                raise InvalidStateError(
+                    "session", key["external_id"], "deleted meanwhile: retry"
+                ) from None
+        else:
+            return await _create_mapped(db, session_id, key, session_title)
+    if raw is None:  # its creator is still inserting it, or died first: complete it
+        return await _create_mapped(db, mapping["session_id"], key, session_title)
+    if not _shown(raw):
+        raise InvalidStateError(
+            "session", key["external_id"], "being deleted: retry once it is gone"
+        )
+    return load(Session, raw, _COLLECTION)
+
+
+async def _by_external_key(
+    db: Connection, key: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The mapping of ``key`` and the session it names, as stored (any status); ``None`` for
+    either that does not exist. One ``aggregate`` (SecantusDB: a find, then one by ``_id``)."""
+    mappings = db.collection(ExternalIdDocument)
+    if db.profile.separate_reads:
+        mapping: dict[str, Any] | None = await mappings.find_one(key)
+        if mapping is None:
+            return None, None
+        raw: dict[str, Any] | None = await db.collection(SessionDocument).find_one(
+            {"_id": mapping["session_id"]}, _PROJECTION
+        )
+        return mapping, raw
+    joined = {
+        "from": SessionDocument.Settings.name,
+        "localField": "session_id",
+        "foreignField": "_id",
+        "as": "session",
+    }
+    found = await (await mappings.aggregate([{"$match": key}, {"$lookup": joined}])).to_list()
+    if not found:
+        return None, None
+    sessions = found[0].pop("session")
+    raw = sessions[0] if sessions else None
+    if raw is not None:
+        raw.pop(_RECENT_KEYS, None)
+    return found[0], raw
+
+
+async def _create_mapped(
+    db: Connection, session_id: ObjectId, key: dict[str, Any], title: str | None
+) -> Session:
+    """Insert the session a mapping names (``session_id``); the session if another process
+    did first; a session stored before the mappings (its key on the session alone) adopted."""
+    try:
+        session = await insert(db, SessionDocument, Session, _id=session_id, title=title, **key)
+    except DuplicateKeyError:
+        sessions = db.collection(SessionDocument)
+        raw = await sessions.find_one({"_id": session_id}, _PROJECTION)
+        if raw is None:  # refused by the sessions' own unique key of a database not migrated
             raw = await sessions.find_one(_visible(key), _PROJECTION)
-            if raw is None:  # the index holds it for a session being deleted
+            if raw is None:
                 raise InvalidStateError(
                     "session", key["external_id"], "being deleted: retry once it is gone"
                 ) from None
-            return load(Session, raw, _COLLECTION)
-        db.hint_seq(session.id, session.last_seq)
-        return session
+            await db.collection(ExternalIdDocument).update_one(
+                {**key, "session_id": session_id}, {"$set": {"session_id": raw["_id"]}}
+            )
+        if not _shown(raw):
+            raise InvalidStateError(
+                "session", key["external_id"], "being deleted: retry once it is gone"
+            ) from None
+        return load(Session, raw, _COLLECTION)
+    db.hint_seq(session.id, session.last_seq)
+    return session
+
+
+def _shown(raw: dict[str, Any]) -> bool:
+    """Whether callers may see this stored session (not being deleted or forked)."""
+    return raw.get("status") in VISIBLE_STATUSES
 
 
 def _visible(key: dict[str, Any]) -> dict[str, Any]:
@@ -288,11 +499,8 @@ def _visible(key: dict[str, Any]) -> dict[str, Any]:
 
 
 def _external_key(external_id: object, namespace: object, user_id: object) -> dict[str, Any]:
-    """The filter of the unique external-id index (all three fields, in its order).
-
-    It names no ``_id``: on a sharded cluster the lookup is a scatter-gather over this index
-    (docs/architecture.md).
-    """
+    """The key of an external id's mapping (its collection's shard key and unique index, in
+    their order)."""
     return {
         "external_namespace": check.name(namespace, "namespace"),
         "user_id": check.optional_name(user_id, "user_id"),

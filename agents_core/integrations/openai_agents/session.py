@@ -49,8 +49,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from bson import ObjectId
-from pymongo.errors import ConfigurationError, InvalidURI
-from pymongo.uri_parser import parse_uri
 
 try:
     from agents.items import TResponseInputItem
@@ -63,10 +61,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from agents_core.db import validation as check
 from agents_core.db.client import DEFAULT_DATABASE, Connection, connect, default_connection
-from agents_core.db.config import Settings, mask_uri
+from agents_core.db.config import Settings
 from agents_core.db.documents import Session
 from agents_core.db.errors import InvalidInputError, InvalidStateError, NotFoundError
 from agents_core.db.repositories import MessagesRepository, SessionsRepository
+from agents_core.db.server import ServerProfile
+from agents_core.integrations.recording import uri_database
 
 __all__ = ["NAMESPACE", "AgentsCoreSession"]
 
@@ -360,6 +360,7 @@ class _LayerConnection(_Connection):
             database=layer.database.name,
             settings=layer.settings,
             create_indexes=False,
+            profile=layer.profile,
         )
         return _Repositories.on(opened), opened
 
@@ -370,7 +371,7 @@ class _OwnedConnection(_Connection):
     def __init__(self, uri: str, database: str | None) -> None:
         self._settings = Settings()
         self._uri = uri
-        self._name = database or _uri_database(uri) or DEFAULT_DATABASE
+        self._name = database or uri_database(uri) or DEFAULT_DATABASE
         self._connection: Connection | None = None
         self._repositories: _Repositories | None = None
         self._closed = False
@@ -392,12 +393,19 @@ class _OwnedConnection(_Connection):
         if connection.loop is loop:
             assert self._repositories is not None
             return self._repositories, None
-        opened = await self._connect(create_indexes=False)  # the first one created them
+        # The first one created the indexes and found out what the server is.
+        opened = await self._connect(create_indexes=False, profile=connection.profile)
         return _Repositories.on(opened), opened
 
-    async def _connect(self, *, create_indexes: bool = True) -> Connection:
+    async def _connect(
+        self, *, create_indexes: bool = True, profile: ServerProfile | None = None
+    ) -> Connection:
         return await connect(
-            self._uri, database=self._name, settings=self._settings, create_indexes=create_indexes
+            self._uri,
+            database=self._name,
+            settings=self._settings,
+            create_indexes=create_indexes,
+            profile=profile,
         )
 
     async def close(self) -> None:
@@ -410,12 +418,3 @@ class _OwnedConnection(_Connection):
         elif connection.loop.is_running():  # serving another thread: close it there
             closing = asyncio.run_coroutine_threadsafe(connection.close(), connection.loop)
             await asyncio.wrap_future(closing)
-
-
-def _uri_database(uri: str) -> str | None:
-    """The URI's database; the URI is checked here, so ``from_uri`` refuses a bad one at once."""
-    try:
-        name = parse_uri(uri).get("database")
-    except (ConfigurationError, InvalidURI, ValueError, TypeError) as exc:
-        raise InvalidInputError("uri", str(exc).replace(uri, mask_uri(uri))) from exc
-    return name if isinstance(name, str) and name else None

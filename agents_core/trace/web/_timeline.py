@@ -1,4 +1,4 @@
-"""The geometry of a run's waterfall: one SVG bar per model call and per tool call.
+"""The geometry of a run's waterfall: one SVG bar per model call, tool call and step.
 
 A bar's ``x`` is its start offset from the run's start and its ``width`` its recorded duration,
 both scaled by the same factor (``PLOT_WIDTH`` pixels for the whole axis), so widths are in
@@ -33,6 +33,8 @@ COLOURS = {
     ("model", "error"): "#dc2626",
     ("tool", "error"): "#dc2626",
     ("tool", "pending"): "#d97706",
+    ("step", "success"): "#7c3aed",
+    ("step", "error"): "#dc2626",
 }
 
 
@@ -103,7 +105,8 @@ def _note(bar: Bar) -> str:
 
 
 def _label(bar: Bar) -> str:
-    text = ("chat " if bar.kind == "model" else "tool ") + bar.name
+    prefix = {"model": "chat ", "tool": "tool ", "step": ""}[bar.kind]  # a step names its kind
+    text = prefix + bar.name
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from agents_core.otel import export_run, record_run
+    from agents_core.trace.otel import export_run, record_run
 
     run = await RunsRepository().find_by_id(run_id)
     export_run(run, agent_name="support", endpoint="http://localhost:4318/v1/traces")
@@ -11,8 +11,10 @@ Usage::
     record_run(run, tracer=provider.get_tracer("agents_core"), agent_name="support")
 
 One trace per run: ``invoke_agent {agent name}`` for the run, with a child ``chat {model}`` per
-model call and ``execute_tool {tool name}`` per tool call, each with the start and end times
-of its record (not the time of the export). The mapping:
+model call, ``execute_tool {tool name}`` per tool call and, for a framework's run, a span per
+step (``handoff triage → billing``, ``guardrail polite``: its kind and name, ``SpanKind.INTERNAL``,
+``agents_core.step.*`` attributes), each with the start and end times of its record (not the
+time of the export). The mapping:
 
 =========================================  ===============================================
 span / attribute                           from
@@ -33,7 +35,10 @@ span / attribute                           from
 ``gen_ai.provider.name``                   ``provider_name`` when given (runs do not record it)
 ``agents_core.cost``                       the call's or run's cost (currency of the price)
 ``agents_core.run.id``, ``.status``, …     our ids and statuses
-``error.type`` + span status ``ERROR``     a failed run, model call or tool call
+``agents_core.run.source``, ``.external_id`` a framework's run: where it came from
+``agents_core.step.kind``, ``.name``,
+``.data`` (JSON)                           a framework run's step
+``error.type`` + span status ``ERROR``     a failed run, model call, tool call or step
 =========================================  ===============================================
 
 Tool arguments and results can hold personal data, so they leave the process only when the
@@ -42,13 +47,23 @@ caller opts in, as the conventions ask.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agents_core.db import ModelCall, ModelCallStatus, Run, RunStatus, ToolCall, ToolCallStatus
-from agents_core.trace import call_duration_ms
+from agents_core.db import (
+    ModelCall,
+    ModelCallStatus,
+    Run,
+    RunStatus,
+    RunStep,
+    StepStatus,
+    ToolCall,
+    ToolCallStatus,
+)
+from agents_core.trace import call_duration_ms, step_name
 
 try:
     from opentelemetry import trace
@@ -56,7 +71,7 @@ try:
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "agents_core.otel needs OpenTelemetry: pip install 'agents-core[otel]'"
+        "agents_core.trace.otel needs OpenTelemetry: pip install 'agents-core[otel]'"
     ) from exc
 
 if TYPE_CHECKING:
@@ -110,9 +125,14 @@ def _tool_end(call: ToolCall) -> datetime:
     return call.started_at + timedelta(milliseconds=duration or 0.0)
 
 
+def _step_end(step: RunStep) -> datetime:
+    return step.started_at + timedelta(milliseconds=step.duration_ms or 0.0)
+
+
 def _run_end(run: Run) -> datetime:
     ends = [_model_end(call) for call in run.model_calls]
     ends += [_tool_end(call) for call in run.tool_calls]
+    ends += [_step_end(step) for step in run.steps]
     if run.completed_at is not None:
         ends.append(run.completed_at)
     return max([run.started_at, *ends])
@@ -151,6 +171,14 @@ def record_run(
             "agents_core.run.id": str(run.id),
             "agents_core.run.status": run.status.value,
             "agents_core.run.tokens": run.tokens,
+            **(
+                {
+                    "agents_core.run.source": run.source,
+                    "agents_core.run.external_id": run.external_id,
+                }
+                if run.source is not None and run.external_id is not None
+                else {}
+            ),
         },
     )
     parent = trace.set_span_in_context(root)
@@ -160,8 +188,10 @@ def record_run(
         placed = {**common, CALL_INDEX_ATTRIBUTE: index}
         if isinstance(call, ModelCall):
             _chat_span(tracer, parent, call, placed)
-        else:
+        elif isinstance(call, ToolCall):
             _tool_span(tracer, parent, call, placed, capture_content=capture_content)
+        else:
+            _step_span(tracer, parent, call, placed)
     if run.status == RunStatus.failed:
         _fail(root, run.error)
     elif run.status == RunStatus.completed:
@@ -233,8 +263,27 @@ def _tool_span(
         attributes=attributes,
     )
     if call.status == ToolCallStatus.error:
-        _fail(span, call.output)
+        _fail(span, call.error or call.output)
     span.end(end_time=_ns(_tool_end(call)))
+
+
+def _step_span(tracer: Tracer, parent: Context, step: RunStep, common: Mapping[str, Any]) -> None:
+    span = tracer.start_span(
+        step_name(step),
+        context=parent,
+        kind=SpanKind.INTERNAL,
+        start_time=_ns(step.started_at),
+        attributes={
+            **common,
+            "agents_core.step.kind": step.kind,
+            "agents_core.step.name": step.name,
+            "agents_core.step.status": step.status.value,
+            "agents_core.step.data": json.dumps(step.data, ensure_ascii=False),
+        },
+    )
+    if step.status == StepStatus.error:
+        _fail(span, step.error)
+    span.end(end_time=_ns(_step_end(step)))
 
 
 class ExportError(RuntimeError):

@@ -50,8 +50,8 @@ from agents_core.trace import (
     run_timeline,
     turn_steps,
 )
-from agents_core.web._reads import StatusFilter, TraceReads
-from agents_core.web._timeline import chart
+from agents_core.trace.web._reads import StatusFilter, TraceReads
+from agents_core.trace.web._timeline import chart
 
 __all__ = ["DISPLAY_CHARS", "MESSAGES_PER_PAGE", "SESSIONS_PER_PAGE", "create_app"]
 
@@ -74,7 +74,7 @@ _STATUSES: tuple[StatusFilter, ...] = ("all", "active", "archived")
 
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("agents_core.web", "templates"),
+        loader=PackageLoader("agents_core.trace.web", "templates"),
         autoescape=True,  # every template, whatever its name
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -134,8 +134,9 @@ class TraceReads(Repository):
     ) -> SessionPage:
         """Up to ``limit`` messages with ``seq <= before`` (default: the latest), and their runs.
 
-        Three or four commands: the session, its messages (a ``seq`` range), the first message of
-        the next page when there is one (it bounds the runs), the runs (a ``started_at`` range).
+        Three to five commands: the session, its messages (a ``seq`` range), the message before
+        the page and the first message of the next page when there are (they bound the runs),
+        the runs (a ``started_at`` range).
         """
         db = self.db
         sid = check.object_id(session_id, "session")
@@ -164,10 +165,20 @@ class TraceReads(Repository):
             # A session without messages can still have runs (started by the repositories).
             query: dict[str, Any] = {"session_id": sid}
             if messages:
-                started: dict[str, Any] = {"$gte": messages[0].created_at}
+                # A framework's run starts just before its user message is stored
+                # (trace.group_turns): the runs after the previous page's last message.
+                started: dict[str, Any] = {}
+                if messages[0].seq > 1:
+                    previous = await latest_messages(db, sid, messages[0].seq - 1, 1)
+                    started = (
+                        {"$gt": previous[0].created_at}
+                        if previous
+                        else {"$gte": messages[0].created_at}
+                    )
                 if upper is not None:
                     started["$lt"] = upper
-                query["started_at"] = started
+                if started:
+                    query["started_at"] = started
             raws = await (
                 db.collection(RunDocument)
                 .find(query)
@@ -177,6 +188,8 @@ class TraceReads(Repository):
                 .to_list()
             )
             runs = load_many(Run, raws, "runs")
+            if upper is not None:  # a framework's run of the next page's first turn
+                runs = [run for run in runs if not _ends_after(run, upper)]
         return SessionPage(session, messages, runs, older, newer)
 
     @translate_errors
@@ -208,3 +221,8 @@ def _seq(value: object, field: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidInputError(field, f"must be an integer of at least {minimum}")
     return value
+
+
+def _ends_after(run: Run, at: datetime) -> bool:
+    """A framework's run that ended at or after ``at`` (its turn begins there)."""
+    return run.source is not None and run.completed_at is not None and run.completed_at >= at

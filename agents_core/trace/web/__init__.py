@@ -1,0 +1,17 @@
+"""A local, read-only trace view of what the data layer holds (extra ``web``).
+
+Usage::
+
+    import uvicorn
+    from agents_core.trace.web import create_app
+
+    uvicorn.run(create_app(uri="mongodb://localhost:27017/agents"), host="127.0.0.1", port=8000)
+
+or ``agents-core serve`` on the embedded database or ``MONGODB_URI``. See
+``agents_core.trace.web.app`` for the routes; it needs ``pip install 'agents-core[web]'``
+(Starlette, Jinja2, uvicorn).
+"""
+
+from agents_core.trace.web.app import create_app
+
+__all__ = ["create_app"]
