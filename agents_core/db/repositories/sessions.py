@@ -386,6 +386,9 @@ class SessionsRepository(Repository):
                 raise InvalidInputError(
                     "keys", f"must hold ExternalSessionDTO, not {type(key).__name__}"
                 )
+            # Every key checked before anything is written: one bad key writes nothing.
+            _external_key(key.external_id, key.namespace, key.user_id)
+            check.optional_name(key.title, "title")
         found: dict[tuple[str, str | None, str], Session] = {}
         for key in keys:
             triple = (key.namespace, key.user_id, key.external_id)
