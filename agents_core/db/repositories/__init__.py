@@ -1,5 +1,11 @@
-"""One async repository per aggregate, each constructible with no arguments."""
+"""One async repository per aggregate, each constructible with no arguments.
 
+``Repository`` (the base: the connection a repository works on) and ``load_many`` (stored
+documents validated as records, a corrupt one named) are public for reads built beside the
+repositories, such as the trace view's.
+"""
+
+from agents_core.db.repositories._base import Repository, load_many
 from agents_core.db.repositories.agents import AgentsRepository
 from agents_core.db.repositories.messages import MessagesRepository
 from agents_core.db.repositories.runs import RunsRepository
@@ -9,7 +15,9 @@ from agents_core.db.repositories.tool_calls import ToolCallsRepository
 __all__ = [
     "AgentsRepository",
     "MessagesRepository",
+    "Repository",
     "RunsRepository",
     "SessionsRepository",
     "ToolCallsRepository",
+    "load_many",
 ]

@@ -34,7 +34,7 @@ from agents_core.db import (
 from agents_core.db import validation as check
 from agents_core.db.documents import RunDocument, SessionDocument
 from agents_core.db.errors import translate_errors
-from agents_core.db.repositories._base import Repository, load_many
+from agents_core.db.repositories import Repository, load_many
 from agents_core.db.repositories.messages import latest_messages
 
 __all__ = ["SessionPage", "SessionsPage", "StatusFilter", "TraceReads"]
