@@ -51,7 +51,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agents_core.db import (
     ModelCall,
@@ -222,16 +222,9 @@ def _chat_span(tracer: Tracer, parent: Context, call: ModelCall, common: Mapping
             attributes["agents_core.price.cached_input_per_million"] = (
                 call.price.cached_input_per_million
             )
-    span = tracer.start_span(
-        f"chat {call.model}",
-        context=parent,
-        kind=SpanKind.CLIENT,
-        start_time=_ns(call.started_at),
-        attributes=attributes,
-    )
-    if call.status == ModelCallStatus.error:
-        _fail(span, call.error)
-    span.end(end_time=_ns(_model_end(call)))
+    failed = call.status == ModelCallStatus.error
+    span = _Child(f"chat {call.model}", SpanKind.CLIENT, call.started_at, _model_end(call))
+    _emit(tracer, parent, span, attributes, failed=failed, error=call.error)
 
 
 def _tool_span(
@@ -255,35 +248,53 @@ def _tool_span(
         attributes["gen_ai.tool.call.arguments"] = call.input
         if call.output is not None:
             attributes["gen_ai.tool.call.result"] = call.output
-    span = tracer.start_span(
-        f"execute_tool {call.tool_name}",
-        context=parent,
-        kind=SpanKind.INTERNAL,
-        start_time=_ns(call.started_at),
-        attributes=attributes,
-    )
-    if call.status == ToolCallStatus.error:
-        _fail(span, call.error or call.output)
-    span.end(end_time=_ns(_tool_end(call)))
+    failed = call.status == ToolCallStatus.error
+    name = f"execute_tool {call.tool_name}"
+    span = _Child(name, SpanKind.INTERNAL, call.started_at, _tool_end(call))
+    _emit(tracer, parent, span, attributes, failed=failed, error=call.error or call.output)
 
 
 def _step_span(tracer: Tracer, parent: Context, step: RunStep, common: Mapping[str, Any]) -> None:
+    attributes = {
+        **common,
+        "agents_core.step.kind": step.kind,
+        "agents_core.step.name": step.name,
+        "agents_core.step.status": step.status.value,
+        "agents_core.step.data": json.dumps(step.data, ensure_ascii=False),
+    }
+    failed = step.status == StepStatus.error
+    span = _Child(step_name(step), SpanKind.INTERNAL, step.started_at, _step_end(step))
+    _emit(tracer, parent, span, attributes, failed=failed, error=step.error)
+
+
+class _Child(NamedTuple):
+    """What a call's or step's span is, under its run's span."""
+
+    name: str
+    kind: SpanKind
+    started_at: datetime
+    ended_at: datetime
+
+
+def _emit(
+    tracer: Tracer,
+    parent: Context,
+    child: _Child,
+    attributes: Mapping[str, Any],
+    *,
+    failed: bool,
+    error: str | None,
+) -> None:
     span = tracer.start_span(
-        step_name(step),
+        child.name,
         context=parent,
-        kind=SpanKind.INTERNAL,
-        start_time=_ns(step.started_at),
-        attributes={
-            **common,
-            "agents_core.step.kind": step.kind,
-            "agents_core.step.name": step.name,
-            "agents_core.step.status": step.status.value,
-            "agents_core.step.data": json.dumps(step.data, ensure_ascii=False),
-        },
+        kind=child.kind,
+        start_time=_ns(child.started_at),
+        attributes=attributes,
     )
-    if step.status == StepStatus.error:
-        _fail(span, step.error)
-    span.end(end_time=_ns(_step_end(step)))
+    if failed:
+        _fail(span, error)
+    span.end(end_time=_ns(child.ended_at))
 
 
 class ExportError(RuntimeError):
