@@ -115,10 +115,18 @@ def show(
 def _turn(messages: Sequence[Message], run: Run) -> list[Message]:
     """The messages of ``run``'s turn: from the user message that started it to the next one."""
     run_id = str(run.id)
+
+    def started_it(message: Message) -> bool:
+        # The user message that started the run, as the run recorded it (input_seq); by time
+        # only for a run without one (a framework's).
+        if run.input_seq is not None:
+            return message.seq == run.input_seq
+        return message.created_at <= run.started_at
+
     starts = [
         i
         for i, message in enumerate(messages)
-        if render.enum_value(message.role) == "user" and message.created_at <= run.started_at
+        if render.enum_value(message.role) == "user" and started_it(message)
     ]
     if not starts:  # its user message is older than the messages read: its tool results
         return [m for m in messages if (m.tool_call_id or "").startswith(run_id)]
