@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -117,3 +118,28 @@ def test_retention_removes_idle_sessions(database: str, wire_uri: str) -> None:
     for session_id in created:
         assert invoke("show", str(session_id)).exit_code == 1
     assert invoke("retention").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("retention", "--older-than", "inf"),
+        ("retention", "--older-than", "1e9"),
+        ("retention", "--older-than", "nan"),
+        ("runs", "--stale", "--older-than", "18446744073709551616"),
+        ("runs", "--stale", "--older-than", "inf"),
+    ],
+)
+def test_an_age_beyond_any_limit_is_a_usage_error_in_one_line(args: tuple[str, ...]) -> None:
+    """Issue 25, C1: these printed an OverflowError traceback."""
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "older-than" in result.output
+
+
+def test_the_cli_age_limit_is_the_layers() -> None:
+    from agents_core.cli.common import MAX_AGE_DAYS
+    from agents_core.db.limits import MAX_STALE_AGE
+
+    assert timedelta(days=MAX_AGE_DAYS) == MAX_STALE_AGE

@@ -74,6 +74,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 #: How long a command waits for an unreachable MONGODB_URI before it gives up.
 CLI_SERVER_TIMEOUT_MS = 3_000
+#: The longest age an option takes: ``agents_core.db.limits.MAX_STALE_AGE`` (100 years), in days,
+#: written out so that ``--help`` does not import the database layer (a test checks they agree).
+MAX_AGE_DAYS = 36_500
 
 
 class CliError(Exception):

@@ -80,7 +80,13 @@ def fork(
 
 def retention(
     older_than: Annotated[
-        float, typer.Option("--older-than", min=0, help="Days since a session's last activity.")
+        float,
+        typer.Option(
+            "--older-than",
+            min=0,
+            max=common.MAX_AGE_DAYS,
+            help="Days since a session's last activity.",
+        ),
     ],
     as_json: JsonOption = False,
 ) -> None:

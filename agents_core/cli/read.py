@@ -143,7 +143,12 @@ def runs(
     ] = None,
     stale: Annotated[bool, typer.Option("--stale", help="Runs left running by a crash.")] = False,
     older_than: Annotated[
-        float, typer.Option(min=0, help="With --stale: minutes since the run started.")
+        float,
+        typer.Option(
+            min=0,
+            max=common.MAX_AGE_DAYS * 24 * 60,
+            help="With --stale: minutes since the run started.",
+        ),
     ] = 60.0,
     abandon: Annotated[
         bool, typer.Option("--abandon", help="With --stale: mark them failed (abandoned).")
