@@ -518,3 +518,26 @@ def test_stale_runs_are_listed_and_abandoned_with_their_tool_calls(wire: Wire) -
     stored = wire.run(lambda: RunsRepository().find_by_id(run.id))
     assert stored.error == "abandoned"
     assert [(c.id, c.status.value) for c in stored.tool_calls] == [(call_id, "error")]
+
+
+def test_help_names_the_program_whoever_runs_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The warm worker runs the CLI inside ``python -m agents_core.embedded.supervisor``: click
+    took its program name from that (``python -m agents_core.agents-core``)."""
+    import importlib.machinery
+    import types
+
+    from agents_core.cli import main
+
+    worker = types.ModuleType("__main__")
+    worker.__package__ = "agents_core.embedded"
+    worker.__spec__ = importlib.machinery.ModuleSpec("agents_core.embedded.supervisor", None)
+    monkeypatch.setitem(sys.modules, "__main__", worker)
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/agents-core", "--help"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "agents-core [OPTIONS] COMMAND" in out
+    assert "python -m" not in out

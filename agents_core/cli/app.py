@@ -73,7 +73,7 @@ server_app.command("stop")(server.stop)
 def main() -> None:
     """The ``agents-core`` program: the app, with a closed pipe on stdout ending it quietly."""
     try:
-        app()
+        app(prog_name="agents-core")  # not "python -m …" when the warm worker runs it
     except BrokenPipeError:  # `agents-core sessions | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
