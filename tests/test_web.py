@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import urllib.parse
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -390,3 +391,105 @@ async def test_a_session_of_10000_messages_opens_with_bounded_reads(
     seqs = data_seqs(page)
     assert seqs == list(range(10_000 - MESSAGES_PER_PAGE + 1, 10_001))  # #9801 is a user message
     assert data_seqs(older_page)[-1] == seqs[0] - 1
+
+
+SECURITY_HEADERS = ("x-content-type-options", "content-security-policy", "cache-control")
+
+
+def malformed_requests(session_id: str, run_id: str) -> list[tuple[str, str]]:
+    """What issue 25's W3 sent (each answered 500 with a traceback), and their kin."""
+    huge = "9" * 5_000
+    cursor_tail = f"_{session_id}"
+    return [
+        ("GET", f"/sessions/{session_id}/messages/²"),
+        ("GET", f"/sessions/{session_id}/messages/{huge}"),
+        ("GET", f"/sessions/{session_id}/messages/18446744073709551616"),
+        ("GET", f"/sessions/{session_id}/messages/-1"),
+        ("GET", f"/sessions/{session_id}?before=²"),
+        ("GET", f"/sessions/{session_id}?before={huge}"),
+        ("GET", f"/api/sessions/{session_id}?limit=18446744073709551616"),
+        ("GET", f"/?before=²{cursor_tail}"),
+        ("GET", f"/?before=999999999999999999{cursor_tail}"),
+        ("GET", f"/?before=999999999999999999999{cursor_tail}"),
+        ("GET", f"/api/sessions?before=²{cursor_tail}"),
+        ("GET", f"/api/sessions?before=999999999999999999{cursor_tail}"),
+        ("GET", "/?q=" + "x" * 20_000),
+        ("GET", "/api/sessions?q=" + "(" * 20_000),
+        ("GET", "/api/sessions?limit=²"),
+        ("GET", f"/runs/{run_id}/tool-calls/x/input"),
+        ("GET", "/runs/²"),
+        ("POST", "/"),
+        ("DELETE", f"/api/runs/{run_id}"),
+        ("GET", "/no/such/page"),
+    ]
+
+
+async def test_malformed_parameters_are_4xx_with_the_security_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    run = await make_run()
+    for method, url in malformed_requests(str(run.session_id), str(run.id)):
+        response = await client.request(method, url)
+        assert 400 <= response.status_code < 500, (method, url[:80], response.status_code)
+        for header in SECURITY_HEADERS:
+            assert header in response.headers, (method, url[:80], header)
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert "Traceback" not in response.text
+        assert "$clusterTime" not in response.text
+
+
+async def test_an_unexpected_failure_is_a_500_with_the_security_headers(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("agents_core.trace.web.app.TraceReads.run", broken)
+    for url in (f"/runs/{ObjectId()}", f"/api/runs/{ObjectId()}"):
+        response = await client.get(url)
+        assert response.status_code == 500
+        assert "a bug" not in response.text
+        for header in SECURITY_HEADERS:
+            assert header in response.headers, (url, header)
+
+
+async def test_no_route_parameter_makes_a_5xx(client: httpx.AsyncClient) -> None:
+    """Hypothesis: any text in any parameter of any route is answered below 500."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    run = await make_run()
+    responses: list[tuple[str, int]] = []
+    texts = st.text(min_size=0, max_size=60)
+
+    @settings(
+        max_examples=80,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        route=st.sampled_from(
+            [
+                "/sessions/{x}",
+                "/sessions/{s}/messages/{x}",
+                "/runs/{x}",
+                "/runs/{r}/tool-calls/{x}/output",
+                "/api/sessions/{x}",
+                "/api/runs/{x}",
+                "/?before={x}",
+                "/?q={x}&user={x}&status={x}",
+                "/api/sessions?limit={x}&before={x}",
+                "/sessions/{s}?before={x}&limit={x}",
+            ]
+        ),
+        value=texts,
+    )
+    def example(route: str, value: str) -> None:
+        quoted = urllib.parse.quote(value, safe="")
+        responses.append((route.format(x=quoted, s=run.session_id, r=run.id), 0))
+
+    example()
+    for url, _ in responses:
+        response = await client.get(url)
+        assert response.status_code < 500, (url, response.status_code, response.text[:200])

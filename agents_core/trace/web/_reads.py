@@ -76,9 +76,14 @@ def encode_cursor(session: Session) -> str:
 def decode_cursor(value: str) -> tuple[datetime, ObjectId]:
     """``InvalidInputError`` for anything but what ``encode_cursor`` makes."""
     stamp, _, ident = value.partition("_")
-    if not stamp.isdigit() or len(stamp) > 18:
+    # isascii: "²".isdigit() is true, and int() refuses it.
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 18:
         raise InvalidInputError("before", "is not a page cursor")
-    return _EPOCH + int(stamp) * _MICROSECOND, check.object_id(ident, "session")
+    try:
+        at = _EPOCH + int(stamp) * _MICROSECOND
+    except OverflowError:  # beyond the year 9999
+        raise InvalidInputError("before", "is not a page cursor") from None
+    return at, check.object_id(ident, "session")
 
 
 class TraceReads(Repository):

@@ -19,6 +19,7 @@ link to the whole text, served as ``text/plain`` with ``nosniff``.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,9 +27,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents_core.db import (
     Connection,
@@ -54,6 +59,8 @@ from agents_core.trace.web._reads import StatusFilter, TraceReads
 from agents_core.trace.web._timeline import chart
 
 __all__ = ["DISPLAY_CHARS", "MESSAGES_PER_PAGE", "SESSIONS_PER_PAGE", "create_app"]
+
+logger = logging.getLogger(__name__)
 
 #: Characters of one stored text shown in a page; the rest is behind a link.
 DISPLAY_CHARS = 2_000
@@ -94,14 +101,29 @@ class _BadRequest(Exception):
     pass
 
 
+#: The largest integer a parameter may hold (BSON's int64): beyond it nothing is stored.
+_MAX_INT = 2**63 - 1
+#: Characters of a text parameter (a search, a user id): more is no search a person typed.
+_MAX_TEXT = 500
+
+
+def _integer(raw: str) -> int | None:
+    """``raw`` as a non-negative int64, or ``None``: ASCII digits only ("²".isdigit() is true,
+    and int() takes other scripts' digits), at most 19 of them (int() of thousands of digits is
+    slow, and refused beyond 4,300)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if value <= _MAX_INT else None
+
+
 def _int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise _BadRequest(f"{name} must be an integer") from exc
+    value = _integer(raw)
+    if value is None:
+        raise _BadRequest(f"{name} must be a whole number from {minimum} to {_MAX_INT}")
     if value < minimum:
         raise _BadRequest(f"{name} must be at least {minimum}")
     return value
@@ -109,6 +131,8 @@ def _int_param(request: Request, name: str, *, minimum: int = 0) -> int | None:
 
 def _text_param(request: Request, name: str) -> str | None:
     raw = request.query_params.get(name)
+    if raw is not None and len(raw) > _MAX_TEXT:
+        raise _BadRequest(f"{name} is longer than {_MAX_TEXT} characters")
     return raw.strip() or None if raw is not None else None
 
 
@@ -127,7 +151,7 @@ def _json(value: Any, status_code: int = 200) -> Response:
         raise TypeError(f"cannot encode {type(item).__name__}")
 
     body = json.dumps(value, default=encode, ensure_ascii=False)
-    return Response(body, status_code, headers=_HEADERS, media_type="application/json")
+    return Response(body, status_code, media_type="application/json")
 
 
 def create_app(
@@ -149,7 +173,7 @@ def create_app(
 
     def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(**context)
-        return HTMLResponse(html, status_code, headers=_HEADERS)
+        return HTMLResponse(html, status_code)
 
     def handled(
         endpoint: Callable[[Request], Awaitable[Response]], *, api: bool
@@ -165,6 +189,9 @@ def create_app(
                 status, message = 503, str(exc)
             except DatabaseError as exc:
                 status, message = 500, str(exc)
+            except Exception:  # a bug of ours: logged whole, answered in one line
+                logger.exception("the trace view failed on %s", request.url.path)
+                status, message = 500, "internal error (see the server's log)"
             if api:
                 return _json({"error": message}, status)
             return page("error.html", status, status=status, message=message)
@@ -231,7 +258,7 @@ def create_app(
     async def message_text(request: Request) -> Response:
         seq = _path_int(request, "seq")
         found = await reads().message(request.path_params["session_id"], seq)
-        return PlainTextResponse(found.content, headers=_HEADERS)
+        return PlainTextResponse(found.content)
 
     async def run(request: Request) -> Response:
         found = await reads().run(request.path_params["run_id"])
@@ -246,7 +273,7 @@ def create_app(
             raise NotFoundError("tool call field", field)
         call = await reads().tool_call(request.path_params["run_id"], request.path_params["call"])
         text = call.input if field == "input" else call.output or ""
-        return PlainTextResponse(text, headers=_HEADERS)
+        return PlainTextResponse(text)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -272,19 +299,51 @@ def create_app(
         Route("/api/sessions/{session_id}", handled(api_session, api=True)),
         Route("/api/runs/{run_id}", handled(api_run, api=True)),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_SecurityHeaders)])
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """404, 405 and any other error the router answers, in the app's own form."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = exc.detail if isinstance(exc, HTTPException) else "internal error"
         if request.url.path.startswith("/api/"):
-            return _json({"error": "not found"}, 404)
-        return page("error.html", 404, status=404, message="not found")
+            return _json({"error": message.lower()}, status)
+        return page("error.html", status, status=status, message=message.lower())
 
-    app.add_exception_handler(404, not_found)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette sends this one from outside every middleware: the headers go on it here.
+        logger.error("the trace view failed on %s", request.url.path, exc_info=exc)
+        return PlainTextResponse("internal error", 500, headers=_HEADERS)
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
     return app
+
+
+class _SecurityHeaders:
+    """Every answer carries ``_HEADERS`` (errors and the router's 404 and 405 included): set
+    here once rather than by each response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _path_int(request: Request, name: str) -> int:
     raw = request.path_params[name]
-    if not isinstance(raw, str) or not raw.isdigit():
-        raise NotFoundError("message", raw)
-    return int(raw)
+    value = _integer(raw) if isinstance(raw, str) else None
+    if value is None:
+        raise NotFoundError("message", raw[:40] if isinstance(raw, str) else raw)
+    return value
