@@ -116,6 +116,9 @@ def test_demo_prints_the_transcript_and_the_trace(
     assert "ZeroDivisionError: division by zero" in first.output
     assert "tokens" in first.output
     assert "cost $" in first.output
+    # Where to go next, runnable as printed after `make demo` (issue 23).
+    assert "agents-core serve" in first.output
+    assert ".venv/bin/agents-core" in first.output
 
 
 def test_a_second_invocation_sees_the_first_ones_data(two_demos: tuple[Any, Any]) -> None:

@@ -60,6 +60,11 @@ def demo(as_json: JsonOption = False) -> None:
         render.out.print(
             f"{len(active)} demo session(s) in this database; see one with `agents-core show ID`."
         )
+        render.out.print(
+            f"Next: `agents-core show {session.id}` (its turns as a tree), `agents-core serve` "
+            "(the trace view in a browser). After `make demo` the command is "
+            "`.venv/bin/agents-core`, or `agents-core` once `source .venv/bin/activate` ran."
+        )
 
     common.run(work, display, as_json=as_json, announce=not as_json)
 
