@@ -493,3 +493,31 @@ async def test_no_route_parameter_makes_a_5xx(client: httpx.AsyncClient) -> None
     for url, _ in responses:
         response = await client.get(url)
         assert response.status_code < 500, (url, response.status_code, response.text[:200])
+
+
+async def test_messages_below_the_cleared_point_are_never_shown(client: httpx.AsyncClient) -> None:
+    """Issue 25, W2: a crash between raising the cleared point and deleting the messages left
+    them stored; the trace view showed them (every other reader hides them)."""
+    session = await make_session("cleared")
+    repo = MessagesRepository()
+    for n in range(3):
+        await repo.create(session.id, "user", f"cleared text {n}")
+    await repo.create(session.id, "user", "kept text")
+    # The clear's first write, without its deletion: what a crash between the two leaves.
+    await get_database()["sessions"].update_one(
+        {"_id": session.id}, {"$set": {"cleared_through_seq": 3}}
+    )
+    # The repositories' readers hide them.
+    assert [item["content"] for item in await repo.find_items(session.id)] == ["kept text"]
+    page = await client.get(f"/sessions/{session.id}")
+    api = await client.get(f"/api/sessions/{session.id}")
+    assert page.status_code == api.status_code == 200
+    for text in (page.text, api.text):
+        assert "kept text" in text
+        assert "cleared text" not in text
+    for seq in (1, 3):
+        cleared = await client.get(f"/sessions/{session.id}/messages/{seq}")
+        assert cleared.status_code == 404
+        assert "cleared text" not in cleared.text
+    kept = await client.get(f"/sessions/{session.id}/messages/4")
+    assert kept.text == "kept text"

@@ -147,9 +147,11 @@ class TraceReads(Repository):
         sid = check.object_id(session_id, "session")
         count = check.limit(limit)
         session = await SessionsRepository(db).find_by_id(sid, message_limit=0)
-        last_seq = session.last_seq
+        last_seq, floor = session.last_seq, session.cleared_through_seq
         end = last_seq if before is None else min(_seq(before, "before", minimum=0), last_seq)
-        messages = await latest_messages(db, sid, end, count)
+        # What every reader shows: nothing at or below the cleared point (a crash between
+        # raising it and deleting leaves those messages stored), nothing popped.
+        messages = await latest_messages(db, sid, end, count, floor=floor)
         if messages and messages[0].seq > 1:
             # Begin at a turn boundary; the turn cut off here is whole on the older page.
             first_user = next(
@@ -162,7 +164,7 @@ class TraceReads(Repository):
         upper: datetime | None = None
         if end < last_seq:
             newer = 0 if end + count >= last_seq else end + count
-            following = await latest_messages(db, sid, end + 1, 1)
+            following = await latest_messages(db, sid, end + 1, 1, floor=floor)
             if following and following[0].seq == end + 1:
                 upper = following[0].created_at
         runs: list[Run] = []
@@ -174,7 +176,7 @@ class TraceReads(Repository):
                 # (trace.group_turns): the runs after the previous page's last message.
                 started: dict[str, Any] = {}
                 if messages[0].seq > 1:
-                    previous = await latest_messages(db, sid, messages[0].seq - 1, 1)
+                    previous = await latest_messages(db, sid, messages[0].seq - 1, 1, floor=floor)
                     started = (
                         {"$gt": previous[0].created_at}
                         if previous
@@ -199,10 +201,14 @@ class TraceReads(Repository):
 
     @translate_errors
     async def message(self, session_id: str | ObjectId, seq: int) -> Message:
-        """The message ``seq`` of the session (``NotFoundError`` if there is none). One command."""
+        """The message ``seq`` of the session, as every reader shows it (``NotFoundError`` if there
+        is none, or it was cleared or popped). Two commands: the session's cleared point, then the
+        message."""
         sid = check.object_id(session_id, "session")
         wanted = _seq(seq, "seq", minimum=1)
-        found = await latest_messages(self.db, sid, wanted, 1)
+        session = await SessionsRepository(self.db).find_by_id(sid, message_limit=0)
+        floor = session.cleared_through_seq
+        found = await latest_messages(self.db, sid, wanted, 1, floor=floor)
         if not found or found[0].seq != wanted:
             raise NotFoundError("message", f"{sid}#{wanted}")
         return found[0]
