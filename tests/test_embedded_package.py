@@ -15,6 +15,7 @@ import graphlib
 import importlib
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -104,3 +105,28 @@ def test_no_module_imports_private_names_of_another_and_none_is_in_a_cycle() -> 
     assert private == []
     assert imports["launcher"] == {"config", "errors"}
     list(graphlib.TopologicalSorter(imports).static_order())  # CycleError if there is one
+
+
+def test_a_server_on_another_storage_is_never_taken_for_ours(tmp_path: Path) -> None:
+    """Issue 25, E2: ``storage in command`` matched ``<dir>/storage.bak`` (and an empty storage
+    any secantusd), so ``server status`` signalled an unrelated server."""
+    from agents_core.embedded.processes import runs
+
+    storage = tmp_path / "storage"
+    other = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "import time; time.sleep(60)"),
+            *("secantusd-py", "--storage-path", f"{storage}.bak"),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not runs(other.pid, "secantusd", f"{storage}.bak"):  # its cmdline is set
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not runs(other.pid, "secantusd", str(storage))
+        assert not runs(other.pid, "secantusd", "")
+        assert not runs(other.pid, "supervisor", f"{storage}.bak")
+    finally:
+        other.kill()
+        other.wait()

@@ -127,14 +127,26 @@ def wait_until(done: Callable[[], bool], timeout: float, poll_s: float = 0.05) -
 
 def process_command(pid: int) -> str | None:
     """The command line of process ``pid``, or ``None`` if there is no such process."""
+    args = process_args(pid)
+    return " ".join(args) or None if args is not None else None
+
+
+def process_args(pid: int) -> list[str] | None:
+    """The arguments of process ``pid`` (``/proc/PID/cmdline`` split on NUL; without ``/proc``,
+    ``ps``'s command split on spaces), or ``None`` if there is no such process."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
+        return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
     except FileNotFoundError:
         if sys.platform.startswith("linux"):
             return None
     except OSError:
         return None
+    command = _ps_command(pid)
+    return None if command is None else command.split()
+
+
+def _ps_command(pid: int) -> str | None:
     try:  # no /proc (macOS): ask ps
         shown = subprocess.run(
             ["ps", "-o", "command=", "-p", str(pid)],
@@ -155,13 +167,19 @@ def is_zombie(pid: int) -> bool:
     return False
 
 
-def runs(pid: int, *words: str) -> bool:
-    """Whether ``pid`` is a live process whose command line holds every one of ``words``.
+def runs(pid: int, program: str, *args: str) -> bool:
+    """Whether ``pid`` is a live ``program`` (a part of one of its arguments: the executable or
+    the module run) with each of ``args`` as one whole argument.
 
+    Whole arguments, never substrings: a server on ``<dir>/storage.bak`` is not the one on
+    ``<dir>/storage``, and an empty argument (a record without its storage) matches nothing.
     Never a recycled pid's other program, and never a zombie (it has exited already).
     """
-    command = process_command(pid)
-    return command is not None and all(word in command for word in words) and not is_zombie(pid)
+    found = process_args(pid)
+    if found is None or not program or any(not arg for arg in args):
+        return False
+    named = any(program in arg for arg in found)
+    return named and all(arg in found for arg in args) and not is_zombie(pid)
 
 
 def describe(pid: int | None) -> str:
