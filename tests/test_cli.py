@@ -290,13 +290,15 @@ def test_a_missing_server_binary_is_reported(
     assert "agents-core[embedded]" in result.output
 
 
-@pytest.mark.parametrize("kind", ["file", "unwritable"])
+@pytest.mark.parametrize("kind", ["file", "unwritable", "too-long"])
 def test_an_unusable_data_directory_is_one_line_that_says_why(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
 ) -> None:
     if kind == "file":
         (tmp_path / "a-file").write_text("")
         bad, reason = tmp_path / "a-file", "it is a file, not a directory"
+    elif kind == "too-long":  # issue 25, C1: a traceback while it explained the first error
+        bad, reason = tmp_path / ("d" * 300), "its path is longer than the file system allows"
     else:
         bad, reason = Path("/proc/agents-core-cannot-be-here"), "No such file or directory"
     use_embedded(monkeypatch, tmp_path)

@@ -332,7 +332,9 @@ def _prepared(data_dir: Path) -> ServerDir:
         directory.create()
     except OSError as exc:
         reason = _reason(exc)
-        if data_dir.exists() and not data_dir.is_dir():
+        if exc.errno == errno.ENAMETOOLONG:  # even asking whether it exists fails then
+            reason = "its path is longer than the file system allows"
+        elif data_dir.exists() and not data_dir.is_dir():
             reason = "it is a file, not a directory"
         elif exc.errno in (errno.EACCES, errno.EPERM):
             reason = f"it is not writable ({reason})"
