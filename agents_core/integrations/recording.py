@@ -90,6 +90,7 @@ __all__ = [
     "RunWriter",
     "SessionRef",
     "WriterStats",
+    "token_count",
     "uri_database",
 ]
 
@@ -648,6 +649,12 @@ def _check_usable_elsewhere(connection: Connection) -> None:
             "its client was injected (no URI) and is bound to its event loop: the run writer "
             "writes from a thread and loop of its own; give it a URI (from_uri), or init_db a URI",
         )
+
+
+def token_count(value: object) -> int:
+    """A framework's token count as the layer stores it: a positive int, anything else 0
+    (``None``, a bool, a negative or non-integer value that a provider sent)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def uri_database(uri: str) -> str | None:

@@ -106,6 +106,7 @@ from agents_core.integrations.recording import (
     RunWriter,
     SessionRef,
     WriterStats,
+    token_count,
 )
 
 __all__ = ["NAMESPACE", "RUN_NAMESPACE", "AgentsCoreCallbackHandler"]
@@ -753,17 +754,13 @@ def _usage(response: LLMResult | None) -> tuple[int, int, int, int]:
                 details_out.get("reasoning"),
             )
         ):
-            totals[n] += _count(value)
+            totals[n] += token_count(value)
     if not found and response is not None and isinstance(response.llm_output, Mapping):
         legacy = response.llm_output.get("token_usage")
         if isinstance(legacy, Mapping):
-            totals[0] = _count(legacy.get("prompt_tokens"))
-            totals[1] = _count(legacy.get("completion_tokens"))
+            totals[0] = token_count(legacy.get("prompt_tokens"))
+            totals[1] = token_count(legacy.get("completion_tokens"))
     return totals[0], totals[1], totals[2], totals[3]
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _answered_model(response: LLMResult | None) -> str | None:

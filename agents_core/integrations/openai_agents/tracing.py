@@ -63,6 +63,7 @@ from agents_core.integrations.recording import (
     RunWriter,
     SessionRef,
     WriterStats,
+    token_count,
 )
 
 try:
@@ -448,10 +449,10 @@ def _tokens(usage: Mapping[str, Any]) -> tuple[int, int, int, int]:
     if reasoning is None:
         reasoning = _detail(usage.get("output_tokens_details"), "reasoning_tokens")
     return (
-        _count(usage.get("input_tokens")),
-        _count(usage.get("output_tokens")),
-        _count(cached),
-        _count(reasoning),
+        token_count(usage.get("input_tokens")),
+        token_count(usage.get("output_tokens")),
+        token_count(cached),
+        token_count(reasoning),
     )
 
 
@@ -459,10 +460,6 @@ def _detail(details: Any, key: str) -> Any:
     if isinstance(details, list) and details:
         details = details[0]
     return details.get(key) if isinstance(details, dict) else getattr(details, key, None)
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _model_call(
