@@ -350,6 +350,43 @@ async def test_spans_made_by_hand_prices_and_a_trace_without_a_group(traced: Tra
 
 
 @pytest.mark.usefixtures("backend")
+async def test_a_tool_that_outlives_its_trace_is_in_the_run(traced: Traced) -> None:
+    # A parallel guardrail's tripwire ends the trace while a tool is still running: the SDK
+    # ends the tool's span after the trace. The run waits for it.
+    with trace("Tripped") as made:
+        with custom_span("guardrail", {"triggered": True}):
+            pass
+        slow = function_span("slow", input="{}")
+        slow.start()
+    assert traced.processor.stats().submitted == 0  # not yet: a span is open
+    slow.span_data.output = "done"
+    slow.finish()
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    run = runs[made.trace_id]
+    assert run is not None
+    assert [(call.tool_name, call.output) for call in run.tool_calls] == [("slow", "done")]
+    assert run.call_order == [CallKind.step, CallKind.tool]
+    assert traced.processor.dropped_spans == 0
+
+
+@pytest.mark.usefixtures("backend")
+async def test_a_flush_records_an_ended_trace_without_its_open_spans(traced: Traced) -> None:
+    with trace("Flushed") as made:
+        with custom_span("before"):
+            pass
+        hanging = function_span("hanging", input="{}")
+        hanging.start()
+    runs = await traced.runs()  # flushes: the trace ended, its run is written now
+    run = runs[made.trace_id]
+    assert run is not None
+    assert (run.tool_calls, [step.name for step in run.steps]) == ([], ["before"])
+    hanging.finish()  # after its run was written: counted, never a second run
+    assert traced.processor.dropped_spans == 1
+    assert traced.processor.stats().submitted == 1
+
+
+@pytest.mark.usefixtures("backend")
 async def test_a_run_that_fails_is_recorded_failed(traced: Traced) -> None:
     failing = Agent(
         name="fragile",

@@ -28,6 +28,10 @@ Design notes:
   when the model reports it (Chat Completions, Responses). ``agents.testing.ScriptedModel`` and
   other models that do not leave it on the span: the turn's usage (its ``custom`` ``turn``
   span) goes to the one model call of the turn that has none.
+- **A trace ends when its last span does.** The SDK may end a trace while a span of it is
+  still open (a tool that keeps running after a parallel guardrail's tripwire ended the run):
+  its run is written when the last such span ends, or at the next ``force_flush`` or
+  ``shutdown`` (then without the spans still open, counted in ``dropped_spans``).
 - **Bounded.** At most ``MAX_OPEN_TRACES`` traces are followed at once (a trace that never ends
   is dropped when the bound is reached, counted) and ``MAX_SPANS_PER_TRACE`` spans of one trace
   are kept (the rest are counted, the run is recorded without them).
@@ -132,8 +136,12 @@ class _OpenTrace:
     order: dict[str, int] = field(default_factory=dict)
     #: Spans that ended, with their start order.
     ended: list[tuple[int, Span[Any]]] = field(default_factory=list)
-    #: A continuation: its spans started and not yet ended (it ends when none is left).
+    #: Spans numbered and not yet ended. A continuation ends when none is left; so does a
+    #: trace that ended while some were still open (``draining``).
     active: int = 0
+    #: The SDK ended the trace while some of its spans were still open (a tool still running
+    #: when a guardrail's tripwire ended the run): recorded when the last of them ends.
+    draining: bool = False
 
 
 class AgentsCoreTracingProcessor(TracingProcessor):
@@ -228,10 +236,9 @@ class AgentsCoreTracingProcessor(TracingProcessor):
                     _OpenTrace(span.trace_id, info, utcnow(), continuation=True), replace=False
                 )
             with self._lock:
-                if len(opened.order) < MAX_SPANS_PER_TRACE:
-                    opened.order.setdefault(span.span_id, len(opened.order))
-                    if opened.continuation:
-                        opened.active += 1
+                if len(opened.order) < MAX_SPANS_PER_TRACE and span.span_id not in opened.order:
+                    opened.order[span.span_id] = len(opened.order)
+                    opened.active += 1
         except Exception as exc:
             self._writer.count_dropped(0, f"span not numbered ({type(exc).__name__}: {exc})")
 
@@ -246,12 +253,12 @@ class AgentsCoreTracingProcessor(TracingProcessor):
                 else:
                     assert opened is not None
                     opened.ended.append((number, span))
-                    if opened.continuation:
-                        opened.active -= 1
-                        if opened.active == 0:
-                            finished = self._traces.pop(span.trace_id)
+                    opened.active -= 1
+                    if opened.active == 0 and (opened.continuation or opened.draining):
+                        finished = self._traces.pop(span.trace_id)
             if number is None:
-                # A span that ended after its trace did, or one too many: the run is written
+                # A span that ended after its trace's run was written (the trace was flushed,
+                # or given up, while the span was open), or one too many: the run is written
                 # without it.
                 self._writer.count_dropped(
                     0, "span(s) not recorded (see AgentsCoreTracingProcessor.dropped_spans)"
@@ -264,12 +271,19 @@ class AgentsCoreTracingProcessor(TracingProcessor):
     def on_trace_end(self, trace: Trace) -> None:
         try:
             with self._lock:
-                opened = self._traces.pop(trace.trace_id, None)
+                opened = self._traces.get(trace.trace_id)
                 if opened is not None:
                     ended = self._ended
                     if len(ended) >= MAX_OPEN_TRACES and trace.trace_id not in ended:
                         del ended[next(iter(ended))]
                     ended[trace.trace_id] = opened.info
+                    if opened.active:
+                        # Spans still open: the run is recorded when the last one ends (or at
+                        # the next flush), so a tool that outlives its trace is in it.
+                        opened.draining = True
+                        opened = None
+                    else:
+                        del self._traces[trace.trace_id]
         except Exception as exc:
             self._writer.count_dropped(1, f"trace not recorded ({type(exc).__name__}: {exc})")
             return
@@ -286,11 +300,23 @@ class AgentsCoreTracingProcessor(TracingProcessor):
             if len(self._traces) >= MAX_OPEN_TRACES and current is None:
                 given_up = self._traces.pop(next(iter(self._traces)))
             self._traces[opened.trace_id] = opened
-        if given_up is not None:
+        if given_up is not None and given_up.draining:
+            self._finish(given_up)  # it ended: recorded without the spans still open
+        elif given_up is not None:
             self._writer.count_dropped(
                 1, f"more than {MAX_OPEN_TRACES} traces open: one that never ended given up"
             )
         return opened
+
+    def _finish_draining(self) -> None:
+        """Record the traces that ended with spans still open, without those spans (each
+        one counted in ``dropped_spans`` when it ends)."""
+        with self._lock:
+            draining = [opened for opened in self._traces.values() if opened.draining]
+            for opened in draining:
+                del self._traces[opened.trace_id]
+        for opened in draining:
+            self._finish(opened)
 
     def _finish(self, opened: _OpenTrace) -> None:
         try:
@@ -304,12 +330,16 @@ class AgentsCoreTracingProcessor(TracingProcessor):
 
     def force_flush(self, timeout: float | None = None) -> None:
         """Wait until every run of a trace ended so far is written or given up (at most
-        ``timeout`` seconds; ``None``: as long as it takes)."""
+        ``timeout`` seconds; ``None``: as long as it takes). A trace that ended with spans
+        still open is recorded now, without them."""
+        self._finish_draining()
         self._writer.force_flush(timeout)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Write what is queued (at most ``timeout`` seconds), close the writer's connection.
-        Traces still open are not recorded (counted)."""
+        Traces still open are not recorded (counted); one that ended with spans still open
+        is, without them."""
+        self._finish_draining()
         with self._lock:
             open_traces, self._traces = len(self._traces), {}
         if open_traces:
