@@ -35,6 +35,7 @@ from agents_core.db.documents.run import (
     ToolCallStatus,
 )
 from agents_core.db.documents.session import (
+    SESSION_PROJECTION,
     ExternalSessionDTO,
     Session,
     SessionDocument,
@@ -67,6 +68,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
 
 __all__ = [
     "DOCUMENT_MODELS",
+    "SESSION_PROJECTION",
     "SHARD_KEYS",
     "Agent",
     "AgentDocument",
