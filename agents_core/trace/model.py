@@ -134,49 +134,26 @@ def run_timeline(run: Run) -> Timeline:
     their clock: two calls often start in the same millisecond. A call recorded before the
     run's start (clocks of two machines) is placed at 0.
     """
-    bars: list[Bar] = []
-    for call in run.calls():
-        if isinstance(call, ModelCall):
-            bars.append(
-                Bar(
-                    kind="model",
-                    name=call.model,
-                    status=call.status.value,
-                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
-                    duration_ms=call.duration_ms,
-                    call=call,
-                    tokens=call.tokens,
-                    cost=call.cost,
-                    error=call.error,
-                )
-            )
-        elif isinstance(call, ToolCall):
-            failed = call.status == ToolCallStatus.error
-            bars.append(
-                Bar(
-                    kind="tool",
-                    name=call.tool_name,
-                    status=call.status.value,
-                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
-                    duration_ms=call_duration_ms(call) or 0.0,
-                    call=call,
-                    error=(call.error or call.output) if failed else None,
-                )
-            )
-        else:
-            bars.append(
-                Bar(
-                    kind="step",
-                    name=step_name(call),
-                    status=call.status.value,
-                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
-                    duration_ms=call.duration_ms or 0.0,
-                    call=call,
-                    error=call.error,
-                )
-            )
+    bars = [
+        _bar(call, max(ms_between(call.started_at, run.started_at), 0.0)) for call in run.calls()
+    ]
     total = max([run_duration_ms(run) or 0.0, *(bar.end_ms for bar in bars)])
     return Timeline(run=run, bars=bars, total_ms=total)
+
+
+def _bar(call: ModelCall | ToolCall | RunStep, offset_ms: float) -> Bar:
+    """The bar of one call or step, ``offset_ms`` from its run's start."""
+    kind: BarKind
+    tokens, cost = 0, 0.0
+    if isinstance(call, ModelCall):
+        kind, name, duration, error = "model", call.model, call.duration_ms, call.error
+        tokens, cost = call.tokens, call.cost
+    elif isinstance(call, ToolCall):
+        kind, name, duration = "tool", call.tool_name, call_duration_ms(call) or 0.0
+        error = (call.error or call.output) if call.status == ToolCallStatus.error else None
+    else:
+        kind, name, duration, error = "step", step_name(call), call.duration_ms or 0.0, call.error
+    return Bar(kind, name, call.status.value, offset_ms, duration, call, tokens, cost, error)
 
 
 @dataclass(slots=True)
