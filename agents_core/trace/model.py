@@ -11,16 +11,17 @@ Usage::
 The terminal tree (``tree.py``), the web view (``web/``) and the OpenTelemetry export
 (``otel.py``) all build on these functions, so every view shows the same turns and bars.
 
-Design notes: a turn is a user message and what followed it until the next one. Runs do not
-point to messages, but ``AgentRunner`` appends the user message *before* it starts the run, so
-a run belongs to the latest turn whose user message was created at or before the run started
-(timestamps are stored to the millisecond; ties go to the later turn, as they must). A
-framework's run (``Run.source``) is recorded when it has ended and its framework stores the
-user's input after the run began: it belongs to the latest turn whose user message was created
-at or before the run *ended*; its steps (``RunStep``) are shown among its calls. Inside a
-turn, order comes from what the writes recorded, never from clocks: messages by ``seq``, a
-run's calls by ``Run.calls`` (``call_order``), and each call right after the message it
-followed (``turn_steps``).
+Design notes: a turn is a user message and what followed it until the next one. A run records
+the user message that started it (``Run.input_seq``, its ``seq``) and goes to that turn, never
+placed by clocks (turns and runs of one millisecond stay apart). Only a run without it is placed
+by time: a run recorded before ``input_seq`` existed, in the latest turn whose user message was
+created at or before the run started (ties go to the later turn); a framework's run
+(``Run.source``, recorded when it has ended, its framework storing the user's input after the
+run began), in the latest turn whose user message was created at or before the run *ended*. A
+framework run's steps (``RunStep``) are shown among its calls. Inside a turn, order comes from
+what the writes recorded, never from clocks: messages by ``seq``, a run's calls by
+``Run.calls`` (``call_order``), and each call right after the message it followed
+(``turn_steps``).
 Tool messages are not shown as steps of their own: the tool call they carry is (whole, with
 its input and status), and a tool message whose call is not among the runs shown stays a
 message.
