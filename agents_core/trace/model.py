@@ -46,7 +46,9 @@ from agents_core.db import (
 
 __all__ = [
     "Bar",
+    "BarKind",
     "Step",
+    "StepKind",
     "Timeline",
     "Turn",
     "call_duration_ms",
