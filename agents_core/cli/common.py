@@ -208,10 +208,11 @@ def _note_started(target: DatabaseTarget) -> None:
     server = target.server
     if server is not None and server.started and server.shared and render.err.is_terminal:
         record = server.record
+        idle = render.format_ms(record.idle_s * 1000)
         render.err.print(
             Text(
                 f"Started the embedded database (pid {record.pid}); it stops after "
-                f"{render.duration(record.idle_s)} unused, or with `agents-core server stop`.",
+                f"{idle} unused, or with `agents-core server stop`.",
                 style="dim",
             )
         )

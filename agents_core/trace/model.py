@@ -325,9 +325,17 @@ def _merge_by_time(messages: list[Step], calls: list[Step]) -> list[Step]:
 
 
 def format_ms(ms: float | None) -> str:
-    """A duration for people: ``—`` (unknown), ``4.2 ms``, ``350 ms``, ``12.5 s``."""
+    """A duration for people: ``—`` (unknown), ``4.2 ms``, ``350 ms``, ``2,500 ms``, ``12.5 s``;
+    from a minute on, in whole seconds: ``3 min 12 s``, ``2 h 5 min``, ``3 d 4 h``. Every view
+    prints a duration with it: the tree, the trace view, the CLI's tables and ages."""
     if ms is None:
         return "—"
+    if ms >= 60_000:
+        whole = round(ms / 1000)
+        for unit, size, sub_unit, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60)):
+            if whole >= size:
+                return f"{whole // size} {unit} {whole % size // sub_size} {sub_unit}"
+        return f"{whole // 60} min {whole % 60} s"
     if ms >= 10_000:
         return f"{ms / 1000:,.1f} s"
     return f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"

@@ -62,7 +62,10 @@ BAR_COLUMNS = 24
 #: Characters of a stored text shown on one line of the tree.
 EXCERPT = 80
 
+#: Every status the terminal shows, in its colour: a session's, a run's, a call's, a step's.
 _STATUS_STYLE = {
+    "active": "green",
+    "archived": "dim",
     "success": "green",
     "completed": "green",
     "error": "bold red",
@@ -123,7 +126,8 @@ def _bar(offset_ms: float, duration_ms: float, total_ms: float, style: str) -> T
 
 
 def status_style(status: str) -> str:
-    """The Rich style of a run's, call's or step's status (green, red, yellow; none if unknown)."""
+    """The Rich style of a session's, run's, call's or step's status (green, red, yellow, dim;
+    none if unknown)."""
     return _STATUS_STYLE.get(status, "")
 
 
