@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import agents_core.trace as trace
+from tests.helpers import modules_loaded_by
 
 #: What ``agents_core/trace.py`` offered before it became a package (``__all__`` and its other
 #: public names): ``from agents_core.trace import X`` keeps working for each.
@@ -38,13 +36,7 @@ def test_every_name_of_the_former_module_is_offered() -> None:
 
 
 def test_the_package_loads_neither_the_web_nor_the_otel_extra() -> None:
-    code = (
-        "import sys; before = set(sys.modules); import agents_core.trace; "
-        "print(*sorted(set(sys.modules) - before))"
-    )
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert shown.returncode == 0, shown.stderr
-    loaded = set(shown.stdout.split())
+    loaded = modules_loaded_by("agents_core.trace")
     assert "agents_core.trace.tree" in loaded  # the check sees what the import loads
     assert sorted(name for name in loaded if name.split(".")[0] in EXTRAS) == []
     assert sorted(name for name in loaded if name.startswith("agents_core.trace.")) == [
