@@ -26,6 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agents_core.db import MessageDocument, ModelCall, RunDocument, SessionDocument, ToolCall
+from agents_core.db.documents import SESSION_PROJECTION
 from agents_core.db.limits import MAX_MODEL_CALLS_PER_RUN
 from agents_core.db.server import MONGODB, ServerProfile
 from agents_core.runner import ModelResponse, ToolRegistry
@@ -42,8 +43,9 @@ RUN_INLINE_BUDGET_BYTES = 8 * 1024 * 1024
 MAX_TOKENS = 2**63 - 1
 MAX_MESSAGE_BYTES = 1024 * 1024
 
-#: Sessions keep their latest idempotency keys in this field, which reads leave on the server.
-_SESSION = {"recent_idempotency_keys": 0}
+#: Sessions keep fields only the layer uses (their latest idempotency keys, a deletion's
+#: progress), which reads leave on the server: the layer's one projection of a session.
+_SESSION = SESSION_PROJECTION
 
 _LAST_SEQ = {"last_seq": 1, "_id": 0}
 _BOUNDS = {"last_seq": 1, "cleared_through_seq": 1, "_id": 0}

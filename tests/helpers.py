@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 from agents_core.db import (
@@ -61,3 +63,14 @@ def common_prefix(*ids: object) -> str:
     return next(
         first[:n] for n in range(len(first), -1, -1) if all(t[:n] == first[:n] for t in texts)
     )
+
+
+def modules_loaded_by(module: str) -> set[str]:
+    """The modules that importing ``module`` loads, in a fresh interpreter."""
+    code = (
+        f"import sys; before = set(sys.modules); import {module}; "
+        "print(*sorted(set(sys.modules) - before))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    return set(shown.stdout.split())

@@ -365,6 +365,25 @@ def test_version_and_short_help() -> None:
     assert "agents" in invoke("-h").output
 
 
+def test_server_status_as_json_stays_off_the_database_layer(tmp_path: Path) -> None:
+    # The JSON of records is encoded by the db layer's json_default, imported for a record only:
+    # `server` prints plain values, and a cold `server status --json` never loads the layer.
+    code = (
+        "import sys; from agents_core.cli import main; "
+        "sys.argv = ['agents-core', 'server', 'status', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] == ['agents_core', 'db']))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
+    env["AGENTS_CORE_DATA"] = str(tmp_path / "data")
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    *status, loaded = shown.stdout.splitlines()
+    assert json.loads("\n".join(status)) == {"data_dir": str(tmp_path / "data"), "running": False}
+    assert loaded == "[]"
+
+
 # --- on the wire server, each test with a fresh database ------------------------------------------
 
 

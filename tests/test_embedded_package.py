@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import agents_core.embedded as embedded
+from tests.helpers import modules_loaded_by
 
 PACKAGE = Path(embedded.__file__).parent
 
@@ -65,13 +66,7 @@ def test_a_name_the_package_does_not_offer_is_an_attribute_error() -> None:
 
 def test_the_launcher_loads_only_the_standard_library_and_two_small_modules() -> None:
     """What every ``agents-core`` command imports before it knows whether a worker runs it."""
-    code = (
-        "import sys; before = set(sys.modules); import agents_core.embedded.launcher; "
-        "print(*sorted(set(sys.modules) - before))"
-    )
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert shown.returncode == 0, shown.stderr
-    loaded = set(shown.stdout.split())
+    loaded = modules_loaded_by("agents_core.embedded.launcher")
     ours = {name for name in loaded if name.split(".")[0] == "agents_core"}
     assert ours == {
         "agents_core",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pydantic
@@ -21,7 +22,7 @@ from agents_core.db import (
     ToolCallsRepository,
     get_database,
 )
-from agents_core.db.documents import utcnow
+from agents_core.db.documents import json_default, utcnow
 from tests.helpers import Clock, make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -107,6 +108,20 @@ def test_a_record_takes_a_naive_datetime_as_utc_and_converts_other_zones() -> No
     as_json = Message.model_validate({**fields, "created_at": naive}).model_dump_json()
     with pytest.raises(pydantic.ValidationError, match="timezone"):
         Message.model_validate_json(as_json.replace("Z", "").replace("+00:00", ""))
+
+
+def test_json_default_encodes_records_datetimes_and_ids_and_nothing_else() -> None:
+    sid = ObjectId()
+    at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    message = Message.model_validate(
+        {"_id": ObjectId(), "session_id": sid, "seq": 1, "role": "user", "content": "é"}
+        | {"created_at": at}
+    )
+    encoded = json.loads(json.dumps({"m": [message], "at": at, "id": sid}, default=json_default))
+    assert encoded == {"m": [message.model_dump(mode="json")], "at": at.isoformat(), "id": str(sid)}
+    assert encoded["m"][0]["session_id"] == str(sid)
+    with pytest.raises(TypeError, match="cannot encode set as JSON"):
+        json.dumps({"x": {1}}, default=json_default)
 
 
 def test_utcnow_is_now_in_utc_in_whole_milliseconds(clock: Clock) -> None:

@@ -16,7 +16,14 @@ from agents_core.db import (
     ToolCallsRepository,
 )
 from agents_core.runner import AgentRunner, ModelResponse, ScriptedModel, ToolRegistry, ToolRequest
-from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps, visible
+from agents_core.trace import (
+    format_ms,
+    group_turns,
+    render_session_tree,
+    run_timeline,
+    turn_steps,
+    visible,
+)
 from tests.helpers import Clock, make_agent, make_session
 from tests.recorded import HOSTILE_TITLE, MARKUP, SCRIPT, record_demo, record_hostile
 
@@ -25,6 +32,23 @@ def rendered(renderable: object, *, styles: bool = False) -> str:
     console = Console(record=True, width=240, color_system="truecolor", force_terminal=True)
     console.print(renderable)
     return console.export_text(styles=styles)
+
+
+def test_a_duration_reads_one_way_at_every_length() -> None:
+    # The tree, the trace view and the CLI's tables and ages all print durations with it.
+    table = {
+        None: "—",
+        4.25: "4.2 ms",
+        350.4: "350 ms",
+        2_500: "2,500 ms",
+        12_500: "12.5 s",
+        59_949: "59.9 s",
+        60_000: "1 min 0 s",
+        192_400: "3 min 12 s",
+        3_723_000: "1 h 2 min",
+        273_600_000: "3 d 4 h",
+    }
+    assert {ms: format_ms(ms) for ms in table} == table
 
 
 async def test_runs_go_to_their_turn_and_steps_are_in_call_order(backend: str) -> None:

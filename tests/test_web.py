@@ -20,6 +20,7 @@ from agents_core.db import (
     RunsRepository,
     SessionDocument,
     SessionsRepository,
+    SessionStatus,
     ToolCallsRepository,
     default_connection,
     get_database,
@@ -290,6 +291,24 @@ async def test_sessions_are_paged_newest_first_filtered_and_searched(
     assert [s["id"] for s in archived] == [str(made[0].id)]
     active = (await ok(client, "/api/sessions?status=active")).json()["sessions"]
     assert str(made[0].id) not in {s["id"] for s in active}
+
+
+async def test_sessions_being_deleted_or_forked_are_not_listed(
+    client: httpx.AsyncClient,
+) -> None:
+    # As every reader: a session in the layer's own in-progress states does not exist yet, or
+    # any more (its page would answer 404).
+    shown, deleting, forking = [await make_session(f"Chat {n}") for n in range(3)]
+    sessions = get_database()["sessions"]
+    for hidden, status in ((deleting, SessionStatus.deleting), (forking, SessionStatus.forking)):
+        await sessions.update_one({"_id": hidden.id}, {"$set": {"status": status.value}})
+    for shown_status in ("all", "active"):
+        data = (await ok(client, f"/api/sessions?status={shown_status}")).json()
+        assert [s["id"] for s in data["sessions"]] == [str(shown.id)]
+    page = (await ok(client, "/")).text
+    assert f"/sessions/{shown.id}" in page
+    assert f"/sessions/{deleting.id}" not in page
+    assert f"/sessions/{forking.id}" not in page
 
 
 async def test_bad_requests_and_missing_things(client: httpx.AsyncClient) -> None:

@@ -27,7 +27,6 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
@@ -209,10 +208,11 @@ def _note_started(target: DatabaseTarget) -> None:
     server = target.server
     if server is not None and server.started and server.shared and render.err.is_terminal:
         record = server.record
+        idle = render.format_ms(record.idle_s * 1000)
         render.err.print(
             Text(
                 f"Started the embedded database (pid {record.pid}); it stops after "
-                f"{render.duration(record.idle_s)} unused, or with `agents-core server stop`.",
+                f"{idle} unused, or with `agents-core server stop`.",
                 style="dim",
             )
         )
@@ -269,16 +269,14 @@ async def resolve(
 
 
 def print_json(value: Any) -> None:
-    """``value`` as indented JSON on stdout: records as their JSON form, datetimes in ISO 8601,
-    ids as strings."""
+    """``value`` as indented JSON on stdout, encoded by ``agents_core.db.documents.json_default``:
+    records as their JSON form, datetimes in ISO 8601, ids as strings."""
 
-    def encode(item: Any) -> Any:
-        dump = getattr(item, "model_dump", None)
-        if dump is not None:
-            return dump(mode="json")
-        if isinstance(item, datetime):
-            return item.isoformat()
-        return str(item)  # ObjectId
+    def encode(item: object) -> Any:
+        # Imported for a record only: `server` prints plain values and stays off the db layer.
+        from agents_core.db.documents import json_default
+
+        return json_default(item)
 
     sys.stdout.write(json.dumps(value, default=encode, indent=2) + "\n")
 

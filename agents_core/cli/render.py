@@ -32,10 +32,10 @@ __all__ = [
     "NARROW_COLUMNS",
     "age",
     "agents",
-    "duration",
     "enum_value",
     "err",
     "excerpt",
+    "format_ms",
     "open_consoles",
     "out",
     "run_trace",
@@ -92,29 +92,20 @@ def excerpt(text: str | None, width: int = EXCERPT) -> str:
     return one_line(text, width)
 
 
-def duration(seconds: float) -> str:
-    """The trace's ``format_ms`` below a minute (``4.2 ms``, ``350 ms``, ``2,500 ms``,
-    ``12.5 s``), then ``3 min 12 s``, ``2 h 5 min``, ``3 d 4 h``."""
-    if seconds < 60:
-        from agents_core.trace import format_ms  # with the database layer: not for --help
+def format_ms(ms: float | None) -> str:
+    """A duration as every view prints it: the trace's ``format_ms`` (``4.2 ms``, ``12.5 s``,
+    ``2 h 5 min``), which ``show``'s tree uses too."""
+    from agents_core.trace import format_ms as one_way  # with the database layer: not for --help
 
-        return format_ms(seconds * 1000)
-    whole = round(seconds)
-    for unit, size, sub_unit, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60)):
-        if whole >= size:
-            return f"{whole // size} {unit} {whole % size // sub_size} {sub_unit}"
-    return f"{whole // 60} min {whole % 60} s"
+    return one_way(ms)
 
 
 def age(moment: datetime) -> str:
     """How long ago ``moment`` was: ``just now``, ``350 ms ago``, ``2 h 5 min ago``."""
     seconds = (datetime.now(UTC) - moment).total_seconds()
-    return "just now" if seconds < 1 else f"{duration(seconds)} ago"
+    return "just now" if seconds < 1 else f"{format_ms(seconds * 1000)} ago"
 
 
-#: A session's status colours (the trace's ``status_style`` colours the others: runs, calls,
-#: steps).
-_SESSION_STATUS_STYLES = {"active": "green", "archived": "dim"}
 _ROLE_COLOURS = {"user": "cyan", "assistant": "green", "tool": "yellow", "system": "magenta"}
 
 
@@ -123,7 +114,7 @@ def status(value: str) -> Text:
     tree."""
     from agents_core.trace import status_style
 
-    return Text(value, style=status_style(value) or _SESSION_STATUS_STYLES.get(value, ""))
+    return Text(value, style=status_style(value))
 
 
 def enum_value(enum_or_str: Any) -> str:
@@ -168,7 +159,9 @@ def transcript(messages: Sequence[Message], title: str = "Transcript") -> Render
 
 def run_trace(run: Run) -> RenderableType:
     """A run: its status, tool calls, tokens, cost and time, then its tool calls."""
-    took = duration((run.completed_at - run.started_at).total_seconds()) if run.completed_at else ""
+    from agents_core.trace import run_duration_ms  # what show's tree prints as its duration
+
+    took = format_ms(run_duration_ms(run)) if run.completed_at else ""
     calls = len(run.tool_calls)
     header = Text.assemble(
         ("Run ", "bold"), (str(run.id), "bold"), "  ", status(enum_value(run.status))
@@ -205,12 +198,12 @@ def run_trace(run: Run) -> RenderableType:
 
 def _since_start(run: Run, moment: datetime) -> str:
     """Where ``moment`` is in ``run``: ``+12.0 ms`` after its start (``+0.0 ms`` before it)."""
-    return "+" + duration(max((moment - run.started_at).total_seconds(), 0.0))
+    return "+" + format_ms(max((moment - run.started_at).total_seconds() * 1000, 0.0))
 
 
 def _tool_calls(run: Run, calls: Sequence[ToolCall]) -> RenderableType:
     def took(call: ToolCall) -> str:
-        return "—" if call.duration_ms is None else duration(call.duration_ms / 1000)
+        return format_ms(call.duration_ms)
 
     if _narrow():
         lines: list[RenderableType] = []

@@ -4,8 +4,10 @@
     agents-core server start         # start it (if it is not running) and print its URI
     agents-core server stop          # stop it (its users get a moment to finish)
 
-These never connect to a database (nor import ``agents_core.db``): they read and change the
-data directory's record through ``agents_core.embedded``.
+These never connect to a database: they read and change the data directory's record through
+``agents_core.embedded``. Their JSON never loads the database layer; their text does for a
+duration (``agents_core.trace.format_ms``, the one way durations are printed), which a running
+server's warm worker, where ``status`` runs, has loaded already.
 """
 
 from __future__ import annotations
@@ -64,13 +66,14 @@ def status(as_json: JsonOption = False) -> None:
     if as_json:
         common.print_json(_record_json(record, str(data_dir), users=users))
         return
-    uptime = render.duration(max(datetime.now(UTC).timestamp() - record.started_at, 0.0))
+    uptime = render.format_ms(max(datetime.now(UTC).timestamp() - record.started_at, 0.0) * 1000)
     using = f"used by {len(users)} process(es) now" if users else "unused now"
     render.out.print(Text.assemble(("Embedded SecantusDB ", "bold"), f"at {data_dir}"))
     render.out.print(
         Text(f"  {record.uri}  (pid {record.pid}, supervisor {record.owner}, up {uptime})")
     )
-    render.out.print(Text(f"  {using}; stops after {render.duration(record.idle_s)} unused"))
+    idle = render.format_ms(record.idle_s * 1000)
+    render.out.print(Text(f"  {using}; stops after {idle} unused"))
     if os.environ.get("MONGODB_URI"):
         render.out.print(
             Text("  (MONGODB_URI is set: the other commands use that server instead)", style="dim")
@@ -99,12 +102,8 @@ def start(
         return
     state = "started" if started else "already running"
     render.out.print(Text.assemble(("Embedded SecantusDB ", "bold"), f"{state} at {data_dir}"))
-    render.out.print(
-        Text(
-            f"  {record.uri}  (pid {record.pid}); stops after {render.duration(record.idle_s)} "
-            "unused"
-        )
-    )
+    stops = f"stops after {render.format_ms(record.idle_s * 1000)} unused"
+    render.out.print(Text(f"  {record.uri}  (pid {record.pid}); {stops}"))
 
 
 def stop(as_json: JsonOption = False) -> None:

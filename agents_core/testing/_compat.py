@@ -17,6 +17,7 @@ from pymongo.results import BulkWriteResult
 _original_list_collection_names = Database.list_collection_names
 _original_find_and_modify = Collection._find_and_modify
 _original_bulk_write = Collection.bulk_write
+_original_copy_only_fields = Collection._copy_only_fields
 
 
 # Beanie >= 2.1 calls list_collection_names(authorizedCollections=True, nameOnly=True).
@@ -76,6 +77,17 @@ def _bulk_write(self: Collection, requests: Any, ordered: bool = True, **kwargs:
     return BulkWriteResult({**counts, "nRemoved": 0, "upserted": []}, True)
 
 
+# mongomock-ng's projection pops "_id" from the projection it is given and puts it back (adding
+# "_id": 1 when it was absent): the caller's dict changes, and a shared projection constant
+# (SESSION_PROJECTION) would then go to every later read changed. It projects a copy instead.
+def _copy_only_fields(
+    self: Collection, doc: Any, fields: Any, container: Any, filter: Any = None
+) -> Any:
+    if isinstance(fields, dict):
+        fields = dict(fields)
+    return _original_copy_only_fields(self, doc, fields, container, filter)
+
+
 # batch_size is a wire-level hint; the mock warns that it ignores it (an error under -W error).
 def _batch_size(self: Cursor, count: int) -> Cursor:
     return self
@@ -87,3 +99,4 @@ def apply() -> None:
     setattr(Database, "list_collection_names", _list_collection_names)  # noqa: B010
     setattr(Collection, "_find_and_modify", _find_and_modify)  # noqa: B010
     setattr(Collection, "bulk_write", _bulk_write)  # noqa: B010
+    setattr(Collection, "_copy_only_fields", _copy_only_fields)  # noqa: B010

@@ -15,7 +15,9 @@ Importing this package imports neither the web framework nor OpenTelemetry.
 
 from agents_core.trace.model import (
     Bar,
+    BarKind,
     Step,
+    StepKind,
     Timeline,
     Turn,
     call_duration_ms,
@@ -28,6 +30,8 @@ from agents_core.trace.model import (
     turn_steps,
 )
 from agents_core.trace.tree import (
+    BAR_COLUMNS,
+    EXCERPT,
     excerpt,
     render_session_tree,
     render_summary,
@@ -36,8 +40,12 @@ from agents_core.trace.tree import (
 )
 
 __all__ = [
+    "BAR_COLUMNS",
+    "EXCERPT",
     "Bar",
+    "BarKind",
     "Step",
+    "StepKind",
     "Timeline",
     "Turn",
     "call_duration_ms",

@@ -11,16 +11,17 @@ Usage::
 The terminal tree (``tree.py``), the web view (``web/``) and the OpenTelemetry export
 (``otel.py``) all build on these functions, so every view shows the same turns and bars.
 
-Design notes: a turn is a user message and what followed it until the next one. Runs do not
-point to messages, but ``AgentRunner`` appends the user message *before* it starts the run, so
-a run belongs to the latest turn whose user message was created at or before the run started
-(timestamps are stored to the millisecond; ties go to the later turn, as they must). A
-framework's run (``Run.source``) is recorded when it has ended and its framework stores the
-user's input after the run began: it belongs to the latest turn whose user message was created
-at or before the run *ended*; its steps (``RunStep``) are shown among its calls. Inside a
-turn, order comes from what the writes recorded, never from clocks: messages by ``seq``, a
-run's calls by ``Run.calls`` (``call_order``), and each call right after the message it
-followed (``turn_steps``).
+Design notes: a turn is a user message and what followed it until the next one. A run records
+the user message that started it (``Run.input_seq``, its ``seq``) and goes to that turn, never
+placed by clocks (turns and runs of one millisecond stay apart). Only a run without it is placed
+by time: a run recorded before ``input_seq`` existed, in the latest turn whose user message was
+created at or before the run started (ties go to the later turn); a framework's run
+(``Run.source``, recorded when it has ended, its framework storing the user's input after the
+run began), in the latest turn whose user message was created at or before the run *ended*. A
+framework run's steps (``RunStep``) are shown among its calls. Inside a turn, order comes from
+what the writes recorded, never from clocks: messages by ``seq``, a run's calls by
+``Run.calls`` (``call_order``), and each call right after the message it followed
+(``turn_steps``).
 Tool messages are not shown as steps of their own: the tool call they carry is (whole, with
 its input and status), and a tool message whose call is not among the runs shown stays a
 message.
@@ -45,7 +46,9 @@ from agents_core.db import (
 
 __all__ = [
     "Bar",
+    "BarKind",
     "Step",
+    "StepKind",
     "Timeline",
     "Turn",
     "call_duration_ms",
@@ -134,49 +137,26 @@ def run_timeline(run: Run) -> Timeline:
     their clock: two calls often start in the same millisecond. A call recorded before the
     run's start (clocks of two machines) is placed at 0.
     """
-    bars: list[Bar] = []
-    for call in run.calls():
-        if isinstance(call, ModelCall):
-            bars.append(
-                Bar(
-                    kind="model",
-                    name=call.model,
-                    status=call.status.value,
-                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
-                    duration_ms=call.duration_ms,
-                    call=call,
-                    tokens=call.tokens,
-                    cost=call.cost,
-                    error=call.error,
-                )
-            )
-        elif isinstance(call, ToolCall):
-            failed = call.status == ToolCallStatus.error
-            bars.append(
-                Bar(
-                    kind="tool",
-                    name=call.tool_name,
-                    status=call.status.value,
-                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
-                    duration_ms=call_duration_ms(call) or 0.0,
-                    call=call,
-                    error=(call.error or call.output) if failed else None,
-                )
-            )
-        else:
-            bars.append(
-                Bar(
-                    kind="step",
-                    name=step_name(call),
-                    status=call.status.value,
-                    offset_ms=max(ms_between(call.started_at, run.started_at), 0.0),
-                    duration_ms=call.duration_ms or 0.0,
-                    call=call,
-                    error=call.error,
-                )
-            )
+    bars = [
+        _bar(call, max(ms_between(call.started_at, run.started_at), 0.0)) for call in run.calls()
+    ]
     total = max([run_duration_ms(run) or 0.0, *(bar.end_ms for bar in bars)])
     return Timeline(run=run, bars=bars, total_ms=total)
+
+
+def _bar(call: ModelCall | ToolCall | RunStep, offset_ms: float) -> Bar:
+    """The bar of one call or step, ``offset_ms`` from its run's start."""
+    kind: BarKind
+    tokens, cost = 0, 0.0
+    if isinstance(call, ModelCall):
+        kind, name, duration, error = "model", call.model, call.duration_ms, call.error
+        tokens, cost = call.tokens, call.cost
+    elif isinstance(call, ToolCall):
+        kind, name, duration = "tool", call.tool_name, call_duration_ms(call) or 0.0
+        error = (call.error or call.output) if call.status == ToolCallStatus.error else None
+    else:
+        kind, name, duration, error = "step", step_name(call), call.duration_ms or 0.0, call.error
+    return Bar(kind, name, call.status.value, offset_ms, duration, call, tokens, cost, error)
 
 
 @dataclass(slots=True)
@@ -345,9 +325,17 @@ def _merge_by_time(messages: list[Step], calls: list[Step]) -> list[Step]:
 
 
 def format_ms(ms: float | None) -> str:
-    """A duration for people: ``—`` (unknown), ``4.2 ms``, ``350 ms``, ``12.5 s``."""
+    """A duration for people: ``—`` (unknown), ``4.2 ms``, ``350 ms``, ``2,500 ms``, ``12.5 s``;
+    from a minute on, in whole seconds: ``3 min 12 s``, ``2 h 5 min``, ``3 d 4 h``. Every view
+    prints a duration with it: the tree, the trace view, the CLI's tables and ages."""
     if ms is None:
         return "—"
+    if ms >= 60_000:
+        whole = round(ms / 1000)
+        for unit, size, sub_unit, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60)):
+            if whole >= size:
+                return f"{whole // size} {unit} {whole % size // sub_size} {sub_unit}"
+        return f"{whole // 60} min {whole % 60} s"
     if ms >= 10_000:
         return f"{ms / 1000:,.1f} s"
     return f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"

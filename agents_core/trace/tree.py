@@ -62,7 +62,10 @@ BAR_COLUMNS = 24
 #: Characters of a stored text shown on one line of the tree.
 EXCERPT = 80
 
+#: Every status the terminal shows, in its colour: a session's, a run's, a call's, a step's.
 _STATUS_STYLE = {
+    "active": "green",
+    "archived": "dim",
     "success": "green",
     "completed": "green",
     "error": "bold red",
@@ -98,9 +101,15 @@ def excerpt(text: str | None, width: int = EXCERPT) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _offset(started_at: datetime, timeline: Timeline | None) -> float:
-    """Where a call or step starts on its run's axis (0 without a timeline, or before the run)."""
-    return 0.0 if timeline is None else max(ms_between(started_at, timeline.run.started_at), 0.0)
+def _call_bar(
+    started_at: datetime, duration_ms: float, timeline: Timeline | None, style: str
+) -> Text:
+    """The bar of a call or step on its run's axis (placed at 0 before the run's start); without
+    a timeline, the whole width."""
+    if timeline is None:
+        return _bar(0.0, duration_ms, duration_ms, style)
+    offset = max(ms_between(started_at, timeline.run.started_at), 0.0)
+    return _bar(offset, duration_ms, timeline.total_ms, style)
 
 
 def _bar(offset_ms: float, duration_ms: float, total_ms: float, style: str) -> Text:
@@ -117,8 +126,14 @@ def _bar(offset_ms: float, duration_ms: float, total_ms: float, style: str) -> T
 
 
 def status_style(status: str) -> str:
-    """The Rich style of a run's, call's or step's status (green, red, yellow; none if unknown)."""
+    """The Rich style of a session's, run's, call's or step's status (green, red, yellow, dim;
+    none if unknown)."""
     return _STATUS_STYLE.get(status, "")
+
+
+def _append_error(label: Text, error: str | None) -> None:
+    label.append("  error: ", style="bold red")
+    label.append(excerpt(error, 120), style="red")
 
 
 def _run_label(run: Run) -> Text:
@@ -137,8 +152,7 @@ def _run_label(run: Run) -> Text:
         label.append(f" · {len(run.steps)} step(s)")
     label.append(f" · {run.tokens:,} tokens · ${run.cost:.6f} · {format_ms(run_duration_ms(run))}")
     if run.error:
-        label.append("  error: ", style="bold red")
-        label.append(excerpt(run.error, 120), style="red")
+        _append_error(label, run.error)
     return label
 
 
@@ -147,14 +161,8 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
         call = step.model_call
         failed = call.status == ModelCallStatus.error
         style = "bold red" if failed else "blue"
-        offset = (
-            0.0
-            if timeline is None
-            else max(ms_between(call.started_at, timeline.run.started_at), 0)
-        )
-        total = call.duration_ms if timeline is None else timeline.total_ms
         label = Text.assemble(
-            _bar(offset, call.duration_ms, total, style),
+            _call_bar(call.started_at, call.duration_ms, timeline, style),
             " ",
             ("model ", "bold"),
             (call.model, style),
@@ -169,21 +177,14 @@ def _step_label(step: Step, timeline: Timeline | None) -> Text:
         if call.finish_reason:
             label.append(f"  {visible(call.finish_reason)}", style="dim")
         if failed:
-            label.append("  error: ", style="bold red")
-            label.append(excerpt(call.error, 120), style="red")
+            _append_error(label, call.error)
         return label
     if step.tool_call is not None:
         tool = step.tool_call
         style = status_style(tool.status.value) or "yellow"
         duration = call_duration_ms(tool)
-        offset = (
-            0.0
-            if timeline is None
-            else max(ms_between(tool.started_at, timeline.run.started_at), 0)
-        )
-        total = (duration or 0.0) if timeline is None else timeline.total_ms
         return Text.assemble(
-            _bar(offset, duration or 0.0, total, style),
+            _call_bar(tool.started_at, duration or 0.0, timeline, style),
             " ",
             ("tool ", "bold"),
             (tool.tool_name, style),
@@ -215,20 +216,15 @@ def _run_step_label(step: RunStep, timeline: Timeline | None) -> Text:
     failed = step.status == StepStatus.error
     style = "bold red" if failed else "magenta"
     duration = step.duration_ms or 0.0
-    offset = (
-        0.0 if timeline is None else max(ms_between(step.started_at, timeline.run.started_at), 0)
-    )
-    total = duration if timeline is None else timeline.total_ms
     label = Text.assemble(
-        _bar(offset, duration, total, style),
+        _call_bar(step.started_at, duration, timeline, style),
         " ",
         (f"{step.kind} ", "bold"),
         (step.name, style),
         f"  {format_ms(step.duration_ms)}",
     )
     if failed:
-        label.append("  error: ", style="bold red")
-        label.append(excerpt(step.error, 120), style="red")
+        _append_error(label, step.error)
     return label
 
 

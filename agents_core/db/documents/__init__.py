@@ -5,7 +5,7 @@ Each entity's stored fields are declared once, in ``<Entity>Fields``; the record
 indexes, fields only the layer uses) both derive from it.
 """
 
-from agents_core.db.documents._common import Page, Record, as_utc, utcnow
+from agents_core.db.documents._common import Page, Record, as_utc, json_default, utcnow
 from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
 from agents_core.db.documents.external_id import ExternalIdDocument
 from agents_core.db.documents.listing import SessionListingDocument
@@ -35,6 +35,7 @@ from agents_core.db.documents.run import (
     ToolCallStatus,
 )
 from agents_core.db.documents.session import (
+    SESSION_PROJECTION,
     ExternalSessionDTO,
     Session,
     SessionDocument,
@@ -67,6 +68,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
 
 __all__ = [
     "DOCUMENT_MODELS",
+    "SESSION_PROJECTION",
     "SHARD_KEYS",
     "Agent",
     "AgentDocument",
@@ -103,5 +105,6 @@ __all__ = [
     "ToolCallResult",
     "ToolCallStatus",
     "as_utc",
+    "json_default",
     "utcnow",
 ]

@@ -14,7 +14,7 @@ from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, GetPydanticSchema
 from pydantic_core import core_schema
 
-__all__ = ["ObjectIdField", "Page", "Record", "UtcDatetime", "as_utc", "utcnow"]
+__all__ = ["ObjectIdField", "Page", "Record", "UtcDatetime", "as_utc", "json_default", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -89,3 +89,20 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+def json_default(value: object) -> Any:
+    """The JSON form of what ``json.dumps`` cannot encode itself (its ``default=``): a record, or
+    any pydantic model, as its JSON form (ids as hex strings, datetimes in ISO 8601), a datetime
+    in ISO 8601, an ObjectId as its hex string; anything else is a ``TypeError``. The one
+    encoding of the CLI's ``--json`` and the trace view's API::
+
+        json.dumps({"session": session, "runs": runs}, default=json_default)
+    """
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, ObjectId):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")

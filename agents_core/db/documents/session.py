@@ -14,6 +14,7 @@ from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime,
 from agents_core.db.documents.message import Message
 
 __all__ = [
+    "SESSION_PROJECTION",
     "VISIBLE_STATUSES",
     "ExternalSessionDTO",
     "Session",
@@ -129,3 +130,13 @@ class SessionDocument(Document, SessionFields):
                 [("status", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)], name="status_id"
             ),
         ]
+
+
+#: The projection that reads a stored session as its record (``Session``): the fields only the
+#: layer uses (``SessionDocument``'s own) stay on the server. Derived from the declarations, so
+#: a field added to the document alone is left out by every reader at once.
+SESSION_PROJECTION: dict[str, int] = {
+    name: 0
+    for name in sorted(SessionDocument.model_fields.keys() - Session.model_fields.keys())
+    if name != "revision_id"  # Beanie's, never stored (use_revision is off)
+}

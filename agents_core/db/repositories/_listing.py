@@ -23,6 +23,7 @@ from bson import ObjectId
 
 from agents_core.db.client import Connection
 from agents_core.db.documents import (
+    SESSION_PROJECTION,
     Page,
     Session,
     SessionDocument,
@@ -39,7 +40,6 @@ __all__ = ["list_page"]
 
 
 _COLLECTION = "sessions"
-_PROJECTION = {"recent_idempotency_keys": 0, "deleting_at": 0, "deleting_runs": 0}
 _ORDER_KEYS = {"_id": 1, "updated_at": 1}
 #: How many ids one batch of the first page's scan returns (far below 16 MB).
 _SCAN_BATCH = 100_000
@@ -114,7 +114,7 @@ async def _sessions(db: Connection, ids: list[ObjectId]) -> list[Session]:
         return []
     raws = await (
         db.collection(SessionDocument)
-        .find({"_id": {"$in": ids}, **SessionDocument.visible}, _PROJECTION)
+        .find({"_id": {"$in": ids}, **SessionDocument.visible}, SESSION_PROJECTION)
         .limit(len(ids))
         .batch_size(len(ids))
         .to_list()

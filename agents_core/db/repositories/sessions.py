@@ -13,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
 from agents_core.db.documents import (
+    SESSION_PROJECTION,
     Agent,
     AgentDocument,
     ExternalIdDocument,
@@ -53,9 +54,6 @@ __all__ = ["SessionsRepository"]
 _COLLECTION = "sessions"
 #: Where the messages read along with a session come from (to name a corrupt one).
 _MESSAGES = {"messages": MessageDocument.Settings.name}
-#: Reading a session as a record leaves the internal key list on the server.
-_RECENT_KEYS = "recent_idempotency_keys"
-_PROJECTION = {_RECENT_KEYS: 0}
 
 
 class SessionsRepository(Repository):
@@ -88,7 +86,7 @@ class SessionsRepository(Repository):
         db = self.db
         sid = check.object_id(id, "session")
         count = check.limit(message_limit, "message_limit", minimum=0)
-        raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
+        raw = await get(db, SessionDocument, sid, "session", SESSION_PROJECTION)
         db.hint_seq(sid, raw.get("last_seq", 0))
         # The session and its messages validated in one pass.
         raw["messages"] = await visible_range(
@@ -121,7 +119,7 @@ class SessionsRepository(Repository):
             return session, None if raw_agent is None else load(Agent, raw_agent, "agents")
         pipeline: list[dict[str, Any]] = [
             {"$match": by_id(SessionDocument, sid)},
-            {"$project": _PROJECTION},
+            {"$project": SESSION_PROJECTION},
             {
                 "$lookup": {
                     "from": AgentDocument.Settings.name,
@@ -181,7 +179,7 @@ class SessionsRepository(Repository):
         aid = check.object_id(agent_id, "agent")
         await require(db, AgentDocument, aid, "agent")
         change = {"$set": {"active_agent_id": aid, "updated_at": utcnow()}}
-        raw = await update(db, SessionDocument, sid, "session", change, _PROJECTION)
+        raw = await update(db, SessionDocument, sid, "session", change, SESSION_PROJECTION)
         return load(Session, raw, _COLLECTION)
 
     @translate_errors
@@ -197,7 +195,7 @@ class SessionsRepository(Repository):
         count = check.limit(limit)
         raws = await (
             self.db.collection(SessionDocument)
-            .find(query, _PROJECTION)
+            .find(query, SESSION_PROJECTION)
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(count)
             .batch_size(count)
@@ -267,7 +265,7 @@ class SessionsRepository(Repository):
         cut = None if at_seq is None else check.count(at_seq, "at_seq")
         new_title = check.optional_name(title, "title")
         source = load(
-            Session, await get(db, SessionDocument, sid, "session", _PROJECTION), _COLLECTION
+            Session, await get(db, SessionDocument, sid, "session", SESSION_PROJECTION), _COLLECTION
         )
         if cut is None:
             cut = source.last_seq
@@ -320,10 +318,10 @@ class SessionsRepository(Repository):
             SessionDocument,
             {"_id": sid, "status": SessionStatus.active.value},
             {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
-            _PROJECTION,
+            SESSION_PROJECTION,
         )
         if raw is None:
-            raw = await get(db, SessionDocument, sid, "session", _PROJECTION)
+            raw = await get(db, SessionDocument, sid, "session", SESSION_PROJECTION)
         return load(Session, raw, _COLLECTION)
 
     @translate_errors
@@ -444,7 +442,7 @@ async def _by_external_key(
         if mapping is None:
             return None, None
         raw: dict[str, Any] | None = await db.collection(SessionDocument).find_one(
-            {"_id": mapping["session_id"]}, _PROJECTION
+            {"_id": mapping["session_id"]}, SESSION_PROJECTION
         )
         return mapping, raw
     joined = {
@@ -457,10 +455,8 @@ async def _by_external_key(
     if not found:
         return None, None
     sessions = found[0].pop("session")
-    raw = sessions[0] if sessions else None
-    if raw is not None:
-        raw.pop(_RECENT_KEYS, None)
-    return found[0], raw
+    # Whole, with the layer's own fields: a record's validation ignores what it does not declare.
+    return found[0], sessions[0] if sessions else None
 
 
 async def _create_mapped(
@@ -472,9 +468,9 @@ async def _create_mapped(
         session = await insert(db, SessionDocument, Session, _id=session_id, title=title, **key)
     except DuplicateKeyError:
         sessions = db.collection(SessionDocument)
-        raw = await sessions.find_one({"_id": session_id}, _PROJECTION)
+        raw = await sessions.find_one({"_id": session_id}, SESSION_PROJECTION)
         if raw is None:  # refused by the sessions' own unique key of a database not migrated
-            raw = await sessions.find_one(_visible(key), _PROJECTION)
+            raw = await sessions.find_one(_visible(key), SESSION_PROJECTION)
             if raw is None:
                 raise InvalidStateError(
                     "session", key["external_id"], "being deleted: retry once it is gone"

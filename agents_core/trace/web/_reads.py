@@ -32,7 +32,8 @@ from agents_core.db import (
     ToolCallsRepository,
 )
 from agents_core.db import validation as check
-from agents_core.db.documents import RunDocument, SessionDocument
+from agents_core.db.documents import SESSION_PROJECTION, RunDocument, SessionDocument
+from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import translate_errors
 from agents_core.db.repositories import Repository, load_many
 from agents_core.db.repositories.messages import latest_messages
@@ -43,7 +44,6 @@ StatusFilter = Literal["all", "active", "archived"]
 
 #: Most runs one transcript page shows (its turns are bounded by its messages anyway).
 MAX_RUNS_PER_PAGE = 1_000
-_SESSION_FIELDS = {"recent_idempotency_keys": 0}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -110,7 +110,7 @@ class TraceReads(Repository):
         if user_id is not None:
             query["user_id"] = check.name(user_id, "user_id")
         if status == "all":
-            query["status"] = {"$in": [s.value for s in SessionStatus]}
+            query["status"] = {"$in": list(VISIBLE_STATUSES)}
         else:
             query["status"] = check.enum(SessionStatus, status, "status").value
         if title:
@@ -123,7 +123,7 @@ class TraceReads(Repository):
             ]
         raws = await (
             self.db.collection(SessionDocument)
-            .find(query, _SESSION_FIELDS)
+            .find(query, SESSION_PROJECTION)
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(count + 1)
             .batch_size(count + 1)

@@ -25,7 +25,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -46,6 +45,7 @@ from agents_core.db import (
     connect,
     default_connection,
 )
+from agents_core.db.documents import json_default
 from agents_core.trace import (
     call_duration_ms,
     format_ms,
@@ -145,12 +145,7 @@ def _status_param(request: Request) -> StatusFilter:
 
 
 def _json(value: Any, status_code: int = 200) -> Response:
-    def encode(item: Any) -> Any:
-        if isinstance(item, BaseModel):
-            return item.model_dump(mode="json")
-        raise TypeError(f"cannot encode {type(item).__name__}")
-
-    body = json.dumps(value, default=encode, ensure_ascii=False)
+    body = json.dumps(value, default=json_default, ensure_ascii=False)
     return Response(body, status_code, media_type="application/json")
 
 
