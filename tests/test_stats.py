@@ -11,6 +11,7 @@ from agents_core.db import (
     FinishedRun,
     FinishedToolCall,
     InvalidInputError,
+    InvalidStateError,
     ModelCall,
     ModelCallStatus,
     NewToolCall,
@@ -98,7 +99,7 @@ async def test_a_runners_run_counts_on_its_day_once() -> None:
     assert (by_agent.key, by_agent.label, by_agent.count) == (str(agent.id), "stat-runner", 1)
     # Usage added after the end counts once more; a second end is refused and adds nothing.
     await runs.update_usage(run.id, 5, 0.25)
-    with pytest.raises(Exception):  # noqa: B017 - InvalidStateError, checked elsewhere
+    with pytest.raises(InvalidStateError):
         await runs.complete(run.id, "failed")
     again = await stats.overview(today, today)
     assert (again.total.runs, again.total.tokens, again.total.cost) == (1, 25, 0.25)
@@ -158,7 +159,8 @@ async def test_percentiles_come_from_the_histogram_within_a_bucket() -> None:
         ]
     )
     day = (await stats.overview(DAY, DAY)).days[0]
-    assert day.p50_ms is not None and day.p95_ms is not None
+    assert day.p50_ms is not None
+    assert day.p95_ms is not None
     low, high = bucket_bounds(bucket_of(100.0))
     assert low <= day.p50_ms < high
     low, high = bucket_bounds(bucket_of(1_000.0))
