@@ -85,6 +85,15 @@ _ROW_FIELDS = {
 #: Most runs one transcript page shows (its turns are bounded by its messages anyway).
 MAX_RUNS_PER_PAGE = 1_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: How far ahead of this machine's clock a run may have started (another machine's clock).
+_FUTURE = timedelta(days=1)
+#: The windows a listing is read in on a server that sorts every match
+#: (``ServerProfile.windowed_listings``): the last hour, 8 h, 64 h, ~21 days, ~6 months, ~4
+#: years, then the rest.
+_WINDOWS: tuple[timedelta | None, ...] = (
+    *(timedelta(hours=8**n) for n in range(6)),
+    None,
+)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -341,36 +350,17 @@ class TraceReads(Repository):
         if sort not in RUN_SORTS:
             raise InvalidInputError("sort", f"must be one of {', '.join(RUN_SORTS)}")
         count = check.limit(limit)
-        db = self.db
         query = await self._run_query(where)
-        runs = db.collection(RunDocument)
         ranked_of: int | None = None
         if sort == "newest":
-            if cursor is not None:
-                at, ident = _decode_key(cursor, "run")
-                query["$or"] = [
-                    {"started_at": {"$lt": at}},
-                    {"started_at": at, "_id": {"$lt": ident}},
-                ]
-            raws = await (
-                runs.find(query, _ROW_FIELDS)
-                .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
-                .limit(count + 1)
-                .batch_size(count + 1)
-                .to_list()
-            )
+            after = None if cursor is None else _decode_key(cursor, "run")
+            raws = await self._newest(query, count + 1, after)
             more = len(raws) > count
             raws = raws[:count]
             next_cursor = _encode_key(raws[-1]["started_at"], raws[-1]["_id"]) if more else None
         else:
             offset = _offset(cursor)
-            candidates = await (
-                runs.find(query, _ROW_FIELDS)
-                .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
-                .limit(MAX_RANKED_RUNS + 1)
-                .batch_size(MAX_RANKED_RUNS + 1)
-                .to_list()
-            )
+            candidates = await self._newest(query, MAX_RANKED_RUNS + 1, None)
             if len(candidates) > MAX_RANKED_RUNS:
                 candidates, ranked_of = candidates[:MAX_RANKED_RUNS], MAX_RANKED_RUNS
             candidates.sort(key=lambda raw: _rank(raw, sort), reverse=True)
@@ -379,6 +369,63 @@ class TraceReads(Repository):
             next_cursor = f"@{offset + count}" if more else None
         rows = await self._rows(raws)
         return RunsPage(rows, next_cursor, ranked_of)
+
+    async def _newest(
+        self, query: dict[str, Any], count: int, after: tuple[datetime, ObjectId] | None
+    ) -> list[dict[str, Any]]:
+        """The newest ``count`` runs matching ``query`` (after ``after``, a listing's key, in
+        the listing's order), newest first.
+
+        One sorted read; after a key, one more for the runs of the key's very millisecond
+        (their ``_id`` below the key's: two writers often start runs in one millisecond).
+        On a server whose sorts decode every match (``windowed_listings``), the read is one
+        per window of time, each 8 times longer than the one before, until ``count`` runs are
+        found or the query's range is covered."""
+        runs = self.db.collection(RunDocument)
+        order = [("started_at", DESCENDING), ("_id", DESCENDING)]
+        started = dict(query.get("started_at", {}))
+        floor: datetime | None = started.get("$gte")
+        ceiling: datetime | None = started.get("$lt")
+        found: list[dict[str, Any]] = []
+        if after is not None:
+            at, ident = after
+            if (floor is None or at >= floor) and (ceiling is None or at < ceiling):
+                found = await (
+                    runs.find({**query, "started_at": at, "_id": {"$lt": ident}}, _ROW_FIELDS)
+                    .sort(order)
+                    .limit(count)
+                    .batch_size(count)
+                    .to_list()
+                )
+            ceiling = at if ceiling is None else min(ceiling, at)
+        windows: tuple[timedelta | None, ...] = (
+            _WINDOWS if self.db.profile.windowed_listings else (None,)
+        )
+        top = ceiling or (datetime.now(UTC) + _FUTURE)
+        wanted = count - len(found)
+        for window in windows:
+            if wanted <= 0:
+                break
+            low = None if window is None else top - window
+            if low is not None and floor is not None and low <= floor:
+                low = None
+            bounds: dict[str, datetime] = {}
+            if ceiling is not None:
+                bounds["$lt"] = ceiling
+            lower = low if low is not None else floor
+            if lower is not None:
+                bounds["$gte"] = lower
+            window_query = {**query, "started_at": bounds} if bounds else dict(query)
+            raws = await (
+                runs.find(window_query, _ROW_FIELDS)
+                .sort(order)
+                .limit(wanted)
+                .batch_size(wanted)
+                .to_list()
+            )
+            if len(raws) >= wanted or low is None:
+                return found + raws
+        return found
 
     async def _run_query(self, where: RunFilter) -> dict[str, Any]:
         query: dict[str, Any] = {}
