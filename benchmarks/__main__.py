@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
         description="Round trips and client CPU of agents_core.db against raw PyMongo. Starts "
         "its own SecantusDB (in memory) unless MONGODB_URI is set. --only langgraph: "
         "AgentsCoreSaver against langgraph-checkpoint-mongodb; --only openai_agents: "
-        "AgentsCoreSession against the OpenAI Agents SDK's MongoDBSession; --only dashboard: the trace view's overview and run list at 100,000 runs; --only scale: appends "
+        "AgentsCoreSession against the OpenAI Agents SDK's MongoDBSession; --only dashboard: "
+        "the trace view's overview and run list at 100,000 runs; --only scale: appends "
         "and completions as the database grows.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (CI)")
