@@ -45,8 +45,9 @@ class LatencyBar:
 
 
 def _number(value: float) -> str:
-    """A value as ``data-value`` carries it: exact enough to compare, no exponent."""
-    return f"{value:.6f}".rstrip("0").rstrip(".") if value else "0"
+    """A value as ``data-value`` carries it: the shortest text that reads back as the same
+    float (what the API's JSON carries too)."""
+    return repr(float(value))
 
 
 def _cut(label: str) -> str:
