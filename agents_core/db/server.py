@@ -71,7 +71,7 @@ class ServerProfile:
     #: ``aggregate`` that joins them with ``$lookup``.
     separate_reads: bool
     #: A listing sorted by time newest first is read in widening windows of its time range
-    #: (the last hour, then 8 times as far back, ...), not in one sorted read of the whole
+    #: (the last hour, then 4 times as far back, ...), not in one sorted read of the whole
     #: range: the server sorts every document its filter matches, index or not.
     windowed_listings: bool = False
 

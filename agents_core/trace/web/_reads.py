@@ -63,7 +63,7 @@ RunSort = Literal["newest", "cost", "tokens", "duration"]
 RUN_SORTS: tuple[RunSort, ...] = ("newest", "cost", "tokens", "duration")
 #: A listing sorted by cost, tokens or duration ranks at most this many of the newest runs
 #: that match its filters (the page says when there were more).
-MAX_RANKED_RUNS = 5_000
+MAX_RANKED_RUNS = 2_000
 #: Most sessions of one user a run listing filtered by user looks at (the newest).
 MAX_USER_SESSIONS = 1_000
 #: The fields of a run a listing row shows: never its texts.
@@ -85,13 +85,11 @@ _ROW_FIELDS = {
 #: Most runs one transcript page shows (its turns are bounded by its messages anyway).
 MAX_RUNS_PER_PAGE = 1_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: How far ahead of this machine's clock a run may have started (another machine's clock).
-_FUTURE = timedelta(days=1)
 #: The windows a listing is read in on a server that sorts every match
-#: (``ServerProfile.windowed_listings``): the last hour, 8 h, 64 h, ~21 days, ~6 months, ~4
-#: years, then the rest.
+#: (``ServerProfile.windowed_listings``): the last hour, 4 h, 16 h, 64 h, ~11 days, ~6 weeks,
+#: ~6 months, ~2 years, then the rest. Each reads at most 4 times the runs it needs.
 _WINDOWS: tuple[timedelta | None, ...] = (
-    *(timedelta(hours=8**n) for n in range(6)),
+    *(timedelta(hours=4**n) for n in range(8)),
     None,
 )
 _MICROSECOND = timedelta(microseconds=1)
@@ -379,7 +377,7 @@ class TraceReads(Repository):
         One sorted read; after a key, one more for the runs of the key's very millisecond
         (their ``_id`` below the key's: two writers often start runs in one millisecond).
         On a server whose sorts decode every match (``windowed_listings``), the read is one
-        per window of time, each 8 times longer than the one before, until ``count`` runs are
+        per window of time, each 4 times longer than the one before, until ``count`` runs are
         found or the query's range is covered."""
         runs = self.db.collection(RunDocument)
         order = [("started_at", DESCENDING), ("_id", DESCENDING)]
@@ -401,7 +399,7 @@ class TraceReads(Repository):
         windows: tuple[timedelta | None, ...] = (
             _WINDOWS if self.db.profile.windowed_listings else (None,)
         )
-        top = ceiling or (datetime.now(UTC) + _FUTURE)
+        top = ceiling or datetime.now(UTC)
         wanted = count - len(found)
         for window in windows:
             if wanted <= 0:
@@ -410,7 +408,7 @@ class TraceReads(Repository):
             if low is not None and floor is not None and low <= floor:
                 low = None
             bounds: dict[str, datetime] = {}
-            if ceiling is not None:
+            if ceiling is not None:  # none on the first page: a run whose clock runs ahead
                 bounds["$lt"] = ceiling
             lower = low if low is not None else floor
             if lower is not None:
