@@ -5,7 +5,7 @@ Routes (all ``GET``)::
     /                                   sessions, newest first (?user=, ?q=, ?status=, ?before=)
     /sessions/{id}                      transcript by turn, with its runs (?before=SEQ)
     /sessions/{id}/messages/{seq}       one message's whole text (text/plain)
-    /runs/{id}                          the run's timeline (SVG waterfall) and its calls
+    /runs/{id}                          the run's timeline (SVG waterfall), its calls and scores
     /runs/{id}/tool-calls/{call}/{input|output}   a tool call's whole text (text/plain)
     /api/sessions, /api/sessions/{id}, /api/runs/{id}   the same data as JSON
 
@@ -49,6 +49,7 @@ from agents_core.db.documents import json_default
 from agents_core.trace import (
     call_duration_ms,
     format_ms,
+    format_score,
     group_turns,
     render_summary,
     run_duration_ms,
@@ -88,6 +89,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["duration"] = format_ms
+    env.filters["score"] = format_score
     env.filters["money"] = lambda value: f"${value:.6f}"
     env.filters["number"] = lambda value: f"{value:,}"
     env.filters["stamp"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
