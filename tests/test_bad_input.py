@@ -57,6 +57,7 @@ from agents_core.db.limits import (
     MAX_ERROR_BYTES,
     MAX_INSTRUCTIONS_BYTES,
     MAX_NAME_LENGTH,
+    MAX_SCORE_COMMENT_BYTES,
     MAX_STEP_DATA_BYTES,
     MAX_STEPS_PER_RUN,
 )
@@ -1286,6 +1287,51 @@ CASES = [
         InvalidInputError,
         "cost",
         lambda s: runs.update_usage(s.running.id, 1, 1e308),
+    ),
+    # RunsRepository.add_score
+    case(
+        "runs.add_score:unknown",
+        NotFoundError,
+        "run",
+        lambda s: runs.add_score(NOWHERE, "quality", 1),
+    ),
+    case(
+        "runs.add_score:name-too-long",
+        InvalidInputError,
+        "name",
+        lambda s: runs.add_score(s.running.id, TOO_LONG_NAME, 1),
+    ),
+    case(
+        "runs.add_score:value-nan",
+        InvalidInputError,
+        "value",
+        lambda s: runs.add_score(s.completed.id, "quality", math.nan),
+    ),
+    case(
+        "runs.add_score:value-operator",
+        InvalidInputError,
+        "value",
+        lambda s: runs.add_score(s.completed.id, "quality", NE),
+    ),
+    case(
+        "runs.add_score:label-blank",
+        InvalidInputError,
+        "value",
+        lambda s: runs.add_score(s.completed.id, "quality", " "),
+    ),
+    case(
+        "runs.add_score:comment-too-large",
+        InvalidInputError,
+        "comment",
+        lambda s: runs.add_score(
+            s.completed.id, "quality", 1, comment="c" * (MAX_SCORE_COMMENT_BYTES + 1)
+        ),
+    ),
+    case(
+        "runs.add_score:by-operator",
+        InvalidInputError,
+        "by",
+        lambda s: runs.add_score(s.completed.id, "quality", 1, by=NE),
     ),
     # RunsRepository.record_model_call
     case(

@@ -66,6 +66,25 @@ async def test_the_lifecycle_example_runs(monkeypatch: pytest.MonkeyPatch) -> No
     assert names["removed"].removed == 0
 
 
+async def test_the_scores_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = agents_core.db.init_db
+
+    async def init_in_memory(*args: Any, **kwargs: Any) -> None:
+        await original(client=in_memory_client(), database="readme")
+
+    monkeypatch.setattr(agents_core.db, "init_db", init_in_memory)
+    usage, scores = block("ToolCallsRepository().create("), block("add_score(")
+    before_close, close = usage.rsplit("await close_db()", 1)
+    # The same add twice, as a retry would send it: one verdict is stored.
+    names = await run_blocks([before_close, scores, scores, "await close_db()" + close])
+    assert [(s.name, s.value, s.label, s.by) for s in names["scores"]] == [
+        ("thumbs", 1.0, None, "u-42"),
+        ("faithfulness", None, "pass", "judge-v2"),
+        ("thumbs", 1.0, None, "u-42"),
+    ]
+    assert names["verdict"] == names["scores"][1]
+
+
 async def test_the_openai_agents_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     from agents import set_tracing_disabled
 

@@ -189,6 +189,12 @@ async def test_run_operations(log: Recording) -> None:
     )
     call = ModelCall(model="m", started_at=utcnow(), duration_ms=1.0, input_tokens=3)
     assert await commands(log, repo.record_model_call(run.id, call)) == ["update"]
+    # A score is one guarded $push on every server; a retry of one that landed reads once.
+    assert await commands(log, repo.add_score(run.id, "q", 1, score_id="s")) == ["update"]
+    assert await commands(log, repo.add_score(run.id, "q", 1, score_id="s")) == [
+        "update",
+        "find",
+    ]
     # Finishing adds the run to its day's totals (run_days): one more command.
     assert await commands(log, repo.complete(run.id, "completed")) == on(
         ["findAndModify", "update"], ["update", "find", "update"]

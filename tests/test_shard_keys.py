@@ -184,6 +184,7 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "runs.insert_finished": lambda: runs.insert_finished([framework_run]),
         "runs.find_by_external_id": lambda: runs.find_by_external_id("trace-1", source="framework"),
         "runs.update_usage": lambda: runs.update_usage(run.id, 3, 0.1),
+        "runs.add_score": lambda: runs.add_score(run.id, "quality", 0.5),
         "runs.record_model_call(tools)": lambda: runs.record_model_call(
             run.id, model_call, tool_calls=[NewToolCall("t", "{}"), NewToolCall("t", "{}")]
         ),

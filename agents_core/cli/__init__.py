@@ -7,6 +7,7 @@
     agents-core runs SESSION_ID       # the runs of one session
     agents-core runs --stale          # runs a crashed process left running (--abandon closes them)
     agents-core agents                # agents and their tools
+    agents-core score RUN NAME VALUE  # a user's or an evaluator's score of a run (number or label)
     agents-core delete | fork | retention   # the conversation lifecycle
     agents-core serve | export-otel   # the trace view in a browser; a run as OpenTelemetry spans
     agents-core server status         # the embedded server of AGENTS_CORE_DATA (start, stop)
@@ -21,6 +22,7 @@ The package, each module importing only those below it::
     read         sessions, show, runs, agents
     chat         demo, chat
     lifecycle    delete, fork, retention
+    score        score
     trace        serve, export-otel
     server       server status, start, stop
     common       what every command shares: settings, connecting, ids, failures, JSON

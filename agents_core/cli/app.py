@@ -1,7 +1,7 @@
 """The ``agents-core`` application: its options, and which function each command runs.
 
-The commands are in one module per group (``read``, ``chat``, ``lifecycle``, ``trace``,
-``server``); this module only registers them, in the order ``--help`` lists them.
+The commands are in one module per group (``read``, ``chat``, ``lifecycle``, ``score``,
+``trace``, ``server``); this module only registers them, in the order ``--help`` lists them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from agents_core import __version__
-from agents_core.cli import chat, lifecycle, read, render, server, trace
+from agents_core.cli import chat, lifecycle, read, render, score, server, trace
 
 __all__ = ["app", "main"]
 
@@ -59,6 +59,7 @@ app.command("sessions")(read.list_sessions)
 app.command()(read.show)
 app.command()(read.runs)
 app.command()(read.agents)
+app.command()(score.score)
 app.command()(lifecycle.delete)
 app.command()(lifecycle.fork)
 app.command()(lifecycle.retention)

@@ -1,7 +1,7 @@
 """The read commands of ``agents-core``: what the database holds.
 
 agents-core sessions [--user U] [--before CURSOR]   # active sessions, newest first, in pages
-agents-core show ID [--before SEQ]                   # a session, or one run's turn
+agents-core show ID [--before SEQ]                   # a session, or one run's turn and scores
 agents-core runs SESSION_ID                          # the runs of one session
 agents-core runs --stale [--abandon]                 # runs a crashed process left running
 agents-core agents                                   # agents and their tools
@@ -70,7 +70,7 @@ def show(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """A session's transcript, runs and tool calls; for a run id, that run's turn."""
+    """A session's transcript, runs and tool calls; for a run id, that run's turn and scores."""
     value = common.checked_id(ident, as_json=as_json)
 
     async def work() -> _Shown:
@@ -108,6 +108,8 @@ def show(
         if shown.run is not None:
             render.out.print(Text(f"The turn of run {shown.run.id}", style="bold"))
         render.out.print(render_session_tree(shown.session, shown.runs, shown.messages))
+        if shown.run is not None and shown.run.scores:
+            render.out.print(render.scores(shown.run))
 
     common.run(work, display, as_json=as_json)
 

@@ -39,6 +39,7 @@ __all__ = [
     "open_consoles",
     "out",
     "run_trace",
+    "scores",
     "session_header",
     "sessions",
     "spinner",
@@ -234,6 +235,38 @@ def _tool_calls(run: Run, calls: Sequence[ToolCall]) -> RenderableType:
             Text(excerpt(call.output, 60)),
         )
     return table
+
+
+def scores(run: Run, title: str = "Scores") -> RenderableType:
+    """The run's scores in the order they were added: name, value or label, who gave it, when,
+    and why. A table, or blocks on a narrow terminal."""
+    from agents_core.trace import format_score
+
+    if not run.scores:
+        return Text(f"{title}: none", style="dim")
+    if _narrow():
+        lines: list[RenderableType] = [Text(title, style="bold")]
+        for score in run.scores:
+            line = Text.assemble((score.name, "bold"), f" {format_score(score)}")
+            if score.by is not None:
+                line.append(f"  by {score.by}")
+            line.append(f"  {age(score.created_at)}", style="dim")
+            lines.append(line)
+            if score.comment:
+                lines.append(Text("  " + excerpt(score.comment, 200)))
+        return Group(*lines)
+    table = Table(expand=False)
+    for column in ("name", "score", "by", "when", "comment"):
+        table.add_column(column, justify="right" if column == "score" else "left", overflow="fold")
+    for score in run.scores:
+        table.add_row(
+            Text(score.name),
+            Text(format_score(score)),
+            Text(score.by or ""),
+            Text(age(score.created_at)),
+            Text(excerpt(score.comment, 120)),
+        )
+    return Group(Text(title, style="bold"), table)
 
 
 def sessions(

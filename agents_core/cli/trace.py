@@ -1,7 +1,7 @@
 """The trace commands of ``agents-core``: ``serve`` (the web trace view) and ``export-otel``.
 
     agents-core serve [--host 127.0.0.1] [--port 8000]    # read-only trace view in the browser
-    agents-core export-otel RUN_ID --endpoint URL         # a run as OTLP spans
+    agents-core export-otel RUN_ID --endpoint URL         # a run (and its scores) as OTLP spans
 
 These commands open the database the way every other command does (``MONGODB_URI``, else the
 shared embedded server of ``AGENTS_CORE_DATA``), through ``agents_core.cli.common``, and print
@@ -191,4 +191,5 @@ def export_otel(
     except ExportError as exc:
         common.fail(str(exc), as_json=False)
     spans = 1 + len(run.model_calls) + len(run.tool_calls) + len(run.steps)
-    render.out.print(Text(f"Sent run {run.id} as {spans} spans to {endpoint}"))
+    scores = f" with {len(run.scores)} score event(s)" if run.scores else ""
+    render.out.print(Text(f"Sent run {run.id} as {spans} spans{scores} to {endpoint}"))

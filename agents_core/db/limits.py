@@ -28,6 +28,8 @@ __all__ = [
     "MAX_LIMIT",
     "MAX_MODEL_CALLS_PER_RUN",
     "MAX_NAME_LENGTH",
+    "MAX_SCORES_PER_RUN",
+    "MAX_SCORE_COMMENT_BYTES",
     "MAX_STALE_AGE",
     "MAX_STEPS_PER_RUN",
     "MAX_STEP_DATA_BYTES",
@@ -55,6 +57,11 @@ MAX_MODEL_CALLS_PER_RUN = 1_000
 MAX_STEPS_PER_RUN = 1_000
 #: Largest ``data`` of one step, in bytes of BSON: details to show, not a payload.
 MAX_STEP_DATA_BYTES = 16 * 1024
+#: Most scores one run embeds (``RunsRepository.add_score``): with the longest names, labels and
+#: comments, about half a megabyte of the run document.
+MAX_SCORES_PER_RUN = 100
+#: Longest comment of a score, in bytes of UTF-8: an evaluator's reason, not a transcript.
+MAX_SCORE_COMMENT_BYTES = 4 * 1024
 #: Largest token total a run can hold (MongoDB's 64-bit integer).
 MAX_TOKENS = 2**63 - 1
 #: Largest stored size of an item appended with ``append_items``: the BSON of the fields that

@@ -117,21 +117,27 @@ def count(value: object, field: str) -> int:
     return value
 
 
-def amount(value: object, field: str) -> float:
-    """A finite, non-negative number up to ``MAX_AMOUNT``."""
+def number(value: object, field: str) -> float:
+    """A finite number (an ``int`` or a ``float``; ``bool`` is refused), as a float."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInputError(field, f"must be a number, not {type(value).__name__}")
     try:
-        number = float(value)
+        result = float(value)
     except OverflowError:  # an int beyond the largest double
         raise InvalidInputError(field, "is absurdly large") from None
-    if not math.isfinite(number):
+    if not math.isfinite(result):
         raise InvalidInputError(field, "must be finite")
-    if number < 0:
+    return result
+
+
+def amount(value: object, field: str) -> float:
+    """A finite, non-negative number up to ``MAX_AMOUNT``."""
+    checked = number(value, field)
+    if checked < 0:
         raise InvalidInputError(field, "must not be negative")
-    if number > MAX_AMOUNT:
+    if checked > MAX_AMOUNT:
         raise InvalidInputError(field, "is absurdly large")
-    return number
+    return checked
 
 
 def limit(value: object, field: str = "limit", *, minimum: int = 1) -> int:

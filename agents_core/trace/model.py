@@ -40,6 +40,7 @@ from agents_core.db import (
     ModelCall,
     Run,
     RunStep,
+    Score,
     ToolCall,
     ToolCallStatus,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "Turn",
     "call_duration_ms",
     "format_ms",
+    "format_score",
     "group_turns",
     "ms_between",
     "run_duration_ms",
@@ -339,3 +341,13 @@ def format_ms(ms: float | None) -> str:
     if ms >= 10_000:
         return f"{ms / 1000:,.1f} s"
     return f"{ms:,.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
+
+
+def format_score(score: Score) -> str:
+    """What a score says, for people: its label, or its number as written (``4``, ``-1``,
+    ``0.85``: a whole number without ``.0``, any other as the shortest text that reads back
+    exactly). Every view prints a score with it."""
+    if score.value is None:
+        return score.label or ""
+    value = score.value
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)

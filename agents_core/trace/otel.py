@@ -41,6 +41,22 @@ span / attribute                           from
 ``error.type`` + span status ``ERROR``     a failed run, model call, tool call or step
 =========================================  ===============================================
 
+A run's scores (``Run.scores``) are events of its ``invoke_agent`` span, in the order they were
+added, each at the time it was added: the GenAI conventions' ``gen_ai.evaluation.result`` event,
+which they ask to be parented to the span of the operation evaluated. The conventions define it
+as a log-based event; this export sends traces only, so it is a span event (what the SDK's
+``Span.add_event`` records), with the attributes the conventions give it:
+
+=========================================  ===============================================
+event attribute                            from
+=========================================  ===============================================
+``gen_ai.evaluation.name``                 ``Score.name``
+``gen_ai.evaluation.score.value``          ``Score.value`` (a number score)
+``gen_ai.evaluation.score.label``          ``Score.label`` (a label score)
+``gen_ai.evaluation.explanation``          ``Score.comment``, when given
+``agents_core.score.id``, ``.by``          ours: the score's id, and who gave it (when given)
+=========================================  ===============================================
+
 Tool arguments and results can hold personal data, so they leave the process only when the
 caller opts in, as the conventions ask.
 """
@@ -59,6 +75,7 @@ from agents_core.db import (
     Run,
     RunStatus,
     RunStep,
+    Score,
     StepStatus,
     ToolCall,
     ToolCallStatus,
@@ -80,6 +97,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CALL_INDEX_ATTRIBUTE",
     "COST_ATTRIBUTE",
+    "EVALUATION_EVENT",
     "SCOPE",
     "ExportError",
     "export_run",
@@ -92,6 +110,8 @@ SCOPE = "agents_core"
 COST_ATTRIBUTE = "agents_core.cost"
 #: A call span's place among its run's calls, in recorded order (0 first).
 CALL_INDEX_ATTRIBUTE = "agents_core.call.index"
+#: The name of a score's event on its run's span (the GenAI conventions' evaluation result).
+EVALUATION_EVENT = "gen_ai.evaluation.result"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ERROR_NAME = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
@@ -192,11 +212,29 @@ def record_run(
             _tool_span(tracer, parent, call, placed, capture_content=capture_content)
         else:
             _step_span(tracer, parent, call, placed)
+    for score in run.scores:
+        root.add_event(EVALUATION_EVENT, _score_attributes(score), _ns(score.created_at))
     if run.status == RunStatus.failed:
         _fail(root, run.error)
     elif run.status == RunStatus.completed:
         root.set_status(Status(StatusCode.OK))
     root.end(end_time=_ns(_run_end(run)))
+
+
+def _score_attributes(score: Score) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "gen_ai.evaluation.name": score.name,
+        "agents_core.score.id": score.id,
+    }
+    if score.value is not None:
+        attributes["gen_ai.evaluation.score.value"] = score.value
+    if score.label is not None:
+        attributes["gen_ai.evaluation.score.label"] = score.label
+    if score.comment is not None:
+        attributes["gen_ai.evaluation.explanation"] = score.comment
+    if score.by is not None:
+        attributes["agents_core.score.by"] = score.by
+    return attributes
 
 
 def _chat_span(tracer: Tracer, parent: Context, call: ModelCall, common: Mapping[str, Any]) -> None:

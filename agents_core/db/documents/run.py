@@ -37,6 +37,7 @@ __all__ = [
     "RunFields",
     "RunStatus",
     "RunStep",
+    "Score",
     "StepStatus",
     "ToolCall",
     "ToolCallResult",
@@ -189,6 +190,33 @@ class RunStep(Record):
         return value
 
 
+class Score(Record):
+    """A judgement of a run by a user or an evaluator (``RunsRepository.add_score``): a name and
+    either a number (``value``) or a label (``label``), never both, embedded in the run in the
+    order the scores were added."""
+
+    #: Unique within the run, given by whoever adds it: an add sent again with the same id (a
+    #: retry) adds nothing.
+    id: str
+    #: What was judged: ``helpfulness``, ``correct``, ``thumbs``, …
+    name: str
+    #: A number, finite: ``0.8``, ``4``, ``-1``.
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    #: A category: ``pass``, ``fail``, ``relevant``.
+    label: str | None = None
+    #: Why (an evaluator's explanation, a reviewer's note).
+    comment: str | None = None
+    #: Who gave it: a user, an evaluator's name.
+    by: str | None = None
+    created_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _value_or_label(self) -> Score:
+        if (self.value is None) == (self.label is None):
+            raise ValueError("a score has a value or a label, not both and not neither")
+        return self
+
+
 class NewToolCall(NamedTuple):
     """A tool call a model asked for, to record as ``pending`` with the model call
     (``RunsRepository.record_model_call``)."""
@@ -241,6 +269,9 @@ class RunFields(BaseModel):
     #: A framework's run: what it did besides model and tool calls, in the order it happened
     #: (``call_order`` places each step among the calls).
     steps: list[RunStep] = Field(default_factory=list)
+    #: Users' and evaluators' scores of the run, in the order they were added (bounded by
+    #: ``MAX_SCORES_PER_RUN``).
+    scores: list[Score] = Field(default_factory=list)
 
 
 class Run(RunFields, Record):

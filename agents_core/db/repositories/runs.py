@@ -22,6 +22,7 @@ from agents_core.db.documents import (
     Run,
     RunDocument,
     RunStatus,
+    Score,
     Session,
     SessionDocument,
     ToolCall,
@@ -29,6 +30,7 @@ from agents_core.db.documents import (
     utcnow,
 )
 from agents_core.db.errors import (
+    CorruptDocumentError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
@@ -38,6 +40,8 @@ from agents_core.db.limits import (
     MAX_ERROR_BYTES,
     MAX_EXTERNAL_ID_LENGTH,
     MAX_MODEL_CALLS_PER_RUN,
+    MAX_SCORE_COMMENT_BYTES,
+    MAX_SCORES_PER_RUN,
     MAX_STALE_AGE,
     MAX_TOKENS,
 )
@@ -206,6 +210,55 @@ class RunsRepository(Repository):
         return load(Run, raw, _COLLECTION)
 
     @translate_errors
+    async def add_score(
+        self,
+        run_id: str | ObjectId,
+        name: str,
+        value: float | str,
+        *,
+        comment: str | None = None,
+        by: str | None = None,
+        score_id: str | None = None,
+    ) -> Score:
+        """Score the run (running or finished): ``name`` with a number ``value`` or, given a
+        string, a label; optionally why (``comment``) and who gave it (``by``: a user, an
+        evaluator). Returns the score as stored, last of the run's ``scores``.
+
+        One command: an ``update`` that ``$push``es the score, guarded by the run's room for
+        it (``MAX_SCORES_PER_RUN``) and by its id. ``score_id`` (default: a new one) names it
+        within the run, so an add sent again with the same id (a retry after a network error,
+        whose first try may have landed) adds nothing and returns the score stored; the same
+        id with another score is refused. When the guard refuses, the run is read once to tell
+        why: ``NotFoundError``, or ``InvalidInputError`` for a run that has its most scores.
+        """
+        rid = check.object_id(run_id, "run")
+        stored = _score_document(name, value, comment, by, score_id)
+        score = Score.model_validate(stored)  # what is stored reads back as this score
+        result = await self.db.collection(RunDocument).update_one(
+            {
+                "_id": rid,
+                "scores.id": {"$ne": stored["id"]},
+                f"scores.{MAX_SCORES_PER_RUN - 1}": {"$exists": False},
+            },
+            {"$push": {"scores": stored}},
+        )
+        if result.matched_count == 1:
+            return score
+        raw = await get(self.db, RunDocument, rid, "run", {"scores": 1})
+        scores = load_many(Score, raw.get("scores", []), _COLLECTION)
+        for existing in scores:
+            if existing.id == stored["id"]:
+                if any(getattr(existing, field) != stored[field] for field in _SCORE_CONTENT):
+                    raise InvalidInputError("score_id", "names another score of this run")
+                return existing
+        if len(scores) >= MAX_SCORES_PER_RUN:
+            raise InvalidInputError(
+                "scores", f"the run has {MAX_SCORES_PER_RUN} scores, the most allowed"
+            )
+        # Scores are never removed: a guard that refused the update refuses on this read too.
+        raise CorruptDocumentError(_COLLECTION, rid, "scores: refused a score they have room for")
+
+    @translate_errors
     async def record_model_call(
         self,
         run_id: str | ObjectId,
@@ -365,6 +418,31 @@ class RunsRepository(Repository):
         """
         rid = check.object_id(run_id, "run")
         return await _finish(self.db, rid, RunStatus.failed, ABANDONED, close_calls=True)
+
+
+#: What makes a score the one given (all but when it was stored): an add sent again with the
+#: same id must carry the same.
+_SCORE_CONTENT = ("name", "value", "label", "comment", "by")
+
+
+def _score_document(
+    name: object, value: object, comment: object, by: object, score_id: object
+) -> dict[str, Any]:
+    """The stored form of a score (every field checked): a string ``value`` is a label."""
+    label = check.name(value, "value") if isinstance(value, str) else None
+    return {
+        "id": str(ObjectId()) if score_id is None else check.name(score_id, "score_id"),
+        "name": check.name(name, "name"),
+        "value": None if label is not None else check.number(value, "value"),
+        "label": label,
+        "comment": (
+            None
+            if comment is None
+            else check.text(comment, "comment", max_bytes=MAX_SCORE_COMMENT_BYTES)
+        ),
+        "by": check.optional_name(by, "by"),
+        "created_at": utcnow(),
+    }
 
 
 async def _insert_run(db: Connection, *, session_id: ObjectId, **fields: Any) -> Run:

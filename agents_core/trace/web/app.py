@@ -10,7 +10,7 @@ Routes (all ``GET``)::
                                         ?since=, ?until=)
     /runs                               runs of every session (?agent=, ?model=, ?status=, ?user=,
                                         ?since=, ?until=, ?sort=newest|cost|tokens|duration)
-    /runs/{id}                          the run's timeline (SVG waterfall) and its calls
+    /runs/{id}                          the run's timeline (SVG waterfall), its calls and scores
     /runs/{id}/compare/{other}          two runs (a run and its replay) on one axis, side by side
     /runs/{id}/tool-calls/{call}/{input|output}   a tool call's whole text (text/plain)
     /api/sessions, /api/sessions/{id}, /api/runs/{id}, /api/runs, /api/overview
@@ -60,6 +60,7 @@ from agents_core.db.repositories import Overview
 from agents_core.trace import (
     call_duration_ms,
     format_ms,
+    format_score,
     group_turns,
     render_summary,
     run_duration_ms,
@@ -109,6 +110,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["duration"] = format_ms
+    env.filters["score"] = format_score
     env.filters["money"] = lambda value: f"${value:.6f}"
     env.filters["number"] = lambda value: f"{value:,}"
     env.filters["stamp"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
