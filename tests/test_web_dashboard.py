@@ -311,3 +311,39 @@ async def test_runs_of_one_millisecond_page_without_loss_or_repeat(
             break
     assert len(seen) == len(set(seen)) == 10
     assert set(seen) == ids
+
+
+async def test_runs_filtered_by_their_scores(client: httpx.AsyncClient) -> None:
+    seeded = await seed()
+    ids = seeded["ids"]
+    runs = RunsRepository()
+    await runs.add_score(ids[0], "helpful", 0.9, by="reviewer")
+    await runs.add_score(ids[1], "helpful", 0.2)
+    await runs.add_score(ids[1], "verdict", "pass")
+    await runs.add_score(ids[2], "verdict", f"fail {SCRIPT}")
+
+    async def listed(score: str) -> list[str]:
+        answer = await client.get("/api/runs", params={"score": score, "since": "2026-11-20"})
+        assert answer.status_code == 200, answer.text
+        return [row["id"] for row in answer.json()["runs"]]
+
+    first, second, third = (str(i) for i in ids[:3])
+    assert await listed("helpful") == [second, first]
+    assert await listed("helpful>=0.5") == [first]
+    assert await listed("helpful < 0.5") == [second]
+    assert await listed("helpful=0.2") == [second]
+    assert await listed("verdict:pass") == [second]
+    assert await listed(f"verdict:fail {SCRIPT}") == [third]
+    assert await listed("nothing") == []
+    for bad in ("helpful>=x", "helpful>=nan", ">=1", "a" * 300, "helpful>=1e400"):
+        answer = await client.get("/api/runs", params={"score": bad})
+        assert answer.status_code == 400, bad
+    page = await client.get("/runs", params={"score": "verdict"})
+    assert page.status_code == 200
+    assert esc(f"verdict: fail {SCRIPT}") in page.text
+    assert SCRIPT not in page.text
+    shown = (await client.get("/api/runs", params={"score": "verdict:pass"})).json()["runs"][0]
+    assert shown["scores"] == [
+        {"name": "helpful", "shown": "0.2"},
+        {"name": "verdict", "shown": "pass"},
+    ]

@@ -9,6 +9,8 @@ them.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,7 +30,7 @@ from agents_core.trace.web._charts import (
     key_chart,
     latency_chart,
 )
-from agents_core.trace.web._reads import RUN_SORTS, RunFilter, RunRow, RunSort
+from agents_core.trace.web._reads import RUN_SORTS, RunFilter, RunRow, RunSort, ScoreFilter
 from agents_core.trace.web._timeline import Chart, chart
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "overview_context",
     "overview_json",
     "parse_day",
+    "parse_score",
     "run_filter",
     "run_row_json",
 ]
@@ -185,8 +188,34 @@ def run_filter(params: Mapping[str, str | None]) -> tuple[RunFilter, RunSort]:
         user_id=params.get("user"),
         since=parse_day(params.get("since"), "since"),
         until=parse_day(params.get("until"), "until"),
+        score=parse_score(params.get("score")),
     )
     return where, chosen
+
+
+_SCORE = re.compile(r"^([^<>=:]+?)\s*(?:(>=|<=|>|<|=)\s*([^<>=]+)|:(.+))?$", re.DOTALL)
+
+
+def parse_score(raw: str | None) -> ScoreFilter | None:
+    """``name``, ``name:label`` or ``name OP number`` (``>=``, ``<=``, ``>``, ``<``, ``=``)."""
+    if raw is None:
+        return None
+    found = _SCORE.match(raw)
+    if found is None:
+        raise InvalidInputError(
+            "score", "must be NAME, NAME:LABEL or NAME>=NUMBER (or <=, >, <, =)"
+        )
+    name, op, number, label = found.groups()
+    name = check.name(name.strip(), "score")
+    if op is None:
+        return ScoreFilter(name, label=None if label is None else check.name(label, "score"))
+    try:
+        value = float(number)
+    except ValueError:
+        raise InvalidInputError("score", f"{number!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidInputError("score", "the number must be finite")
+    return ScoreFilter(name, op=op, value=value)
 
 
 def run_row_json(row: RunRow) -> dict[str, Any]:
@@ -207,6 +236,7 @@ def run_row_json(row: RunRow) -> dict[str, Any]:
         "failed_tool_calls": row.failed_tool_calls,
         "source": row.source,
         "replay_of": None if row.replay_of is None else str(row.replay_of),
+        "scores": [{"name": name, "shown": shown} for name, shown in row.scores],
     }
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "RunRow",
     "RunSort",
     "RunsPage",
+    "ScoreFilter",
     "SessionPage",
     "SessionsPage",
     "StatusFilter",
@@ -80,11 +81,15 @@ _ROW_FIELDS = {
     "replay_of": 1,
     "model_calls.model": 1,
     "tool_calls.status": 1,
+    "scores.name": 1,
+    "scores.value": 1,
+    "scores.label": 1,
 }
 
 #: Most runs one transcript page shows (its turns are bounded by its messages anyway).
 MAX_RUNS_PER_PAGE = 1_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SCORE_OPS = {">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt", "=": "$eq"}
 #: The windows a listing is read in on a server that sorts every match
 #: (``ServerProfile.windowed_listings``): the last hour, 4 h, 16 h, 64 h, ~11 days, ~6 weeks,
 #: ~6 months, ~2 years, then the rest. Each reads at most 4 times the runs it needs.
@@ -126,6 +131,28 @@ class RunFilter:
     #: UTC days of the run's start, both included.
     since: date | None = None
     until: date | None = None
+    #: A score the run must have: its name, and a label it must carry or a comparison its
+    #: value must pass (``ScoreFilter``).
+    score: ScoreFilter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreFilter:
+    """``name`` (any score so named), ``name:label``, or ``name OP number`` (OP one of ``>=``,
+    ``<=``, ``>``, ``<``, ``=``)."""
+
+    name: str
+    label: str | None = None
+    op: str | None = None
+    value: float | None = None
+
+    def query(self) -> dict[str, Any]:
+        match: dict[str, Any] = {"name": self.name}
+        if self.label is not None:
+            match["label"] = self.label
+        if self.op is not None:
+            match["value"] = {_SCORE_OPS[self.op]: self.value}
+        return {"$elemMatch": match}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +175,8 @@ class RunRow:
     failed_tool_calls: int
     source: str | None
     replay_of: ObjectId | None
+    #: Its scores as shown: (name, value or label), in the order added.
+    scores: list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +213,12 @@ def _decode_key(value: str, entity: str) -> tuple[datetime, ObjectId]:
     except OverflowError:  # beyond the year 9999
         raise InvalidInputError("before", "is not a page cursor") from None
     return at, check.object_id(ident, entity)
+
+
+def _score_text(score: dict[str, Any]) -> tuple[str, str]:
+    value = score.get("value")
+    shown = score.get("label") if value is None else f"{value:g}"
+    return str(score.get("name", "")), str(shown)
 
 
 def _offset(cursor: str | None) -> int:
@@ -442,6 +477,8 @@ class TraceReads(Repository):
             )
         if started:
             query["started_at"] = started
+        if where.score is not None:
+            query["scores"] = where.score.query()
         if where.user_id is not None:
             user = check.name(where.user_id, "user_id")
             sessions = await (
@@ -501,6 +538,7 @@ class TraceReads(Repository):
                     failed_tool_calls=sum(1 for c in calls if c.get("status") == "error"),
                     source=raw.get("source"),
                     replay_of=raw.get("replay_of"),
+                    scores=[_score_text(score) for score in raw.get("scores") or []],
                 )
             )
         return rows

@@ -9,7 +9,8 @@ Routes (all ``GET``)::
                                         tool, p50/p95 durations: SVG charts and tables (?days=,
                                         ?since=, ?until=)
     /runs                               runs of every session (?agent=, ?model=, ?status=, ?user=,
-                                        ?since=, ?until=, ?sort=newest|cost|tokens|duration)
+                                        ?since=, ?until=, ?score=name|name:label|name>=0.5,
+                                        ?sort=newest|cost|tokens|duration)
     /runs/{id}                          the run's timeline (SVG waterfall), its calls and scores
     /runs/{id}/compare/{other}          two runs (a run and its replay) on one axis, side by side
     /runs/{id}/tool-calls/{call}/{input|output}   a tool call's whole text (text/plain)
@@ -86,7 +87,7 @@ DISPLAY_CHARS = 2_000
 SESSIONS_PER_PAGE = 50
 RUNS_PER_PAGE = 50
 #: The run listing's filter parameters (``/runs``, ``/api/runs``).
-_RUN_PARAMS = ("agent", "model", "status", "user", "since", "until", "sort")
+_RUN_PARAMS = ("agent", "model", "status", "user", "since", "until", "score", "sort")
 MESSAGES_PER_PAGE = 200
 
 _HEADERS = {
