@@ -7,7 +7,9 @@ and 6 tools, each with 2 model calls and 3 tool calls; their day totals are kept
 writes as they would be in production. Then, through the ASGI app (what ``agents-core serve``
 runs, no network), wall time per request: ``/overview`` (14 and 30 days), ``/api/overview``,
 ``/runs`` (newest first, and one agent's) and ``/runs?sort=cost`` (ranked among the newest
-2,000); ``StatsRepository.overview`` alone too. Medians of ``SAMPLES`` requests after one
+2,000); ``StatsRepository.overview`` alone too. Then as many messages (one in 100 mentions a refund,
+one in 10,000 order 4242) and ``MessagesRepository.search`` for each and for a phrase found
+nowhere, and ``/search``. Medians of ``SAMPLES`` requests after one
 warm-up. The server is the embedded SecantusDB (in memory) unless ``MONGODB_URI`` is set.
 """
 
@@ -32,6 +34,7 @@ from agents_core.db import (
     CreateAgentDTO,
     FinishedRun,
     FinishedToolCall,
+    MessagesRepository,
     ModelCall,
     RunsRepository,
     SessionsRepository,
@@ -120,6 +123,21 @@ async def measure_dashboard(
                 ("GET /runs?sort=cost (newest 2,000 ranked)", "/runs?sort=cost"),
             ):
                 await timed(op, lambda path=path: get(path))  # type: ignore[misc]
+            await _seed_messages(client[name], runs, rng, now, sessions)
+            progress(f"dashboard: {runs:,} messages stored")
+            messages = MessagesRepository()
+            for op, phrase in (
+                ("MessagesRepository.search (1 in 100 match)", "refund"),
+                ("MessagesRepository.search (1 in 10,000 match)", "order 4242"),
+                ("MessagesRepository.search (no match)", "no such phrase"),
+            ):
+                await timed(
+                    f"{op}, {messages_label(runs)}",
+                    lambda phrase=phrase: messages.search(phrase),  # type: ignore[misc]
+                )
+            await timed(
+                f"GET /search?q=refund, {messages_label(runs)}", lambda: get("/search?q=refund")
+            )
         return records
     finally:
         await close_db()
@@ -172,6 +190,40 @@ def _run(
         completed_at=start + timedelta(milliseconds=offset + 5),
         calls=calls,
     )
+
+
+def messages_label(count: int) -> str:
+    return f"{count:,} messages"
+
+
+async def _seed_messages(
+    db: Any, count: int, rng: random.Random, now: datetime, sessions: list[Any]
+) -> None:
+    """``count`` messages over the last 30 days in the sessions (raw inserts, as the scale
+    benchmark seeds): one in 100 mentions a refund, one in 10,000 order 4242."""
+    seqs = dict.fromkeys((session.id for session in sessions), 0)
+    for first in range(0, count, 5_000):
+        batch = []
+        for n in range(first, min(first + 5_000, count)):
+            session = sessions[rng.randrange(len(sessions))].id
+            seqs[session] += 1
+            text = f"message {n}: how do I reset my password?"
+            if n % 100 == 7:
+                text = f"message {n}: I want a refund for my last invoice"
+            if n % 10_000 == 4_242:
+                text = f"message {n}: where is order 4242?"
+            batch.append(
+                {
+                    "session_id": session,
+                    "seq": seqs[session],
+                    "role": "user",
+                    "content": text,
+                    "created_at": now - timedelta(seconds=rng.randrange(DAYS * 86_400)),
+                }
+            )
+        await db["messages"].insert_many(batch)
+    for session, last in seqs.items():
+        await db["sessions"].update_one({"_id": session}, {"$set": {"last_seq": last}})
 
 
 def print_dashboard(console: Console, records: list[DashboardRecord]) -> None:

@@ -146,6 +146,23 @@ def test_sessions_show_and_runs_read_it_back(two_demos: tuple[Any, Any]) -> None
     assert "calculator" in table.output
 
 
+def test_search_finds_a_phrase_in_both_demos(two_demos: tuple[Any, Any]) -> None:
+    found = invoke("search", "what time IS", "--json")
+    assert found.exit_code == 0, found.output
+    result = json.loads(found.output)
+    assert result["method"] == "scan"  # the embedded SecantusDB has no text index
+    assert [hit["role"] for hit in result["hits"]] == ["user", "user"]
+    assert {hit["excerpt"] for hit in result["hits"]} == {"What time is it in UTC?"}
+    table = invoke("search", "1 / 0", "--limit", "1")
+    assert table.exit_code == 0, table.output
+    assert "no text index" in table.output
+    assert "1 / 0" in table.output
+    assert invoke("search", "zzz-nowhere").output.startswith("no message contains")
+    refused = invoke("search", "x", "--since", "last tuesday")
+    assert refused.exit_code == 2
+    assert "--since must be a day" in refused.output
+
+
 def test_the_demo_agent_is_listed_with_its_tools(two_demos: tuple[Any, Any]) -> None:
     listed = json.loads(invoke("agents", "--json").output)
     assert [(a["name"], a["tools"]) for a in listed] == [

@@ -5,6 +5,7 @@ agents-core show ID [--before SEQ]                   # a session, or one run's t
 agents-core runs SESSION_ID                          # the runs of one session
 agents-core runs --stale [--abandon]                 # runs a crashed process left running
 agents-core agents                                   # agents and their tools
+agents-core search PHRASE [--user U] [--since D]     # messages that contain a phrase
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,8 +24,9 @@ from agents_core.cli.common import JsonOption
 
 if TYPE_CHECKING:
     from agents_core.db import Agent, Message, Page, Run, Session
+    from agents_core.db.repositories import SearchResult
 
-__all__ = ["agents", "list_sessions", "runs", "show"]
+__all__ = ["agents", "list_sessions", "runs", "search", "show"]
 
 
 def list_sessions(
@@ -212,3 +214,65 @@ def agents(
         return await AgentsRepository().list_by_name(limit=limit)
 
     common.run(work, common.printed(as_json, render.agents), as_json=as_json)
+
+
+def _moment(raw: str | None, option: str, *, as_json: bool) -> datetime | None:
+    """``--since``/``--until``: a UTC day (``2026-12-01``) or an ISO 8601 time."""
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        common.fail(f"{option} must be a day (2026-12-01) or an ISO time", as_json=as_json, code=2)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def search(
+    phrase: Annotated[str, typer.Argument(help="The text to find, as written (any case).")],
+    user: Annotated[str | None, typer.Option(help="Only this user's sessions.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Messages from this day or time on (UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Messages up to this day or time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Messages that contain a phrase, newest first, with their sessions."""
+    first = _moment(since, "--since", as_json=as_json)
+    last = _moment(until, "--until", as_json=as_json)
+    if last is not None and until is not None and len(until) == 10:
+        last += timedelta(days=1) - timedelta(milliseconds=1)  # the whole day
+
+    async def work() -> SearchResult:
+        from agents_core.db import MessagesRepository
+
+        return await MessagesRepository().search(
+            phrase, user_id=user, since=first, until=last, limit=limit
+        )
+
+    def display(found: SearchResult) -> None:
+        if as_json:
+            common.print_json(
+                {
+                    "phrase": found.phrase,
+                    "method": found.method,
+                    "scanned": found.scanned,
+                    "searched_since": found.searched_since,
+                    "hits": [
+                        {
+                            "session_id": hit.session_id,
+                            "session_title": hit.session_title,
+                            "user_id": hit.user_id,
+                            "seq": hit.seq,
+                            "role": hit.role.value,
+                            "created_at": hit.created_at,
+                            "excerpt": hit.excerpt,
+                        }
+                        for hit in found.hits
+                    ],
+                }
+            )
+        else:
+            render.out.print(render.search_hits(found))
+
+    common.run(work, display, as_json=as_json)

@@ -26,6 +26,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from agents_core.db import Agent, Message, Run, Session, ToolCall
+    from agents_core.db.repositories import SearchResult
 
 __all__ = [
     "EXCERPT",
@@ -354,3 +355,43 @@ def agents(found: Sequence[Agent]) -> RenderableType:
             Text(excerpt(agent.instructions, 120)),
         )
     return Group(Text("Agents", style="bold"), table)
+
+
+def search_hits(found: SearchResult) -> RenderableType:
+    """What a search found: when, where, who, and the match in its context; then how it was
+    searched."""
+    from agents_core.trace import visible  # with the database layer: not for --help
+
+    if found.method == "text-index":
+        how = "searched with the text index"
+    elif found.searched_since is not None:
+        how = (
+            f"searched the newest {found.scanned:,} messages (since "
+            f"{found.searched_since:%Y-%m-%d %H:%M} UTC): the server has no text index"
+        )
+    else:
+        how = f"searched {found.scanned or 0:,} messages one by one: the server has no text index"
+    if not found.hits:
+        return Group(Text(f"no message contains {found.phrase!r}", style="dim"), Text(how, "dim"))
+    table = Table(title=f"Messages that contain {found.phrase!r} (newest first)")
+    table.add_column("when", no_wrap=True)
+    _id_column(table, "session")
+    table.add_column("title", overflow="fold")
+    table.add_column("seq", justify="right")
+    table.add_column("role")
+    table.add_column("text", overflow="fold")
+    for hit in found.hits:
+        text = Text.assemble(
+            visible(hit.excerpt[: hit.start]),
+            (visible(hit.excerpt[hit.start : hit.end]), "bold reverse"),
+            visible(hit.excerpt[hit.end :]),
+        )
+        table.add_row(
+            age(hit.created_at),
+            str(hit.session_id),
+            visible(hit.session_title or "(untitled)"),
+            str(hit.seq),
+            hit.role.value,
+            text,
+        )
+    return Group(table, Text(how, style="dim"))

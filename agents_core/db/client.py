@@ -28,6 +28,7 @@ OpenAI Agents SDK's ``Runner.run_sync``) opens a connection of its own there wit
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC
 from typing import Any
 
@@ -38,11 +39,11 @@ from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from agents_core.db.config import DEFAULT_URI, Settings, mask_uri
-from agents_core.db.documents import DOCUMENT_MODELS
+from agents_core.db.documents import DOCUMENT_MODELS, MESSAGE_TEXT_INDEXES, MessageDocument
 from agents_core.db.errors import (
     AlreadyInitializedError,
     InvalidInputError,
@@ -63,6 +64,8 @@ __all__ = [
     "init_db",
     "swap_default",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "agents_core"
 
@@ -87,6 +90,7 @@ class Connection:
         "profile",
         "seq_hints",
         "settings",
+        "text_search",
         "uri",
     )
 
@@ -109,6 +113,9 @@ class Connection:
         self.uri = uri
         #: What the server is, and so how the repositories write on it (``db/server.py``).
         self.profile = profile
+        #: Whether ``MessagesRepository.search`` uses the text index (the profile's
+        #: ``text_index``, until the server refuses one).
+        self.text_search = profile.text_index
         self._loop = asyncio.get_running_loop()
         #: The latest ``last_seq`` this process saw per session: appends try it first (see
         #: ``repositories/messages.py``); a stale hint costs a command, never correctness.
@@ -191,6 +198,12 @@ async def connect(
         for document in DOCUMENT_MODELS if create_indexes else ():
             indexes = document.Settings.indexes
             await connection.collection(document).create_indexes(indexes)
+        if create_indexes and connection.text_search:
+            try:
+                await connection.collection(MessageDocument).create_indexes(MESSAGE_TEXT_INDEXES)
+            except OperationFailure as exc:  # a server without text indexes: search scans
+                logger.info("agents-core: no text index on messages (%s); search scans", exc)
+                connection.text_search = False
     except (PyMongoError, ValueError) as exc:
         if owns_client:
             await _close(client)

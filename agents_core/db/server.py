@@ -52,7 +52,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-__all__ = ["MONGODB", "SECANTUSDB", "ServerProfile", "detect_profile"]
+__all__ = ["IN_MEMORY", "MONGODB", "SECANTUSDB", "ServerProfile", "detect_profile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,10 @@ class ServerProfile:
     #: (the last hour, then 4 times as far back, ...), not in one sorted read of the whole
     #: range: the server sorts every document its filter matches, index or not.
     windowed_listings: bool = False
+    #: Messages are searched with a text index (``$text``); without one, by a bounded scan
+    #: (``MessagesRepository.search``). SecantusDB refuses text indexes, the in-memory mock
+    #: cannot run ``$text``.
+    text_index: bool = True
 
 
 #: Every server but SecantusDB: the fewest commands.
@@ -87,6 +91,15 @@ SECANTUSDB = ServerProfile(
     seq_compare_and_set=True,
     separate_reads=True,
     windowed_listings=True,
+    text_index=False,
+)
+#: The in-memory mock (``agents_core.testing``): MongoDB's write path, no ``$text``.
+IN_MEMORY = ServerProfile(
+    "in-memory",
+    read_back_writes=False,
+    seq_compare_and_set=False,
+    separate_reads=False,
+    text_index=False,
 )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from agents_core.db.client import Connection, connect, swap_default
 from agents_core.db.config import Settings
+from agents_core.db.server import IN_MEMORY
 
 __all__ = ["in_memory_client", "in_memory_db"]
 
@@ -55,6 +56,7 @@ async def in_memory_db(
         client=in_memory_client(),
         database=database or f"test_{uuid.uuid4().hex[:12]}",
         settings=settings or Settings(),
+        profile=IN_MEMORY,
     )
     previous = await swap_default(connection)
     try:

@@ -10,6 +10,7 @@ from agents_core.db.documents.agent import Agent, AgentDocument, CreateAgentDTO
 from agents_core.db.documents.external_id import ExternalIdDocument
 from agents_core.db.documents.listing import SessionListingDocument
 from agents_core.db.documents.message import (
+    MESSAGE_TEXT_INDEXES,
     Message,
     MessageDocument,
     MessageRole,
@@ -77,6 +78,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
 
 __all__ = [
     "DOCUMENT_MODELS",
+    "MESSAGE_TEXT_INDEXES",
     "SESSION_PROJECTION",
     "SHARD_KEYS",
     "Agent",

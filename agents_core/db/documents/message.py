@@ -14,6 +14,7 @@ from pymongo import IndexModel
 from agents_core.db.documents._common import ObjectIdField, Record, UtcDatetime, utcnow
 
 __all__ = [
+    "MESSAGE_TEXT_INDEXES",
     "Message",
     "MessageDocument",
     "MessageFields",
@@ -88,6 +89,14 @@ class Message(MessageFields, Record):
     id: ObjectIdField = Field(alias="_id")
 
 
+#: The text index ``MessagesRepository.search`` uses where the server has text indexes
+#: (``ServerProfile.text_index``; created by ``connect``, never on SecantusDB). No language:
+#: words are kept as written (no stemming, no stop words), so a phrase matches what was typed.
+MESSAGE_TEXT_INDEXES = [
+    IndexModel([("content", pymongo.TEXT)], name="content_text", default_language="none"),
+]
+
+
 class MessageDocument(Document, MessageFields):
     """The ``messages`` collection, for read-only Beanie queries (writes: the repositories)."""
 
@@ -110,4 +119,6 @@ class MessageDocument(Document, MessageFields):
                 unique=True,
                 partialFilterExpression={"idempotency_key": {"$type": "string"}},
             ),
+            # Search's bounded scan, newest first, where there is no text index.
+            IndexModel([("created_at", pymongo.DESCENDING)], name="created_at"),
         ]

@@ -9,6 +9,7 @@ from agents_core.db.repositories._base import Repository, load_many
 from agents_core.db.repositories.agents import AgentsRepository
 from agents_core.db.repositories.messages import MessagesRepository
 from agents_core.db.repositories.runs import RunsRepository
+from agents_core.db.repositories.search import SearchHit, SearchResult
 from agents_core.db.repositories.sessions import SessionsRepository
 from agents_core.db.repositories.stats import (
     DayTotals,
@@ -26,6 +27,8 @@ __all__ = [
     "Overview",
     "Repository",
     "RunsRepository",
+    "SearchHit",
+    "SearchResult",
     "SessionsRepository",
     "StatsRepository",
     "ToolCallsRepository",

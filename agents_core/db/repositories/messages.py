@@ -45,6 +45,7 @@ from agents_core.db.repositories._base import (
     load_many,
     stored_defaults,
 )
+from agents_core.db.repositories.search import SearchResult, search_messages
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
 __all__ = ["MessagesRepository", "latest_messages"]
@@ -393,6 +394,30 @@ class MessagesRepository(Repository):
                 {"session_id": sid, "seq": {"$lte": top}}
             )
         return max(top, floor)
+
+    @translate_errors
+    async def search(
+        self,
+        phrase: str,
+        *,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+    ) -> SearchResult:
+        """The newest messages (at most ``limit``) that contain ``phrase``, with their sessions.
+
+        The phrase is text, matched case-insensitively with any whitespace between its words;
+        ``user_id`` keeps the sessions of that user (the newest 1,000), ``since``/``until`` the
+        messages created in that range. With a text index (MongoDB) one ``$text`` query; without
+        one (SecantusDB, the in-memory mock) a scan of the newest messages in windows of time,
+        at most ``MAX_SCANNED`` of them: ``SearchResult.method`` says which, and
+        ``searched_since`` where the bound stopped it (``agents_core/db/repositories/search.py``).
+        Only what every reader shows is returned (visible sessions, nothing cleared or popped).
+        """
+        return await search_messages(
+            self.db, phrase, user_id=user_id, since=since, until=until, limit=limit
+        )
 
     @translate_errors
     async def find_page(

@@ -13,8 +13,10 @@ Routes (all ``GET``)::
                                         ?sort=newest|cost|tokens|duration)
     /runs/{id}                          the run's timeline (SVG waterfall), its calls and scores
     /runs/{id}/compare/{other}          two runs (a run and its replay) on one axis, side by side
+    /search                             messages that contain a phrase (?q=, ?user=, ?since=,
+                                        ?until=)
     /runs/{id}/tool-calls/{call}/{input|output}   a tool call's whole text (text/plain)
-    /api/sessions, /api/sessions/{id}, /api/runs/{id}, /api/runs, /api/overview
+    /api/sessions, /api/sessions/{id}, /api/runs/{id}, /api/runs, /api/overview, /api/search
                                         the same data as JSON
 
 Design notes: templates are Jinja2 with autoescaping on for every template, so whatever a title,
@@ -30,6 +32,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -49,6 +52,7 @@ from agents_core.db import (
     DatabaseUnavailableError,
     InvalidIdError,
     InvalidInputError,
+    MessagesRepository,
     NotFoundError,
     RunStatus,
     Settings,
@@ -57,7 +61,7 @@ from agents_core.db import (
     default_connection,
 )
 from agents_core.db.documents import json_default
-from agents_core.db.repositories import Overview
+from agents_core.db.repositories import Overview, SearchResult
 from agents_core.trace import (
     call_duration_ms,
     format_ms,
@@ -86,6 +90,7 @@ logger = logging.getLogger(__name__)
 DISPLAY_CHARS = 2_000
 SESSIONS_PER_PAGE = 50
 RUNS_PER_PAGE = 50
+SEARCH_HITS = 50
 #: The run listing's filter parameters (``/runs``, ``/api/runs``).
 _RUN_PARAMS = ("agent", "model", "status", "user", "since", "until", "score", "sort")
 MESSAGES_PER_PAGE = 200
@@ -348,6 +353,51 @@ def create_app(
         )
         return page("compare.html", **context)
 
+    async def search_data(request: Request) -> tuple[SearchResult | None, dict[str, Any]]:
+        params = {name: _text_param(request, name) for name in ("q", "user", "since", "until")}
+        if params["q"] is None:
+            return None, params
+        since = _dashboard.parse_day(params["since"], "since")
+        until = _dashboard.parse_day(params["until"], "until")
+        found = await MessagesRepository(state.get("db") or db or default_connection()).search(
+            params["q"],
+            user_id=params["user"],
+            since=None if since is None else datetime.combine(since, time.min, UTC),
+            until=None if until is None else datetime.combine(until, time.max, UTC),
+            limit=_int_param(request, "limit", minimum=1) or SEARCH_HITS,
+        )
+        return found, params
+
+    async def search_page(request: Request) -> Response:
+        found, params = await search_data(request)
+        return page("search.html", found=found, **params)
+
+    async def api_search(request: Request) -> Response:
+        found, _ = await search_data(request)
+        if found is None:
+            raise _BadRequest("q is required")
+        return _json(
+            {
+                "phrase": found.phrase,
+                "method": found.method,
+                "scanned": found.scanned,
+                "searched_since": found.searched_since,
+                "hits": [
+                    {
+                        "session_id": hit.session_id,
+                        "session_title": hit.session_title,
+                        "user_id": hit.user_id,
+                        "seq": hit.seq,
+                        "role": hit.role.value,
+                        "created_at": hit.created_at,
+                        "excerpt": hit.excerpt,
+                        "match": [hit.start, hit.end],
+                    }
+                    for hit in found.hits
+                ],
+            }
+        )
+
     async def tool_call_text(request: Request) -> Response:
         field = request.path_params["field"]
         if field not in ("input", "output"):
@@ -372,6 +422,8 @@ def create_app(
         Route("/sessions/{session_id}", handled(session, api=False)),
         Route("/sessions/{session_id}/messages/{seq}", handled(message_text, api=False)),
         Route("/overview", handled(overview, api=False)),
+        Route("/search", handled(search_page, api=False)),
+        Route("/api/search", handled(api_search, api=True)),
         Route("/runs", handled(runs, api=False)),
         Route("/runs/{run_id}", handled(run, api=False)),
         Route("/runs/{run_id}/compare/{other}", handled(compare, api=False)),
