@@ -402,3 +402,24 @@ def test_a_run_beside_its_replay(served: Served, page: Page) -> None:
     assert page.locator("tr.delta").count() == 5
     _no_script_ran(page)
     _shot(page, "10-compare")
+
+
+def test_search_from_the_box_on_every_page(served: Served, page: Page) -> None:
+    _open(page, served.url + "/runs")
+    page.fill("form.top-search input[name=q]", "what TIME is")
+    page.press("form.top-search input[name=q]", "Enter")
+    page.wait_for_load_state("load")
+    assert "/search?q=what+TIME+is" in page.url
+    hits = page.locator("tr.hit")
+    assert hits.count() == 1
+    assert page.locator("tr.hit mark").inner_text() == "What time is"
+    assert "no text index" in page.locator("#method").inner_text()
+    _shot(page, "11-search")
+    page.fill("main input[name=q]", "<script>")
+    page.click("main form.filters button[type=submit]")
+    page.wait_for_load_state("load")
+    assert page.locator("tr.hit").count() >= 1
+    _no_script_ran(page)
+    hits.first.locator("a.hit-link").click()
+    page.wait_for_load_state("load")
+    assert "/sessions/" in page.url
