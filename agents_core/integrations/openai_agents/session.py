@@ -44,7 +44,7 @@ Design notes:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -106,6 +106,8 @@ class AgentsCoreSession:
         self.user_id = user_id
         self._connection: _Connection = _LayerConnection()
         self._core_id: ObjectId | None = None
+        #: Whether our session is known to have a title (then items are not looked at for one).
+        self._titled = False
 
     @classmethod
     def from_uri(
@@ -205,16 +207,23 @@ class AgentsCoreSession:
     async def _add(self, batch: list[TResponseInputItem], key: str | None) -> None:
         async with self._connection.database() as repositories:
             messages = repositories.messages
-            if self._core_id is None:
-                # The session may not exist yet: refuse bad items before it is created.
-                check.items(batch)
-            core_id = await self._get_or_create(repositories)
+            title = None
+            if self._core_id is None or not self._titled:
+                # The session may not exist yet: refuse bad items before it is created. Its
+                # first user message is its title.
+                title = _title(check.items(batch))
+            core_id = await self._get_or_create(repositories, title)
             try:
                 await messages.append_items(core_id, batch, idempotency_key=key)
             except NotFoundError:  # deleted under us: start a new conversation of this id
                 self._core_id = None
-                core_id = await self._get_or_create(repositories)
+                core_id = await self._get_or_create(repositories, title)
                 await messages.append_items(core_id, batch, idempotency_key=key)
+            if title is not None and not self._titled:
+                # Found without a title (its first items held no user message, or another
+                # writer created it): titled now, unless someone else titled it meanwhile.
+                await repositories.sessions.set_title_if_untitled(core_id, title)
+                self._titled = True
 
     async def _pop(self) -> TResponseInputItem | None:
         async with self._connection.database() as repositories:
@@ -253,16 +262,30 @@ class AgentsCoreSession:
                 self.session_id, namespace=NAMESPACE, user_id=self.user_id
             )
             self._core_id = None if found is None else found.id
+            self._titled = found is not None and found.title is not None
         return self._core_id
 
-    async def _get_or_create(self, repositories: _Repositories) -> ObjectId:
+    async def _get_or_create(self, repositories: _Repositories, title: str | None) -> ObjectId:
+        """Our session's id: remembered, else found or created (titled ``title``)."""
         if self._core_id is None:
             session = await repositories.sessions.get_or_create_by_external_id(
-                self.session_id, namespace=NAMESPACE, user_id=self.user_id
+                self.session_id, namespace=NAMESPACE, user_id=self.user_id, title=title
             )
             self._core_id = session.id
+            self._titled = session.title is not None
         assert self._core_id is not None
         return self._core_id
+
+
+def _title(fields: Sequence[Mapping[str, Any]]) -> str | None:
+    """The title of a conversation whose first items are these (``check.items``' fields): the
+    text of its first user message, on one line and cut to a title's length."""
+    for item in fields:
+        if item["role"] == "user" and item["item_type"] == "message":
+            title = check.title_from(item["content"])
+            if title is not None:
+                return title
+    return None
 
 
 async def _settle(mutation: Awaitable[T]) -> T:
