@@ -44,6 +44,8 @@ Design notes:
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -53,6 +55,8 @@ from bson import ObjectId
 try:
     from agents.items import TResponseInputItem
     from agents.memory.session_settings import SessionSettings, coerce_session_settings
+    from agents.tracing import get_current_trace
+    from agents.tracing.traces import NoOpTrace
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "agents_core.integrations.openai_agents needs the OpenAI Agents SDK: "
@@ -68,10 +72,19 @@ from agents_core.db.repositories import MessagesRepository, SessionsRepository
 from agents_core.db.server import ServerProfile
 from agents_core.integrations.recording import uri_database
 
-__all__ = ["NAMESPACE", "AgentsCoreSession"]
+__all__ = [
+    "MAX_LINKED_TRACES",
+    "NAMESPACE",
+    "AgentsCoreSession",
+    "SessionLink",
+    "follow_trace_links",
+    "session_of_trace",
+]
 
 #: The external-id namespace of the sessions this adapter maps.
 NAMESPACE = "openai-agents"
+#: Traces remembered with the session they stored items in, for the tracing processor.
+MAX_LINKED_TRACES = 10_000
 
 T = TypeVar("T")
 
@@ -182,6 +195,7 @@ class AgentsCoreSession:
             raise InvalidInputError("items", "must be a list of items")
         if not items:
             return
+        _link_trace(SessionLink(self.session_id, self.user_id))
         batch = list(items)
         key = check.optional_name(idempotency_key, "idempotency_key")
         await _settle(self._add(batch, key))
@@ -286,6 +300,56 @@ def _title(fields: Sequence[Mapping[str, Any]]) -> str | None:
             if title is not None:
                 return title
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Which session a trace's run belongs to
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLink:
+    """The conversation a traced run stored its items in: an ``AgentsCoreSession``'s id and
+    user."""
+
+    session_id: str
+    user_id: str | None
+
+
+_links: OrderedDict[str, SessionLink] = OrderedDict()
+_links_lock = threading.Lock()
+#: Set once a tracing processor exists in this process (nobody asks for links before).
+_linking = threading.Event()
+
+
+def follow_trace_links() -> None:
+    """Remember from now on which session each trace stored items in (``session_of_trace``):
+    what an ``AgentsCoreTracingProcessor`` calls when it is made."""
+    _linking.set()
+
+
+def _link_trace(link: SessionLink) -> None:
+    """Remember the session of the trace running now (``Runner.run`` keeps its session's items
+    inside its trace), so that its run is recorded in this conversation even without a
+    ``RunConfig(group_id=...)``. Memory only: no command. The first session of a trace is kept
+    (a nested run with a session of its own is part of the outer run's trace)."""
+    if not _linking.is_set():
+        return
+    trace = get_current_trace()
+    if trace is None or isinstance(trace, NoOpTrace):
+        return
+    with _links_lock:
+        if trace.trace_id in _links:
+            return
+        if len(_links) >= MAX_LINKED_TRACES:  # traces no processor ended: the oldest go
+            _links.popitem(last=False)
+        _links[trace.trace_id] = link
+
+
+def session_of_trace(trace_id: str) -> SessionLink | None:
+    """The session whose items the run of ``trace_id`` stored (forgotten once asked: the
+    tracing processor asks when the trace ends)."""
+    with _links_lock:
+        return _links.pop(trace_id, None)
 
 
 async def _settle(mutation: Awaitable[T]) -> T:
