@@ -11,7 +11,6 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -220,20 +219,6 @@ def _in_thread(work: Any) -> Any:
     if errors:
         raise errors[0]
     return result[0]
-
-
-@pytest.fixture
-def layer_by_uri(wire_uri: str) -> Iterator[str]:
-    """A database name; the test connects with ``init_db(wire_uri, database=name)``."""
-    name = f"test_oa_{uuid.uuid4().hex[:10]}"
-    yield name
-
-    async def drop() -> None:
-        await init_db(wire_uri, database=name)
-        await get_database().client.drop_database(name)
-        await close_db()
-
-    asyncio.run(drop())
 
 
 def test_calls_from_other_loops_use_a_client_of_their_own(wire_uri: str, layer_by_uri: str) -> None:

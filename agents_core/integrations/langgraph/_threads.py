@@ -142,7 +142,10 @@ class Threads(Reads):
     ) -> Page[ThreadSummary]:
         """A page of threads in thread-id order, each with its newest checkpoint: pass the
         page's ``next_cursor`` as ``after`` for the next. One command (the heads of the page's
-        threads: one range of the ``_id`` index), however many threads there are."""
+        threads: one range of the ``_id`` index), however many threads there are.
+
+        The order is that of the heads' keys, the JSON of the ids: code-point order for ids
+        without quotes, backslashes or control characters (which JSON escapes)."""
         count = checked_limit(limit)
         start = _HEADS_FROM if after is None else head_key(_decode_cursor(after), "")
         try:
