@@ -27,6 +27,14 @@ Design notes:
   makes a retry after an ambiguous ``DatabaseUnavailableError`` store the batch at most once.
   ``pop_item`` and ``clear_session`` are ``pop_last`` and ``clear``: no item is returned twice, a
   racing append is never lost, a cleared history is empty at once for every reader.
+- **A title at no cost.** The session's title is its first user message (one line, cut to a
+  title's length), given to the insert that creates it; a session found without one (created by
+  another writer, or whose first items held no user message) gets one compare-and-set
+  (``set_title_if_untitled``), once per object. A title is never replaced.
+- **Runs find their conversation.** ``add_items`` runs inside the SDK's trace of the run: once
+  an ``AgentsCoreTracingProcessor`` exists, it notes in memory which session the current trace
+  stored items in (``session_of_trace``, bounded), so the processor records a trace without a
+  ``group_id`` in this session rather than in one of its own.
 - **Reads are bounded ranges.** ``get_items(limit=n)`` reads the range of the latest ``n``
   ``seq`` values, never sort-and-limit: flat however long the conversation.
 - **Event loops.** A ``Connection`` belongs to the loop it was opened on, and the SDK calls
