@@ -40,13 +40,13 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/python tools/private_imports.py agents_core
 
-## mypy --strict on the package, the tests, the benchmarks and the README's Python examples.
+## mypy --strict on the package, the tests, the benchmarks and the docs' Python examples.
 typecheck: install
 	$(BIN)/mypy
-	$(BIN)/python -m tests.readme_examples build/readme_examples.py
-	$(BIN)/mypy --strict build/readme_examples.py
+	$(BIN)/python -m tests.readme_examples build/readme_examples.py build/doc_examples
+	$(BIN)/mypy --strict build/readme_examples.py build/doc_examples
 
-## pytest: the contract suite on both backends, the CLI and the embedded server.
+## pytest: the contract suite on both backends, the CLI, the embedded server and the docs' examples.
 unit: install
 	$(BIN)/pytest
 

@@ -13,6 +13,7 @@ it starts, kills and freezes SecantusDB processes of its own, whatever ``MONGODB
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -77,6 +78,23 @@ def wire_uri() -> Iterator[str]:
     """``MONGODB_URI``, else a private in-memory SecantusDB for the session."""
     with database_target(in_memory=True) as target:
         yield target.uri
+
+
+@pytest.fixture
+def layer_by_uri(wire_uri: str) -> Iterator[str]:
+    """A database name of the wire server, dropped afterwards: for tests that connect with
+    ``init_db(wire_uri, database=name)`` themselves, or run the CLI on it (``MONGODB_DB``)."""
+    name = f"test_uri_{uuid.uuid4().hex[:10]}"
+    yield name
+
+    async def drop() -> None:
+        client: AsyncMongoClient[Any] = AsyncMongoClient(wire_uri)
+        try:
+            await client.drop_database(name)
+        finally:
+            await client.close()
+
+    asyncio.run(drop())
 
 
 @pytest.fixture(scope="session")

@@ -475,6 +475,25 @@ CASES = [
         "session",
         lambda s: sessions.archive(s.completed.id),
     ),
+    # SessionsRepository.set_title_if_untitled
+    case(
+        "sessions.set_title_if_untitled:title-operator",
+        InvalidInputError,
+        "title",
+        lambda s: sessions.set_title_if_untitled(s.session.id, NE),
+    ),
+    case(
+        "sessions.set_title_if_untitled:title-line-break",
+        InvalidInputError,
+        "title",
+        lambda s: sessions.set_title_if_untitled(s.session.id, "two\nlines"),
+    ),
+    case(
+        "sessions.set_title_if_untitled:id-operator",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.set_title_if_untitled(NE, "A title"),
+    ),
     # SessionsRepository: paged listings, fork, delete
     case(
         "sessions.list_active_page:user-ne",

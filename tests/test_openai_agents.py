@@ -8,15 +8,19 @@ SDK's ``Runner`` shown by ``agents-core show``.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import markupsafe
 import pytest
 from agents import Agent, RunConfig, Runner, SessionSettings, function_tool
 from agents.memory import Session as SdkSession
 from agents.testing import ScriptedModel, assistant_message, function_call
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from agents_core.cli import app
@@ -25,11 +29,17 @@ from agents_core.db import (
     InvalidStateError,
     MessageRole,
     MessagesRepository,
+    SessionsRepository,
     close_db,
     get_database,
     init_db,
 )
+from agents_core.db import validation as check
+from agents_core.db.limits import MAX_NAME_LENGTH
+from agents_core.db.validation import title_from
 from agents_core.integrations.openai_agents import NAMESPACE, AgentsCoreSession
+from agents_core.testing.commands import CommandCounter
+from agents_core.trace.web import create_app
 from tests.test_items import ITEMS as ALL_ITEMS
 
 NO_TRACING = RunConfig(tracing_disabled=True)
@@ -42,6 +52,36 @@ ITEMS: list[Any] = ALL_ITEMS
 def said(text: str) -> Any:
     """A user message item."""
     return {"role": "user", "content": text}
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(st.text(st.characters(exclude_categories=()), max_size=1200))
+def test_a_title_made_of_any_text_is_a_name(text: str) -> None:
+    title = title_from(text)
+    if title is None:
+        assert text.split() == [] or not any(char.isprintable() for char in text)
+    else:
+        assert check.name(title, "title") == title
+        assert len(title) <= MAX_NAME_LENGTH
+        assert title == " ".join(title.split())
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("Where is my refund?", "Where is my refund?"),
+        ("  two\r\nlines\u2028and\ttabs  ", "two lines and tabs"),
+        ("zero\u200bwidth\u202e", "zerowidth"),
+        ("x" * 250, "x" * 199 + "\u2026"),
+        ("a " * 2000, ("a " * 100)[:199].rstrip() + "\u2026"),
+        (" \n\u200b\t", None),
+        ("", None),
+    ],
+)
+def test_a_title_is_the_text_on_one_line_cut_to_a_names_length(
+    text: str, title: str | None
+) -> None:
+    assert title_from(text) == title
 
 
 @pytest.mark.usefixtures("backend")
@@ -121,6 +161,35 @@ class TestProtocol:
             await session.add_items("not a list")  # type: ignore[arg-type]
         assert await session.get_items() == [ITEMS[0]]
 
+    async def test_its_first_user_message_is_its_title(self) -> None:
+        session = AgentsCoreSession("titled")
+        first = "  Where is\n my refund?\u200b\tOrder 42. "
+        await session.add_items([{"role": "developer", "content": "Be brief."}, said(first)])
+        await session.add_items([said("And my invoice?")])
+        core = await session.core_session()
+        assert core is not None
+        assert core.title == "Where is my refund? Order 42."
+        long = AgentsCoreSession("long")
+        await long.add_items([said("word " * 100)])
+        core = await long.core_session()
+        assert core is not None
+        assert core.title is not None
+        assert (len(core.title), core.title[-1]) == (MAX_NAME_LENGTH, "\u2026")
+
+    async def test_a_session_found_untitled_is_titled_once_by_a_user_message(self) -> None:
+        created = await SessionsRepository().get_or_create_by_external_id(
+            "found", namespace=NAMESPACE
+        )
+        assert created.title is None
+        session = AgentsCoreSession("found")
+        await session.add_items([ITEMS[2]])  # no user message: nothing to title it with
+        assert (await SessionsRepository().find_by_id(created.id, message_limit=0)).title is None
+        await session.add_items([said("Hello?")])
+        await session.add_items([said("Still there?")])
+        await AgentsCoreSession("found").add_items([said("Anyone?")])
+        assert (await SessionsRepository().find_by_id(created.id)).title == "Hello?"
+        assert await SessionsRepository().set_title_if_untitled(created.id, "Other") is False
+
     async def test_the_sdk_runner_keeps_history_in_it(self) -> None:
         session = AgentsCoreSession("runner")
         model = ScriptedModel([[assistant_message("Paris")], [assistant_message("France")]])
@@ -150,20 +219,6 @@ def _in_thread(work: Any) -> Any:
     if errors:
         raise errors[0]
     return result[0]
-
-
-@pytest.fixture
-def layer_by_uri(wire_uri: str) -> Iterator[str]:
-    """A database name; the test connects with ``init_db(wire_uri, database=name)``."""
-    name = f"test_oa_{uuid.uuid4().hex[:10]}"
-    yield name
-
-    async def drop() -> None:
-        await init_db(wire_uri, database=name)
-        await get_database().client.drop_database(name)
-        await close_db()
-
-    asyncio.run(drop())
 
 
 def test_calls_from_other_loops_use_a_client_of_their_own(wire_uri: str, layer_by_uri: str) -> None:
@@ -252,6 +307,19 @@ def calculator(a: float, b: float, op: str) -> float:
     return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op]
 
 
+#: The three-turn conversation below, as its transcript shows it, in order.
+TRANSCRIPT = [
+    "What is 17 * 23?",
+    'calculator({"a":17,"b":23,"op":"*"})',
+    "391.0",
+    "17 x 23 = 391.",
+    "And plus 9?",
+    "400.0",
+    "Thanks!",
+    "You're welcome!",
+]
+
+
 def test_a_three_turn_conversation_is_shown_by_the_cli(
     wire_uri: str, layer_by_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -279,10 +347,16 @@ def test_a_three_turn_conversation_is_shown_by_the_cli(
             core = await session.core_session()
             assert core is not None
             stored = await MessagesRepository().find_by_session(core.id, 100)
+            transport = httpx.ASGITransport(app=create_app())
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                listed, page = await http.get("/"), await http.get(f"/sessions/{core.id}")
+            assert (listed.status_code, page.status_code) == (200, 200)
+            pages.extend([listed.text, page.text])
             return str(core.id), outputs, stored
         finally:
             await close_db()
 
+    pages: list[str] = []
     session_id, outputs, stored = asyncio.run(conversation())
     assert outputs == ["17 x 23 = 391.", "391 + 9 = 400.", "You're welcome!"]
     assert [(m.role, m.item_type) for m in stored] == [
@@ -302,9 +376,19 @@ def test_a_three_turn_conversation_is_shown_by_the_cli(
 
     monkeypatch.setenv("MONGODB_URI", wire_uri)
     monkeypatch.setenv("MONGODB_DB", layer_by_uri)
+    # Titled by its first message: in the trace view's listing and page, and in the CLI's.
+    listed, page = pages
+    assert f'href="/sessions/{session_id}">What is 17 * 23?</a>' in listed
+    assert '<h1 id="session-title">What is 17 * 23?</h1>' in page
+    transcript = page[page.index("<h2>Transcript</h2>") :]
+    positions = [transcript.index(str(markupsafe.escape(text))) for text in TRANSCRIPT]
+    assert positions == sorted(positions)
+    sessions = CliRunner().invoke(app, ["sessions", "--json"], catch_exceptions=False)
+    assert [(s["id"], s["title"]) for s in json.loads(sessions.output)] == [(session_id, turns[0])]
     shown = CliRunner().invoke(app, ["show", session_id], catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
+    assert lines[0].split() == ["Session", session_id, *turns[0].split(), "active"]
     for expected in (
         "user u-42",
         "messages 10",
@@ -320,6 +404,27 @@ def test_a_three_turn_conversation_is_shown_by_the_cli(
     order = [turns[0], "391.0", "17 x 23 = 391.", turns[1], "400.0", turns[2], "You're welcome!"]
     positions = [next(i for i, line in enumerate(lines) if text in line) for text in order]
     assert positions == sorted(positions)
+
+
+@pytest.mark.usefixtures("wire_db")
+async def test_a_title_costs_no_command_but_on_a_session_found_untitled(
+    command_log: CommandCounter,
+) -> None:
+    """Set in the insert that creates the session; one compare-and-set when found untitled."""
+    titled, untitled = AgentsCoreSession("titled"), AgentsCoreSession("untitled")
+    with command_log.recording() as creating_titled:
+        await titled.add_items([said("Hi")])
+    with command_log.recording() as creating_untitled:
+        await untitled.add_items([ITEMS[2]])
+    assert creating_titled == creating_untitled
+    with command_log.recording() as appending:
+        await titled.add_items([said("Again")])
+    with command_log.recording() as titling:
+        await untitled.add_items([said("Hello")])
+    assert titling == [*appending, "update"]
+    with command_log.recording() as appending_titled:
+        await untitled.add_items([said("Again")])
+    assert appending_titled == appending
 
 
 @pytest.mark.usefixtures("wire_db")

@@ -71,7 +71,11 @@ from agents_core.db import (
     default_connection,
 )
 from agents_core.embedded import EmbeddedServer
-from agents_core.integrations.openai_agents import AgentsCoreSession, AgentsCoreTracingProcessor
+from agents_core.integrations.openai_agents import (
+    NAMESPACE,
+    AgentsCoreSession,
+    AgentsCoreTracingProcessor,
+)
 from agents_core.integrations.recording import WriterStats
 from agents_core.trace import group_turns, render_session_tree, run_timeline, turn_steps
 from agents_core.trace.otel import record_run
@@ -291,6 +295,38 @@ async def test_a_run_is_recorded_as_its_spans_say_next_to_its_conversation(
     assert failed.error.startswith("Error running tool (non-fatal)")
     assert run.status == RunStatus.completed
     assert (run.source, run.external_id) == (SOURCE, traced.collector.traces[0].trace_id)
+
+
+@pytest.mark.usefixtures("backend")
+async def test_a_run_without_a_group_is_recorded_in_the_session_it_kept_its_items_in(
+    traced: Traced,
+) -> None:
+    """No RunConfig: the run's AgentsCoreSession names its conversation and its user."""
+    session = AgentsCoreSession("conversation-8", user_id="u-8")
+    agent = Agent(name="plain", model=ScriptedModel([{"output": [text("Hello.")]}] * 3))
+    await Runner.run(agent, "Hi", session=session)
+    await Runner.run(agent, "Hi again", session=session, run_config=RunConfig(group_id="other"))
+    await Runner.run(
+        agent, "Hi at last", session=session, run_config=RunConfig(group_id="conversation-8")
+    )
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    first, elsewhere, grouped = (runs[seen.trace_id] for seen in traced.collector.traces)
+    core = await session.core_session()
+    assert core is not None
+    assert first is not None
+    assert grouped is not None
+    assert [run.id for run in await RunsRepository().list_by_session(core.id)] == [
+        first.id,
+        grouped.id,
+    ]
+    # A group naming another conversation wins (without its user: the trace gave none).
+    other = await SessionsRepository().find_by_external_id("other", namespace=NAMESPACE)
+    assert other is not None
+    assert elsewhere is not None
+    assert (elsewhere.session_id, other.user_id) == (other.id, None)
+    titles = {s.title for s in await SessionsRepository().list_active()}
+    assert titles == {"Hi", "Agent workflow"}  # the other: titled by the processor, as before
 
 
 @pytest.mark.usefixtures("backend")

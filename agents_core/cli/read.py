@@ -6,11 +6,14 @@ agents-core runs SESSION_ID                          # the runs of one session
 agents-core runs --stale [--abandon]                 # runs a crashed process left running
 agents-core agents                                   # agents and their tools
 agents-core search PHRASE [--user U] [--since D]     # messages that contain a phrase
+agents-core threads [--after CURSOR]                 # LangGraph threads, by id, in pages
+agents-core thread ID [--before CHECKPOINT]          # a thread's state and its checkpoints
 """
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,8 +28,10 @@ from agents_core.cli.common import JsonOption
 if TYPE_CHECKING:
     from agents_core.db import Agent, Message, Page, Run, Session
     from agents_core.db.repositories import SearchResult
+    from agents_core.integrations.langgraph import ThreadState, ThreadSummary
+    from agents_core.integrations.langgraph.threads import ThreadReader
 
-__all__ = ["agents", "list_sessions", "runs", "search", "show"]
+__all__ = ["agents", "list_sessions", "list_threads", "runs", "search", "show", "thread"]
 
 
 def list_sessions(
@@ -274,5 +279,71 @@ def search(
             )
         else:
             render.out.print(render.search_hits(found))
+
+
+def _thread_reader(as_json: bool) -> ThreadReader:
+    """A reader of LangGraph threads on this command's connection; the extra named if missing."""
+    try:
+        from agents_core.integrations.langgraph.threads import ThreadReader
+    except ImportError as exc:
+        common.fail(
+            f"LangGraph threads need the langgraph extra: pip install 'agents-core[langgraph]' "
+            f"({exc})",
+            as_json=as_json,
+        )
+    return ThreadReader()
+
+
+def list_threads(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    after: Annotated[str | None, typer.Option(help="The cursor the previous page printed.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """LangGraph threads (AgentsCoreSaver), by thread id, with their latest checkpoint."""
+
+    async def work() -> Page[ThreadSummary]:
+        return await _thread_reader(as_json).list(limit=limit, after=after)
+
+    def display(page: Page[ThreadSummary]) -> None:
+        common.print_json(page.items) if as_json else render.out.print(render.threads(page.items))
+        if page.next_cursor is not None:  # on stderr under --json: stdout stays one document
+            hint = Text(f"more: agents-core threads --after {page.next_cursor}")
+            (render.err if as_json else render.out).print(hint)
+
+    common.run(work, display, as_json=as_json)
+
+
+def thread(
+    thread_id: Annotated[str, typer.Argument(metavar="THREAD_ID", help="The thread's id.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Checkpoints listed.")] = 20,
+    before: Annotated[
+        str | None, typer.Option(help="Only checkpoints older than this checkpoint id.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A LangGraph thread: its current state, pending writes and checkpoints (newest first)."""
+
+    async def work() -> ThreadState:
+        from agents_core.db import NotFoundError
+
+        try:
+            return await _thread_reader(as_json).get(thread_id, limit=limit, before=before)
+        except NotFoundError:
+            raise common.CliError(
+                f"thread {thread_id!r} not found; `agents-core threads` lists the threads"
+            ) from None
+
+    def display(state: ThreadState) -> None:
+        if as_json:
+            common.print_json(state)
+            return
+        render.out.print(render.thread(state))
+        if state.older_before is not None:
+            render.out.print(
+                Text(
+                    f"more: agents-core thread {shlex.quote(thread_id)} "
+                    f"--before {state.older_before}"
+                )
+            )
 
     common.run(work, display, as_json=as_json)

@@ -27,6 +27,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from agents_core.db import Agent, Message, Run, Session, ToolCall
     from agents_core.db.repositories import SearchResult
+    from agents_core.integrations.langgraph import CheckpointInfo, ThreadState, ThreadSummary
 
 __all__ = [
     "EXCERPT",
@@ -45,8 +46,13 @@ __all__ = [
     "sessions",
     "spinner",
     "status",
+    "thread",
+    "threads",
     "transcript",
 ]
+
+#: Lines of one channel value or pending write ``thread`` prints (``--json`` has everything).
+VALUE_LINES = 40
 
 #: Below this many columns, records are printed as blocks rather than as squeezed tables.
 NARROW_COLUMNS = 100
@@ -395,3 +401,119 @@ def search_hits(found: SearchResult) -> RenderableType:
             text,
         )
     return Group(table, Text(how, style="dim"))
+
+
+def _checkpoint_when(checkpoint: CheckpointInfo | None) -> str:
+    return "" if checkpoint is None or checkpoint.created_at is None else age(checkpoint.created_at)
+
+
+def _step(checkpoint: CheckpointInfo | None) -> str:
+    """``step 3 (loop)``: where a checkpoint is in its thread's run."""
+    if checkpoint is None:
+        return "no checkpoint"
+    step = "—" if checkpoint.step is None else str(checkpoint.step)
+    return f"step {step}" + (f" ({checkpoint.source})" if checkpoint.source else "")
+
+
+def threads(found: Sequence[ThreadSummary]) -> RenderableType:
+    """LangGraph threads with their latest checkpoint."""
+    if not found:
+        return Text("no LangGraph threads", style="dim")
+    title = "LangGraph threads (by id)"
+    if _narrow():
+        lines: list[RenderableType] = [Text(title, style="bold")]
+        for summary in found:
+            latest = summary.latest
+            lines.append(Text(excerpt(summary.thread_id, 200), style="bold"))
+            lines.append(Text(f"  {_step(latest)}  updated {_checkpoint_when(latest) or '—'}"))
+        return Group(*lines)
+    table = Table()
+    table.add_column("thread", overflow="fold")
+    table.add_column("latest", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    table.add_column("checkpoint", no_wrap=True)
+    for summary in found:
+        latest = summary.latest
+        table.add_row(
+            Text(excerpt(summary.thread_id, 200)),
+            Text(_step(latest)),
+            Text(_checkpoint_when(latest)),
+            Text("" if latest is None else latest.checkpoint_id),
+        )
+    return Group(Text(title, style="bold"), table)
+
+
+def _value_lines(text: str) -> list[RenderableType]:
+    """A value's text, a line at a time (each cut to ``EXCERPT``), at most ``VALUE_LINES``."""
+    lines = text.splitlines() or [""]
+    shown: list[RenderableType] = [
+        Text("    " + " " * (len(line) - len(line.lstrip(" "))) + excerpt(line))
+        for line in lines[:VALUE_LINES]
+    ]
+    if len(lines) > VALUE_LINES:
+        more = len(lines) - VALUE_LINES
+        shown.append(Text(f"    … {more} more line(s): --json has the whole value", style="dim"))
+    return shown
+
+
+def thread(state: ThreadState) -> RenderableType:
+    """A LangGraph thread: its state, its pending writes, its checkpoints (newest first)."""
+    latest = state.latest
+    parts: list[RenderableType] = [
+        Text.assemble(
+            ("Thread ", "bold"),
+            (excerpt(state.thread_id, 200), "bold"),
+            *(("  ", ("interrupted", "yellow")) if state.interrupted else ()),
+        ),
+        Text(
+            f"latest {_step(latest)}"
+            + (f"  updated {_checkpoint_when(latest)}" if _checkpoint_when(latest) else "")
+            + f"  namespaces {len(state.namespaces)}"
+        ),
+    ]
+    if state.session_id is not None:
+        parts.append(Text(f"runs: agents-core show {state.session_id}"))
+    parts.append(Text("State", style="bold"))
+    if not state.values:
+        parts.append(Text("  no values", style="dim"))
+    for value in state.values:
+        parts.append(Text("  " + excerpt(value.channel, 200), style="cyan"))
+        parts.extend(_value_lines(value.text))
+    if state.pending_writes:
+        parts.append(Text("Pending writes", style="bold"))
+        for write in state.pending_writes:
+            parts.append(
+                Text.assemble(
+                    "  ",
+                    (excerpt(write.channel, 200), "yellow"),
+                    (f"  task {excerpt(write.task_id, 80)}", "dim"),
+                )
+            )
+            parts.extend(_value_lines(write.text))
+    parts.append(Text("Checkpoints (newest first)", style="bold"))
+    if not state.checkpoints:
+        parts.append(Text("  none", style="dim"))
+    if _narrow():
+        for checkpoint in state.checkpoints:
+            parts.append(
+                Text(
+                    f"  #{checkpoint.seq}  {_step(checkpoint)}  "
+                    f"{_checkpoint_when(checkpoint)}  {checkpoint.checkpoint_id}"
+                )
+            )
+        return Group(*parts)
+    table = Table(expand=False)
+    for column in ("#", "step", "source", "created", "checkpoint", "parent"):
+        table.add_column(column, justify="right" if column in ("#", "step") else "left")
+    for checkpoint in state.checkpoints:
+        table.add_row(
+            Text("" if checkpoint.seq is None else str(checkpoint.seq)),
+            Text("" if checkpoint.step is None else str(checkpoint.step)),
+            Text(checkpoint.source or ""),
+            Text(_checkpoint_when(checkpoint)),
+            Text(checkpoint.checkpoint_id),
+            Text(checkpoint.parent_id or ""),
+        )
+    if state.checkpoints:
+        parts.append(table)
+    return Group(*parts)

@@ -33,6 +33,7 @@ from agents_core.cli import common, render
 
 if TYPE_CHECKING:
     from agents_core.db import Run, Settings
+    from agents_core.trace.web import ThreadReadsFactory
 
 __all__ = ["DEFAULT_OTLP_ENDPOINT", "export_otel", "is_loopback", "serve"]
 
@@ -92,7 +93,7 @@ def serve(
         db = await connect(uri, settings=settings)  # before serving: a bad URI fails here
         try:
             config = uvicorn.Config(
-                create_app(db),
+                create_app(db, threads=_thread_reader()),
                 host=host,
                 port=port,
                 lifespan="off",
@@ -125,6 +126,16 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, previous)
     render.out.print(Text("Trace view stopped."))
+
+
+def _thread_reader() -> ThreadReadsFactory | None:
+    """What reads the trace view's ``/threads`` pages: LangGraph's threads, if its extra is
+    installed (else those pages say they are not served)."""
+    try:
+        from agents_core.integrations.langgraph.threads import ThreadReader
+    except ImportError:
+        return None
+    return ThreadReader
 
 
 def export_otel(

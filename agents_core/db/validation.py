@@ -74,6 +74,38 @@ def optional_name(value: object, field: str) -> str | None:
     return None if value is None else name(value, field)
 
 
+#: What ``title_from`` turns into a space (line breaks, tabs, other control characters) and
+#: drops (invisible format characters, lone surrogates).
+_TITLE_SPACES = frozenset({"Cc", "Zl", "Zp", "Zs"})
+_TITLE_DROPPED = frozenset({"Cf", "Cs"})
+
+
+def title_from(text: str, *, max_length: int = MAX_NAME_LENGTH) -> str | None:
+    """A one-line title made of free text (a conversation's first message), which ``name``
+    accepts: runs of spaces, line breaks and other control characters become one space,
+    invisible format characters (zero-width spaces, direction marks) and lone surrogates are
+    dropped, and a text longer than ``max_length`` characters is cut there, its last one an
+    ellipsis. ``None`` when nothing readable is left (an empty or blank text)."""
+    # The characters a title can show, and more for the spaces that collapse and those dropped.
+    head = text[: max_length * 4]
+    cut = len(text) > len(head)
+    if not (head.isprintable() and head.isascii()):
+        kept = []
+        for char in head:
+            category = unicodedata.category(char)
+            if category in _TITLE_SPACES or char.isspace():
+                kept.append(" ")
+            elif category not in _TITLE_DROPPED:
+                kept.append(char)
+        head = "".join(kept)
+    line = " ".join(head.split())
+    if not line:
+        return None
+    if len(line) > max_length or cut:
+        line = line[: max_length - 1].rstrip() + "\u2026"
+    return line
+
+
 def text(value: object, field: str, *, max_bytes: int) -> str:
     """Free text (message content, tool input/output): any valid Unicode up to ``max_bytes``."""
     return encoded_text(value, field, max_bytes=max_bytes)[0]

@@ -325,6 +325,20 @@ class SessionsRepository(Repository):
         return load(Session, raw, _COLLECTION)
 
     @translate_errors
+    async def set_title_if_untitled(self, session_id: str | ObjectId, title: str) -> bool:
+        """Give the session ``title`` unless it has one: ``True`` if this call titled it. One
+        command, a compare-and-set (``update_one({_id, title: null}, ...)``), so of racing
+        callers the first wins and no title is ever replaced. ``updated_at`` is left alone (a
+        title is not activity). ``False`` also for a session that does not exist."""
+        db = self.db
+        sid = check.object_id(session_id, "session")
+        result = await db.collection(SessionDocument).update_one(
+            {**by_id(SessionDocument, sid), "title": None},
+            {"$set": {"title": check.name(title, "title")}},
+        )
+        return result.modified_count == 1
+
+    @translate_errors
     async def find_by_external_id(
         self, external_id: str, *, namespace: str, user_id: str | None = None
     ) -> Session | None:

@@ -53,8 +53,9 @@ Design notes:
 The class is composed of one part per concern, each a module of this package: ``_documents``
 (keys, the documents' fields), ``_store`` (the collections, their indexes, inline and chunked
 values), ``_heads`` (the head's compare-and-set and the cache of heads), ``_reads``
-(``aget_tuple``, ``alist``), ``_writes`` (``aput``, ``aput_writes``) and ``_lifecycle`` (delete,
-copy, prune).
+(``aget_tuple``, ``alist``), ``_threads`` (``alist_threads``, ``aget_thread``: threads as the
+CLI and the trace view show them), ``_writes`` (``aput``, ``aput_writes``) and ``_lifecycle``
+(delete, copy, prune).
 """
 
 from __future__ import annotations
@@ -82,14 +83,14 @@ from agents_core.db.client import DEFAULT_DATABASE
 from agents_core.db.config import mask_uri
 from agents_core.db.errors import InvalidInputError
 from agents_core.integrations.langgraph._lifecycle import Lifecycle
-from agents_core.integrations.langgraph._reads import Reads
 from agents_core.integrations.langgraph._store import INLINE_MAX_BYTES, translated
+from agents_core.integrations.langgraph._threads import Threads
 from agents_core.integrations.langgraph._writes import Writes
 
 __all__ = ["AgentsCoreSaver"]
 
 
-class AgentsCoreSaver(Reads, Writes, Lifecycle):
+class AgentsCoreSaver(Threads, Writes, Lifecycle):
     """LangGraph checkpointer storing threads in agents-core's MongoDB (async API only).
 
     ``database``: the database to use; by default the layer's (``init_db``), looked up at each

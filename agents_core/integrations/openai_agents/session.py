@@ -27,6 +27,14 @@ Design notes:
   makes a retry after an ambiguous ``DatabaseUnavailableError`` store the batch at most once.
   ``pop_item`` and ``clear_session`` are ``pop_last`` and ``clear``: no item is returned twice, a
   racing append is never lost, a cleared history is empty at once for every reader.
+- **A title at no cost.** The session's title is its first user message (one line, cut to a
+  title's length), given to the insert that creates it; a session found without one (created by
+  another writer, or whose first items held no user message) gets one compare-and-set
+  (``set_title_if_untitled``), once per object. A title is never replaced.
+- **Runs find their conversation.** ``add_items`` runs inside the SDK's trace of the run: once
+  an ``AgentsCoreTracingProcessor`` exists, it notes in memory which session the current trace
+  stored items in (``session_of_trace``, bounded), so the processor records a trace without a
+  ``group_id`` in this session rather than in one of its own.
 - **Reads are bounded ranges.** ``get_items(limit=n)`` reads the range of the latest ``n``
   ``seq`` values, never sort-and-limit: flat however long the conversation.
 - **Event loops.** A ``Connection`` belongs to the loop it was opened on, and the SDK calls
@@ -44,7 +52,9 @@ Design notes:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -53,6 +63,8 @@ from bson import ObjectId
 try:
     from agents.items import TResponseInputItem
     from agents.memory.session_settings import SessionSettings, coerce_session_settings
+    from agents.tracing import get_current_trace
+    from agents.tracing.traces import NoOpTrace
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "agents_core.integrations.openai_agents needs the OpenAI Agents SDK: "
@@ -68,10 +80,19 @@ from agents_core.db.repositories import MessagesRepository, SessionsRepository
 from agents_core.db.server import ServerProfile
 from agents_core.integrations.recording import uri_database
 
-__all__ = ["NAMESPACE", "AgentsCoreSession"]
+__all__ = [
+    "MAX_LINKED_TRACES",
+    "NAMESPACE",
+    "AgentsCoreSession",
+    "SessionLink",
+    "follow_trace_links",
+    "session_of_trace",
+]
 
 #: The external-id namespace of the sessions this adapter maps.
 NAMESPACE = "openai-agents"
+#: Traces remembered with the session they stored items in, for the tracing processor.
+MAX_LINKED_TRACES = 10_000
 
 T = TypeVar("T")
 
@@ -106,6 +127,8 @@ class AgentsCoreSession:
         self.user_id = user_id
         self._connection: _Connection = _LayerConnection()
         self._core_id: ObjectId | None = None
+        #: Whether our session is known to have a title (then items are not looked at for one).
+        self._titled = False
 
     @classmethod
     def from_uri(
@@ -180,6 +203,7 @@ class AgentsCoreSession:
             raise InvalidInputError("items", "must be a list of items")
         if not items:
             return
+        _link_trace(SessionLink(self.session_id, self.user_id))
         batch = list(items)
         key = check.optional_name(idempotency_key, "idempotency_key")
         await _settle(self._add(batch, key))
@@ -205,16 +229,23 @@ class AgentsCoreSession:
     async def _add(self, batch: list[TResponseInputItem], key: str | None) -> None:
         async with self._connection.database() as repositories:
             messages = repositories.messages
-            if self._core_id is None:
-                # The session may not exist yet: refuse bad items before it is created.
-                check.items(batch)
-            core_id = await self._get_or_create(repositories)
+            title = None
+            if self._core_id is None or not self._titled:
+                # The session may not exist yet: refuse bad items before it is created. Its
+                # first user message is its title.
+                title = _title(check.items(batch))
+            core_id = await self._get_or_create(repositories, title)
             try:
                 await messages.append_items(core_id, batch, idempotency_key=key)
             except NotFoundError:  # deleted under us: start a new conversation of this id
                 self._core_id = None
-                core_id = await self._get_or_create(repositories)
+                core_id = await self._get_or_create(repositories, title)
                 await messages.append_items(core_id, batch, idempotency_key=key)
+            if title is not None and not self._titled:
+                # Found without a title (its first items held no user message, or another
+                # writer created it): titled now, unless someone else titled it meanwhile.
+                await repositories.sessions.set_title_if_untitled(core_id, title)
+                self._titled = True
 
     async def _pop(self) -> TResponseInputItem | None:
         async with self._connection.database() as repositories:
@@ -253,16 +284,80 @@ class AgentsCoreSession:
                 self.session_id, namespace=NAMESPACE, user_id=self.user_id
             )
             self._core_id = None if found is None else found.id
+            self._titled = found is not None and found.title is not None
         return self._core_id
 
-    async def _get_or_create(self, repositories: _Repositories) -> ObjectId:
+    async def _get_or_create(self, repositories: _Repositories, title: str | None) -> ObjectId:
+        """Our session's id: remembered, else found or created (titled ``title``)."""
         if self._core_id is None:
             session = await repositories.sessions.get_or_create_by_external_id(
-                self.session_id, namespace=NAMESPACE, user_id=self.user_id
+                self.session_id, namespace=NAMESPACE, user_id=self.user_id, title=title
             )
             self._core_id = session.id
+            self._titled = session.title is not None
         assert self._core_id is not None
         return self._core_id
+
+
+def _title(fields: Sequence[Mapping[str, Any]]) -> str | None:
+    """The title of a conversation whose first items are these (``check.items``' fields): the
+    text of its first user message, on one line and cut to a title's length."""
+    for item in fields:
+        if item["role"] == "user" and item["item_type"] == "message":
+            title = check.title_from(item["content"])
+            if title is not None:
+                return title
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Which session a trace's run belongs to
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLink:
+    """The conversation a traced run stored its items in: an ``AgentsCoreSession``'s id and
+    user."""
+
+    session_id: str
+    user_id: str | None
+
+
+_links: OrderedDict[str, SessionLink] = OrderedDict()
+_links_lock = threading.Lock()
+#: Set once a tracing processor exists in this process (nobody asks for links before).
+_linking = threading.Event()
+
+
+def follow_trace_links() -> None:
+    """Remember from now on which session each trace stored items in (``session_of_trace``):
+    what an ``AgentsCoreTracingProcessor`` calls when it is made."""
+    _linking.set()
+
+
+def _link_trace(link: SessionLink) -> None:
+    """Remember the session of the trace running now (``Runner.run`` keeps its session's items
+    inside its trace), so that its run is recorded in this conversation even without a
+    ``RunConfig(group_id=...)``. Memory only: no command. The first session of a trace is kept
+    (a nested run with a session of its own is part of the outer run's trace)."""
+    if not _linking.is_set():
+        return
+    trace = get_current_trace()
+    if trace is None or isinstance(trace, NoOpTrace):
+        return
+    with _links_lock:
+        if trace.trace_id in _links:
+            return
+        if len(_links) >= MAX_LINKED_TRACES:  # traces no processor ended: the oldest go
+            _links.popitem(last=False)
+        _links[trace.trace_id] = link
+
+
+def session_of_trace(trace_id: str) -> SessionLink | None:
+    """The session whose items the run of ``trace_id`` stored (forgotten once asked: the
+    tracing processor asks when the trace ends)."""
+    with _links_lock:
+        return _links.pop(trace_id, None)
 
 
 async def _settle(mutation: Awaitable[T]) -> T:

@@ -10,9 +10,10 @@ Usage::
 Each trace the SDK ends becomes one run (``Runner.run``, ``run_sync`` and ``run_streamed``
 each make one trace): generation and response spans its model calls, function spans (MCP
 tools' too) its tool calls, handoff, guardrail, agent, custom and other spans its steps, all in
-the order the SDK started them. ``RunConfig(group_id=...)`` names the conversation: a trace
-with the ``session_id`` of an ``AgentsCoreSession`` as its group is recorded in that session
-(add ``trace_metadata={"user_id": ...}`` when the session has a ``user_id``).
+the order the SDK started them. A run that keeps its items in an ``AgentsCoreSession`` is
+recorded in that session; ``RunConfig(group_id=...)`` names the conversation otherwise (a
+trace with the ``session_id`` of an ``AgentsCoreSession`` as its group is recorded in that
+session; add ``trace_metadata={"user_id": ...}`` when the session has a ``user_id``).
 
 Design notes:
 
@@ -60,7 +61,12 @@ from agents_core.db import (
 )
 from agents_core.db.documents import utcnow
 from agents_core.db.limits import MAX_NAME_LENGTH
-from agents_core.integrations.openai_agents.session import NAMESPACE
+from agents_core.integrations.openai_agents.session import (
+    NAMESPACE,
+    SessionLink,
+    follow_trace_links,
+    session_of_trace,
+)
 from agents_core.integrations.recording import (
     AgentRef,
     FrameworkRun,
@@ -193,6 +199,7 @@ class AgentsCoreTracingProcessor(TracingProcessor):
         #: Traces that ended, for a resumed run that continues one (the oldest forgotten first).
         self._ended: dict[str, _TraceInfo] = {}
         self._dropped_spans = 0
+        follow_trace_links()  # a run's AgentsCoreSession names its conversation
 
     @property
     def writer(self) -> RunWriter:
@@ -270,9 +277,12 @@ class AgentsCoreTracingProcessor(TracingProcessor):
 
     def on_trace_end(self, trace: Trace) -> None:
         try:
+            link = session_of_trace(trace.trace_id)
             with self._lock:
                 opened = self._traces.get(trace.trace_id)
                 if opened is not None:
+                    if link is not None:
+                        opened.info = _linked(opened.info, link)
                     ended = self._ended
                     if len(ended) >= MAX_OPEN_TRACES and trace.trace_id not in ended:
                         del ended[next(iter(ended))]
@@ -345,6 +355,19 @@ class AgentsCoreTracingProcessor(TracingProcessor):
         if open_traces:
             self._writer.count_dropped(open_traces, "traces still open at shutdown")
         self._writer.shutdown(timeout)
+
+
+def _linked(info: _TraceInfo, link: SessionLink) -> _TraceInfo:
+    """``info`` of a trace whose run stored items in ``link``'s ``AgentsCoreSession``: without a
+    group, the session's id is its group; with that group (or none) and no ``user_id`` in its
+    metadata, the session's user is its user. A group naming another conversation wins."""
+    if info.group_id is not None and info.group_id != link.session_id:
+        return info
+    metadata = dict(info.metadata or {})
+    given = metadata.get("user_id")
+    if link.user_id is not None and not (isinstance(given, str) and given.strip()):
+        metadata["user_id"] = link.user_id
+    return _TraceInfo(info.name, link.session_id, metadata)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,11 +7,14 @@ Usage::
 
     uvicorn.run(create_app(uri="mongodb://localhost:27017/agents"), host="127.0.0.1", port=8000)
 
-or ``agents-core serve`` on the embedded database or ``MONGODB_URI``. See
+or ``agents-core serve`` on the embedded database or ``MONGODB_URI``. LangGraph threads are
+served when a reader of them is given: ``create_app(..., threads=ThreadReader)`` with
+``agents_core.integrations.langgraph.threads.ThreadReader``. See
 ``agents_core.trace.web.app`` for the routes; it needs ``pip install 'agents-core[web]'``
 (Starlette, Jinja2, uvicorn).
 """
 
+from agents_core.trace.web._threads import ThreadReads, ThreadReadsFactory
 from agents_core.trace.web.app import create_app
 
-__all__ = ["create_app"]
+__all__ = ["ThreadReads", "ThreadReadsFactory", "create_app"]

@@ -18,6 +18,9 @@ Routes (all ``GET``)::
     /runs/{id}/tool-calls/{call}/{input|output}   a tool call's whole text (text/plain)
     /api/sessions, /api/sessions/{id}, /api/runs/{id}, /api/runs, /api/overview, /api/search
                                         the same data as JSON
+    /threads, /threads/{id}             LangGraph threads (?after=), a thread's state and
+                                        checkpoints (?before=CHECKPOINT): with ``threads=``
+    /api/threads, /api/threads/{id}     the same as JSON
 
 Design notes: templates are Jinja2 with autoescaping on for every template, so whatever a title,
 message or tool output holds (``<script>``, ``{{ }}``) is shown as text; stored text is data,
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time
@@ -74,13 +78,16 @@ from agents_core.trace import (
 )
 from agents_core.trace.web import _dashboard
 from agents_core.trace.web._reads import RUN_SORTS, RunSort, RunsPage, StatusFilter, TraceReads
+from agents_core.trace.web._threads import ThreadReads, ThreadReadsFactory
 from agents_core.trace.web._timeline import chart
 
 __all__ = [
+    "CHECKPOINTS_PER_PAGE",
     "DISPLAY_CHARS",
     "MESSAGES_PER_PAGE",
     "RUNS_PER_PAGE",
     "SESSIONS_PER_PAGE",
+    "THREADS_PER_PAGE",
     "create_app",
 ]
 
@@ -94,6 +101,8 @@ SEARCH_HITS = 50
 #: The run listing's filter parameters (``/runs``, ``/api/runs``).
 _RUN_PARAMS = ("agent", "model", "status", "user", "since", "until", "score", "sort")
 MESSAGES_PER_PAGE = 200
+THREADS_PER_PAGE = 50
+CHECKPOINTS_PER_PAGE = 50
 
 _HEADERS = {
     "Content-Security-Policy": (
@@ -120,6 +129,8 @@ def _environment() -> Environment:
     env.filters["money"] = lambda value: f"${value:.6f}"
     env.filters["number"] = lambda value: f"{value:,}"
     env.filters["stamp"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    # One path segment, whatever it holds (a thread id may hold "/", "?", "#").
+    env.filters["pathpart"] = lambda value: urllib.parse.quote(str(value), safe="")
     env.globals["DISPLAY_CHARS"] = DISPLAY_CHARS
     env.globals["call_duration_ms"] = call_duration_ms
     env.globals["run_duration_ms"] = run_duration_ms
@@ -128,6 +139,10 @@ def _environment() -> Environment:
 
 class _BadRequest(Exception):
     pass
+
+
+class _NotServed(Exception):
+    """A page this app was made without (404)."""
 
 
 #: The largest integer a parameter may hold (BSON's int64): beyond it nothing is stored.
@@ -183,17 +198,33 @@ def create_app(
     *,
     uri: str | None = None,
     settings: Settings | None = None,
+    threads: ThreadReadsFactory | None = None,
 ) -> Starlette:
     """The trace view on ``db``; or on its own connection to ``uri``; or on ``init_db``'s.
 
     With ``uri`` the app connects at start-up and closes its connection at shutdown (ASGI
-    lifespan); a ``db`` passed in is used as it is and never closed.
+    lifespan); a ``db`` passed in is used as it is and never closed. ``threads`` makes the
+    reader of the ``/threads`` pages for a connection (``agents_core.integrations.langgraph.
+    threads.ThreadReader``); without it those pages answer 404.
     """
     env = _environment()
+    env.globals["threads_served"] = threads is not None
     state: dict[str, Connection] = {}
+    thread_reader: list[tuple[Connection, ThreadReads]] = []  # of the connection served
 
     def reads() -> TraceReads:
         return TraceReads(state.get("db") or db or default_connection())
+
+    def thread_reads() -> ThreadReads:
+        if threads is None:
+            raise _NotServed(
+                "LangGraph threads are not served here (agents-core serve shows "
+                "them when the langgraph extra is installed)"
+            )
+        connection = state.get("db") or db or default_connection()
+        if not thread_reader or thread_reader[0][0] is not connection:
+            thread_reader[:] = [(connection, threads(connection))]  # it sets up once
+        return thread_reader[0][1]
 
     def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(template).render(**context)
@@ -205,7 +236,7 @@ def create_app(
         async def wrapper(request: Request) -> Response:
             try:
                 return await endpoint(request)
-            except (NotFoundError, InvalidIdError) as exc:
+            except (NotFoundError, InvalidIdError, _NotServed) as exc:
                 status, message = 404, str(exc)
             except (InvalidInputError, _BadRequest) as exc:
                 status, message = 400, str(exc)
@@ -406,6 +437,32 @@ def create_app(
         text = call.input if field == "input" else call.output or ""
         return PlainTextResponse(text)
 
+    async def threads_data(request: Request) -> dict[str, Any]:
+        found = await thread_reads().list(
+            limit=_int_param(request, "limit", minimum=1) or THREADS_PER_PAGE,
+            after=_text_param(request, "after"),
+        )
+        return {"threads": found.items, "next": found.next_cursor}
+
+    async def thread_data(request: Request) -> Any:
+        return await thread_reads().get(
+            request.path_params["thread_id"],
+            limit=_int_param(request, "limit", minimum=1) or CHECKPOINTS_PER_PAGE,
+            before=_text_param(request, "before"),
+        )
+
+    async def threads_page(request: Request) -> Response:
+        return page("threads.html", **await threads_data(request))
+
+    async def api_threads(request: Request) -> Response:
+        return _json(await threads_data(request))
+
+    async def thread_page(request: Request) -> Response:
+        return page("thread.html", thread=await thread_data(request))
+
+    async def api_thread(request: Request) -> Response:
+        return _json(await thread_data(request))
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if uri is None:
@@ -436,6 +493,10 @@ def create_app(
         Route("/api/overview", handled(api_overview, api=True)),
         Route("/api/runs", handled(api_runs, api=True)),
         Route("/api/runs/{run_id}", handled(api_run, api=True)),
+        Route("/threads", handled(threads_page, api=False)),
+        Route("/threads/{thread_id:path}", handled(thread_page, api=False)),
+        Route("/api/threads", handled(api_threads, api=True)),
+        Route("/api/threads/{thread_id:path}", handled(api_thread, api=True)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_SecurityHeaders)])
 
