@@ -62,7 +62,11 @@ def _url(host: str, port: int, token: str | None) -> str:
 
 def serve(
     host: Annotated[
-        str, typer.Option(help="Address to bind (anything but loopback is reachable by others).")
+        str,
+        typer.Option(
+            help="Address to bind (anything but loopback is reachable by others, and needs "
+            "a token)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     token: Annotated[
