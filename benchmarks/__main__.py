@@ -15,10 +15,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from benchmarks.dashboard import FULL_RUNS, QUICK_RUNS, print_dashboard
 from benchmarks.latency import DEFAULT_DELAY_MS, LATENCY_OPS
 from benchmarks.report import print_latency, print_report, write_json
 from benchmarks.scale import FULL_SIZES, QUICK_SIZES, print_scale
-from benchmarks.suite import FULL, QUICK, Config, merge, run, run_scale
+from benchmarks.suite import FULL, QUICK, Config, merge, run, run_dashboard, run_scale
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
         description="Round trips and client CPU of agents_core.db against raw PyMongo. Starts "
         "its own SecantusDB (in memory) unless MONGODB_URI is set. --only langgraph: "
         "AgentsCoreSaver against langgraph-checkpoint-mongodb; --only openai_agents: "
-        "AgentsCoreSession against the OpenAI Agents SDK's MongoDBSession; --only scale: appends "
+        "AgentsCoreSession against the OpenAI Agents SDK's MongoDBSession; --only dashboard: "
+        "the trace view's overview and run list at 100,000 runs; --only scale: appends "
         "and completions as the database grows.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (CI)")
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     # Wide enough for the tables when the output goes to a file or a CI log.
     console = Console(width=None if sys.stdout.isatty() else 180)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    runs = QUICK_RUNS if args.quick else FULL_RUNS
+    if args.only == "dashboard":  # the overview and the run list as the runs grow
+        print_dashboard(console, asyncio.run(run_dashboard(runs, console.log)))
+        return
     if args.only == "scale":  # appends and tool-call completions as the database grows
         print_scale(console, asyncio.run(run_scale(sizes, console.log)))
         return
@@ -97,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     suites = [suite]
     if args.only is None:
         print_scale(console, asyncio.run(run_scale(sizes, console.log)))
+        print_dashboard(console, asyncio.run(run_dashboard(runs, console.log)))
         suites.append(asyncio.run(run(_latency_config(config, DEFAULT_DELAY_MS), console.log)))
         print_latency(console, suites[-1])
     if args.json is not None:

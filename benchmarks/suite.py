@@ -20,6 +20,7 @@ from pymongo.errors import OperationFailure
 
 from agents_core.db import close_db, init_db
 from agents_core.embedded import database_target
+from benchmarks.dashboard import DashboardRecord, measure_dashboard
 from benchmarks.harness import (
     COUNTED_CALLS,
     CommandCounter,
@@ -247,6 +248,14 @@ async def run(config: Config, progress: Callable[[str], None]) -> Suite:
                 await close_db()
                 await timed.drop_database(name)
     return suite
+
+
+async def run_dashboard(runs: int, progress: Callable[[str], None]) -> list[DashboardRecord]:
+    """The trace view's pages across sessions (``benchmarks.dashboard``) on a server of their
+    own."""
+    with _server() as uri:
+        async with _client(uri, []) as client:
+            return await measure_dashboard(client, runs, progress)
 
 
 async def run_scale(sizes: tuple[int, ...], progress: Callable[[str], None]) -> list[ScaleRecord]:

@@ -1,4 +1,5 @@
-"""Recorded conversations for the trace tests: the demo, and one full of hostile text.
+"""Recorded conversations for the trace tests: the demo, one full of hostile text, a run and its
+replay, and framework runs over past days (for the pages across sessions).
 
 The hostile session stores markup everywhere a user or a tool can put text: its title, a user
 message, tool arguments and output (large enough to be cut in the page), the answer, and the
@@ -10,12 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from agents_core.cli.demo import TURNS, demo_agent, demo_model, demo_tools
 from agents_core.db import (
     AgentsRepository,
     CreateAgentDTO,
+    FinishedRun,
+    FinishedToolCall,
+    ModelCall,
     Price,
     Run,
     RunsRepository,
@@ -95,3 +101,80 @@ async def record_hostile() -> Recorded:
         await runner.run(session.id, "and again?")
     found = await SessionsRepository().find_by_id(session.id)
     return Recorded(found, await RunsRepository().list_by_session(session.id))
+
+
+async def record_replay() -> tuple[str, str]:
+    """A turn answered by one model, replayed with another that answers differently: the ids
+    of the run and of its replay."""
+    agent = await AgentsRepository().create(CreateAgentDTO(name="replayed", tools=["add"]))
+    session = await make_session("Replayed", user_id="replayer")
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    tools = ToolRegistry({"add": lambda a, b: a + b})
+    first = ScriptedModel(
+        [
+            ModelResponse(tool_calls=[ToolRequest("add", json.dumps({"a": 2, "b": 3}))]),
+            ModelResponse(text="2 + 3 is 5, as the tool said."),
+        ],
+        model="model-a",
+    )
+    original = await AgentRunner(first, tools).run(session.id, "What is 2 + 3?")
+    other = ScriptedModel(
+        [
+            ModelResponse(tool_calls=[ToolRequest("add", json.dumps({"a": 2, "b": 3}))]),
+            ModelResponse(text="The sum is 5 <b>exactly</b>, as the tool said."),
+        ],
+        model="model-b",
+    )
+    replay = await AgentRunner(ScriptedModel([]), tools).replay(original.id, model=other)
+    return str(original.id), str(replay.id)
+
+
+async def record_history(days: int, *, per_day: int = 6, seed: int = 3) -> list[Run]:
+    """Framework runs (``insert_finished``) over the last ``days`` days: three agents, three
+    models, two tools, one run in seven failed."""
+    rng = random.Random(seed)
+    agents = [
+        await AgentsRepository().create(CreateAgentDTO(name=f"history-{name}"))
+        for name in ("triage", "billing", f"odd {SCRIPT}")
+    ]
+    session = await make_session("History", user_id="history")
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    runs = []
+    for day in range(days):
+        for n in range(per_day):
+            start = today - timedelta(days=day, hours=n + 1)
+            model = ("model-a", "model-b", f"model {TEMPLATE}")[rng.randrange(3)]
+            took = rng.uniform(50, 3_000)
+            failed = rng.random() < 1 / 7
+            runs.append(
+                FinishedRun(
+                    source="history",
+                    external_id=f"h-{day}-{n}",
+                    session_id=session.id,
+                    agent_id=agents[rng.randrange(len(agents))].id,
+                    status="failed" if failed else "completed",
+                    error="the model refused" if failed else None,
+                    started_at=start,
+                    completed_at=start + timedelta(milliseconds=took),
+                    calls=[
+                        ModelCall(
+                            model=model,
+                            started_at=start,
+                            duration_ms=took * 0.6,
+                            input_tokens=rng.randrange(100, 2_000),
+                            output_tokens=rng.randrange(10, 300),
+                            cost=round(rng.uniform(0.001, 0.05), 6),
+                        ),
+                        FinishedToolCall(
+                            tool_name=("search", "refund")[rng.randrange(2)],
+                            input="{}",
+                            output="done",
+                            started_at=start,
+                            duration_ms=rng.uniform(5, 400),
+                            status="error" if failed else "success",
+                        ),
+                    ],
+                )
+            )
+    ids = await RunsRepository().insert_finished(runs)
+    return [await RunsRepository().find_by_id(run_id) for run_id in ids]

@@ -189,8 +189,13 @@ async def test_run_operations(log: Recording) -> None:
     )
     call = ModelCall(model="m", started_at=utcnow(), duration_ms=1.0, input_tokens=3)
     assert await commands(log, repo.record_model_call(run.id, call)) == ["update"]
+    # Finishing adds the run to its day's totals (run_days): one more command.
     assert await commands(log, repo.complete(run.id, "completed")) == on(
-        ["findAndModify"], ["update", "find"]
+        ["findAndModify", "update"], ["update", "find", "update"]
+    )
+    # Usage added after the run finished is added to its day too.
+    assert await commands(log, repo.update_usage(run.id, 1, 0.1)) == on(
+        ["findAndModify", "update"], ["update", "find", "update"]
     )
     # Completed already: the guarded write misses, one read tells "not found" from this.
     with pytest.raises(InvalidStateError):
@@ -367,8 +372,10 @@ async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
     # update; their 5 ends in one update command; the 5 results as one batch of messages.
     tools = ["findAndModify", "insert", "update", "update", "findAndModify", "insert"]
     answer = ["findAndModify", "insert"]  # the final answer
-    end = ["findAndModify"]  # the last model call and the run's end, in one update
-    # 14 commands; SecantusDB 17: three finds instead of the aggregate, compare-and-set
+    # The last model call and the run's end in one update; then the run added to its day's
+    # totals (run_days, what the trace view's overview reads: issue 22).
+    end = ["findAndModify", "update"]
+    # 15 commands; SecantusDB 18: three finds instead of the aggregate, compare-and-set
     # reservations (the seq is known from the read), and the run's end read back.
     assert names == on(
         [*read, *user, *start, *tools, *answer, *end],
@@ -378,7 +385,7 @@ async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
             *start,
             *["update", "insert", "update", "update", "update", "insert"],
             *["update", "insert"],
-            *["update", "find"],
+            *["update", "find", "update"],
         ],
     )
     messages = await MessagesRepository().find_by_session(session.id, 20)
@@ -420,7 +427,8 @@ async def test_the_turns_own_writes(log: Recording) -> None:
     assert await commands(
         log, messages.create_batch(session.id, [NewMessage("assistant", ""), *batch])
     ) == on(["findAndModify", "insert"], ["update", "insert"])
-    # The run's end with its last model call: one findAndModify (SecantusDB: update, read).
+    # The run's end with its last model call: one findAndModify (SecantusDB: update, read);
+    # then its day's totals, one bulk update.
     assert await commands(log, runs.complete(run.id, "completed", model_call=call)) == on(
-        ["findAndModify"], ["update", "find"]
+        ["findAndModify", "update"], ["update", "find", "update"]
     )

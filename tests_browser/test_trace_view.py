@@ -3,8 +3,11 @@
 After ``agents-core demo`` (and one session full of hostile text), ``agents-core serve`` is run
 as a process on the same database, and every page is loaded: the timeline must have one bar
 per recorded call with widths in proportion to the recorded durations, injected ``<script>``
-must show as text and never run, and each page is saved as a screenshot outside the repository
-(``AGENTS_CORE_SCREENSHOTS``, default ``/tmp/agents-core-screenshots``).
+must show as text and never run, and each page is saved as a screenshot: the CI artifacts,
+in ``tests_browser/output/`` (ignored by git; ``AGENTS_CORE_SCREENSHOTS`` puts them elsewhere).
+The pages across sessions (the overview, the run list, a run beside its replay) are checked
+against their own API: each chart's bars carry the figures ``/api/overview`` gives, and are
+as tall or as long as those figures say.
 
 Playwright never downloads a browser here: it is pointed at ``AGENTS_CORE_CHROMIUM`` (default
 ``/usr/bin/chromium``, from ``apt-get install chromium``; ``make test-browser`` installs it).
@@ -40,11 +43,13 @@ from tests.recorded import (
     MODEL_ERROR,
     SCRIPT,
     TEMPLATE,
+    record_history,
     record_hostile,
+    record_replay,
 )
 
 CHROMIUM = os.environ.get("AGENTS_CORE_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(os.environ.get("AGENTS_CORE_SCREENSHOTS", "/tmp/agents-core-screenshots"))
+SCREENSHOTS = Path(os.environ.get("AGENTS_CORE_SCREENSHOTS", str(Path(__file__).parent / "output")))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -67,6 +72,8 @@ class Served:
     demo_runs: list[dict[str, Any]]
     hostile_session_id: str
     hostile_run_ids: list[str]
+    #: A run and its replay (with another model's answer).
+    replayed: tuple[str, str]
 
 
 def _free_port() -> int:
@@ -94,11 +101,14 @@ def _wait_until_serving(process: subprocess.Popen[bytes], url: str) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
-async def _record_hostile(uri: str, database: str) -> tuple[str, list[str]]:
+async def _record_more(uri: str, database: str) -> tuple[str, list[str], tuple[str, str]]:
+    """The hostile session; a run and its replay; framework runs over the last 10 days."""
     await init_db(uri, database=database)
     try:
         hostile = await record_hostile()
-        return str(hostile.session.id), [str(run.id) for run in hostile.runs]
+        replayed = await record_replay()
+        await record_history(days=10)
+        return str(hostile.session.id), [str(run.id) for run in hostile.runs], replayed
     finally:
         await close_db()
 
@@ -113,7 +123,7 @@ def served() -> Iterator[Served]:
         )
         assert demo.returncode == 0, demo.stderr.decode()
         recorded = json.loads(demo.stdout)
-        hostile_id, hostile_runs = asyncio.run(_record_hostile(uri, "browser_test"))
+        hostile_id, hostile_runs, replayed = asyncio.run(_record_more(uri, "browser_test"))
         port = _free_port()
         serve = subprocess.Popen(
             [AGENTS_CORE, "serve", "--port", str(port)],
@@ -130,6 +140,7 @@ def served() -> Iterator[Served]:
                 demo_runs=recorded["runs"],
                 hostile_session_id=hostile_id,
                 hostile_run_ids=hostile_runs,
+                replayed=replayed,
             )
         finally:
             serve.send_signal(signal.SIGTERM)
@@ -185,14 +196,14 @@ def _shot(page: Page, name: str) -> None:
 def test_sessions_page_lists_both_sessions(served: Served, page: Page) -> None:
     _open(page, served.url + "/")
     rows = page.locator("tr.session-row")
-    assert rows.count() == 2
-    assert rows.nth(0).locator("a.session-link").inner_text() == HOSTILE_TITLE  # the newest
-    assert rows.nth(1).locator("a.session-link").inner_text().startswith("Demo ")
+    titles = rows.locator("a.session-link").all_inner_texts()
+    assert HOSTILE_TITLE in titles
+    assert any(title.startswith("Demo ") for title in titles)
     _no_script_ran(page)
     _shot(page, "01-sessions")
     # The title search, as a user types it.
     page.fill("input[name=q]", "<script>")
-    page.click("button[type=submit]")
+    page.click("form.filters button[type=submit]")
     page.wait_for_load_state("load")
     assert page.locator("tr.session-row").count() == 1
     _no_script_ran(page)
@@ -291,3 +302,103 @@ def test_a_cut_output_links_to_the_whole_text(served: Served, page: Page) -> Non
     assert page.locator("body").inner_text().rstrip() == HOSTILE_OUTPUT
     _no_script_ran(page)
     _shot(page, "06-full-output")
+
+
+def _bars(page: Page, chart: str) -> list[dict[str, Any]]:
+    measured: list[dict[str, Any]] = page.locator(
+        f'svg[data-chart="{chart}"] rect.bar'
+    ).evaluate_all(
+        """bars => bars.map(bar => ({
+            label: bar.dataset.label, kind: bar.dataset.kind || null,
+            value: parseFloat(bar.dataset.value),
+            height: bar.getBoundingClientRect().height,
+            width: bar.getBoundingClientRect().width }))"""
+    )
+    return measured
+
+
+def _in_proportion(bars: list[dict[str, Any]], size: str) -> None:
+    """Each bar's pixels over its value: one ratio for the whole chart."""
+    top = max(bars, key=lambda bar: bar["value"])
+    assert top["value"] > 0
+    ratio = top[size] / top["value"]
+    for bar in bars:
+        assert bar[size] == pytest.approx(bar["value"] * ratio, abs=PIXEL_TOLERANCE), bar
+
+
+def test_overview_charts_draw_the_apis_figures(served: Served, page: Page) -> None:
+    _open(page, served.url + "/overview")
+    api = _get_json(served.url + "/api/overview")
+    days = {day["day"]: day for day in api["days"]}
+    assert sum(day["runs"] for day in api["days"]) == api["total"]["runs"] >= 30
+    for chart, field, scale in (
+        ("Cost per day", "cost", 1),
+        ("Runs per day", "runs", 1),
+        ("Tokens per day", "tokens", 1),
+        ("Error rate per day", "error_rate", 100),
+    ):
+        bars = _bars(page, chart)
+        assert [bar["label"] for bar in bars] == list(days)  # every day, oldest first
+        for bar in bars:
+            assert bar["value"] == pytest.approx(days[bar["label"]][field] * scale, rel=1e-6)
+        _in_proportion(bars, "height")
+    for chart, rows in (("Cost by agent", api["agents"]), ("Cost by model", api["models"])):
+        bars = _bars(page, chart)
+        assert [(bar["label"], bar["value"]) for bar in bars] == [
+            (row["label"], pytest.approx(row["cost"], rel=1e-6)) for row in rows
+        ]
+        _in_proportion(bars, "width")
+    latency = _bars(page, "Tool call duration, p50 and p95")
+    for row in api["tools"]:
+        drawn = {bar["kind"]: bar["value"] for bar in latency if bar["label"] == row["label"]}
+        assert drawn == {
+            "p50": pytest.approx(row["p50_ms"], rel=1e-6),
+            "p95": pytest.approx(row["p95_ms"], rel=1e-6),
+        }
+    _in_proportion(latency, "width")
+    assert page.locator("[data-total=runs]").inner_text() == f"{api['total']['runs']:,}"
+    _no_script_ran(page)
+    _shot(page, "07-overview")
+    # What the README shows: the first screen of it.
+    page.screenshot(path=str(SCREENSHOTS / "07-overview-first-screen.png"))
+
+
+def test_runs_across_sessions_sort_and_filter_as_a_person_would(served: Served, page: Page) -> None:
+    _open(page, served.url + "/runs")
+    api = _get_json(served.url + "/api/runs")
+    rows = page.locator("tr.run-row")
+    assert rows.count() == len(api["runs"]) == 50
+    assert [rows.nth(n).get_attribute("data-run") for n in range(5)] == [
+        run["id"] for run in api["runs"][:5]
+    ]
+    _no_script_ran(page)
+    _shot(page, "08-runs")
+    page.select_option("select[name=sort]", "cost")
+    page.select_option("select[name=status]", "failed")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state("load")
+    ranked = _get_json(served.url + "/api/runs?sort=cost&status=failed")["runs"]
+    assert ranked
+    assert all(run["status"] == "failed" for run in ranked)
+    costs = [run["cost"] for run in ranked]
+    assert costs == sorted(costs, reverse=True)
+    shown = page.locator("tr.run-row")
+    assert [shown.nth(n).get_attribute("data-run") for n in range(shown.count())] == [
+        run["id"] for run in ranked
+    ]
+    _shot(page, "09-runs-failed-by-cost")
+
+
+def test_a_run_beside_its_replay(served: Served, page: Page) -> None:
+    original, replay = served.replayed
+    _open(page, f"{served.url}/runs/{replay}")
+    page.locator("a#compare").click()
+    page.wait_for_load_state("load")
+    assert page.url == f"{served.url}/runs/{original}/compare/{replay}"
+    left, right = page.locator("svg#timeline-left"), page.locator("svg#timeline-right")
+    assert left.get_attribute("data-px-per-ms") == right.get_attribute("data-px-per-ms")
+    assert page.locator("table#outputs del").count() >= 1
+    assert page.locator("table#outputs ins").count() >= 1
+    assert page.locator("tr.delta").count() == 5
+    _no_script_ran(page)
+    _shot(page, "10-compare")

@@ -78,6 +78,7 @@ from agents_core.db.repositories import (
     MessagesRepository,
     RunsRepository,
     SessionsRepository,
+    StatsRepository,
     ToolCallsRepository,
 )
 
@@ -125,6 +126,7 @@ __all__ = [
     "SessionWithMessages",
     "SessionsRepository",
     "Settings",
+    "StatsRepository",
     "StepStatus",
     "ToolCall",
     "ToolCallResult",

@@ -23,12 +23,13 @@ calls it asks for (pending) in one update of the run; the tools run one after th
 model's order, their ends are recorded in one update, and their results are appended as one
 batch of messages (one ``seq`` reservation, one insert: a reader sees all of them or none); the
 last model call is recorded with the run's end. A turn whose model asks for 5 tools and then
-answers is 14 commands on MongoDB, 17 on SecantusDB (``tests/test_round_trips.py``,
-``benchmarks/README.md``). A step interrupted (cancelled, or an error) records what ran: its tool
-calls (the interrupted one and those never started as errors) and the results so far. A process
-killed or a database lost mid-step leaves the answer that asked for the tools, the step's tool
-calls ``pending`` (``mark_abandoned`` closes them) and none of their results: the history stays
-one a model API accepts (``agents_core.models.chat`` answers the missing results).
+answers is 15 commands on MongoDB, 18 on SecantusDB, one of them the run's day totals
+(``tests/test_round_trips.py``, ``benchmarks/README.md``). A step interrupted (cancelled, or an
+error) records what ran: its tool calls (the interrupted one and those never started as
+errors) and the results so far. A process killed or a database lost mid-step leaves the
+answer that asked for the tools, the step's tool calls ``pending`` (``mark_abandoned`` closes
+them) and none of their results: the history stays one a model API accepts
+(``agents_core.models.chat`` answers the missing results).
 
 With ``turn_id``, every message of the turn is appended with an idempotency key derived from it
 (one append each), so a caller that retries a turn after a network error does not store its

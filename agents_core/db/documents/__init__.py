@@ -34,6 +34,12 @@ from agents_core.db.documents.run import (
     ToolCallResult,
     ToolCallStatus,
 )
+from agents_core.db.documents.run_day import (
+    RunDayDocument,
+    StatsDimension,
+    bucket_bounds,
+    bucket_of,
+)
 from agents_core.db.documents.session import (
     SESSION_PROJECTION,
     ExternalSessionDTO,
@@ -52,6 +58,7 @@ DOCUMENT_MODELS = (
     PayloadChunkDocument,
     SessionListingDocument,
     ExternalIdDocument,
+    RunDayDocument,
 )
 
 #: The shard key of each collection on a sharded cluster (see ``docs/architecture.md``):
@@ -64,6 +71,7 @@ SHARD_KEYS: dict[str, dict[str, int | str]] = {
     "payload_chunks": {"payload_id": 1},
     "session_listings": {"listing_id": 1},
     "session_external_ids": {"external_namespace": 1, "user_id": 1, "external_id": 1},
+    "run_days": {"_id": "hashed"},
 }
 
 __all__ = [
@@ -92,6 +100,7 @@ __all__ = [
     "Record",
     "RequestedToolCall",
     "Run",
+    "RunDayDocument",
     "RunDocument",
     "RunStatus",
     "RunStep",
@@ -100,11 +109,14 @@ __all__ = [
     "SessionListingDocument",
     "SessionStatus",
     "SessionWithMessages",
+    "StatsDimension",
     "StepStatus",
     "ToolCall",
     "ToolCallResult",
     "ToolCallStatus",
     "as_utc",
+    "bucket_bounds",
+    "bucket_of",
     "json_default",
     "utcnow",
 ]

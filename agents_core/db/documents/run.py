@@ -344,4 +344,13 @@ class RunDocument(Document, RunFields):
                 [("status", pymongo.ASCENDING), ("started_at", pymongo.ASCENDING)],
                 name="status_started_at",
             ),
+            # The trace view's run listing, newest first: every run, or one agent's.
+            IndexModel(
+                [("started_at", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)],
+                name="started_at_id",
+            ),
+            IndexModel(
+                [("agent_id", pymongo.ASCENDING), ("started_at", pymongo.DESCENDING)],
+                name="agent_id_started_at",
+            ),
         ]

@@ -10,14 +10,24 @@ from agents_core.db.repositories.agents import AgentsRepository
 from agents_core.db.repositories.messages import MessagesRepository
 from agents_core.db.repositories.runs import RunsRepository
 from agents_core.db.repositories.sessions import SessionsRepository
+from agents_core.db.repositories.stats import (
+    DayTotals,
+    KeyTotals,
+    Overview,
+    StatsRepository,
+)
 from agents_core.db.repositories.tool_calls import ToolCallsRepository
 
 __all__ = [
     "AgentsRepository",
+    "DayTotals",
+    "KeyTotals",
     "MessagesRepository",
+    "Overview",
     "Repository",
     "RunsRepository",
     "SessionsRepository",
+    "StatsRepository",
     "ToolCallsRepository",
     "load_many",
 ]

@@ -66,7 +66,7 @@ from agents_core.db.limits import (
     MAX_STEPS_PER_RUN,
     MAX_TOKENS,
 )
-from agents_core.db.repositories import _payloads
+from agents_core.db.repositories import _payloads, stats
 from agents_core.db.repositories._base import stored_defaults
 
 __all__ = ["insert", "model_call_document", "run_id"]
@@ -108,10 +108,17 @@ async def insert(db: Connection, runs: list[object]) -> list[ObjectId]:
         documents = list(placed.values())
         stored_already = {documents[error["index"]][0]["_id"] for error in errors}
     # Every other part, in the order given: appended (a part stored already changes nothing).
+    changes: stats.Changes = {}
+    for document, _ in placed.values():
+        if document["_id"] not in stored_already:
+            stats.day_changes(document, changes=changes)
     for run in checked:
         inserted = firsts[run.id] is run and run.id not in stored_already
         if not inserted and run.part is not None:
-            await _append(db, run, settings)
+            appended = await _append(db, run, settings)
+            if appended is not None:
+                stats.day_changes(appended, as_run=False, changes=changes)
+    await stats.add_finished(db, changes)
     return [run.id for run in checked]
 
 
@@ -359,8 +366,9 @@ def _placed(
     return document, payloads
 
 
-async def _append(db: Connection, run: _Checked, settings: Settings) -> None:
-    """Append ``run``, a part of a stored run, unless that part is stored already."""
+async def _append(db: Connection, run: _Checked, settings: Settings) -> dict[str, Any] | None:
+    """Append ``run``, a part of a stored run, unless that part is stored already: the part's
+    document as appended (``None``: it was stored already)."""
     collection = db.collection(RunDocument)
     budget = settings.run_inline_budget_bytes
     document, payloads = _placed(run, settings, budget)
@@ -402,14 +410,14 @@ async def _append(db: Connection, run: _Checked, settings: Settings) -> None:
         }
         result = await collection.update_one(query, change)
         if result.matched_count:
-            return
+            return document
         stored = await collection.find_one(
             {"_id": run.id}, {"parts": 1, "tokens": 1, "inline_bytes": 1, "call_order": 1}
         )
         if stored is None:
             raise NotFoundError("run", run.id)  # deleted since the insert found it
         if run.part in stored.get("parts", []):
-            return  # a retry of a part that landed
+            return None  # a retry of a part that landed
         order = stored.get("call_order", [])
         for kind, count, cap in (
             (CallKind.model, len(run.model_calls), MAX_MODEL_CALLS_PER_RUN),

@@ -41,7 +41,7 @@ from agents_core.db.limits import (
     MAX_STALE_AGE,
     MAX_TOKENS,
 )
-from agents_core.db.repositories import _finished, _payloads
+from agents_core.db.repositories import _finished, _payloads, stats
 from agents_core.db.repositories._base import (
     Repository,
     by_id,
@@ -201,6 +201,8 @@ class RunsRepository(Repository):
         if raw is None:
             await require(db, RunDocument, rid, "run")
             raise InvalidStateError("run", rid, "its token total would overflow")
+        if raw.get("status") != RunStatus.running.value:  # finished: counted in its day
+            await stats.add_finished(db, stats.usage_changes(raw, add_tokens, add_cost))
         return load(Run, raw, _COLLECTION)
 
     @translate_errors
@@ -423,4 +425,5 @@ async def _finish(
         raise InvalidStateError(
             "run", run_id, f"has {MAX_MODEL_CALLS_PER_RUN} model calls or its tokens overflow"
         )
+    await stats.add_finished(db, stats.day_changes(raw))
     return load(Run, raw, _COLLECTION)

@@ -85,12 +85,13 @@ class Chart:
     plot_width: int = PLOT_WIDTH
     top: int = TOP
     bar_height: int = BAR_HEIGHT
+    #: The length of the axis, in milliseconds (the timeline's, or a longer one shared).
+    axis_ms: float = 0.0
 
     @property
     def scale(self) -> float:
         """Pixels per millisecond."""
-        total = self.timeline.total_ms
-        return PLOT_WIDTH / total if total > 0 else 0.0
+        return PLOT_WIDTH / self.axis_ms if self.axis_ms > 0 else 0.0
 
 
 def _note(bar: Bar) -> str:
@@ -110,9 +111,11 @@ def _label(bar: Bar) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
-def chart(timeline: Timeline) -> Chart:
-    """Place every bar of ``timeline`` on the chart."""
-    scale = PLOT_WIDTH / timeline.total_ms if timeline.total_ms > 0 else 0.0
+def chart(timeline: Timeline, *, axis_ms: float | None = None) -> Chart:
+    """Place every bar of ``timeline`` on the chart, whose axis spans ``axis_ms`` (default: the
+    timeline's length; two runs compared share the longer one's)."""
+    total = max(timeline.total_ms, axis_ms or 0.0)
+    scale = PLOT_WIDTH / total if total > 0 else 0.0
     boxes = [
         BarBox(
             bar=bar,
@@ -127,8 +130,7 @@ def chart(timeline: Timeline) -> Chart:
         for index, bar in enumerate(timeline.bars)
     ]
     ticks = [
-        Tick(LABEL_WIDTH + PLOT_WIDTH * step / 4, format_ms(timeline.total_ms * step / 4))
-        for step in range(5)
+        Tick(LABEL_WIDTH + PLOT_WIDTH * step / 4, format_ms(total * step / 4)) for step in range(5)
     ]
     height = TOP + max(len(boxes), 1) * ROW_HEIGHT + 10
-    return Chart(timeline=timeline, boxes=boxes, ticks=ticks, height=height)
+    return Chart(timeline=timeline, boxes=boxes, ticks=ticks, height=height, axis_ms=total)

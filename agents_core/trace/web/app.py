@@ -5,9 +5,16 @@ Routes (all ``GET``)::
     /                                   sessions, newest first (?user=, ?q=, ?status=, ?before=)
     /sessions/{id}                      transcript by turn, with its runs (?before=SEQ)
     /sessions/{id}/messages/{seq}       one message's whole text (text/plain)
+    /overview                           runs, tokens, cost and errors per day, agent, model and
+                                        tool, p50/p95 durations: SVG charts and tables (?days=,
+                                        ?since=, ?until=)
+    /runs                               runs of every session (?agent=, ?model=, ?status=, ?user=,
+                                        ?since=, ?until=, ?sort=newest|cost|tokens|duration)
     /runs/{id}                          the run's timeline (SVG waterfall) and its calls
+    /runs/{id}/compare/{other}          two runs (a run and its replay) on one axis, side by side
     /runs/{id}/tool-calls/{call}/{input|output}   a tool call's whole text (text/plain)
-    /api/sessions, /api/sessions/{id}, /api/runs/{id}   the same data as JSON
+    /api/sessions, /api/sessions/{id}, /api/runs/{id}, /api/runs, /api/overview
+                                        the same data as JSON
 
 Who may ask: a request whose ``Host`` header is not the address the app is served on is refused
 (400 without a well-formed one, 421 for another name: DNS rebinding), and with a token (required
@@ -29,6 +36,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.applications import Starlette
@@ -47,11 +55,14 @@ from agents_core.db import (
     InvalidIdError,
     InvalidInputError,
     NotFoundError,
+    RunStatus,
     Settings,
+    StatsRepository,
     connect,
     default_connection,
 )
 from agents_core.db.documents import json_default
+from agents_core.db.repositories import Overview
 from agents_core.trace import (
     call_duration_ms,
     format_ms,
@@ -61,6 +72,7 @@ from agents_core.trace import (
     run_timeline,
     turn_steps,
 )
+from agents_core.trace.web import _dashboard
 from agents_core.trace.web._access import (
     COOKIE,
     HostRule,
@@ -70,16 +82,25 @@ from agents_core.trace.web._access import (
     matches,
     split_query,
 )
-from agents_core.trace.web._reads import StatusFilter, TraceReads
+from agents_core.trace.web._reads import RUN_SORTS, RunSort, RunsPage, StatusFilter, TraceReads
 from agents_core.trace.web._timeline import chart
 
-__all__ = ["DISPLAY_CHARS", "MESSAGES_PER_PAGE", "SESSIONS_PER_PAGE", "create_app"]
+__all__ = [
+    "DISPLAY_CHARS",
+    "MESSAGES_PER_PAGE",
+    "RUNS_PER_PAGE",
+    "SESSIONS_PER_PAGE",
+    "create_app",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Characters of one stored text shown in a page; the rest is behind a link.
 DISPLAY_CHARS = 2_000
 SESSIONS_PER_PAGE = 50
+RUNS_PER_PAGE = 50
+#: The run listing's filter parameters (``/runs``, ``/api/runs``).
+_RUN_PARAMS = ("agent", "model", "status", "user", "since", "until", "sort")
 MESSAGES_PER_PAGE = 200
 
 _HEADERS = {
@@ -291,6 +312,68 @@ def create_app(
     async def api_run(request: Request) -> Response:
         return _json(await reads().run(request.path_params["run_id"]))
 
+    def stats() -> StatsRepository:
+        return StatsRepository(state.get("db") or db or default_connection())
+
+    async def overview_data(request: Request) -> tuple[Overview, int | None]:
+        since, until, days = _dashboard.overview_range(
+            _int_param(request, "days", minimum=1),
+            _dashboard.parse_day(_text_param(request, "since"), "since"),
+            _dashboard.parse_day(_text_param(request, "until"), "until"),
+        )
+        return await stats().overview(since, until), days
+
+    async def overview(request: Request) -> Response:
+        found, days = await overview_data(request)
+        return page("overview.html", **_dashboard.overview_context(found, days))
+
+    async def api_overview(request: Request) -> Response:
+        found, _ = await overview_data(request)
+        return _json(_dashboard.overview_json(found))
+
+    async def runs_data(request: Request) -> tuple[RunsPage, dict[str, str | None], RunSort]:
+        params = {name: _text_param(request, name) for name in _RUN_PARAMS}
+        where, sort = _dashboard.run_filter(params)
+        found = await reads().runs(
+            where,
+            sort=sort,
+            cursor=_text_param(request, "before"),
+            limit=_int_param(request, "limit", minimum=1) or RUNS_PER_PAGE,
+        )
+        return found, params, sort
+
+    async def runs(request: Request) -> Response:
+        found, params, sort = await runs_data(request)
+        query = urlencode({name: value for name, value in params.items() if value})
+        return page(
+            "runs.html",
+            found=found,
+            params=params,
+            sort=sort,
+            sorts=RUN_SORTS,
+            statuses=[status.value for status in RunStatus],
+            query=query,
+        )
+
+    async def api_runs(request: Request) -> Response:
+        found, _, _ = await runs_data(request)
+        return _json(
+            {
+                "runs": [_dashboard.run_row_json(row) for row in found.runs],
+                "next": found.next_cursor,
+                "ranked_of_newest": found.ranked_of_newest,
+            }
+        )
+
+    async def compare(request: Request) -> Response:
+        source = reads()
+        left = await source.run(request.path_params["run_id"])
+        right = await source.run(request.path_params["other"])
+        context = _dashboard.compare_context(
+            left, right, await source.turn_answer(left), await source.turn_answer(right)
+        )
+        return page("compare.html", **context)
+
     async def tool_call_text(request: Request) -> Response:
         field = request.path_params["field"]
         if field not in ("input", "output"):
@@ -320,13 +403,18 @@ def create_app(
         Route("/", handled(index, api=False)),
         Route("/sessions/{session_id}", handled(session, api=False)),
         Route("/sessions/{session_id}/messages/{seq}", handled(message_text, api=False)),
+        Route("/overview", handled(overview, api=False)),
+        Route("/runs", handled(runs, api=False)),
         Route("/runs/{run_id}", handled(run, api=False)),
+        Route("/runs/{run_id}/compare/{other}", handled(compare, api=False)),
         Route(
             "/runs/{run_id}/tool-calls/{call}/{field:str}",
             handled(tool_call_text, api=False),
         ),
         Route("/api/sessions", handled(api_sessions, api=True)),
         Route("/api/sessions/{session_id}", handled(api_session, api=True)),
+        Route("/api/overview", handled(api_overview, api=True)),
+        Route("/api/runs", handled(api_runs, api=True)),
         Route("/api/runs/{run_id}", handled(api_run, api=True)),
     ]
     middleware = [
