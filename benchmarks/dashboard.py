@@ -107,8 +107,8 @@ async def measure_dashboard(
             )
 
         await timed("StatsRepository.overview (30 days)", lambda: stats.overview(since, now.date()))
-        transport = httpx.ASGITransport(app=create_app(connection))
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        transport = httpx.ASGITransport(app=create_app(connection, host="127.0.0.1", port=8000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
 
             async def get(path: str) -> None:
                 answer = await http.get(path)

@@ -89,3 +89,12 @@ def test_export_otel_refuses_bad_input(
     refused = invoke("export-otel", run_id, "--endpoint", f"{url}/v1/traces")
     assert refused.exit_code == 1
     assert "did not accept" in refused.output
+
+
+@pytest.mark.parametrize("token", ["short", "x" * 20 + " y"])
+def test_serve_refuses_a_token_it_cannot_use_before_it_starts(token: str) -> None:
+    result = invoke("serve", "--host", "0.0.0.0", "--token", token)
+    assert result.exit_code == 2
+    assert "--token: a token is 16 to 256 characters" in result.output
+    assert token not in result.output
+    assert "Database" not in result.output  # nothing was started

@@ -867,8 +867,8 @@ async def test_a_recorded_langgraph_run_shows_on_its_session_page(rec: Recording
     session = await SessionsRepository().find_by_external_id(thread_id, namespace=NAMESPACE)
     assert session is not None
     (run,) = await RunsRepository().list_by_session(session.id)
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+    transport = httpx.ASGITransport(app=create_app(host="127.0.0.1", port=8000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         page = (await http.get(f"/sessions/{session.id}")).text
         run_page = (await http.get(f"/runs/{run.id}")).text
     assert "No messages." not in page

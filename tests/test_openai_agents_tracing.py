@@ -549,8 +549,8 @@ async def test_a_recorded_run_shows_in_every_view(traced: Traced) -> None:
     assert "handoff triage → billing" in names
     assert names.count("execute_tool add") == 1
     # The web view: the run's page and the session's.
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+    transport = httpx.ASGITransport(app=create_app(host="127.0.0.1", port=8000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         run_page = (await http.get(f"/runs/{run.id}")).text
         session_page = (await http.get(f"/sessions/{core.id}")).text
     assert 'data-kind="step"' in run_page

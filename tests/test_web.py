@@ -47,8 +47,8 @@ from tests.recorded import (
 
 @pytest.fixture
 async def client(backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+    transport = httpx.ASGITransport(app=create_app(host="127.0.0.1", port=8000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         yield http
 
 
@@ -393,8 +393,8 @@ async def test_a_session_of_10000_messages_opens_with_bounded_reads(
     # What keeps the page fast at any length is what it asks the server for: a few commands,
     # each a bounded seq range (timings are for the benchmarks, not for tests).
     sid = await _long_session(10_000)
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as client:
+    transport = httpx.ASGITransport(app=create_app(host="127.0.0.1", port=8000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
         with command_log.capturing() as commands:
             page = (await ok(client, f"/sessions/{sid}")).text
         older = elements(page, "a", id="older")

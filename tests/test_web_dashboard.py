@@ -34,8 +34,8 @@ RANGE = "since=2026-11-20&until=2026-11-22"
 
 @pytest.fixture
 async def client(backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+    transport = httpx.ASGITransport(app=create_app(host="127.0.0.1", port=8000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         yield http
 
 

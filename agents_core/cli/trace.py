@@ -1,11 +1,16 @@
 """The trace commands of ``agents-core``: ``serve`` (the web trace view) and ``export-otel``.
 
-    agents-core serve [--host 127.0.0.1] [--port 8000]    # read-only trace view in the browser
+    agents-core serve [--host 127.0.0.1] [--port 8000] [--token T]   # the trace view in the browser
     agents-core export-otel RUN_ID --endpoint URL         # a run (and its scores) as OTLP spans
 
 These commands open the database the way every other command does (``MONGODB_URI``, else the
 shared embedded server of ``AGENTS_CORE_DATA``), through ``agents_core.cli.common``, and print
 stored text as text (never markup).
+
+Design note (who may use ``serve``): the app answers only requests for the address it listens on
+(DNS rebinding), and on an address that is not loopback only those that carry a token: the one
+given (``--token`` or ``AGENTS_CORE_SERVE_TOKEN``; the variable keeps it out of ``ps``), else one
+generated here. The URL printed carries it as ``?token=``, which the app trades for a cookie.
 
 Design note (stopping ``serve``): uvicorn handles SIGINT and SIGTERM itself, shuts down, and then
 raises the signal it caught again, so that the process ends the way it was asked to. For SIGTERM
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
+import secrets
 import signal
 import sys
 from types import FrameType
@@ -35,8 +40,10 @@ if TYPE_CHECKING:
     from agents_core.db import Run, Settings
     from agents_core.trace.web import ThreadReadsFactory
 
-__all__ = ["DEFAULT_OTLP_ENDPOINT", "export_otel", "is_loopback", "serve"]
+__all__ = ["DEFAULT_OTLP_ENDPOINT", "TOKEN_ENV", "export_otel", "serve"]
 
+#: The variable that gives ``serve`` its token (what ``--token`` says, out of ``ps``).
+TOKEN_ENV = "AGENTS_CORE_SERVE_TOKEN"
 #: The OTLP/HTTP traces endpoint used when neither ``--endpoint`` nor the variable is set.
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4318/v1/traces"
 
@@ -49,27 +56,35 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def _url(host: str, port: int, token: str | None) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
 def serve(
     host: Annotated[
-        str, typer.Option(help="Address to bind (anything but loopback is reachable by others).")
+        str,
+        typer.Option(
+            help="Address to bind (anything but loopback is reachable by others, and needs "
+            "a token)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar=TOKEN_ENV,
+            show_envvar=True,
+            help="Token every request must carry (Authorization: Bearer, or the cookie that "
+            "the printed URL sets); one is generated when --host is not loopback.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the read-only trace view (sessions, transcripts, run timelines) until Ctrl-C."""
     try:
         import uvicorn
 
-        from agents_core.trace.web import create_app
+        from agents_core.trace.web import check_token, create_app, is_loopback
     except ImportError as exc:
         common.fail(
             f"the trace view needs its extra: pip install 'agents-core[web]' ({exc})",
@@ -78,12 +93,22 @@ def serve(
     from agents_core.db import DatabaseError, connect
     from agents_core.embedded import EmbeddedServerError
 
+    if token is not None:
+        try:
+            check_token(token)
+        except ValueError as exc:
+            common.fail(f"--token: {exc}", as_json=False, code=2)
+    elif not is_loopback(host):
+        token = secrets.token_urlsafe(32)
+        render.err.print(
+            Text(f"A token for this run is in the URL below (--token or {TOKEN_ENV} sets one).")
+        )
     if not is_loopback(host):
         render.err.print(
             Text.assemble(
                 ("warning: ", "bold yellow"),
-                f"listening on {host}: the trace view has no authentication; anyone who can "
-                "reach this address can read every session.",
+                f"listening on {host}: anyone who can reach this address and has the token can "
+                "read every session, and plain HTTP carries the token unencrypted.",
             )
         )
     started = False
@@ -93,7 +118,7 @@ def serve(
         db = await connect(uri, settings=settings)  # before serving: a bad URI fails here
         try:
             config = uvicorn.Config(
-                create_app(db, threads=_thread_reader()),
+                create_app(db, host=host, port=port, token=token, threads=_thread_reader()),
                 host=host,
                 port=port,
                 lifespan="off",
@@ -102,7 +127,8 @@ def serve(
             )
             server = uvicorn.Server(config)
             render.out.print(
-                Text(f"Trace view on http://{host}:{port}/ (read-only; Ctrl-C stops it)")
+                Text(f"Trace view on {_url(host, port, token)} (read-only; Ctrl-C stops it)"),
+                soft_wrap=True,  # the URL in one piece, to copy
             )
             sys.stdout.flush()
             with contextlib.suppress(SystemExit):  # uvicorn's exit when it cannot bind

@@ -22,6 +22,12 @@ Routes (all ``GET``)::
                                         checkpoints (?before=CHECKPOINT): with ``threads=``
     /api/threads, /api/threads/{id}     the same as JSON
 
+Who may ask: a request whose ``Host`` header is not the address the app is served on is refused
+(400 without a well-formed one, 421 for another name: DNS rebinding), and with a token (required
+on any address but loopback) a request without it gets 401, unless it carries it as
+``Authorization: Bearer TOKEN``, in the cookie, or once as ``?token=``, which sets the cookie and
+redirects to the same URL without it (``_access.py`` says why).
+
 Design notes: templates are Jinja2 with autoescaping on for every template, so whatever a title,
 message or tool output holds (``<script>``, ``{{ }}``) is shown as text; stored text is data,
 never a template. The pages carry no script at all, and a Content-Security-Policy that forbids
@@ -45,8 +51,8 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,6 +83,15 @@ from agents_core.trace import (
     turn_steps,
 )
 from agents_core.trace.web import _dashboard
+from agents_core.trace.web._access import (
+    COOKIE,
+    HostRule,
+    bearer,
+    check_token,
+    is_loopback,
+    matches,
+    split_query,
+)
 from agents_core.trace.web._reads import RUN_SORTS, RunSort, RunsPage, StatusFilter, TraceReads
 from agents_core.trace.web._threads import ThreadReads, ThreadReadsFactory
 from agents_core.trace.web._timeline import chart
@@ -198,6 +213,9 @@ def create_app(
     *,
     uri: str | None = None,
     settings: Settings | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
     threads: ThreadReadsFactory | None = None,
 ) -> Starlette:
     """The trace view on ``db``; or on its own connection to ``uri``; or on ``init_db``'s.
@@ -206,7 +224,19 @@ def create_app(
     lifespan); a ``db`` passed in is used as it is and never closed. ``threads`` makes the
     reader of the ``/threads`` pages for a connection (``agents_core.integrations.langgraph.
     threads.ThreadReader``); without it those pages answer 404.
+    lifespan); a ``db`` passed in is used as it is and never closed.
+
+    ``host`` and ``port`` are the address the app is served on (``port=0``: the one the server
+    chose): a request naming another host is refused. A ``host`` that is not loopback needs a
+    ``token`` (16 to 256 of ``A-Z a-z 0-9 . _ ~ -``); with one, every request must carry it.
+    ``ValueError`` otherwise.
     """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is not from 0 to 65535")
+    if token is not None:
+        check_token(token)
+    elif not is_loopback(host):
+        raise ValueError(f"the trace view on {host}, not a loopback address, needs a token")
     env = _environment()
     env.globals["threads_served"] = threads is not None
     state: dict[str, Connection] = {}
@@ -474,6 +504,12 @@ def create_app(
         finally:
             await state.pop("db").close()
 
+    def error_response(path: str, status: int, message: str) -> Response:
+        """An error in the app's own form: JSON under ``/api/``, else the error page."""
+        if path.startswith("/api/"):
+            return _json({"error": message}, status)
+        return page("error.html", status, status=status, message=message)
+
     routes = [
         Route("/", handled(index, api=False)),
         Route("/sessions/{session_id}", handled(session, api=False)),
@@ -498,15 +534,19 @@ def create_app(
         Route("/api/threads", handled(api_threads, api=True)),
         Route("/api/threads/{thread_id:path}", handled(api_thread, api=True)),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_SecurityHeaders)])
+    middleware = [
+        Middleware(_SecurityHeaders),
+        Middleware(_HostCheck, rule=HostRule.for_bind(host, port), refuse=error_response),
+    ]
+    if token is not None:
+        middleware.append(Middleware(_TokenCheck, token=token, refuse=error_response))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         """404, 405 and any other error the router answers, in the app's own form."""
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        if request.url.path.startswith("/api/"):
-            return _json({"error": message.lower()}, status)
-        return page("error.html", status, status=status, message=message.lower())
+        return error_response(request.url.path, status, message.lower())
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # Starlette sends this one from outside every middleware: the headers go on it here.
@@ -538,6 +578,82 @@ class _SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+#: How an access check answers a refused request: (path, status, message) to a response.
+_Refuse = Callable[[str, int, str], Response]
+
+
+class _HostCheck:
+    """Refuses a request whose ``Host`` header is not this server's address (``HostRule``):
+    400 without a well-formed one, 421 for another server's (DNS rebinding). Logged once."""
+
+    def __init__(self, app: ASGIApp, *, rule: HostRule, refuse: _Refuse) -> None:
+        self.app = app
+        self.rule = rule
+        self.refuse = refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        values = [v.decode("latin-1") for k, v in scope["headers"] if k == b"host"]
+        server = scope.get("server")
+        refusal = self.rule.refusal(
+            values, scheme=scope["scheme"], local_port=server[1] if server else None
+        )
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message = refusal
+        shown = [value[:100] for value in values]
+        logger.warning("refused a request for host %r (%d): %s", shown, status, message)
+        await self.refuse(scope["path"], status, message)(scope, receive, send)
+
+
+class _TokenCheck:
+    """Lets a request in with the token (``Authorization: Bearer``, the cookie, or ``?token=``,
+    which sets the cookie and redirects to the URL without it); 401 otherwise, with nothing
+    else said. The token is never logged."""
+
+    def __init__(self, app: ASGIApp, *, token: str, refuse: _Refuse) -> None:
+        self.app = app
+        self.token = token
+        self.expected = token.encode()
+        self.refuse = refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        given, target = split_query(scope.get("raw_path") or b"/", scope["query_string"])
+        if given:
+            if len(given) == 1 and matches(given[0], self.expected):
+                response: Response = RedirectResponse(target, status_code=303)
+                response.set_cookie(
+                    COOKIE,
+                    self.token,
+                    path="/",
+                    httponly=True,
+                    samesite="strict",
+                    secure=scope["scheme"] == "https",
+                )
+                await response(scope, receive, send)
+                return
+        elif matches(bearer(connection.headers.get("authorization")), self.expected) or (
+            matches(connection.cookies.get(COOKIE), self.expected)
+        ):
+            await self.app(scope, receive, send)
+            return
+        logger.info("refused a request without a valid token for %s", scope["path"][:200])
+        response = self.refuse(
+            scope["path"],
+            401,
+            "a valid token is required (open the address agents-core serve printed)",
+        )
+        response.headers["WWW-Authenticate"] = "Bearer"
+        await response(scope, receive, send)
 
 
 def _path_int(request: Request, name: str) -> int:
