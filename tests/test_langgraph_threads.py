@@ -207,7 +207,7 @@ def test_the_cli_lists_threads_and_shows_one(
 @pytest.fixture
 async def web(backend: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(threads=ThreadReader))
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         yield http
 
 
@@ -262,7 +262,7 @@ async def test_the_trace_view_lists_threads_and_shows_one(web: httpx.AsyncClient
 @pytest.mark.usefixtures("backend")
 async def test_without_a_thread_reader_the_pages_say_so() -> None:
     transport = httpx.ASGITransport(app=create_app(default_connection()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         assert 'href="/threads"' not in (await http.get("/")).text
         page = await http.get("/threads")
         assert page.status_code == 404

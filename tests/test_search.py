@@ -149,7 +149,7 @@ async def test_the_search_page_and_its_api() -> None:
 
     data = await seeded()
     transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://trace.test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         api = (await http.get("/api/search", params={"q": "refund", "user": "u-1"})).json()
         assert api["method"] == "scan"
         assert [hit["seq"] for hit in api["hits"]] == [2, 1]
