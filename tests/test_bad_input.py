@@ -792,6 +792,25 @@ CASES = [
         "limit",
         lambda s: messages.find_by_session(s.session.id, 0),
     ),
+    # MessagesRepository.search
+    case(
+        "messages.search:operator",
+        InvalidInputError,
+        "phrase",
+        lambda s: messages.search(REGEX),
+    ),
+    case(
+        "messages.search:user-operator",
+        InvalidInputError,
+        "user_id",
+        lambda s: messages.search("refund", user_id=REGEX),
+    ),
+    case(
+        "messages.search:since-string",
+        InvalidInputError,
+        "since",
+        lambda s: messages.search("refund", since="yesterday"),
+    ),
     # MessagesRepository.find_page
     case(
         "messages.find_page:run-id",

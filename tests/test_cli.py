@@ -149,6 +149,7 @@ def test_sessions_show_and_runs_read_it_back(two_demos: tuple[Any, Any]) -> None
 def test_search_finds_a_phrase_in_both_demos(two_demos: tuple[Any, Any]) -> None:
     found = invoke("search", "what time IS", "--json")
     assert found.exit_code == 0, found.output
+    assert found.output.startswith("{"), repr(found.output[:300])
     result = json.loads(found.output)
     assert result["method"] == "scan"  # the embedded SecantusDB has no text index
     assert [hit["role"] for hit in result["hits"]] == ["user", "user"]

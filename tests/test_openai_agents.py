@@ -348,7 +348,9 @@ def test_a_three_turn_conversation_is_shown_by_the_cli(
             assert core is not None
             stored = await MessagesRepository().find_by_session(core.id, 100)
             transport = httpx.ASGITransport(app=create_app())
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:8000"
+            ) as http:
                 listed, page = await http.get("/"), await http.get(f"/sessions/{core.id}")
             assert (listed.status_code, page.status_code) == (200, 200)
             pages.extend([listed.text, page.text])

@@ -280,6 +280,8 @@ def search(
         else:
             render.out.print(render.search_hits(found))
 
+    common.run(work, display, as_json=as_json)
+
 
 def _thread_reader(as_json: bool) -> ThreadReader:
     """A reader of LangGraph threads on this command's connection; the extra named if missing."""
