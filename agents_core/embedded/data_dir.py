@@ -73,6 +73,10 @@ class Record:
     started_at: float  # time.time()
     idle_s: float  # the supervisor stops the server after this long unused
     storage: str
+    # When the server and the supervisor started (processes.start_token): a pid is theirs only
+    # while its token is this one. Empty in a record of an older version.
+    server_start: str = ""
+    owner_start: str = ""
 
     @property
     def uri(self) -> str:

@@ -3,7 +3,8 @@
 Both a private ``EmbeddedServer`` and a directory's supervisor start their server with
 ``spawn_server`` and ``wait_for_port`` and stop it with ``terminate``. A pid is only ever
 signalled after its command line (``/proc/PID/cmdline``, or ``ps`` without ``/proc``) says it is
-the process we mean (``runs``): a recycled pid belongs to another program. Standard library only.
+the process we mean and its start time is the one recorded when we started it (``runs``): a
+recycled pid belongs to another process. Standard library only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "runs",
     "server_executable",
     "spawn_server",
+    "start_token",
     "terminate",
     "wait_for_port",
     "wait_until",
@@ -142,14 +144,15 @@ def process_args(pid: int) -> list[str] | None:
             return None
     except OSError:
         return None
-    command = _ps_command(pid)
+    command = _ps(pid, "command")
     return None if command is None else command.split()
 
 
-def _ps_command(pid: int) -> str | None:
-    try:  # no /proc (macOS): ask ps
+def _ps(pid: int, column: str) -> str | None:
+    """``column`` of process ``pid`` as ``ps`` shows it (no ``/proc``: macOS)."""
+    try:
         shown = subprocess.run(
-            ["ps", "-o", "command=", "-p", str(pid)],
+            ["ps", "-o", f"{column}=", "-p", str(pid)],
             capture_output=True,
             text=True,
             timeout=5,
@@ -167,19 +170,46 @@ def is_zombie(pid: int) -> bool:
     return False
 
 
-def runs(pid: int, program: str, *args: str) -> bool:
+def runs(pid: int, program: str, *args: str, started: str | None = None) -> bool:
     """Whether ``pid`` is a live ``program`` (a part of one of its arguments: the executable or
-    the module run) with each of ``args`` as one whole argument.
+    the module run) with each of ``args`` as one whole argument, and, unless ``started`` is
+    ``None``, the process that started at ``started`` (its ``start_token`` when it was recorded).
 
     Whole arguments, never substrings: a server on ``<dir>/storage.bak`` is not the one on
     ``<dir>/storage``, and an empty argument (a record without its storage) matches nothing.
-    Never a recycled pid's other program, and never a zombie (it has exited already).
+    A start token tells a recycled pid from the process recorded, even one running the same
+    command; an empty one (a record that has none) matches nothing. Never a zombie (it has
+    exited already).
     """
     found = process_args(pid)
     if found is None or not program or any(not arg for arg in args):
         return False
     named = any(program in arg for arg in found)
-    return named and all(arg in found for arg in args) and not is_zombie(pid)
+    if not (named and all(arg in found for arg in args)) or is_zombie(pid):
+        return False
+    return started is None or (bool(started) and start_token(pid) == started)
+
+
+def start_token(pid: int) -> str | None:
+    """When process ``pid`` started, as a token that no later process with its pid shares, or
+    ``None`` if there is no such process.
+
+    Linux: the boot's id and the start time in clock ticks since boot (``/proc/PID/stat``,
+    field 22, counted after the command name, which may hold spaces and parentheses). Without
+    ``/proc``: the start time ``ps`` shows (to the second).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except FileNotFoundError:
+        if sys.platform.startswith("linux"):
+            return None
+    except OSError:
+        return None
+    else:
+        fields = stat.rsplit(")", 1)[-1].split()
+        return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+    return _ps(pid, "lstart")
 
 
 def describe(pid: int | None) -> str:

@@ -266,22 +266,20 @@ def database_target(
 def server_status(data_dir: str | os.PathLike[str]) -> tuple[Record, list[int]] | None:
     """The running server of ``data_dir`` and the pids using it, or ``None``.
 
-    A record left by a dead supervisor is cleaned up (and its server stopped) on the way.
+    Read-only as far as processes go: it never signals one. A record left by a dead supervisor
+    is removed on the way when its server is gone; if that server still runs, the record stays
+    for whoever starts or stops the directory's server next (``stop_server`` stops it).
     """
     path = resolve_data_dir(data_dir)
     directory = ServerDir(path)
     if not directory.file("server.lock").exists():
         return None
-    try:
-        with directory.lock(STOP_GRACE_S + 30):
-            record = directory.read_record()
-            if record is not None and not directory.owner_alive():
-                _clear_stale(directory, record, 15.0)
-                return None
-    except LockTimeoutError as exc:
-        raise EmbeddedServerError(f"{describe(exc.holder)} holds the lock of {path}") from exc
-    except OSError as exc:
-        raise DataDirectoryError(path, _reason(exc)) from exc
+    with _locked(directory):
+        record = directory.read_record()
+        if record is not None and not directory.owner_alive():
+            if not _runs_recorded_server(record):
+                directory.remove_record()
+            return None
     return None if record is None else (record, directory.users())
 
 
@@ -299,14 +297,27 @@ def start_server(
 def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> Record | None:
     """Stop the server of ``data_dir`` and wait until it is gone; the record it had, or ``None``.
 
-    Its supervisor lets the processes using it finish for up to ``STOP_GRACE_S`` seconds.
+    Its supervisor lets the processes using it finish for up to ``STOP_GRACE_S`` seconds. A
+    record left by a dead supervisor is removed, and its server stopped if it still runs.
     """
     path = resolve_data_dir(data_dir)
-    status = server_status(path)
-    if status is None:
-        return None
-    record = status[0]
     directory = ServerDir(path)
+    if not directory.file("server.lock").exists():
+        return None
+    with _locked(directory):
+        record = directory.read_record()
+        if record is not None and not directory.owner_alive():
+            _clear_stale(directory, record, 15.0)
+            return None
+    if record is None:
+        return None
+    # A record of an older version has no start token: its supervisor is known by its command
+    # line (and by holding server.owner).
+    if not runs(record.owner, _SUPERVISOR, str(path), started=record.owner_start or None):
+        raise EmbeddedServerError(
+            f"the supervisor of {path} recorded as {describe(record.owner)} is not running; "
+            "try again, or stop it yourself"
+        )
     with contextlib.suppress(ProcessLookupError):
         os.kill(record.owner, signal.SIGTERM)
 
@@ -320,6 +331,20 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
             f"(supervisor {describe(record.owner)})"
         )
     return record
+
+
+@contextlib.contextmanager
+def _locked(directory: ServerDir) -> Iterator[None]:
+    """``server.lock`` for a look at the record (a one-line error if it cannot be had)."""
+    try:
+        with directory.lock(STOP_GRACE_S + 30):
+            yield
+    except LockTimeoutError as exc:
+        raise EmbeddedServerError(
+            f"{describe(exc.holder)} holds the lock of {directory.path}"
+        ) from exc
+    except OSError as exc:
+        raise DataDirectoryError(directory.path, _reason(exc)) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,7 +433,7 @@ def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) ->
     if record is not None:
 
         def gone() -> bool:
-            return not runs(record.pid, "secantusd", record.storage)
+            return not _runs_recorded_server(record)
 
         if not gone():
             with contextlib.suppress(ProcessLookupError):
@@ -418,6 +443,12 @@ def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) ->
                     os.kill(record.pid, signal.SIGKILL)
                 wait_until(gone, 5.0)
     directory.remove_record()
+
+
+def _runs_recorded_server(record: Record) -> bool:
+    """Whether the server that ``record`` names still runs: its pid, its command line on its
+    storage, and its start time (a record without one names nothing that may be signalled)."""
+    return runs(record.pid, "secantusd", record.storage, started=record.server_start)
 
 
 def _wait_for_owner_exit(directory: ServerDir, timeout: float) -> None:

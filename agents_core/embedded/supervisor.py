@@ -43,7 +43,13 @@ from agents_core.embedded.data_dir import (
 )
 from agents_core.embedded.errors import EmbeddedServerError
 from agents_core.embedded.launcher import SOCKET, code_stamp, frame, read_frame
-from agents_core.embedded.processes import spawn_server, terminate, wait_for_port, wait_until
+from agents_core.embedded.processes import (
+    spawn_server,
+    start_token,
+    terminate,
+    wait_for_port,
+    wait_until,
+)
 
 #: How often the supervisor looks at its server and its users.
 POLL_S = 0.2
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         started_at=time.time(),
         idle_s=args.idle_s,
         storage=storage,
+        server_start=start_token(process.pid) or "",
+        owner_start=start_token(os.getpid()) or "",
     )
     directory.write_record(record)
     _log(directory, f"secantusd-py {process.pid} listening on port {port}")
