@@ -3,7 +3,7 @@
 ``agents_core.embedded`` offers its names without importing the modules behind them: the
 ``agents-core`` launcher is one of its modules, so every command runs the package's
 ``__init__`` first. These tests hold what makes that safe: the names type checkers read are the
-names that run, the launcher loads nothing but the standard library and two small modules of
+names that run, the launcher loads nothing but the standard library and three small modules of
 ours, and no module of the package imports another's private names or takes part in a cycle.
 And what a pid is (issue 25, E2), with processes that only look like servers: no server is
 started here.
@@ -72,7 +72,7 @@ def test_a_name_the_package_does_not_offer_is_an_attribute_error() -> None:
         getattr(embedded, misspelt)
 
 
-def test_the_launcher_loads_only_the_standard_library_and_two_small_modules() -> None:
+def test_the_launcher_loads_only_the_standard_library_and_three_small_modules() -> None:
     """What every ``agents-core`` command imports before it knows whether a worker runs it."""
     loaded = modules_loaded_by("agents_core.embedded.launcher")
     ours = {name for name in loaded if name.split(".")[0] == "agents_core"}
@@ -82,6 +82,7 @@ def test_the_launcher_loads_only_the_standard_library_and_two_small_modules() ->
         "agents_core.embedded.config",
         "agents_core.embedded.errors",
         "agents_core.embedded.launcher",
+        "agents_core.embedded.ownership",
     }
     others = [name for name in loaded - ours if name.split(".")[0] not in sys.stdlib_module_names]
     assert others == []
@@ -106,7 +107,7 @@ def test_no_module_imports_private_names_of_another_and_none_is_in_a_cycle() -> 
                 continue
             used |= {m.rsplit(".", 1)[1] for m in modules if m.startswith("agents_core.embedded.")}
     assert private == []
-    assert imports["launcher"] == {"config", "errors"}
+    assert imports["launcher"] == {"config", "errors", "ownership"}
     list(graphlib.TopologicalSorter(imports).static_order())  # CycleError if there is one
 
 

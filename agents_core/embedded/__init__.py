@@ -32,6 +32,7 @@ The package, each module importing only those above it (all standard library)::
 
     errors       EmbeddedServerError, DataDirectoryError
     config       AGENTS_CORE_DATA and AGENTS_CORE_EMBEDDED_IDLE_S, read here only
+    ownership    whose files these are: a data directory, its files and sockets must be ours
     launcher     the ``agents-core`` entry point: a command sent to the warm worker
     processes    secantusd-py started, awaited, stopped; what a pid is
     data_dir     the files of a data directory: locks, record, leases
@@ -40,7 +41,7 @@ The package, each module importing only those above it (all standard library)::
 
 Design note: the names below are imported from their modules on first use, not here, because
 importing ``agents_core.embedded.launcher`` (every ``agents-core`` command) runs this file
-first, and the launcher must stay as cheap as ``errors``, ``config`` and itself.
+first, and the launcher must stay as cheap as ``errors``, ``config``, ``ownership`` and itself.
 """
 
 from __future__ import annotations

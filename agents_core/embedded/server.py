@@ -272,6 +272,7 @@ def server_status(data_dir: str | os.PathLike[str]) -> tuple[Record, list[int]] 
     """
     path = resolve_data_dir(data_dir)
     directory = ServerDir(path)
+    directory.check()
     if not directory.file("server.lock").exists():
         return None
     with _locked(directory):
@@ -302,6 +303,7 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
     """
     path = resolve_data_dir(data_dir)
     directory = ServerDir(path)
+    directory.check()
     if not directory.file("server.lock").exists():
         return None
     with _locked(directory):

@@ -43,6 +43,7 @@ from agents_core.embedded.data_dir import (
 )
 from agents_core.embedded.errors import EmbeddedServerError
 from agents_core.embedded.launcher import SOCKET, code_stamp, frame, read_frame
+from agents_core.embedded.ownership import peer_uid
 from agents_core.embedded.processes import (
     spawn_server,
     start_token,
@@ -234,6 +235,8 @@ class Supervisor:
             return
         fds: list[int] = []
         try:
+            if peer_uid(connection) != os.geteuid():
+                return  # root, or a socket made reachable: commands are run for us only
             connection.settimeout(5.0)
             request, fds = _receive_request(connection)
             if request is None or request.get("stamp") != self.stamp or len(fds) != 3:
