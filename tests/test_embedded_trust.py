@@ -1,8 +1,10 @@
-"""Another local user: what the CLI and the embedded server trust (issue 25, S1 and S2).
+"""Another local user: what the CLI and the embedded server trust (issue 25, S1 to S3).
 
 A data directory, every file the CLI reads in it and the warm worker's socket are used only if
-they are ours: owned by our uid, writable by nobody else. The tests that play another user run
-as root and drop to uid 65534 (``nobody``) in a child process; elsewhere they are skipped.
+they are ours: owned by our uid, writable by nobody else. The embedded server refuses every
+command without its credentials, and its files are the owner's alone. The tests that play
+another user run as root and drop to uid 65534 (``nobody``) in a child process; elsewhere they
+are skipped.
 """
 
 from __future__ import annotations
@@ -10,17 +12,32 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 from pymongo.uri_parser import parse_uri
 
+from agents_core.embedded import (
+    EmbeddedServer,
+    EmbeddedServerError,
+    server_executable,
+    start_server,
+    stop_server,
+)
 from agents_core.embedded.data_dir import Record, ServerDir
+
+try:
+    server_executable()
+except EmbeddedServerError:  # pragma: no cover - the dev extra installs it
+    pytest.skip("secantusd-py is not installed", allow_module_level=True)
 
 #: The other local user.
 NOBODY = 65534
@@ -216,3 +233,145 @@ def test_a_server_record_another_user_could_write_is_refused(
     [line] = shown.stderr.splitlines()
     assert f"cannot use the data directory {data_dir}: its server.json" in line
     assert "AGENTS_CORE_DATA" in line
+
+
+# --- S3: the embedded server and its files are the owner's alone ------------------------------
+
+
+def modes(root: Path) -> dict[str, int]:
+    """The permission bits of ``root``'s whole tree (symbolic links not followed)."""
+    return {
+        str(path.relative_to(root)): path.lstat().st_mode & 0o777
+        for path in [root, *root.rglob("*")]
+    }
+
+
+def test_every_file_and_folder_of_a_data_directory_is_its_owners_alone(tmp_path: Path) -> None:
+    """S3: ``server.json`` and the WiredTiger files were 0644: another user read the port and,
+    with the server stopped, the conversations (``strings``)."""
+    data_dir = tmp_path / "data"
+    older = tmp_path / "older"  # what an older version left: 0755 and 0644
+    (older / "storage").mkdir(parents=True, mode=0o755)
+    for name in ("secantusd.log", "supervisor.log", "server.users", "server.lock"):
+        (older / name).write_text("")
+        (older / name).chmod(0o644)
+    try:
+        for path in (data_dir, older):
+            start_server(path, idle_s=300)
+            deadline = time.monotonic() + 60
+            while not (path / "cli.sock").exists():  # once the worker's CLI is imported
+                assert time.monotonic() < deadline, "no worker socket after 60 s"
+                time.sleep(0.1)
+            seen = modes(path)
+            assert "storage/WiredTiger" in seen
+            assert "cli.sock" in seen  # the warm worker's socket too
+            assert {name: mode for name, mode in seen.items() if mode & 0o077} == (
+                {} if path == data_dir else {".": 0o755}  # a folder it did not create is left
+            )
+    finally:
+        stop_server(data_dir)
+        stop_server(older)
+    assert modes(data_dir)["storage"] == 0o700  # and so they stay once it is stopped
+
+
+def test_the_embedded_server_refuses_every_command_without_its_credentials(
+    tmp_path: Path,
+) -> None:
+    """S3: the server took commands on 127.0.0.1 from anyone: another user read the port,
+    listed the sessions and rewrote every assistant message."""
+    data_dir = tmp_path / "data"
+    try:
+        started = subprocess.run(
+            [*AGENTS_CORE, "server", "start"],
+            env=env_for(data_dir),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started.returncode == 0, started.stderr
+        [uri] = [word for word in started.stdout.split() if word.startswith("mongodb://")]
+        record = ServerDir(data_dir).read_record()
+        assert record is not None
+        assert uri == record.uri
+        credentials = data_dir / "server.credentials"
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        assert record.password in credentials.read_text()
+        anyone = f"mongodb://127.0.0.1:{record.port}/?retryWrites=false"
+        wrong = uri.replace(record.password, "guessed")
+        for refused in (anyone, wrong):
+            client: MongoClient[dict[str, Any]] = MongoClient(
+                refused, serverSelectionTimeoutMS=10_000
+            )
+            with client, pytest.raises(OperationFailure) as raised:
+                client["agents_core"]["sessions"].find_one()
+            assert raised.value.code in (13, 18)  # Unauthorized, AuthenticationFailed
+        client = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+        with client:  # the URI as printed
+            client["agents_core"]["sessions"].insert_one({"title": "mine"})
+            assert client["agents_core"]["sessions"].count_documents({}) == 1
+        # The next start of the same storage keeps its user and its password.
+        stop_server(data_dir)
+        again, _ = start_server(data_dir, idle_s=300)
+        assert (again.user, again.password) == (record.user, record.password)
+        with MongoClient(again.uri, serverSelectionTimeoutMS=10_000) as client:
+            assert client["agents_core"]["sessions"].count_documents({}) == 1
+    finally:
+        stop_server(data_dir)
+
+
+INTRUDER = {"createUser": "intruder", "pwd": "let-me-in", "roles": ["root"], "$db": "elsewhere"}
+
+
+@pytest.fixture
+def intruding(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Another user who connects while the first user is created, creating one of their own
+    (in a database nobody would look in) on each of the first ``len(list)`` starts."""
+    from agents_core.embedded import secure
+
+    rounds: list[int] = [1]
+    original = secure.create_user
+
+    def create_user(port: int, password: str) -> int:
+        if rounds:
+            rounds.pop()
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as theirs:
+                assert secure.command(theirs, INTRUDER)["ok"] == 1
+        return original(port, password)
+
+    monkeypatch.setattr(secure, "create_user", create_user)
+    return rounds
+
+
+def test_the_first_user_is_created_again_on_an_empty_storage_if_anyone_else_connected(
+    tmp_path: Path, intruding: list[int]
+) -> None:
+    """S3: ``--auth`` has no localhost exception, so the first user is created on a start
+    without it; anyone who connects meanwhile could create a user of their own."""
+    with EmbeddedServer(tmp_path / "data", shared=False) as server:
+        assert intruding == []  # it connected, once
+        port = server.record.port
+        intruder = f"mongodb://intruder:let-me-in@127.0.0.1:{port}/?authSource=elsewhere"
+        client: MongoClient[dict[str, Any]] = MongoClient(intruder, serverSelectionTimeoutMS=10_000)
+        with client, pytest.raises(OperationFailure):
+            client.admin.command("listDatabases")
+        with MongoClient(server.uri, serverSelectionTimeoutMS=10_000) as client:
+            client.admin.command("listDatabases")
+
+
+def test_a_storage_with_data_and_no_credentials_is_refused_if_anyone_else_connected(
+    tmp_path: Path, intruding: list[int]
+) -> None:
+    """An older version's storage is given its user the same way; if anyone else connected
+    meanwhile it cannot be started over (it holds the conversations): one line says so."""
+    data_dir = tmp_path / "data"
+    with EmbeddedServer(data_dir, shared=False):  # made secure once: the intruder came then
+        pass
+    intruding.append(1)
+    (data_dir / "server.credentials").unlink()  # as an older version left it
+    with pytest.raises(EmbeddedServerError) as raised:
+        EmbeddedServer(data_dir, shared=False).start()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "another process connected" in message
+    assert str(data_dir / "storage") in message
+    assert not (data_dir / "server.credentials").exists()

@@ -5,13 +5,16 @@ and must start in a few milliseconds.
 
 Design note (``docs/embedded.md`` has the long form). A data directory holds::
 
-    storage/          WiredTiger files of the one server allowed on them
-    secantusd.log     that server's output
-    supervisor.log    what its supervisor did (started, stopped after idle, ...)
-    server.lock       flock: held by whoever inspects, starts, replaces or stops the server
-    server.json       the record: server pid and port, supervisor (owner) pid, idle time
-    server.owner      flock: held by the supervisor for as long as it lives
-    server.users      flock: shared, by every process that uses the server
+    storage/            WiredTiger files of the one server allowed on them (0700)
+    secantusd.log       that server's output
+    supervisor.log      what its supervisor did (started, stopped after idle, ...)
+    server.lock         flock: held by whoever inspects, starts, replaces or stops the server
+    server.json         the record: server pid, port and login, supervisor (owner) pid, idle time
+    server.owner        flock: held by the supervisor for as long as it lives
+    server.users        flock: shared, by every process that uses the server
+    server.credentials  the password of the storage's one user (``secure``), kept across starts
+    server.provisioning while that user is first created (``secure``)
+    cli.sock            the warm worker's socket (``launcher``, ``supervisor``)
 
 Liveness is read from locks rather than pids: the kernel drops a process's ``flock``s when the
 process dies however it dies (SIGKILL included), and a recycled pid cannot hold them.
@@ -29,11 +32,12 @@ import errno
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agents_core.embedded.ownership import check_directory, check_opened, refusal
+from agents_core.embedded.ownership import check_directory, check_opened, foreign, refusal
 from agents_core.embedded.processes import locking_pids, wait_until
 
 __all__ = [
@@ -83,10 +87,19 @@ class Record:
     # while its token is this one. Empty in a record of an older version.
     server_start: str = ""
     owner_start: str = ""
+    # Its one user (agents_core.embedded.secure): empty for a server of an older version.
+    user: str = ""
+    password: str = ""
+    # What is wrong with its storage, while its supervisor starts it again (empty: nothing).
+    problem: str = ""
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?retryWrites=false"
+        """The URI to connect with, credentials included (``user:password@``)."""
+        if not self.user:
+            return f"mongodb://127.0.0.1:{self.port}/?retryWrites=false"
+        login = f"{self.user}:{self.password}"
+        return f"mongodb://{login}@127.0.0.1:{self.port}/?retryWrites=false&authSource=admin"
 
 
 class ServerDir:
@@ -108,6 +121,17 @@ class ServerDir:
         # Opening the lock file for writing is the check that matters (a read-only directory,
         # a read-only file system); it is the first file every process opens anyway.
         os.close(self.open_file(LOCK))
+
+    def prepare_storage(self) -> None:
+        """Make ``storage/`` 0700 (WiredTiger's files in it hold the conversations): created so,
+        or narrowed if an older version left it readable by others; refused if not ours."""
+        self.storage.mkdir(mode=0o700, exist_ok=True)
+        status = self.storage.lstat()
+        reason = foreign(status)
+        if reason is not None or stat.S_ISLNK(status.st_mode):
+            raise refusal(self.path, STORAGE, reason or "is a symbolic link")
+        if status.st_mode & 0o077:
+            self.storage.chmod(0o700)
 
     def check(self) -> None:
         """Refuse the directory unless it is ours (``DataDirectoryError``); a missing one is

@@ -10,6 +10,7 @@ recycled pid belongs to another process. Standard library only.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -24,7 +25,6 @@ from agents_core.embedded.config import DATA_ENV
 from agents_core.embedded.errors import EmbeddedServerError
 
 __all__ = [
-    "IN_MEMORY",
     "describe",
     "is_zombie",
     "locking_pids",
@@ -34,16 +34,18 @@ __all__ = [
     "server_executable",
     "spawn_server",
     "start_token",
+    "storage_problem",
     "terminate",
     "wait_for_port",
     "wait_until",
 ]
 
-#: Storage path that keeps everything in memory (gone when the server stops).
-IN_MEMORY = ":memory:"
-
 _LISTENING = re.compile(r"listening on (?P<host>[\w.:\[\]-]+):(?P<port>\d+)")
 _BUSY = "Device or resource busy"
+#: What WiredTiger logs when it cannot go on (every later command then fails), and what it logs
+#: when a write finds the disk full (a panic follows if that write was the journal's).
+PANIC = "WT_PANIC"
+_NO_SPACE = "No space left on device"
 
 
 def server_executable() -> str:
@@ -63,11 +65,23 @@ def spawn_server(
     log_path: Path,
     *,
     cwd: Path,
+    auth: bool = True,
+    port: int = 0,
     preexec_fn: Callable[[], Any] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``secantusd-py`` on a free loopback port, its output in ``log_path``."""
-    command = [server_executable(), "--host", "127.0.0.1", "--port", "0", "--storage-path", storage]
-    with log_path.open("wb") as log:
+    """Start ``secantusd-py`` on loopback (``port``, or a free one), its output in ``log_path``
+    (0600), its files made with ``umask 077``.
+
+    ``auth``: it refuses every command from a connection that has not logged in. Without it
+    (only to create its first user: ``agents_core.embedded.secure``) it logs every connection
+    it accepts (``--log-level DEBUG``).
+    """
+    command = [server_executable(), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--storage-path", storage, *(["--auth"] if auth else ["--log-level", "DEBUG"])]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    log = os.open(log_path, flags, 0o600)
+    try:
+        os.fchmod(log, 0o600)  # an older version's log was 0644
         return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -76,7 +90,10 @@ def spawn_server(
             cwd=cwd,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
             preexec_fn=preexec_fn,
+            umask=0o077,
         )
+    finally:
+        os.close(log)
 
 
 def wait_for_port(
@@ -90,8 +107,10 @@ def wait_for_port(
         if match:
             return int(match["port"])
         if process.poll() is not None:
-            if _BUSY in log and storage != IN_MEMORY:
+            if _BUSY in log:
                 raise EmbeddedServerError(_busy_message(storage))
+            if (problem := storage_problem(log, log_path, failing=True)) is not None:
+                raise EmbeddedServerError(problem)
             raise EmbeddedServerError(
                 f"secantusd-py exited with code {process.returncode}: {log_tail(log)} "
                 f"(full log: {log_path})"
@@ -241,6 +260,34 @@ def locking_pids(path: Path) -> list[int]:
         if where.rsplit(":", 1)[-1] == str(inode) and pid not in pids:
             pids.append(pid)
     return pids
+
+
+def storage_problem(log: str, log_path: Path, *, failing: bool = False) -> str | None:
+    """What the log of a server (``log_path``, whose text is ``log``) says is wrong with its
+    storage, in one line, or ``None``.
+
+    A WiredTiger panic: the server answers every command with an internal error until it is
+    restarted (its supervisor does that). ``failing``: a command has just failed, and a full
+    disk that the log mentions counts even without a panic (the server recovers from that by
+    itself once there is room).
+    """
+    panicked = PANIC in log
+    if _NO_SPACE in log and (panicked or failing):
+        data_dir = log_path.parent
+        try:
+            free = f"{shutil.disk_usage(data_dir).free / 1e6:,.1f} MB free"
+        except OSError:
+            free = "no room"
+        return (
+            f"the embedded database's disk is full: {free} on the file system of {data_dir}; "
+            "free some space, and it goes on by itself"
+        )
+    if panicked:
+        return (
+            "the embedded database's storage failed (WiredTiger panicked; its log is "
+            f"{log_path}); its supervisor starts it again"
+        )
+    return None
 
 
 def log_tail(log: str, lines: int = 3) -> str:
