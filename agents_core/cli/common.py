@@ -161,7 +161,10 @@ def database(*, announce: bool) -> Iterator[tuple[str, Settings]]:
         try:
             yield target.uri, found
         except DatabaseError as exc:
-            problem = target.server.problem() if target.server is not None else None
+            # Only a failure of the server itself (no NotFoundError, no refused input) can be
+            # its storage's: unreachable, or an error the layer has no name for.
+            failed = isinstance(exc, DatabaseUnavailableError) or type(exc) is DatabaseError
+            problem = target.server.problem() if failed and target.server is not None else None
             if problem is not None:
                 raise CliError(problem) from exc
             if isinstance(exc, DatabaseUnavailableError):

@@ -26,8 +26,8 @@ from agents_core.embedded.errors import DataDirectoryError
 
 __all__ = ["check_directory", "check_opened", "foreign", "ours", "peer_uid", "refusal"]
 
-#: macOS: ``getsockopt(SOL_LOCAL, LOCAL_PEERCRED)`` fills a ``struct xucred`` (76 bytes) whose
-#: second field is the peer's uid.
+#: macOS and FreeBSD: ``getsockopt(SOL_LOCAL, LOCAL_PEERCRED)`` fills a ``struct xucred``
+#: (76 bytes) whose second field is the peer's uid.
 _SOL_LOCAL = 0
 _LOCAL_PEERCRED = 1
 _XUCRED_SIZE = 76
@@ -83,12 +83,13 @@ def check_opened(fd: int, path: Path) -> None:
 
 def peer_uid(connection: socket.socket) -> int | None:
     """The uid of the process at the other end of a connected unix socket (``SO_PEERCRED`` on
-    Linux, ``LOCAL_PEERCRED`` on macOS), or ``None`` where neither exists."""
+    Linux, ``LOCAL_PEERCRED`` on macOS and FreeBSD), or ``None`` where neither exists (then
+    nothing is sent: the command runs in its own process)."""
     if hasattr(socket, "SO_PEERCRED"):
         size = struct.calcsize("3i")
         credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size)
         return int(struct.unpack("3i", credentials)[1])  # pid, uid, gid
-    if sys.platform == "darwin":
+    if sys.platform == "darwin" or sys.platform.startswith("freebsd"):
         credentials = connection.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
         return int(struct.unpack_from("=II", credentials)[1])  # cr_version, cr_uid
     return None

@@ -73,7 +73,7 @@ def start_secured(
     directory.prepare_storage()
     password = read_password(directory)
     if password is None or not _holds_data(directory):
-        password = _provision(directory, timeout)
+        password = _provision(directory, timeout, preexec_fn)
     else:  # a first start that ended between keeping the password and saying it was done
         with contextlib.suppress(FileNotFoundError):
             directory.file(PROVISIONING).unlink()
@@ -131,7 +131,7 @@ def command(connection: socket.socket, body: Mapping[str, Any]) -> dict[str, Any
     return bson.decode(reply[12 + 4 + 1 :])  # header rest, flags, section kind
 
 
-def _provision(directory: ServerDir, timeout: float) -> str:
+def _provision(directory: ServerDir, timeout: float, preexec_fn: Callable[[], Any] | None) -> str:
     """Give the storage its user while nobody else can have connected; the password."""
     storage = directory.storage
     held_data = _holds_data(directory) and not directory.file(PROVISIONING).exists()
@@ -141,7 +141,7 @@ def _provision(directory: ServerDir, timeout: float) -> str:
             shutil.rmtree(storage)
             directory.prepare_storage()
         password = secrets.token_urlsafe(32)
-        if _created_alone(directory, password, timeout):
+        if _created_alone(directory, password, timeout, preexec_fn):
             directory.write_text(CREDENTIALS, json.dumps({"user": USER, "password": password}))
             with contextlib.suppress(FileNotFoundError):
                 directory.file(PROVISIONING).unlink()
@@ -159,11 +159,13 @@ def _provision(directory: ServerDir, timeout: float) -> str:
     )
 
 
-def _created_alone(directory: ServerDir, password: str, timeout: float) -> bool:
+def _created_alone(
+    directory: ServerDir, password: str, timeout: float, preexec_fn: Callable[[], Any] | None
+) -> bool:
     """Run the server without ``--auth``, create the user; whether no one else connected."""
     log = directory.file(SERVER_LOG)
     storage = str(directory.storage)
-    process = spawn_server(storage, log, cwd=directory.path, auth=False)
+    process = spawn_server(storage, log, cwd=directory.path, auth=False, preexec_fn=preexec_fn)
     try:
         ours = create_user(wait_for_port(process, log, timeout, storage), password)
     finally:

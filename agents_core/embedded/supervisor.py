@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     _log(directory, f"supervisor {os.getpid()} starting secantusd-py (idle {args.idle_s:g} s)")
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     try:
-        process, port, password = start_secured(
-            directory, args.startup_timeout, preexec_fn=preexec
-        )
+        process, port, password = start_secured(directory, args.startup_timeout, preexec_fn=preexec)
     except (EmbeddedServerError, OSError) as exc:
         _log(directory, f"start failed: {exc}")
         _answer(answer, error=str(exc))
