@@ -356,13 +356,14 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
         return None
     # A record of an older version has no start token: its supervisor is known by its command
     # line (and by holding server.owner).
-    if not runs(record.owner, _SUPERVISOR, str(path), started=record.owner_start or None):
+    if runs(record.owner, _SUPERVISOR, str(path), started=record.owner_start or None):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.owner, signal.SIGTERM)
+    elif directory.owner_alive():  # held, but not by the supervisor recorded: not ours to stop
         raise EmbeddedServerError(
-            f"the supervisor of {path} recorded as {describe(record.owner)} is not running; "
-            "try again, or stop it yourself"
+            f"the supervisor of {path} is not the one recorded ({describe(record.owner)}); "
+            "stop it yourself"
         )
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(record.owner, signal.SIGTERM)
 
     def gone() -> bool:
         # The supervisor lets go of server.owner once its server is stopped, then exits.

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -87,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         _answer(answer, error=f"another supervisor owns {directory.path}")
         return 1
     _log(directory, f"supervisor {os.getpid()} starting secantusd-py (idle {args.idle_s:g} s)")
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
     try:
-        process, port, password = start_secured(directory, args.startup_timeout, preexec_fn=preexec)
+        process, port, password = start_secured(
+            directory, args.startup_timeout, preexec_fn=_server_preexec()
+        )
     except (EmbeddedServerError, OSError) as exc:
         _log(directory, f"start failed: {exc}")
         _answer(answer, error=str(exc))
@@ -229,7 +231,7 @@ class Supervisor:
     def _start_again(self) -> None:
         """Start the server again on its storage and port (on a free port if that is taken);
         on failure, try again in ``RETRY_S`` seconds."""
-        preexec = _die_with_parent if sys.platform.startswith("linux") else None
+        preexec = _server_preexec()
         port = self.record.port
         try:
             try:
@@ -401,6 +403,11 @@ def _run_worker(
         with contextlib.suppress(OSError):
             connection.sendall(frame({"exit": code}))
         os._exit(0)
+
+
+def _server_preexec() -> Callable[[], None] | None:
+    """What the server's process runs before exec: the parent-death signal, on Linux."""
+    return _die_with_parent if sys.platform.startswith("linux") else None
 
 
 def _die_with_parent() -> None:
