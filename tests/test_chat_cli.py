@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agents_core.cli import app
-from tests.chat_server import completion, serve
+from tests.chat_server import completion, error, serve
 
 runner = CliRunner()
 
@@ -46,8 +46,6 @@ def test_a_piped_conversation_with_a_tool(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.usefixtures("chat_env")
 def test_a_model_error_is_one_line_and_the_chat_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.chat_server import error
-
     with serve([error(400, "bad request", "invalid_request_error"), completion("ok")]) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         result = runner.invoke(app, ["chat"], input="one\ntwo\n")
@@ -65,3 +63,24 @@ def test_without_a_key_or_server_the_chat_says_what_to_set(
     assert result.exit_code == 1
     assert "set OPENAI_API_KEY" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+#: What a model's answer may hold (issue 25, T1): a window title (OSC 0), the clipboard (OSC 52),
+#: a cleared screen (CSI 2J), DEL and a C1 CSI, beside a newline and a tab (printed as such).
+HOSTILE = "a\x1b]0;pwned\x07b\x1b]52;c;Y3VybCBldmlsLnNofHNo\x07c\x1b[2Jd\x7fe\x9b31mf\ng\th"
+
+
+@pytest.mark.usefixtures("chat_env")
+def test_a_models_control_characters_are_shown_not_sent_to_the_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps = [completion(HOSTILE), error(400, "refused \x1b[2J here", "invalid_request_error")]
+    with serve(steps) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="hi\nagain\n")
+    assert result.exit_code == 0, result.output
+    assert not any(ch in result.output for ch in "\x1b\x07\x7f\x9b")
+    # Shown as symbols (C1 escaped); the newline stays one, the tab is white space.
+    shown = "assistant: a␛]0;pwned␇b␛]52;c;Y3VybCBldmlsLnNofHNo␇c␛[2Jd␡e\\x9b31mf\ng "
+    assert shown in result.output
+    assert "model error: gpt-4.1-mini: HTTP 400: refused ␛[2J here" in result.output

@@ -193,8 +193,9 @@ def test_the_server_commands(embedded_data: Path, two_demos: tuple[Any, Any]) ->
     assert first["started"] is True
     status = json.loads(invoke("server", "status", "--json").output)
     assert (status["running"], status["pid"]) == (True, first["pid"])
+    assert (status["healthy"], status["problem"]) == (True, None)
     assert status["data_dir"] == str(embedded_data)
-    assert status["uri"].endswith("?retryWrites=false")
+    assert status["uri"].endswith("?retryWrites=false&authSource=admin")
     assert invoke("server", "status").output.startswith("Embedded SecantusDB at")
     started = json.loads(invoke("server", "start", "--json").output)
     assert (started["started"], started["pid"]) == (False, status["pid"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from agents_core.embedded import (
     DataDirectoryError,
@@ -92,7 +94,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 def test_processes_share_one_server_and_it_stops_once_idle(data_dir: Path) -> None:
     with EmbeddedServer(data_dir, idle_s=1.0) as first:
         assert first.started
-        assert first.uri.endswith("/?retryWrites=false")
+        assert first.uri.endswith("/?retryWrites=false&authSource=admin")
         ping(first.uri)
         with EmbeddedServer(data_dir, idle_s=1.0) as second:  # while the first one uses it
             assert not second.started
@@ -292,3 +294,126 @@ def test_the_worker_refuses_other_code(data_dir: Path) -> None:
         socket.send_fds(connection, [frame(request)], [0, 1, 2])
         assert read_frame(connection) is None  # closed without an answer: run it yourself
     assert (data_dir / "cli.sock").stat().st_mode & 0o777 == 0o600
+
+
+# --- E1 (issue 25): a storage that failed is said in one line, and the server comes back -------
+
+#: What WiredTiger writes to the server's log when its disk fills up under a write.
+PANIC_LINES = (
+    "[1796480820:132656][30314:0x7efe3b7fe6c0], WT_SESSION.commit_transaction: "
+    "[WT_VERB_DEFAULT][ERROR]: __log_fs_write, 218: /x/storage/WiredTigerLog.0000000001: "
+    "handle-write: pwrite: failed to write 4096 bytes at offset 0: No space left on device\n"
+    "[1796480820:132665][30314:0x7efe3b7fe6c0], WT_SESSION.commit_transaction: "
+    "[WT_VERB_DEFAULT][ERROR]: __log_fs_write, 218: the process must exit and restart: "
+    "WT_PANIC: WiredTiger library panic\n"
+)
+
+
+def connect(uri: str, **options: Any) -> MongoClient[dict[str, Any]]:
+    return MongoClient(uri, **{"serverSelectionTimeoutMS": 10_000, **options})
+
+
+def fill(path: Path) -> None:
+    """Take every free byte of ``path``'s file system with that one file."""
+    filler = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(filler, 0, shutil.disk_usage(path.parent).free)
+    finally:
+        os.close(filler)
+    assert shutil.disk_usage(path.parent).free == 0
+
+
+def write_until_refused(client: MongoClient[dict[str, Any]]) -> None:
+    """Write 100 kB documents until the server refuses one."""
+    for i in range(1000):
+        try:
+            client["e1"]["big"].insert_one({"i": i, "x": os.urandom(100_000)})
+        except PyMongoError:
+            return
+    raise AssertionError("1,000 writes of 100 kB fitted on a disk of 64 MB")
+
+
+def test_a_server_whose_storage_panicked_is_restarted_on_its_port(data_dir: Path) -> None:
+    """E1: after ``WT_PANIC`` secantusd-py kept running and answered ``internal server error``
+    to every command, even once there was room again, until ``server stop``. The panic is
+    injected into its log here (``test_a_full_disk_…`` fills a real disk, as root)."""
+    record, _ = start_server(data_dir, idle_s=300)
+    with connect(record.uri) as client:
+        client["e1"]["kept"].insert_one({"kept": 1})
+    with (data_dir / "secantusd.log").open("a") as log:
+        log.write(PANIC_LINES)
+
+    def restarted() -> bool:
+        status = server_status(data_dir)
+        return status is not None and status[0].pid != record.pid and not status[0].problem
+
+    wait_until(restarted, "the supervisor to start its server again")
+    status = server_status(data_dir)
+    assert status is not None
+    again = status[0]
+    assert (again.port, again.owner, again.password) == (record.port, record.owner, record.password)
+    assert not alive(record.pid)
+    assert "the embedded database's disk is full" in (data_dir / "supervisor.log").read_text()
+    with connect(record.uri) as client:  # the URI its users have is still good
+        assert client["e1"]["kept"].find_one({}, {"_id": 0}) == {"kept": 1}
+
+
+def test_a_full_disk_is_said_in_one_line_and_the_server_recovers_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """E1 on a real disk: a tmpfs of 64 MB, filled up while the server writes."""
+    if os.geteuid() != 0:
+        pytest.skip("fills a small tmpfs: needs root to mount one")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)])
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    data_dir = disk / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGODB_DB")}
+    env["AGENTS_CORE_DATA"] = str(data_dir)
+    command = [sys.executable, "-c", "from agents_core.embedded.launcher import main; main()"]
+    try:
+        record, _ = start_server(data_dir, idle_s=300)
+        with connect(record.uri) as client:
+            client["e1"]["kept"].insert_one({"kept": 1})
+            client["e1"]["big"].insert_one({"i": -1})
+            fill(disk / "filler")
+            write_until_refused(client)
+        demo = subprocess.run(
+            [*command, "demo"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert demo.returncode == 1
+        [line] = demo.stderr.splitlines()
+        assert line.startswith("error: the embedded database's disk is full: "), line
+        assert str(data_dir) in line
+        shown = subprocess.run(
+            [*command, "server", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        status = json.loads(shown.stdout)
+        assert status["healthy"] is False
+        assert status["problem"].startswith("the embedded database's disk is full: ")
+        (disk / "filler").unlink()
+
+        def writes() -> bool:
+            found = server_status(data_dir)
+            if found is None or found[0].problem:
+                return False
+            try:
+                with connect(found[0].uri, serverSelectionTimeoutMS=2_000) as client:
+                    client["e1"]["after"].insert_one({"room": True})
+            except PyMongoError:
+                return False
+            return True
+
+        wait_until(writes, "the server to write again once there is room")
+        with connect(record.uri) as client:
+            assert client["e1"]["kept"].find_one({}, {"_id": 0}) == {"kept": 1}
+    finally:
+        stop_server(data_dir)
+        wait_until(lambda: not servers_on(data_dir), "the test's server to stop")
+        subprocess.run(["umount", str(disk)], check=True)

@@ -3,9 +3,10 @@
 ``agents_core.embedded`` offers its names without importing the modules behind them: the
 ``agents-core`` launcher is one of its modules, so every command runs the package's
 ``__init__`` first. These tests hold what makes that safe: the names type checkers read are the
-names that run, the launcher loads nothing but the standard library and two small modules of
+names that run, the launcher loads nothing but the standard library and three small modules of
 ours, and no module of the package imports another's private names or takes part in a cycle.
-No server is started here.
+And what a pid is (issue 25, E2), with processes that only look like servers: no server is
+started here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import ast
 import graphlib
 import importlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +25,12 @@ from pathlib import Path
 import pytest
 
 import agents_core.embedded as embedded
+from agents_core.embedded import Record, server_status, stop_server
+from agents_core.embedded.data_dir import ServerDir
 from tests.helpers import modules_loaded_by
+
+#: The ``agents-core`` command, as its entry point runs it.
+AGENTS_CORE = [sys.executable, "-c", "from agents_core.embedded.launcher import main; main()"]
 
 PACKAGE = Path(embedded.__file__).parent
 
@@ -64,7 +72,7 @@ def test_a_name_the_package_does_not_offer_is_an_attribute_error() -> None:
         getattr(embedded, misspelt)
 
 
-def test_the_launcher_loads_only_the_standard_library_and_two_small_modules() -> None:
+def test_the_launcher_loads_only_the_standard_library_and_three_small_modules() -> None:
     """What every ``agents-core`` command imports before it knows whether a worker runs it."""
     loaded = modules_loaded_by("agents_core.embedded.launcher")
     ours = {name for name in loaded if name.split(".")[0] == "agents_core"}
@@ -74,6 +82,7 @@ def test_the_launcher_loads_only_the_standard_library_and_two_small_modules() ->
         "agents_core.embedded.config",
         "agents_core.embedded.errors",
         "agents_core.embedded.launcher",
+        "agents_core.embedded.ownership",
     }
     others = [name for name in loaded - ours if name.split(".")[0] not in sys.stdlib_module_names]
     assert others == []
@@ -98,7 +107,7 @@ def test_no_module_imports_private_names_of_another_and_none_is_in_a_cycle() -> 
                 continue
             used |= {m.rsplit(".", 1)[1] for m in modules if m.startswith("agents_core.embedded.")}
     assert private == []
-    assert imports["launcher"] == {"config", "errors"}
+    assert imports["launcher"] == {"config", "errors", "ownership"}
     list(graphlib.TopologicalSorter(imports).static_order())  # CycleError if there is one
 
 
@@ -125,3 +134,87 @@ def test_a_server_on_another_storage_is_never_taken_for_ours(tmp_path: Path) -> 
     finally:
         other.kill()
         other.wait()
+
+
+def lookalike(storage: str) -> subprocess.Popen[bytes]:
+    """A process whose command line is a ``secantusd-py`` on ``storage``, once it shows."""
+    from agents_core.embedded.processes import runs
+
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "import time; time.sleep(60)"),
+            *("secantusd-py", "--storage-path", storage),
+        ]
+    )
+    deadline = time.monotonic() + 10
+    while not runs(process.pid, "secantusd", storage):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return process
+
+
+def dead_pid() -> int:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    return int(finished.stdout)
+
+
+def stale_record(data_dir: Path, pid: int, server_start: str) -> ServerDir:
+    """``data_dir`` with the record of a supervisor that died, naming ``pid`` as its server."""
+    directory = ServerDir(data_dir)
+    directory.create()
+    gone = dead_pid()
+    storage = str(directory.storage)
+    record = Record(pid, 9, gone, gone, time.time(), 300.0, storage, server_start=server_start)
+    directory.write_record(record)
+    return directory
+
+
+def test_a_recycled_pid_is_never_taken_for_the_recorded_server(tmp_path: Path) -> None:
+    """Issue 25, E2: a process is the recorded server only if it started when the recorded one
+    did; its command line alone matched a process that took the pid later."""
+    from agents_core.embedded.processes import start_token
+
+    data_dir = tmp_path / "data"
+    other = lookalike(str(data_dir / "storage"))
+    try:
+        token = start_token(other.pid)
+        assert token is not None
+        assert start_token(os.getpid()) not in (None, token)
+        stale_record(data_dir, other.pid, server_start=f"{token}0")  # another start: recycled
+        assert stop_server(data_dir) is None  # clears the stale record...
+        assert not (data_dir / "server.json").exists()
+        assert other.poll() is None  # ...without signalling the process that has its pid now
+        stale_record(data_dir, other.pid, server_start=token)  # the recorded server itself
+        assert stop_server(data_dir) is None
+        assert other.wait(10) == -signal.SIGTERM  # an orphaned server of ours is stopped
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_server_status_never_signals_a_process(tmp_path: Path) -> None:
+    """Issue 25, E2: ``server status`` stopped the server of a stale record; a command whose
+    name sounds read-only never signals anything."""
+    from agents_core.embedded.processes import start_token
+
+    data_dir = tmp_path / "data"
+    orphan = lookalike(str(data_dir / "storage"))
+    try:
+        token = start_token(orphan.pid)
+        assert token is not None
+        stale_record(data_dir, orphan.pid, server_start=token)
+        assert server_status(data_dir) is None  # no supervisor: not running
+        shown = subprocess.run(
+            [*AGENTS_CORE, "server", "status", "--json"],
+            env={**os.environ, "AGENTS_CORE_DATA": str(data_dir), "AGENTS_CORE_CLI_WORKER": "0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert orphan.poll() is None  # a status never signals
+        assert (data_dir / "server.json").exists()  # the record of a live server stays
+    finally:
+        orphan.kill()
+        orphan.wait()

@@ -96,6 +96,7 @@ def chat(
     from agents_core.cli.demo import demo_agent, demo_tools
     from agents_core.db import SessionsRepository
     from agents_core.runner import AgentRunner, ModelError
+    from agents_core.trace import visible
 
     async def work() -> None:
         client = OpenAIChatModel(model, base_url=base_url, api_key=key or "unused")
@@ -114,10 +115,11 @@ def chat(
                 try:
                     run = await runner.run(session.id, line)
                 except ModelError as exc:
-                    render.err.print(Text(f"model error: {exc}", style="red"))
+                    render.err.print(Text(f"model error: {visible(str(exc))}", style="red"))
                     continue
                 answer = await _answer(session.id, run.input_seq)
-                render.out.print(Text.assemble(("assistant: ", "bold"), answer))
+                # The model's text, with its control characters shown rather than acting.
+                render.out.print(Text.assemble(("assistant: ", "bold"), visible(answer)))
                 render.out.print(render.run_trace(run))
                 sys.stdout.flush()
         finally:

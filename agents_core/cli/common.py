@@ -149,8 +149,9 @@ def database(*, announce: bool) -> Iterator[tuple[str, Settings]]:
     """The URI and settings of the database this command uses, for as long as the ``with``
     lasts: ``MONGODB_URI``, else the shared embedded server (started if need be: said on a
     terminal). ``announce`` prints which one. A ``DatabaseUnavailableError`` inside becomes a
-    ``CliError`` that says what to do about it."""
-    from agents_core.db import DatabaseUnavailableError
+    ``CliError`` that says what to do about it; any ``DatabaseError`` of an embedded server
+    whose storage failed (a full disk) becomes one that says so."""
+    from agents_core.db import DatabaseError, DatabaseUnavailableError
 
     found = settings()
     with database_target(found, on_start=starting) as target:
@@ -159,8 +160,16 @@ def database(*, announce: bool) -> Iterator[tuple[str, Settings]]:
             render.out.print(Text.assemble(("Database: ", "bold"), target.description))
         try:
             yield target.uri, found
-        except DatabaseUnavailableError as exc:
-            raise CliError(_unreachable(exc, target)) from exc
+        except DatabaseError as exc:
+            # Only a failure of the server itself (no NotFoundError, no refused input) can be
+            # its storage's: unreachable, or an error the layer has no name for.
+            failed = isinstance(exc, DatabaseUnavailableError) or type(exc) is DatabaseError
+            problem = target.server.problem() if failed and target.server is not None else None
+            if problem is not None:
+                raise CliError(problem) from exc
+            if isinstance(exc, DatabaseUnavailableError):
+                raise CliError(_unreachable(exc, target)) from exc
+            raise
 
 
 def run(

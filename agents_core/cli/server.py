@@ -45,6 +45,8 @@ def _record_json(record: Record, data_dir: str, **extra: Any) -> dict[str, Any]:
         "started_by_pid": record.started_by,
         "started_at": started,
         "idle_s": record.idle_s,
+        "healthy": not record.problem,
+        "problem": record.problem or None,
         **extra,
     }
 
@@ -74,6 +76,8 @@ def status(as_json: JsonOption = False) -> None:
     )
     idle = render.format_ms(record.idle_s * 1000)
     render.out.print(Text(f"  {using}; stops after {idle} unused"))
+    if record.problem:
+        render.out.print(Text.assemble(("  unhealthy: ", "bold red"), record.problem))
     if os.environ.get("MONGODB_URI"):
         render.out.print(
             Text("  (MONGODB_URI is set: the other commands use that server instead)", style="dim")

@@ -10,7 +10,7 @@ Usage::
     with EmbeddedServer("./.agents-core") as server:   # that data directory's shared server
         await init_db(server.uri)
 
-    with EmbeddedServer() as server:            # a private in-memory server (tests, benchmarks)
+    with EmbeddedServer() as server:            # a private, temporary server (tests, benchmarks)
         ...
 
 **One server per data directory.** ``EmbeddedServer(data_dir)`` does not start a server of its
@@ -23,7 +23,9 @@ so a process killed inside ``with EmbeddedServer(...)`` leaves nothing that hold
 Leaving the ``with`` block is instant: it ends the lease, it does not wait for a shutdown.
 
 The URI carries ``retryWrites=false``: SecantusDB keeps a record per retryable write and scans
-them all on every write, so a long-lived server slows down without it.
+them all on every write, so a long-lived server slows down without it. It carries the server's
+credentials too: every server started here refuses every command without them
+(``agents_core.embedded.secure``), and the data directory is its owner's alone (0700).
 
 SecantusDB is GPL-2.0, so it is only ever *executed* (its ``secantusd-py`` script, from the
 ``embedded`` extra: ``pip install agents-core[embedded]``), never imported.
@@ -32,15 +34,17 @@ The package, each module importing only those above it (all standard library)::
 
     errors       EmbeddedServerError, DataDirectoryError
     config       AGENTS_CORE_DATA and AGENTS_CORE_EMBEDDED_IDLE_S, read here only
+    ownership    whose files these are: a data directory, its files and sockets must be ours
     launcher     the ``agents-core`` entry point: a command sent to the warm worker
     processes    secantusd-py started, awaited, stopped; what a pid is
     data_dir     the files of a data directory: locks, record, leases
+    secure       the server started with --auth, its first user created while nobody else can
     server       EmbeddedServer, database_target, server_status, start_server, stop_server
     supervisor   ``python -m agents_core.embedded.supervisor DIR``: one per running server
 
 Design note: the names below are imported from their modules on first use, not here, because
 importing ``agents_core.embedded.launcher`` (every ``agents-core`` command) runs this file
-first, and the launcher must stay as cheap as ``errors``, ``config`` and itself.
+first, and the launcher must stay as cheap as ``errors``, ``config``, ``ownership`` and itself.
 """
 
 from __future__ import annotations
@@ -65,7 +69,6 @@ if TYPE_CHECKING:
     from agents_core.embedded.data_dir import Record
     from agents_core.embedded.data_dir import ServerDir as ServerDir
     from agents_core.embedded.errors import DataDirectoryError, EmbeddedServerError
-    from agents_core.embedded.processes import IN_MEMORY as IN_MEMORY
     from agents_core.embedded.processes import locking_pids as locking_pids
     from agents_core.embedded.processes import process_command as process_command
     from agents_core.embedded.processes import server_executable
@@ -116,7 +119,6 @@ _HOMES = {
     "ServerDir": "data_dir",
     "DataDirectoryError": "errors",
     "EmbeddedServerError": "errors",
-    "IN_MEMORY": "processes",
     "locking_pids": "processes",
     "process_command": "processes",
     "server_executable": "processes",

@@ -9,8 +9,15 @@ directory and arguments, and sends back the exit code. Anything else (``MONGODB_
 server yet, a supervisor running other code than this process would) runs the CLI right here.
 ``AGENTS_CORE_CLI_WORKER=0`` turns the worker off.
 
-Standard library only: this module (with the package's ``__init__``, ``config`` and ``errors``)
-is all that a warm command imports.
+Nothing goes to a socket that another user could control (issue 25, S1): the data directory
+and the socket must be ours (``ownership``: owned by our uid, writable by nobody else), and the
+process listening on it must run as our uid (``SO_PEERCRED``), checked before anything is sent.
+Otherwise the command runs here, where a data directory that is not ours is refused in one line.
+Sending the environment to a process of our own uid discloses nothing: it can read
+``/proc/PID/environ`` of ours anyway.
+
+Standard library only: this module (with the package's ``__init__``, ``config``, ``errors`` and
+``ownership``) is all that a warm command imports.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from types import FrameType
 
 from agents_core.embedded.config import data_dir_from_env
 from agents_core.embedded.errors import DataDirectoryError
+from agents_core.embedded.ownership import ours, peer_uid
 
 __all__ = ["SOCKET", "code_stamp", "frame", "main", "read_frame", "run_in_worker"]
 
@@ -103,16 +111,19 @@ def run_in_worker() -> int | None:
     if os.environ.get("MONGODB_URI") or os.environ.get("AGENTS_CORE_MONGODB_URI"):
         return None
     try:
-        path = str(data_dir_from_env() / SOCKET)
+        data_dir = data_dir_from_env()
     except DataDirectoryError:
         return None  # the CLI explains what is wrong with it
-    if len(path.encode()) > _MAX_SOCKET_PATH:
-        return None
+    path = data_dir / SOCKET
+    if len(bytes(path)) > _MAX_SOCKET_PATH or not (ours(data_dir) and ours(path)):
+        return None  # the CLI refuses a data directory that is not ours
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     relay = _Relay()  # from here a Ctrl-C is kept for the worker, once we know it
     try:
         connection.settimeout(_ACCEPT_TIMEOUT_S)
-        connection.connect(path)
+        connection.connect(str(path))
+        if peer_uid(connection) != os.geteuid():
+            raise ConnectionRefusedError("the worker's socket is another user's")
         request = {
             "argv": sys.argv,
             "env": dict(os.environ),

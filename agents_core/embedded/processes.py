@@ -3,12 +3,14 @@
 Both a private ``EmbeddedServer`` and a directory's supervisor start their server with
 ``spawn_server`` and ``wait_for_port`` and stop it with ``terminate``. A pid is only ever
 signalled after its command line (``/proc/PID/cmdline``, or ``ps`` without ``/proc``) says it is
-the process we mean (``runs``): a recycled pid belongs to another program. Standard library only.
+the process we mean and its start time is the one recorded when we started it (``runs``): a
+recycled pid belongs to another process. Standard library only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -23,7 +25,6 @@ from agents_core.embedded.config import DATA_ENV
 from agents_core.embedded.errors import EmbeddedServerError
 
 __all__ = [
-    "IN_MEMORY",
     "describe",
     "is_zombie",
     "locking_pids",
@@ -32,16 +33,19 @@ __all__ = [
     "runs",
     "server_executable",
     "spawn_server",
+    "start_token",
+    "storage_problem",
     "terminate",
     "wait_for_port",
     "wait_until",
 ]
 
-#: Storage path that keeps everything in memory (gone when the server stops).
-IN_MEMORY = ":memory:"
-
 _LISTENING = re.compile(r"listening on (?P<host>[\w.:\[\]-]+):(?P<port>\d+)")
 _BUSY = "Device or resource busy"
+#: What WiredTiger logs when it cannot go on (every later command then fails), and what it logs
+#: when a write finds the disk full (a panic follows if that write was the journal's).
+PANIC = "WT_PANIC"
+_NO_SPACE = "No space left on device"
 
 
 def server_executable() -> str:
@@ -61,11 +65,23 @@ def spawn_server(
     log_path: Path,
     *,
     cwd: Path,
+    auth: bool = True,
+    port: int = 0,
     preexec_fn: Callable[[], Any] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``secantusd-py`` on a free loopback port, its output in ``log_path``."""
-    command = [server_executable(), "--host", "127.0.0.1", "--port", "0", "--storage-path", storage]
-    with log_path.open("wb") as log:
+    """Start ``secantusd-py`` on loopback (``port``, or a free one), its output in ``log_path``
+    (0600), its files made with ``umask 077``.
+
+    ``auth``: it refuses every command from a connection that has not logged in. Without it
+    (only to create its first user: ``agents_core.embedded.secure``) it logs every connection
+    it accepts (``--log-level DEBUG``).
+    """
+    command = [server_executable(), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--storage-path", storage, *(["--auth"] if auth else ["--log-level", "DEBUG"])]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    log = os.open(log_path, flags, 0o600)
+    try:
+        os.fchmod(log, 0o600)  # an older version's log was 0644
         return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -74,7 +90,10 @@ def spawn_server(
             cwd=cwd,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the server
             preexec_fn=preexec_fn,
+            umask=0o077,
         )
+    finally:
+        os.close(log)
 
 
 def wait_for_port(
@@ -88,8 +107,10 @@ def wait_for_port(
         if match:
             return int(match["port"])
         if process.poll() is not None:
-            if _BUSY in log and storage != IN_MEMORY:
+            if _BUSY in log:
                 raise EmbeddedServerError(_busy_message(storage))
+            if (problem := storage_problem(log, log_path, failing=True)) is not None:
+                raise EmbeddedServerError(problem)
             raise EmbeddedServerError(
                 f"secantusd-py exited with code {process.returncode}: {log_tail(log)} "
                 f"(full log: {log_path})"
@@ -142,14 +163,15 @@ def process_args(pid: int) -> list[str] | None:
             return None
     except OSError:
         return None
-    command = _ps_command(pid)
+    command = _ps(pid, "command")
     return None if command is None else command.split()
 
 
-def _ps_command(pid: int) -> str | None:
-    try:  # no /proc (macOS): ask ps
+def _ps(pid: int, column: str) -> str | None:
+    """``column`` of process ``pid`` as ``ps`` shows it (no ``/proc``: macOS)."""
+    try:
         shown = subprocess.run(
-            ["ps", "-o", "command=", "-p", str(pid)],
+            ["ps", "-o", f"{column}=", "-p", str(pid)],
             capture_output=True,
             text=True,
             timeout=5,
@@ -167,19 +189,46 @@ def is_zombie(pid: int) -> bool:
     return False
 
 
-def runs(pid: int, program: str, *args: str) -> bool:
+def runs(pid: int, program: str, *args: str, started: str | None = None) -> bool:
     """Whether ``pid`` is a live ``program`` (a part of one of its arguments: the executable or
-    the module run) with each of ``args`` as one whole argument.
+    the module run) with each of ``args`` as one whole argument, and, unless ``started`` is
+    ``None``, the process that started at ``started`` (its ``start_token`` when it was recorded).
 
     Whole arguments, never substrings: a server on ``<dir>/storage.bak`` is not the one on
     ``<dir>/storage``, and an empty argument (a record without its storage) matches nothing.
-    Never a recycled pid's other program, and never a zombie (it has exited already).
+    A start token tells a recycled pid from the process recorded, even one running the same
+    command; an empty one (a record that has none) matches nothing. Never a zombie (it has
+    exited already).
     """
     found = process_args(pid)
     if found is None or not program or any(not arg for arg in args):
         return False
     named = any(program in arg for arg in found)
-    return named and all(arg in found for arg in args) and not is_zombie(pid)
+    if not (named and all(arg in found for arg in args)) or is_zombie(pid):
+        return False
+    return started is None or (bool(started) and start_token(pid) == started)
+
+
+def start_token(pid: int) -> str | None:
+    """When process ``pid`` started, as a token that no later process with its pid shares, or
+    ``None`` if there is no such process.
+
+    Linux: the boot's id and the start time in clock ticks since boot (``/proc/PID/stat``,
+    field 22, counted after the command name, which may hold spaces and parentheses). Without
+    ``/proc``: the start time ``ps`` shows (to the second).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except FileNotFoundError:
+        if sys.platform.startswith("linux"):
+            return None
+    except OSError:
+        return None
+    else:
+        fields = stat.rsplit(")", 1)[-1].split()
+        return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+    return _ps(pid, "lstart")
 
 
 def describe(pid: int | None) -> str:
@@ -211,6 +260,34 @@ def locking_pids(path: Path) -> list[int]:
         if where.rsplit(":", 1)[-1] == str(inode) and pid not in pids:
             pids.append(pid)
     return pids
+
+
+def storage_problem(log: str, log_path: Path, *, failing: bool = False) -> str | None:
+    """What the log of a server (``log_path``, whose text is ``log``) says is wrong with its
+    storage, in one line, or ``None``.
+
+    A WiredTiger panic: the server answers every command with an internal error until it is
+    restarted (its supervisor does that). ``failing``: a command has just failed, and a full
+    disk that the log mentions counts even without a panic (the server recovers from that by
+    itself once there is room).
+    """
+    panicked = PANIC in log
+    if _NO_SPACE in log and (panicked or failing):
+        data_dir = log_path.parent
+        try:
+            free = f"{shutil.disk_usage(data_dir).free / 1e6:,.1f} MB free"
+        except OSError:
+            free = "no room"
+        return (
+            f"the embedded database's disk is full: {free} on the file system of {data_dir}; "
+            "free some space, and it goes on by itself"
+        )
+    if panicked:
+        return (
+            "the embedded database's storage failed (WiredTiger panicked; its log is "
+            f"{log_path}); its supervisor starts it again"
+        )
+    return None
 
 
 def log_tail(log: str, lines: int = 3) -> str:

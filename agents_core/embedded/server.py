@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,6 @@ from agents_core.embedded.data_dir import (
 )
 from agents_core.embedded.errors import DataDirectoryError, EmbeddedServerError
 from agents_core.embedded.processes import (
-    IN_MEMORY,
     describe,
     is_zombie,
     locking_pids,
@@ -46,11 +45,12 @@ from agents_core.embedded.processes import (
     process_command,
     runs,
     server_executable,
-    spawn_server,
+    start_token,
+    storage_problem,
     terminate,
-    wait_for_port,
     wait_until,
 )
+from agents_core.embedded.secure import USER, start_secured
 
 if TYPE_CHECKING:
     from agents_core.db.config import Settings
@@ -72,7 +72,9 @@ class EmbeddedServer:
     """The server of a data directory (shared: see ``agents_core.embedded``), or a private one.
 
     ``data_dir`` holds the WiredTiger files (``storage/``) and the server's log; ``None`` keeps
-    the data in memory, in a private server that ``stop()`` shuts down. ``shared=False`` makes
+    the data in a temporary directory of a private server, which ``stop()`` shuts down and
+    removes (as SecantusDB's own ``:memory:`` would, which cannot keep a user across the
+    restart that ``--auth`` needs: ``agents_core.embedded.secure``). ``shared=False`` makes
     a data directory's server private too (the fault tests kill theirs). ``idle_s`` (default
     ``AGENTS_CORE_EMBEDDED_IDLE_S``) applies to a shared server this process starts; ``on_start``
     is entered while this process starts one (e.g. a spinner); ``lock_timeout`` bounds the wait
@@ -106,10 +108,12 @@ class EmbeddedServer:
         self._lease: tuple[ServerDir, int] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._temporary: Path | None = None
+        self._directory: ServerDir | None = None
 
     @property
     def uri(self) -> str:
-        """``mongodb://127.0.0.1:PORT/?retryWrites=false`` of the running server."""
+        """``mongodb://agents-core:PASSWORD@127.0.0.1:PORT/?retryWrites=false&authSource=admin``
+        of the running server (its credentials included: it refuses every command without)."""
         return self.record.uri
 
     @property
@@ -125,7 +129,23 @@ class EmbeddedServer:
 
     @property
     def storage_path(self) -> str:
-        return IN_MEMORY if self.data_dir is None else str(self.data_dir / "storage")
+        """The running server's WiredTiger directory."""
+        return self.record.storage
+
+    def problem(self) -> str | None:
+        """What is wrong with the server's storage (a full disk, a WiredTiger panic), in one
+        line, or ``None``: for a command against it that has just failed. Its supervisor's
+        record says so while it starts the server again; the server's log says so before."""
+        directory = self._directory
+        if directory is None:
+            return None
+        with contextlib.suppress(EmbeddedServerError, OSError):
+            record = directory.read_record() if self.shared else None
+            if record is not None and record.problem:
+                return record.problem
+            log = directory.read_text(SERVER_LOG)
+            return storage_problem(log, directory.file(SERVER_LOG), failing=True)
+        return None
 
     def start(self) -> str:
         """Use (shared) or start the server and wait until it listens; returns its URI."""
@@ -170,7 +190,7 @@ class EmbeddedServer:
 
     def _attach(self) -> None:
         assert self.data_dir is not None
-        directory = _prepared(self.data_dir)
+        self._directory = directory = _prepared(self.data_dir)
         wait = self.lock_timeout
         try:
             with directory.lock(wait):
@@ -196,18 +216,30 @@ class EmbeddedServer:
 
     def _start_private(self) -> None:
         if self.data_dir is None:
-            self._temporary = log_dir = Path(tempfile.mkdtemp(prefix="agents-core-"))
+            self._temporary = Path(tempfile.mkdtemp(prefix="agents-core-"))  # 0700
+            directory = ServerDir(self._temporary)
         else:
-            log_dir = _prepared(self.data_dir).path
-        log_path = log_dir / SERVER_LOG
-        self._process = process = spawn_server(self.storage_path, log_path, cwd=log_dir)
+            directory = _prepared(self.data_dir)
+        self._directory = directory
         try:
-            port = wait_for_port(process, log_path, self.startup_timeout, self.storage_path)
+            process, port, password = start_secured(directory, self.startup_timeout)
         except BaseException:
             self.stop()
             raise
-        storage = self.storage_path
-        self._record = Record(process.pid, port, os.getpid(), os.getpid(), time.time(), 0, storage)
+        self._process = process
+        self._record = Record(
+            process.pid,
+            port,
+            owner=os.getpid(),
+            started_by=os.getpid(),
+            started_at=time.time(),
+            idle_s=0,
+            storage=str(directory.storage),
+            server_start=start_token(process.pid) or "",
+            owner_start=start_token(os.getpid()) or "",
+            user=USER,
+            password=password,
+        )
         self.started = True
 
 
@@ -266,23 +298,31 @@ def database_target(
 def server_status(data_dir: str | os.PathLike[str]) -> tuple[Record, list[int]] | None:
     """The running server of ``data_dir`` and the pids using it, or ``None``.
 
-    A record left by a dead supervisor is cleaned up (and its server stopped) on the way.
+    Read-only as far as processes go: it never signals one. A record left by a dead supervisor
+    is removed on the way when its server is gone; if that server still runs, the record stays
+    for whoever starts or stops the directory's server next (``stop_server`` stops it). The
+    record's ``problem`` says what is wrong with the server's storage, if anything (from its
+    log, if its supervisor has not said so yet).
     """
     path = resolve_data_dir(data_dir)
     directory = ServerDir(path)
+    directory.check()
     if not directory.file("server.lock").exists():
         return None
-    try:
-        with directory.lock(STOP_GRACE_S + 30):
-            record = directory.read_record()
-            if record is not None and not directory.owner_alive():
-                _clear_stale(directory, record, 15.0)
-                return None
-    except LockTimeoutError as exc:
-        raise EmbeddedServerError(f"{describe(exc.holder)} holds the lock of {path}") from exc
-    except OSError as exc:
-        raise DataDirectoryError(path, _reason(exc)) from exc
-    return None if record is None else (record, directory.users())
+    with _locked(directory):
+        record = directory.read_record()
+        if record is not None and not directory.owner_alive():
+            if not _runs_recorded_server(record):
+                directory.remove_record()
+            return None
+    if record is None:
+        return None
+    if not record.problem:
+        with contextlib.suppress(OSError):
+            log = directory.file(SERVER_LOG)
+            problem = storage_problem(directory.read_text(SERVER_LOG), log)
+            record = replace(record, problem=problem or "")
+    return record, directory.users()
 
 
 def start_server(
@@ -299,16 +339,31 @@ def start_server(
 def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> Record | None:
     """Stop the server of ``data_dir`` and wait until it is gone; the record it had, or ``None``.
 
-    Its supervisor lets the processes using it finish for up to ``STOP_GRACE_S`` seconds.
+    Its supervisor lets the processes using it finish for up to ``STOP_GRACE_S`` seconds. A
+    record left by a dead supervisor is removed, and its server stopped if it still runs.
     """
     path = resolve_data_dir(data_dir)
-    status = server_status(path)
-    if status is None:
-        return None
-    record = status[0]
     directory = ServerDir(path)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(record.owner, signal.SIGTERM)
+    directory.check()
+    if not directory.file("server.lock").exists():
+        return None
+    with _locked(directory):
+        record = directory.read_record()
+        if record is not None and not directory.owner_alive():
+            _clear_stale(directory, record, 15.0)
+            return None
+    if record is None:
+        return None
+    # A record of an older version has no start token: its supervisor is known by its command
+    # line (and by holding server.owner).
+    if runs(record.owner, _SUPERVISOR, str(path), started=record.owner_start or None):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.owner, signal.SIGTERM)
+    elif directory.owner_alive():  # held, but not by the supervisor recorded: not ours to stop
+        raise EmbeddedServerError(
+            f"the supervisor of {path} is not the one recorded ({describe(record.owner)}); "
+            "stop it yourself"
+        )
 
     def gone() -> bool:
         # The supervisor lets go of server.owner once its server is stopped, then exits.
@@ -320,6 +375,20 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
             f"(supervisor {describe(record.owner)})"
         )
     return record
+
+
+@contextlib.contextmanager
+def _locked(directory: ServerDir) -> Iterator[None]:
+    """``server.lock`` for a look at the record (a one-line error if it cannot be had)."""
+    try:
+        with directory.lock(STOP_GRACE_S + 30):
+            yield
+    except LockTimeoutError as exc:
+        raise EmbeddedServerError(
+            f"{describe(exc.holder)} holds the lock of {directory.path}"
+        ) from exc
+    except OSError as exc:
+        raise DataDirectoryError(directory.path, _reason(exc)) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,19 +422,21 @@ def _launch_supervisor(directory: ServerDir, idle_s: float, startup_timeout: flo
     command = [sys.executable, "-m", _SUPERVISOR, str(directory.path)]
     command += ["--idle-s", repr(idle_s), "--startup-timeout", repr(startup_timeout)]
     command += ["--started-by", str(os.getpid())]
+    log = directory.open_file(SUPERVISOR_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
-        with directory.file(SUPERVISOR_LOG).open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                cwd=directory.path,
-                env=env,
-                start_new_session=True,  # out of the terminal's process group: Ctrl-C spares it
-            )
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=directory.path,
+            env=env,
+            start_new_session=True,  # out of the terminal's process group: Ctrl-C spares it
+        )
     except OSError as exc:
         raise EmbeddedServerError(f"cannot start {sys.executable}: {_reason(exc)}") from exc
+    finally:
+        os.close(log)
     assert process.stdout is not None
     try:
         line = _read_line(process.stdout, startup_timeout + 15)
@@ -374,7 +445,7 @@ def _launch_supervisor(directory: ServerDir, idle_s: float, startup_timeout: flo
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)  # the first fork exits at once; the supervisor is its child
     if not line:
-        supervisor_log = directory.file(SUPERVISOR_LOG).read_text(errors="replace")
+        supervisor_log = directory.read_text(SUPERVISOR_LOG)
         raise EmbeddedServerError(
             f"the embedded server's supervisor failed: {log_tail(supervisor_log)}"
         )
@@ -408,7 +479,7 @@ def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) ->
     if record is not None:
 
         def gone() -> bool:
-            return not runs(record.pid, "secantusd", record.storage)
+            return not _runs_recorded_server(record)
 
         if not gone():
             with contextlib.suppress(ProcessLookupError):
@@ -418,6 +489,12 @@ def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) ->
                     os.kill(record.pid, signal.SIGKILL)
                 wait_until(gone, 5.0)
     directory.remove_record()
+
+
+def _runs_recorded_server(record: Record) -> bool:
+    """Whether the server that ``record`` names still runs: its pid, its command line on its
+    storage, and its start time (a record without one names nothing that may be signalled)."""
+    return runs(record.pid, "secantusd", record.storage, started=record.server_start)
 
 
 def _wait_for_owner_exit(directory: ServerDir, timeout: float) -> None:

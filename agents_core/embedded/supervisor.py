@@ -7,6 +7,10 @@ with a parent-death signal, so a SIGKILLed supervisor takes its server down with
 ``server.json``, answers one JSON line on stdout (the record, or an error) and then watches:
 
 - the server exits on its own: the record goes, the supervisor exits;
+- the server's log says WiredTiger panicked (a full disk, issue 25 E1: it would answer every
+  command with an internal error for good): the record says what is wrong (``problem``), the
+  server is killed and started again on the same storage and port, every ``RETRY_S`` seconds
+  until it starts (once there is room again); then ``problem`` is cleared;
 - SIGTERM or SIGINT (``agents-core server stop``): take ``server.lock`` so that nobody new
   joins, let the leases end (up to ``STOP_GRACE_S``), stop the server, remove the record;
 - nobody has held a lease on ``server.users`` for ``--idle-s`` seconds: the same, unless a
@@ -29,7 +33,8 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -43,7 +48,15 @@ from agents_core.embedded.data_dir import (
 )
 from agents_core.embedded.errors import EmbeddedServerError
 from agents_core.embedded.launcher import SOCKET, code_stamp, frame, read_frame
-from agents_core.embedded.processes import spawn_server, terminate, wait_for_port, wait_until
+from agents_core.embedded.ownership import peer_uid
+from agents_core.embedded.processes import (
+    PANIC,
+    start_token,
+    storage_problem,
+    terminate,
+    wait_until,
+)
+from agents_core.embedded.secure import USER, start_secured
 
 #: How often the supervisor looks at its server and its users.
 POLL_S = 0.2
@@ -51,6 +64,8 @@ POLL_S = 0.2
 SHUTDOWN_TIMEOUT_S = 15.0
 #: ``supervisor.log`` is emptied when a supervisor starts and finds it larger than this.
 LOG_MAX_BYTES = 1024 * 1024
+#: How long a supervisor waits before it tries again to start a server whose storage failed.
+RETRY_S = 2.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -63,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.fork() > 0:  # the launcher waits for this process only; the supervisor is its child
         os._exit(0)
+    os.umask(0o077)  # every file it or its server makes is its owner's alone
     directory = ServerDir(args.data_dir)
     answer = os.fdopen(os.dup(1), "w")
     _detach_stdout()
@@ -72,13 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         _answer(answer, error=f"another supervisor owns {directory.path}")
         return 1
     _log(directory, f"supervisor {os.getpid()} starting secantusd-py (idle {args.idle_s:g} s)")
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    storage = str(directory.storage)
     try:
-        process = spawn_server(
-            storage, directory.file(SERVER_LOG), cwd=directory.path, preexec_fn=preexec
+        process, port, password = start_secured(
+            directory, args.startup_timeout, preexec_fn=_server_preexec()
         )
-        port = wait_for_port(process, directory.file(SERVER_LOG), args.startup_timeout, storage)
     except (EmbeddedServerError, OSError) as exc:
         _log(directory, f"start failed: {exc}")
         _answer(answer, error=str(exc))
@@ -90,26 +103,40 @@ def main(argv: list[str] | None = None) -> int:
         started_by=args.started_by,
         started_at=time.time(),
         idle_s=args.idle_s,
-        storage=storage,
+        storage=str(directory.storage),
+        server_start=start_token(process.pid) or "",
+        owner_start=start_token(os.getpid()) or "",
+        user=USER,
+        password=password,
     )
     directory.write_record(record)
     _log(directory, f"secantusd-py {process.pid} listening on port {port}")
     _answer(answer, record=asdict(record))
-    return Supervisor(directory, process, record, owner).run()
+    return Supervisor(directory, process, record, owner, args.startup_timeout).run()
 
 
 class Supervisor:
     def __init__(
-        self, directory: ServerDir, process: subprocess.Popen[bytes], record: Record, owner: int
+        self,
+        directory: ServerDir,
+        process: subprocess.Popen[bytes],
+        record: Record,
+        owner: int,
+        startup_timeout: float,
     ) -> None:
         self.directory = directory
         self.process = process
         self.record = record
         self.owner = owner
+        self.startup_timeout = startup_timeout
         self.stop_requested = False
         self.workers: set[int] = set()
         self.listener: socket.socket | None = None
         self.stamp = ""
+        #: How much of the server's log has been looked at for a panic.
+        self.log_seen = 0
+        #: When to start the server again (``time.monotonic()``), while its storage has failed.
+        self.retry_at: float | None = None
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
@@ -124,12 +151,17 @@ class Supervisor:
             for _ in selector.select(POLL_S):
                 self._serve_one()
             self._reap_workers()
-            if self.process.poll() is not None:
+            if self.retry_at is not None:
+                if time.monotonic() >= self.retry_at:
+                    self._start_again()
+            elif self.process.poll() is not None:
                 self._log(f"secantusd-py exited by itself (code {self.process.returncode})")
                 self._close_worker_socket()
                 self._forget()
                 self._release_owner()
                 return 1
+            elif self._panicked():
+                self._replace_failed_server()
             if self.stop_requested:
                 return self._stop_when_released()
             if self.workers or not self.directory.unused():
@@ -169,6 +201,66 @@ class Supervisor:
         terminate(self.process, SHUTDOWN_TIMEOUT_S)
         self._log(f"secantusd-py {self.process.pid} stopped (code {self.process.returncode})")
         self._release_owner()
+
+    # -- a storage that failed (issue 25, E1) ---------------------------------------------
+
+    def _panicked(self) -> bool:
+        """Whether the server's log has said ``WT_PANIC`` since it was last looked at."""
+        log = self.directory.file(SERVER_LOG)
+        try:
+            size = log.stat().st_size
+            if size <= self.log_seen:
+                return False
+            with log.open("rb") as file:
+                file.seek(max(self.log_seen - len(PANIC), 0))  # a word cut between two looks
+                new = file.read(size - self.log_seen + len(PANIC))
+        except OSError:
+            return False
+        self.log_seen = size
+        return PANIC.encode() in new
+
+    def _replace_failed_server(self) -> None:
+        log = self.directory.file(SERVER_LOG)
+        problem = storage_problem(log.read_text(errors="replace"), log) or PANIC
+        self._log(f"secantusd-py {self.process.pid} cannot go on ({problem}): starting it again")
+        self.process.kill()  # a panicked WiredTiger can write nothing more: its journal is kept
+        self.process.wait()
+        self._update(problem=problem)
+        self._start_again()
+
+    def _start_again(self) -> None:
+        """Start the server again on its storage and port (on a free port if that is taken);
+        on failure, try again in ``RETRY_S`` seconds."""
+        preexec = _server_preexec()
+        port = self.record.port
+        try:
+            try:
+                process, port, _ = start_secured(
+                    self.directory, self.startup_timeout, port=port, preexec_fn=preexec
+                )
+            except EmbeddedServerError as exc:
+                if "Address already in use" not in str(exc):
+                    raise
+                process, port, _ = start_secured(  # its port was taken meanwhile
+                    self.directory, self.startup_timeout, preexec_fn=preexec
+                )
+        except (EmbeddedServerError, OSError) as exc:
+            self._log(f"cannot start secantusd-py again yet: {exc}")
+            self.retry_at = time.monotonic() + RETRY_S
+            return
+        self.process, self.log_seen, self.retry_at = process, 0, None
+        self._update(
+            pid=process.pid, port=port, server_start=start_token(process.pid) or "", problem=""
+        )
+        self._log(f"secantusd-py {process.pid} listening on port {port} again")
+
+    def _update(self, **changes: Any) -> None:
+        """Change the record (kept in memory if the disk is too full to write it)."""
+        self.record = replace(self.record, **changes)
+        try:
+            self.directory.write_record(self.record)
+        except OSError as exc:
+            self._log(f"cannot write the record: {exc}")
 
     def _release_owner(self) -> None:
         """Let go of ``server.owner`` now, not at the end of a slow interpreter shutdown."""
@@ -226,6 +318,8 @@ class Supervisor:
             return
         fds: list[int] = []
         try:
+            if peer_uid(connection) != os.geteuid():
+                return  # root, or a socket made reachable: commands are run for us only
             connection.settimeout(5.0)
             request, fds = _receive_request(connection)
             if request is None or request.get("stamp") != self.stamp or len(fds) != 3:
@@ -309,6 +403,11 @@ def _run_worker(
         with contextlib.suppress(OSError):
             connection.sendall(frame({"exit": code}))
         os._exit(0)
+
+
+def _server_preexec() -> Callable[[], None] | None:
+    """What the server's process runs before exec: the parent-death signal, on Linux."""
+    return _die_with_parent if sys.platform.startswith("linux") else None
 
 
 def _die_with_parent() -> None:
