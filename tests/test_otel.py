@@ -250,3 +250,29 @@ async def test_export_run_reports_a_refusal(
     demo = await record_demo()
     with pytest.raises(ExportError, match="did not accept"):
         export_run(demo.runs[0], endpoint=f"{url}/v1/traces", agent_name="a", timeout=5)
+
+
+async def test_otel_service_name_names_the_service(
+    backend: str, receiver: tuple[str, type[_Receiver]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = receiver
+    demo = await record_demo()
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "support-bot")
+    export_run(demo.runs[0], endpoint=f"{url}/v1/traces", agent_name="a")
+    export_run(demo.runs[0], endpoint=f"{url}/v1/traces", agent_name="a", service_name="given")
+    names = [decoded(request)["resource"]["service.name"] for request in handler.requests]
+    assert names == ["support-bot", "given"]
+
+
+async def test_no_collector_is_could_not_connect_at_once(backend: str) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo = await record_demo()
+    with pytest.raises(ExportError, match="could not connect") as info:
+        export_run(demo.runs[0], endpoint=f"http://127.0.0.1:{port}/v1/traces", agent_name="a")
+    assert "did not accept" not in str(info.value)
+    with pytest.raises(ExportError, match="not an http"):
+        export_run(demo.runs[0], endpoint="ftp://x/v1/traces", agent_name="a")

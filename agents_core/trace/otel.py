@@ -64,7 +64,10 @@ caller opts in, as the conventions ask.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -347,12 +350,15 @@ def export_run(
     capture_content: bool = False,
     provider_name: str | None = None,
     headers: Mapping[str, str] | None = None,
-    service_name: str = "agents-core",
+    service_name: str | None = None,
     timeout: float = 10.0,
 ) -> None:
     """Send ``run``'s spans to an OTLP/HTTP (protobuf) endpoint, e.g. ``…:4318/v1/traces``.
 
-    Raises ``ExportError`` when the receiver did not accept them.
+    ``service_name``: the resource's ``service.name`` (default: ``OTEL_SERVICE_NAME``, else
+    ``agents-core``). Raises ``ExportError`` when nothing listens at the endpoint ("could not
+    connect", found out with one TCP connection, at most ``min(timeout, 3)`` seconds, before
+    the exporter's retries) or the receiver did not accept the spans.
     """
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -360,10 +366,12 @@ def export_run(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    _reachable(endpoint, min(timeout, 3.0))
+    name = service_name or os.environ.get("OTEL_SERVICE_NAME", "").strip() or "agents-core"
     exporter = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}), timeout=timeout)
     # Kept in memory first, then sent in one request whose result we can report.
     collected = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
     provider.add_span_processor(SimpleSpanProcessor(collected))
     try:
         record_run(
@@ -379,3 +387,22 @@ def export_run(
         provider.shutdown()
     if result != SpanExportResult.SUCCESS:
         raise ExportError(f"the OTLP endpoint {endpoint} did not accept the spans")
+
+
+def _reachable(endpoint: str, timeout: float) -> None:
+    """``ExportError`` unless a TCP connection to ``endpoint``'s host and port opens."""
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ExportError(f"the OTLP endpoint {endpoint!r} is not an http(s) URL")
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        raise ExportError(f"the OTLP endpoint {endpoint!r} has no valid port") from None
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ExportError(
+            f"could not connect to the OTLP endpoint {endpoint} ({exc.strerror or exc}): "
+            "is a collector listening there?"
+        ) from None
