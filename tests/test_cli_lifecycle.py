@@ -111,7 +111,19 @@ def test_sessions_pages_with_before(database: str, wire_uri: str) -> None:
 def test_retention_removes_idle_sessions(database: str, wire_uri: str) -> None:
     created = seed(wire_uri, database, 2, 2)
     kept = invoke("retention", "--older-than", "30", "--json")
-    assert json.loads(kept.output) == {"removed": 0, "resumed": 0, "kept": 0}
+    assert json.loads(kept.output) == {
+        "removed": 0,
+        "resumed": 0,
+        "kept": 0,
+        "dry_run": False,
+        "messages": None,
+        "runs": None,
+    }
+    planned = invoke("retention", "--older-than", "0", "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert "dry run, nothing changed: would remove 2 idle session(s)" in planned.output
+    for session_id in created:
+        assert invoke("show", str(session_id)).exit_code == 0  # still there
     removed = invoke("retention", "--older-than", "0")
     assert removed.exit_code == 0, removed.output
     assert "removed 2 idle session(s)" in removed.output

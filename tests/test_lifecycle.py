@@ -459,6 +459,9 @@ async def test_sweep_removes_idle_sessions_whole_and_keeps_active_ones() -> None
     await backdate(old.id, 40)
     await backdate(archived.id, 31)
     await backdate(recent.id, 29)
+    planned = await sweep(timedelta(days=30), dry_run=True)
+    assert planned == SweepResult(removed=2, dry_run=True, messages=6, runs=2)
+    assert await everything_of(old.id) != NOTHING  # a dry run changes nothing
     result = await sweep(timedelta(days=30))
     assert result == SweepResult(removed=2, resumed=0, kept=0)
     assert await everything_of(old.id) == NOTHING

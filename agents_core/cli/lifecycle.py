@@ -88,6 +88,10 @@ def retention(
             help="Days since a session's last activity.",
         ),
     ],
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Change nothing: say what would be removed."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Remove sessions idle for longer than --older-than days, whole (for cron)."""
@@ -95,9 +99,15 @@ def retention(
     async def work() -> SweepResult:
         from agents_core.db.retention import sweep
 
-        return await sweep(timedelta(days=older_than))
+        return await sweep(timedelta(days=older_than), dry_run=dry_run)
 
     def line(result: SweepResult) -> Text:
+        if result.dry_run:
+            return Text(
+                f"dry run, nothing changed: would remove {result.removed} idle session(s) "
+                f"({result.messages} message(s), {result.runs} run(s)) and finish "
+                f"{result.resumed} interrupted deletion(s)"
+            )
         return Text(
             f"removed {result.removed} idle session(s); finished {result.resumed} "
             f"interrupted deletion(s); kept {result.kept} that became active again"

@@ -65,14 +65,26 @@ class SweepResult(BaseModel):
     resumed: int = 0
     #: Idle sessions that became active again before they could be claimed, kept.
     kept: int = 0
+    #: A dry run (``sweep(..., dry_run=True)``): nothing was changed; ``removed`` and
+    #: ``resumed`` are what a sweep would remove and finish now, ``messages`` and ``runs`` what
+    #: those sessions hold (``None`` after a real sweep: not counted).
+    dry_run: bool = False
+    messages: int | None = None
+    runs: int | None = None
 
 
 @translate_errors
 async def sweep(
-    older_than: timedelta, *, now: datetime | None = None, db: Connection | None = None
+    older_than: timedelta,
+    *,
+    now: datetime | None = None,
+    db: Connection | None = None,
+    dry_run: bool = False,
 ) -> SweepResult:
     """Remove every session whose last activity (``updated_at``) is more than ``older_than``
     before ``now`` (default: the current time; injectable for tests and replays of a schedule).
+    With ``dry_run``, change nothing: count what would be removed, with its messages and runs
+    (reads only: the sessions 100 at a time, and one count of runs per 100 sessions).
 
     Commands: one read per 100 candidates, then per session the deletion's (see
     ``SessionsRepository.delete``) with the claim as its first; then one read of the running
@@ -90,6 +102,8 @@ async def sweep(
     clock = utcnow() if now is None else as_utc(now)
     cutoff = clock - older_than
     sessions = connection.collection(SessionDocument)
+    if dry_run:
+        return await _dry_run(connection, cutoff)
     removed = resumed = 0
     kept: list[ObjectId] = []
     # First the deletions a crash left midway (few: an index range of status "deleting"); each
@@ -120,6 +134,36 @@ async def sweep(
             removed += 1
     await _remove_orphaned_runs(connection)
     return SweepResult(removed=removed, resumed=resumed, kept=len(kept))
+
+
+async def _dry_run(db: Connection, cutoff: datetime) -> SweepResult:
+    sessions = db.collection(SessionDocument)
+    runs = db.collection(RunDocument)
+    counts = {"removed": 0, "resumed": 0, "messages": 0, "runs": 0}
+    for key, query in (
+        ("resumed", {"status": SessionStatus.deleting.value}),
+        ("removed", {"status": {"$in": _SWEPT}, "updated_at": {"$lt": cutoff}}),
+    ):
+        after: ObjectId | None = None
+        while True:
+            page = {**query, **({"_id": {"$gt": after}} if after is not None else {})}
+            batch = (
+                await sessions.find(page, {"last_seq": 1, "cleared_through_seq": 1})
+                .sort("_id", 1)
+                .limit(_BATCH)
+                .to_list()
+            )
+            if not batch:
+                break
+            counts[key] += len(batch)
+            counts["messages"] += sum(
+                max(0, raw.get("last_seq", 0) - raw.get("cleared_through_seq", 0)) for raw in batch
+            )
+            counts["runs"] += await runs.count_documents(
+                {"session_id": {"$in": [raw["_id"] for raw in batch]}}
+            )
+            after = batch[-1]["_id"]
+    return SweepResult(dry_run=True, **counts)
 
 
 async def _remove_orphaned_runs(db: Connection) -> None:
