@@ -1,5 +1,6 @@
-"""MessagesRepository.search on both backends (a bounded scan: neither has a text index), and a
-server that refuses ``$text`` although told it has a text index (the scan then)."""
+"""MessagesRepository.search on both backends (a bounded scan: neither has a text index; on
+mongoeco's wire server, ``make test-mongoeco``, the text index), and a server that refuses
+``$text`` although told it has a text index (the scan then)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ async def seeded() -> dict[str, object]:
 
 async def test_a_phrase_is_found_newest_first_case_and_space_insensitive() -> None:
     data = await seeded()
+    indexed = default_connection().text_search
     found = await MessagesRepository().search("refund for  order")
-    assert found.method == "scan"  # no text index on either backend
+    assert found.method == ("text-index" if indexed else "scan")
     assert [(h.session_id, h.seq) for h in found.hits] == [
         (data["mine"].id, 2),  # type: ignore[attr-defined]
         (data["mine"].id, 1),  # type: ignore[attr-defined]
@@ -45,7 +47,7 @@ async def test_a_phrase_is_found_newest_first_case_and_space_insensitive() -> No
     assert hit.excerpt == "A refund for order 12 is on its way."
     assert hit.excerpt[hit.start : hit.end] == "refund for order"
     assert (hit.session_title, hit.user_id, hit.role.value) == ("Refunds", "u-1", "assistant")
-    assert found.scanned is not None
+    assert (found.scanned is None) == indexed
     assert found.searched_since is None
 
 
@@ -119,6 +121,7 @@ async def test_the_scan_is_bounded_and_says_from_when(monkeypatch: pytest.Monkey
         ]
     )
     await get_database()["sessions"].update_one({"_id": session.id}, {"$set": {"last_seq": 40}})
+    default_connection().text_search = False  # the scan, whatever the server
     monkeypatch.setattr(search_module, "MAX_SCANNED", 10)
     found = await MessagesRepository().search("refund", limit=30)
     assert found.searched_since is not None
@@ -135,6 +138,8 @@ async def test_a_server_that_refuses_text_falls_back_to_the_scan() -> None:
     await seeded()
     connection = default_connection()
     connection.text_search = True  # as on MongoDB: the server answers that $text cannot run
+    if "content_text" in await get_database()["messages"].index_information():
+        await get_database()["messages"].drop_index("content_text")  # a server with one
     found = await MessagesRepository().search("refund")
     assert found.method == "scan"
     assert len(found.hits) == 3
@@ -151,7 +156,7 @@ async def test_the_search_page_and_its_api() -> None:
     transport = httpx.ASGITransport(app=create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         api = (await http.get("/api/search", params={"q": "refund", "user": "u-1"})).json()
-        assert api["method"] == "scan"
+        assert api["method"] == ("text-index" if default_connection().text_search else "scan")
         assert [hit["seq"] for hit in api["hits"]] == [2, 1]
         assert api["hits"][0]["session_id"] == str(data["mine"].id)  # type: ignore[attr-defined]
         page = await http.get("/search", params={"q": "refund?"})
@@ -159,7 +164,8 @@ async def test_the_search_page_and_its_api() -> None:
         assert SCRIPT not in page.text
         assert esc(SCRIPT) in page.text
         assert "<mark>refund?</mark>" in page.text
-        assert "no text index" in page.text
+        assert "text index" in page.text
+        assert ("no text index" in page.text) != (default_connection().text_search)
         assert (await http.get("/search")).status_code == 200  # the form alone
         for params in ({"q": "x" * 201}, {"q": "a", "since": "2026-02-30"}, {}):
             assert (await http.get("/api/search", params=params)).status_code == 400

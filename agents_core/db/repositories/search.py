@@ -61,6 +61,7 @@ _WINDOWS: tuple[timedelta | None, ...] = (*(timedelta(hours=4**n) for n in range
 #: What a server answers for ``$text`` it cannot run: BadValue (unknown operator),
 #: IndexNotFound (no text index).
 _NO_TEXT = frozenset({2, 27})
+_WORD = re.compile(r"\w")
 _FIELDS = {"session_id": 1, "seq": 1, "role": 1, "content": 1, "created_at": 1}
 
 Method = Literal["text-index", "scan"]
@@ -171,28 +172,41 @@ async def _indexed(
     last: datetime | None,
     count: int,
 ) -> list[dict[str, Any]] | None:
-    """One ``$text`` query; ``None`` when the server cannot run it (then the scan)."""
+    """One ``$text`` query; ``None`` when the server cannot run it for this phrase (then the
+    scan): a phrase without a word to index (``(.*)``), or a server without a text index."""
+    if not _WORD.search(text):
+        return None  # $text finds words only: "must contain at least one searchable token"
     quoted = '"' + text.replace('"', " ").strip() + '"'
     found = {**query, "$text": {"$search": quoted}}
     if bounds := _range(first, last):
         found["created_at"] = bounds
     wanted = count * _OVERREAD
+    messages = db.collection(MessageDocument)
     try:
-        return await (
-            db.collection(MessageDocument)
-            .find(found, _FIELDS)
+        raws = await (
+            messages.find(found, _FIELDS)
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
             .limit(wanted)
             .batch_size(wanted)
             .to_list()
         )
     except OperationFailure as exc:
-        if exc.code not in _NO_TEXT:
-            raise
+        # This phrase, or this server, cannot be searched by the index: the scan answers. A
+        # server that says it has no text index is not asked again.
+        if exc.code in _NO_TEXT or "text index" in str(exc):
+            db.text_search = False
+        return None
     except NotImplementedError:  # an in-memory mock given a server's profile
-        pass
-    db.text_search = False  # this server has no text index after all
-    return None
+        db.text_search = False
+        return None
+    if any("content" not in raw for raw in raws):
+        # mongoeco 4.11 drops a projection's fields beside $text: read them by id.
+        ids = [raw["_id"] for raw in raws]
+        whole = {
+            raw["_id"]: raw for raw in await messages.find({"_id": {"$in": ids}}, _FIELDS).to_list()
+        }
+        raws = [whole[ident] for ident in ids if ident in whole]
+    return raws
 
 
 async def _scanned(
