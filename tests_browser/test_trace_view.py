@@ -202,7 +202,7 @@ def test_sessions_page_lists_both_sessions(served: Served, page: Page) -> None:
     _no_script_ran(page)
     _shot(page, "01-sessions")
     # The title search, as a user types it.
-    page.fill("input[name=q]", "<script>")
+    page.fill("form.filters input[name=q]", "<script>")
     page.click("form.filters button[type=submit]")
     page.wait_for_load_state("load")
     assert page.locator("tr.session-row").count() == 1
