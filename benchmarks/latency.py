@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import quote_plus
 
 from pymongo.uri_parser import parse_uri
 
@@ -95,7 +96,13 @@ def _relay(source: socket.socket, sink: socket.socket, delay_s: float) -> None:
 def proxied(uri: str, delay_ms: float) -> Iterator[str]:
     """A URI that reaches ``uri``'s server through a proxy process delaying each direction by
     ``delay_ms``; the proxy is stopped on exit."""
-    host, port = parse_uri(uri)["nodelist"][0]
+    parsed = parse_uri(uri)
+    host, port = parsed["nodelist"][0]
+    # The credentials and the database (the embedded server runs with --auth) go through too.
+    auth = ""
+    if parsed["username"]:
+        auth = f"{quote_plus(parsed['username'])}:{quote_plus(parsed['password'] or '')}@"
+    path = "/" + (parsed["database"] or "")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -116,7 +123,7 @@ def proxied(uri: str, delay_ms: float) -> Iterator[str]:
             raise RuntimeError("the latency proxy did not start")
         options = uri.split("?", 1)[1] if "?" in uri else ""
         # directConnection: the server names its own address in hello; stay on the proxy.
-        yield f"mongodb://127.0.0.1:{match[1]}/?directConnection=true" + (
+        yield f"mongodb://{auth}127.0.0.1:{match[1]}{path}?directConnection=true" + (
             f"&{options}" if options else ""
         )
     finally:
