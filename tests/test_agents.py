@@ -62,6 +62,12 @@ async def test_list_by_name_pages_in_name_order() -> None:
     assert await repo.list_by_name(after="dave") == []
 
 
+async def test_recent_ids_are_the_agents_created_last_newest_first() -> None:
+    made = [(await make_agent(f"agent-{i}")).id for i in range(3)]
+    assert await AgentsRepository().list_recent_ids() == made[::-1]
+    assert await AgentsRepository().list_recent_ids(limit=2) == made[:0:-1]
+
+
 async def test_find_by_id_roundtrip_and_missing() -> None:
     agent = await make_agent()
     assert (await AgentsRepository().find_by_id(str(agent.id))).name == agent.name

@@ -290,6 +290,13 @@ CASES = [
         "limit",
         lambda s: agents.list_by_name(limit="5"),
     ),
+    # AgentsRepository.list_recent_ids
+    case(
+        "agents.list_recent_ids:limit-0",
+        InvalidInputError,
+        "limit",
+        lambda s: agents.list_recent_ids(limit=0),
+    ),
     # AgentsRepository.find_by_id
     case(
         "agents.find_by_id:12-bytes",
@@ -621,6 +628,50 @@ CASES = [
         InvalidInputError,
         "limit",
         lambda s: sessions.list_ids_by_prefix("6", limit=0),
+    ),
+    # SessionsRepository.list_recent_ids
+    case(
+        "sessions.list_recent_ids:limit-unbounded",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.list_recent_ids(limit=10**6),
+    ),
+    case(
+        "sessions.list_recent_ids:limit-str",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.list_recent_ids(limit="5"),
+    ),
+    # SessionsRepository.find_transcript_page
+    case(
+        "sessions.find_transcript_page:not-an-id",
+        InvalidIdError,
+        "session",
+        lambda s: sessions.find_transcript_page("nope"),
+    ),
+    case(
+        "sessions.find_transcript_page:unknown",
+        NotFoundError,
+        "session",
+        lambda s: sessions.find_transcript_page(ObjectId()),
+    ),
+    case(
+        "sessions.find_transcript_page:before-negative",
+        InvalidInputError,
+        "before",
+        lambda s: sessions.find_transcript_page(s.session.id, before=-1),
+    ),
+    case(
+        "sessions.find_transcript_page:before-operator",
+        InvalidInputError,
+        "before",
+        lambda s: sessions.find_transcript_page(s.session.id, before=GT),
+    ),
+    case(
+        "sessions.find_transcript_page:limit-0",
+        InvalidInputError,
+        "limit",
+        lambda s: sessions.find_transcript_page(s.session.id, limit=0),
     ),
     # MessagesRepository.create
     case(
@@ -1481,6 +1532,13 @@ CASES = [
         InvalidInputError,
         "limit",
         lambda s: runs.list_ids_by_prefix("6", limit=10**6),
+    ),
+    # RunsRepository.list_recent_ids
+    case(
+        "runs.list_recent_ids:limit-bool",
+        InvalidInputError,
+        "limit",
+        lambda s: runs.list_recent_ids(limit=True),
     ),
     # RunsRepository.mark_abandoned
     case(

@@ -125,7 +125,7 @@ def test_a_second_invocation_sees_the_first_ones_data(two_demos: tuple[Any, Any]
     first, second = two_demos
     assert second.exit_code == 0, second.output
     first_session = first.output.split("Session:")[1].split()[0]
-    assert first_session in second.output
+    assert f"│ {first_session[-6:]} │" in second.output  # in its table, by the end of its id
     assert "2 demo session(s)" in second.output
 
 
@@ -487,10 +487,13 @@ def test_stored_strings_are_printed_as_text_never_markup(
     assert agents.exit_code == 0, agents.output
     for text in ("agent [bold]", "list[str]", "[/] be [red]"):
         assert text in agents.output
-    # Ids are printed whole, never cut short with an ellipsis.
-    assert tricky.session in listed.output
-    assert (tricky.session in shown.output, tricky.run in shown.output) == (True, True)
-    assert tricky.agent in agents.output
+    # Ids are printed by their last 6 digits (ids one process made differ there), never cut
+    # short with an ellipsis; show's header has the session's whole.
+    assert tricky.session[-6:] in listed.output
+    assert tricky.session not in listed.output
+    assert tricky.session in shown.output
+    assert f"run {tricky.run[-6:]} " in shown.output
+    assert tricky.agent[-6:] in agents.output
     is_table = "┃" in listed.output
     assert is_table == (columns is None)
 
@@ -524,7 +527,7 @@ def test_show_takes_a_run_id_or_a_unique_prefix(wire: Wire) -> None:
     assert by_prefix["session"]["id"] == tricky.session
     missing = invoke("show", "f" * 12)
     assert missing.exit_code == 1
-    assert "no session or run id starts with ffffffffffff" in missing.output
+    assert "no recent session or run id ends with ffffffffffff" in missing.output
 
 
 def test_durations_are_humanised(wire: Wire) -> None:

@@ -98,3 +98,54 @@ def test_serve_refuses_a_token_it_cannot_use_before_it_starts(token: str) -> Non
     assert "--token: a token is 16 to 256 characters" in result.output
     assert token not in result.output
     assert "Database" not in result.output  # nothing was started
+
+
+def _summary(output: str) -> str:
+    """The tree's summary line (a hint to the older page may follow it)."""
+    return next(line for line in reversed(output.splitlines()) if " turn(s) · " in line)
+
+
+def test_show_pages_put_each_run_in_its_turn(demo_session: dict[str, Any]) -> None:
+    """The demo's 3 turns of 4 messages (1-4, 5-8, 9-12), a run each (issue 23: paging with
+    --before and --limit put every run under the page's first turn, counted them all, and
+    called the oldest messages the latest)."""
+    session_id = demo_session["session"]["id"]
+    runs = [run["id"] for run in demo_session["runs"]]
+    tokens = [run["tokens"] for run in demo_session["runs"]]
+
+    def page(*args: str) -> tuple[list[int], list[str]]:
+        shown = json.loads(invoke("show", session_id, *args, "--json").output)
+        return [m["seq"] for m in shown["session"]["messages"]], [r["id"] for r in shown["runs"]]
+
+    # A page begins at a user message: the turn cut off is whole on the page before.
+    assert page("--before", "11", "--limit", "4") == ([9, 10], [runs[2]])
+    assert page("--before", "9", "--limit", "4") == ([5, 6, 7, 8], [runs[1]])
+    assert page("--before", "5", "--limit", "4") == ([1, 2, 3, 4], [runs[0]])
+    assert page("--before", "13", "--limit", "8") == ([5, 6, 7, 8, 9, 10, 11, 12], runs[1:])
+    assert page("--limit", "6") == ([9, 10, 11, 12], [runs[2]])
+    assert page() == (list(range(1, 13)), runs)
+    # The tree: the page's turns with their runs, totals and which messages it shows.
+    oldest = invoke("show", session_id, "--before", "5", "--limit", "4").output
+    assert f"run {runs[0][-6:]} " in oldest
+    assert runs[1][-6:] not in oldest
+    assert runs[2][-6:] not in oldest
+    assert _summary(oldest).startswith("1 turn(s) · 1 run(s) · 1 tool call(s) (0 error(s)) · ")
+    assert f"· {tokens[0]:,} tokens" in _summary(oldest)
+    assert _summary(oldest).endswith("(messages #1 to #4 of 12)")
+    middle = invoke("show", session_id, "--before", "13", "--limit", "8").output
+    assert _summary(middle).startswith("2 turn(s) · 2 run(s) · 2 tool call(s) (1 error(s)) · ")
+    assert f"{tokens[1] + tokens[2]:,} tokens" in _summary(middle)
+    assert _summary(middle).endswith("(latest 8 of 12 messages)")
+    assert f"older: agents-core show {session_id[-6:]} --before 5" in middle
+    cut = invoke("show", session_id, "--before", "11", "--limit", "4").output
+    assert _summary(cut).startswith("1 turn(s) · 1 run(s)")
+    assert _summary(cut).endswith("(messages #9 to #10 of 12)")
+
+
+def test_show_of_an_older_run_finds_its_turn(demo_session: dict[str, Any]) -> None:
+    first = demo_session["runs"][0]
+    shown = json.loads(invoke("show", first["id"], "--limit", "4", "--json").output)
+    assert [m["seq"] for m in shown["turn"]] == [1, 2, 3, 4]
+    text = invoke("show", first["id"], "--limit", "4").output
+    assert "What is 17 * 23?" in text
+    assert _summary(text).startswith("1 turn(s) · 1 run(s) · 1 tool call(s)")

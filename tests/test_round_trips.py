@@ -239,6 +239,20 @@ async def test_message_page_is_two_commands_at_any_position(log: Recording) -> N
     assert await commands(log, repo.find_page(session.id, after=150)) == ["find"]
 
 
+async def test_recent_ids_are_one_read_or_one_per_window(log: Recording) -> None:
+    """What a typed id's end is matched among (the CLI's short ids): one sorted read on MongoDB;
+    on SecantusDB one read per window of time back from now, until enough are found (the first
+    here) or the last window (about two years back) is read: 8 at most per status or kind."""
+    runs, sessions = RunsRepository(), SessionsRepository()
+    for _ in range(2):
+        await make_run()
+    assert await commands(log, runs.list_recent_ids(limit=2)) == ["find"]
+    assert await commands(log, runs.list_recent_ids()) == on(["find"], ["find"] * 8)
+    assert await commands(log, sessions.list_recent_ids(limit=2)) == ["find"]
+    assert await commands(log, sessions.list_recent_ids()) == on(["find"], ["find"] * 8)
+    assert await commands(log, AgentsRepository().list_recent_ids()) == ["find"]
+
+
 async def test_session_listing_pages(log: Recording) -> None:
     repo = SessionsRepository()
     for i in range(5):

@@ -15,8 +15,10 @@ from agents_core.db import (
     RunStatus,
     ToolCallsRepository,
     ToolCallStatus,
+    default_connection,
     get_database,
 )
+from agents_core.db.documents import utcnow
 from tests.helpers import Clock, common_prefix, make_agent, make_run, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -103,6 +105,21 @@ async def test_ids_by_prefix_name_the_runs_a_prefix_starts() -> None:
     assert len(await repo.list_ids_by_prefix(common, limit=1)) == 1
     # A session's id is no run's: each repository answers for its own collection.
     assert await repo.list_ids_by_prefix(str(first.session_id)) == []
+
+
+async def test_recent_ids_are_the_runs_started_last_newest_first() -> None:
+    now = utcnow()
+    made = []
+    for hours in (0, 2, 30, 24 * 50, 24 * 365 * 3):
+        run = await make_run()
+        await get_database()["runs"].update_one(
+            {"_id": run.id}, {"$set": {"started_at": now - timedelta(hours=hours)}}
+        )
+        made.append(run.id)
+    repo = RunsRepository()
+    assert await repo.list_recent_ids(limit=3) == made[:3]
+    windowed = default_connection().profile.windowed_listings  # reads back about two years
+    assert await repo.list_recent_ids() == made[:4] + ([] if windowed else made[4:])
 
 
 async def test_stale_runs_can_be_found_and_abandoned() -> None:

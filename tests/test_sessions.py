@@ -14,8 +14,10 @@ from agents_core.db import (
     SessionsRepository,
     SessionStatus,
     SessionWithMessages,
+    default_connection,
     get_database,
 )
+from agents_core.db.documents import utcnow
 from tests.helpers import Clock, common_prefix, make_agent, make_session
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -144,6 +146,29 @@ async def test_ids_by_prefix_name_the_sessions_a_prefix_starts() -> None:
     assert await repo.list_ids_by_prefix(unique) == [first.id]
     outside = "0" if ids[0][0] != "0" else "f"
     assert await repo.list_ids_by_prefix(outside) == []
+
+
+async def test_recent_ids_are_the_latest_active_sessions_newest_first() -> None:
+    """What the end of a typed id is matched among: active sessions by their last activity,
+    a bounded read (windows of time on SecantusDB, back to about two years)."""
+    now = utcnow()
+    ages = {"now": 0, "hours": 3, "days": 5 * 24, "months": 300 * 24, "years": 3 * 365 * 24}
+    made = {}
+    for name, hours in ages.items():
+        session = await make_session(name)
+        await get_database()["sessions"].update_one(
+            {"_id": session.id}, {"$set": {"updated_at": now - timedelta(hours=hours)}}
+        )
+        made[name] = session.id
+    archived = await make_session("archived")
+    await SessionsRepository().archive(archived.id)
+    repo = SessionsRepository()
+    newest = [made[name] for name in ("now", "hours", "days", "months")]
+    assert await repo.list_recent_ids(limit=2) == newest[:2]
+    assert await repo.list_recent_ids(limit=4) == newest
+    # Beyond the last window of time, a server whose sorts read every match reads no further.
+    windowed = default_connection().profile.windowed_listings
+    assert await repo.list_recent_ids() == newest + ([] if windowed else [made["years"]])
 
 
 async def test_ids_by_prefix_list_a_session_being_deleted() -> None:

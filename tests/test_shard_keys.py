@@ -56,6 +56,11 @@ SCATTER = {
     # typed, resolved once per command: not a hot path).
     "sessions.list_ids_by_prefix",
     "runs.list_ids_by_prefix",
+    # The newest ids, what a typed id's end is matched among (the CLI, once per command).
+    "sessions.list_recent_ids",
+    "runs.list_recent_ids",
+    # A transcript page's runs are found by session_id, like runs.list_by_session.
+    "sessions.find_transcript_page",
 }
 
 
@@ -196,6 +201,10 @@ async def test_hot_paths_filter_on_the_shard_key(command_log: CommandCounter) ->
         "runs.list_stale": lambda: runs.list_stale(timedelta(0)),
         "sessions.list_ids_by_prefix": lambda: sessions.list_ids_by_prefix(str(session.id)[:8]),
         "runs.list_ids_by_prefix": lambda: runs.list_ids_by_prefix(str(run.id)[:8]),
+        "sessions.list_recent_ids": lambda: sessions.list_recent_ids(limit=5),
+        "runs.list_recent_ids": lambda: runs.list_recent_ids(limit=5),
+        "agents.list_recent_ids": lambda: agents.list_recent_ids(limit=5),
+        "sessions.find_transcript_page": lambda: sessions.find_transcript_page(session.id, limit=5),
         "tool_calls.create": lambda: calls.create(run.id, "t", "{}"),
         "tool_calls.complete": lambda: calls.complete(call.id, "ok", "success", 1.0),
         "tool_calls.complete(spilled)": lambda: calls.complete(big.id, "y" * 70_000, "error", 1),

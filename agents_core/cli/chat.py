@@ -10,6 +10,7 @@ print each run's trace. The demo's agent, tools and scripted model are ``agents_
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ __all__ = ["chat", "demo"]
 def demo(as_json: JsonOption = False) -> None:
     """Run a scripted three-turn conversation (one failing tool) and print its trace."""
 
-    async def work() -> tuple[Session, list[Message], list[Run], list[Session]]:
+    async def work() -> tuple[Session, list[Message], list[Run], list[Session], render.ShortIds]:
         from agents_core.cli.demo import TURNS, demo_agent, demo_model, demo_tools
         from agents_core.db import MessagesRepository, SessionsRepository
         from agents_core.runner import AgentRunner
@@ -45,24 +46,28 @@ def demo(as_json: JsonOption = False) -> None:
         runner = AgentRunner(demo_model(), demo_tools())
         runs = [await runner.run(session.id, question) for question, _ in TURNS]
         messages = await MessagesRepository().find_by_session(session.id, 100)
-        return session, messages, runs, await sessions.list_active(user_id="demo", limit=20)
+        active = await sessions.list_active(user_id="demo", limit=20)
+        short = render.WHOLE if as_json else await common.short_ids(agents=True)
+        return session, messages, runs, active, short
 
-    def display(result: tuple[Session, list[Message], list[Run], list[Session]]) -> None:
-        session, messages, runs, active = result
+    def display(
+        result: tuple[Session, list[Message], list[Run], list[Session], render.ShortIds],
+    ) -> None:
+        session, messages, runs, active, short = result
         if as_json:
             common.print_json({"session": session, "messages": messages, "runs": runs})
             return
         render.out.print(Text.assemble(("Session: ", "bold"), str(session.id)))
         render.out.print(render.transcript(messages))
         for run in runs:
-            render.out.print(render.run_trace(run))
-        render.out.print(render.sessions(active, "Demo sessions (newest first)"))
+            render.out.print(render.run_trace(run, short))
+        render.out.print(render.sessions(active, "Demo sessions (newest first)", short))
         render.out.print(
             f"{len(active)} demo session(s) in this database; see one with `agents-core show ID`."
         )
         render.out.print(
-            f"Next: `agents-core show {session.id}` (its turns as a tree), `agents-core serve` "
-            "(the trace view in a browser). After `make demo` the command is "
+            f"Next: `agents-core show {short(session.id)}` (its turns as a tree), "
+            "`agents-core serve` (the trace view in a browser). After `make demo` the command is "
             "`.venv/bin/agents-core`, or `agents-core` once `source .venv/bin/activate` ran."
         )
 
@@ -73,25 +78,30 @@ def chat(
     model: Annotated[
         str, typer.Option("--model", help="the model to ask (OpenAI, or the server's name)")
     ] = "gpt-4.1-mini",
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print each turn as one line of JSON: the answer and the run."),
+    ] = False,
 ) -> None:
     """Talk to a real model with the demo's tools; each turn's trace after the answer.
 
     Configured by OPENAI_API_KEY, and OPENAI_BASE_URL for an OpenAI-compatible server (vLLM,
     Ollama, LiteLLM, …). Lines come from the terminal, or from a pipe (one turn a line); an
-    empty line, `exit` or end of input ends the conversation.
+    empty line, `exit` or end of input ends the conversation. With --json each turn is one
+    line of JSON ({"session_id", "input", "answer", "run"}), a model error one on stderr.
     """
     key, base_url = os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
     if not key and not base_url:
         common.fail(
             "no model is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
             "OpenAI-compatible server such as Ollama or vLLM)",
-            as_json=False,
+            as_json=as_json,
         )
     try:
         from agents_core.models.openai import OpenAIChatModel
     except ImportError:
         common.fail(
-            "the chat needs the openai extra: pip install 'agents-core[openai]'", as_json=False
+            "the chat needs the openai extra: pip install 'agents-core[openai]'", as_json=as_json
         )
     from agents_core.cli.demo import demo_agent, demo_tools
     from agents_core.db import SessionsRepository
@@ -107,17 +117,27 @@ def chat(
                 f"Chat {datetime.now(UTC):%Y-%m-%d %H:%M:%S}", user_id="chat"
             )
             await sessions.set_active_agent(session.id, agent.id)
-            render.out.print(
-                Text.assemble(("Session: ", "bold"), str(session.id), f"  model {model}")
-            )
+            if not as_json:
+                render.out.print(
+                    Text.assemble(("Session: ", "bold"), str(session.id), f"  model {model}")
+                )
             runner = AgentRunner(client, demo_tools())
-            while (line := await _read_line()) is not None:
+            while (line := await _read_line(prompt=not as_json)) is not None:
                 try:
                     run = await runner.run(session.id, line)
                 except ModelError as exc:
-                    render.err.print(Text(f"model error: {visible(str(exc))}", style="red"))
+                    if as_json:
+                        error = {"error": f"model error: {exc}", "input": line}
+                        sys.stderr.write(json.dumps(error) + "\n")
+                    else:
+                        render.err.print(Text(f"model error: {visible(str(exc))}", style="red"))
                     continue
                 answer = await _answer(session.id, run.input_seq)
+                if as_json:
+                    common.print_json_line(
+                        {"session_id": session.id, "input": line, "answer": answer, "run": run}
+                    )
+                    continue
                 # The model's text, with its control characters shown rather than acting.
                 render.out.print(Text.assemble(("assistant: ", "bold"), visible(answer)))
                 render.out.print(render.run_trace(run))
@@ -125,12 +145,12 @@ def chat(
         finally:
             await client.aclose()
 
-    common.run(work, lambda _: None, as_json=False, announce=True)
+    common.run(work, lambda _: None, as_json=as_json, announce=True)
 
 
-async def _read_line() -> str | None:
+async def _read_line(*, prompt: bool = True) -> str | None:
     """The next line the user typed (a prompt on a terminal), or ``None`` at the end."""
-    if sys.stdin.isatty():
+    if prompt and sys.stdin.isatty():
         render.out.print(Text("you: ", style="bold"), end="")
     line = await asyncio.to_thread(sys.stdin.readline)
     text = line.strip()

@@ -27,6 +27,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
@@ -58,10 +59,13 @@ __all__ = [
     "embedded_failure",
     "fail",
     "print_json",
+    "print_json_line",
     "printed",
+    "recent_ids",
     "resolve",
     "run",
     "settings",
+    "short_ids",
     "starting",
 ]
 
@@ -238,42 +242,92 @@ def _unreachable(exc: Exception, target: DatabaseTarget) -> str:
 
 
 def checked_id(value: str, *, as_json: bool, what: str = "a session or run") -> str:
-    """Refuse a malformed id or prefix before any server is started (exit code 2)."""
+    """Refuse a malformed id, start or end of one before any server is started (exit code 2)."""
     from agents_core.db import InvalidIdError
     from agents_core.db.validation import id_prefix
 
     try:
-        return id_prefix(value, "id")
+        return id_prefix(value, "id")  # the digits of a start are those of an end too
     except InvalidIdError:
         fail(
-            f"invalid id {value!r}: give {what} id (24 hexadecimal digits) or a unique prefix "
-            "of one",
+            f"invalid id {value!r}: give {what} id (24 hexadecimal digits), or its last or "
+            "first digits",
             as_json=as_json,
             code=2,
         )
 
 
+#: The recent ids of each kind this command has read, read once per command (``asyncio.run``
+#: runs each command's work in a context of its own).
+_RECENT: ContextVar[dict[str, list[ObjectId]] | None] = ContextVar("recent_ids", default=None)
+
+
+async def recent_ids(kind: Kind | Literal["agent"]) -> list[ObjectId]:
+    """The ids of the newest sessions (by last activity), runs (by start) or agents (by
+    creation), ``RECENT_IDS`` of each: what the end of an id is matched among and what tables
+    print short (``render.ShortIds``). A bounded repository read (``list_recent_ids``), once
+    per command."""
+    from agents_core.db import AgentsRepository, RunsRepository, SessionsRepository
+
+    cache = _RECENT.get()
+    if cache is None:
+        cache = {}
+        _RECENT.set(cache)
+    if kind not in cache:
+        if kind == "session":
+            cache[kind] = await SessionsRepository().list_recent_ids()
+        elif kind == "run":
+            cache[kind] = await RunsRepository().list_recent_ids()
+        else:
+            cache[kind] = await AgentsRepository().list_recent_ids()
+    return cache[kind]
+
+
+async def short_ids(*, agents: bool = False) -> render.ShortIds:
+    """The short forms of the recent sessions and runs (and agents, if asked) for this
+    command's tables: two or three bounded reads (``recent_ids``), shared with ``resolve``."""
+    groups = [[*await recent_ids("session"), *await recent_ids("run")]]
+    if agents:
+        groups.append(await recent_ids("agent"))
+    return render.ShortIds(*groups)
+
+
 async def resolve(
     value: str, *, kinds: Sequence[Kind] = ("session", "run")
 ) -> tuple[Kind, ObjectId]:
-    """The kind and id of the session or run that ``value`` (an id or its prefix) names."""
+    """The kind and id of the session or run that ``value`` names: a whole id; else the end of
+    a recent one (``recent_ids``: what tables print); else the start of any one.
+
+    The end is looked for first, among a bounded set (no index can find the end of an id,
+    so matching it against every stored id would read the whole collection); a start is a
+    range of the ``_id`` index. More than one match is an error that names a few of them.
+    """
     from agents_core.db import RunsRepository, SessionsRepository
 
     found: list[tuple[Kind, ObjectId]] = []
-    for kind in kinds:
-        repository = SessionsRepository() if kind == "session" else RunsRepository()
-        found += [(kind, id) for id in await repository.list_ids_by_prefix(value, limit=2)]
+    if len(value) < 24:
+        for kind in kinds:
+            found += [(kind, id) for id in await recent_ids(kind) if str(id).endswith(value)]
+    how = "end"
+    if not found:
+        how = "start"
+        for kind in kinds:
+            repository = SessionsRepository() if kind == "session" else RunsRepository()
+            found += [(kind, id) for id in await repository.list_ids_by_prefix(value, limit=4)]
     described = " or ".join(kinds)
     if not found:
         missing = (
             f"{described} {value} not found"
             if len(value) == 24
-            else (f"no {described} id starts with {value}")
+            else f"no recent {described} id ends with {value}, and none starts with it"
         )
         raise CliError(f"{missing}; `agents-core sessions` lists the sessions")
     if len(found) > 1:
-        matches = ", ".join(f"{kind} {id}" for kind, id in found[:3])
-        raise CliError(f"{value} is ambiguous (it starts {matches}, …): give more of the id")
+        short = await short_ids()
+        named = ", ".join(f"{kind} {short(id)}" for kind, id in found[:3])
+        if len(found) > 3:  # a start is looked up 4 at most: how many more is not known
+            named += " and more" if how == "start" else f" and {len(found) - 3} more"
+        raise CliError(f"{value} is ambiguous: {named} {how} with it; give more of the id")
     return found[0]
 
 
@@ -288,6 +342,16 @@ def print_json(value: Any) -> None:
         return json_default(item)
 
     sys.stdout.write(json.dumps(value, default=encode, indent=2) + "\n")
+
+
+def print_json_line(value: Any) -> None:
+    """``value`` as JSON on one line of stdout (``print_json``'s encoding), flushed: what a
+    command that goes on (``serve``, ``chat``) prints, one object a line, for a script to read
+    as it comes."""
+    from agents_core.db.documents import json_default
+
+    sys.stdout.write(json.dumps(value, default=json_default) + "\n")
+    sys.stdout.flush()
 
 
 def printed(as_json: bool, text: Callable[[T], RenderableType]) -> Callable[[T], None]:

@@ -1,6 +1,6 @@
 """The conversation lifecycle commands of ``agents-core``: delete, fork, retention.
 
-agents-core delete ID                       # a session (id or unique prefix), whole
+agents-core delete ID                       # a session (its id, or the end or start of it), whole
 agents-core fork ID [--at-seq N] [--title T]
 agents-core retention --older-than DAYS     # for cron: remove sessions idle that long, whole
 """
@@ -25,7 +25,11 @@ __all__ = ["delete", "fork", "retention"]
 
 def delete(
     ident: Annotated[
-        str, typer.Argument(metavar="ID", help="A session id, or a unique prefix of one.")
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A session id, or its last digits (as tables print it), or its first.",
+        ),
     ],
     as_json: JsonOption = False,
 ) -> None:
@@ -53,7 +57,11 @@ def delete(
 
 def fork(
     ident: Annotated[
-        str, typer.Argument(metavar="ID", help="A session id, or a unique prefix of one.")
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A session id, or its last digits (as tables print it), or its first.",
+        ),
     ],
     at_seq: Annotated[
         int | None, typer.Option("--at-seq", min=0, help="Copy the messages up to this seq.")

@@ -26,7 +26,7 @@ from agents_core.cli import common, render
 from agents_core.cli.common import JsonOption
 
 if TYPE_CHECKING:
-    from agents_core.db import Agent, Message, Page, Run, Session
+    from agents_core.db import Agent, Message, Page, Run, Session, SessionWithMessages
     from agents_core.db.repositories import SearchResult
     from agents_core.integrations.langgraph import ThreadState, ThreadSummary
     from agents_core.integrations.langgraph.threads import ThreadReader
@@ -44,13 +44,18 @@ def list_sessions(
 ) -> None:
     """Active sessions, most recently updated first."""
 
-    async def work() -> Page[Session]:
+    async def work() -> tuple[Page[Session], render.ShortIds]:
         from agents_core.db import SessionsRepository
 
-        return await SessionsRepository().list_active_page(user_id=user, limit=limit, cursor=before)
+        page = await SessionsRepository().list_active_page(user_id=user, limit=limit, cursor=before)
+        return page, render.WHOLE if as_json else await common.short_ids(agents=True)
 
-    def display(page: Page[Session]) -> None:
-        common.print_json(page.items) if as_json else render.out.print(render.sessions(page.items))
+    def display(result: tuple[Page[Session], render.ShortIds]) -> None:
+        page, short = result
+        if as_json:
+            common.print_json(page.items)
+        else:
+            render.out.print(render.sessions(page.items, short=short))
         if page.next_cursor is not None:  # on stderr under --json: stdout stays one document
             hint = Text(f"more: agents-core sessions --before {page.next_cursor}")
             (render.err if as_json else render.out).print(hint)
@@ -60,24 +65,35 @@ def list_sessions(
 
 @dataclass(frozen=True, slots=True)
 class _Shown:
-    session: Session
-    messages: list[Message]
+    session: SessionWithMessages  # with the messages shown
     runs: list[Run]
     run: Run | None  # when a run was asked for: its session, that turn
+    short: render.ShortIds
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.session.messages
 
 
 def show(
     ident: Annotated[
         str,
-        typer.Argument(metavar="ID", help="A session id or a run id, or a unique prefix of one."),
+        typer.Argument(
+            metavar="ID",
+            help="A session id or a run id, or its last digits (as tables print it), or its first.",
+        ),
     ],
-    limit: Annotated[int, typer.Option(min=0, max=1000, help="Latest messages read.")] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most messages shown.")] = 100,
     before: Annotated[
         int | None, typer.Option(min=1, help="Only messages before this seq.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """A session's transcript, runs and tool calls; for a run id, that run's turn and scores."""
+    """A session's transcript, runs and tool calls; for a run id, that run's turn and scores.
+
+    A page of a session (its latest, or the one before --before) begins at a user message when
+    it can, and shows the runs of its turns.
+    """
     value = common.checked_id(ident, as_json=as_json)
 
     async def work() -> _Shown:
@@ -85,20 +101,21 @@ def show(
 
         kind, id = await common.resolve(value)
         if kind == "session":
-            session = await SessionsRepository().find_by_id(
-                id, message_limit=limit if before is None else 0
-            )
-            if before is not None:  # the `limit` messages before `before`
-                messages = await MessagesRepository().find_page(
-                    id, before=before, limit=max(limit, 1)
-                )
-                session = session.model_copy(update={"messages": messages})
-            return _Shown(
-                session, session.messages, await RunsRepository().list_by_session(id), None
-            )
+            page = await SessionsRepository().find_transcript_page(id, before=before, limit=limit)
+            return _Shown(page.session, page.runs, None, await common.short_ids())
         run = await RunsRepository().find_by_id(id)
-        session = await SessionsRepository().find_by_id(run.session_id, message_limit=limit)
-        return _Shown(session, _turn(session.messages, run), [run], run)
+        sessions = SessionsRepository()
+        if run.input_seq is None:  # a framework's run: its turn among the latest messages
+            session = await sessions.find_by_id(run.session_id, message_limit=limit)
+        else:  # from the user message that started it
+            session = await sessions.find_by_id(run.session_id, message_limit=0)
+            messages = await MessagesRepository().find_page(
+                run.session_id, after=run.input_seq - 1, limit=limit
+            )
+            session = session.model_copy(update={"messages": messages})
+        turn = _turn(session.messages, run)
+        session = session.model_copy(update={"messages": turn})
+        return _Shown(session, [run], run, await common.short_ids())
 
     def display(shown: _Shown) -> None:
         if as_json:
@@ -114,9 +131,19 @@ def show(
         render.out.print(render.session_header(shown.session))
         if shown.run is not None:
             render.out.print(Text(f"The turn of run {shown.run.id}", style="bold"))
-        render.out.print(render_session_tree(shown.session, shown.runs, shown.messages))
+        render.out.print(
+            render_session_tree(shown.session, shown.runs, shown.messages, id_text=shown.short)
+        )
         if shown.run is not None and shown.run.scores:
             render.out.print(render.scores(shown.run))
+        first = shown.messages[0].seq if shown.messages else None
+        if (
+            shown.run is None
+            and first is not None
+            and first > shown.session.cleared_through_seq + 1
+        ):
+            older = f"agents-core show {shown.short(shown.session.id)} --before {first}"
+            render.out.print(Text(f"older: {older}", style="dim"))
 
     common.run(work, display, as_json=as_json)
 
@@ -148,7 +175,10 @@ def _turn(messages: Sequence[Message], run: Run) -> list[Message]:
 
 def runs(
     session_id: Annotated[
-        str | None, typer.Argument(help="The session's id (or a unique prefix of it).")
+        str | None,
+        typer.Argument(
+            help="The session's id, or its last digits (as tables print it), or its first."
+        ),
     ] = None,
     stale: Annotated[bool, typer.Option("--stale", help="Runs left running by a crash.")] = False,
     older_than: Annotated[
@@ -175,30 +205,32 @@ def runs(
         else common.checked_id(session_id, as_json=as_json, what="a session")
     )
 
-    async def work() -> list[Run]:
+    async def work() -> tuple[list[Run], render.ShortIds]:
         from agents_core.db import InvalidStateError, RunsRepository
 
         repo = RunsRepository()
         if value is not None:
             _, id = await common.resolve(value, kinds=("session",))
-            return await repo.list_by_session(id)
-        found = await repo.list_stale(timedelta(minutes=older_than))
-        if not abandon:
-            return found
-        abandoned = []
-        for run in found:
-            with contextlib.suppress(InvalidStateError):  # it finished meanwhile: nothing to close
-                abandoned.append(await repo.mark_abandoned(run.id))
-        return abandoned
+            found = await repo.list_by_session(id)
+        else:
+            found = await repo.list_stale(timedelta(minutes=older_than))
+        if abandon:
+            abandoned = []
+            for run in found:
+                with contextlib.suppress(InvalidStateError):  # it finished meanwhile
+                    abandoned.append(await repo.mark_abandoned(run.id))
+            found = abandoned
+        return found, render.WHOLE if as_json else await common.short_ids()
 
-    def display(found: list[Run]) -> None:
+    def display(result: tuple[list[Run], render.ShortIds]) -> None:
+        found, short = result
         if as_json:
             common.print_json(found)
             return
         if not found:
             render.out.print("no runs")
         for run in found:
-            render.out.print(render.run_trace(run))
+            render.out.print(render.run_trace(run, short))
         if stale and found and not abandon:
             render.out.print(
                 f"{len(found)} stale run(s); `agents-core runs --stale --abandon` closes them."
@@ -213,12 +245,17 @@ def agents(
 ) -> None:
     """Agents and the tools they may call, by name."""
 
-    async def work() -> list[Agent]:
+    async def work() -> tuple[list[Agent], render.ShortIds]:
         from agents_core.db import AgentsRepository
 
-        return await AgentsRepository().list_by_name(limit=limit)
+        found = await AgentsRepository().list_by_name(limit=limit)
+        return found, render.WHOLE if as_json else render.ShortIds(await common.recent_ids("agent"))
 
-    common.run(work, common.printed(as_json, render.agents), as_json=as_json)
+    def display(result: tuple[list[Agent], render.ShortIds]) -> None:
+        found, short = result
+        common.print_json(found) if as_json else render.out.print(render.agents(found, short))
+
+    common.run(work, display, as_json=as_json)
 
 
 def _moment(raw: str | None, option: str, *, as_json: bool) -> datetime | None:
@@ -248,14 +285,16 @@ def search(
     if last is not None and until is not None and len(until) == 10:
         last += timedelta(days=1) - timedelta(milliseconds=1)  # the whole day
 
-    async def work() -> SearchResult:
+    async def work() -> tuple[SearchResult, render.ShortIds]:
         from agents_core.db import MessagesRepository
 
-        return await MessagesRepository().search(
+        found = await MessagesRepository().search(
             phrase, user_id=user, since=first, until=last, limit=limit
         )
+        return found, render.WHOLE if as_json else await common.short_ids()
 
-    def display(found: SearchResult) -> None:
+    def display(result: tuple[SearchResult, render.ShortIds]) -> None:
+        found, short = result
         if as_json:
             common.print_json(
                 {
@@ -278,7 +317,7 @@ def search(
                 }
             )
         else:
-            render.out.print(render.search_hits(found))
+            render.out.print(render.search_hits(found, short))
 
     common.run(work, display, as_json=as_json)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from bson import ObjectId
+
     from agents_core.db import Agent, Message, Run, Session, ToolCall
     from agents_core.db.repositories import SearchResult
     from agents_core.integrations.langgraph import CheckpointInfo, ThreadState, ThreadSummary
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = [
     "EXCERPT",
     "NARROW_COLUMNS",
+    "SHORT_ID",
+    "WHOLE",
+    "ShortIds",
     "age",
     "agents",
     "enum_value",
@@ -44,6 +49,7 @@ __all__ = [
     "scores",
     "session_header",
     "sessions",
+    "shortest_ends",
     "spinner",
     "status",
     "thread",
@@ -130,8 +136,61 @@ def enum_value(enum_or_str: Any) -> str:
     return str(getattr(enum_or_str, "value", enum_or_str))
 
 
-def _id_column(table: Table, name: str = "id") -> None:
-    table.add_column(name, no_wrap=True, min_width=24, overflow="fold")  # ids never truncated
+#: Fewest hex digits of an id a table prints: its last 6, the counter of an ObjectId, which is
+#: what tells apart the ids one process made (a session and its runs share the other 18).
+SHORT_ID = 6
+
+
+class ShortIds:
+    """How a table prints ids: each recent id (``common.recent_ids``) as its last ``SHORT_ID``
+    hex digits, or as many more as it takes to tell it from every other recent id of its kinds
+    (sessions and runs are told apart from each other too: ``show`` takes either); any other
+    id whole. What is printed, typed back, names the same id (``common.resolve``).
+
+    Usage: ``short = await common.short_ids()`` (in a command's work), then ``short(run.id)``.
+    ``WHOLE`` prints every id whole.
+    """
+
+    __slots__ = ("_forms",)
+
+    def __init__(self, *groups: Iterable[ObjectId]) -> None:
+        self._forms: dict[str, str] = {}
+        for group in groups:
+            self._forms.update(shortest_ends([str(id) for id in group]))
+
+    def __call__(self, id: ObjectId | str | None) -> str:
+        text = "" if id is None else str(id)
+        return self._forms.get(text, text)
+
+
+def shortest_ends(ids: Sequence[str]) -> dict[str, str]:
+    """Each of ``ids`` (hex strings of one length) mapped to its shortest end, at least
+    ``SHORT_ID`` characters long, that no other of them ends with."""
+    ordered = sorted(set(ids), key=lambda id: id[::-1])
+    forms = {}
+    for i, id in enumerate(ordered):
+        shared = max(
+            (_common_end(id, ordered[j]) for j in (i - 1, i + 1) if 0 <= j < len(ordered)),
+            default=0,
+        )
+        forms[id] = id[-min(len(id), max(SHORT_ID, shared + 1)) :]
+    return forms
+
+
+def _common_end(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+#: Every id printed whole (no recent ids read).
+WHOLE = ShortIds()
+
+
+def _id_column(table: Table, forms: Sequence[str], name: str = "id") -> None:
+    width = max((len(form) for form in forms), default=SHORT_ID)
+    table.add_column(name, no_wrap=True, min_width=width, overflow="fold")  # never truncated
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,14 +224,14 @@ def transcript(messages: Sequence[Message], title: str = "Transcript") -> Render
     return Group(Text(title, style="bold"), table)
 
 
-def run_trace(run: Run) -> RenderableType:
+def run_trace(run: Run, short: ShortIds = WHOLE) -> RenderableType:
     """A run: its status, tool calls, tokens, cost and time, then its tool calls."""
     from agents_core.trace import run_duration_ms  # what show's tree prints as its duration
 
     took = format_ms(run_duration_ms(run)) if run.completed_at else ""
     calls = len(run.tool_calls)
     header = Text.assemble(
-        ("Run ", "bold"), (str(run.id), "bold"), "  ", status(enum_value(run.status))
+        ("Run ", "bold"), (short(run.id), "bold"), "  ", status(enum_value(run.status))
     )
     details = (
         (f"from {run.source}  " if run.source else "")
@@ -277,7 +336,9 @@ def scores(run: Run, title: str = "Scores") -> RenderableType:
 
 
 def sessions(
-    found: Sequence[Session], title: str = "Active sessions (newest first)"
+    found: Sequence[Session],
+    title: str = "Active sessions (newest first)",
+    short: ShortIds = WHOLE,
 ) -> RenderableType:
     """Sessions with their user, message count, agent and last activity."""
     if not found:
@@ -286,29 +347,32 @@ def sessions(
         lines: list[RenderableType] = [Text(title, style="bold")]
         for session in found:
             lines.append(
-                Text.assemble((str(session.id), "bold"), "  ", session.title or "(untitled)")
+                Text.assemble((short(session.id), "bold"), "  ", session.title or "(untitled)")
             )
             lines.append(
                 Text(
                     f"  user {session.user_id or '—'}  messages {session.last_seq}  "
-                    f"agent {session.active_agent_id or '—'}  updated {age(session.updated_at)}"
+                    f"agent {short(session.active_agent_id) or '—'}  "
+                    f"updated {age(session.updated_at)}"
                 )
             )
         return Group(*lines)
+    ids = [short(session.id) for session in found]
+    agent_ids = [short(session.active_agent_id) for session in found]
     table = Table()
-    _id_column(table)
+    _id_column(table, ids)
     table.add_column("title", overflow="fold")
     table.add_column("user", overflow="fold")
     table.add_column("messages", justify="right")
-    _id_column(table, "agent")
+    _id_column(table, agent_ids, "agent")
     table.add_column("updated", no_wrap=True)
-    for session in found:
+    for session, id, agent_id in zip(found, ids, agent_ids, strict=True):
         table.add_row(
-            Text(str(session.id)),
+            Text(id),
             Text(session.title or ""),
             Text(session.user_id or ""),
             Text(str(session.last_seq)),
-            Text(str(session.active_agent_id or "")),
+            Text(agent_id),
             Text(age(session.updated_at)),
         )
     return Group(Text(title, style="bold"), table)
@@ -332,30 +396,31 @@ def session_header(session: Session) -> RenderableType:
     )
 
 
-def agents(found: Sequence[Agent]) -> RenderableType:
+def agents(found: Sequence[Agent], short: ShortIds = WHOLE) -> RenderableType:
     """Agents with their model, tools and instructions."""
     if not found:
         return Text("no agents", style="dim")
     if _narrow():
         lines: list[RenderableType] = []
         for agent in found:
-            lines.append(Text.assemble((agent.name, "bold"), "  ", (str(agent.id), "dim")))
+            lines.append(Text.assemble((agent.name, "bold"), "  ", (short(agent.id), "dim")))
             lines.append(
                 Text(f"  model {agent.model or '—'}  tools {', '.join(agent.tools) or '—'}")
             )
             if agent.instructions:
                 lines.append(Text("  " + excerpt(agent.instructions, 200)))
         return Group(*lines)
+    ids = [short(agent.id) for agent in found]
     table = Table()
     table.add_column("name", overflow="fold")
-    _id_column(table)
+    _id_column(table, ids)
     table.add_column("model", overflow="fold")
     table.add_column("tools", overflow="fold")
     table.add_column("instructions", max_width=60, overflow="fold")
-    for agent in found:
+    for agent, id in zip(found, ids, strict=True):
         table.add_row(
             Text(agent.name),
-            Text(str(agent.id)),
+            Text(id),
             Text(agent.model or ""),
             Text(", ".join(agent.tools)),
             Text(excerpt(agent.instructions, 120)),
@@ -363,7 +428,7 @@ def agents(found: Sequence[Agent]) -> RenderableType:
     return Group(Text("Agents", style="bold"), table)
 
 
-def search_hits(found: SearchResult) -> RenderableType:
+def search_hits(found: SearchResult, short: ShortIds = WHOLE) -> RenderableType:
     """What a search found: when, where, who, and the match in its context; then how it was
     searched."""
     from agents_core.trace import visible  # with the database layer: not for --help
@@ -381,7 +446,7 @@ def search_hits(found: SearchResult) -> RenderableType:
         return Group(Text(f"no message contains {found.phrase!r}", style="dim"), Text(how, "dim"))
     table = Table(title=f"Messages that contain {found.phrase!r} (newest first)")
     table.add_column("when", no_wrap=True)
-    _id_column(table, "session")
+    _id_column(table, [short(hit.session_id) for hit in found.hits], "session")
     table.add_column("title", overflow="fold")
     table.add_column("seq", justify="right")
     table.add_column("role")
@@ -394,7 +459,7 @@ def search_hits(found: SearchResult) -> RenderableType:
         )
         table.add_row(
             age(hit.created_at),
-            str(hit.session_id),
+            short(hit.session_id),
             visible(hit.session_title or "(untitled)"),
             str(hit.seq),
             hit.role.value,

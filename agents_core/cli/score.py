@@ -36,7 +36,11 @@ def number_or_label(value: str) -> float | str:
 
 def score(
     run_id: Annotated[
-        str, typer.Argument(metavar="RUN", help="The run's id, or a unique prefix of one.")
+        str,
+        typer.Argument(
+            metavar="RUN",
+            help="The run's id, or its last digits (as tables print it), or its first.",
+        ),
     ],
     name: Annotated[str, typer.Argument(help="What is judged: helpfulness, correct, …")],
     value: Annotated[

@@ -35,6 +35,7 @@ import typer
 from rich.text import Text
 
 from agents_core.cli import common, render
+from agents_core.cli.common import JsonOption
 
 if TYPE_CHECKING:
     from agents_core.db import Run, Settings
@@ -79,6 +80,12 @@ def serve(
             "the printed URL sets); one is generated when --host is not loopback.",
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print where it serves as one line of JSON ({"url", "host", "port"}).'
+        ),
+    ] = False,
 ) -> None:
     """Serve the read-only trace view (sessions, transcripts, run timelines) until Ctrl-C."""
     try:
@@ -88,7 +95,7 @@ def serve(
     except ImportError as exc:
         common.fail(
             f"the trace view needs its extra: pip install 'agents-core[web]' ({exc})",
-            as_json=False,
+            as_json=as_json,
         )
     from agents_core.db import DatabaseError, connect
     from agents_core.embedded import EmbeddedServerError
@@ -97,7 +104,7 @@ def serve(
         try:
             check_token(token)
         except ValueError as exc:
-            common.fail(f"--token: {exc}", as_json=False, code=2)
+            common.fail(f"--token: {exc}", as_json=as_json, code=2)
     elif not is_loopback(host):
         token = secrets.token_urlsafe(32)
         render.err.print(
@@ -126,11 +133,15 @@ def serve(
                 access_log=False,
             )
             server = uvicorn.Server(config)
-            render.out.print(
-                Text(f"Trace view on {_url(host, port, token)} (read-only; Ctrl-C stops it)"),
-                soft_wrap=True,  # the URL in one piece, to copy
-            )
-            sys.stdout.flush()
+            url = _url(host, port, token)
+            if as_json:
+                common.print_json_line({"url": url, "host": host, "port": port})
+            else:
+                render.out.print(
+                    Text(f"Trace view on {url} (read-only; Ctrl-C stops it)"),
+                    soft_wrap=True,  # the URL in one piece, to copy
+                )
+                sys.stdout.flush()
             with contextlib.suppress(SystemExit):  # uvicorn's exit when it cannot bind
                 await server.serve()
             started = server.started
@@ -139,19 +150,20 @@ def serve(
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        with common.database(announce=True) as (uri, settings):
+        with common.database(announce=not as_json) as (uri, settings):
             asyncio.run(run_server(uri, settings))
         if not started:
             raise common.CliError(f"could not serve on {host}:{port}")
     except (KeyboardInterrupt, _Terminated):
         pass  # the server has shut down and the database is let go: a clean stop
     except common.CliError as exc:
-        common.fail(str(exc), as_json=False, code=exc.code)
+        common.fail(str(exc), as_json=as_json, code=exc.code)
     except (EmbeddedServerError, DatabaseError) as exc:
-        common.fail(str(exc), as_json=False)
+        common.fail(str(exc), as_json=as_json)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    render.out.print(Text("Trace view stopped."))
+    if not as_json:  # under --json, stdout holds the one line of where it served
+        render.out.print(Text("Trace view stopped."))
 
 
 def _thread_reader() -> ThreadReadsFactory | None:
@@ -166,7 +178,11 @@ def _thread_reader() -> ThreadReadsFactory | None:
 
 def export_otel(
     run_id: Annotated[
-        str, typer.Argument(metavar="RUN_ID", help="The run's id, or a unique prefix of one.")
+        str,
+        typer.Argument(
+            metavar="RUN_ID",
+            help="The run's id, or its last digits (as tables print it), or its first.",
+        ),
     ],
     endpoint: Annotated[
         str,
@@ -188,19 +204,20 @@ def export_otel(
     header: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE header of the export request (repeat).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Send one run to an OpenTelemetry collector as GenAI spans (invoke_agent, chat, tools)."""
     try:
         from agents_core.trace.otel import ExportError, export_run
     except ImportError as exc:
-        common.fail(str(exc), as_json=False)
+        common.fail(str(exc), as_json=as_json)
     headers: dict[str, str] = {}
     for item in header or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            common.fail(f"--header {item!r} is not KEY=VALUE", as_json=False, code=2)
+            common.fail(f"--header {item!r} is not KEY=VALUE", as_json=as_json, code=2)
         headers[key.strip()] = value
-    wanted = common.checked_id(run_id, as_json=False, what="a run")
+    wanted = common.checked_id(run_id, as_json=as_json, what="a run")
 
     async def work() -> tuple[Run, str]:
         from agents_core.db import AgentsRepository, NotFoundError, RunsRepository
@@ -214,7 +231,7 @@ def export_otel(
         return run, agent_name
 
     found: list[tuple[Run, str]] = []
-    common.run(work, found.append, as_json=False)
+    common.run(work, found.append, as_json=as_json)
     run, agent_name = found[0]
     try:
         export_run(
@@ -226,7 +243,17 @@ def export_otel(
             headers=headers,
         )
     except ExportError as exc:
-        common.fail(str(exc), as_json=False)
+        common.fail(str(exc), as_json=as_json)
     spans = 1 + len(run.model_calls) + len(run.tool_calls) + len(run.steps)
+    if as_json:
+        common.print_json(
+            {
+                "run_id": run.id,
+                "endpoint": endpoint,
+                "spans": spans,
+                "score_events": len(run.scores),
+            }
+        )
+        return
     scores = f" with {len(run.scores)} score event(s)" if run.scores else ""
     render.out.print(Text(f"Sent run {run.id} as {spans} spans{scores} to {endpoint}"))

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_STEPS_PER_RUN",
     "MAX_STEP_DATA_BYTES",
     "MAX_TOKENS",
+    "RECENT_IDS",
     "RECENT_KEYS_KEPT",
     "RUN_BATCH",
 ]
@@ -78,6 +79,9 @@ MAX_STALE_AGE = timedelta(days=36_500)
 #: How many of its latest idempotency keys a session remembers: enough for repeats racing their
 #: first writer (a repeat that comes later finds the stored message before it reserves anything).
 RECENT_KEYS_KEPT = 64
+#: How many of the newest sessions, runs and agents ``list_recent_ids`` reads: what a short id
+#: (the end of an id, as the CLI prints it) is matched among.
+RECENT_IDS = 500
 #: Size of one payload chunk: far below 16 MB, and a handful fill one insert batch.
 CHUNK_BYTES = 1024 * 1024
 #: Largest LangGraph checkpoint (without its channel values, which are chunked when large) plus

@@ -16,9 +16,10 @@ and prints a duration (the CLI's tables use them too).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from bson import ObjectId
 from rich.console import Group, RenderableType
 from rich.text import Text
 from rich.tree import Tree
@@ -136,12 +137,12 @@ def _append_error(label: Text, error: str | None) -> None:
     label.append(excerpt(error, 120), style="red")
 
 
-def _run_label(run: Run) -> Text:
+def _run_label(run: Run, id_text: Callable[[ObjectId], str]) -> Text:
     tools = len(run.tool_calls)
     errors = sum(call.status == ToolCallStatus.error for call in run.tool_calls)
     label = Text.assemble(
         ("run ", "bold"),
-        (str(run.id), "bold"),
+        (id_text(run.id), "bold"),
         "  ",
         (run.status.value, status_style(run.status.value)),
         f"  {len(run.model_calls)} model call(s) · {tools} tool call(s)",
@@ -228,7 +229,7 @@ def _run_step_label(step: RunStep, timeline: Timeline | None) -> Text:
     return label
 
 
-def _turn_tree(number: int, turn: Turn) -> Tree:
+def _turn_tree(number: int, turn: Turn, id_text: Callable[[ObjectId], str]) -> Tree:
     heading = Text(f"Turn {number}", style="bold")
     if turn.user is not None:
         heading.append(f"  #{turn.user.seq}  ", style="dim")
@@ -239,7 +240,7 @@ def _turn_tree(number: int, turn: Turn) -> Tree:
         heading.append("  (begins before the messages shown)", style="dim")
     tree = Tree(heading, guide_style="dim")
     timelines = {str(run.id): run_timeline(run) for run in turn.runs}
-    run_nodes = {str(run.id): tree.add(_run_label(run)) for run in turn.runs}
+    run_nodes = {str(run.id): tree.add(_run_label(run, id_text)) for run in turn.runs}
     for step in turn_steps(turn):
         if step.kind == "user":
             continue  # the heading
@@ -258,6 +259,15 @@ def _run_at(runs: Sequence[Run], at: datetime) -> Run | None:
         if run.started_at <= at and (run.completed_at is None or at <= run.completed_at):
             found = run
     return found
+
+
+def _which(messages: Sequence[Message], last_seq: int) -> str:
+    """Which of the session's messages are shown: the latest ones, or a page of older ones."""
+    if not messages:
+        return f"none of {last_seq} messages"
+    if messages[-1].seq >= last_seq:
+        return f"latest {len(messages)} of {last_seq} messages"
+    return f"messages #{messages[0].seq} to #{messages[-1].seq} of {last_seq}"
 
 
 def render_summary(turns: Sequence[Turn]) -> Text:
@@ -287,22 +297,23 @@ def render_session_tree(
     session: Session | SessionWithMessages,
     runs: Sequence[Run],
     messages: Sequence[Message] | None = None,
+    *,
+    id_text: Callable[[ObjectId], str] = str,
 ) -> RenderableType:
     """The session's turns as trees (model → tool → model → answer) with duration bars.
 
     ``messages`` default to the session's own (a ``SessionWithMessages``); failed calls are red
     inside their turn; the last line sums up turns, runs, tool calls and errors, tokens, cost
-    and time of what is shown.
+    and time of what is shown. ``id_text`` prints a run's id (the CLI: its short form).
     """
     if messages is None:
         messages = session.messages if isinstance(session, SessionWithMessages) else []
     turns = group_turns(messages, runs)
-    parts: list[RenderableType] = [_turn_tree(n, turn) for n, turn in enumerate(turns, 1)]
+    parts: list[RenderableType] = [_turn_tree(n, turn, id_text) for n, turn in enumerate(turns, 1)]
     if not turns:
         parts.append(Text("no messages", style="dim"))
-    shown = len(messages)
     summary = render_summary(turns)
-    if shown < session.last_seq:
-        summary.append(f"  (latest {shown} of {session.last_seq} messages)", style="dim")
+    if len(messages) < session.last_seq:
+        summary.append(f"  ({_which(messages, session.last_seq)})", style="dim")
     parts.append(summary)
     return Group(*parts)

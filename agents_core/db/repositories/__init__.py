@@ -10,7 +10,7 @@ from agents_core.db.repositories.agents import AgentsRepository
 from agents_core.db.repositories.messages import MessagesRepository
 from agents_core.db.repositories.runs import RunsRepository
 from agents_core.db.repositories.search import SearchHit, SearchResult
-from agents_core.db.repositories.sessions import SessionsRepository
+from agents_core.db.repositories.sessions import SessionsRepository, TranscriptPage
 from agents_core.db.repositories.stats import (
     DayTotals,
     KeyTotals,
@@ -32,5 +32,6 @@ __all__ = [
     "SessionsRepository",
     "StatsRepository",
     "ToolCallsRepository",
+    "TranscriptPage",
     "load_many",
 ]

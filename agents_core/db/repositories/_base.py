@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pydantic
 from beanie import Document
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import DESCENDING, ReturnDocument
 
 from agents_core.db.client import Connection, default_connection
 from agents_core.db.documents import Record
@@ -29,6 +29,10 @@ from agents_core.db.errors import CorruptDocumentError, InvalidInputError, NotFo
 R = TypeVar("R", bound=Record)
 
 _ID_ONLY = {"_id": 1}
+#: The windows of time ``newest_ids`` reads on a server whose sorts decode every match
+#: (``ServerProfile.windowed_listings``): the last hour, then each 4 times as long as the one
+#: before, back to 4**7 hours (about 1.9 years) ago. Older documents are not read there.
+NEWEST_WINDOWS = tuple(datetime.timedelta(hours=4**n) for n in range(8))
 #: Fields every Beanie document has that this layer never stores.
 _BEANIE_FIELDS = frozenset({"id", "revision_id"})
 
@@ -205,6 +209,52 @@ async def ids_by_prefix(
     low, high = ObjectId(prefix.ljust(24, "0")), ObjectId(prefix.ljust(24, "f"))
     cursor = db.collection(document).find({"_id": {"$gte": low, "$lte": high}}, _ID_ONLY)
     return [raw["_id"] for raw in await cursor.limit(limit).to_list()]
+
+
+async def newest_ids(
+    db: Connection,
+    document: type[Document],
+    field: str,
+    limit: int,
+    query: Mapping[str, Any] | None = None,
+) -> list[tuple[datetime.datetime, ObjectId]]:
+    """The ``field`` (a time with an index that begins with ``query``'s fields and then it) and
+    ``_id`` of the ``limit`` stored ``document``s matching ``query`` whose ``field`` is the
+    latest, newest first.
+
+    One sorted read on MongoDB: an index scan that stops after ``limit`` documents. On a server
+    whose sorts decode every match (``windowed_listings``: SecantusDB), one read per window of
+    ``NEWEST_WINDOWS`` going back in time (each a range of the index, so the server decodes
+    that window's documents alone) until ``limit`` are found or the last window is read: at a
+    steady rate, at most about 4 times the documents wanted, however large the collection.
+    """
+    collection = db.collection(document)
+    projection = {field: 1}
+    order = [(field, DESCENDING)]
+    where = dict(query or {})
+    if not db.profile.windowed_listings:
+        raws = await (
+            collection.find(where, projection).sort(order).limit(limit).batch_size(limit).to_list()
+        )
+        return [(raw[field], raw["_id"]) for raw in raws]
+    found: list[tuple[datetime.datetime, ObjectId]] = []
+    now = datetime.datetime.now(datetime.UTC)
+    bounds: dict[str, datetime.datetime] = {}  # none above the first: a clock running ahead
+    for window in NEWEST_WINDOWS:
+        wanted = limit - len(found)
+        if wanted <= 0:
+            break
+        bounds["$gte"] = now - window
+        raws = await (
+            collection.find({**where, field: dict(bounds)}, projection)
+            .sort(order)
+            .limit(wanted)
+            .batch_size(wanted)
+            .to_list()
+        )
+        found += [(raw[field], raw["_id"]) for raw in raws]
+        bounds["$lt"] = bounds["$gte"]
+    return found
 
 
 async def require(db: Connection, document: type[Document], id: ObjectId, entity: str) -> None:

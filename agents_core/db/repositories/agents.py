@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
@@ -14,7 +14,7 @@ from agents_core.db.errors import (
     InvalidStateError,
     translate_errors,
 )
-from agents_core.db.limits import MAX_INSTRUCTIONS_BYTES
+from agents_core.db.limits import MAX_INSTRUCTIONS_BYTES, RECENT_IDS
 from agents_core.db.repositories._base import (
     Repository,
     get,
@@ -109,6 +109,22 @@ class AgentsRepository(Repository):
             .to_list()
         )
         return load_many(Agent, raws, _COLLECTION)
+
+    @translate_errors
+    async def list_recent_ids(self, *, limit: int = RECENT_IDS) -> list[ObjectId]:
+        """The ids of the ``limit`` agents created last, newest first (by ``_id``, which begins
+        with its creation time). One command, ids only; on SecantusDB its sort reads every
+        agent (agents are configuration: a few dozen, not a growing collection)."""
+        count = check.limit(limit)
+        raws = await (
+            self.db.collection(AgentDocument)
+            .find({}, {"_id": 1})
+            .sort("_id", DESCENDING)
+            .limit(count)
+            .batch_size(count)
+            .to_list()
+        )
+        return [raw["_id"] for raw in raws]
 
     @translate_errors
     async def find_by_id(self, agent_id: str | ObjectId) -> Agent:

@@ -44,6 +44,7 @@ from agents_core.db.limits import (
     MAX_SCORES_PER_RUN,
     MAX_STALE_AGE,
     MAX_TOKENS,
+    RECENT_IDS,
 )
 from agents_core.db.repositories import _finished, _payloads, stats
 from agents_core.db.repositories._base import (
@@ -54,6 +55,7 @@ from agents_core.db.repositories._base import (
     insert,
     load,
     load_many,
+    newest_ids,
     require,
     update_and_read,
 )
@@ -385,6 +387,14 @@ class RunsRepository(Repository):
         digits, any case): what a person typed resolved to the run it names. One command."""
         start = check.id_prefix(prefix, "run")
         return await ids_by_prefix(self.db, RunDocument, start, check.limit(limit))
+
+    @translate_errors
+    async def list_recent_ids(self, *, limit: int = RECENT_IDS) -> list[ObjectId]:
+        """The ids of the ``limit`` runs started last, newest first: what the end of an id a
+        person typed is matched among. A bounded read of the ``started_at`` index
+        (``newest_ids``: in windows of time on SecantusDB), ids only."""
+        found = await newest_ids(self.db, RunDocument, "started_at", check.limit(limit))
+        return [id for _, id in found]
 
     @translate_errors
     async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:

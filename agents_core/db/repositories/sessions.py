@@ -4,10 +4,12 @@ list in pages, fork and delete."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from agents_core.db import validation as check
@@ -18,8 +20,12 @@ from agents_core.db.documents import (
     AgentDocument,
     ExternalIdDocument,
     ExternalSessionDTO,
+    Message,
     MessageDocument,
+    MessageRole,
     Page,
+    Run,
+    RunDocument,
     Session,
     SessionDocument,
     SessionStatus,
@@ -33,7 +39,7 @@ from agents_core.db.errors import (
     NotFoundError,
     translate_errors,
 )
-from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH
+from agents_core.db.limits import MAX_EXTERNAL_ID_LENGTH, MAX_LIMIT, RECENT_IDS
 from agents_core.db.repositories import _listing, lifecycle
 from agents_core.db.repositories._base import (
     Repository,
@@ -43,17 +49,34 @@ from agents_core.db.repositories._base import (
     insert,
     load,
     load_many,
+    newest_ids,
     require,
     update,
     update_and_read,
 )
-from agents_core.db.repositories.messages import visible_range
+from agents_core.db.repositories.messages import latest_messages, visible_range
 
-__all__ = ["SessionsRepository"]
+__all__ = ["SessionsRepository", "TranscriptPage"]
 
 _COLLECTION = "sessions"
 #: Where the messages read along with a session come from (to name a corrupt one).
 _MESSAGES = {"messages": MessageDocument.Settings.name}
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptPage:
+    """A page of a session's transcript with the runs of its turns
+    (``SessionsRepository.find_transcript_page``)."""
+
+    #: The session with the page's messages, oldest first: the page begins at a user message
+    #: unless one turn outgrows a page.
+    session: SessionWithMessages
+    #: The runs of this page's turns (at most ``MAX_LIMIT``), oldest first.
+    runs: list[Run]
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.session.messages
 
 
 class SessionsRepository(Repository):
@@ -93,6 +116,69 @@ class SessionsRepository(Repository):
             db, sid, raw.get("last_seq", 0), raw.get("cleared_through_seq", 0), count
         )
         return load(SessionWithMessages, raw, _COLLECTION, nested=_MESSAGES)
+
+    @translate_errors
+    async def find_transcript_page(
+        self, id: str | ObjectId, *, before: int | None = None, limit: int = 100
+    ) -> TranscriptPage:
+        """Up to ``limit`` messages of the session with ``seq`` below ``before`` (default: the
+        latest), and the runs of their turns: a page of its transcript, to show as turns.
+
+        The page begins at its first user message (the turn cut off there is whole on the
+        older page, ``before=page.messages[0].seq``) unless one turn outgrows it, so that its
+        runs are exactly those that started after the message before the page and before the
+        first message after it: one range of the ``(session_id, started_at)`` index, whatever
+        the session's length. A framework's run that ended after that next message began is
+        that turn's, not this page's (it starts before its user message is stored). Three to
+        five commands: the session, the messages (a ``seq`` range), the message before and
+        the one after the page when there are, the runs.
+        """
+        db = self.db
+        sid = check.object_id(id, "session")
+        count = check.limit(limit)
+        top = None if before is None else check.count(before, "before") - 1
+        session = await self.find_by_id(sid, message_limit=0)
+        last_seq, floor = session.last_seq, session.cleared_through_seq
+        end = last_seq if top is None else min(top, last_seq)
+        # What every reader shows: nothing at or below the cleared point, nothing popped.
+        messages = await latest_messages(db, sid, end, count, floor=floor) if end > 0 else []
+        if messages and messages[0].seq > 1:
+            first_user = next(
+                (i for i, m in enumerate(messages) if m.role == MessageRole.user), None
+            )
+            if first_user:
+                messages = messages[first_user:]
+        upper: datetime | None = None
+        if end < last_seq:
+            following = await latest_messages(db, sid, end + 1, 1, floor=floor)
+            if following and following[0].seq == end + 1:
+                upper = following[0].created_at
+        session = session.model_copy(update={"messages": messages})
+        if not messages and last_seq > 0:
+            return TranscriptPage(session, [])
+        # A session without messages can still have runs (started by the repositories).
+        started: dict[str, datetime] = {}
+        if messages and messages[0].seq > 1:
+            previous = await latest_messages(db, sid, messages[0].seq - 1, 1, floor=floor)
+            if previous:
+                started["$gt"] = previous[0].created_at
+            else:
+                started["$gte"] = messages[0].created_at
+        if upper is not None:
+            started["$lt"] = upper
+        query: dict[str, Any] = {"session_id": sid, **({"started_at": started} if started else {})}
+        raws = await (
+            db.collection(RunDocument)
+            .find(query)
+            .sort([("started_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(MAX_LIMIT)
+            .batch_size(MAX_LIMIT)
+            .to_list()
+        )
+        runs = load_many(Run, raws, "runs")
+        if upper is not None:  # a framework's run of the next page's first turn
+            runs = [run for run in runs if not _ends_after(run, upper)]
+        return TranscriptPage(session, runs)
 
     @translate_errors
     async def find_with_agent(
@@ -241,6 +327,23 @@ class SessionsRepository(Repository):
         """
         start = check.id_prefix(prefix, "session")
         return await ids_by_prefix(self.db, SessionDocument, start, check.limit(limit))
+
+    @translate_errors
+    async def list_recent_ids(self, *, limit: int = RECENT_IDS) -> list[ObjectId]:
+        """The ids of the ``limit`` active sessions most recently active (by ``updated_at``),
+        newest first: what the end of an id a person typed is matched among.
+
+        A bounded read of the ``(status, updated_at)`` index (``newest_ids``: in windows of
+        time on SecantusDB), ids only; never the whole collection.
+        """
+        found = await newest_ids(
+            self.db,
+            SessionDocument,
+            "updated_at",
+            check.limit(limit),
+            {"status": SessionStatus.active.value},
+        )
+        return [id for _, id in found]
 
     @translate_errors
     async def fork(
@@ -519,3 +622,8 @@ def _external_key(external_id: object, namespace: object, user_id: object) -> di
         "user_id": check.optional_name(user_id, "user_id"),
         "external_id": check.name(external_id, "external_id", max_length=MAX_EXTERNAL_ID_LENGTH),
     }
+
+
+def _ends_after(run: Run, at: datetime) -> bool:
+    """A framework's run that ended at or after ``at`` (its turn begins there)."""
+    return run.source is not None and run.completed_at is not None and run.completed_at >= at

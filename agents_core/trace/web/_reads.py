@@ -1,11 +1,12 @@
 """The reads the trace view makes: bounded pages, never a whole collection or a whole session.
 
 Design notes: sessions are paged by key (``updated_at``, ``_id``), newest first, so a page costs
-the same wherever it is. A session's transcript is paged by ``seq`` with the messages
-repository's range read (``latest_messages``: ``last_seq - n < seq <= last_seq``, flat on every
-server whatever the session's length), and a page starts at a turn boundary whenever it can, so
-that the runs of its turns are exactly the runs that started between its first user message
-and the first message of the next page: one more range read, on ``(session_id, started_at)``.
+the same wherever it is. A session's transcript is paged by ``seq``
+(``SessionsRepository.find_transcript_page``, which ``agents-core show`` pages with too): a
+range of ``seq`` (flat on every server whatever the session's length) that starts at a turn
+boundary whenever it can, so that the runs of its turns are exactly the runs that started
+between its first user message and the first message of the next page: one more range read,
+on ``(session_id, started_at)``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING
+from pymongo import DESCENDING
 
 from agents_core.db import (
     InvalidInputError,
@@ -86,8 +87,6 @@ _ROW_FIELDS = {
     "scores.label": 1,
 }
 
-#: Most runs one transcript page shows (its turns are bounded by its messages anyway).
-MAX_RUNS_PER_PAGE = 1_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCORE_OPS = {">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt", "=": "$eq"}
 #: The windows a listing is read in on a server that sorts every match
@@ -300,67 +299,21 @@ class TraceReads(Repository):
     async def session_page(
         self, session_id: str | ObjectId, *, before: int | None = None, limit: int = 200
     ) -> SessionPage:
-        """Up to ``limit`` messages with ``seq <= before`` (default: the latest), and their runs.
-
-        Three to five commands: the session, its messages (a ``seq`` range), the message before
-        the page and the first message of the next page when there are (they bound the runs),
-        the runs (a ``started_at`` range).
-        """
-        db = self.db
-        sid = check.object_id(session_id, "session")
+        """Up to ``limit`` messages with ``seq <= before`` (default: the latest), and their runs:
+        ``SessionsRepository.find_transcript_page`` (three to five commands), with the ``before``
+        of the pages beside it."""
         count = check.limit(limit)
-        session = await SessionsRepository(db).find_by_id(sid, message_limit=0)
-        last_seq, floor = session.last_seq, session.cleared_through_seq
-        end = last_seq if before is None else min(_seq(before, "before", minimum=0), last_seq)
-        # What every reader shows: nothing at or below the cleared point (a crash between
-        # raising it and deleting leaves those messages stored), nothing popped.
-        messages = await latest_messages(db, sid, end, count, floor=floor)
-        if messages and messages[0].seq > 1:
-            # Begin at a turn boundary; the turn cut off here is whole on the older page.
-            first_user = next(
-                (i for i, m in enumerate(messages) if m.role == MessageRole.user), None
-            )
-            if first_user:
-                messages = messages[first_user:]
+        end = None if before is None else _seq(before, "before", minimum=0)
+        found = await SessionsRepository(self.db).find_transcript_page(
+            session_id, before=None if end is None else end + 1, limit=count
+        )
+        messages, last_seq = found.messages, found.session.last_seq
+        end = last_seq if end is None else min(end, last_seq)
         older = messages[0].seq - 1 if messages and messages[0].seq > 1 else None
         newer = None
-        upper: datetime | None = None
         if end < last_seq:
             newer = 0 if end + count >= last_seq else end + count
-            following = await latest_messages(db, sid, end + 1, 1, floor=floor)
-            if following and following[0].seq == end + 1:
-                upper = following[0].created_at
-        runs: list[Run] = []
-        if messages or last_seq == 0:
-            # A session without messages can still have runs (started by the repositories).
-            query: dict[str, Any] = {"session_id": sid}
-            if messages:
-                # A framework's run starts just before its user message is stored
-                # (trace.group_turns): the runs after the previous page's last message.
-                started: dict[str, Any] = {}
-                if messages[0].seq > 1:
-                    previous = await latest_messages(db, sid, messages[0].seq - 1, 1, floor=floor)
-                    started = (
-                        {"$gt": previous[0].created_at}
-                        if previous
-                        else {"$gte": messages[0].created_at}
-                    )
-                if upper is not None:
-                    started["$lt"] = upper
-                if started:
-                    query["started_at"] = started
-            raws = await (
-                db.collection(RunDocument)
-                .find(query)
-                .sort([("started_at", ASCENDING), ("_id", ASCENDING)])
-                .limit(MAX_RUNS_PER_PAGE)
-                .batch_size(MAX_RUNS_PER_PAGE)
-                .to_list()
-            )
-            runs = load_many(Run, raws, "runs")
-            if upper is not None:  # a framework's run of the next page's first turn
-                runs = [run for run in runs if not _ends_after(run, upper)]
-        return SessionPage(session, messages, runs, older, newer)
+        return SessionPage(found.session, messages, found.runs, older, newer)
 
     @translate_errors
     async def runs(
@@ -593,8 +546,3 @@ def _seq(value: object, field: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidInputError(field, f"must be an integer of at least {minimum}")
     return value
-
-
-def _ends_after(run: Run, at: datetime) -> bool:
-    """A framework's run that ended at or after ``at`` (its turn begins there)."""
-    return run.source is not None and run.completed_at is not None and run.completed_at >= at
