@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -52,6 +53,37 @@ def test_a_model_error_is_one_line_and_the_chat_goes_on(monkeypatch: pytest.Monk
     assert result.exit_code == 0, result.output
     assert "model error: gpt-4.1-mini: HTTP 400: bad request" in result.output
     assert "assistant: ok" in result.output
+
+
+@pytest.mark.usefixtures("chat_env")
+def test_json_is_a_line_a_turn_and_a_model_error_a_line_on_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    steps = [
+        completion(tool_calls=[("c1", "calculator", '{"expression": "6 * 7"}')]),
+        completion("6 * 7 = 42."),
+        error(400, "bad request", "invalid_request_error"),
+        completion("You are welcome."),
+    ]
+    with serve(steps) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat", "--json"], input="what is 6 * 7?\nagain\nthanks\n")
+    assert result.exit_code == 0, result.output
+    turns = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(t["input"], t["answer"]) for t in turns] == [
+        ("what is 6 * 7?", "6 * 7 = 42."),
+        ("thanks", "You are welcome."),
+    ]
+    assert len({t["session_id"] for t in turns}) == 1
+    first = turns[0]["run"]
+    assert (first["status"], len(first["tool_calls"]), first["session_id"]) == (
+        "completed",
+        1,
+        turns[0]["session_id"],
+    )
+    (failed,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert failed["input"] == "again"
+    assert failed["error"].startswith("model error: gpt-4.1-mini: HTTP 400: bad request")
 
 
 def test_without_a_key_or_server_the_chat_says_what_to_set(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -89,6 +90,36 @@ def test_export_otel_refuses_bad_input(
     refused = invoke("export-otel", run_id, "--endpoint", f"{url}/v1/traces")
     assert refused.exit_code == 1
     assert "did not accept" in refused.output
+
+
+def test_export_otel_json_counts_what_it_sent(
+    demo_session: dict[str, Any],
+    receiver: tuple[str, type[_Receiver]],  # noqa: F811
+) -> None:
+    url, handler = receiver
+    run = demo_session["runs"][2]
+    endpoint = f"{url}/v1/traces"
+    result = invoke("export-otel", run["id"][-6:], "--endpoint", endpoint, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "run_id": run["id"],
+        "endpoint": endpoint,
+        "spans": 4,  # the run, its two model calls and its tool call
+        "score_events": 0,
+    }
+    assert sum(len(found) for found in decoded(handler.requests[0])["spans"].values()) == 4
+    # No collector there: JSON on stderr, at once.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    refused = invoke(
+        "export-otel", run["id"], "--endpoint", f"http://127.0.0.1:{port}/v1/traces", "--json"
+    )
+    assert refused.exit_code == 1
+    assert refused.stdout == ""
+    error = json.loads(refused.stderr)
+    assert error["exit_code"] == 1
+    assert error["error"].startswith("could not connect to the OTLP endpoint")
 
 
 @pytest.mark.parametrize("token", ["short", "x" * 20 + " y"])

@@ -11,6 +11,7 @@ a script would (the access rules themselves are tested in ``test_web_access.py``
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
 import select
@@ -191,20 +192,52 @@ def test_serve_stops_on_a_signal_and_leaves_no_database_server(
     assert warned == (host != "127.0.0.1")
 
 
-def test_serve_reports_a_port_in_use(data_dir: Path) -> None:
+def test_serve_json_is_one_line_of_where_it_serves(data_dir: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [AGENTS_CORE, "serve", "--port", str(port), "--json"],
+        env=_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        where = json.loads(line)
+        assert where == {"url": f"http://127.0.0.1:{port}/", "host": "127.0.0.1", "port": port}
+        wait_until_serving(process, f"{where['url']}api/sessions")
+        process.send_signal(signal.SIGINT)
+        rest, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    assert rest == b""  # stdout holds that one line: no database line, no "stopped"
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_serve_reports_a_port_in_use(data_dir: Path, as_json: bool) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         env = _env(data_dir)
         result = subprocess.run(
-            [AGENTS_CORE, "serve", "--port", str(port)],
+            [AGENTS_CORE, "serve", "--port", str(port), *(["--json"] if as_json else [])],
             env=env,
             capture_output=True,
             timeout=60,
         )
     assert result.returncode == 1, result.stderr
-    assert b"could not serve" in result.stderr
+    if as_json:
+        assert result.stdout == b""
+        assert json.loads(result.stderr.splitlines()[-1]) == {
+            "error": f"could not serve on 127.0.0.1:{port}",
+            "exit_code": 1,
+        }
+    else:
+        assert b"could not serve" in result.stderr
     deadline = time.monotonic() + 30
     while processes_using(data_dir) and time.monotonic() < deadline:
         time.sleep(0.1)

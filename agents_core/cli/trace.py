@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -132,16 +133,24 @@ def serve(
                 log_level="warning",
                 access_log=False,
             )
-            server = uvicorn.Server(config)
-            url = _url(host, port, token)
-            if as_json:
-                common.print_json_line({"url": url, "host": host, "port": port})
-            else:
+
+            def announce() -> None:
+                url = _url(host, port, token)
+                if as_json:
+                    common.print_json_line({"url": url, "host": host, "port": port})
+                    return
                 render.out.print(
                     Text(f"Trace view on {url} (read-only; Ctrl-C stops it)"),
                     soft_wrap=True,  # the URL in one piece, to copy
                 )
                 sys.stdout.flush()
+
+            class Server(uvicorn.Server):
+                async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                    await super().startup(sockets=sockets)
+                    announce()  # listening: the address is said once it answers
+
+            server = Server(config)
             with contextlib.suppress(SystemExit):  # uvicorn's exit when it cannot bind
                 await server.serve()
             started = server.started
