@@ -2,22 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 
 import pytest
 from typer.testing import CliRunner
 
 from agents_core.cli import app
+from agents_core.db import (
+    ModelCallStatus,
+    Price,
+    Run,
+    RunsRepository,
+    SessionsRepository,
+    close_db,
+    init_db,
+)
 from tests.chat_server import completion, serve
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def chat_env(monkeypatch: pytest.MonkeyPatch, wire_uri: str) -> None:
+def chat_env(monkeypatch: pytest.MonkeyPatch, wire_uri: str) -> tuple[str, str]:
+    """The wire server's URI and the chat's database (a fresh one)."""
+    database = f"chat_{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("MONGODB_URI", wire_uri)
-    monkeypatch.setenv("MONGODB_DB", f"chat_{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("MONGODB_DB", database)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    return wire_uri, database
+
+
+def chat_runs(where: tuple[str, str]) -> list[Run]:
+    """The runs of the chat's session (the one session of user ``chat``), oldest first."""
+
+    async def read() -> list[Run]:
+        await init_db(where[0], database=where[1])
+        try:
+            (session,) = await SessionsRepository().list_active(user_id="chat")
+            return await RunsRepository().list_by_session(session.id)
+        finally:
+            await close_db()
+
+    return asyncio.run(read())
 
 
 @pytest.mark.usefixtures("chat_env")
@@ -65,3 +93,84 @@ def test_without_a_key_or_server_the_chat_says_what_to_set(
     assert result.exit_code == 1
     assert "set OPENAI_API_KEY" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_price_prices_every_model_call_in_dollars_per_million_tokens(
+    monkeypatch: pytest.MonkeyPatch, chat_env: tuple[str, str]
+) -> None:
+    steps = [
+        completion(tool_calls=[("c1", "calculator", '{"expression": "6 * 7"}')]),
+        completion("42.", prompt_tokens=1_000, completion_tokens=200, cached_tokens=400),
+    ]
+    with serve(steps) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat", "--price", "2/8/0.5"], input="what is 6 * 7?\n")
+    assert result.exit_code == 0, result.output
+    (run,) = chat_runs(chat_env)
+    price = Price(input_per_million=2, output_per_million=8, cached_input_per_million=0.5)
+    first, second = run.model_calls
+    assert first.price == price
+    assert first.cost == pytest.approx((10 * 2 + 5 * 8) / 1e6)
+    assert second.cost == pytest.approx((600 * 2 + 400 * 0.5 + 200 * 8) / 1e6)
+    assert run.cost == pytest.approx(first.cost + second.cost)
+    assert f"cost ${run.cost:.6f}" in result.output  # the turn's trace
+
+
+def test_without_a_price_the_cached_rate_is_the_input_rate(
+    monkeypatch: pytest.MonkeyPatch, chat_env: tuple[str, str]
+) -> None:
+    with serve([completion("hi", prompt_tokens=100, cached_tokens=50)]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat", "--price", "0.40/1.60"], input="hello\n")
+    assert result.exit_code == 0, result.output
+    ((call,),) = [run.model_calls for run in chat_runs(chat_env)]
+    assert call.price == Price(input_per_million=0.4, output_per_million=1.6)
+    assert call.cost == pytest.approx((100 * 0.4 + 5 * 1.6) / 1e6)
+
+
+def test_timeout_bounds_each_try_of_a_model_call(
+    monkeypatch: pytest.MonkeyPatch, chat_env: tuple[str, str]
+) -> None:
+    late = dataclasses.replace(completion("too late"), delay=1.0)
+    # Two tries (one retry), each given up after 0.2 s; then the next turn is answered.
+    with serve([late, late, completion("in time")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat", "--timeout", "0.2"], input="one\ntwo\n")
+    assert result.exit_code == 0, result.output
+    assert "model error: gpt-4.1-mini: no answer from http://127.0.0.1" in result.output
+    assert "within 0.2 s" in result.output
+    assert "assistant: in time" in result.output
+    failed, answered = chat_runs(chat_env)
+    assert failed.model_calls[0].status is ModelCallStatus.error
+    assert answered.status.value == "completed"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--price", "abc"),
+        ("--price", "1"),
+        ("--price", "1/2/3/4"),
+        ("--price", "1/-2"),
+        ("--price", "nan/1"),
+        ("--price", "1/inf"),
+        ("--price", "1//2"),
+        ("--timeout", "0"),
+        ("--timeout", "-5"),
+        ("--timeout", "inf"),
+        ("--timeout", "nan"),
+        ("--timeout", "soon"),
+    ],
+)
+def test_a_garbage_price_or_timeout_is_a_one_line_usage_error(
+    monkeypatch: pytest.MonkeyPatch, option: str, value: str
+) -> None:
+    # Refused before anything else: no key, no database, no model server is needed.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/never")
+    result = runner.invoke(app, ["chat", option, value], input="hi\n")
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {option} must be ")
+    assert repr(value) in line
