@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import pty
+import select
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -174,3 +179,79 @@ def test_a_garbage_price_or_timeout_is_a_one_line_usage_error(
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"error: {option} must be ")
     assert repr(value) in line
+
+
+#: The chat as a program of its own (not the warm worker's launcher): its streams are ours.
+CHAT = [sys.executable, "-c", "from agents_core.cli import main; main()", "chat"]
+
+
+def _read_all(fd: int, process: subprocess.Popen[bytes]) -> bytes:
+    """Everything written to the terminal ``fd`` until ``process`` has ended."""
+    data = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 60)
+        if not ready:
+            process.kill()
+            raise AssertionError(f"the chat hung; it wrote {data!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: every writer of the terminal has gone
+            break
+        if not chunk:
+            break
+        data += chunk
+    process.wait(timeout=30)
+    return data
+
+
+@pytest.mark.parametrize("stdout_is_a_terminal", [True, False], ids=["terminal", "pipe"])
+def test_the_chat_says_that_it_waits_for_the_model_on_a_terminal_only(
+    chat_env: tuple[str, str], stdout_is_a_terminal: bool
+) -> None:
+    master, slave = pty.openpty()
+    with serve([completion("the answer")]) as server:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
+        }
+        env |= {
+            "MONGODB_URI": chat_env[0],
+            "MONGODB_DB": chat_env[1],
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": server.base_url,
+            "TERM": "xterm-256color",
+            "COLUMNS": "120",
+        }
+        process = subprocess.Popen(
+            [*CHAT, "--model", "gpt-test"],
+            stdin=slave,
+            stdout=slave if stdout_is_a_terminal else subprocess.PIPE,
+            stderr=slave,
+            env=env,
+        )
+        os.close(slave)
+        os.write(master, b"what is it?\n\n")  # one turn, then an empty line ends the chat
+        terminal = _read_all(master, process)
+        piped = b""
+        if process.stdout is not None:
+            with process.stdout:
+                piped = process.stdout.read()
+        os.close(master)
+    assert process.returncode == 0, (terminal + piped).decode(errors="replace")
+    assert b"the answer" in terminal + piped
+    if stdout_is_a_terminal:
+        assert b"waiting for gpt-test" in terminal
+    else:  # stdin and stderr are the terminal, stdout a pipe: nothing extra anywhere
+        assert b"waiting" not in terminal + piped
+        assert b"\x1b" not in piped
+
+
+@pytest.mark.usefixtures("chat_env")
+def test_a_piped_chat_prints_no_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve([completion("fine")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="how are you?\n")
+    assert result.exit_code == 0, result.output
+    assert "assistant: fine" in result.output
+    assert "waiting" not in result.output

@@ -100,7 +100,8 @@ def chat(
 
     Configured by OPENAI_API_KEY, and OPENAI_BASE_URL for an OpenAI-compatible server (vLLM,
     Ollama, LiteLLM, …). Lines come from the terminal, or from a pipe (one turn a line); an
-    empty line, `exit` or end of input ends the conversation.
+    empty line, `exit` or end of input ends the conversation. On a terminal a status line
+    says while the model is being waited for.
     """
     seconds = None if timeout is None else _timeout(timeout)
     rates = None if price is None else _price(price)
@@ -138,7 +139,10 @@ def chat(
             runner = AgentRunner(client, demo_tools())
             while (line := await _read_line()) is not None:
                 try:
-                    run = await runner.run(session.id, line)
+                    # The conversation's stream says it waits (a terminal only: a pipe or a
+                    # file gets the answers and nothing else).
+                    with render.spinner(f"waiting for {model}… (Ctrl-C stops)", stdout=True):
+                        run = await runner.run(session.id, line)
                 except ModelError as exc:
                     render.err.print(Text(f"model error: {exc}", style="red"))
                     continue
