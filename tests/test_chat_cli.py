@@ -7,8 +7,11 @@ import dataclasses
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
 import pytest
@@ -24,7 +27,7 @@ from agents_core.db import (
     close_db,
     init_db,
 )
-from tests.chat_server import completion, serve
+from tests.chat_server import Reply, completion, serve
 
 runner = CliRunner()
 
@@ -255,3 +258,52 @@ def test_a_piped_chat_prints_no_status_line(monkeypatch: pytest.MonkeyPatch) -> 
     assert result.exit_code == 0, result.output
     assert "assistant: fine" in result.output
     assert "waiting" not in result.output
+
+
+def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
+    chat_env: tuple[str, str],
+) -> None:
+    released = threading.Event()
+
+    def slow(body: object) -> Reply:
+        released.wait(60)  # until the chat has been interrupted
+        return completion("too late")
+
+    with serve([slow]) as server:
+        env = {
+            **os.environ,
+            "MONGODB_URI": chat_env[0],
+            "MONGODB_DB": chat_env[1],
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": server.base_url,
+        }
+        process = subprocess.Popen(
+            [*CHAT, "--model", "gpt-test"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert process.stdin is not None
+            process.stdin.write(b"think hard\n")
+            process.stdin.flush()
+            deadline = time.monotonic() + 60
+            while not server.requests:  # the model has been asked
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the model was never asked"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        finally:
+            released.set()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, (out + err).decode()
+    assert err.decode().strip().splitlines()[-1] == "interrupted"
+    (run,) = chat_runs(chat_env)
+    assert (run.status.value, run.error) == ("failed", "cancelled")
+    (call,) = run.model_calls
+    assert (call.model, call.status, call.error) == ("gpt-test", ModelCallStatus.error, "cancelled")
+    assert call.duration_ms >= 0

@@ -12,6 +12,7 @@ from bson import ObjectId
 from agents_core.db import (
     InvalidStateError,
     MessagesRepository,
+    ModelCallStatus,
     Price,
     Run,
     RunsRepository,
@@ -208,6 +209,53 @@ async def test_cancellation_fails_the_run_with_cancelled() -> None:
     assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
     assert run.tool_calls[0].status is ToolCallStatus.error
     assert run.tool_calls[0].output == CANCELLED
+
+
+class HangingModel:
+    """A model that answers ``first`` (if any), then never answers again."""
+
+    model = "gpt-hang"
+    price = PER_TOKEN
+
+    def __init__(self, first: ModelResponse | None = None) -> None:
+        self.first = first
+        self.calls = 0
+        self.waiting = asyncio.Event()
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        self.calls += 1
+        if self.calls == 1 and self.first is not None:
+            return self.first
+        self.waiting.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+
+@pytest.mark.parametrize("after_a_tool", [False, True], ids=["first-call", "after-a-tool"])
+async def test_a_model_call_in_flight_when_the_turn_is_cancelled_is_recorded(
+    after_a_tool: bool,
+) -> None:
+    sid = await routed_session()
+    asking = ModelResponse(
+        tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')], usage=Usage(input_tokens=10)
+    )
+    model = HangingModel(asking if after_a_tool else None)
+    task = asyncio.create_task(AgentRunner(model, registry()).run(sid, "slow"))
+    await asyncio.wait_for(model.waiting.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    *answered, cut = run.model_calls
+    assert len(answered) == (1 if after_a_tool else 0)
+    assert (cut.model, cut.status, cut.error) == ("gpt-hang", ModelCallStatus.error, CANCELLED)
+    assert (cut.input_tokens, cut.output_tokens, cut.cost, cut.price) == (0, 0, 0.0, PER_TOKEN)
+    assert cut.duration_ms >= 0
+    # It follows what the model was sent, and the run's order names it last.
+    assert cut.history_seq == (3 if after_a_tool else 1)
+    assert run.calls()[-1] == cut
+    assert run.tokens == (10 if after_a_tool else 0)
 
 
 async def test_the_step_limit_fails_the_run() -> None:

@@ -14,7 +14,9 @@ calls have been made (the run then fails with a step-limit error). Every tool ca
 recorded as an error and never executed; a tool's exception is recorded and shown to the model.
 Each model call's usage is added to the run. On an exception the run is completed ``failed``
 with the error text and the exception re-raised; on cancellation it is completed ``failed`` with
-``cancelled`` (shielded, so the record is written) and the cancellation re-raised. The runner
+``cancelled`` (shielded, so the record is written) and the cancellation re-raised, a model call
+it cut short recorded in the same update (an ``error`` call, ``cancelled``, with the time it
+had taken). The runner
 never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
 
 Each step is as few commands as its records allow: the session, its agent and its history are
@@ -193,7 +195,8 @@ class AgentRunner:
         try:
             return await self._steps(run, agent, turn, history)
         except asyncio.CancelledError:
-            await asyncio.shield(self._fail(run, CANCELLED))
+            # A model call cut short goes with the run's end, in the same update.
+            await asyncio.shield(self._fail(run, CANCELLED, model_call=turn.cancelled_call))
             raise
         except Exception as exc:
             await self._fail(run, _error_text(exc))
@@ -204,7 +207,7 @@ class AgentRunner:
         known = {message.id for message in history}
         for step in range(self.max_steps):
             response, call = await self._call_model(
-                run, ModelRequest(agent, tuple(history), definitions)
+                run, turn, ModelRequest(agent, tuple(history), definitions)
             )
             requests = [
                 request
@@ -227,22 +230,33 @@ class AgentRunner:
             run.id, RunStatus.failed, f"step limit reached: {self.max_steps} model calls"
         )
 
-    async def _call_model(self, run: Run, request: ModelRequest) -> tuple[ModelResponse, ModelCall]:
+    async def _call_model(
+        self, run: Run, turn: _Turn, request: ModelRequest
+    ) -> tuple[ModelResponse, ModelCall]:
         """One model call: its response and its ``ModelCall``, which the caller records with
-        what follows from it. A call that fails is recorded here, and its error raised."""
+        what follows from it. A call that fails is recorded here, and its error raised; a call
+        cancelled is left on ``turn`` (an ``error`` call, ``cancelled``, with its duration so
+        far), for the run's end to record."""
         started_at, started = datetime.now(UTC), time.perf_counter()
-        try:
-            response = await self.model.complete(request)
-        except Exception as exc:
-            failed = ModelCall(
+
+        def failed_call(error: str) -> ModelCall:
+            return ModelCall(
                 model=_model_name(self.model, request),
                 started_at=started_at,
                 duration_ms=(time.perf_counter() - started) * 1000,
                 status=ModelCallStatus.error,
-                error=_error_text(exc),
+                error=error,
                 price=getattr(self.model, "price", None),
                 history_seq=request.messages[-1].seq if request.messages else None,
             )
+
+        try:
+            response = await self.model.complete(request)
+        except asyncio.CancelledError:
+            turn.cancelled_call = failed_call(CANCELLED)
+            raise
+        except Exception as exc:
+            failed = failed_call(_error_text(exc))
             try:
                 await self.runs.record_model_call(run.id, failed)
             except DatabaseError as db_exc:  # the model's error is the one to raise
@@ -406,9 +420,9 @@ class AgentRunner:
             for message in messages
         ]
 
-    async def _fail(self, run: Run, error: str) -> None:
+    async def _fail(self, run: Run, error: str, *, model_call: ModelCall | None = None) -> None:
         try:
-            await self.runs.complete(run.id, RunStatus.failed, error)
+            await self.runs.complete(run.id, RunStatus.failed, error, model_call=model_call)
         except InvalidStateError:
             pass  # it was completed meanwhile: that record stands
         except DatabaseError as exc:  # the turn's own error is the one to raise
@@ -423,6 +437,8 @@ class _Turn:
         self.turn_id = turn_id
         #: The ``seq`` of the turn's user message (tool-call ids the runner makes name it).
         self.seq = 0
+        #: A model call the turn's cancellation cut short: recorded with the run's end.
+        self.cancelled_call: ModelCall | None = None
         self._counts: dict[str, int] = {}
 
     def key(self, kind: str) -> str | None:
