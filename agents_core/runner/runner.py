@@ -12,6 +12,9 @@ model → tools → model until the model answers without asking for tools, or `
 calls have been made (the run then fails with a step-limit error). Every tool call is recorded
 (pending → success or error, with its measured duration); a tool the agent has not enabled is
 recorded as an error and never executed; a tool's exception is recorded and shown to the model.
+Registered tools the agent has not enabled are not offered to the model: the run starts with a
+``warning`` step that names them (stored with the run's insert: no extra command, shown by
+``show`` and the trace view) and the log says so, once per run.
 Each model call's usage is added to the run. On an exception the run is completed ``failed``
 with the error text and the exception re-raised; on cancellation it is completed ``failed`` with
 ``cancelled`` (shielded, so the record is written) and the cancellation re-raised, a model call
@@ -68,6 +71,7 @@ from agents_core.db import (
     Run,
     RunsRepository,
     RunStatus,
+    RunStep,
     SessionsRepository,
     ToolCallResult,
     ToolCallsRepository,
@@ -79,12 +83,16 @@ from agents_core.runner.model import ModelClient, ModelRequest, ModelResponse, T
 from agents_core.runner.replay import RecordedModel, RecordedTools
 from agents_core.runner.tools import ToolError, ToolRegistry
 
-__all__ = ["CANCELLED", "AgentRunner", "turn_window"]
+__all__ = ["CANCELLED", "NOT_ENABLED_KIND", "AgentRunner", "turn_window"]
 
 logger = logging.getLogger(__name__)
 
 #: The error of a run whose turn was cancelled.
 CANCELLED = "cancelled"
+#: The kind of the step a run starts with when registered tools are not enabled for its agent.
+NOT_ENABLED_KIND = "warning"
+#: Tool names that step lists (its ``count`` says how many there are).
+_WARNED_TOOLS = 20
 
 
 class AgentRunner:
@@ -191,7 +199,22 @@ class AgentRunner:
         # On a retried turn the user message is an earlier one: the history is what came before.
         earlier = [m for m in session.messages if m.seq < user_message.seq]
         history = [*turn_window(earlier), user_message]
-        run = await self.runs.start(session, agent, input_seq=user_message.seq, replay_of=replay_of)
+        left_out = [name for name in self.tools.names if name not in agent.tools]
+        run = await self.runs.start(
+            session,
+            agent,
+            input_seq=user_message.seq,
+            replay_of=replay_of,
+            steps=[_not_enabled(agent, left_out, user_message.seq)] if left_out else (),
+        )
+        if left_out:
+            logger.warning(
+                "run %s: tools registered but not enabled for agent %r are not offered to the "
+                "model: %s",
+                run.id,
+                agent.name,
+                ", ".join(left_out),
+            )
         try:
             return await self._steps(run, agent, turn, history)
         except asyncio.CancelledError:
@@ -459,6 +482,30 @@ def turn_window(messages: list[Message]) -> list[Message]:
         if message.role == MessageRole.user:
             return messages[index:]
     return []
+
+
+def _not_enabled(agent: Agent, names: list[str], seq: int) -> RunStep:
+    """The warning step of a run whose registry has tools (``names``) its agent has not
+    enabled: the model is not offered them, which is easy to miss (a model without tools
+    answers all the same)."""
+    shown = [name[:MAX_NAME_LENGTH] for name in names[:_WARNED_TOOLS]]
+    listed = ", ".join(shown) + (
+        f" and {len(names) - len(shown)} more" if names[len(shown) :] else ""
+    )
+    return RunStep(
+        kind=NOT_ENABLED_KIND,
+        name=check.title_from(f"tools not enabled for agent {agent.name}: {listed}") or "tools",
+        started_at=datetime.now(UTC),
+        duration_ms=0.0,
+        data={
+            "agent": agent.name,
+            "tools": shown,
+            "count": len(names),
+            "hint": "the model is not offered these registered tools: enable them for the agent "
+            "(AgentsRepository.enable_tool) or leave them out of its registry",
+        },
+        history_seq=seq,
+    )
 
 
 def _model_name(model: ModelClient, request: ModelRequest) -> str:
