@@ -191,13 +191,16 @@ def serve(steps: Sequence[Step]) -> Iterator[ChatServer]:
             data = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
             if reply.delay:
                 time.sleep(reply.delay)
-            self.send_response(reply.status)
-            self.send_header("content-type", reply.content_type)
-            self.send_header("content-length", str(len(data)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(reply.status)
+                self.send_header("content-type", reply.content_type)
+                self.send_header("content-length", str(len(data)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (its timeout): nobody reads the answer
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

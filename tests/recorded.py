@@ -1,7 +1,8 @@
 """Recorded conversations for the trace tests: the demo, one full of hostile text, a run and its
 replay, and framework runs over past days (for the pages across sessions).
 
-The hostile session stores markup everywhere a user or a tool can put text: its title, a user
+A turn of an agent with a registered tool it has not enabled carries a warning step. The
+hostile session stores markup everywhere a user or a tool can put text: its title, a user
 message, tool arguments and output (large enough to be cut in the page), the answer, and the
 error of a failed model call. Whatever shows it must show it as text.
 """
@@ -71,6 +72,29 @@ async def record_demo() -> Recorded:
     runs = [await runner.run(session.id, question) for question, _ in TURNS]
     full = await SessionsRepository().find_by_id(session.id)
     return Recorded(full, runs)
+
+
+#: What the run of ``record_not_enabled`` warns of: the demo's clock, registered, not enabled.
+NOT_ENABLED_WARNING = "tools not enabled for agent calculator-only: clock"
+
+
+async def record_not_enabled() -> Recorded:
+    """A turn of an agent that enables the calculator only, with the demo's two tools
+    registered: its run starts with a warning step naming the clock."""
+    agents = AgentsRepository()
+    agent = await agents.find_by_name("calculator-only") or await agents.create(
+        CreateAgentDTO(name="calculator-only", model="scripted-demo", tools=["calculator"])
+    )
+    session = await make_session("Calculator only", user_id="demo")
+    await SessionsRepository().set_active_agent(session.id, agent.id)
+    model = ScriptedModel(
+        [
+            ModelResponse(tool_calls=[ToolRequest("calculator", '{"expression": "2 + 2"}')]),
+            ModelResponse(text="2 + 2 = 4."),
+        ]
+    )
+    runs = [await AgentRunner(model, demo_tools()).run(session.id, "What is 2 + 2?")]
+    return Recorded(await SessionsRepository().find_by_id(session.id), runs)
 
 
 async def _echo(text: str) -> str:

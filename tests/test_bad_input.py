@@ -1119,6 +1119,36 @@ CASES = [
         "agent",
         lambda s: runs.start(s.session, s.agent.model_dump()),
     ),
+    case(
+        "runs.start:steps-a-string",
+        InvalidInputError,
+        "steps",
+        lambda s: runs.start(s.session, s.agent, steps="warning"),
+    ),
+    case(
+        "runs.start:steps-holding-a-dict",
+        InvalidInputError,
+        "steps",
+        lambda s: runs.start(s.session, s.agent, steps=[dict(step())]),
+    ),
+    case(
+        "runs.start:step-name-two-lines",
+        InvalidInputError,
+        "name",
+        lambda s: runs.start(s.session, s.agent, steps=[step(name="a\nb")]),
+    ),
+    case(
+        "runs.start:step-history-seq-negative",
+        InvalidInputError,
+        "history_seq",
+        lambda s: runs.start(s.session, s.agent, steps=[step(history_seq=-1)]),
+    ),
+    case(
+        "runs.start:step-data-too-large",
+        InvalidInputError,
+        "data",
+        lambda s: runs.start(s.session, s.agent, steps=[step(data={"x": "y" * 20_000})]),
+    ),
     # RunsRepository.find_by_id
     case("runs.find_by_id:float", InvalidIdError, "run", lambda s: runs.find_by_id(1.5)),
     case(

@@ -2,23 +2,59 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 
 import pytest
 from typer.testing import CliRunner
 
 from agents_core.cli import app
-from tests.chat_server import completion, error, serve
+from agents_core.db import (
+    ModelCallStatus,
+    Price,
+    Run,
+    RunsRepository,
+    SessionsRepository,
+    close_db,
+    init_db,
+)
+from tests.chat_server import Reply, completion, error, serve
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def chat_env(monkeypatch: pytest.MonkeyPatch, wire_uri: str) -> None:
+def chat_env(monkeypatch: pytest.MonkeyPatch, wire_uri: str) -> tuple[str, str]:
+    """The wire server's URI and the chat's database (a fresh one)."""
+    database = f"chat_{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("MONGODB_URI", wire_uri)
-    monkeypatch.setenv("MONGODB_DB", f"chat_{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("MONGODB_DB", database)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    return wire_uri, database
+
+
+def chat_runs(where: tuple[str, str]) -> list[Run]:
+    """The runs of the chat's session (the one session of user ``chat``), oldest first."""
+
+    async def read() -> list[Run]:
+        await init_db(where[0], database=where[1])
+        try:
+            (session,) = await SessionsRepository().list_active(user_id="chat")
+            return await RunsRepository().list_by_session(session.id)
+        finally:
+            await close_db()
+
+    return asyncio.run(read())
 
 
 @pytest.mark.usefixtures("chat_env")
@@ -116,3 +152,209 @@ def test_a_models_control_characters_are_shown_not_sent_to_the_terminal(
     shown = "assistant: a␛]0;pwned␇b␛]52;c;Y3VybCBldmlsLnNofHNo␇c␛[2Jd␡e\\x9b31mf\ng "
     assert shown in result.output
     assert "model error: gpt-4.1-mini: HTTP 400: refused ␛[2J here" in result.output
+
+
+def test_price_prices_every_model_call_in_dollars_per_million_tokens(
+    monkeypatch: pytest.MonkeyPatch, chat_env: tuple[str, str]
+) -> None:
+    steps = [
+        completion(tool_calls=[("c1", "calculator", '{"expression": "6 * 7"}')]),
+        completion("42.", prompt_tokens=1_000, completion_tokens=200, cached_tokens=400),
+    ]
+    with serve(steps) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat", "--price", "2/8/0.5"], input="what is 6 * 7?\n")
+    assert result.exit_code == 0, result.output
+    (run,) = chat_runs(chat_env)
+    price = Price(input_per_million=2, output_per_million=8, cached_input_per_million=0.5)
+    first, second = run.model_calls
+    assert first.price == price
+    assert first.cost == pytest.approx((10 * 2 + 5 * 8) / 1e6)
+    assert second.cost == pytest.approx((600 * 2 + 400 * 0.5 + 200 * 8) / 1e6)
+    assert run.cost == pytest.approx(first.cost + second.cost)
+    assert f"cost ${run.cost:.6f}" in result.output  # the turn's trace
+
+
+def test_without_a_price_the_cached_rate_is_the_input_rate(
+    monkeypatch: pytest.MonkeyPatch, chat_env: tuple[str, str]
+) -> None:
+    with serve([completion("hi", prompt_tokens=100, cached_tokens=50)]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat", "--price", "0.40/1.60"], input="hello\n")
+    assert result.exit_code == 0, result.output
+    ((call,),) = [run.model_calls for run in chat_runs(chat_env)]
+    assert call.price == Price(input_per_million=0.4, output_per_million=1.6)
+    assert call.cost == pytest.approx((100 * 0.4 + 5 * 1.6) / 1e6)
+
+
+def test_timeout_bounds_each_try_of_a_model_call(
+    monkeypatch: pytest.MonkeyPatch, chat_env: tuple[str, str]
+) -> None:
+    late = dataclasses.replace(completion("too late"), delay=1.0)
+    # Two tries (one retry), each given up after 0.2 s; then the next turn is answered.
+    with serve([late, late, completion("in time")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat", "--timeout", "0.2"], input="one\ntwo\n")
+    assert result.exit_code == 0, result.output
+    assert "model error: gpt-4.1-mini: no answer from http://127.0.0.1" in result.output
+    assert "within 0.2 s" in result.output
+    assert "assistant: in time" in result.output
+    failed, answered = chat_runs(chat_env)
+    assert failed.model_calls[0].status is ModelCallStatus.error
+    assert answered.status.value == "completed"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--price", "abc"),
+        ("--price", "1"),
+        ("--price", "1/2/3/4"),
+        ("--price", "1/-2"),
+        ("--price", "nan/1"),
+        ("--price", "1/inf"),
+        ("--price", "1//2"),
+        ("--timeout", "0"),
+        ("--timeout", "-5"),
+        ("--timeout", "inf"),
+        ("--timeout", "nan"),
+        ("--timeout", "soon"),
+    ],
+)
+def test_a_garbage_price_or_timeout_is_a_one_line_usage_error(
+    monkeypatch: pytest.MonkeyPatch, option: str, value: str
+) -> None:
+    # Refused before anything else: no key, no database, no model server is needed.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/never")
+    result = runner.invoke(app, ["chat", option, value], input="hi\n")
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {option} must be ")
+    assert repr(value) in line
+
+
+#: The chat as a program of its own (not the warm worker's launcher): its streams are ours.
+CHAT = [sys.executable, "-c", "from agents_core.cli import main; main()", "chat"]
+
+
+def _read_all(fd: int, process: subprocess.Popen[bytes]) -> bytes:
+    """Everything written to the terminal ``fd`` until ``process`` has ended."""
+    data = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 60)
+        if not ready:
+            process.kill()
+            raise AssertionError(f"the chat hung; it wrote {data!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: every writer of the terminal has gone
+            break
+        if not chunk:
+            break
+        data += chunk
+    process.wait(timeout=30)
+    return data
+
+
+@pytest.mark.parametrize("stdout_is_a_terminal", [True, False], ids=["terminal", "pipe"])
+def test_the_chat_says_that_it_waits_for_the_model_on_a_terminal_only(
+    chat_env: tuple[str, str], stdout_is_a_terminal: bool
+) -> None:
+    master, slave = pty.openpty()
+    with serve([completion("the answer")]) as server:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
+        }
+        env |= {
+            "MONGODB_URI": chat_env[0],
+            "MONGODB_DB": chat_env[1],
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": server.base_url,
+            "TERM": "xterm-256color",
+            "COLUMNS": "120",
+        }
+        process = subprocess.Popen(
+            [*CHAT, "--model", "gpt-test"],
+            stdin=slave,
+            stdout=slave if stdout_is_a_terminal else subprocess.PIPE,
+            stderr=slave,
+            env=env,
+        )
+        os.close(slave)
+        os.write(master, b"what is it?\n\n")  # one turn, then an empty line ends the chat
+        terminal = _read_all(master, process)
+        piped = b""
+        if process.stdout is not None:
+            with process.stdout:
+                piped = process.stdout.read()
+        os.close(master)
+    assert process.returncode == 0, (terminal + piped).decode(errors="replace")
+    assert b"the answer" in terminal + piped
+    if stdout_is_a_terminal:
+        assert b"waiting for gpt-test" in terminal
+    else:  # stdin and stderr are the terminal, stdout a pipe: nothing extra anywhere
+        assert b"waiting" not in terminal + piped
+        assert b"\x1b" not in piped
+
+
+@pytest.mark.usefixtures("chat_env")
+def test_a_piped_chat_prints_no_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve([completion("fine")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="how are you?\n")
+    assert result.exit_code == 0, result.output
+    assert "assistant: fine" in result.output
+    assert "waiting" not in result.output
+
+
+def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
+    chat_env: tuple[str, str],
+) -> None:
+    released = threading.Event()
+
+    def slow(body: object) -> Reply:
+        released.wait(60)  # until the chat has been interrupted
+        return completion("too late")
+
+    with serve([slow]) as server:
+        env = {
+            **os.environ,
+            "MONGODB_URI": chat_env[0],
+            "MONGODB_DB": chat_env[1],
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": server.base_url,
+        }
+        process = subprocess.Popen(
+            [*CHAT, "--model", "gpt-test"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert process.stdin is not None
+            process.stdin.write(b"think hard\n")
+            process.stdin.flush()
+            deadline = time.monotonic() + 60
+            while not server.requests:  # the model has been asked
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the model was never asked"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=60)
+        finally:
+            released.set()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, (out + err).decode()
+    assert err.decode().strip().splitlines()[-1] == "interrupted"
+    (run,) = chat_runs(chat_env)
+    assert (run.status.value, run.error) == ("failed", "cancelled")
+    (call,) = run.model_calls
+    assert (call.model, call.status, call.error) == ("gpt-test", ModelCallStatus.error, "cancelled")
+    assert call.duration_ms >= 0

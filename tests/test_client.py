@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,6 +155,50 @@ async def test_unreachable_server_fails_fast_with_database_unavailable() -> None
     cause = info.value.__cause__
     assert isinstance(cause, ServerSelectionTimeoutError)
     assert "Timeout: 0.3s" in str(cause)
+
+
+@pytest.mark.parametrize("opened_by", ["init_db", "connect"])
+async def test_an_unreachable_server_is_named_masked_and_the_embedded_one_suggested(
+    opened_by: str,
+) -> None:
+    uri = "mongodb://app:s3cret@127.0.0.1:9/shop"
+    fast = Settings(server_selection_timeout_ms=300)
+    with pytest.raises(DatabaseUnavailableError) as info:
+        await (
+            init_db(uri, settings=fast) if opened_by == "init_db" else connect(uri, settings=fast)
+        )
+    text = str(info.value)
+    assert "\n" not in text  # one message, one line
+    assert "s3cret" not in text
+    assert text.startswith(
+        "cannot reach MongoDB at mongodb://app:***@127.0.0.1:9/shop: MongoDB connection timed out"
+    )
+    assert info.value.uri == "mongodb://app:***@127.0.0.1:9/shop"
+    assert info.value.reason.startswith("MongoDB connection timed out: 127.0.0.1:9")
+    assert text.endswith(f"; {info.value.hint}")
+    hint = info.value.hint or ""
+    assert 'with EmbeddedServer("./.agents-core") as server: await init_db(server.uri)' in hint
+    assert "agents_core.embedded" in hint
+    # What it points to exists.
+    from agents_core.embedded import EmbeddedServer
+
+    assert callable(EmbeddedServer)
+    assert (Path(__file__).parents[1] / "docs" / "embedded.md").is_file()
+    assert isinstance(info.value.__cause__, ServerSelectionTimeoutError)
+
+
+async def test_an_unreachable_injected_client_gets_the_suggestion_but_no_uri() -> None:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        "mongodb://127.0.0.1:9/", serverSelectionTimeoutMS=300
+    )
+    try:
+        with pytest.raises(DatabaseUnavailableError) as info:
+            await connect(client=client)
+    finally:
+        await client.close()
+    assert info.value.uri is None
+    assert str(info.value).startswith("MongoDB connection timed out: 127.0.0.1:9")
+    assert "EmbeddedServer" in str(info.value)
 
 
 async def test_malformed_uri_raises_invalid_input_without_the_password() -> None:

@@ -367,9 +367,11 @@ async def _refused(call: Awaitable[Any]) -> None:
         await call
 
 
-async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
+@pytest.mark.parametrize("left_out", [False, True], ids=["all-enabled", "one-not-enabled"])
+async def test_a_runner_turn_with_five_tool_calls(log: Recording, left_out: bool) -> None:
     """The turn of the benchmarks (``runner.run``): the model asks for 5 tools, then answers;
-    8 messages, 2 model calls, 5 tool calls recorded."""
+    8 messages, 2 model calls, 5 tool calls recorded. A registered tool the agent has not
+    enabled adds a warning step to the run's insert, and no command."""
     session = await make_session()
     agent = await make_agent("turner", tools=["t"])
     await SessionsRepository().set_active_agent(session.id, agent.id)
@@ -381,7 +383,8 @@ async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
             ModelResponse(text="done"),
         ]
     )
-    runner = AgentRunner(model, ToolRegistry({"t": lambda: "ok"}))
+    registered = {"t": lambda: "ok", **({"u": lambda: "unused"} if left_out else {})}
+    runner = AgentRunner(model, ToolRegistry(registered))
     names = await commands(log, runner.run(session.id, "go"))
     read = ["aggregate"]  # the session, its agent and its latest messages
     user = ["findAndModify", "insert"]  # the user message: reserve its seq, insert it
@@ -417,7 +420,9 @@ async def test_a_runner_turn_with_five_tool_calls(log: Recording) -> None:
     ]
     (run,) = await RunsRepository().list_by_session(session.id)
     assert [c.status.value for c in run.tool_calls] == ["success"] * 5
-    assert [k.value for k in run.call_order] == ["model", *["tool"] * 5, "model"]
+    warned = ["step"] if left_out else []
+    assert [k.value for k in run.call_order] == [*warned, "model", *["tool"] * 5, "model"]
+    assert [step.kind for step in run.steps] == (["warning"] if left_out else [])
 
 
 async def test_the_turns_own_writes(log: Recording) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from bson import ObjectId
 from agents_core.db import (
     InvalidStateError,
     MessagesRepository,
+    ModelCallStatus,
     Price,
     Run,
     RunsRepository,
@@ -22,6 +24,7 @@ from agents_core.db import (
 )
 from agents_core.runner import (
     CANCELLED,
+    NOT_ENABLED_KIND,
     AgentRunner,
     ModelRequest,
     ModelResponse,
@@ -30,6 +33,7 @@ from agents_core.runner import (
     ToolRequest,
     Usage,
 )
+from agents_core.trace import group_turns, turn_steps
 from tests.helpers import make_agent, make_session
 
 pytestmark = pytest.mark.usefixtures("profiled_backend")
@@ -210,6 +214,53 @@ async def test_cancellation_fails_the_run_with_cancelled() -> None:
     assert run.tool_calls[0].output == CANCELLED
 
 
+class HangingModel:
+    """A model that answers ``first`` (if any), then never answers again."""
+
+    model = "gpt-hang"
+    price = PER_TOKEN
+
+    def __init__(self, first: ModelResponse | None = None) -> None:
+        self.first = first
+        self.calls = 0
+        self.waiting = asyncio.Event()
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        self.calls += 1
+        if self.calls == 1 and self.first is not None:
+            return self.first
+        self.waiting.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("never answered")
+
+
+@pytest.mark.parametrize("after_a_tool", [False, True], ids=["first-call", "after-a-tool"])
+async def test_a_model_call_in_flight_when_the_turn_is_cancelled_is_recorded(
+    after_a_tool: bool,
+) -> None:
+    sid = await routed_session()
+    asking = ModelResponse(
+        tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')], usage=Usage(input_tokens=10)
+    )
+    model = HangingModel(asking if after_a_tool else None)
+    task = asyncio.create_task(AgentRunner(model, registry()).run(sid, "slow"))
+    await asyncio.wait_for(model.waiting.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    *answered, cut = run.model_calls
+    assert len(answered) == (1 if after_a_tool else 0)
+    assert (cut.model, cut.status, cut.error) == ("gpt-hang", ModelCallStatus.error, CANCELLED)
+    assert (cut.input_tokens, cut.output_tokens, cut.cost, cut.price) == (0, 0, 0.0, PER_TOKEN)
+    assert cut.duration_ms >= 0
+    # It follows what the model was sent, and the run's order names it last.
+    assert cut.history_seq == (3 if after_a_tool else 1)
+    assert run.calls()[-1] == cut
+    assert run.tokens == (10 if after_a_tool else 0)
+
+
 async def test_the_step_limit_fails_the_run() -> None:
     sid = await routed_session()
     loop = ModelResponse(
@@ -350,3 +401,75 @@ async def test_a_turn_id_too_long_for_its_keys_is_refused_before_anything_is_wri
     with pytest.raises(InvalidInputError, match="turn_id"):
         await AgentRunner(ScriptedModel([]), registry()).run(sid, "hi", turn_id="t" * 190)
     assert await get_database()["messages"].count_documents({}) == 0
+
+
+async def test_registered_tools_the_agent_has_not_enabled_are_warned_of_once_per_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sid = await routed_session(tools=["add"])  # the registry has "explode" too
+    model = ScriptedModel(
+        [
+            ModelResponse(tool_calls=[ToolRequest("add", '{"a": 1, "b": 2}')]),
+            ModelResponse(text="3"),
+            ModelResponse(text="bye"),
+        ]
+    )
+    runner = AgentRunner(model, registry())
+    with caplog.at_level(logging.WARNING, logger="agents_core.runner.runner"):
+        first = await runner.run(sid, "1 + 2?")
+        second = await runner.run(sid, "thanks")
+    assert [tool.name for tool in model.requests[0].tools] == ["add"]
+    for run in (first, second):
+        assert run.status is RunStatus.completed
+        assert run.error is None
+        (step,) = run.steps
+        assert (step.kind, step.status.value, step.error) == (NOT_ENABLED_KIND, "success", None)
+        assert step.name == f"tools not enabled for agent agent-{sid}: explode"
+        assert step.data["tools"] == ["explode"]
+        assert step.data["count"] == 1
+        assert "enable_tool" in step.data["hint"]
+        assert run.calls()[0] == step  # before the first model call
+        assert (await RunsRepository().find_by_id(run.id)).steps == [step]
+    # In the log too: once per run (not per model call), naming the run and the tools.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    for run, line in zip((first, second), warnings, strict=True):
+        assert line.startswith(f"run {run.id}: ")
+        assert "not enabled for agent" in line
+        assert line.endswith(": explode")
+    # Shown right after the turn's user message, placed by what the writes recorded.
+    messages = await MessagesRepository().find_by_session(sid, 100)
+    turns = group_turns(messages, [first, second])
+    assert [step.kind for step in turn_steps(turns[0])] == [
+        "user",
+        "step",
+        "model",
+        "assistant",
+        "tool",
+        "model",
+        "answer",
+    ]
+
+
+async def test_a_run_whose_agent_enables_every_registered_tool_has_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sid = await routed_session()  # both "add" and "explode"
+    with caplog.at_level(logging.WARNING, logger="agents_core.runner.runner"):
+        run = await AgentRunner(ScriptedModel([ModelResponse(text="hi")]), registry()).run(
+            sid, "hello"
+        )
+    assert (run.steps, [k.value for k in run.call_order]) == ([], ["model"])
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_the_warning_lists_at_most_twenty_tools_and_counts_them_all() -> None:
+    tools = ToolRegistry({f"tool_{n:02}": (lambda: "ok") for n in range(25)})
+    sid = await routed_session(tools=["tool_00"])
+    run = await AgentRunner(ScriptedModel([ModelResponse(text="ok")]), tools).run(sid, "go")
+    (step,) = run.steps
+    assert step.data["tools"] == [f"tool_{n:02}" for n in range(1, 21)]
+    assert step.data["count"] == 24
+    # The name the views show is one bounded line; the data has the list.
+    assert step.name.startswith(f"tools not enabled for agent agent-{sid}: tool_01, tool_02")
+    assert len(step.name) <= 200

@@ -25,7 +25,15 @@ from agents_core.trace import (
     visible,
 )
 from tests.helpers import Clock, make_agent, make_session
-from tests.recorded import HOSTILE_TITLE, MARKUP, SCRIPT, record_demo, record_hostile
+from tests.recorded import (
+    HOSTILE_TITLE,
+    MARKUP,
+    NOT_ENABLED_WARNING,
+    SCRIPT,
+    record_demo,
+    record_hostile,
+    record_not_enabled,
+)
 
 
 def rendered(renderable: object, *, styles: bool = False) -> str:
@@ -172,6 +180,19 @@ async def test_the_tree_shows_each_turn_with_bars_errors_and_a_summary(backend: 
     styled = rendered(render_session_tree(demo.session, demo.runs), styles=True)
     failed_line = next(line for line in styled.splitlines() if "error" in line and "tool" in line)
     assert "\x1b[1;31m" in failed_line or "\x1b[31m" in failed_line
+
+
+async def test_the_tree_shows_the_warning_of_a_tool_not_enabled_after_the_question(
+    backend: str,
+) -> None:
+    recorded = await record_not_enabled()
+    lines = rendered(render_session_tree(recorded.session, recorded.runs)).splitlines()
+    (warning,) = [n for n, line in enumerate(lines) if NOT_ENABLED_WARNING in line]
+    assert "warning " in lines[warning]
+    question = next(n for n, line in enumerate(lines) if "What is 2 + 2?" in line)
+    first_model_call = next(n for n, line in enumerate(lines) if "model scripted" in line)
+    assert question < warning < first_model_call
+    assert "1 step(s)" in "".join(lines)
 
 
 async def test_stored_text_is_printed_as_text_not_markup(backend: str) -> None:

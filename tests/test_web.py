@@ -38,10 +38,12 @@ from tests.recorded import (
     HOSTILE_TITLE,
     LONG_TAIL,
     MODEL_ERROR,
+    NOT_ENABLED_WARNING,
     SCRIPT,
     TEMPLATE,
     record_demo,
     record_hostile,
+    record_not_enabled,
 )
 
 
@@ -108,6 +110,25 @@ async def test_every_page_of_a_recorded_demo(client: httpx.AsyncClient) -> None:
         run_page = (await ok(client, f"/runs/{run.id}")).text
         assert f'href="/sessions/{sid}"' in run_page
         assert len(bars(run_page)) == len(run.model_calls) + len(run.tool_calls) == 3
+
+
+async def test_the_warning_of_a_tool_not_enabled_is_on_the_run_and_session_pages(
+    client: httpx.AsyncClient,
+) -> None:
+    recorded = await record_not_enabled()
+    (run,) = recorded.runs
+    run_page = (await ok(client, f"/runs/{run.id}")).text
+    assert "· 1 steps" in run_page
+    (row,) = [line for line in run_page.splitlines() if 'class="step-row"' in line]
+    assert '<td class="mono">warning</td>' in row
+    assert f'<td class="mono">{esc(NOT_ENABLED_WARNING)}</td>' in row
+    session_page = (await ok(client, f"/sessions/{recorded.session.id}")).text
+    assert esc(NOT_ENABLED_WARNING) in session_page
+    assert session_page.index("What is 2 + 2?") < session_page.index(esc(NOT_ENABLED_WARNING))
+    api = (await ok(client, f"/api/runs/{run.id}")).json()
+    assert [(step["kind"], step["name"]) for step in api["steps"]] == [
+        ("warning", NOT_ENABLED_WARNING)
+    ]
 
 
 async def test_the_timeline_has_a_bar_per_call_sized_by_its_recorded_duration(

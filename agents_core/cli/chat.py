@@ -2,6 +2,8 @@
 
     agents-core demo                  # a scripted conversation through AgentRunner, with its trace
     agents-core chat [--model M]      # the demo's tools with an OpenAI(-compatible) model
+        [--timeout SECONDS]           # one try of a model call (default 60 s, one retry)
+        [--price IN/OUT[/CACHED]]     # US dollars per million tokens: each call's cost
 
 Both record what they do like any service would (sessions, messages, runs, tool calls) and
 print each run's trace. The demo's agent, tools and scripted model are ``agents_core.cli.demo``.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 from datetime import UTC, datetime
@@ -25,7 +28,7 @@ from agents_core.cli.common import JsonOption
 if TYPE_CHECKING:
     from bson import ObjectId
 
-    from agents_core.db import Message, Run, Session
+    from agents_core.db import Message, Price, Run, Session
 
 __all__ = ["chat", "demo"]
 
@@ -82,14 +85,36 @@ def chat(
         bool,
         typer.Option("--json", help="Print each turn as one line of JSON: the answer and the run."),
     ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="how long one try of a model call may take (default 60; one retry)",
+        ),
+    ] = None,
+    price: Annotated[
+        str | None,
+        typer.Option(
+            "--price",
+            metavar="IN/OUT[/CACHED]",
+            help=(
+                "US dollars per million input/output tokens (and cached input tokens), "
+                "e.g. 0.40/1.60: each model call's cost (default: none, cost 0)"
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Talk to a real model with the demo's tools; each turn's trace after the answer.
 
     Configured by OPENAI_API_KEY, and OPENAI_BASE_URL for an OpenAI-compatible server (vLLM,
     Ollama, LiteLLM, …). Lines come from the terminal, or from a pipe (one turn a line); an
-    empty line, `exit` or end of input ends the conversation. With --json each turn is one
-    line of JSON ({"session_id", "input", "answer", "run"}), a model error one on stderr.
+    empty line, `exit` or end of input ends the conversation. On a terminal a status line
+    says while the model is being waited for. With --json each turn is one line of JSON
+    ({"session_id", "input", "answer", "run"}), a model error one on stderr.
     """
+    seconds = None if timeout is None else _timeout(timeout)
+    rates = None if price is None else _price(price)
     key, base_url = os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
     if not key and not base_url:
         common.fail(
@@ -109,7 +134,9 @@ def chat(
     from agents_core.trace import visible
 
     async def work() -> None:
-        client = OpenAIChatModel(model, base_url=base_url, api_key=key or "unused")
+        client = OpenAIChatModel(
+            model, base_url=base_url, api_key=key or "unused", price=rates, timeout=seconds
+        )
         try:
             agent = await demo_agent()
             sessions = SessionsRepository()
@@ -124,7 +151,11 @@ def chat(
             runner = AgentRunner(client, demo_tools())
             while (line := await _read_line(prompt=not as_json)) is not None:
                 try:
-                    run = await runner.run(session.id, line)
+                    # The conversation's stream says it waits (a terminal only: a pipe or a
+                    # file gets the answers and nothing else; with --json, stderr does).
+                    waiting = f"waiting for {model}… (Ctrl-C stops)"
+                    with render.spinner(waiting, stdout=not as_json):
+                        run = await runner.run(session.id, line)
                 except ModelError as exc:
                     if as_json:
                         error = {"error": f"model error: {exc}", "input": line}
@@ -146,6 +177,45 @@ def chat(
             await client.aclose()
 
     common.run(work, lambda _: None, as_json=as_json, announce=True)
+
+
+def _timeout(raw: str) -> float:
+    """``--timeout``: seconds, a positive finite number (else a usage error, exit code 2)."""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        common.fail(
+            f"--timeout must be a positive number of seconds (60, 2.5), not {raw!r}",
+            as_json=False,
+            code=2,
+        )
+    return seconds
+
+
+def _price(raw: str) -> Price:
+    """``--price IN/OUT[/CACHED]``: US dollars per million input, output (and cached input)
+    tokens, as ``Price`` takes them (else a usage error, exit code 2)."""
+    from agents_core.db import Price
+
+    parts = raw.split("/")
+    try:
+        rates = [float(part) for part in parts]
+    except ValueError:
+        rates = []
+    if len(rates) not in (2, 3) or not all(0 <= rate < math.inf for rate in rates):
+        common.fail(
+            "--price must be IN/OUT or IN/OUT/CACHED: US dollars per million input, output "
+            f"(and cached input) tokens, each a number from 0 (0.40/1.60), not {raw!r}",
+            as_json=False,
+            code=2,
+        )
+    return Price(
+        input_per_million=rates[0],
+        output_per_million=rates[1],
+        cached_input_per_million=rates[2] if len(rates) == 3 else None,
+    )
 
 
 async def _read_line(*, prompt: bool = True) -> str | None:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from bson import ObjectId
     from pydantic import ValidationError
 
-    from agents_core.db import Settings
+    from agents_core.db import DatabaseUnavailableError, Settings
 
 __all__ = [
     "CLI_SERVER_TIMEOUT_MS",
@@ -231,14 +231,16 @@ def _note_started(target: DatabaseTarget) -> None:
         )
 
 
-def _unreachable(exc: Exception, target: DatabaseTarget) -> str:
-    """What to say when the database of ``target`` does not answer, and what to do about it."""
+def _unreachable(exc: DatabaseUnavailableError, target: DatabaseTarget) -> str:
+    """What to say when the database of ``target`` does not answer, and what to do about it
+    (the command's own advice, in place of the library's)."""
     if target.server is None:
         return (
-            f"{exc} ({target.description}): start that server (`docker compose up -d` starts "
-            "the one in docker-compose.yml), or unset MONGODB_URI to use the embedded database"
+            f"{exc.reason} ({target.description}): start that server (`docker compose up -d` "
+            "starts the one in docker-compose.yml), or unset MONGODB_URI to use the embedded "
+            "database"
         )
-    return f"{exc} ({target.description}): `agents-core server stop`, then try again"
+    return f"{exc.reason} ({target.description}): `agents-core server stop`, then try again"
 
 
 def checked_id(value: str, *, as_json: bool, what: str = "a session or run") -> str:

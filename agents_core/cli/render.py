@@ -85,9 +85,11 @@ def open_consoles() -> None:
     out, err = _console(stderr=False), _console(stderr=True)
 
 
-def spinner(text: str) -> AbstractContextManager[object]:
-    """A spinner on stderr while ``text`` goes on (on a terminal; nothing otherwise)."""
-    return err.status(text) if err.is_terminal else contextlib.nullcontext()
+def spinner(text: str, *, stdout: bool = False) -> AbstractContextManager[object]:
+    """A spinner while ``text`` goes on, on stderr (``stdout``: on stdout), on a terminal only:
+    nothing at all when that stream is a pipe or a file."""
+    console = out if stdout else err
+    return console.status(text) if console.is_terminal else contextlib.nullcontext()
 
 
 def _narrow() -> bool:

@@ -46,6 +46,7 @@ from agents_core.db.config import DEFAULT_URI, Settings, mask_uri
 from agents_core.db.documents import DOCUMENT_MODELS, MESSAGE_TEXT_INDEXES, MessageDocument
 from agents_core.db.errors import (
     AlreadyInitializedError,
+    DatabaseUnavailableError,
     InvalidInputError,
     NotInitializedError,
     WrongEventLoopError,
@@ -55,6 +56,7 @@ from agents_core.db.server import ServerProfile, detect_profile
 
 __all__ = [
     "DEFAULT_DATABASE",
+    "UNREACHABLE_HINT",
     "Connection",
     "close_db",
     "connect",
@@ -68,6 +70,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "agents_core"
+#: What an unreachable server's error (``connect``, ``init_db``) suggests.
+UNREACHABLE_HINT = (
+    "start that server, or use the embedded one (no MongoDB needed): `with "
+    'EmbeddedServer("./.agents-core") as server: await init_db(server.uri)`, EmbeddedServer '
+    "from agents_core.embedded (pip install 'agents-core[embedded]'; docs/embedded.md)"
+)
 
 
 #: Sessions whose latest ``seq`` a connection remembers.
@@ -208,6 +216,13 @@ async def connect(
         if owns_client:
             await _close(client)
         translated = translate(exc) or InvalidInputError("database", str(exc))
+        if isinstance(translated, DatabaseUnavailableError):
+            # Said where it was tried, and what works without a MongoDB (issue 23).
+            translated = DatabaseUnavailableError(
+                _masked_reason(translated, uri) if owns_client else translated.reason,
+                uri=mask_uri(uri) if owns_client else None,  # a client's own: not known
+                hint=UNREACHABLE_HINT,
+            )
         raise translated from exc
     return connection
 

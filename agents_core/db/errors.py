@@ -156,7 +156,20 @@ class WrongEventLoopError(DatabaseError):
 
 
 class DatabaseUnavailableError(DatabaseError):
-    """The server could not be reached (or stopped answering) within the configured timeout."""
+    """The server could not be reached (or stopped answering) within the configured timeout.
+
+    ``reason`` is what went wrong (the driver's words, without its topology dump). Raised by
+    ``connect``/``init_db``, it also names the ``uri`` tried (its password masked) and says what
+    to try instead (``hint``): the text reads ``cannot reach MongoDB at <uri>: <reason>;
+    <hint>``, on one line.
+    """
+
+    def __init__(self, reason: str, *, uri: str | None = None, hint: str | None = None) -> None:
+        self.reason = reason
+        self.uri = uri
+        self.hint = hint
+        text = reason if uri is None else f"cannot reach MongoDB at {uri}: {reason}"
+        super().__init__(text if hint is None else f"{text}; {hint}")
 
 
 P = ParamSpec("P")

@@ -15,7 +15,7 @@ from agents_core.runner.model import (
     ToolRequest,
     Usage,
 )
-from agents_core.runner.runner import CANCELLED, AgentRunner, turn_window
+from agents_core.runner.runner import CANCELLED, NOT_ENABLED_KIND, AgentRunner, turn_window
 from agents_core.runner.tools import (
     InvalidArgumentsError,
     ToolError,
@@ -25,6 +25,7 @@ from agents_core.runner.tools import (
 
 __all__ = [
     "CANCELLED",
+    "NOT_ENABLED_KIND",
     "AgentRunner",
     "InvalidArgumentsError",
     "ModelClient",

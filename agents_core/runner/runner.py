@@ -12,9 +12,14 @@ model → tools → model until the model answers without asking for tools, or `
 calls have been made (the run then fails with a step-limit error). Every tool call is recorded
 (pending → success or error, with its measured duration); a tool the agent has not enabled is
 recorded as an error and never executed; a tool's exception is recorded and shown to the model.
+Registered tools the agent has not enabled are not offered to the model: the run starts with a
+``warning`` step that names them (stored with the run's insert: no extra command, shown by
+``show`` and the trace view) and the log says so, once per run.
 Each model call's usage is added to the run. On an exception the run is completed ``failed``
 with the error text and the exception re-raised; on cancellation it is completed ``failed`` with
-``cancelled`` (shielded, so the record is written) and the cancellation re-raised. The runner
+``cancelled`` (shielded, so the record is written) and the cancellation re-raised, a model call
+it cut short recorded in the same update (an ``error`` call, ``cancelled``, with the time it
+had taken). The runner
 never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
 
 Each step is as few commands as its records allow: the session, its agent and its history are
@@ -66,6 +71,7 @@ from agents_core.db import (
     Run,
     RunsRepository,
     RunStatus,
+    RunStep,
     SessionsRepository,
     ToolCallResult,
     ToolCallsRepository,
@@ -77,12 +83,16 @@ from agents_core.runner.model import ModelClient, ModelRequest, ModelResponse, T
 from agents_core.runner.replay import RecordedModel, RecordedTools
 from agents_core.runner.tools import ToolError, ToolRegistry
 
-__all__ = ["CANCELLED", "AgentRunner", "turn_window"]
+__all__ = ["CANCELLED", "NOT_ENABLED_KIND", "AgentRunner", "turn_window"]
 
 logger = logging.getLogger(__name__)
 
 #: The error of a run whose turn was cancelled.
 CANCELLED = "cancelled"
+#: The kind of the step a run starts with when registered tools are not enabled for its agent.
+NOT_ENABLED_KIND = "warning"
+#: Tool names that step lists (its ``count`` says how many there are).
+_WARNED_TOOLS = 20
 
 
 class AgentRunner:
@@ -189,11 +199,27 @@ class AgentRunner:
         # On a retried turn the user message is an earlier one: the history is what came before.
         earlier = [m for m in session.messages if m.seq < user_message.seq]
         history = [*turn_window(earlier), user_message]
-        run = await self.runs.start(session, agent, input_seq=user_message.seq, replay_of=replay_of)
+        left_out = [name for name in self.tools.names if name not in agent.tools]
+        run = await self.runs.start(
+            session,
+            agent,
+            input_seq=user_message.seq,
+            replay_of=replay_of,
+            steps=[_not_enabled(agent, left_out, user_message.seq)] if left_out else (),
+        )
+        if left_out:
+            logger.warning(
+                "run %s: tools registered but not enabled for agent %r are not offered to the "
+                "model: %s",
+                run.id,
+                agent.name,
+                ", ".join(left_out),
+            )
         try:
             return await self._steps(run, agent, turn, history)
         except asyncio.CancelledError:
-            await asyncio.shield(self._fail(run, CANCELLED))
+            # A model call cut short goes with the run's end, in the same update.
+            await asyncio.shield(self._fail(run, CANCELLED, model_call=turn.cancelled_call))
             raise
         except Exception as exc:
             await self._fail(run, _error_text(exc))
@@ -204,7 +230,7 @@ class AgentRunner:
         known = {message.id for message in history}
         for step in range(self.max_steps):
             response, call = await self._call_model(
-                run, ModelRequest(agent, tuple(history), definitions)
+                run, turn, ModelRequest(agent, tuple(history), definitions)
             )
             requests = [
                 request
@@ -227,22 +253,33 @@ class AgentRunner:
             run.id, RunStatus.failed, f"step limit reached: {self.max_steps} model calls"
         )
 
-    async def _call_model(self, run: Run, request: ModelRequest) -> tuple[ModelResponse, ModelCall]:
+    async def _call_model(
+        self, run: Run, turn: _Turn, request: ModelRequest
+    ) -> tuple[ModelResponse, ModelCall]:
         """One model call: its response and its ``ModelCall``, which the caller records with
-        what follows from it. A call that fails is recorded here, and its error raised."""
+        what follows from it. A call that fails is recorded here, and its error raised; a call
+        cancelled is left on ``turn`` (an ``error`` call, ``cancelled``, with its duration so
+        far), for the run's end to record."""
         started_at, started = datetime.now(UTC), time.perf_counter()
-        try:
-            response = await self.model.complete(request)
-        except Exception as exc:
-            failed = ModelCall(
+
+        def failed_call(error: str) -> ModelCall:
+            return ModelCall(
                 model=_model_name(self.model, request),
                 started_at=started_at,
                 duration_ms=(time.perf_counter() - started) * 1000,
                 status=ModelCallStatus.error,
-                error=_error_text(exc),
+                error=error,
                 price=getattr(self.model, "price", None),
                 history_seq=request.messages[-1].seq if request.messages else None,
             )
+
+        try:
+            response = await self.model.complete(request)
+        except asyncio.CancelledError:
+            turn.cancelled_call = failed_call(CANCELLED)
+            raise
+        except Exception as exc:
+            failed = failed_call(_error_text(exc))
             try:
                 await self.runs.record_model_call(run.id, failed)
             except DatabaseError as db_exc:  # the model's error is the one to raise
@@ -406,9 +443,9 @@ class AgentRunner:
             for message in messages
         ]
 
-    async def _fail(self, run: Run, error: str) -> None:
+    async def _fail(self, run: Run, error: str, *, model_call: ModelCall | None = None) -> None:
         try:
-            await self.runs.complete(run.id, RunStatus.failed, error)
+            await self.runs.complete(run.id, RunStatus.failed, error, model_call=model_call)
         except InvalidStateError:
             pass  # it was completed meanwhile: that record stands
         except DatabaseError as exc:  # the turn's own error is the one to raise
@@ -423,6 +460,8 @@ class _Turn:
         self.turn_id = turn_id
         #: The ``seq`` of the turn's user message (tool-call ids the runner makes name it).
         self.seq = 0
+        #: A model call the turn's cancellation cut short: recorded with the run's end.
+        self.cancelled_call: ModelCall | None = None
         self._counts: dict[str, int] = {}
 
     def key(self, kind: str) -> str | None:
@@ -443,6 +482,30 @@ def turn_window(messages: list[Message]) -> list[Message]:
         if message.role == MessageRole.user:
             return messages[index:]
     return []
+
+
+def _not_enabled(agent: Agent, names: list[str], seq: int) -> RunStep:
+    """The warning step of a run whose registry has tools (``names``) its agent has not
+    enabled: the model is not offered them, which is easy to miss (a model without tools
+    answers all the same)."""
+    shown = [name[:MAX_NAME_LENGTH] for name in names[:_WARNED_TOOLS]]
+    listed = ", ".join(shown) + (
+        f" and {len(names) - len(shown)} more" if names[len(shown) :] else ""
+    )
+    return RunStep(
+        kind=NOT_ENABLED_KIND,
+        name=check.title_from(f"tools not enabled for agent {agent.name}: {listed}") or "tools",
+        started_at=datetime.now(UTC),
+        duration_ms=0.0,
+        data={
+            "agent": agent.name,
+            "tools": shown,
+            "count": len(names),
+            "hint": "the model is not offered these registered tools: enable them for the agent "
+            "(AgentsRepository.enable_tool) or leave them out of its registry",
+        },
+        history_seq=seq,
+    )
 
 
 def _model_name(model: ModelClient, request: ModelRequest) -> str:

@@ -257,7 +257,8 @@ def turn_steps(turn: Turn) -> list[Step]:
 
     Messages keep their ``seq`` order and each run's calls their recorded order
     (``Run.calls``). A model call goes right after the newest message it was sent
-    (``ModelCall.history_seq``), a tool call right after the assistant message that asked for
+    (``ModelCall.history_seq``), a step right after the newest message when it happened
+    (``RunStep.history_seq``), a tool call right after the assistant message that asked for
     it (its ``request_id``). Where a call has no such anchor (runs recorded before anchors
     existed, or by a framework whose calls name no message), the two ordered lists are merged
     by time instead, a fixed rank deciding ties; each list still keeps its own order.
@@ -280,9 +281,9 @@ def turn_steps(turn: Turn) -> list[Step]:
                 anchors.append(
                     None if call.request_id is None else requested_in.get(call.request_id)
                 )
-            else:  # a framework's step: no message names it
+            else:  # a step: the runner's name the newest message (a framework's, none)
                 calls.append(Step("step", call.started_at, run_step=call, run=run))
-                anchors.append(None)
+                anchors.append(call.history_seq)
     shown_calls = {step.tool_call.id for step in calls if step.tool_call is not None}
     last_assistant = None
     for message in turn.messages:

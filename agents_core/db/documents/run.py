@@ -169,7 +169,8 @@ class RunStep(Record):
     ``kind`` is the framework's own word for it (``handoff``, ``guardrail``, ``agent``,
     ``custom``, ``mcp_tools``, …), ``name`` what the views show, ``data`` the framework's
     details as a JSON object (kept exactly: field names MongoDB refuses are escaped in storage,
-    as a message's item is, and read back as given).
+    as a message's item is, and read back as given). ``AgentRunner`` records one of kind
+    ``warning`` when a run starts with registered tools its agent has not enabled.
     """
 
     kind: str
@@ -179,6 +180,10 @@ class RunStep(Record):
     status: StepStatus = StepStatus.success
     error: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    #: The ``seq`` of the newest message of the conversation when the step happened (``None``:
+    #: not recorded, as a framework's steps). It places the step among the session's messages
+    #: as ``ModelCall.history_seq`` places a model call, without reading clocks.
+    history_seq: int | None = None
 
     @model_validator(mode="before")
     @classmethod

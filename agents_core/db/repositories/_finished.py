@@ -69,7 +69,7 @@ from agents_core.db.limits import (
 from agents_core.db.repositories import _payloads, stats
 from agents_core.db.repositories._base import stored_defaults
 
-__all__ = ["insert", "model_call_document", "run_id"]
+__all__ = ["insert", "model_call_document", "run_id", "step_document"]
 
 _FINAL = frozenset({RunStatus.completed, RunStatus.failed})
 _TOOL_FINAL = frozenset({ToolCallStatus.success, ToolCallStatus.error})
@@ -210,7 +210,7 @@ def _checked(run: object, settings: Settings) -> _Checked:
             tools.append(tool)
             order.append(CallKind.tool.value)
         elif isinstance(call, RunStep):
-            stored_step, size = _step(call)
+            stored_step, size = step_document(call)
             fixed += size
             steps.append(stored_step)
             order.append(CallKind.step.value)
@@ -291,8 +291,9 @@ def _tool(call: FinishedToolCall, settings: Settings) -> _Tool:
     return _Tool(stored, input_data, output_data)
 
 
-def _step(step: RunStep) -> tuple[dict[str, Any], int]:
-    """A step's stored form and the bytes it embeds (its data and error)."""
+def step_document(step: RunStep) -> tuple[dict[str, Any], int]:
+    """A step's stored form, every value checked, and the bytes it embeds (its data and
+    error), which the run's inline budget is charged."""
     try:
         stored_data, escaped = encode_item(getattr(step, "data", None))
     except InvalidInputError as exc:
@@ -305,6 +306,7 @@ def _step(step: RunStep) -> tuple[dict[str, Any], int]:
         error = check.text(error, "error", max_bytes=MAX_ERROR_BYTES)
         size += len(error.encode())
     duration = getattr(step, "duration_ms", None)
+    history_seq = getattr(step, "history_seq", None)
     stored: dict[str, Any] = {
         "kind": check.name(getattr(step, "kind", None), "kind"),
         "name": check.name(getattr(step, "name", None), "name"),
@@ -313,6 +315,7 @@ def _step(step: RunStep) -> tuple[dict[str, Any], int]:
         "status": check.enum(StepStatus, getattr(step, "status", None), "status").value,
         "error": error,
         "data": stored_data,
+        "history_seq": None if history_seq is None else check.count(history_seq, "history_seq"),
     }
     if escaped:
         stored[STEP_DATA_ESCAPED] = True

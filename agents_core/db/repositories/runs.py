@@ -22,6 +22,7 @@ from agents_core.db.documents import (
     Run,
     RunDocument,
     RunStatus,
+    RunStep,
     Score,
     Session,
     SessionDocument,
@@ -43,6 +44,7 @@ from agents_core.db.limits import (
     MAX_SCORE_COMMENT_BYTES,
     MAX_SCORES_PER_RUN,
     MAX_STALE_AGE,
+    MAX_STEPS_PER_RUN,
     MAX_TOKENS,
     RECENT_IDS,
 )
@@ -98,6 +100,7 @@ class RunsRepository(Repository):
         *,
         input_seq: int | None = None,
         replay_of: str | ObjectId | None = None,
+        steps: Sequence[RunStep] = (),
     ) -> Run:
         """Start a ``running`` run for a session and an agent the caller has just read.
 
@@ -106,10 +109,12 @@ class RunsRepository(Repository):
         the caller read it raises ``NotFoundError`` and the run is removed again, so a run
         never outlives its session's deletion, however late its writer. ``create`` is the
         same from bare ids. ``input_seq`` is the ``seq`` of the user message that started the
-        turn; ``replay_of`` the run a replay replays.
+        turn; ``replay_of`` the run a replay replays; ``steps`` what the run did before its
+        first call (``AgentRunner``: a warning), stored with the insert, first in its order.
         """
         seq = None if input_seq is None else check.count(input_seq, "input_seq")
         replayed = None if replay_of is None else check.object_id(replay_of, "run")
+        fields = _first_steps(steps, self.db.settings.run_inline_budget_bytes)
         # getattr: a record built with model_construct may lack its id.
         if not isinstance(session, Session) or not isinstance(
             getattr(session, "id", None), ObjectId
@@ -118,7 +123,12 @@ class RunsRepository(Repository):
         if not isinstance(agent, Agent) or not isinstance(getattr(agent, "id", None), ObjectId):
             raise InvalidInputError("agent", "must be an Agent record")
         return await _insert_run(
-            self.db, session_id=session.id, agent_id=agent.id, input_seq=seq, replay_of=replayed
+            self.db,
+            session_id=session.id,
+            agent_id=agent.id,
+            input_seq=seq,
+            replay_of=replayed,
+            **fields,
         )
 
     @translate_errors
@@ -452,6 +462,33 @@ def _score_document(
         ),
         "by": check.optional_name(by, "by"),
         "created_at": utcnow(),
+    }
+
+
+def _first_steps(steps: object, budget: int) -> dict[str, Any]:
+    """The stored fields of a new run's ``steps`` (none: no fields), their data charged to the
+    run's inline budget as a finished run's are."""
+    if isinstance(steps, Mapping | str) or not isinstance(steps, Sequence):
+        raise InvalidInputError("steps", "must be a list of RunStep")
+    if not steps:
+        return {}
+    if len(steps) > MAX_STEPS_PER_RUN:
+        raise InvalidInputError("steps", f"more than {MAX_STEPS_PER_RUN} steps")
+    stored, size = [], 0
+    for step in steps:
+        if not isinstance(step, RunStep):
+            raise InvalidInputError("steps", f"must hold RunStep, not {type(step).__name__}")
+        document, step_size = _finished.step_document(step)
+        stored.append(document)
+        size += step_size
+    if size > budget:
+        raise InvalidInputError(
+            "steps", f"their data take {size} bytes, more than the run's inline budget of {budget}"
+        )
+    return {
+        "steps": stored,
+        "call_order": [CallKind.step.value] * len(stored),
+        "inline_bytes": size,
     }
 
 
