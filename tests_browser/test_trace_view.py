@@ -423,3 +423,65 @@ def test_search_from_the_box_on_every_page(served: Served, page: Page) -> None:
     hits.first.locator("a.hit-link").click()
     page.wait_for_load_state("load")
     assert "/sessions/" in page.url
+
+
+#: A phone held upright (issue 23: "the trace view is unreadable 420 px wide").
+PHONE = {"width": 420, "height": 900}
+
+
+def _phone_pages(served: Served) -> dict[str, str]:
+    original, replay = served.replayed
+    return {
+        "sessions": "/",
+        "session": f"/sessions/{served.demo_session['id']}",
+        "run": f"/runs/{served.demo_runs[0]['id']}",
+        "hostile-run": f"/runs/{served.hostile_run_ids[0]}",
+        "runs": "/runs",
+        "overview": "/overview",
+        "compare": f"/runs/{original}/compare/{replay}",
+        "search": "/search?q=what+time+is",
+        "threads": "/threads",
+    }
+
+
+def test_every_page_reads_on_a_phone_420_px_wide(served: Served, browser: Browser) -> None:
+    """The page never scrolls sideways (what is wider, a table or a chart, scrolls in its own
+    box), no text is drawn smaller than 10 px (a chart is never shrunk to fit), and the
+    header's links and search box stay on the screen."""
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    try:
+        for name, path in _phone_pages(served).items():
+            _open(page, served.url + path)
+            layout = page.evaluate(
+                """() => {
+                  const width = window.innerWidth;
+                  const sideways = document.documentElement.scrollWidth - width;
+                  // Drawn text: HTML text by its computed size, SVG text by its box.
+                  const tiny = [];
+                  for (const svg of document.querySelectorAll('svg')) {
+                    const box = svg.viewBox.baseVal;
+                    if (!box || !box.width) continue;
+                    const scale = svg.getBoundingClientRect().width / box.width;
+                    for (const text of svg.querySelectorAll('text')) {
+                      const size = parseFloat(getComputedStyle(text).fontSize) * scale;
+                      if (size < 10) { tiny.push(`${svg.id || svg.dataset.chart}: ${size}`); break; }
+                    }
+                  }
+                  for (const el of document.querySelectorAll('main *, header *')) {
+                    if (el.closest('svg') || !el.textContent.trim()) continue;
+                    const size = parseFloat(getComputedStyle(el).fontSize);
+                    if (size < 10) tiny.push(`${el.tagName}: ${size}`);
+                  }
+                  // The header's own controls are within the screen, not beside it.
+                  const outside = [...document.querySelectorAll('header.top a, header.top input')]
+                    .map(el => el.getBoundingClientRect())
+                    .filter(r => r.left < 0 || r.right > width + 0.5).length;
+                  return {sideways, tiny, outside};
+                }"""
+            )
+            assert layout == {"sideways": 0, "tiny": [], "outside": 0}, (name, layout)
+            _no_script_ran(page)
+            page.screenshot(path=str(SCREENSHOTS / f"12-phone-{name}.png"), full_page=True)
+    finally:
+        context.close()
