@@ -465,7 +465,10 @@ def test_every_page_reads_on_a_phone_420_px_wide(served: Served, browser: Browse
                     const scale = svg.getBoundingClientRect().width / box.width;
                     for (const text of svg.querySelectorAll('text')) {
                       const size = parseFloat(getComputedStyle(text).fontSize) * scale;
-                      if (size < 10) { tiny.push(`${svg.id || svg.dataset.chart}: ${size}`); break; }
+                      if (size < 10) {
+                        tiny.push(`${svg.id || svg.dataset.chart}: ${size}`);
+                        break;
+                      }
                     }
                   }
                   for (const el of document.querySelectorAll('main *, header *')) {
