@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_DATABASE",
     "UNREACHABLE_HINT",
     "Connection",
+    "close_client",
     "close_db",
     "connect",
     "default_connection",
@@ -158,7 +159,7 @@ class Connection:
     async def close(self) -> None:
         """Close the client if this connection created it. Safe to call twice."""
         if self.owns_client:
-            await _close(self.client)
+            await close_client(self.client)
 
     def __repr__(self) -> str:
         return f"<Connection database={self.database.name!r}>"
@@ -214,7 +215,7 @@ async def connect(
                 connection.text_search = False
     except (PyMongoError, ValueError) as exc:
         if owns_client:
-            await _close(client)
+            await close_client(client)
         translated = translate(exc) or InvalidInputError("database", str(exc))
         if isinstance(translated, DatabaseUnavailableError):
             # Said where it was tried, and what works without a MongoDB (issue 23).
@@ -325,8 +326,10 @@ def _connect(uri: str, settings: Settings) -> AsyncMongoClient[Any]:
         raise InvalidInputError("uri", _masked_reason(exc, uri)) from exc
 
 
-async def _close(client: AsyncMongoClient[Any]) -> None:
-    """Close ``client``, without waiting for or leaking anything when its server is unreachable.
+async def close_client(client: AsyncMongoClient[Any]) -> None:
+    """Close ``client``, without waiting for or leaking anything when its server is unreachable
+    (what the layer does with a client of its own; use it for a client given to ``connect``
+    that raised ``DatabaseUnavailableError``).
 
     Then the client's monitor reconnects every 500 ms for as long as a command waits for a
     server, and a close that cancels one of those connects leaks its socket (a
