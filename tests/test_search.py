@@ -4,20 +4,25 @@ mongoeco's wire server, ``make test-mongoeco``, the text index), and a server th
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
 from agents_core.db import (
     InvalidInputError,
     MessagesRepository,
+    Session,
     SessionsRepository,
     default_connection,
     get_database,
 )
 from agents_core.db.documents import utcnow
 from agents_core.db.repositories import search as search_module
+from agents_core.testing.commands import CommandCounter
 from tests.helpers import make_session
+from tests.mock_commands import mock_commands
 from tests.recorded import SCRIPT
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -169,3 +174,212 @@ async def test_the_search_page_and_its_api() -> None:
         assert (await http.get("/search")).status_code == 200  # the form alone
         for params in ({"q": "x" * 201}, {"q": "a", "since": "2026-02-30"}, {}):
             assert (await http.get("/api/search", params=params)).status_code == 400
+
+
+@pytest.fixture
+def log(backend: str, request: pytest.FixtureRequest) -> Callable[[], Any]:
+    """What records the commands of the backend: the names sent inside a ``with`` block."""
+    if backend == "mock":
+        return mock_commands
+    counter: CommandCounter = request.getfixturevalue("command_log")
+    return counter.recording
+
+
+async def stored(session: Session, contents: list[str], at: list[datetime]) -> None:
+    """Messages stored as they are, ``seq`` 1, 2, …, created at ``at``."""
+    await get_database()["messages"].insert_many(
+        [
+            {"session_id": session.id, "seq": seq, "role": "user", "content": text, "created_at": t}
+            for seq, (text, t) in enumerate(zip(contents, at, strict=True), start=1)
+        ]
+    )
+    await get_database()["sessions"].update_one(
+        {"_id": session.id}, {"$set": {"last_seq": len(contents), "updated_at": max(at)}}
+    )
+
+
+async def test_more_messages_in_a_moment_than_the_bound_are_searched_from_the_newest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst (an import, a busy minute) holding more than the bound: the newest ones are
+    searched, and the result says from when (it found nothing at all when it counted the
+    newest slice first and gave up)."""
+    session = await make_session("Busy")
+    now = utcnow()
+    await stored(
+        session, [f"refund {n}" for n in range(15)], [now - timedelta(seconds=n) for n in range(15)]
+    )
+    default_connection().text_search = False  # the scan, whatever the server
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 10)
+    found = await MessagesRepository().search("refund", limit=5)
+    assert [hit.seq for hit in found.hits] == [1, 2, 3, 4, 5]
+    everything = await MessagesRepository().search("refund", limit=50)
+    assert [hit.seq for hit in everything.hits] == list(range(1, 11))
+    assert everything.scanned == 10
+    assert everything.searched_since == now - timedelta(seconds=9)
+
+
+async def test_the_scan_reaches_back_years_and_keeps_to_the_range() -> None:
+    session = await make_session("Old")
+    now = utcnow()
+    ages = [timedelta(0), timedelta(days=3), timedelta(days=400), timedelta(days=5 * 365)]
+    await stored(session, ["a refund"] * 4, [now - age for age in ages])
+    default_connection().text_search = False
+    repo = MessagesRepository()
+    assert [hit.seq for hit in (await repo.search("refund")).hits] == [1, 2, 3, 4]
+    ranged = await repo.search(
+        "refund", since=now - timedelta(days=401), until=now - timedelta(days=3)
+    )
+    assert [hit.seq for hit in ranged.hits] == [2, 3]
+    assert (ranged.scanned, ranged.searched_since) == (2, None)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "found"),
+    [
+        ("fund", []),  # a word is whole: not inside "refund", as a text index would not find it
+        ("refund", [1, 2, 3]),
+        ("Refund policy", [2, 3]),
+        ("refund policy.", [3]),
+        ("policy, please", []),
+    ],
+)
+async def test_a_phrase_is_whole_words_on_every_server(phrase: str, found: list[int]) -> None:
+    session = await make_session("Words")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "refund")
+    await messages.create(session.id, "user", "the refund\tpolicy applies")
+    await messages.create(session.id, "user", "Read the REFUND POLICY.")
+    hits = (await messages.search(phrase)).hits
+    assert sorted(hit.seq for hit in hits) == found
+
+
+def test_the_text_index_is_asked_for_every_word_on_its_own() -> None:
+    """Quoted phrases must all match, each as a substring of the raw text: the phrase quoted
+    whole would miss "refund\\n for order"; its words each quoted find it, then the phrase is
+    confirmed here."""
+    phrase = search_module._phrase('  refund for\n"order"  -refund ')
+    assert phrase.text == 'refund for "order" -refund'
+    assert phrase.text_query == '"refund" "for" "order"'
+    assert search_module._phrase("(.*)").words == ()
+
+
+async def test_a_message_of_an_unfinished_batch_is_not_found() -> None:
+    """A batch whose writer died before its last message (which makes it visible) is never
+    shown, so never found."""
+    session = await make_session("Batches")
+    messages = MessagesRepository()
+    await messages.append_items(
+        session.id, [{"role": "user", "content": "refund one"}, {"role": "user", "content": "x"}]
+    )
+    now = utcnow()
+    await get_database()["messages"].insert_one(
+        {
+            "session_id": session.id,
+            "seq": 3,
+            "role": "user",
+            "content": "refund two",
+            "created_at": now,
+            "batch_end_seq": 4,  # never written
+        }
+    )
+    await get_database()["sessions"].update_one({"_id": session.id}, {"$set": {"last_seq": 4}})
+    assert [hit.seq for hit in (await messages.search("refund")).hits] == [1]
+
+
+async def test_hits_are_found_past_many_matches_of_the_words_alone() -> None:
+    """The text index returns every message with the words; the phrase is confirmed here, and
+    the search reads on until it has its hits."""
+    session = await make_session("Policy")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "the refund policy")
+    for n in range(8):
+        await messages.create(session.id, "user", f"policy {n} and refund")
+    found = await messages.search("refund policy", limit=1)
+    assert [hit.seq for hit in found.hits] == [1]
+
+
+async def test_matches_no_reader_sees_do_not_crowd_out_a_hit() -> None:
+    """Newer matches in a session being deleted, or cleared: the search reads past them to the
+    one readers see (it read a fixed few per hit wanted, all hidden, and found nothing)."""
+    messages = MessagesRepository()
+    shown = await make_session("Shown")
+    await messages.create(shown.id, "user", "refund please")
+    cleared, deleting = await make_session("Cleared"), await make_session("Deleting")
+    for n in range(6):
+        await messages.create(cleared.id, "user", f"refund {n}")
+        await messages.create(deleting.id, "user", f"refund {n}")
+    await messages.clear(cleared.id)
+    await get_database()["messages"].insert_one(  # what a clear interrupted leaves behind
+        {
+            "session_id": cleared.id,
+            "seq": 2,
+            "role": "user",
+            "content": "refund",
+            "created_at": utcnow(),
+        }
+    )
+    await get_database()["sessions"].update_one(
+        {"_id": deleting.id}, {"$set": {"status": "deleting"}}
+    )
+    found = await messages.search("refund", limit=1)
+    assert [(hit.session_id, hit.seq) for hit in found.hits] == [(shown.id, 1)]
+
+
+async def test_a_users_scan_reads_their_sessions_newest_first_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch, log: Callable[[], Any]
+) -> None:
+    """Scoped by user, the scan reads the user's sessions (one command), then the messages of
+    as many of them, most recently active first, as the bound holds (one command, and one for
+    a session read in part): never a window of everyone's messages, nor a read per window."""
+    now = utcnow()
+    sessions = [await make_session(f"s{n}", user_id="u-9") for n in range(3)]
+    for n, session in enumerate(sessions):  # s0 the most recently active
+        at = [now - timedelta(hours=n, minutes=4 - m) for m in range(5)]
+        await stored(session, [f"refund {n}.{m}" for m in range(5)], at)
+    await stored(await make_session("other", user_id="u-8"), ["refund"] * 3, [now] * 3)
+    default_connection().text_search = False
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 8)
+    with log() as names:
+        found = await MessagesRepository().search("refund", user_id="u-9", limit=50)
+    assert list(names) == ["find", "find", "find"]
+    assert [hit.excerpt for hit in found.hits] == [
+        "refund 0.4",
+        "refund 0.3",
+        "refund 0.2",
+        "refund 0.1",
+        "refund 0.0",
+        "refund 1.4",
+        "refund 1.3",
+        "refund 1.2",
+    ]
+    assert found.scanned == 8
+    # Not searched: s1's older messages and s2 (last active an hour before s1's newest).
+    assert found.searched_since == now - timedelta(hours=1, minutes=2)
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 100)
+    with log() as names:
+        whole = await MessagesRepository().search("refund", user_id="u-9", limit=50)
+    assert list(names) == ["find", "find"]
+    assert (len(whole.hits), whole.scanned, whole.searched_since) == (15, 15, None)
+
+
+async def test_the_bound_says_since_when_everything_was_searched_both_ways(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the text index (its matches checked) or by the scan (messages read), a search that
+    stops at the bound says since when it searched, and the page says so."""
+    import httpx
+
+    from agents_core.trace.web import create_app
+
+    session = await make_session("Bound")
+    now = utcnow()
+    await stored(session, ["a refund"] * 6, [now - timedelta(minutes=6 - n) for n in range(6)])
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 3)
+    found = await MessagesRepository().search("refund", limit=50)
+    assert [hit.seq for hit in found.hits] == [6, 5, 4]
+    assert found.searched_since == now - timedelta(minutes=3)
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        page = (await http.get("/search", params={"q": "refund"})).text
+    assert "narrow the range to search older ones" in page

@@ -437,6 +437,11 @@ def search_hits(found: SearchResult, short: ShortIds = WHOLE) -> RenderableType:
 
     if found.method == "text-index":
         how = "searched with the text index"
+        if found.searched_since is not None:
+            how += (
+                f" (more messages matched its words than one search reads: those since "
+                f"{found.searched_since:%Y-%m-%d %H:%M} UTC were checked)"
+            )
     elif found.searched_since is not None:
         how = (
             f"searched the newest {found.scanned:,} messages (since "

@@ -407,13 +407,16 @@ class MessagesRepository(Repository):
     ) -> SearchResult:
         """The newest messages (at most ``limit``) that contain ``phrase``, with their sessions.
 
-        The phrase is text, matched case-insensitively with any whitespace between its words;
-        ``user_id`` keeps the sessions of that user (the newest 1,000), ``since``/``until`` the
-        messages created in that range. With a text index (MongoDB) one ``$text`` query; without
-        one (SecantusDB, the in-memory mock) a scan of the newest messages in windows of time,
-        at most ``MAX_SCANNED`` of them: ``SearchResult.method`` says which, and
-        ``searched_since`` where the bound stopped it (``agents_core/db/repositories/search.py``).
-        Only what every reader shows is returned (visible sessions, nothing cleared or popped).
+        The phrase is text, matched case-insensitively as whole words, any whitespace between
+        its words; ``user_id`` keeps the sessions of that user (the 1,000 most recently
+        active), ``since``/``until`` the messages created in that range (both included). With
+        a text index (MongoDB) a ``$text`` query for its words, each match confirmed; without
+        one (SecantusDB, the in-memory mock) a scan of the newest messages, in windows of
+        ``created_at`` (for a user: the messages of their most recently active sessions). Either
+        way it looks at most at ``MAX_SCANNED`` messages: ``SearchResult.method`` says which
+        way, ``searched_since`` since when everything was searched when that bound stopped it
+        (``agents_core/db/repositories/search.py``). Only what every reader shows is returned
+        (visible sessions, nothing cleared or popped, no part of an unfinished batch).
         """
         return await search_messages(
             self.db, phrase, user_id=user_id, since=since, until=until, limit=limit

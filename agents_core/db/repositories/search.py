@@ -2,39 +2,63 @@
 
 Design notes:
 
-- **A phrase is text.** It is matched as written, case-insensitively: never a regular
-  expression (it is escaped) and never an operator (it is a value, and a ``$text`` phrase is
-  quoted with its own quotes removed).
+- **A phrase is text.** It is matched as written, case-insensitively, as whole words (``fund``
+  does not find ``refund``, as a text index would not), any run of whitespace between its
+  words matching any other: never a regular expression (each piece is escaped) and never an
+  operator (it is a value; ``$text`` gets only its words). Every message found, whichever way,
+  is confirmed with that one pattern on its own text, so every way agrees on what a hit is.
 - **A text index where the server has one.** On MongoDB (``ServerProfile.text_index``)
   ``connect`` creates ``content_text`` on ``messages`` (no language: no stemming, no stop
-  words) and a search is one ``$text`` query for the quoted phrase, newest first; the phrase
-  is then confirmed on each message, since ``$text`` ignores case, diacritics and punctuation.
+  words) and a search is a ``$text`` query newest first, read until enough hits are confirmed
+  (one command for the first ``_CANDIDATES``). The query quotes each word of the phrase on its
+  own: quoted phrases must all match, and each is matched as a substring of the raw text, so
+  the phrase quoted whole would miss ``refund\\n  for order`` for ``refund for order``.
 - **A bounded scan where it has none.** SecantusDB refuses text indexes, the in-memory mock
-  cannot run ``$text``: there the newest messages are read in slices of time going back (the
-  last hour, then back to 4 h, 16 h, … ago, on the ``created_at`` index), each a
-  case-insensitive match of the escaped phrase, until enough are found, the range given is
-  covered, or ``MAX_SCANNED`` messages were looked at (each slice is counted first, so the
-  bound holds before a slice is read; SecantusDB reads about 25 µs a message in each). The
-  result says how it was searched and, when the bound stopped it, from when on
+  cannot run ``$text``: there the newest messages of the time range are read and matched
+  here, at most ``MAX_SCANNED`` of them, each command bounded by a range on an index, never
+  by sort + limit alone (SecantusDB reads every document a filter matches before it sorts,
+  ``../shared/NOTES-wire-server.md``):
+
+  - without a user, in windows of ``created_at`` back in time, each sized from the last one's
+    density to hold about ``_WINDOW_TARGET`` messages, newest first; a window that holds more
+    than the bound leaves is cut to its newest (messages stored in one millisecond are read
+    in one window);
+  - for a user, the messages of the user's sessions most recently active first, each session's
+    size known from its ``last_seq`` and cleared point, so the sessions read hold at most the
+    bound (the last one only its newest messages, a ``seq`` range): one or two commands.
+
+  When the bound stops it, the result says since when every message was searched
   (``searched_since``).
 - **What every reader shows.** Hits in sessions that are not visible (being deleted or
-  forked), at or below a session's cleared point, or popped are not returned.
+  forked, or gone), at or below a session's cleared point, popped, or of a batch whose last
+  message does not exist (``messages.visible_range``) are not returned.
+- Across sessions there is no shared sequence: hits come newest first by ``created_at``, then
+  ``_id``, which only orders what is shown.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bson import ObjectId
 from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import OperationFailure
 
 from agents_core.db import validation as check
 from agents_core.db.client import Connection
-from agents_core.db.documents import MessageDocument, MessageRole, SessionDocument, as_utc
+from agents_core.db.documents import (
+    MessageDocument,
+    MessageRole,
+    SessionDocument,
+    as_utc,
+    utcnow,
+)
 from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import InvalidInputError
 
@@ -49,20 +73,45 @@ __all__ = [
 
 #: Longest phrase searched, in characters.
 MAX_PHRASE_CHARS = 200
-#: Most messages a search without a text index looks at.
+#: Most messages one search reads: those a scan matches, or the text index's matches checked.
 MAX_SCANNED = 20_000
 #: Characters of context on each side of the match in an excerpt.
 EXCERPT_CHARS = 80
-#: Most sessions of one user a search scoped by user looks in (the newest).
+#: Most sessions of one user a search scoped by user looks in (the most recently active).
 MAX_USER_SESSIONS = 1_000
-#: Candidates read per hit wanted (some are not visible, or match $text but not the phrase).
-_OVERREAD = 3
-_WINDOWS: tuple[timedelta | None, ...] = (*(timedelta(hours=4**n) for n in range(9)), None)
+#: Messages one window of the scan aims to hold.
+_WINDOW_TARGET = 2_000
+#: The scan's first window, back from the range's end.
+_FIRST_WINDOW = timedelta(minutes=1)
+#: Where the scan stops without ``since``: no message is older.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NARROWEST_WINDOW = timedelta(milliseconds=1)
+#: Messages read per reply (a scan's window, the text index's matches): bounds the memory a
+#: search holds, whatever the messages' size.
+_CANDIDATES = 500
 #: What a server answers for ``$text`` it cannot run: BadValue (unknown operator),
 #: IndexNotFound (no text index).
 _NO_TEXT = frozenset({2, 27})
-_WORD = re.compile(r"\w")
-_FIELDS = {"session_id": 1, "seq": 1, "role": 1, "content": 1, "created_at": 1}
+_WORD = re.compile(r"\w+")
+_FIELDS = {
+    "session_id": 1,
+    "seq": 1,
+    "role": 1,
+    "content": 1,
+    "created_at": 1,
+    "popped_at": 1,
+    "batch_end_seq": 1,
+}
+_SESSION_FIELDS = {
+    "title": 1,
+    "user_id": 1,
+    "status": 1,
+    "last_seq": 1,
+    "cleared_through_seq": 1,
+    "created_at": 1,
+    "updated_at": 1,
+}
+_NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 Method = Literal["text-index", "scan"]
 
@@ -75,7 +124,8 @@ class SearchHit:
     seq: int
     role: MessageRole
     created_at: datetime
-    #: Up to ``EXCERPT_CHARS`` characters each side of the first match (``…`` where cut).
+    #: Up to ``EXCERPT_CHARS`` characters each side of the first match (``…`` where cut), on
+    #: one line.
     excerpt: str
     #: Where the match is in ``excerpt``: ``excerpt[start:end]``.
     start: int
@@ -91,20 +141,43 @@ class SearchResult:
     method: Method
     #: Messages looked at (a scan; ``None`` with the text index).
     scanned: int | None
-    #: A scan stopped by ``MAX_SCANNED``: only messages created since then were searched.
+    #: The search stopped at ``MAX_SCANNED``: every message created since then was searched,
+    #: older ones not (``None``: the whole range was searched, or enough hits were found).
     searched_since: datetime | None
 
 
-def _phrase(value: object) -> str:
+@dataclass(frozen=True, slots=True)
+class _Phrase:
+    #: As searched: its words joined by one space.
+    text: str
+    #: What every hit is confirmed with (see the module's notes).
+    pattern: re.Pattern[str]
+    #: Its words, folded, each once: what ``$text`` is asked for (none: it cannot be).
+    words: tuple[str, ...]
+
+    @property
+    def text_query(self) -> str:
+        """``$text``'s search string: every word quoted (all required, none stemmed or
+        negated); a word (``\\w+``) holds no quote or backslash."""
+        return " ".join(f'"{word}"' for word in self.words)
+
+
+def _phrase(value: object) -> _Phrase:
     if not isinstance(value, str):
         raise InvalidInputError("phrase", f"must be a string, not {type(value).__name__}")
-    phrase = " ".join(value.split())
-    if not phrase:
+    pieces = value.split()
+    text = " ".join(pieces)
+    if not text:
         raise InvalidInputError("phrase", "must not be empty")
-    if len(phrase) > MAX_PHRASE_CHARS:
+    if len(text) > MAX_PHRASE_CHARS:
         raise InvalidInputError("phrase", f"longer than {MAX_PHRASE_CHARS} characters")
-    check.valid_unicode(phrase, "phrase")
-    return phrase
+    check.valid_unicode(text, "phrase")
+    # Whole words: no word character may touch a match where the phrase begins or ends with one.
+    start = r"(?<!\w)" if _WORD.match(text[0]) else ""
+    end = r"(?!\w)" if _WORD.match(text[-1]) else ""
+    body = r"\s+".join(re.escape(piece) for piece in pieces)
+    words = tuple(dict.fromkeys(word.casefold() for word in _WORD.findall(text)))
+    return _Phrase(text, re.compile(start + body + end, re.IGNORECASE), words)
 
 
 def _moment(value: object, field: str) -> datetime | None:
@@ -113,6 +186,116 @@ def _moment(value: object, field: str) -> datetime | None:
     if not isinstance(value, datetime):
         raise InvalidInputError(field, "must be a datetime")
     return as_utc(value)
+
+
+@dataclass(slots=True)
+class _Found:
+    """One search's state: its hits so far, the sessions it read, what it looked at."""
+
+    db: Connection
+    phrase: _Phrase
+    user_id: str | None
+    #: Hits wanted: the search stops once it has them.
+    want: int
+    hits: list[SearchHit] = field(default_factory=list)
+    #: Messages looked at.
+    read: int = 0
+    #: Set when the bound stopped the search (see ``SearchResult.searched_since``).
+    searched_since: datetime | None = None
+    #: When the last message looked at was created (they are read newest first).
+    oldest: datetime | None = None
+    #: Sessions read, by id (``None``: no such session).
+    sessions: dict[ObjectId, Mapping[str, Any] | None] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return len(self.hits) >= self.want
+
+    async def take(self, raws: Sequence[Mapping[str, Any]]) -> None:
+        """Add the hits among ``raws``: messages that contain the phrase and that readers see.
+        One command for the sessions not read yet; one per session with a hit of a batch
+        whose last message is not among ``raws``."""
+        self.read += len(raws)
+        if raws:
+            self.oldest = as_utc(raws[-1]["created_at"])
+        matched = [
+            raw
+            for raw in raws
+            if raw.get("popped_at") is None
+            and isinstance(raw.get("content"), str)
+            and self.phrase.pattern.search(raw["content"]) is not None
+        ]
+        if not matched:
+            return
+        await self._read_sessions({raw["session_id"] for raw in matched})
+        shown = [raw for raw in matched if self._visible(raw)]
+        present = {(raw["session_id"], raw["seq"]) for raw in raws}
+        landed = await self._batch_ends(shown, present)
+        for raw in shown:
+            end = raw.get("batch_end_seq")
+            if end is None or (raw["session_id"], end) in landed:
+                self.hits.append(self._hit(raw))
+
+    def newest(self) -> list[SearchHit]:
+        """The ``want`` newest hits, newest first (ties kept in the order they were read)."""
+        return sorted(self.hits, key=lambda hit: hit.created_at, reverse=True)[: self.want]
+
+    async def _read_sessions(self, ids: set[ObjectId]) -> None:
+        missing = sorted(ident for ident in ids if ident not in self.sessions)
+        if not missing:
+            return
+        raws = await (
+            self.db.collection(SessionDocument)
+            .find({"_id": {"$in": missing}}, _SESSION_FIELDS)
+            .batch_size(len(missing))
+            .to_list()
+        )
+        found = {raw["_id"]: raw for raw in raws}
+        for ident in missing:
+            self.sessions[ident] = found.get(ident)
+
+    def _visible(self, raw: Mapping[str, Any]) -> bool:
+        session = self.sessions.get(raw["session_id"])
+        return (
+            session is not None
+            and session.get("status") in VISIBLE_STATUSES
+            and (self.user_id is None or session.get("user_id") == self.user_id)
+            and raw["seq"] > session.get("cleared_through_seq", 0)
+        )
+
+    async def _batch_ends(
+        self, part: Sequence[Mapping[str, Any]], present: set[tuple[ObjectId, int]]
+    ) -> set[tuple[ObjectId, int]]:
+        """The last messages of ``part``'s batches that exist: those in ``present``, and
+        those read now (one ``seq`` lookup per session)."""
+        unknown: dict[ObjectId, set[int]] = {}
+        for raw in part:
+            end = raw.get("batch_end_seq")
+            if end is not None and (raw["session_id"], end) not in present:
+                unknown.setdefault(raw["session_id"], set()).add(end)
+        landed = set(present)
+        messages = self.db.collection(MessageDocument)
+        for session_id, ends in unknown.items():
+            found = await messages.find(
+                {"session_id": session_id, "seq": {"$in": sorted(ends)}}, {"seq": 1, "_id": 0}
+            ).to_list()
+            landed.update((session_id, raw["seq"]) for raw in found)
+        return landed
+
+    def _hit(self, raw: Mapping[str, Any]) -> SearchHit:
+        session = self.sessions[raw["session_id"]] or {}
+        excerpt, start, end = _excerpt(raw["content"], self.phrase.pattern)
+        return SearchHit(
+            session_id=raw["session_id"],
+            session_title=session.get("title"),
+            user_id=session.get("user_id"),
+            seq=raw["seq"],
+            role=MessageRole(raw["role"]),
+            created_at=as_utc(raw["created_at"]),
+            excerpt=excerpt,
+            start=start,
+            end=end,
+        )
 
 
 async def search_messages(
@@ -125,34 +308,36 @@ async def search_messages(
     limit: int = 20,
 ) -> SearchResult:
     """See ``MessagesRepository.search``."""
-    text = _phrase(phrase)
+    checked = _phrase(phrase)
     count = check.limit(limit)
     first, last = _moment(since, "since"), _moment(until, "until")
     if first is not None and last is not None and last < first:
         raise InvalidInputError("until", "must not be before since")
-    query: dict[str, Any] = {"popped_at": None}
-    if user_id is not None:
-        user = check.name(user_id, "user_id")
-        sessions = await (
-            db.collection(SessionDocument)
-            .find({"user_id": user}, {"_id": 1})
-            .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(MAX_USER_SESSIONS)
-            .batch_size(MAX_USER_SESSIONS)
-            .to_list()
-        )
-        query["session_id"] = {"$in": [raw["_id"] for raw in sessions]}
-    method: Method = "scan"
-    scanned: int | None = None
-    searched_since: datetime | None = None
-    raws: list[dict[str, Any]] | None = None
-    if db.text_search:
-        raws = await _indexed(db, query, text, first, last, count)
-        method = "text-index" if raws is not None else "scan"
-    if raws is None:
-        raws, scanned, searched_since = await _scanned(db, query, text, first, last, count)
-    hits = await _visible(db, raws, text, count)
-    return SearchResult(text, hits, method, scanned, searched_since)
+    user = None if user_id is None else check.name(user_id, "user_id")
+    found = _Found(db, checked, user, count)
+    sessions = None if user is None else await _user_sessions(db, user)
+    if db.text_search and checked.words and await _indexed(found, sessions, first, last):
+        return SearchResult(checked.text, found.newest(), "text-index", None, found.searched_since)
+    # No text index, or a phrase without a word to look up (``(.*)``; MongoDB answers "must
+    # contain at least one searchable token"): the scan.
+    if sessions is None:
+        await _scan_windows(found, first, last)
+    else:
+        await _scan_sessions(found, sessions, first, last)
+    return SearchResult(checked.text, found.newest(), "scan", found.read, found.searched_since)
+
+
+async def _user_sessions(db: Connection, user: str) -> list[dict[str, Any]]:
+    """The user's sessions, most recently active first: ``MAX_USER_SESSIONS`` and one more
+    (whether there are more)."""
+    return await (
+        db.collection(SessionDocument)
+        .find({"user_id": user}, _SESSION_FIELDS)
+        .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+        .limit(MAX_USER_SESSIONS + 1)
+        .batch_size(MAX_USER_SESSIONS + 1)
+        .to_list()
+    )
 
 
 def _range(first: datetime | None, last: datetime | None) -> dict[str, datetime]:
@@ -165,148 +350,180 @@ def _range(first: datetime | None, last: datetime | None) -> dict[str, datetime]
 
 
 async def _indexed(
-    db: Connection,
-    query: dict[str, Any],
-    text: str,
+    found: _Found,
+    sessions: list[dict[str, Any]] | None,
     first: datetime | None,
     last: datetime | None,
-    count: int,
-) -> list[dict[str, Any]] | None:
-    """One ``$text`` query; ``None`` when the server cannot run it for this phrase (then the
-    scan): a phrase without a word to index (``(.*)``), or a server without a text index."""
-    if not _WORD.search(text):
-        return None  # $text finds words only: "must contain at least one searchable token"
-    quoted = '"' + text.replace('"', " ").strip() + '"'
-    found = {**query, "$text": {"$search": quoted}}
+) -> bool:
+    """The text index's matches, newest first, confirmed one by one until enough hits or
+    ``MAX_SCANNED`` matches; ``False`` when the server cannot run ``$text`` (then the scan)."""
+    db = found.db
+    query: dict[str, Any] = {"$text": {"$search": found.phrase.text_query}}
+    if sessions is not None:
+        found.sessions.update((raw["_id"], raw) for raw in sessions[:MAX_USER_SESSIONS])
+        query["session_id"] = {"$in": [raw["_id"] for raw in sessions[:MAX_USER_SESSIONS]]}
     if bounds := _range(first, last):
-        found["created_at"] = bounds
-    wanted = count * _OVERREAD
+        query["created_at"] = bounds
     messages = db.collection(MessageDocument)
+    cursor = messages.find(query, _FIELDS).sort(_NEWEST_FIRST).batch_size(_CANDIDATES)
     try:
-        raws = await (
-            messages.find(found, _FIELDS)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(wanted)
-            .batch_size(wanted)
-            .to_list()
-        )
+        while not found.done:
+            left = MAX_SCANNED - found.read
+            if left <= 0:
+                if await cursor.to_list(1):  # more matches than one search reads
+                    found.searched_since = found.oldest
+                break
+            raws = await cursor.to_list(min(_CANDIDATES, left))
+            if not raws:
+                break
+            await found.take(await _whole(messages, raws))
     except OperationFailure as exc:
-        # This phrase, or this server, cannot be searched by the index: the scan answers. A
-        # server that says it has no text index is not asked again.
+        if found.read:
+            raise  # it ran, then failed: no answer of half a search
+        # This server cannot search by the index: the scan answers. A server that says it has
+        # no text index is not asked again.
         if exc.code in _NO_TEXT or "text index" in str(exc):
             db.text_search = False
-        return None
+        return False
     except NotImplementedError:  # an in-memory mock given a server's profile
         db.text_search = False
-        return None
-    if any("content" not in raw for raw in raws):
-        # mongoeco 4.11 drops a projection's fields beside $text: read them by id.
-        ids = [raw["_id"] for raw in raws]
-        whole = {
-            raw["_id"]: raw for raw in await messages.find({"_id": {"$in": ids}}, _FIELDS).to_list()
-        }
-        raws = [whole[ident] for ident in ids if ident in whole]
-    return raws
+        return False
+    finally:
+        await cursor.close()
+    return True
 
 
-async def _scanned(
-    db: Connection,
-    query: dict[str, Any],
-    text: str,
+async def _whole(
+    messages: AsyncCollection[Any], raws: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``raws`` with every field read: mongoeco 4.11 drops a projection's fields beside
+    ``$text`` (it returns ``_id`` alone), so those are read again by id."""
+    if all("content" in raw for raw in raws):
+        return raws
+    ids = [raw["_id"] for raw in raws]
+    whole = {
+        raw["_id"]: raw for raw in await messages.find({"_id": {"$in": ids}}, _FIELDS).to_list()
+    }
+    return [whole[ident] for ident in ids if ident in whole]
+
+
+async def _scan_windows(found: _Found, first: datetime | None, last: datetime | None) -> None:
+    """The newest messages of the range, window by window of ``created_at`` back in time,
+    until enough hits, ``MAX_SCANNED`` messages, or the range's start."""
+    messages = found.db.collection(MessageDocument)
+    floor = first or _EPOCH
+    top = last or utcnow()
+    upper: dict[str, datetime] = {} if last is None else {"$lte": last}  # the first window's
+    width = _FIRST_WINDOW
+    while not found.done:
+        low = max(top - width, floor)
+        left = MAX_SCANNED - found.read
+        held = await _read(
+            found,
+            messages.find({"created_at": {"$gte": low, **upper}}, _FIELDS)
+            .sort(_NEWEST_FIRST)
+            .limit(left + 1),  # one more tells that the bound cut this window
+            left,
+        )
+        if held > left or low <= floor:
+            return
+        top, upper = low, {"$lt": low}
+        # Aim the next window at _WINDOW_TARGET messages, from this one's density.
+        width = max(width * min(max(_WINDOW_TARGET / max(held, 1), 0.25), 4.0), _NARROWEST_WINDOW)
+
+
+async def _scan_sessions(
+    found: _Found,
+    sessions: list[dict[str, Any]],
     first: datetime | None,
     last: datetime | None,
-    count: int,
-) -> tuple[list[dict[str, Any]], int, datetime | None]:
-    """The newest messages matching, read slice by slice back in time: each slice of the
-    ``created_at`` index is counted, then matched; no message is read twice."""
-    messages = db.collection(MessageDocument)
-    # Any run of whitespace between the words, as the phrase's words were joined.
-    pattern = r"\s+".join(re.escape(word) for word in text.split(" "))
-    matching = {**query, "content": {"$regex": pattern, "$options": "i"}}
-    top = last or datetime.now(UTC)
-    wanted = count + count // 2 + 1  # some may be in sessions no reader shows
-    raws: list[dict[str, Any]] = []
-    edge: datetime | None = None  # the slice read last began here
-    scanned = 0
-    for window in _WINDOWS:
-        low = None if window is None else top - window
-        if low is not None and first is not None and low <= first:
-            low = None
-        lower = low if low is not None else first
-        bounds: dict[str, datetime] = {}
-        if edge is not None:
-            bounds["$lt"] = edge
-        elif last is not None:
-            bounds["$lte"] = last
-        if lower is not None:
-            bounds["$gte"] = lower
-        size = await messages.count_documents({**query, "created_at": bounds} if bounds else query)
-        if scanned + size > MAX_SCANNED:
-            return raws, scanned, edge or top  # the bound: searched from ``edge`` on
-        if size:
-            raws += await (
-                messages.find({**matching, "created_at": bounds} if bounds else matching, _FIELDS)
-                .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                .limit(wanted - len(raws))
-                .batch_size(wanted - len(raws))
-                .to_list()
-            )
-        scanned, edge = scanned + size, lower
-        if len(raws) >= wanted or low is None:
-            return raws, scanned, None
-    return raws, scanned, None  # pragma: no cover - the last window has no lower bound
-
-
-async def _visible(
-    db: Connection, raws: list[dict[str, Any]], text: str, count: int
-) -> list[SearchHit]:
-    folded = text.casefold()
-    candidates = [raw for raw in raws if folded in " ".join(str(raw["content"]).split()).casefold()]
-    ids = sorted({raw["session_id"] for raw in candidates})
-    sessions: dict[ObjectId, dict[str, Any]] = {}
-    if ids:
-        found = await (
-            db.collection(SessionDocument)
-            .find(
-                {"_id": {"$in": ids}, "status": {"$in": list(VISIBLE_STATUSES)}},
-                {"title": 1, "user_id": 1, "cleared_through_seq": 1},
-            )
-            .to_list()
-        )
-        sessions = {raw["_id"]: raw for raw in found}
-    hits: list[SearchHit] = []
-    for raw in candidates:
-        session = sessions.get(raw["session_id"])
-        if session is None or raw["seq"] <= session.get("cleared_through_seq", 0):
-            continue
-        excerpt, start, end = _excerpt(str(raw["content"]), folded)
-        hits.append(
-            SearchHit(
-                session_id=raw["session_id"],
-                session_title=session.get("title"),
-                user_id=session.get("user_id"),
-                seq=raw["seq"],
-                role=MessageRole(raw["role"]),
-                created_at=as_utc(raw["created_at"]),
-                excerpt=excerpt,
-                start=start,
-                end=end,
-            )
-        )
-        if len(hits) == count:
+) -> None:
+    """The messages of the user's sessions, most recently active first, as many sessions as
+    hold at most ``MAX_SCANNED`` messages (the last one read from its newest message down)."""
+    found.sessions.update((raw["_id"], raw) for raw in sessions[:MAX_USER_SESSIONS])
+    whole: list[ObjectId] = []
+    part: tuple[dict[str, Any], int] | None = None  # a session read from this seq up
+    unread: list[datetime] = []  # bounds of the newest a message not read may be
+    budget = MAX_SCANNED
+    for index, session in enumerate(sessions):
+        if first is not None and as_utc(session["updated_at"]) < first:
+            break  # this one and every older one hold nothing since ``first``
+        if index == MAX_USER_SESSIONS:
+            unread.append(as_utc(session["updated_at"]))
             break
-    return hits
+        top, floor = session.get("last_seq", 0), session.get("cleared_through_seq", 0)
+        if (
+            session.get("status") not in VISIBLE_STATUSES
+            or top <= floor
+            or (last is not None and as_utc(session["created_at"]) > last)
+        ):
+            continue
+        if top - floor <= budget:
+            whole.append(session["_id"])
+            budget -= top - floor
+            continue
+        if budget:
+            part = (session, top - budget + 1)
+        else:
+            unread.append(as_utc(session["updated_at"]))
+        if index + 1 < len(sessions):  # every later one was active before it
+            unread.append(as_utc(sessions[index + 1]["updated_at"]))
+        break
+    messages = found.db.collection(MessageDocument)
+    bounds = {} if first is None and last is None else {"created_at": _range(first, last)}
+    # session_id first: SecantusDB reads by the first clause an index serves.
+    if whole:
+        query = {"session_id": {"$in": whole}, **bounds}
+        await _read(found, messages.find(query, _FIELDS).sort(_NEWEST_FIRST), MAX_SCANNED)
+        if found.done and (
+            # Enough, unless the partly read session holds newer ones: none is newer than its
+            # last activity.
+            part is None or found.newest()[-1].created_at >= as_utc(part[0]["updated_at"])
+        ):
+            return
+    if part is not None:
+        session, low = part
+        query = {"session_id": session["_id"], "seq": {"$gte": low}, **bounds}
+        cursor = messages.find(query, _FIELDS).sort(_NEWEST_FIRST)
+        if await _read(found, cursor, MAX_SCANNED, whole=True) and found.oldest is not None:
+            unread.append(found.oldest)  # its older messages were not read
+        else:
+            unread.append(as_utc(session["updated_at"]))
+    if unread and not found.done:
+        found.searched_since = max(unread)
 
 
-def _excerpt(content: str, folded: str) -> tuple[str, int, int]:
-    """The match with up to ``EXCERPT_CHARS`` of context each side, on one line."""
+async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bool = False) -> int:
+    """Hand ``cursor``'s messages (newest first) to ``found`` in replies of ``_CANDIDATES``:
+    all of them with ``whole``, else until enough hits. Returns how many the cursor held (more
+    than ``left``: the bound cut them, and ``found`` says since when it searched)."""
+    held = 0
+    try:
+        cursor.batch_size(_CANDIDATES)
+        while whole or not found.done:
+            raws = await cursor.to_list(_CANDIDATES)
+            if not raws:
+                break
+            held += len(raws)
+            if held > left:  # the bound: the newest ``left`` were read
+                await found.take(raws[: len(raws) - (held - left)])
+                found.searched_since = found.oldest
+                break
+            await found.take(raws)
+    finally:
+        await cursor.close()
+    return held
+
+
+def _excerpt(content: str, pattern: re.Pattern[str]) -> tuple[str, int, int]:
+    """The first match with up to ``EXCERPT_CHARS`` of context each side, on one line."""
     flat = " ".join(content.split())
-    at = flat.casefold().find(folded)
-    if at < 0:  # casefold changed lengths (ß → ss): show the start
+    match = pattern.search(flat)
+    if match is None:  # pragma: no cover - the pattern found it in ``content``
         return flat[: 2 * EXCERPT_CHARS], 0, 0
-    begin, stop = max(0, at - EXCERPT_CHARS), min(len(flat), at + len(folded) + EXCERPT_CHARS)
+    at, stop = match.span()
+    begin, end = max(0, at - EXCERPT_CHARS), min(len(flat), stop + EXCERPT_CHARS)
     prefix = "…" if begin > 0 else ""
-    suffix = "…" if stop < len(flat) else ""
-    excerpt = prefix + flat[begin:stop] + suffix
+    suffix = "…" if end < len(flat) else ""
     start = len(prefix) + at - begin
-    return excerpt, start, start + len(folded)
+    return prefix + flat[begin:end] + suffix, start, start + stop - at
