@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 from agents_core.db import close_db, init_db
 from agents_core.embedded import EmbeddedServer
@@ -426,7 +426,7 @@ def test_search_from_the_box_on_every_page(served: Served, page: Page) -> None:
 
 
 #: A phone held upright (issue 23: "the trace view is unreadable 420 px wide").
-PHONE = {"width": 420, "height": 900}
+PHONE: ViewportSize = {"width": 420, "height": 900}
 
 
 def _phone_pages(served: Served) -> dict[str, str]:
