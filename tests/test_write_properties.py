@@ -157,3 +157,38 @@ async def test_sdk_add_items_stores_exactly_or_refuses_and_writes_nothing(
     assert core is not None
     assert core.last_seq == len(items)
     assert await stored_messages(session_id=core.id) == len(items)
+
+
+@PROPERTIES
+@given(values=st.dictionaries(TEXT, JSON | DEEP, max_size=3), metadata=ITEM)
+async def test_langgraph_aput_stores_exactly_or_refuses_and_writes_nothing(
+    values: dict[str, Any], metadata: dict[str, Any]
+) -> None:
+    """A checkpoint of arbitrary channel values (through LangGraph's serializer) and arbitrary
+    metadata (stored as a document): read back equal, or ``InvalidInputError`` and no
+    checkpoint, blob or chunk of the thread (issue 25)."""
+    pytest.importorskip("langgraph.checkpoint.base", reason="the langgraph extra is not installed")
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from agents_core.integrations.langgraph import AgentsCoreSaver
+
+    saver = AgentsCoreSaver(inline_max_bytes=1000)  # values beyond 1,000 bytes are blobs
+    thread = f"property-{uuid.uuid4().hex}"
+    config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    versions = {channel: saver.get_next_version(None, None) for channel in values}
+    checkpoint["channel_values"] = dict(values)
+    checkpoint["channel_versions"] = dict(versions)
+    try:
+        stored = await saver.aput(config, checkpoint, metadata, versions)  # type: ignore[arg-type]
+    except InvalidInputError:
+        assert not (plain(values) and plain(metadata)), "a plain checkpoint was refused"
+        db = get_database()
+        for name in ("lg_checkpoints", "payload_chunks"):
+            assert await db[name].count_documents({"thread_id": thread}) == 0, name
+        assert await saver.aget_tuple(config) is None
+        return
+    found = await saver.aget_tuple(stored)
+    assert found is not None
+    assert same(found.checkpoint["channel_values"], values)
+    assert same({k: v for k, v in found.metadata.items() if k in metadata}, metadata)

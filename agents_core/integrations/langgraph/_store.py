@@ -21,9 +21,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from agents_core.db import chunks as payload_chunks
+from agents_core.db import validation as check
 from agents_core.db.client import get_database
 from agents_core.db.documents import PayloadRef
-from agents_core.db.errors import DatabaseError, translate
+from agents_core.db.errors import DatabaseError, InvalidInputError, translate
 from agents_core.integrations.langgraph._documents import Row
 
 __all__ = ["INLINE_MAX_BYTES", "Store", "insert_new", "only_duplicates", "translated"]
@@ -75,6 +76,22 @@ class Store(BaseCheckpointSaver[str]):
             )
             self._indexed.add(id(db))
         return coll, chunks
+
+    def _dumped(self, value: object, field: str) -> tuple[str, bytes]:
+        """``value`` serialized by the saver's serde, or ``InvalidInputError`` naming ``field``.
+
+        What the serde cannot take (an integer beyond 64 bits: ``TypeError`` from msgpack) is
+        refused, and so is what it would change: LangGraph's msgpack writes a lone surrogate
+        (``"\\ud83d"``, a cut-off model answer) as ``?``, so a checkpoint read back would differ.
+        Its output holds a ``?`` byte then, and only then are the strings searched.
+        """
+        try:
+            typed = self.serde.dumps_typed(value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise InvalidInputError(field, f"cannot be serialized ({exc})") from exc
+        if typed[0] == "msgpack" and b"?" in typed[1]:
+            check.valid_unicode(value, field)
+        return typed
 
     def _value_fields(
         self, thread: str, typed: tuple[str, bytes], chunk_docs: list[dict[str, Any]]

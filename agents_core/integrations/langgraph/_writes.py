@@ -99,20 +99,24 @@ class Writes(Heads):
             cid = identifier(checkpoint["id"], "checkpoint id")
             kept_metadata = get_serializable_checkpoint_metadata(config, metadata)
             check.valid_unicode(kept_metadata, "metadata")
-            metadata_type, metadata_bytes = self.serde.dumps_typed(kept_metadata)
+            metadata_type, metadata_bytes = self._dumped(kept_metadata, "metadata")
             stored: dict[str, Any] = dict(checkpoint)
             values: dict[str, Any] = stored.pop("channel_values", None) or {}
             versions = checkpoint["channel_versions"]
             for channel in (*versions, *new_versions):
                 identifier(channel, "channel")
-            checkpoint_type, checkpoint_bytes = self.serde.dumps_typed(stored)
+            checkpoint_type, checkpoint_bytes = self._dumped(stored, "checkpoint")
             _check_size(checkpoint_bytes, metadata_bytes)
             op = ObjectId()
             chunk_docs: list[dict[str, Any]] = []
             blobs = []
             for channel, version in new_versions.items():
                 key = blob_key(thread, ns, channel, version)
-                typed = self.serde.dumps_typed(values[channel]) if channel in values else None
+                typed = (
+                    self._dumped(values[channel], f"channel_values[{channel!r}]")
+                    if channel in values
+                    else None
+                )
                 blobs.append(
                     {
                         "_id": key,
@@ -185,7 +189,9 @@ class Writes(Heads):
                         "idx": idx,
                         "channel": identifier(channel, "channel"),
                         "op": op,
-                        **self._value_fields(thread, self.serde.dumps_typed(value), chunk_docs),
+                        **self._value_fields(
+                            thread, self._dumped(value, f"writes[{index}]"), chunk_docs
+                        ),
                     }
                 )
             try:
