@@ -301,6 +301,49 @@ def test_the_chat_says_that_it_waits_for_the_model_on_a_terminal_only(
         assert b"\x1b" not in piped
 
 
+def test_with_json_the_waiting_line_is_on_stderr_and_stdout_is_json_only(
+    chat_env: tuple[str, str],
+) -> None:
+    """``chat --json`` on a terminal: stdout (one terminal) gets only the turns' JSON lines, the
+    waiting line goes to stderr (another terminal)."""
+    out_master, out_slave = pty.openpty()
+    err_master, err_slave = pty.openpty()
+    with serve([completion("the answer")]) as server:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
+        }
+        env |= {
+            "MONGODB_URI": chat_env[0],
+            "MONGODB_DB": chat_env[1],
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_BASE_URL": server.base_url,
+            "TERM": "xterm-256color",
+            "COLUMNS": "120",
+        }
+        process = subprocess.Popen(
+            [*CHAT, "--model", "gpt-test", "--json"],
+            stdin=subprocess.PIPE,
+            stdout=out_slave,
+            stderr=err_slave,
+            env=env,
+        )
+        os.close(out_slave)
+        os.close(err_slave)
+        assert process.stdin is not None
+        with process.stdin:
+            process.stdin.write(b"what is it?\n\n")
+        printed = _read_all(out_master, process)
+        said = _read_all(err_master, process)
+        os.close(out_master)
+        os.close(err_master)
+    assert process.returncode == 0, (printed + said).decode(errors="replace")
+    (line,) = printed.decode().splitlines()
+    assert json.loads(line)["answer"] == "the answer"
+    assert b"waiting for gpt-test" in said
+
+
 @pytest.mark.usefixtures("chat_env")
 def test_a_piped_chat_prints_no_status_line(monkeypatch: pytest.MonkeyPatch) -> None:
     with serve([completion("fine")]) as server:
