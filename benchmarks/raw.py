@@ -26,7 +26,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agents_core.db import MessageDocument, ModelCall, RunDocument, SessionDocument, ToolCall
-from agents_core.db.documents import SESSION_PROJECTION
+from agents_core.db.documents import SESSION_PROJECTION, bucket_of
 from agents_core.db.limits import MAX_MODEL_CALLS_PER_RUN
 from agents_core.db.server import MONGODB, ServerProfile
 from agents_core.runner import ModelResponse, ToolRegistry
@@ -103,6 +103,7 @@ class RawLayer:
         self.sessions = db["sessions"]
         self.messages = db["messages"]
         self.runs = db["runs"]
+        self.run_days = db["run_days"]
         #: The latest ``last_seq`` seen per session (what a lean program would cache too).
         self.seq_hints: dict[ObjectId, int] = {}
 
@@ -349,7 +350,9 @@ class RawLayer:
                 "$push": {"model_calls": model_call, "call_order": "model"},
                 "$inc": {"tokens": tokens, "cost": model_call["cost"]},
             }
-        return await self._update_and_read(self.runs, query, update)
+        run = await self._update_and_read(self.runs, query, update)
+        await self.run_days.bulk_write(_day_totals(run), ordered=False)
+        return run
 
     async def _update_and_read(
         self,
@@ -599,6 +602,50 @@ class RawLayer:
         ]
         await self.messages.insert_many(documents, ordered=True)
         return documents
+
+
+def _day_totals(run: Doc) -> list[UpdateOne]:
+    """What the finished ``run`` adds to ``run_days``, as ``StatsRepository`` keeps it: ``$inc``
+    upserts of its day (all runs, its agent, each model, each tool; a duration histogram)."""
+    day = run["started_at"].date().isoformat()
+    changes: dict[str, Doc] = {}
+
+    def add(dimension: str, key: str, **inc: float) -> None:
+        entry = changes.setdefault(f"{day}/{dimension}/{key}", {})
+        for name, amount in inc.items():
+            if amount:
+                entry[name] = entry.get(name, 0) + amount
+
+    def timed(dimension: str, key: str, ms: float | None) -> None:
+        if ms is not None and ms >= 0:
+            add(dimension, key, timed=1, ms=float(ms), **{f"hist.{bucket_of(ms)}": 1})
+
+    took = (run["completed_at"] - run["started_at"]).total_seconds() * 1000
+    for dimension, key in (("all", ""), ("agent", str(run["agent_id"]))):
+        failed = int(run["status"] == "failed")
+        add(dimension, key, runs=1, failed=failed, tokens=run["tokens"], cost=run["cost"])
+        timed(dimension, key, took)
+    for call in run["model_calls"]:
+        add(
+            "model",
+            call["model"],
+            calls=1,
+            errors=int(call["status"] == "error"),
+            tokens=call["input_tokens"] + call["output_tokens"],
+            cost=call["cost"],
+        )
+        timed("model", call["model"], call["duration_ms"])
+    for call in run["tool_calls"]:
+        add("tool", call["tool_name"], calls=1, errors=int(call["status"] == "error"))
+        timed("tool", call["tool_name"], call["duration_ms"])
+    operations = []
+    for key, inc in changes.items():
+        day_, dimension, name = key.split("/", 2)
+        on_insert = {"day": day_, "dimension": dimension, "key": name}
+        operations.append(
+            UpdateOne({"_id": key}, {"$inc": inc, "$setOnInsert": on_insert}, upsert=True)
+        )
+    return operations
 
 
 def _model_call(
