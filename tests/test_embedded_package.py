@@ -16,6 +16,7 @@ import graphlib
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +26,13 @@ from pathlib import Path
 import pytest
 
 import agents_core.embedded as embedded
-from agents_core.embedded import Record, server_status, stop_server
+from agents_core.embedded import (
+    EmbeddedServer,
+    EmbeddedServerError,
+    Record,
+    server_status,
+    stop_server,
+)
 from agents_core.embedded.data_dir import ServerDir
 from tests.helpers import modules_loaded_by
 
@@ -218,3 +225,129 @@ def test_server_status_never_signals_a_process(tmp_path: Path) -> None:
     finally:
         orphan.kill()
         orphan.wait()
+
+
+#: ``AGENTS_CORE`` with a short wait for the server of a stale record (``SHUTDOWN_TIMEOUT_S``,
+#: 15 s: its parent-death signal usually stops it well before), so that a read command that
+#: finds one still running gives up at once here.
+AGENTS_CORE_QUICK = [
+    sys.executable,
+    "-c",
+    "import agents_core.embedded.server as server; server.SHUTDOWN_TIMEOUT_S = 0.2\n"
+    "from agents_core.embedded.launcher import main; main()",
+]
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a command that uses the embedded server of ``data_dir``."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "AGENTS_CORE_MONGODB_URI")
+    }
+    return {**env, "AGENTS_CORE_DATA": str(data_dir), **extra}
+
+
+def test_a_server_that_may_not_signal_names_the_stale_server_instead(tmp_path: Path) -> None:
+    """Issue 25, E2: ``EmbeddedServer(..., stop_stale=False)`` (what a read command opens) waits
+    for the server a dead supervisor left, and if it still runs, says so without signalling."""
+    from agents_core.embedded.processes import start_token
+
+    data_dir = tmp_path / "data"
+    orphan = lookalike(str(data_dir / "storage"))
+    try:
+        token = start_token(orphan.pid)
+        assert token is not None
+        stale_record(data_dir, orphan.pid, server_start=token)
+        with pytest.raises(EmbeddedServerError) as raised:
+            EmbeddedServer(data_dir, stop_stale=False, shutdown_timeout=0.1).start()
+        message = str(raised.value)
+        assert "\n" not in message
+        assert str(data_dir) in message
+        assert f"pid {orphan.pid}" in message
+        assert "`agents-core server stop`" in message
+        assert orphan.poll() is None  # never signalled
+        assert (data_dir / "server.json").exists()  # left for `server stop`
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+@pytest.mark.parametrize(
+    ("command", "worker"),
+    [
+        (["sessions"], "0"),
+        (["sessions"], "1"),  # through the launcher, which finds a dead supervisor's cli.sock
+        (["serve", "--port", "0"], "0"),
+        (["export-otel", "ab12"], "0"),
+    ],
+    ids=["sessions", "sessions-worker", "serve", "export-otel"],
+)
+def test_a_read_command_never_signals_the_server_a_dead_supervisor_left(
+    tmp_path: Path, command: list[str], worker: str
+) -> None:
+    """Issue 25, E2: every command but ``server status`` stopped the server of a stale record
+    (SIGTERM, then SIGKILL) on its way to the database: ``sessions``, ``show``, ``serve``...
+    A command that only reads waits for it to go, then fails in one line that names it and
+    what stops it; ``server stop`` does."""
+    from agents_core.embedded.processes import start_token
+
+    data_dir = tmp_path / "data"
+    orphan = lookalike(str(data_dir / "storage"))
+    try:
+        token = start_token(orphan.pid)
+        assert token is not None
+        stale_record(data_dir, orphan.pid, server_start=token)
+        if worker != "0":  # a SIGKILLed supervisor leaves its socket behind
+            leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            leftover.bind(str(data_dir / "cli.sock"))
+            leftover.close()
+        env = cli_env(data_dir, AGENTS_CORE_CLI_WORKER=worker)
+        read = subprocess.run(
+            [*AGENTS_CORE_QUICK, *command], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert orphan.poll() is None  # never signalled
+        assert read.returncode == 1, read.stderr
+        (line,) = read.stderr.strip().splitlines()
+        assert str(data_dir) in line
+        assert f"pid {orphan.pid}" in line
+        assert "`agents-core server stop`" in line
+        assert (data_dir / "server.json").exists()
+        stop = subprocess.run(
+            [*AGENTS_CORE, "server", "stop", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert stop.returncode == 0, stop.stderr
+        assert orphan.wait(10) == -signal.SIGTERM  # `server stop` stops it
+        assert not (data_dir / "server.json").exists()
+    finally:
+        orphan.kill()
+        orphan.wait()
+        stop_server(data_dir)  # a server started after the orphan was stopped, if any
+
+
+def test_a_writing_command_still_stops_the_server_a_dead_supervisor_left(tmp_path: Path) -> None:
+    """Issue 25, E2: the recovery that read commands lost stays for the commands that write."""
+    from agents_core.embedded.processes import start_token
+
+    data_dir = tmp_path / "data"
+    orphan = lookalike(str(data_dir / "storage"))
+    try:
+        token = start_token(orphan.pid)
+        assert token is not None
+        stale_record(data_dir, orphan.pid, server_start=token)
+        env = cli_env(data_dir, AGENTS_CORE_CLI_WORKER="0", AGENTS_CORE_EMBEDDED_IDLE_S="2")
+        demo = subprocess.run(
+            [*AGENTS_CORE_QUICK, "demo", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert demo.returncode == 0, demo.stderr
+        assert orphan.wait(10) == -signal.SIGTERM  # stopped, and a new server started
+    finally:
+        orphan.kill()
+        orphan.wait()
+        stop_server(data_dir)

@@ -74,7 +74,7 @@ def demo(as_json: JsonOption = False) -> None:
             "`.venv/bin/agents-core`, or `agents-core` once `source .venv/bin/activate` ran."
         )
 
-    common.run(work, display, as_json=as_json, announce=not as_json)
+    common.run(work, display, as_json=as_json, announce=not as_json, writes=True)
 
 
 def chat(
@@ -176,7 +176,7 @@ def chat(
         finally:
             await client.aclose()
 
-    common.run(work, lambda _: None, as_json=as_json, announce=True)
+    common.run(work, lambda _: None, as_json=as_json, announce=True, writes=True)
 
 
 def _timeout(raw: str) -> float:

@@ -15,6 +15,8 @@ print the result::
 ``run`` opens the database (``MONGODB_URI``, else the shared embedded server of
 ``AGENTS_CORE_DATA``, started if need be), prints the result before it closes the connection,
 and turns every failure into one line (JSON on stderr under ``--json``) and an exit code.
+A command that writes says so (``writes=True``): only such a command stops the server that a
+killed supervisor left running; one that only reads never signals a process (issue 25, E2).
 ``agents_core.db`` is imported when a command runs, never when this module is imported:
 ``--help``, ``--version`` and ``server`` stay fast.
 """
@@ -149,16 +151,19 @@ def starting() -> AbstractContextManager[object]:
 
 
 @contextlib.contextmanager
-def database(*, announce: bool) -> Iterator[tuple[str, Settings]]:
+def database(*, announce: bool, writes: bool = False) -> Iterator[tuple[str, Settings]]:
     """The URI and settings of the database this command uses, for as long as the ``with``
     lasts: ``MONGODB_URI``, else the shared embedded server (started if need be: said on a
-    terminal). ``announce`` prints which one. A ``DatabaseUnavailableError`` inside becomes a
+    terminal). ``announce`` prints which one. ``writes``: the command writes, and may stop the
+    server of a stale record (``stop_stale``); otherwise a still running one is an
+    ``EmbeddedServerError`` that says `agents-core server stop` stops it. A
+    ``DatabaseUnavailableError`` inside becomes a
     ``CliError`` that says what to do about it; any ``DatabaseError`` of an embedded server
     whose storage failed (a full disk) becomes one that says so."""
     from agents_core.db import DatabaseError, DatabaseUnavailableError
 
     found = settings()
-    with database_target(found, on_start=starting) as target:
+    with database_target(found, on_start=starting, stop_stale=writes) as target:
         _note_started(target)
         if announce:
             render.out.print(Text.assemble(("Database: ", "bold"), target.description))
@@ -182,12 +187,14 @@ def run(
     *,
     as_json: bool,
     announce: bool = False,
+    writes: bool = False,
 ) -> None:
-    """Connect, run ``work``, ``display`` its result, disconnect; every failure in one line."""
+    """Connect, run ``work``, ``display`` its result, disconnect; every failure in one line.
+    ``writes``: whether ``work`` writes (``database``)."""
     from agents_core.db import DatabaseError, NotFoundError
 
     try:
-        with database(announce=announce and not as_json) as (uri, found):
+        with database(announce=announce and not as_json, writes=writes) as (uri, found):
             asyncio.run(_session(uri, found, work, display))
     except KeyboardInterrupt:
         render.err.print("interrupted")

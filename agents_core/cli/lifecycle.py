@@ -52,7 +52,7 @@ def delete(
         else:  # deleted by someone else meanwhile
             render.out.print(Text(f"session {session_id} was already gone"))
 
-    common.run(work, display, as_json=as_json)
+    common.run(work, display, as_json=as_json, writes=True)
 
 
 def fork(
@@ -83,7 +83,7 @@ def fork(
             f"forked session {created.id} from {created.forked_from} at seq {created.forked_at_seq}"
         )
 
-    common.run(work, common.printed(as_json, line), as_json=as_json)
+    common.run(work, common.printed(as_json, line), as_json=as_json, writes=True)
 
 
 def retention(
@@ -121,4 +121,4 @@ def retention(
             f"interrupted deletion(s); kept {result.kept} that became active again"
         )
 
-    common.run(work, common.printed(as_json, line), as_json=as_json)
+    common.run(work, common.printed(as_json, line), as_json=as_json, writes=True)

@@ -75,4 +75,4 @@ def score(
             line.append(f" by {added.by}")
         render.out.print(line)
 
-    common.run(work, display, as_json=as_json)
+    common.run(work, display, as_json=as_json, writes=True)

@@ -42,6 +42,7 @@ from agents_core.embedded.processes import locking_pids, wait_until
 
 __all__ = [
     "SERVER_LOG",
+    "SHUTDOWN_TIMEOUT_S",
     "STOP_GRACE_S",
     "SUPERVISOR_LOG",
     "LockTimeoutError",
@@ -62,6 +63,9 @@ _POLL_S = 0.01
 #: How long a stopping supervisor lets the processes still using its server finish (holding
 #: ``server.lock`` meanwhile: whoever waits for the lock must wait longer than this).
 STOP_GRACE_S = 10.0
+#: How long a stopping server may take before SIGKILL (``supervisor``, ``server``); also how long
+#: a process that may not signal waits for the server of a stale record to go.
+SHUTDOWN_TIMEOUT_S = 15.0
 
 
 class LockTimeoutError(TimeoutError):

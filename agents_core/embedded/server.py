@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from agents_core.embedded.config import data_dir_from_env, idle_s_from_env, resolve_data_dir
 from agents_core.embedded.data_dir import (
     SERVER_LOG,
+    SHUTDOWN_TIMEOUT_S,
     STOP_GRACE_S,
     SUPERVISOR_LOG,
     LockTimeoutError,
@@ -79,6 +80,12 @@ class EmbeddedServer:
     ``AGENTS_CORE_EMBEDDED_IDLE_S``) applies to a shared server this process starts; ``on_start``
     is entered while this process starts one (e.g. a spinner); ``lock_timeout`` bounds the wait
     for another process that holds the directory's lock (starting or stopping its server).
+
+    A record whose supervisor died (it was killed) is stale: its server, if it still runs, is
+    stopped (SIGTERM, SIGKILL after ``shutdown_timeout``, default ``SHUTDOWN_TIMEOUT_S``) and a
+    new supervisor started. ``stop_stale=False`` never signals a process: it waits up to
+    ``shutdown_timeout`` for that server to go (its parent-death signal stops it, on Linux), and
+    raises ``EmbeddedServerError`` if it still runs (what a command that only reads opens).
     """
 
     def __init__(
@@ -88,9 +95,10 @@ class EmbeddedServer:
         shared: bool | None = None,
         idle_s: float | None = None,
         startup_timeout: float = 30.0,
-        shutdown_timeout: float = 15.0,
+        shutdown_timeout: float | None = None,
         lock_timeout: float | None = None,
         on_start: Callable[[], AbstractContextManager[object]] | None = None,
+        stop_stale: bool = True,
     ) -> None:
         self.data_dir = None if data_dir is None else resolve_data_dir(data_dir)
         self.shared = self.data_dir is not None if shared is None else shared
@@ -98,10 +106,13 @@ class EmbeddedServer:
             raise ValueError("an in-memory server cannot be shared: give it a data directory")
         self.idle_s = idle_s
         self.startup_timeout = startup_timeout
-        self.shutdown_timeout = shutdown_timeout
+        self.shutdown_timeout = SHUTDOWN_TIMEOUT_S if shutdown_timeout is None else shutdown_timeout
         # Long enough for a supervisor to stop its server and for this process to start one.
-        self.lock_timeout = lock_timeout or startup_timeout + 2 * shutdown_timeout + STOP_GRACE_S
+        self.lock_timeout = lock_timeout or (
+            startup_timeout + 2 * self.shutdown_timeout + STOP_GRACE_S
+        )
         self.on_start = on_start
+        self.stop_stale = stop_stale
         #: Whether this process started the server (rather than using a running one).
         self.started = False
         self._record: Record | None = None
@@ -196,7 +207,7 @@ class EmbeddedServer:
             with directory.lock(wait):
                 record = directory.read_record()
                 if record is None or not directory.owner_alive():
-                    _clear_stale(directory, record, self.shutdown_timeout)
+                    _clear_stale(directory, record, self.shutdown_timeout, stop=self.stop_stale)
                     _wait_for_owner_exit(directory, self.shutdown_timeout)
                     idle_s = idle_s_from_env() if self.idle_s is None else self.idle_s
                     with self.on_start() if self.on_start else contextlib.nullcontext():
@@ -263,12 +274,14 @@ def database_target(
     *,
     in_memory: bool = False,
     on_start: Callable[[], AbstractContextManager[object]] | None = None,
+    stop_stale: bool = True,
 ) -> Iterator[DatabaseTarget]:
     """``MONGODB_URI`` if it is set; otherwise the embedded server, for the ``with`` block.
 
     The embedded server is the shared one of ``AGENTS_CORE_DATA`` (default ``./.agents-core``),
     or with ``in_memory=True`` a private in-memory one (tests, benchmarks). ``settings``
-    (default: read from the environment) is where ``MONGODB_URI`` is read.
+    (default: read from the environment) is where ``MONGODB_URI`` is read. ``stop_stale=False``:
+    never signal the server a dead supervisor left (``EmbeddedServer``).
     """
     if settings is None:
         from agents_core.db.config import Settings
@@ -285,7 +298,7 @@ def database_target(
         server = EmbeddedServer(on_start=on_start)
         description = "embedded SecantusDB (in memory)"
     else:
-        server = EmbeddedServer(data_dir_from_env(), on_start=on_start)
+        server = EmbeddedServer(data_dir_from_env(), on_start=on_start, stop_stale=stop_stale)
         description = f"embedded SecantusDB at {server.data_dir}"
     with server:
         yield DatabaseTarget(server.uri, description, server)
@@ -350,7 +363,7 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
     with _locked(directory):
         record = directory.read_record()
         if record is not None and not directory.owner_alive():
-            _clear_stale(directory, record, 15.0)
+            _clear_stale(directory, record, SHUTDOWN_TIMEOUT_S)
             return None
     if record is None:
         return None
@@ -474,13 +487,25 @@ def _read_line(stream: Any, timeout: float) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
-def _clear_stale(directory: ServerDir, record: Record | None, timeout: float) -> None:
-    """Remove what a dead supervisor left: its record, and its server if that still runs."""
+def _clear_stale(
+    directory: ServerDir, record: Record | None, timeout: float, *, stop: bool = True
+) -> None:
+    """Remove what a dead supervisor left: its record, and its server if that still runs.
+
+    ``stop=False`` signals nothing: the server is waited for (its parent-death signal has told
+    it to stop, on Linux), and if it still runs after ``timeout`` the record stays and
+    ``EmbeddedServerError`` names it.
+    """
     if record is not None:
 
         def gone() -> bool:
             return not _runs_recorded_server(record)
 
+        if not stop and not wait_until(gone, timeout):
+            raise EmbeddedServerError(
+                f"the embedded server of {directory.path} (pid {record.pid}) still runs after "
+                f"its supervisor died; `agents-core server stop` stops it"
+            )
         if not gone():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record.pid, signal.SIGTERM)  # it was told already if it was our child

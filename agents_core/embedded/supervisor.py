@@ -40,6 +40,7 @@ from typing import Any, NoReturn
 
 from agents_core.embedded.data_dir import (
     SERVER_LOG,
+    SHUTDOWN_TIMEOUT_S,
     STOP_GRACE_S,
     SUPERVISOR_LOG,
     LockTimeoutError,
@@ -60,8 +61,6 @@ from agents_core.embedded.secure import USER, start_secured
 
 #: How often the supervisor looks at its server and its users.
 POLL_S = 0.2
-#: How long a stopping server may take before SIGKILL.
-SHUTDOWN_TIMEOUT_S = 15.0
 #: ``supervisor.log`` is emptied when a supervisor starts and finds it larger than this.
 LOG_MAX_BYTES = 1024 * 1024
 #: How long a supervisor waits before it tries again to start a server whose storage failed.
