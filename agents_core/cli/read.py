@@ -236,6 +236,8 @@ def runs(
                 f"{len(found)} stale run(s); `agents-core runs --stale --abandon` closes them."
             )
 
+    # Even with --abandon (a write) `runs` is a read command by its name: it never stops the
+    # server a dead supervisor left (issue 25, E2); it says to run `agents-core server stop`.
     common.run(work, display, as_json=as_json)
 
 
