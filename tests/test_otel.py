@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -276,3 +277,41 @@ async def test_no_collector_is_could_not_connect_at_once(backend: str) -> None:
     assert "did not accept" not in str(info.value)
     with pytest.raises(ExportError, match="not an http"):
         export_run(demo.runs[0], endpoint="ftp://x/v1/traces", agent_name="a")
+
+
+class _Proxy(_Receiver):
+    """An HTTP proxy that is also the collector: it takes the request for the absolute URL a
+    proxied client sends, notes that URL, and answers as the collector would."""
+
+    proxied: list[str]
+
+    def do_POST(self) -> None:
+        type(self).proxied.append(self.path)
+        self.path = urllib.parse.urlsplit(self.path).path
+        super().do_POST()
+
+
+async def test_a_collector_behind_a_proxy_is_not_refused_by_the_connect_check(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exporter sends through ``HTTP_PROXY``; the check that a collector listens must not
+    connect past the proxy to a host only the proxy reaches (it said 'could not connect')."""
+    handler: type[_Proxy] = type(
+        "Proxy", (_Proxy,), {"requests": [], "headers_seen": [], "proxied": []}
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    endpoint = "http://collector.invalid:4318/v1/traces"  # no such host: only the proxy knows
+    try:
+        demo = await record_demo()
+        export_run(demo.runs[0], endpoint=endpoint, agent_name="a")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert handler.proxied == [endpoint]
+    assert len(handler.requests) == 1

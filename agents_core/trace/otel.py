@@ -68,6 +68,7 @@ import os
 import re
 import socket
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -390,7 +391,8 @@ def export_run(
 
 
 def _reachable(endpoint: str, timeout: float) -> None:
-    """``ExportError`` unless a TCP connection to ``endpoint``'s host and port opens."""
+    """``ExportError`` unless a TCP connection to ``endpoint``'s host and port opens (unless a
+    proxy in the environment carries the export: then the exporter finds out itself)."""
     parsed = urllib.parse.urlsplit(endpoint)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ExportError(f"the OTLP endpoint {endpoint!r} is not an http(s) URL")
@@ -398,6 +400,10 @@ def _reachable(endpoint: str, timeout: float) -> None:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
     except ValueError:
         raise ExportError(f"the OTLP endpoint {endpoint!r} has no valid port") from None
+    if urllib.request.getproxies().get(parsed.scheme) and not urllib.request.proxy_bypass(
+        parsed.hostname
+    ):
+        return  # the exporter goes through that proxy (HTTP(S)_PROXY): a direct try says nothing
     try:
         with socket.create_connection((parsed.hostname, port), timeout=timeout):
             pass
