@@ -49,8 +49,8 @@ async def measure(uri: str, sizes: Sequence[int], calls: int) -> list[tuple[int,
     # init_db would drop them too, and time a layer without its indexes).
     database = f"add_items_scale_{ObjectId()}"
     await init_db(uri, database=database)
+    client: Any = get_database().client
     try:
-        client: Any = get_database().client
         rows = []
         stored = 0
         for size in sorted(sizes):
@@ -69,9 +69,9 @@ async def measure(uri: str, sizes: Sequence[int], calls: int) -> list[tuple[int,
             rows.append(
                 (size, statistics.median(medians["ours"]), statistics.median(medians["sdk"]))
             )
-        await get_database().client.drop_database(database)
         return rows
     finally:
+        await client.drop_database(database)
         await close_db()
 
 

@@ -258,25 +258,28 @@ def _read_all(fd: int, process: subprocess.Popen[bytes]) -> bytes:
     return data
 
 
+def _terminal_env(chat_env: tuple[str, str], base_url: str) -> dict[str, str]:
+    """The chat's environment on a terminal: the test database, the model server, and none of
+    the variables that force or forbid colour (rich decides by the terminal alone)."""
+    dropped = {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
+    return env | {
+        "MONGODB_URI": chat_env[0],
+        "MONGODB_DB": chat_env[1],
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": base_url,
+        "TERM": "xterm-256color",
+        "COLUMNS": "120",
+    }
+
+
 @pytest.mark.parametrize("stdout_is_a_terminal", [True, False], ids=["terminal", "pipe"])
 def test_the_chat_says_that_it_waits_for_the_model_on_a_terminal_only(
     chat_env: tuple[str, str], stdout_is_a_terminal: bool
 ) -> None:
     master, slave = pty.openpty()
     with serve([completion("the answer")]) as server:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
-        }
-        env |= {
-            "MONGODB_URI": chat_env[0],
-            "MONGODB_DB": chat_env[1],
-            "OPENAI_API_KEY": "test-key",
-            "OPENAI_BASE_URL": server.base_url,
-            "TERM": "xterm-256color",
-            "COLUMNS": "120",
-        }
+        env = _terminal_env(chat_env, server.base_url)
         process = subprocess.Popen(
             [*CHAT, "--model", "gpt-test"],
             stdin=slave,
@@ -309,19 +312,7 @@ def test_with_json_the_waiting_line_is_on_stderr_and_stdout_is_json_only(
     out_master, out_slave = pty.openpty()
     err_master, err_slave = pty.openpty()
     with serve([completion("the answer")]) as server:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in {"FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
-        }
-        env |= {
-            "MONGODB_URI": chat_env[0],
-            "MONGODB_DB": chat_env[1],
-            "OPENAI_API_KEY": "test-key",
-            "OPENAI_BASE_URL": server.base_url,
-            "TERM": "xterm-256color",
-            "COLUMNS": "120",
-        }
+        env = _terminal_env(chat_env, server.base_url)
         process = subprocess.Popen(
             [*CHAT, "--model", "gpt-test", "--json"],
             stdin=subprocess.PIPE,

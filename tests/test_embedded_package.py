@@ -12,6 +12,7 @@ started here.
 from __future__ import annotations
 
 import ast
+import contextlib
 import graphlib
 import importlib
 import os
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -177,6 +179,23 @@ def stale_record(data_dir: Path, pid: int, server_start: str) -> ServerDir:
     return directory
 
 
+@contextlib.contextmanager
+def orphaned_server(data_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """What a killed supervisor leaves: a server of ours (a look-alike, with its own start
+    token in the record) still running on ``data_dir``'s storage; killed at the end."""
+    from agents_core.embedded.processes import start_token
+
+    orphan = lookalike(str(data_dir / "storage"))
+    try:
+        token = start_token(orphan.pid)
+        assert token is not None
+        stale_record(data_dir, orphan.pid, server_start=token)
+        yield orphan
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
 def test_a_recycled_pid_is_never_taken_for_the_recorded_server(tmp_path: Path) -> None:
     """Issue 25, E2: a process is the recorded server only if it started when the recorded one
     did; its command line alone matched a process that took the pid later."""
@@ -203,14 +222,8 @@ def test_a_recycled_pid_is_never_taken_for_the_recorded_server(tmp_path: Path) -
 def test_server_status_never_signals_a_process(tmp_path: Path) -> None:
     """Issue 25, E2: ``server status`` stopped the server of a stale record; a command whose
     name sounds read-only never signals anything."""
-    from agents_core.embedded.processes import start_token
-
     data_dir = tmp_path / "data"
-    orphan = lookalike(str(data_dir / "storage"))
-    try:
-        token = start_token(orphan.pid)
-        assert token is not None
-        stale_record(data_dir, orphan.pid, server_start=token)
+    with orphaned_server(data_dir) as orphan:
         assert server_status(data_dir) is None  # no supervisor: not running
         shown = subprocess.run(
             [*AGENTS_CORE, "server", "status", "--json"],
@@ -222,9 +235,6 @@ def test_server_status_never_signals_a_process(tmp_path: Path) -> None:
         assert shown.returncode == 0, shown.stderr
         assert orphan.poll() is None  # a status never signals
         assert (data_dir / "server.json").exists()  # the record of a live server stays
-    finally:
-        orphan.kill()
-        orphan.wait()
 
 
 #: ``AGENTS_CORE`` with a short wait for the server of a stale record (``SHUTDOWN_TIMEOUT_S``,
@@ -249,14 +259,8 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def test_a_server_that_may_not_signal_names_the_stale_server_instead(tmp_path: Path) -> None:
     """Issue 25, E2: ``EmbeddedServer(..., stop_stale=False)`` (what a read command opens) waits
     for the server a dead supervisor left, and if it still runs, says so without signalling."""
-    from agents_core.embedded.processes import start_token
-
     data_dir = tmp_path / "data"
-    orphan = lookalike(str(data_dir / "storage"))
-    try:
-        token = start_token(orphan.pid)
-        assert token is not None
-        stale_record(data_dir, orphan.pid, server_start=token)
+    with orphaned_server(data_dir) as orphan:
         with pytest.raises(EmbeddedServerError) as raised:
             EmbeddedServer(data_dir, stop_stale=False, shutdown_timeout=0.1).start()
         message = str(raised.value)
@@ -266,9 +270,6 @@ def test_a_server_that_may_not_signal_names_the_stale_server_instead(tmp_path: P
         assert "`agents-core server stop`" in message
         assert orphan.poll() is None  # never signalled
         assert (data_dir / "server.json").exists()  # left for `server stop`
-    finally:
-        orphan.kill()
-        orphan.wait()
 
 
 @pytest.mark.parametrize(
@@ -288,55 +289,42 @@ def test_a_read_command_never_signals_the_server_a_dead_supervisor_left(
     (SIGTERM, then SIGKILL) on its way to the database: ``sessions``, ``show``, ``serve``...
     A command that only reads waits for it to go, then fails in one line that names it and
     what stops it; ``server stop`` does."""
-    from agents_core.embedded.processes import start_token
-
     data_dir = tmp_path / "data"
-    orphan = lookalike(str(data_dir / "storage"))
     try:
-        token = start_token(orphan.pid)
-        assert token is not None
-        stale_record(data_dir, orphan.pid, server_start=token)
-        if worker != "0":  # a SIGKILLed supervisor leaves its socket behind
-            leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            leftover.bind(str(data_dir / "cli.sock"))
-            leftover.close()
-        env = cli_env(data_dir, AGENTS_CORE_CLI_WORKER=worker)
-        read = subprocess.run(
-            [*AGENTS_CORE_QUICK, *command], env=env, capture_output=True, text=True, timeout=60
-        )
-        assert orphan.poll() is None  # never signalled
-        assert read.returncode == 1, read.stderr
-        (line,) = read.stderr.strip().splitlines()
-        assert str(data_dir) in line
-        assert f"pid {orphan.pid}" in line
-        assert "`agents-core server stop`" in line
-        assert (data_dir / "server.json").exists()
-        stop = subprocess.run(
-            [*AGENTS_CORE, "server", "stop", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert stop.returncode == 0, stop.stderr
-        assert orphan.wait(10) == -signal.SIGTERM  # `server stop` stops it
-        assert not (data_dir / "server.json").exists()
+        with orphaned_server(data_dir) as orphan:
+            if worker != "0":  # a SIGKILLed supervisor leaves its socket behind
+                leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                leftover.bind(str(data_dir / "cli.sock"))
+                leftover.close()
+            env = cli_env(data_dir, AGENTS_CORE_CLI_WORKER=worker)
+            read = subprocess.run(
+                [*AGENTS_CORE_QUICK, *command], env=env, capture_output=True, text=True, timeout=60
+            )
+            assert orphan.poll() is None  # never signalled
+            assert read.returncode == 1, read.stderr
+            (line,) = read.stderr.strip().splitlines()
+            assert str(data_dir) in line
+            assert f"pid {orphan.pid}" in line
+            assert "`agents-core server stop`" in line
+            assert (data_dir / "server.json").exists()
+            stop = subprocess.run(
+                [*AGENTS_CORE, "server", "stop", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert stop.returncode == 0, stop.stderr
+            assert orphan.wait(10) == -signal.SIGTERM  # `server stop` stops it
+            assert not (data_dir / "server.json").exists()
     finally:
-        orphan.kill()
-        orphan.wait()
         stop_server(data_dir)  # a server started after the orphan was stopped, if any
 
 
 def test_a_writing_command_still_stops_the_server_a_dead_supervisor_left(tmp_path: Path) -> None:
     """Issue 25, E2: the recovery that read commands lost stays for the commands that write."""
-    from agents_core.embedded.processes import start_token
-
     data_dir = tmp_path / "data"
-    orphan = lookalike(str(data_dir / "storage"))
-    try:
-        token = start_token(orphan.pid)
-        assert token is not None
-        stale_record(data_dir, orphan.pid, server_start=token)
+    with orphaned_server(data_dir) as orphan:
         env = cli_env(data_dir, AGENTS_CORE_CLI_WORKER="0", AGENTS_CORE_EMBEDDED_IDLE_S="2")
         demo = subprocess.run(
             [*AGENTS_CORE_QUICK, "demo", "--json"],
@@ -347,7 +335,4 @@ def test_a_writing_command_still_stops_the_server_a_dead_supervisor_left(tmp_pat
         )
         assert demo.returncode == 0, demo.stderr
         assert orphan.wait(10) == -signal.SIGTERM  # stopped, and a new server started
-    finally:
-        orphan.kill()
-        orphan.wait()
         stop_server(data_dir)

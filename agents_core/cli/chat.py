@@ -12,7 +12,6 @@ print each run's trace. The demo's agent, tools and scripted model are ``agents_
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import sys
@@ -50,7 +49,7 @@ def demo(as_json: JsonOption = False) -> None:
         runs = [await runner.run(session.id, question) for question, _ in TURNS]
         messages = await MessagesRepository().find_by_session(session.id, 100)
         active = await sessions.list_active(user_id="demo", limit=20)
-        short = render.WHOLE if as_json else await common.short_ids(agents=True)
+        short = await common.short_ids(agents=True, as_json=as_json)
         return session, messages, runs, active, short
 
     def display(
@@ -159,7 +158,7 @@ def chat(
                 except ModelError as exc:
                     if as_json:
                         error = {"error": f"model error: {exc}", "input": line}
-                        sys.stderr.write(json.dumps(error) + "\n")
+                        common.print_json_line(error, stream=sys.stderr)
                     else:
                         render.err.print(Text(f"model error: {visible(str(exc))}", style="red"))
                     continue

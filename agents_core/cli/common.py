@@ -30,7 +30,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import RenderableType
@@ -292,9 +292,12 @@ async def recent_ids(kind: Kind | Literal["agent"]) -> list[ObjectId]:
     return cache[kind]
 
 
-async def short_ids(*, agents: bool = False) -> render.ShortIds:
+async def short_ids(*, agents: bool = False, as_json: bool = False) -> render.ShortIds:
     """The short forms of the recent sessions and runs (and agents, if asked) for this
-    command's tables: two or three bounded reads (``recent_ids``), shared with ``resolve``."""
+    command's tables: two or three bounded reads (``recent_ids``), shared with ``resolve``.
+    Under ``--json`` (``as_json``) every id is whole: ``render.WHOLE``, nothing read."""
+    if as_json:
+        return render.WHOLE
     groups = [[*await recent_ids("session"), *await recent_ids("run")]]
     if agents:
         groups.append(await recent_ids("agent"))
@@ -353,14 +356,15 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, default=encode, indent=2) + "\n")
 
 
-def print_json_line(value: Any) -> None:
-    """``value`` as JSON on one line of stdout (``print_json``'s encoding), flushed: what a
-    command that goes on (``serve``, ``chat``) prints, one object a line, for a script to read
-    as it comes."""
+def print_json_line(value: Any, *, stream: TextIO | None = None) -> None:
+    """``value`` as JSON on one line of ``stream`` (default stdout; ``print_json``'s encoding),
+    flushed: what a command that goes on (``serve``, ``chat``) prints, one object a line, for a
+    script to read as it comes."""
     from agents_core.db.documents import json_default
 
-    sys.stdout.write(json.dumps(value, default=json_default) + "\n")
-    sys.stdout.flush()
+    out = sys.stdout if stream is None else stream
+    out.write(json.dumps(value, default=json_default) + "\n")
+    out.flush()
 
 
 def printed(as_json: bool, text: Callable[[T], RenderableType]) -> Callable[[T], None]:

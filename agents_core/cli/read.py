@@ -48,7 +48,7 @@ def list_sessions(
         from agents_core.db import SessionsRepository
 
         page = await SessionsRepository().list_active_page(user_id=user, limit=limit, cursor=before)
-        return page, render.WHOLE if as_json else await common.short_ids(agents=True)
+        return page, await common.short_ids(agents=True, as_json=as_json)
 
     def display(result: tuple[Page[Session], render.ShortIds]) -> None:
         page, short = result
@@ -102,20 +102,19 @@ def show(
         kind, id = await common.resolve(value)
         if kind == "session":
             page = await SessionsRepository().find_transcript_page(id, before=before, limit=limit)
-            return _Shown(page.session, page.runs, None, await common.short_ids())
+            return _Shown(page.session, page.runs, None, await common.short_ids(as_json=as_json))
         run = await RunsRepository().find_by_id(id)
         sessions = SessionsRepository()
         if run.input_seq is None:  # a framework's run: its turn among the latest messages
             session = await sessions.find_by_id(run.session_id, message_limit=limit)
+            messages = session.messages
         else:  # from the user message that started it
             session = await sessions.find_by_id(run.session_id, message_limit=0)
             messages = await MessagesRepository().find_page(
                 run.session_id, after=run.input_seq - 1, limit=limit
             )
-            session = session.model_copy(update={"messages": messages})
-        turn = _turn(session.messages, run)
-        session = session.model_copy(update={"messages": turn})
-        return _Shown(session, [run], run, await common.short_ids())
+        session = session.model_copy(update={"messages": _turn(messages, run)})
+        return _Shown(session, [run], run, await common.short_ids(as_json=as_json))
 
     def display(shown: _Shown) -> None:
         if as_json:
@@ -220,7 +219,7 @@ def runs(
                 with contextlib.suppress(InvalidStateError):  # it finished meanwhile
                     abandoned.append(await repo.mark_abandoned(run.id))
             found = abandoned
-        return found, render.WHOLE if as_json else await common.short_ids()
+        return found, await common.short_ids(as_json=as_json)
 
     def display(result: tuple[list[Run], render.ShortIds]) -> None:
         found, short = result
@@ -293,7 +292,7 @@ def search(
         found = await MessagesRepository().search(
             phrase, user_id=user, since=first, until=last, limit=limit
         )
-        return found, render.WHOLE if as_json else await common.short_ids()
+        return found, await common.short_ids(as_json=as_json)
 
     def display(result: tuple[SearchResult, render.ShortIds]) -> None:
         found, short = result

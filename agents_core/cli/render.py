@@ -453,12 +453,13 @@ def search_hits(found: SearchResult, short: ShortIds = WHOLE) -> RenderableType:
         return Group(Text(f"no message contains {found.phrase!r}", style="dim"), Text(how, "dim"))
     table = Table(title=f"Messages that contain {found.phrase!r} (newest first)")
     table.add_column("when", no_wrap=True)
-    _id_column(table, [short(hit.session_id) for hit in found.hits], "session")
+    ids = [short(hit.session_id) for hit in found.hits]
+    _id_column(table, ids, "session")
     table.add_column("title", overflow="fold")
     table.add_column("seq", justify="right")
     table.add_column("role")
     table.add_column("text", overflow="fold")
-    for hit in found.hits:
+    for hit, id in zip(found.hits, ids, strict=True):
         text = Text.assemble(
             visible(hit.excerpt[: hit.start]),
             (visible(hit.excerpt[hit.start : hit.end]), "bold reverse"),
@@ -466,7 +467,7 @@ def search_hits(found: SearchResult, short: ShortIds = WHOLE) -> RenderableType:
         )
         table.add_row(
             age(hit.created_at),
-            short(hit.session_id),
+            id,
             visible(hit.session_title or "(untitled)"),
             str(hit.seq),
             hit.role.value,

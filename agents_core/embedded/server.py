@@ -317,19 +317,15 @@ def server_status(data_dir: str | os.PathLike[str]) -> tuple[Record, list[int]] 
     record's ``problem`` says what is wrong with the server's storage, if anything (from its
     log, if its supervisor has not said so yet).
     """
-    path = resolve_data_dir(data_dir)
-    directory = ServerDir(path)
-    directory.check()
-    if not directory.file("server.lock").exists():
+
+    def forget_if_gone(directory: ServerDir, record: Record) -> None:
+        if not _runs_recorded_server(record):
+            directory.remove_record()
+
+    found = _supervised_record(data_dir, forget_if_gone)
+    if found is None:
         return None
-    with _locked(directory):
-        record = directory.read_record()
-        if record is not None and not directory.owner_alive():
-            if not _runs_recorded_server(record):
-                directory.remove_record()
-            return None
-    if record is None:
-        return None
+    directory, record = found
     if not record.problem:
         with contextlib.suppress(OSError):
             log = directory.file(SERVER_LOG)
@@ -355,18 +351,13 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
     Its supervisor lets the processes using it finish for up to ``STOP_GRACE_S`` seconds. A
     record left by a dead supervisor is removed, and its server stopped if it still runs.
     """
-    path = resolve_data_dir(data_dir)
-    directory = ServerDir(path)
-    directory.check()
-    if not directory.file("server.lock").exists():
+    found = _supervised_record(
+        data_dir, lambda directory, record: _clear_stale(directory, record, SHUTDOWN_TIMEOUT_S)
+    )
+    if found is None:
         return None
-    with _locked(directory):
-        record = directory.read_record()
-        if record is not None and not directory.owner_alive():
-            _clear_stale(directory, record, SHUTDOWN_TIMEOUT_S)
-            return None
-    if record is None:
-        return None
+    directory, record = found
+    path = directory.path
     # A record of an older version has no start token: its supervisor is known by its command
     # line (and by holding server.owner).
     if runs(record.owner, _SUPERVISOR, str(path), started=record.owner_start or None):
@@ -388,6 +379,24 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
             f"(supervisor {describe(record.owner)})"
         )
     return record
+
+
+def _supervised_record(
+    data_dir: str | os.PathLike[str], when_stale: Callable[[ServerDir, Record], None]
+) -> tuple[ServerDir, Record] | None:
+    """The directory of ``data_dir`` and the record of its server while that server's
+    supervisor lives, or ``None``: no server, or a record a dead supervisor left, which
+    ``when_stale`` deals with under the directory's lock (``server_status``, ``stop_server``)."""
+    directory = ServerDir(resolve_data_dir(data_dir))
+    directory.check()
+    if not directory.file("server.lock").exists():
+        return None
+    with _locked(directory):
+        record = directory.read_record()
+        if record is not None and not directory.owner_alive():
+            when_stale(directory, record)
+            return None
+    return None if record is None else (directory, record)
 
 
 @contextlib.contextmanager
