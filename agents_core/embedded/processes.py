@@ -10,6 +10,7 @@ recycled pid belongs to another process. Standard library only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -219,7 +220,7 @@ def start_token(pid: int) -> str | None:
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        boot = _boot_id()
     except FileNotFoundError:
         if sys.platform.startswith("linux"):
             return None
@@ -229,6 +230,13 @@ def start_token(pid: int) -> str | None:
         fields = stat.rsplit(")", 1)[-1].split()
         return f"{boot}:{fields[19]}" if len(fields) > 19 else None
     return _ps(pid, "lstart")
+
+
+@functools.cache
+def _boot_id() -> str:
+    """This boot's id (read once: it changes only with a reboot, which no process outlives;
+    ``start_token`` is polled while a server comes or goes)."""
+    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
 
 
 def describe(pid: int | None) -> str:

@@ -27,19 +27,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import shutil
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from agents_core.embedded.config import DATA_ENV
-from agents_core.embedded.data_dir import SERVER_LOG, ServerDir
+from agents_core.embedded.data_dir import SERVER_LOG, Record, ServerDir
 from agents_core.embedded.errors import EmbeddedServerError
-from agents_core.embedded.processes import spawn_server, terminate, wait_for_port
+from agents_core.embedded.processes import spawn_server, start_token, terminate, wait_for_port
 
 __all__ = ["ATTEMPTS", "USER", "command", "create_user", "read_password", "start_secured"]
 
@@ -85,6 +87,32 @@ def start_secured(
     except BaseException:
         terminate(process, timeout)
         raise
+
+
+def secured_record(
+    directory: ServerDir,
+    process: subprocess.Popen[bytes],
+    port: int,
+    password: str,
+    *,
+    started_by: int,
+    idle_s: float,
+) -> Record:
+    """The record of the server ``start_secured`` gave (``process``, ``port``, ``password``),
+    kept by this process (its owner: the supervisor, or a private server's user)."""
+    return Record(
+        pid=process.pid,
+        port=port,
+        owner=os.getpid(),
+        started_by=started_by,
+        started_at=time.time(),
+        idle_s=idle_s,
+        storage=str(directory.storage),
+        server_start=start_token(process.pid) or "",
+        owner_start=start_token(os.getpid()) or "",
+        user=USER,
+        password=password,
+    )
 
 
 def read_password(directory: ServerDir) -> str | None:

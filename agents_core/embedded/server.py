@@ -46,12 +46,11 @@ from agents_core.embedded.processes import (
     process_command,
     runs,
     server_executable,
-    start_token,
     storage_problem,
     terminate,
     wait_until,
 )
-from agents_core.embedded.secure import USER, start_secured
+from agents_core.embedded.secure import secured_record, start_secured
 
 if TYPE_CHECKING:
     from agents_core.db.config import Settings
@@ -238,18 +237,8 @@ class EmbeddedServer:
             self.stop()
             raise
         self._process = process
-        self._record = Record(
-            process.pid,
-            port,
-            owner=os.getpid(),
-            started_by=os.getpid(),
-            started_at=time.time(),
-            idle_s=0,
-            storage=str(directory.storage),
-            server_start=start_token(process.pid) or "",
-            owner_start=start_token(os.getpid()) or "",
-            user=USER,
-            password=password,
+        self._record = secured_record(
+            directory, process, port, password, started_by=os.getpid(), idle_s=0
         )
         self.started = True
 
@@ -510,12 +499,13 @@ def _clear_stale(
         def gone() -> bool:
             return not _runs_recorded_server(record)
 
-        if not stop and not wait_until(gone, timeout):
-            raise EmbeddedServerError(
-                f"the embedded server of {directory.path} (pid {record.pid}) still runs after "
-                f"its supervisor died; `agents-core server stop` stops it"
-            )
-        if not gone():
+        if not stop:
+            if not wait_until(gone, timeout):
+                raise EmbeddedServerError(
+                    f"the embedded server of {directory.path} (pid {record.pid}) still runs "
+                    f"after its supervisor died; `agents-core server stop` stops it"
+                )
+        elif not gone():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(record.pid, signal.SIGTERM)  # it was told already if it was our child
             if not wait_until(gone, timeout):

@@ -57,7 +57,7 @@ from agents_core.embedded.processes import (
     terminate,
     wait_until,
 )
-from agents_core.embedded.secure import USER, start_secured
+from agents_core.embedded.secure import secured_record, start_secured
 
 #: How often the supervisor looks at its server and its users.
 POLL_S = 0.2
@@ -95,18 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         _log(directory, f"start failed: {exc}")
         _answer(answer, error=str(exc))
         return 1
-    record = Record(
-        pid=process.pid,
-        port=port,
-        owner=os.getpid(),
-        started_by=args.started_by,
-        started_at=time.time(),
-        idle_s=args.idle_s,
-        storage=str(directory.storage),
-        server_start=start_token(process.pid) or "",
-        owner_start=start_token(os.getpid()) or "",
-        user=USER,
-        password=password,
+    record = secured_record(
+        directory, process, port, password, started_by=args.started_by, idle_s=args.idle_s
     )
     directory.write_record(record)
     _log(directory, f"secantusd-py {process.pid} listening on port {port}")
