@@ -217,10 +217,10 @@ async def newest_ids(
     field: str,
     limit: int,
     query: Mapping[str, Any] | None = None,
-) -> list[tuple[datetime.datetime, ObjectId]]:
-    """The ``field`` (a time with an index that begins with ``query``'s fields and then it) and
-    ``_id`` of the ``limit`` stored ``document``s matching ``query`` whose ``field`` is the
-    latest, newest first.
+) -> list[ObjectId]:
+    """The ``_id`` of the ``limit`` stored ``document``s matching ``query`` whose ``field`` (a
+    time with an index that begins with ``query``'s fields and then it) is the latest, newest
+    first.
 
     One sorted read on MongoDB: an index scan that stops after ``limit`` documents. On a server
     whose sorts decode every match (``windowed_listings``: SecantusDB), one read per window of
@@ -229,15 +229,14 @@ async def newest_ids(
     steady rate, at most about 4 times the documents wanted, however large the collection.
     """
     collection = db.collection(document)
-    projection = {field: 1}
     order = [(field, DESCENDING)]
     where = dict(query or {})
     if not db.profile.windowed_listings:
         raws = await (
-            collection.find(where, projection).sort(order).limit(limit).batch_size(limit).to_list()
+            collection.find(where, _ID_ONLY).sort(order).limit(limit).batch_size(limit).to_list()
         )
-        return [(raw[field], raw["_id"]) for raw in raws]
-    found: list[tuple[datetime.datetime, ObjectId]] = []
+        return [raw["_id"] for raw in raws]
+    found: list[ObjectId] = []
     now = datetime.datetime.now(datetime.UTC)
     bounds: dict[str, datetime.datetime] = {}  # none above the first: a clock running ahead
     for window in NEWEST_WINDOWS:
@@ -246,13 +245,13 @@ async def newest_ids(
             break
         bounds["$gte"] = now - window
         raws = await (
-            collection.find({**where, field: dict(bounds)}, projection)
+            collection.find({**where, field: dict(bounds)}, _ID_ONLY)
             .sort(order)
             .limit(wanted)
             .batch_size(wanted)
             .to_list()
         )
-        found += [(raw[field], raw["_id"]) for raw in raws]
+        found += [raw["_id"] for raw in raws]
         bounds["$lt"] = bounds["$gte"]
     return found
 

@@ -403,8 +403,7 @@ class RunsRepository(Repository):
         """The ids of the ``limit`` runs started last, newest first: what the end of an id a
         person typed is matched among. A bounded read of the ``started_at`` index
         (``newest_ids``: in windows of time on SecantusDB), ids only."""
-        found = await newest_ids(self.db, RunDocument, "started_at", check.limit(limit))
-        return [id for _, id in found]
+        return await newest_ids(self.db, RunDocument, "started_at", check.limit(limit))
 
     @translate_errors
     async def list_stale(self, older_than: timedelta, *, limit: int = 100) -> list[Run]:

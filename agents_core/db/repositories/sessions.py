@@ -150,8 +150,9 @@ class SessionsRepository(Repository):
                 messages = messages[first_user:]
         upper: datetime | None = None
         if end < last_seq:
-            following = await latest_messages(db, sid, end + 1, 1, floor=floor)
-            if following and following[0].seq == end + 1:
+            # Only seq end + 1 (the floor at end): never a wider read back for a popped one.
+            following = await latest_messages(db, sid, end + 1, 1, floor=max(floor, end))
+            if following:
                 upper = following[0].created_at
         session = session.model_copy(update={"messages": messages})
         if not messages and last_seq > 0:
@@ -336,14 +337,13 @@ class SessionsRepository(Repository):
         A bounded read of the ``(status, updated_at)`` index (``newest_ids``: in windows of
         time on SecantusDB), ids only; never the whole collection.
         """
-        found = await newest_ids(
+        return await newest_ids(
             self.db,
             SessionDocument,
             "updated_at",
             check.limit(limit),
             {"status": SessionStatus.active.value},
         )
-        return [id for _, id in found]
 
     @translate_errors
     async def fork(

@@ -43,7 +43,7 @@ from agents_core.db.documents import (
 )
 from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import translate_errors
-from agents_core.db.repositories import Repository, load_many
+from agents_core.db.repositories import NEWEST_WINDOWS, Repository, load_many
 from agents_core.db.repositories.messages import latest_messages
 
 __all__ = [
@@ -90,12 +90,10 @@ _ROW_FIELDS = {
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCORE_OPS = {">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt", "=": "$eq"}
 #: The windows a listing is read in on a server that sorts every match
-#: (``ServerProfile.windowed_listings``): the last hour, 4 h, 16 h, 64 h, ~11 days, ~6 weeks,
-#: ~6 months, ~2 years, then the rest. Each reads at most 4 times the runs it needs.
-_WINDOWS: tuple[timedelta | None, ...] = (
-    *(timedelta(hours=4**n) for n in range(8)),
-    None,
-)
+#: (``ServerProfile.windowed_listings``): the repositories' ``NEWEST_WINDOWS`` (the last hour,
+#: 4 h, 16 h, 64 h, ~11 days, ~6 weeks, ~6 months, ~2 years), then the rest. Each reads at
+#: most 4 times the runs it needs.
+_WINDOWS: tuple[timedelta | None, ...] = (*NEWEST_WINDOWS, None)
 _MICROSECOND = timedelta(microseconds=1)
 
 
