@@ -144,17 +144,10 @@ async def _dry_run(db: Connection, cutoff: datetime) -> SweepResult:
         ("resumed", {"status": SessionStatus.deleting.value}),
         ("removed", {"status": {"$in": _SWEPT}, "updated_at": {"$lt": cutoff}}),
     ):
-        after: ObjectId | None = None
-        while True:
-            page = {**query, **({"_id": {"$gt": after}} if after is not None else {})}
-            batch = (
-                await sessions.find(page, {"last_seq": 1, "cleared_through_seq": 1})
-                .sort("_id", 1)
-                .limit(_BATCH)
-                .to_list()
-            )
-            if not batch:
-                break
+        # One cursor, 100 at a time (as the orphaned runs are read): a page per sorted range
+        # would sort every remaining candidate again on SecantusDB.
+        cursor = sessions.find(query, {"last_seq": 1, "cleared_through_seq": 1}).batch_size(_BATCH)
+        while batch := await cursor.to_list(_BATCH):
             counts[key] += len(batch)
             counts["messages"] += sum(
                 max(0, raw.get("last_seq", 0) - raw.get("cleared_through_seq", 0)) for raw in batch
@@ -162,7 +155,6 @@ async def _dry_run(db: Connection, cutoff: datetime) -> SweepResult:
             counts["runs"] += await runs.count_documents(
                 {"session_id": {"$in": [raw["_id"] for raw in batch]}}
             )
-            after = batch[-1]["_id"]
     return SweepResult(dry_run=True, **counts)
 
 
