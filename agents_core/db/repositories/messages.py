@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -45,10 +45,15 @@ from agents_core.db.repositories._base import (
     load_many,
     stored_defaults,
 )
-from agents_core.db.repositories.search import SearchResult, search_messages
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
 
+if TYPE_CHECKING:  # search reads batches as this module does: it imports this one
+    from agents_core.db.repositories.search import SearchResult
+
 __all__ = ["MessagesRepository", "latest_messages"]
+
+#: A stored message as a reader holds it (a dict, or a read-only mapping).
+_M = TypeVar("_M", bound=Mapping[str, Any])
 
 _COLLECTION = "messages"
 #: The session's field that remembers its latest idempotency keys.
@@ -418,6 +423,8 @@ class MessagesRepository(Repository):
         (``agents_core/db/repositories/search.py``). Only what every reader shows is returned
         (visible sessions, nothing cleared or popped, no part of an unfinished batch).
         """
+        from agents_core.db.repositories.search import search_messages
+
         return await search_messages(
             self.db, phrase, user_id=user_id, since=since, until=until, limit=limit
         )
@@ -478,7 +485,7 @@ async def _page(
             .batch_size(need)
             .to_list()
         )
-        found.extend(await _whole_batches(collection, session_id, raws))
+        found.extend(await whole_batches(collection, session_id, raws))
         if len(found) >= limit:
             break
         if raws and len(raws) == need:  # some were hidden and the window holds more: read on
@@ -496,11 +503,17 @@ async def _page(
     return load_many(Message, [_readable(raw) for raw in found], _COLLECTION)
 
 
-async def _whole_batches(
-    messages: AsyncCollection[Any], session_id: ObjectId, raws: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """``raws`` less the messages of batches whose last message does not exist (yet)."""
-    present = {raw["seq"] for raw in raws}
+async def whole_batches(
+    messages: AsyncCollection[Any],
+    session_id: ObjectId,
+    raws: Sequence[_M],
+    *,
+    present: Iterable[int] = (),
+) -> list[_M]:
+    """``raws`` (messages of one session) less the messages of batches whose last message does
+    not exist (yet): one ``seq`` lookup for the ends neither in ``raws`` nor among the
+    ``present`` seqs (known to exist). What every reader shows of a batch (search too)."""
+    present = {*present, *(raw["seq"] for raw in raws)}
     ends = {raw["batch_end_seq"] for raw in raws if raw.get("batch_end_seq") is not None}
     unknown = sorted(ends - present)
     if unknown:
@@ -509,7 +522,7 @@ async def _whole_batches(
         ).to_list()
         present.update(raw["seq"] for raw in landed)
     if ends <= present:
-        return raws
+        return list(raws)
     return [raw for raw in raws if (end := raw.get("batch_end_seq")) is None or end in present]
 
 

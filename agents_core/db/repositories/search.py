@@ -61,6 +61,7 @@ from agents_core.db.documents import (
 )
 from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import InvalidInputError
+from agents_core.db.repositories.messages import whole_batches
 
 __all__ = [
     "EXCERPT_CHARS",
@@ -194,7 +195,6 @@ class _Found:
 
     db: Connection
     phrase: _Phrase
-    user_id: str | None
     #: Hits wanted: the search stops once it has them.
     want: int
     hits: list[SearchHit] = field(default_factory=list)
@@ -229,12 +229,18 @@ class _Found:
             return
         await self._read_sessions({raw["session_id"] for raw in matched})
         shown = [raw for raw in matched if self._visible(raw)]
-        present = {(raw["session_id"], raw["seq"]) for raw in raws}
-        landed = await self._batch_ends(shown, present)
+        by_session: dict[ObjectId, list[Mapping[str, Any]]] = {}
         for raw in shown:
-            end = raw.get("batch_end_seq")
-            if end is None or (raw["session_id"], end) in landed:
-                self.hits.append(self._hit(raw))
+            by_session.setdefault(raw["session_id"], []).append(raw)
+        read: dict[ObjectId, list[int]] = {}
+        for raw in raws:
+            read.setdefault(raw["session_id"], []).append(raw["seq"])
+        whole: set[tuple[ObjectId, int]] = set()
+        messages = self.db.collection(MessageDocument)
+        for session_id, part in by_session.items():
+            kept = await whole_batches(messages, session_id, part, present=read[session_id])
+            whole.update((session_id, raw["seq"]) for raw in kept)
+        self.hits += [self._hit(raw) for raw in shown if (raw["session_id"], raw["seq"]) in whole]
 
     def newest(self) -> list[SearchHit]:
         """The ``want`` newest hits, newest first (ties kept in the order they were read)."""
@@ -259,28 +265,8 @@ class _Found:
         return (
             session is not None
             and session.get("status") in VISIBLE_STATUSES
-            and (self.user_id is None or session.get("user_id") == self.user_id)
             and raw["seq"] > session.get("cleared_through_seq", 0)
         )
-
-    async def _batch_ends(
-        self, part: Sequence[Mapping[str, Any]], present: set[tuple[ObjectId, int]]
-    ) -> set[tuple[ObjectId, int]]:
-        """The last messages of ``part``'s batches that exist: those in ``present``, and
-        those read now (one ``seq`` lookup per session)."""
-        unknown: dict[ObjectId, set[int]] = {}
-        for raw in part:
-            end = raw.get("batch_end_seq")
-            if end is not None and (raw["session_id"], end) not in present:
-                unknown.setdefault(raw["session_id"], set()).add(end)
-        landed = set(present)
-        messages = self.db.collection(MessageDocument)
-        for session_id, ends in unknown.items():
-            found = await messages.find(
-                {"session_id": session_id, "seq": {"$in": sorted(ends)}}, {"seq": 1, "_id": 0}
-            ).to_list()
-            landed.update((session_id, raw["seq"]) for raw in found)
-        return landed
 
     def _hit(self, raw: Mapping[str, Any]) -> SearchHit:
         session = self.sessions[raw["session_id"]] or {}
@@ -314,8 +300,10 @@ async def search_messages(
     if first is not None and last is not None and last < first:
         raise InvalidInputError("until", "must not be before since")
     user = None if user_id is None else check.name(user_id, "user_id")
-    found = _Found(db, checked, user, count)
+    found = _Found(db, checked, count)
     sessions = None if user is None else await _user_sessions(db, user)
+    if sessions is not None:  # every message read is of these: their sessions are read here
+        found.sessions.update((raw["_id"], raw) for raw in sessions[:MAX_USER_SESSIONS])
     if db.text_search and checked.words and await _indexed(found, sessions, first, last):
         return SearchResult(checked.text, found.newest(), "text-index", None, found.searched_since)
     # No text index, or a phrase without a word to look up (``(.*)``; MongoDB answers "must
@@ -360,7 +348,6 @@ async def _indexed(
     db = found.db
     query: dict[str, Any] = {"$text": {"$search": found.phrase.text_query}}
     if sessions is not None:
-        found.sessions.update((raw["_id"], raw) for raw in sessions[:MAX_USER_SESSIONS])
         query["session_id"] = {"$in": [raw["_id"] for raw in sessions[:MAX_USER_SESSIONS]]}
     if bounds := _range(first, last):
         query["created_at"] = bounds
@@ -440,7 +427,6 @@ async def _scan_sessions(
 ) -> None:
     """The messages of the user's sessions, most recently active first, as many sessions as
     hold at most ``MAX_SCANNED`` messages (the last one read from its newest message down)."""
-    found.sessions.update((raw["_id"], raw) for raw in sessions[:MAX_USER_SESSIONS])
     whole: list[ObjectId] = []
     part: tuple[dict[str, Any], int] | None = None  # a session read from this seq up
     unread: list[datetime] = []  # bounds of the newest a message not read may be
