@@ -153,8 +153,7 @@ class EmbeddedServer:
             record = directory.read_record() if self.shared else None
             if record is not None and record.problem:
                 return record.problem
-            log = directory.read_text(SERVER_LOG)
-            return storage_problem(log, directory.file(SERVER_LOG), failing=True)
+            return _logged_problem(directory, failing=True)
         return None
 
     def start(self) -> str:
@@ -317,9 +316,7 @@ def server_status(data_dir: str | os.PathLike[str]) -> tuple[Record, list[int]] 
     directory, record = found
     if not record.problem:
         with contextlib.suppress(OSError):
-            log = directory.file(SERVER_LOG)
-            problem = storage_problem(directory.read_text(SERVER_LOG), log)
-            record = replace(record, problem=problem or "")
+            record = replace(record, problem=_logged_problem(directory) or "")
     return record, directory.users()
 
 
@@ -368,6 +365,14 @@ def stop_server(data_dir: str | os.PathLike[str], *, timeout: float = 60.0) -> R
             f"(supervisor {describe(record.owner)})"
         )
     return record
+
+
+def _logged_problem(directory: ServerDir, *, failing: bool = False) -> str | None:
+    """What the server's log says is wrong with its storage (``storage_problem``), or ``None``;
+    read through the directory's checked reader."""
+    return storage_problem(
+        directory.read_text(SERVER_LOG), directory.file(SERVER_LOG), failing=failing
+    )
 
 
 def _supervised_record(
