@@ -224,13 +224,13 @@ class Supervisor:
         port = self.record.port
         try:
             try:
-                process, port, _ = start_secured(
+                process, port, password = start_secured(
                     self.directory, self.startup_timeout, port=port, preexec_fn=preexec
                 )
             except EmbeddedServerError as exc:
                 if "Address already in use" not in str(exc):
                     raise
-                process, port, _ = start_secured(  # its port was taken meanwhile
+                process, port, password = start_secured(  # its port was taken meanwhile
                     self.directory, self.startup_timeout, preexec_fn=preexec
                 )
         except (EmbeddedServerError, OSError) as exc:
@@ -238,8 +238,12 @@ class Supervisor:
             self.retry_at = time.monotonic() + RETRY_S
             return
         self.process, self.log_seen, self.retry_at = process, 0, None
-        self._update(
-            pid=process.pid, port=port, server_start=start_token(process.pid) or "", problem=""
+        self._update(  # the password too: a start that had to provision the user made a new one
+            pid=process.pid,
+            port=port,
+            server_start=start_token(process.pid) or "",
+            password=password,
+            problem="",
         )
         self._log(f"secantusd-py {process.pid} listening on port {port} again")
 
