@@ -35,6 +35,7 @@ from agents_core.embedded import (
     stop_server,
 )
 from agents_core.embedded.data_dir import ServerDir
+from agents_core.embedded.secure import CREDENTIALS
 
 try:
     server_executable()
@@ -355,6 +356,31 @@ def test_a_server_whose_storage_panicked_is_restarted_on_its_port(data_dir: Path
     assert not alive(record.pid)
     assert "the embedded database's disk is full" in (data_dir / "supervisor.log").read_text()
     with connect(record.uri) as client:  # the URI its users have is still good
+        assert client["e1"]["kept"].find_one({}, {"_id": 0}) == {"kept": 1}
+
+
+def test_a_restart_that_gave_the_user_a_new_password_records_the_new_one(data_dir: Path) -> None:
+    """The supervisor's restart after a panic provisions the user again when the password was
+    lost meanwhile (the credentials file gone): its record, and so every client's URI, must
+    carry the new password. It kept the old one, and nobody could log in any more."""
+    record, _ = start_server(data_dir, idle_s=300)
+    with connect(record.uri) as client:
+        client["e1"]["kept"].insert_one({"kept": 1})
+    (data_dir / CREDENTIALS).unlink()
+    with (data_dir / "secantusd.log").open("a") as log:
+        log.write(PANIC_LINES)
+
+    def restarted() -> bool:
+        status = server_status(data_dir)
+        return status is not None and status[0].pid != record.pid and not status[0].problem
+
+    wait_until(restarted, "the supervisor to start its server again")
+    status = server_status(data_dir)
+    assert status is not None
+    again = status[0]
+    assert again.password != record.password
+    assert json.loads((data_dir / CREDENTIALS).read_text())["password"] == again.password
+    with connect(again.uri) as client:
         assert client["e1"]["kept"].find_one({}, {"_id": 0}) == {"kept": 1}
 
 
