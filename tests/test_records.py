@@ -17,6 +17,7 @@ from agents_core.db import (
     Message,
     MessageDocument,
     MessagesRepository,
+    Price,
     RunsRepository,
     SessionsRepository,
     ToolCallsRepository,
@@ -166,3 +167,14 @@ def test_beanie_documents_and_records_share_one_declaration() -> None:
     # Beanie's own fields, and the one field only the layer uses (escaped item keys).
     layer_only = {"id", "revision_id", "item_keys_escaped"}
     assert set(MessageDocument.model_fields) - layer_only == set(Message.model_fields) - {"id"}
+
+
+@pytest.mark.parametrize("rate", [float("inf"), float("nan"), -0.5])
+@pytest.mark.parametrize(
+    "field", ["input_per_million", "output_per_million", "cached_input_per_million"]
+)
+def test_a_price_refuses_a_rate_that_is_not_a_finite_number_from_0(field: str, rate: float) -> None:
+    # An infinite rate priced every call at inf, and the run's and the day's totals with it.
+    rates = {"input_per_million": 1.0, "output_per_million": 2.0, field: rate}
+    with pytest.raises(pydantic.ValidationError, match=field):
+        Price(**rates)

@@ -198,23 +198,22 @@ def _price(raw: str) -> Price:
     tokens, as ``Price`` takes them (else a usage error, exit code 2)."""
     from agents_core.db import Price
 
-    parts = raw.split("/")
     try:
-        rates = [float(part) for part in parts]
-    except ValueError:
-        rates = []
-    if len(rates) not in (2, 3) or not all(0 <= rate < math.inf for rate in rates):
+        rates = [float(part) for part in raw.split("/")]
+        if len(rates) not in (2, 3):
+            raise ValueError(raw)
+        return Price(
+            input_per_million=rates[0],
+            output_per_million=rates[1],
+            cached_input_per_million=rates[2] if len(rates) == 3 else None,
+        )
+    except ValueError:  # also Price's ValidationError: a rate under 0, infinite or NaN
         common.fail(
             "--price must be IN/OUT or IN/OUT/CACHED: US dollars per million input, output "
             f"(and cached input) tokens, each a number from 0 (0.40/1.60), not {raw!r}",
             as_json=False,
             code=2,
         )
-    return Price(
-        input_per_million=rates[0],
-        output_per_million=rates[1],
-        cached_input_per_million=rates[2] if len(rates) == 3 else None,
-    )
 
 
 async def _read_line(*, prompt: bool = True) -> str | None:

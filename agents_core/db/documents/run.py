@@ -79,12 +79,14 @@ class Price(Record):
     """What a model charges, in currency units per million tokens.
 
     Cached input tokens are a part of the input tokens, priced at ``cached_input_per_million``
-    (the input rate when not given), never counted on top.
+    (the input rate when not given), never counted on top. Each rate is a finite number from 0:
+    an infinite or NaN rate would make every cost it priced, and every total it joined, infinite
+    or NaN (and not JSON).
     """
 
-    input_per_million: float = Field(ge=0)
-    output_per_million: float = Field(ge=0)
-    cached_input_per_million: float | None = Field(default=None, ge=0)
+    input_per_million: float = Field(ge=0, allow_inf_nan=False)
+    output_per_million: float = Field(ge=0, allow_inf_nan=False)
+    cached_input_per_million: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
         """The cost of one call with this usage."""
