@@ -8,7 +8,9 @@ Usage::
 
 For each size, both stores first hold that many conversations (one turn each, written through
 their own ``add_items``); then one conversation of each gets ``calls`` more turns, timed by wall
-clock, three rounds alternating the sides; the medians are printed. The suite's
+clock, three rounds alternating the sides; the medians are printed. On its own server (no
+``MONGODB_URI``, Linux) it also prints the server's CPU time per call, read from ``/proc``: what
+each side's two commands cost the server, apart from the client and the waiting. The suite's
 ``openai_agents.add_items`` row times a database holding only the benchmark's conversations;
 this shows what happens when it holds a service's worth of them (``benchmarks/README.md``).
 """
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from agents.extensions.memory import MongoDBSession
@@ -33,18 +37,44 @@ from benchmarks.openai_agents import turn
 ROUNDS = 3
 
 
-async def _timed(session: AgentsCoreSession | MongoDBSession, calls: int) -> float:
-    """The median wall time of ``calls`` ``add_items`` of one turn, in µs."""
+#: One size's figures: conversations stored, then ours and the SDK's µs a call: the median wall
+#: time and the server's mean CPU time (``nan`` when the server's process is not known).
+Row = tuple[int, float, float, float, float]
+
+
+def server_cpu_s(pid: int | None) -> float:
+    """The CPU time the server's process has used (user and system), in seconds; ``nan`` when
+    it cannot be read (no ``pid``: another server; or no ``/proc``)."""
+    if pid is None:
+        return math.nan
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return math.nan
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _timed(
+    session: AgentsCoreSession | MongoDBSession, calls: int, pid: int | None
+) -> tuple[float, float]:
+    """The median wall time of ``calls`` ``add_items`` of one turn and the server's mean CPU
+    time a call, in µs."""
     wall = []
+    server_before = server_cpu_s(pid)
     for n in range(calls):
         started = time.perf_counter()
         await session.add_items(turn(n))  # type: ignore[arg-type]
         wall.append(time.perf_counter() - started)
-    return statistics.median(wall) * 1e6
+    server = (server_cpu_s(pid) - server_before) / calls
+    return statistics.median(wall) * 1e6, server * 1e6
 
 
-async def measure(uri: str, sizes: Sequence[int], calls: int) -> list[tuple[int, float, float]]:
-    """``(conversations stored, ours µs, the SDK's µs)`` for each size, smallest first."""
+async def measure(
+    uri: str, sizes: Sequence[int], calls: int, server_pid: int | None = None
+) -> list[Row]:
+    """For each size, smallest first: the conversations stored, then ours and the SDK's wall
+    and server CPU µs a call (``Row``). ``server_pid``: the server's process, if local."""
     # A database of its own, made by init_db with the layer's indexes (dropping one after
     # init_db would drop them too, and time a layer without its indexes).
     database = f"add_items_scale_{ObjectId()}"
@@ -62,13 +92,18 @@ async def measure(uri: str, sizes: Sequence[int], calls: int) -> list[tuple[int,
                 stored += 1
             ours = AgentsCoreSession("conversation-0")
             theirs = MongoDBSession("conversation-0", client=client, database=database)
-            medians: dict[str, list[float]] = {"ours": [], "sdk": []}
+            rounds: dict[str, list[tuple[float, float]]] = {"ours": [], "sdk": []}
             for _ in range(ROUNDS):
-                medians["ours"].append(await _timed(ours, calls))
-                medians["sdk"].append(await _timed(theirs, calls))
-            rows.append(
-                (size, statistics.median(medians["ours"]), statistics.median(medians["sdk"]))
+                rounds["ours"].append(await _timed(ours, calls, server_pid))
+                rounds["sdk"].append(await _timed(theirs, calls, server_pid))
+            (ours_wall, ours_server), (sdk_wall, sdk_server) = (
+                (
+                    statistics.median(wall for wall, _ in rounds[side]),
+                    statistics.median(server for _, server in rounds[side]),
+                )
+                for side in ("ours", "sdk")
             )
+            rows.append((size, ours_wall, sdk_wall, ours_server, sdk_server))
         return rows
     finally:
         await client.drop_database(database)
@@ -87,10 +122,16 @@ def main() -> None:
         rows = asyncio.run(measure(uri, args.sizes, args.calls))
     else:
         with EmbeddedServer() as server:
-            rows = asyncio.run(measure(server.uri, args.sizes, args.calls))
-    print(f"{'conversations':>13} {'ours µs':>9} {'SDK µs':>9} {'SDK / ours':>10}")
-    for size, ours, sdk in rows:
-        print(f"{size:>13,} {ours:>9,.0f} {sdk:>9,.0f} {sdk / ours:>9.2f}x")
+            rows = asyncio.run(measure(server.uri, args.sizes, args.calls, server.pid))
+    print(
+        f"{'conversations':>13} {'ours µs':>9} {'SDK µs':>9} {'SDK / ours':>10}"
+        f" {'server CPU µs: ours':>20} {'SDK':>6}"
+    )
+    for size, ours, sdk, ours_server, sdk_server in rows:
+        print(
+            f"{size:>13,} {ours:>9,.0f} {sdk:>9,.0f} {sdk / ours:>9.2f}x"
+            f" {ours_server:>20,.0f} {sdk_server:>6,.0f}"
+        )
 
 
 if __name__ == "__main__":
