@@ -334,13 +334,17 @@ def write_until_refused(client: MongoClient[dict[str, Any]]) -> None:
     raise AssertionError("1,000 writes of 100 kB fitted on a disk of 64 MB")
 
 
-def test_a_server_whose_storage_panicked_is_restarted_on_its_port(data_dir: Path) -> None:
-    """E1: after ``WT_PANIC`` secantusd-py kept running and answered ``internal server error``
-    to every command, even once there was room again, until ``server stop``. The panic is
-    injected into its log here (``test_a_full_disk_…`` fills a real disk, as root)."""
+def _panicked_and_restarted(
+    data_dir: Path, *, lose_password: bool = False
+) -> tuple[Record, Record]:
+    """A supervised server holding one document, whose log then says that its storage
+    panicked (and whose credentials file is gone first, with ``lose_password``): its record,
+    and the record of the server its supervisor started again."""
     record, _ = start_server(data_dir, idle_s=300)
     with connect(record.uri) as client:
         client["e1"]["kept"].insert_one({"kept": 1})
+    if lose_password:
+        (data_dir / CREDENTIALS).unlink()
     with (data_dir / "secantusd.log").open("a") as log:
         log.write(PANIC_LINES)
 
@@ -351,7 +355,14 @@ def test_a_server_whose_storage_panicked_is_restarted_on_its_port(data_dir: Path
     wait_until(restarted, "the supervisor to start its server again")
     status = server_status(data_dir)
     assert status is not None
-    again = status[0]
+    return record, status[0]
+
+
+def test_a_server_whose_storage_panicked_is_restarted_on_its_port(data_dir: Path) -> None:
+    """E1: after ``WT_PANIC`` secantusd-py kept running and answered ``internal server error``
+    to every command, even once there was room again, until ``server stop``. The panic is
+    injected into its log here (``test_a_full_disk_…`` fills a real disk, as root)."""
+    record, again = _panicked_and_restarted(data_dir)
     assert (again.port, again.owner, again.password) == (record.port, record.owner, record.password)
     assert not alive(record.pid)
     assert "the embedded database's disk is full" in (data_dir / "supervisor.log").read_text()
@@ -363,21 +374,7 @@ def test_a_restart_that_gave_the_user_a_new_password_records_the_new_one(data_di
     """The supervisor's restart after a panic provisions the user again when the password was
     lost meanwhile (the credentials file gone): its record, and so every client's URI, must
     carry the new password. It kept the old one, and nobody could log in any more."""
-    record, _ = start_server(data_dir, idle_s=300)
-    with connect(record.uri) as client:
-        client["e1"]["kept"].insert_one({"kept": 1})
-    (data_dir / CREDENTIALS).unlink()
-    with (data_dir / "secantusd.log").open("a") as log:
-        log.write(PANIC_LINES)
-
-    def restarted() -> bool:
-        status = server_status(data_dir)
-        return status is not None and status[0].pid != record.pid and not status[0].problem
-
-    wait_until(restarted, "the supervisor to start its server again")
-    status = server_status(data_dir)
-    assert status is not None
-    again = status[0]
+    record, again = _panicked_and_restarted(data_dir, lose_password=True)
     assert again.password != record.password
     assert json.loads((data_dir / CREDENTIALS).read_text())["password"] == again.password
     with connect(again.uri) as client:
