@@ -202,3 +202,19 @@ async def test_transcript_pages_place_runs_by_their_user_message_within_a_millis
     older = await sessions.find_transcript_page(session.id, before=3, limit=2)
     assert [m.seq for m in older.messages] == [1, 2]
     assert [run.id for run in older.runs] == [started[0].id]
+
+
+async def test_transcript_page_before_a_popped_message_holds_no_later_run() -> None:
+    """The message after the page was popped: the page held the runs of every later turn."""
+    session, agent = await make_session(), await make_agent()
+    messages, runs = MessagesRepository(), RunsRepository()
+    first = await messages.create(session.id, "user", "question")
+    run = await runs.start(session, agent, input_seq=first.seq)
+    await messages.create(session.id, "assistant", "answer")
+    await messages.create(session.id, "user", "taken back")
+    assert await messages.pop_last(session.id) is not None
+    again = await messages.create(session.id, "user", "asked again")
+    await runs.start(session, agent, input_seq=again.seq)
+    page = await SessionsRepository().find_transcript_page(session.id, before=3)
+    assert [m.seq for m in page.messages] == [1, 2]
+    assert [r.id for r in page.runs] == [run.id]
