@@ -225,3 +225,16 @@ def test_show_of_a_framework_run_shows_its_own_turn(wire: Wire) -> None:  # noqa
         (3, "second question"),
         (4, "second answer"),
     ]
+
+
+def test_show_refuses_a_before_beyond_any_seq_as_a_usage_error(
+    demo_session: dict[str, Any],
+) -> None:
+    """The largest seq the layer takes is a page like any other; one more is a usage error
+    (exit code 2, as every other malformed option), not a failure of the database (1)."""
+    session_id = demo_session["session"]["id"]
+    largest = invoke("show", session_id, "--before", str(2**62), "--json")
+    assert largest.exit_code == 0, largest.output
+    assert len(json.loads(largest.output)["session"]["messages"]) == 12
+    beyond = invoke("show", session_id, "--before", str(2**62 + 1))
+    assert beyond.exit_code == 2, beyond.output

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["agents", "list_sessions", "list_threads", "runs", "search", "show", "thread"]
 
+#: The largest ``seq`` the layer takes (``agents_core.db.validation.count``), written out so that
+#: ``--help`` does not import the database layer: a larger ``--before`` is a usage error.
+MAX_SEQ = 2**62
+
 
 def list_sessions(
     user: Annotated[str | None, typer.Option(help="Only this user's sessions.")] = None,
@@ -85,7 +89,7 @@ def show(
     ],
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Most messages shown.")] = 100,
     before: Annotated[
-        int | None, typer.Option(min=1, help="Only messages before this seq.")
+        int | None, typer.Option(min=1, max=MAX_SEQ, help="Only messages before this seq.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
