@@ -6,6 +6,7 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pymongo
@@ -13,6 +14,16 @@ import pytest
 from typer.testing import CliRunner
 
 from agents_core.cli import app
+from agents_core.db import (
+    AgentsRepository,
+    CreateAgentDTO,
+    FinishedRun,
+    MessagesRepository,
+    RunsRepository,
+    SessionsRepository,
+)
+from agents_core.db.documents import utcnow
+from tests.test_cli import Wire, wire  # noqa: F401  (a fixture)
 from tests.test_otel import _Receiver, decoded, receiver  # noqa: F401  (a fixture)
 
 runner = CliRunner()
@@ -180,3 +191,50 @@ def test_show_of_an_older_run_finds_its_turn(demo_session: dict[str, Any]) -> No
     text = invoke("show", first["id"], "--limit", "4").output
     assert "What is 17 * 23?" in text
     assert _summary(text).startswith("1 turn(s) · 1 run(s) · 1 tool call(s)")
+
+
+def test_show_of_a_framework_run_shows_its_own_turn(wire: Wire) -> None:  # noqa: F811
+    """A framework's run starts before its user message is stored (the OpenAI Agents SDK):
+    ``show RUN`` showed the turn before it, whose user message was the last one before the
+    run's start."""
+
+    async def work() -> str:
+        agent = await AgentsRepository().create(CreateAgentDTO(name="sdk"))
+        session = await SessionsRepository().create("framework")
+        messages = MessagesRepository()
+        await messages.create(session.id, "user", "first question")
+        await messages.create(session.id, "assistant", "first answer")
+        question = await messages.create(session.id, "user", "second question")
+        await messages.create(session.id, "assistant", "second answer")
+        finished = FinishedRun(
+            source="sdk",
+            external_id="trace-2",
+            session_id=session.id,
+            agent_id=agent.id,
+            started_at=question.created_at - timedelta(milliseconds=1),
+            completed_at=utcnow() + timedelta(milliseconds=1),
+        )
+        (run_id,) = await RunsRepository().insert_finished([finished])
+        return str(run_id)
+
+    run_id = wire.run(work)
+    shown = invoke("show", run_id, "--json")
+    assert shown.exit_code == 0, shown.output
+    turn = json.loads(shown.output)["turn"]
+    assert [(m["seq"], m["content"]) for m in turn] == [
+        (3, "second question"),
+        (4, "second answer"),
+    ]
+
+
+def test_show_refuses_a_before_beyond_any_seq_as_a_usage_error(
+    demo_session: dict[str, Any],
+) -> None:
+    """The largest seq the layer takes is a page like any other; one more is a usage error
+    (exit code 2, as every other malformed option), not a failure of the database (1)."""
+    session_id = demo_session["session"]["id"]
+    largest = invoke("show", session_id, "--before", str(2**62), "--json")
+    assert largest.exit_code == 0, largest.output
+    assert len(json.loads(largest.output)["session"]["messages"]) == 12
+    beyond = invoke("show", session_id, "--before", str(2**62 + 1))
+    assert beyond.exit_code == 2, beyond.output

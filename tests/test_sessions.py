@@ -10,6 +10,7 @@ from bson import ObjectId
 from agents_core.db import (
     MessagesRepository,
     NotFoundError,
+    RunsRepository,
     Session,
     SessionsRepository,
     SessionStatus,
@@ -180,3 +181,40 @@ async def test_ids_by_prefix_list_a_session_being_deleted() -> None:
     with pytest.raises(NotFoundError):
         await SessionsRepository().find_by_id(session.id)
     assert await SessionsRepository().list_ids_by_prefix(str(session.id)) == [session.id]
+
+
+async def test_transcript_pages_place_runs_by_their_user_message_within_a_millisecond(
+    clock: Clock,
+) -> None:
+    """Two turns, every write in one millisecond: each page holds the run of its own turn
+    (the pages chose runs by clock: the second turn's run was on neither page)."""
+    session, agent = await make_session(), await make_agent()
+    messages, runs = MessagesRepository(), RunsRepository()
+    started = []
+    for turn in ("first", "second"):
+        user = await messages.create(session.id, "user", f"{turn} question")
+        started.append(await runs.start(session, agent, input_seq=user.seq))
+        await messages.create(session.id, "assistant", f"{turn} answer")
+    sessions = SessionsRepository()
+    newer = await sessions.find_transcript_page(session.id, limit=2)
+    assert [m.seq for m in newer.messages] == [3, 4]
+    assert [run.id for run in newer.runs] == [started[1].id]
+    older = await sessions.find_transcript_page(session.id, before=3, limit=2)
+    assert [m.seq for m in older.messages] == [1, 2]
+    assert [run.id for run in older.runs] == [started[0].id]
+
+
+async def test_transcript_page_before_a_popped_message_holds_no_later_run() -> None:
+    """The message after the page was popped: the page held the runs of every later turn."""
+    session, agent = await make_session(), await make_agent()
+    messages, runs = MessagesRepository(), RunsRepository()
+    first = await messages.create(session.id, "user", "question")
+    run = await runs.start(session, agent, input_seq=first.seq)
+    await messages.create(session.id, "assistant", "answer")
+    await messages.create(session.id, "user", "taken back")
+    assert await messages.pop_last(session.id) is not None
+    again = await messages.create(session.id, "user", "asked again")
+    await runs.start(session, agent, input_seq=again.seq)
+    page = await SessionsRepository().find_transcript_page(session.id, before=3)
+    assert [m.seq for m in page.messages] == [1, 2]
+    assert [r.id for r in page.runs] == [run.id]

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["agents", "list_sessions", "list_threads", "runs", "search", "show", "thread"]
 
+#: The largest ``seq`` the layer takes (``agents_core.db.validation.count``), written out so that
+#: ``--help`` does not import the database layer: a larger ``--before`` is a usage error.
+MAX_SEQ = 2**62
+
 
 def list_sessions(
     user: Annotated[str | None, typer.Option(help="Only this user's sessions.")] = None,
@@ -85,7 +89,7 @@ def show(
     ],
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Most messages shown.")] = 100,
     before: Annotated[
-        int | None, typer.Option(min=1, help="Only messages before this seq.")
+        int | None, typer.Option(min=1, max=MAX_SEQ, help="Only messages before this seq.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -148,28 +152,17 @@ def show(
 
 
 def _turn(messages: Sequence[Message], run: Run) -> list[Message]:
-    """The messages of ``run``'s turn: from the user message that started it to the next one."""
+    """The messages of ``run``'s turn: from the user message that started it to the next one,
+    as the trace tree groups them (``group_turns``: by ``input_seq``; a run without one by
+    time, a framework's by its end, since it starts before its user message is stored)."""
+    from agents_core.trace import group_turns
+
+    for turn in group_turns(messages, [run]):
+        if turn.runs and turn.user is not None:
+            return list(turn.messages)
+    # Its user message is not among the messages read: its tool results.
     run_id = str(run.id)
-
-    def started_it(message: Message) -> bool:
-        # The user message that started the run, as the run recorded it (input_seq); by time
-        # only for a run without one (a framework's).
-        if run.input_seq is not None:
-            return message.seq == run.input_seq
-        return message.created_at <= run.started_at
-
-    starts = [
-        i
-        for i, message in enumerate(messages)
-        if render.enum_value(message.role) == "user" and started_it(message)
-    ]
-    if not starts:  # its user message is older than the messages read: its tool results
-        return [m for m in messages if (m.tool_call_id or "").startswith(run_id)]
-    first = starts[-1]
-    after = [
-        i for i in range(first + 1, len(messages)) if render.enum_value(messages[i].role) == "user"
-    ]
-    return list(messages[first : after[0] if after else len(messages)])
+    return [m for m in messages if (m.tool_call_id or "").startswith(run_id)]
 
 
 def runs(

@@ -126,12 +126,16 @@ class SessionsRepository(Repository):
 
         The page begins at its first user message (the turn cut off there is whole on the
         older page, ``before=page.messages[0].seq``) unless one turn outgrows it, so that its
-        runs are exactly those that started after the message before the page and before the
-        first message after it: one range of the ``(session_id, started_at)`` index, whatever
-        the session's length. A framework's run that ended after that next message began is
-        that turn's, not this page's (it starts before its user message is stored). Three to
-        five commands: the session, the messages (a ``seq`` range), the message before and
-        the one after the page when there are, the runs.
+        runs are exactly those whose user message (``input_seq``) is after the message before
+        the page and no later than its last: read as one range of the
+        ``(session_id, started_at)`` index, whatever the session's length (from the time of
+        the message before the page to that of the first message after it, both included:
+        writes share a millisecond). A run without ``input_seq`` (a framework's) is placed by
+        the clock: it started after the message before the page and before the first message
+        after it, and did not end after that next message began (it is that turn's then: it
+        starts before its user message is stored). Three to five commands: the session, the
+        messages (a ``seq`` range), the message before and the one after the page when there
+        are, the runs.
         """
         db = self.db
         sid = check.object_id(id, "session")
@@ -158,15 +162,23 @@ class SessionsRepository(Repository):
         if not messages and last_seq > 0:
             return TranscriptPage(session, [])
         # A session without messages can still have runs (started by the repositories).
+        # The clock bounds the read (one index range), inclusive: a run starts in the same
+        # millisecond as the message before its turn on a fast machine. Which side of a bound
+        # a run is on is then decided by the seq of its user message (input_seq), as its write
+        # recorded; by the clock only for a run without one (a framework's).
         started: dict[str, datetime] = {}
+        after: datetime | None = None  # a run without input_seq: started later than this
+        seqs = range(1, end + 1)  # the input_seq of this page's runs
         if messages and messages[0].seq > 1:
             previous = await latest_messages(db, sid, messages[0].seq - 1, 1, floor=floor)
             if previous:
-                started["$gt"] = previous[0].created_at
+                started["$gte"] = after = previous[0].created_at
+                seqs = range(previous[0].seq + 1, end + 1)
             else:
                 started["$gte"] = messages[0].created_at
+                seqs = range(messages[0].seq, end + 1)
         if upper is not None:
-            started["$lt"] = upper
+            started["$lte"] = upper
         query: dict[str, Any] = {"session_id": sid, **({"started_at": started} if started else {})}
         raws = await (
             db.collection(RunDocument)
@@ -176,9 +188,11 @@ class SessionsRepository(Repository):
             .batch_size(MAX_LIMIT)
             .to_list()
         )
-        runs = load_many(Run, raws, "runs")
-        if upper is not None:  # a framework's run of the next page's first turn
-            runs = [run for run in runs if not _ends_after(run, upper)]
+        runs = [
+            run
+            for run in load_many(Run, raws, "runs")
+            if (run.input_seq in seqs if run.input_seq is not None else _within(run, after, upper))
+        ]
         return TranscriptPage(session, runs)
 
     @translate_errors
@@ -624,6 +638,17 @@ def _external_key(external_id: object, namespace: object, user_id: object) -> di
     }
 
 
-def _ends_after(run: Run, at: datetime) -> bool:
-    """A framework's run that ended at or after ``at`` (its turn begins there)."""
-    return run.source is not None and run.completed_at is not None and run.completed_at >= at
+def _within(run: Run, after: datetime | None, upper: datetime | None) -> bool:
+    """Whether a run without ``input_seq`` is of a transcript page whose message before it was
+    written at ``after`` and the one after it at ``upper`` (``None``: no such message): it
+    started after the one and before the other, and a framework's run did not end at or after
+    ``upper`` (it is then the next page's first turn's: it starts before its user message is
+    stored)."""
+    if after is not None and run.started_at <= after:
+        return False
+    if upper is None:
+        return True
+    ends_after = (
+        run.source is not None and run.completed_at is not None and run.completed_at >= upper
+    )
+    return run.started_at < upper and not ends_after
