@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from agents_core.db import (
     InvalidInputError,
@@ -383,3 +384,65 @@ async def test_the_bound_says_since_when_everything_was_searched_both_ways(
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         page = (await http.get("/search", params={"q": "refund"})).text
     assert "narrow the range to search older ones" in page
+
+
+async def test_words_of_scripts_written_without_spaces_are_found_inside_a_sentence() -> None:
+    """Chinese and Japanese put no space between words: a word is found inside its sentence
+    (it was refused as not whole, so nothing in those scripts was ever found but a message of
+    the word alone), while a word of a spaced script stays whole."""
+    session = await make_session("CJK")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "我要退款，谢谢")
+    await messages.create(session.id, "user", "退款政策是什么?")
+    await messages.create(session.id, "user", "返金してください")
+    await messages.create(session.id, "user", "我的refunds呢")
+    repo = MessagesRepository()
+    assert sorted(hit.seq for hit in (await repo.search("退款")).hits) == [1, 2]
+    assert [hit.seq for hit in (await repo.search("返金")).hits] == [3]
+    assert (await repo.search("refund")).hits == []
+    hit = (await repo.search("退款政策")).hits[0]
+    assert hit.excerpt[hit.start : hit.end] == "退款政策"
+
+
+async def test_messages_of_one_millisecond_come_in_the_order_they_were_appended() -> None:
+    """Two messages of a session stored in the same millisecond (two writers, two processes:
+    their ObjectIds do not follow ``seq``) come newest ``seq`` first, not by ``_id``."""
+    session = await make_session("Tie", user_id="u-t")
+    now = utcnow()
+    older_id, newer_id = ObjectId(), ObjectId()
+    await get_database()["messages"].insert_many(
+        [
+            {
+                "_id": ident,
+                "session_id": session.id,
+                "seq": seq,
+                "role": "user",
+                "content": f"refund {seq}",
+                "created_at": now,
+            }
+            for seq, ident in ((1, newer_id), (2, older_id))
+        ]
+    )
+    await get_database()["sessions"].update_one(
+        {"_id": session.id}, {"$set": {"last_seq": 2, "updated_at": now}}
+    )
+    repo = MessagesRepository()
+    assert [hit.seq for hit in (await repo.search("refund")).hits] == [2, 1]
+    assert [hit.seq for hit in (await repo.search("refund", limit=1)).hits] == [2]
+    assert [hit.seq for hit in (await repo.search("refund", user_id="u-t")).hits] == [2, 1]
+
+
+async def test_an_accented_word_is_found_however_its_accent_is_encoded() -> None:
+    """"café" typed composed finds "café" stored decomposed (e + U+0301, as some keyboards and
+    macOS file names send it), and "cafe" finds neither (it found the decomposed one, whose
+    accent is no word character, and missed it with the accent)."""
+    session = await make_session("Accents")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "un cafe\u0301 noir")
+    await messages.create(session.id, "user", "un café crème")
+    repo = MessagesRepository()
+    assert sorted(hit.seq for hit in (await repo.search("café")).hits) == [1, 2]
+    assert sorted(hit.seq for hit in (await repo.search("cafe\u0301")).hits) == [1, 2]
+    assert (await repo.search("cafe")).hits == []
+    hit = (await repo.search("CAFÉ noir")).hits[0]
+    assert hit.excerpt[hit.start : hit.end].casefold() == "café noir"

@@ -3,9 +3,11 @@
 Design notes:
 
 - **A phrase is text.** It is matched as written, case-insensitively, as whole words (``fund``
-  does not find ``refund``, as a text index would not), any run of whitespace between its
-  words matching any other: never a regular expression (each piece is escaped) and never an
-  operator (it is a value; ``$text`` gets only its words). Every message found, whichever way,
+  does not find ``refund``, as a text index would not; in a script written without spaces,
+  Chinese or Japanese, a word is found inside its sentence), accents composed (NFC) on both
+  sides, any run of whitespace between its words matching any other: never a regular
+  expression (each piece is escaped) and never an operator (it is a value; ``$text`` gets only
+  its words). Every message found, whichever way,
   is confirmed with that one pattern on its own text, so every way agrees on what a hit is.
 - **A text index where the server has one.** On MongoDB (``ServerProfile.text_index``)
   ``connect`` creates ``content_text`` on ``messages`` (no language: no stemming, no stop
@@ -33,12 +35,14 @@ Design notes:
   forked, or gone), at or below a session's cleared point, popped, or of a batch whose last
   message does not exist (``messages.visible_range``) are not returned.
 - Across sessions there is no shared sequence: hits come newest first by ``created_at``, then
-  ``_id``, which only orders what is shown.
+  (messages of one millisecond) by session and, in a session, newest ``seq`` first: the order
+  its writes recorded, never ``_id`` (ObjectIds of two processes do not follow ``seq``).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,6 +98,15 @@ _CANDIDATES = 500
 #: IndexNotFound (no text index).
 _NO_TEXT = frozenset({2, 27})
 _WORD = re.compile(r"\w+")
+#: Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han): no
+#: word boundary there, so a word of theirs is found inside its sentence, and beside one of
+#: them a word of another script is whole.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+#: A character of a word that spaces delimit: what may not touch a match's whole word.
+_SPACED_WORD = f"[^\\W{_UNSPACED}]"
 _FIELDS = {
     "session_id": 1,
     "seq": 1,
@@ -112,7 +125,8 @@ _SESSION_FIELDS = {
     "created_at": 1,
     "updated_at": 1,
 }
-_NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+#: Ties of one millisecond in the order the writes recorded: a session's ``seq``.
+_NEWEST_FIRST = [("created_at", DESCENDING), ("session_id", DESCENDING), ("seq", DESCENDING)]
 
 Method = Literal["text-index", "scan"]
 
@@ -166,7 +180,8 @@ class _Phrase:
 def _phrase(value: object) -> _Phrase:
     if not isinstance(value, str):
         raise InvalidInputError("phrase", f"must be a string, not {type(value).__name__}")
-    pieces = value.split()
+    # Composed (NFC), as the messages are matched: "é" typed or stored as e + U+0301 is one.
+    pieces = unicodedata.normalize("NFC", value).split()
     text = " ".join(pieces)
     if not text:
         raise InvalidInputError("phrase", "must not be empty")
@@ -174,8 +189,8 @@ def _phrase(value: object) -> _Phrase:
         raise InvalidInputError("phrase", f"longer than {MAX_PHRASE_CHARS} characters")
     check.valid_unicode(text, "phrase")
     # Whole words: no word character may touch a match where the phrase begins or ends with one.
-    start = r"(?<!\w)" if _WORD.match(text[0]) else ""
-    end = r"(?!\w)" if _WORD.match(text[-1]) else ""
+    start = f"(?<!{_SPACED_WORD})" if re.match(_SPACED_WORD, text[0]) else ""
+    end = f"(?!{_SPACED_WORD})" if re.match(_SPACED_WORD, text[-1]) else ""
     body = r"\s+".join(re.escape(piece) for piece in pieces)
     words = tuple(dict.fromkeys(word.casefold() for word in _WORD.findall(text)))
     return _Phrase(text, re.compile(start + body + end, re.IGNORECASE), words)
@@ -223,7 +238,7 @@ class _Found:
             for raw in raws
             if raw.get("popped_at") is None
             and isinstance(raw.get("content"), str)
-            and self.phrase.pattern.search(raw["content"]) is not None
+            and self.phrase.pattern.search(_composed(raw["content"])) is not None
         ]
         if not matched:
             return
@@ -243,8 +258,11 @@ class _Found:
         self.hits += [self._hit(raw) for raw in shown if (raw["session_id"], raw["seq"]) in whole]
 
     def newest(self) -> list[SearchHit]:
-        """The ``want`` newest hits, newest first (ties kept in the order they were read)."""
-        return sorted(self.hits, key=lambda hit: hit.created_at, reverse=True)[: self.want]
+        """The ``want`` newest hits, newest first (as ``_NEWEST_FIRST``)."""
+        hits = sorted(
+            self.hits, key=lambda hit: (hit.created_at, hit.session_id, hit.seq), reverse=True
+        )
+        return hits[: self.want]
 
     async def _read_sessions(self, ids: set[ObjectId]) -> None:
         missing = sorted(ident for ident in ids if ident not in self.sessions)
@@ -501,9 +519,14 @@ async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bo
     return held
 
 
+def _composed(content: str) -> str:
+    """``content`` as the phrase is matched: composed (NFC)."""
+    return unicodedata.normalize("NFC", content)
+
+
 def _excerpt(content: str, pattern: re.Pattern[str]) -> tuple[str, int, int]:
     """The first match with up to ``EXCERPT_CHARS`` of context each side, on one line."""
-    flat = " ".join(content.split())
+    flat = " ".join(_composed(content).split())
     match = pattern.search(flat)
     if match is None:  # pragma: no cover - the pattern found it in ``content``
         return flat[: 2 * EXCERPT_CHARS], 0, 0
