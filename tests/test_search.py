@@ -392,7 +392,7 @@ async def test_words_of_scripts_written_without_spaces_are_found_inside_a_senten
     the word alone), while a word of a spaced script stays whole."""
     session = await make_session("CJK")
     messages = MessagesRepository()
-    await messages.create(session.id, "user", "我要退款，谢谢")
+    await messages.create(session.id, "user", "我要退款\uff0c谢谢")
     await messages.create(session.id, "user", "退款政策是什么?")
     await messages.create(session.id, "user", "返金してください")
     await messages.create(session.id, "user", "我的refunds呢")
@@ -433,7 +433,7 @@ async def test_messages_of_one_millisecond_come_in_the_order_they_were_appended(
 
 
 async def test_an_accented_word_is_found_however_its_accent_is_encoded() -> None:
-    """"café" typed composed finds "café" stored decomposed (e + U+0301, as some keyboards and
+    """Typed composed, "café" finds "café" stored decomposed (e + U+0301, as some keyboards and
     macOS file names send it), and "cafe" finds neither (it found the decomposed one, whose
     accent is no word character, and missed it with the accent)."""
     session = await make_session("Accents")
