@@ -446,3 +446,27 @@ async def test_an_accented_word_is_found_however_its_accent_is_encoded() -> None
     assert (await repo.search("cafe")).hits == []
     hit = (await repo.search("CAFÉ noir")).hits[0]
     assert hit.excerpt[hit.start : hit.end].casefold() == "café noir"
+
+
+async def test_a_users_search_since_finds_what_a_slower_writer_stored_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two writers of one session: the one whose clock read came later reserved its ``seq``
+    first. The session's last activity stays the newest (it went back to the other's clock
+    read, and a user's search since then skipped the session as inactive since)."""
+    from agents_core.db.repositories import messages as messages_module
+
+    now = utcnow()
+    clock = iter([now, now - timedelta(milliseconds=5)])
+    monkeypatch.setattr(messages_module, "utcnow", lambda: next(clock))
+    session = await make_session("Racing", user_id="u-r")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "a refund")  # its clock read: now
+    await messages.create(session.id, "user", "another refund")  # read 5 ms before, reserved after
+    monkeypatch.undo()
+    default_connection().text_search = False  # the user's scan, whatever the server
+    found = await messages.search("refund", user_id="u-r", since=now)
+    assert [hit.seq for hit in found.hits] == [1]
+    stored = await SessionsRepository().find_by_id(session.id)
+    assert stored is not None
+    assert stored.updated_at == now
