@@ -389,7 +389,8 @@ async def test_the_bound_says_since_when_everything_was_searched_both_ways(
 async def test_words_of_scripts_written_without_spaces_are_found_inside_a_sentence() -> None:
     """Chinese and Japanese put no space between words: a word is found inside its sentence
     (it was refused as not whole, so nothing in those scripts was ever found but a message of
-    the word alone), while a word of a spaced script stays whole."""
+    the word alone), while a word of a spaced script stays whole. A text index holds such a
+    sentence as one token: the scan finds them there too."""
     session = await make_session("CJK")
     messages = MessagesRepository()
     await messages.create(session.id, "user", "我要退款\uff0c谢谢")
@@ -402,6 +403,7 @@ async def test_words_of_scripts_written_without_spaces_are_found_inside_a_senten
     assert (await repo.search("refund")).hits == []
     hit = (await repo.search("退款政策")).hits[0]
     assert hit.excerpt[hit.start : hit.end] == "退款政策"
+    assert search_module._phrase("退款 refund").words == ("refund",)
 
 
 async def test_messages_of_one_millisecond_come_in_the_order_they_were_appended() -> None:

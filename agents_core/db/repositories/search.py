@@ -14,7 +14,9 @@ Design notes:
   words) and a search is a ``$text`` query newest first, read until enough hits are confirmed
   (one command for the first ``_CANDIDATES``). The query quotes each word of the phrase on its
   own: quoted phrases must all match, and each is matched as a substring of the raw text, so
-  the phrase quoted whole would miss ``refund\\n  for order`` for ``refund for order``.
+  the phrase quoted whole would miss ``refund\\n  for order`` for ``refund for order``. A word
+  of a script written without spaces is not asked (the index holds its sentence as one token):
+  a phrase of only those is scanned.
 - **A bounded scan where it has none.** SecantusDB refuses text indexes, the in-memory mock
   cannot run ``$text``: there the newest messages of the time range are read and matched
   here, at most ``MAX_SCANNED`` of them, each command bounded by a range on an index, never
@@ -98,15 +100,14 @@ _CANDIDATES = 500
 #: IndexNotFound (no text index).
 _NO_TEXT = frozenset({2, 27})
 _WORD = re.compile(r"\w+")
-#: Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han): no
-#: word boundary there, so a word of theirs is found inside its sentence, and beside one of
-#: them a word of another script is whole.
-_UNSPACED = (
-    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
-    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+#: Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han): a
+#: phrase that begins or ends with one of their characters has no word boundary there (a word
+#: of theirs is found inside its sentence). A text index holds such a sentence as one token:
+#: their words are not asked of it.
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
 )
-#: A character of a word that spaces delimit: what may not touch a match's whole word.
-_SPACED_WORD = f"[^\\W{_UNSPACED}]"
 _FIELDS = {
     "session_id": 1,
     "seq": 1,
@@ -189,11 +190,20 @@ def _phrase(value: object) -> _Phrase:
         raise InvalidInputError("phrase", f"longer than {MAX_PHRASE_CHARS} characters")
     check.valid_unicode(text, "phrase")
     # Whole words: no word character may touch a match where the phrase begins or ends with one.
-    start = f"(?<!{_SPACED_WORD})" if re.match(_SPACED_WORD, text[0]) else ""
-    end = f"(?!{_SPACED_WORD})" if re.match(_SPACED_WORD, text[-1]) else ""
+    start = r"(?<!\w)" if _spaced_word(text[0]) else ""
+    end = r"(?!\w)" if _spaced_word(text[-1]) else ""
     body = r"\s+".join(re.escape(piece) for piece in pieces)
-    words = tuple(dict.fromkeys(word.casefold() for word in _WORD.findall(text)))
+    words = tuple(
+        dict.fromkeys(
+            word.casefold() for word in _WORD.findall(text) if not _UNSPACED.search(word)
+        )
+    )
     return _Phrase(text, re.compile(start + body + end, re.IGNORECASE), words)
+
+
+def _spaced_word(char: str) -> bool:
+    """Whether ``char`` is of a word that spaces (or punctuation) delimit."""
+    return _WORD.match(char) is not None and _UNSPACED.match(char) is None
 
 
 def _moment(value: object, field: str) -> datetime | None:
