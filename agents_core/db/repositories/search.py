@@ -194,9 +194,7 @@ def _phrase(value: object) -> _Phrase:
     end = r"(?!\w)" if _spaced_word(text[-1]) else ""
     body = r"\s+".join(re.escape(piece) for piece in pieces)
     words = tuple(
-        dict.fromkeys(
-            word.casefold() for word in _WORD.findall(text) if not _UNSPACED.search(word)
-        )
+        dict.fromkeys(word.casefold() for word in _WORD.findall(text) if not _UNSPACED.search(word))
     )
     return _Phrase(text, re.compile(start + body + end, re.IGNORECASE), words)
 
