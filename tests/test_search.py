@@ -472,3 +472,20 @@ async def test_a_users_search_since_finds_what_a_slower_writer_stored_first(
     stored = await SessionsRepository().find_by_id(session.id)
     assert stored is not None
     assert stored.updated_at == now
+
+
+@pytest.mark.parametrize(
+    ("phrase", "found"),
+    [("Straße", [1]), ("straße", [1]), ("ΣΟΦΟΣ", [2]), ("σοφος", [2]), ("İstanbul", [3])],
+)
+async def test_words_are_asked_of_the_text_index_as_written(phrase: str, found: list[int]) -> None:
+    """The server folds case its own way: Python's casefold made "Straße" "strasse" and "ΣΟΦΟΣ"
+    "σοφοσ", which the text index never finds (mongoeco, ``make test-mongoeco``, found
+    nothing), while the scan found them. Every server finds what the scan finds."""
+    session = await make_session("Case")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "die Straße ist lang")
+    await messages.create(session.id, "user", "ΣΟΦΟΣ and σοφος")
+    await messages.create(session.id, "user", "İstanbul is big")
+    assert sorted(hit.seq for hit in (await messages.search(phrase)).hits) == found
+    assert search_module._phrase(f"{phrase} {phrase.upper()}").text_query == f'"{phrase}"'

@@ -168,7 +168,8 @@ class _Phrase:
     text: str
     #: What every hit is confirmed with (see the module's notes).
     pattern: re.Pattern[str]
-    #: Its words, folded, each once: what ``$text`` is asked for (none: it cannot be).
+    #: Its words as written, each once (the first spelling): what ``$text`` is asked for (none:
+    #: it cannot be).
     words: tuple[str, ...]
 
     @property
@@ -193,9 +194,13 @@ def _phrase(value: object) -> _Phrase:
     start = r"(?<!\w)" if _spaced_word(text[0]) else ""
     end = r"(?!\w)" if _spaced_word(text[-1]) else ""
     body = r"\s+".join(re.escape(piece) for piece in pieces)
-    words = tuple(
-        dict.fromkeys(word.casefold() for word in _WORD.findall(text) if not _UNSPACED.search(word))
-    )
+    # As written, each once whatever its case: the server folds case its own way (Python's
+    # casefold turns "Straße" into "strasse" and "ΣΟΦΟΣ" into "σοφοσ", which it never finds).
+    once: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        if not _UNSPACED.search(word):
+            once.setdefault(word.casefold(), word)
+    words = tuple(once.values())
     return _Phrase(text, re.compile(start + body + end, re.IGNORECASE), words)
 
 
