@@ -489,3 +489,20 @@ async def test_words_are_asked_of_the_text_index_as_written(phrase: str, found: 
     await messages.create(session.id, "user", "İstanbul is big")
     assert sorted(hit.seq for hit in (await messages.search(phrase)).hits) == found
     assert search_module._phrase(f"{phrase} {phrase.upper()}").text_query == f'"{phrase}"'
+
+
+async def test_a_user_with_more_sessions_than_are_searched_is_told_since_when(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user's search reads their most recently active sessions: a hit in an older one is not
+    found, and the result says since when everything was searched, with the text index too (it
+    said nothing, as if the whole range had been searched)."""
+    now = utcnow()
+    for n in range(3):  # s0 the most recently active
+        session = await make_session(f"s{n}", user_id="u-m")
+        content = "a refund" if n == 2 else "nothing"
+        await stored(session, [content], [now - timedelta(hours=n)])
+    monkeypatch.setattr(search_module, "MAX_USER_SESSIONS", 2)
+    found = await MessagesRepository().search("refund", user_id="u-m")
+    assert found.hits == []
+    assert found.searched_since == now - timedelta(hours=2)

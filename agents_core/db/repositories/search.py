@@ -408,6 +408,10 @@ async def _indexed(
         return False
     finally:
         await cursor.close()
+    if sessions is not None and len(sessions) > MAX_USER_SESSIONS and not found.done:
+        # The user's older sessions were not searched: none was active after this one.
+        older = as_utc(sessions[MAX_USER_SESSIONS]["updated_at"])
+        found.searched_since = max(found.searched_since or older, older)
     return True
 
 
