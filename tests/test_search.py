@@ -506,3 +506,22 @@ async def test_a_user_with_more_sessions_than_are_searched_is_told_since_when(
     found = await MessagesRepository().search("refund", user_id="u-m")
     assert found.hits == []
     assert found.searched_since == now - timedelta(hours=2)
+
+
+async def test_a_users_search_until_finds_what_a_later_fork_holds() -> None:
+    """A fork keeps its messages' times: a user's search up to before the fork was made finds
+    the fork's copy too, as a search of everyone's messages does (it skipped the fork as
+    created after the range)."""
+    source = await make_session("Source", user_id="u-f")
+    then = utcnow() - timedelta(days=2)
+    await stored(source, ["a refund"], [then])
+    await get_database()["sessions"].update_one(  # made when its message was written
+        {"_id": source.id}, {"$set": {"created_at": then}}
+    )
+    fork = await SessionsRepository().fork(source.id)
+    until = then + timedelta(days=1)
+    default_connection().text_search = False  # the user's scan, whatever the server
+    everyone = await MessagesRepository().search("refund", until=until)
+    mine = await MessagesRepository().search("refund", user_id="u-f", until=until)
+    assert {hit.session_id for hit in everyone.hits} == {source.id, fork.id}
+    assert {hit.session_id for hit in mine.hits} == {source.id, fork.id}

@@ -125,6 +125,7 @@ _SESSION_FIELDS = {
     "cleared_through_seq": 1,
     "created_at": 1,
     "updated_at": 1,
+    "forked_from": 1,
 }
 #: Ties of one millisecond in the order the writes recorded: a session's ``seq``.
 _NEWEST_FIRST = [("created_at", DESCENDING), ("session_id", DESCENDING), ("seq", DESCENDING)]
@@ -476,7 +477,12 @@ async def _scan_sessions(
         if (
             session.get("status") not in VISIBLE_STATUSES
             or top <= floor
-            or (last is not None and as_utc(session["created_at"]) > last)
+            # Made after the range: nothing in it, unless a fork (its copies keep their times).
+            or (
+                last is not None
+                and session.get("forked_from") is None
+                and as_utc(session["created_at"]) > last
+            )
         ):
             continue
         if top - floor <= budget:
