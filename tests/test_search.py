@@ -525,3 +525,21 @@ async def test_a_users_search_until_finds_what_a_later_fork_holds() -> None:
     mine = await MessagesRepository().search("refund", user_id="u-f", until=until)
     assert {hit.session_id for hit in everyone.hits} == {source.id, fork.id}
     assert {hit.session_id for hit in mine.hits} == {source.id, fork.id}
+
+
+@pytest.mark.parametrize("user_id", [None, "u-b"])
+async def test_the_bound_inside_one_millisecond_is_not_said_to_have_searched_it(
+    monkeypatch: pytest.MonkeyPatch, user_id: str | None
+) -> None:
+    """A batch stored in one millisecond, cut by the bound: its older messages were not
+    searched, so the result does not say that everything created since that millisecond was
+    (it said so, and the message missing from the hits had been created then)."""
+    session = await make_session("Batch", user_id="u-b")
+    now = utcnow()
+    await stored(session, ["a refund"] * 3, [now] * 3)
+    default_connection().text_search = False  # the scan, whatever the server
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 2)
+    found = await MessagesRepository().search("refund", user_id=user_id, limit=50)
+    assert [hit.seq for hit in found.hits] == [3, 2]
+    assert found.searched_since is not None
+    assert found.searched_since > now  # seq 1, created at ``now``, was not searched

@@ -240,6 +240,15 @@ class _Found:
     def done(self) -> bool:
         return len(self.hits) >= self.want
 
+    def stopped_before(self, unread: Mapping[str, Any]) -> None:
+        """The bound stopped the search before ``unread``, the newest message not looked at:
+        everything since the last one looked at was searched, or, when ``unread`` was created
+        in that same millisecond, everything after it."""
+        if self.oldest is None:
+            return
+        tie = as_utc(unread["created_at"]) >= self.oldest
+        self.searched_since = self.oldest + _NARROWEST_WINDOW if tie else self.oldest
+
     async def take(self, raws: Sequence[Mapping[str, Any]]) -> None:
         """Add the hits among ``raws``: messages that contain the phrase and that readers see.
         One command for the sessions not read yet; one per session with a hit of a batch
@@ -389,8 +398,8 @@ async def _indexed(
         while not found.done:
             left = MAX_SCANNED - found.read
             if left <= 0:
-                if await cursor.to_list(1):  # more matches than one search reads
-                    found.searched_since = found.oldest
+                if more := await _whole(messages, await cursor.to_list(1)):
+                    found.stopped_before(more[0])  # more matches than one search reads
                 break
             raws = await cursor.to_list(min(_CANDIDATES, left))
             if not raws:
@@ -490,7 +499,7 @@ async def _scan_sessions(
             budget -= top - floor
             continue
         if budget:
-            part = (session, top - budget + 1)
+            part = (session, top - budget + 1, budget)
         else:
             unread.append(as_utc(session["updated_at"]))
         if index + 1 < len(sessions):  # every later one was active before it
@@ -509,11 +518,16 @@ async def _scan_sessions(
         ):
             return
     if part is not None:
-        session, low = part
-        query = {"session_id": session["_id"], "seq": {"$gte": low}, **bounds}
+        session, low, bound = part
+        # One message more than the bound (``low - 1``): whether the cut falls inside a
+        # millisecond (a batch) is then known.
+        query = {"session_id": session["_id"], "seq": {"$gte": low - 1}, **bounds}
         cursor = messages.find(query, _FIELDS).sort(_NEWEST_FIRST)
-        if await _read(found, cursor, MAX_SCANNED, whole=True) and found.oldest is not None:
-            unread.append(found.oldest)  # its older messages were not read
+        held = await _read(found, cursor, bound, whole=True)
+        if held > bound and found.searched_since is not None:
+            unread.append(found.searched_since)  # its older messages were not read
+        elif held and found.oldest is not None:
+            unread.append(found.oldest)
         else:
             unread.append(as_utc(session["updated_at"]))
     if unread and not found.done:
@@ -533,8 +547,9 @@ async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bo
                 break
             held += len(raws)
             if held > left:  # the bound: the newest ``left`` were read
-                await found.take(raws[: len(raws) - (held - left)])
-                found.searched_since = found.oldest
+                cut = len(raws) - (held - left)
+                await found.take(raws[:cut])
+                found.stopped_before(raws[cut])
                 break
             await found.take(raws)
     finally:
