@@ -473,9 +473,8 @@ async def _scan_sessions(
     """The messages of the user's sessions, most recently active first, as many sessions as
     hold at most ``MAX_SCANNED`` messages (the last one read from its newest message down)."""
     whole: list[ObjectId] = []
-    part: tuple[dict[str, Any], int, int] | None = (
-        None  # a session read from this seq up, and its bound
-    )
+    # A session read from this seq up, and how many of its messages may be read.
+    part: tuple[dict[str, Any], int, int] | None = None
     unread: list[datetime] = []  # bounds of the newest a message not read may be
     budget = MAX_SCANNED
     for index, session in enumerate(sessions):
