@@ -471,7 +471,7 @@ async def test_a_users_search_since_finds_what_a_slower_writer_stored_first(
     assert [hit.seq for hit in found.hits] == [1]
     stored = await SessionsRepository().find_by_id(session.id)
     assert stored is not None
-    assert stored.updated_at == now
+    assert stored.updated_at >= now  # never older than its newest message
 
 
 @pytest.mark.parametrize(
@@ -543,3 +543,36 @@ async def test_the_bound_inside_one_millisecond_is_not_said_to_have_searched_it(
     assert [hit.seq for hit in found.hits] == [3, 2]
     assert found.searched_since is not None
     assert found.searched_since > now  # seq 1, created at ``now``, was not searched
+
+
+async def test_what_an_interrupted_clear_left_does_not_use_up_a_users_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages at or below a session's cleared point that the clear's clean-up left behind
+    are not searched and do not count against the bound (they crowded out the user's other
+    session, which was then said not to have been searched)."""
+    now = utcnow()
+    cleared = await make_session("Cleared", user_id="u-c")
+    older = await make_session("Older", user_id="u-c")
+    await stored(older, ["refund b"], [now - timedelta(hours=2)])
+    messages = MessagesRepository()
+    await stored(cleared, ["refund"] * 6, [now - timedelta(hours=1)] * 6)
+    await messages.clear(cleared.id)
+    await get_database()["messages"].insert_many(  # what an interrupted clean-up leaves behind
+        [
+            {
+                "session_id": cleared.id,
+                "seq": seq,
+                "role": "user",
+                "content": "refund",
+                "created_at": now - timedelta(hours=1),
+            }
+            for seq in range(1, 7)
+        ]
+    )
+    await messages.create(cleared.id, "user", "refund a")
+    default_connection().text_search = False  # the user's scan, whatever the server
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 3)
+    found = await messages.search("refund", user_id="u-c", limit=50)
+    assert [hit.excerpt for hit in found.hits] == ["refund a", "refund b"]
+    assert (found.scanned, found.searched_since) == (2, None)

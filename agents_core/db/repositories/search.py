@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -239,6 +239,12 @@ class _Found:
     @property
     def done(self) -> bool:
         return len(self.hits) >= self.want
+
+    def cleared(self, raw: Mapping[str, Any]) -> bool:
+        """Whether ``raw`` is at or below its session's cleared point (what a clear's
+        interrupted clean-up leaves behind), its session read already."""
+        session = self.sessions.get(raw["session_id"])
+        return session is not None and raw["seq"] <= session.get("cleared_through_seq", 0)
 
     def stopped_before(self, unread: Mapping[str, Any]) -> None:
         """The bound stopped the search before ``unread``, the newest message not looked at:
@@ -511,7 +517,8 @@ async def _scan_sessions(
     # session_id first: SecantusDB reads by the first clause an index serves.
     if whole:
         query = {"session_id": {"$in": whole}, **bounds}
-        await _read(found, messages.find(query, _FIELDS).sort(_NEWEST_FIRST), MAX_SCANNED)
+        cursor = messages.find(query, _FIELDS).sort(_NEWEST_FIRST)
+        await _read(found, cursor, MAX_SCANNED, skip=found.cleared)
         if found.done and (
             # Enough, unless the partly read session holds newer ones: none is newer than its
             # last activity.
@@ -535,10 +542,18 @@ async def _scan_sessions(
         found.searched_since = max(unread)
 
 
-async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bool = False) -> int:
+async def _read(
+    found: _Found,
+    cursor: AsyncCursor[Any],
+    left: int,
+    *,
+    whole: bool = False,
+    skip: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> int:
     """Hand ``cursor``'s messages (newest first) to ``found`` in replies of ``_CANDIDATES``:
-    all of them with ``whole``, else until enough hits. Returns how many the cursor held (more
-    than ``left``: the bound cut them, and ``found`` says since when it searched)."""
+    all of them with ``whole``, else until enough hits; those ``skip`` says are neither
+    looked at nor counted. Returns how many the cursor held (more than ``left``: the bound cut
+    them, and ``found`` says since when it searched)."""
     held = 0
     try:
         cursor.batch_size(_CANDIDATES)
@@ -546,6 +561,8 @@ async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bo
             raws = await cursor.to_list(_CANDIDATES)
             if not raws:
                 break
+            if skip is not None:
+                raws = [raw for raw in raws if not skip(raw)]
             held += len(raws)
             if held > left:  # the bound: the newest ``left`` were read
                 cut = len(raws) - (held - left)
