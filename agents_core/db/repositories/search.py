@@ -32,7 +32,8 @@ Design notes:
     bound (the last one only its newest messages, a ``seq`` range): one or two commands.
 
   When the bound stops it, the result says since when every message was searched
-  (``searched_since``).
+  (``searched_since``: after the millisecond the bound cut inside, a batch's). Messages at or
+  below a session's cleared point that a clear's clean-up left are not counted.
 - **What every reader shows.** Hits in sessions that are not visible (being deleted or
   forked, or gone), at or below a session's cleared point, popped, or of a batch whose last
   message does not exist (``messages.visible_range``) are not returned.
