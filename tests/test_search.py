@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from agents_core.db import (
     InvalidInputError,
@@ -383,3 +384,195 @@ async def test_the_bound_says_since_when_everything_was_searched_both_ways(
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
         page = (await http.get("/search", params={"q": "refund"})).text
     assert "narrow the range to search older ones" in page
+
+
+async def test_words_of_scripts_written_without_spaces_are_found_inside_a_sentence() -> None:
+    """Chinese and Japanese put no space between words: a word is found inside its sentence
+    (it was refused as not whole, so nothing in those scripts was ever found but a message of
+    the word alone), while a word of a spaced script stays whole. A text index holds such a
+    sentence as one token: the scan finds them there too."""
+    session = await make_session("CJK")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "我要退款\uff0c谢谢")
+    await messages.create(session.id, "user", "退款政策是什么?")
+    await messages.create(session.id, "user", "返金してください")
+    await messages.create(session.id, "user", "我的refunds呢")
+    repo = MessagesRepository()
+    assert sorted(hit.seq for hit in (await repo.search("退款")).hits) == [1, 2]
+    assert [hit.seq for hit in (await repo.search("返金")).hits] == [3]
+    assert (await repo.search("refund")).hits == []
+    hit = (await repo.search("退款政策")).hits[0]
+    assert hit.excerpt[hit.start : hit.end] == "退款政策"
+    assert search_module._phrase("退款 refund").words == ("refund",)
+
+
+async def test_messages_of_one_millisecond_come_in_the_order_they_were_appended() -> None:
+    """Two messages of a session stored in the same millisecond (two writers, two processes:
+    their ObjectIds do not follow ``seq``) come newest ``seq`` first, not by ``_id``."""
+    session = await make_session("Tie", user_id="u-t")
+    now = utcnow()
+    older_id, newer_id = ObjectId(), ObjectId()
+    await get_database()["messages"].insert_many(
+        [
+            {
+                "_id": ident,
+                "session_id": session.id,
+                "seq": seq,
+                "role": "user",
+                "content": f"refund {seq}",
+                "created_at": now,
+            }
+            for seq, ident in ((1, newer_id), (2, older_id))
+        ]
+    )
+    await get_database()["sessions"].update_one(
+        {"_id": session.id}, {"$set": {"last_seq": 2, "updated_at": now}}
+    )
+    repo = MessagesRepository()
+    assert [hit.seq for hit in (await repo.search("refund")).hits] == [2, 1]
+    assert [hit.seq for hit in (await repo.search("refund", limit=1)).hits] == [2]
+    assert [hit.seq for hit in (await repo.search("refund", user_id="u-t")).hits] == [2, 1]
+
+
+async def test_an_accented_word_is_found_however_its_accent_is_encoded() -> None:
+    """Typed composed, "café" finds "café" stored decomposed (e + U+0301, as some keyboards and
+    macOS file names send it), and "cafe" finds neither (it found the decomposed one, whose
+    accent is no word character, and missed it with the accent)."""
+    session = await make_session("Accents")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "un cafe\u0301 noir")
+    await messages.create(session.id, "user", "un café crème")
+    repo = MessagesRepository()
+    assert sorted(hit.seq for hit in (await repo.search("café")).hits) == [1, 2]
+    assert sorted(hit.seq for hit in (await repo.search("cafe\u0301")).hits) == [1, 2]
+    assert (await repo.search("cafe")).hits == []
+    hit = (await repo.search("CAFÉ noir")).hits[0]
+    assert hit.excerpt[hit.start : hit.end].casefold() == "café noir"
+
+
+async def test_a_users_search_since_finds_what_a_slower_writer_stored_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two writers of one session: the one whose clock read came later reserved its ``seq``
+    first. The session's last activity stays the newest (it went back to the other's clock
+    read, and a user's search since then skipped the session as inactive since)."""
+    from agents_core.db.repositories import messages as messages_module
+
+    now = utcnow()
+    clock = iter([now, now - timedelta(milliseconds=5)])
+    monkeypatch.setattr(messages_module, "utcnow", lambda: next(clock))
+    session = await make_session("Racing", user_id="u-r")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "a refund")  # its clock read: now
+    await messages.create(session.id, "user", "another refund")  # read 5 ms before, reserved after
+    monkeypatch.undo()
+    default_connection().text_search = False  # the user's scan, whatever the server
+    found = await messages.search("refund", user_id="u-r", since=now)
+    assert [hit.seq for hit in found.hits] == [1]
+    stored = await SessionsRepository().find_by_id(session.id)
+    assert stored is not None
+    assert stored.updated_at >= now  # never older than its newest message
+
+
+@pytest.mark.parametrize(
+    ("phrase", "found"),
+    [("Straße", [1]), ("straße", [1]), ("ΣΟΦΟΣ", [2]), ("σοφος", [2]), ("İstanbul", [3])],
+)
+async def test_words_are_asked_of_the_text_index_as_written(phrase: str, found: list[int]) -> None:
+    """The server folds case its own way: Python's casefold made "Straße" "strasse" and "ΣΟΦΟΣ"
+    "σοφοσ", which the text index never finds (mongoeco, ``make test-mongoeco``, found
+    nothing), while the scan found them. Every server finds what the scan finds."""
+    session = await make_session("Case")
+    messages = MessagesRepository()
+    await messages.create(session.id, "user", "die Straße ist lang")
+    await messages.create(session.id, "user", "ΣΟΦΟΣ and σοφος")
+    await messages.create(session.id, "user", "İstanbul is big")
+    assert sorted(hit.seq for hit in (await messages.search(phrase)).hits) == found
+    assert search_module._phrase(f"{phrase} {phrase.upper()}").text_query == f'"{phrase}"'
+
+
+async def test_a_user_with_more_sessions_than_are_searched_is_told_since_when(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user's search reads their most recently active sessions: a hit in an older one is not
+    found, and the result says since when everything was searched, with the text index too (it
+    said nothing, as if the whole range had been searched)."""
+    now = utcnow()
+    for n in range(3):  # s0 the most recently active
+        session = await make_session(f"s{n}", user_id="u-m")
+        content = "a refund" if n == 2 else "nothing"
+        await stored(session, [content], [now - timedelta(hours=n)])
+    monkeypatch.setattr(search_module, "MAX_USER_SESSIONS", 2)
+    found = await MessagesRepository().search("refund", user_id="u-m")
+    assert found.hits == []
+    assert found.searched_since == now - timedelta(hours=2)
+
+
+async def test_a_users_search_until_finds_what_a_later_fork_holds() -> None:
+    """A fork keeps its messages' times: a user's search up to before the fork was made finds
+    the fork's copy too, as a search of everyone's messages does (it skipped the fork as
+    created after the range)."""
+    source = await make_session("Source", user_id="u-f")
+    then = utcnow() - timedelta(days=2)
+    await stored(source, ["a refund"], [then])
+    await get_database()["sessions"].update_one(  # made when its message was written
+        {"_id": source.id}, {"$set": {"created_at": then}}
+    )
+    fork = await SessionsRepository().fork(source.id)
+    until = then + timedelta(days=1)
+    default_connection().text_search = False  # the user's scan, whatever the server
+    everyone = await MessagesRepository().search("refund", until=until)
+    mine = await MessagesRepository().search("refund", user_id="u-f", until=until)
+    assert {hit.session_id for hit in everyone.hits} == {source.id, fork.id}
+    assert {hit.session_id for hit in mine.hits} == {source.id, fork.id}
+
+
+@pytest.mark.parametrize("user_id", [None, "u-b"])
+async def test_the_bound_inside_one_millisecond_is_not_said_to_have_searched_it(
+    monkeypatch: pytest.MonkeyPatch, user_id: str | None
+) -> None:
+    """A batch stored in one millisecond, cut by the bound: its older messages were not
+    searched, so the result does not say that everything created since that millisecond was
+    (it said so, and the message missing from the hits had been created then)."""
+    session = await make_session("Batch", user_id="u-b")
+    now = utcnow()
+    await stored(session, ["a refund"] * 3, [now] * 3)
+    default_connection().text_search = False  # the scan, whatever the server
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 2)
+    found = await MessagesRepository().search("refund", user_id=user_id, limit=50)
+    assert [hit.seq for hit in found.hits] == [3, 2]
+    assert found.searched_since is not None
+    assert found.searched_since > now  # seq 1, created at ``now``, was not searched
+
+
+async def test_what_an_interrupted_clear_left_does_not_use_up_a_users_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages at or below a session's cleared point that the clear's clean-up left behind
+    are not searched and do not count against the bound (they crowded out the user's other
+    session, which was then said not to have been searched)."""
+    now = utcnow()
+    cleared = await make_session("Cleared", user_id="u-c")
+    older = await make_session("Older", user_id="u-c")
+    await stored(older, ["refund b"], [now - timedelta(hours=2)])
+    messages = MessagesRepository()
+    await stored(cleared, ["refund"] * 6, [now - timedelta(hours=1)] * 6)
+    await messages.clear(cleared.id)
+    await get_database()["messages"].insert_many(  # what an interrupted clean-up leaves behind
+        [
+            {
+                "session_id": cleared.id,
+                "seq": seq,
+                "role": "user",
+                "content": "refund",
+                "created_at": now - timedelta(hours=1),
+            }
+            for seq in range(1, 7)
+        ]
+    )
+    await messages.create(cleared.id, "user", "refund a")
+    default_connection().text_search = False  # the user's scan, whatever the server
+    monkeypatch.setattr(search_module, "MAX_SCANNED", 3)
+    found = await messages.search("refund", user_id="u-c", limit=50)
+    assert [hit.excerpt for hit in found.hits] == ["refund a", "refund b"]
+    assert (found.scanned, found.searched_since) == (2, None)

@@ -662,7 +662,9 @@ async def _reserve_seq(
     ``$inc`` only when another writer got there first: just as atomic, and flat where
     ``findAndModify`` slows down with the collection's size. With a key, the reservation also
     remembers it among the session's latest keys in the same update, so racing repeats of one
-    key reserve one ``seq``.
+    key reserve one ``seq``. ``updated_at`` only moves forward (``$max``): a writer whose clock
+    read came before another's may reserve after it, and a session's last activity is never
+    older than its newest message (what a user's search relies on).
     """
     sessions = db.collection(SessionDocument)
     # by_id: a session being deleted (or forked) takes no more messages.
@@ -681,7 +683,8 @@ async def _reserve_seq(
         hint = int(raw.get("last_seq", 0))
     seq = hint + count
     result = await sessions.update_one(
-        {**query, "last_seq": hint}, {"$set": {"last_seq": seq, "updated_at": now}, **push}
+        {**query, "last_seq": hint},
+        {"$set": {"last_seq": seq}, "$max": {"updated_at": now}, **push},
     )
     if result.matched_count == 0:  # another writer appended (or the key was seen, or no session)
         reserved = await _inc_seq(sessions, query, now, push, count)
@@ -702,7 +705,7 @@ async def _inc_seq(
     """``$inc`` the session's ``last_seq`` by ``count``; the new value (``None``: no match)."""
     reserved = await sessions.find_one_and_update(
         query,
-        {"$inc": {"last_seq": count}, "$set": {"updated_at": now}, **push},
+        {"$inc": {"last_seq": count}, "$max": {"updated_at": now}, **push},
         projection=_LAST_SEQ,
         return_document=ReturnDocument.AFTER,
     )

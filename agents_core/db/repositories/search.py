@@ -3,16 +3,20 @@
 Design notes:
 
 - **A phrase is text.** It is matched as written, case-insensitively, as whole words (``fund``
-  does not find ``refund``, as a text index would not), any run of whitespace between its
-  words matching any other: never a regular expression (each piece is escaped) and never an
-  operator (it is a value; ``$text`` gets only its words). Every message found, whichever way,
+  does not find ``refund``, as a text index would not; in a script written without spaces,
+  Chinese or Japanese, a word is found inside its sentence), accents composed (NFC) on both
+  sides, any run of whitespace between its words matching any other: never a regular
+  expression (each piece is escaped) and never an operator (it is a value; ``$text`` gets only
+  its words). Every message found, whichever way,
   is confirmed with that one pattern on its own text, so every way agrees on what a hit is.
 - **A text index where the server has one.** On MongoDB (``ServerProfile.text_index``)
   ``connect`` creates ``content_text`` on ``messages`` (no language: no stemming, no stop
   words) and a search is a ``$text`` query newest first, read until enough hits are confirmed
   (one command for the first ``_CANDIDATES``). The query quotes each word of the phrase on its
   own: quoted phrases must all match, and each is matched as a substring of the raw text, so
-  the phrase quoted whole would miss ``refund\\n  for order`` for ``refund for order``.
+  the phrase quoted whole would miss ``refund\\n  for order`` for ``refund for order``. A word
+  of a script written without spaces is not asked (the index holds its sentence as one token):
+  a phrase of only those is scanned.
 - **A bounded scan where it has none.** SecantusDB refuses text indexes, the in-memory mock
   cannot run ``$text``: there the newest messages of the time range are read and matched
   here, at most ``MAX_SCANNED`` of them, each command bounded by a range on an index, never
@@ -28,18 +32,21 @@ Design notes:
     bound (the last one only its newest messages, a ``seq`` range): one or two commands.
 
   When the bound stops it, the result says since when every message was searched
-  (``searched_since``).
+  (``searched_since``: after the millisecond the bound cut inside, a batch's). Messages at or
+  below a session's cleared point that a clear's clean-up left are not counted.
 - **What every reader shows.** Hits in sessions that are not visible (being deleted or
   forked, or gone), at or below a session's cleared point, popped, or of a batch whose last
   message does not exist (``messages.visible_range``) are not returned.
 - Across sessions there is no shared sequence: hits come newest first by ``created_at``, then
-  ``_id``, which only orders what is shown.
+  (messages of one millisecond) by session and, in a session, newest ``seq`` first: the order
+  its writes recorded, never ``_id`` (ObjectIds of two processes do not follow ``seq``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -94,6 +101,14 @@ _CANDIDATES = 500
 #: IndexNotFound (no text index).
 _NO_TEXT = frozenset({2, 27})
 _WORD = re.compile(r"\w+")
+#: Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, Han): a
+#: phrase that begins or ends with one of their characters has no word boundary there (a word
+#: of theirs is found inside its sentence). A text index holds such a sentence as one token:
+#: their words are not asked of it.
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
 _FIELDS = {
     "session_id": 1,
     "seq": 1,
@@ -111,8 +126,10 @@ _SESSION_FIELDS = {
     "cleared_through_seq": 1,
     "created_at": 1,
     "updated_at": 1,
+    "forked_from": 1,
 }
-_NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+#: Ties of one millisecond in the order the writes recorded: a session's ``seq``.
+_NEWEST_FIRST = [("created_at", DESCENDING), ("session_id", DESCENDING), ("seq", DESCENDING)]
 
 Method = Literal["text-index", "scan"]
 
@@ -153,7 +170,8 @@ class _Phrase:
     text: str
     #: What every hit is confirmed with (see the module's notes).
     pattern: re.Pattern[str]
-    #: Its words, folded, each once: what ``$text`` is asked for (none: it cannot be).
+    #: Its words as written, each once (the first spelling): what ``$text`` is asked for (none:
+    #: it cannot be).
     words: tuple[str, ...]
 
     @property
@@ -166,7 +184,8 @@ class _Phrase:
 def _phrase(value: object) -> _Phrase:
     if not isinstance(value, str):
         raise InvalidInputError("phrase", f"must be a string, not {type(value).__name__}")
-    pieces = value.split()
+    # Composed (NFC), as the messages are matched: "é" typed or stored as e + U+0301 is one.
+    pieces = unicodedata.normalize("NFC", value).split()
     text = " ".join(pieces)
     if not text:
         raise InvalidInputError("phrase", "must not be empty")
@@ -174,11 +193,22 @@ def _phrase(value: object) -> _Phrase:
         raise InvalidInputError("phrase", f"longer than {MAX_PHRASE_CHARS} characters")
     check.valid_unicode(text, "phrase")
     # Whole words: no word character may touch a match where the phrase begins or ends with one.
-    start = r"(?<!\w)" if _WORD.match(text[0]) else ""
-    end = r"(?!\w)" if _WORD.match(text[-1]) else ""
+    start = r"(?<!\w)" if _spaced_word(text[0]) else ""
+    end = r"(?!\w)" if _spaced_word(text[-1]) else ""
     body = r"\s+".join(re.escape(piece) for piece in pieces)
-    words = tuple(dict.fromkeys(word.casefold() for word in _WORD.findall(text)))
+    # As written, each once whatever its case: the server folds case its own way (Python's
+    # casefold turns "Straße" into "strasse" and "ΣΟΦΟΣ" into "σοφοσ", which it never finds).
+    once: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        if not _UNSPACED.search(word):
+            once.setdefault(word.casefold(), word)
+    words = tuple(once.values())
     return _Phrase(text, re.compile(start + body + end, re.IGNORECASE), words)
+
+
+def _spaced_word(char: str) -> bool:
+    """Whether ``char`` is of a word that spaces (or punctuation) delimit."""
+    return _WORD.match(char) is not None and _UNSPACED.match(char) is None
 
 
 def _moment(value: object, field: str) -> datetime | None:
@@ -211,6 +241,21 @@ class _Found:
     def done(self) -> bool:
         return len(self.hits) >= self.want
 
+    def cleared(self, raw: Mapping[str, Any]) -> bool:
+        """Whether ``raw`` is at or below its session's cleared point (what a clear's
+        interrupted clean-up leaves behind), its session read already."""
+        session = self.sessions.get(raw["session_id"])
+        return session is not None and raw["seq"] <= session.get("cleared_through_seq", 0)
+
+    def stopped_before(self, unread: Mapping[str, Any]) -> None:
+        """The bound stopped the search before ``unread``, the newest message not looked at:
+        everything since the last one looked at was searched, or, when ``unread`` was created
+        in that same millisecond, everything after it."""
+        if self.oldest is None:
+            return
+        tie = as_utc(unread["created_at"]) >= self.oldest
+        self.searched_since = self.oldest + _NARROWEST_WINDOW if tie else self.oldest
+
     async def take(self, raws: Sequence[Mapping[str, Any]]) -> None:
         """Add the hits among ``raws``: messages that contain the phrase and that readers see.
         One command for the sessions not read yet; one per session with a hit of a batch
@@ -223,7 +268,7 @@ class _Found:
             for raw in raws
             if raw.get("popped_at") is None
             and isinstance(raw.get("content"), str)
-            and self.phrase.pattern.search(raw["content"]) is not None
+            and self.phrase.pattern.search(_composed(raw["content"])) is not None
         ]
         if not matched:
             return
@@ -243,8 +288,11 @@ class _Found:
         self.hits += [self._hit(raw) for raw in shown if (raw["session_id"], raw["seq"]) in whole]
 
     def newest(self) -> list[SearchHit]:
-        """The ``want`` newest hits, newest first (ties kept in the order they were read)."""
-        return sorted(self.hits, key=lambda hit: hit.created_at, reverse=True)[: self.want]
+        """The ``want`` newest hits, newest first (as ``_NEWEST_FIRST``)."""
+        hits = sorted(
+            self.hits, key=lambda hit: (hit.created_at, hit.session_id, hit.seq), reverse=True
+        )
+        return hits[: self.want]
 
     async def _read_sessions(self, ids: set[ObjectId]) -> None:
         missing = sorted(ident for ident in ids if ident not in self.sessions)
@@ -357,8 +405,8 @@ async def _indexed(
         while not found.done:
             left = MAX_SCANNED - found.read
             if left <= 0:
-                if await cursor.to_list(1):  # more matches than one search reads
-                    found.searched_since = found.oldest
+                if more := await _whole(messages, await cursor.to_list(1)):
+                    found.stopped_before(more[0])  # more matches than one search reads
                 break
             raws = await cursor.to_list(min(_CANDIDATES, left))
             if not raws:
@@ -377,6 +425,10 @@ async def _indexed(
         return False
     finally:
         await cursor.close()
+    if sessions is not None and len(sessions) > MAX_USER_SESSIONS and not found.done:
+        # The user's older sessions were not searched: none was active after this one.
+        older = as_utc(sessions[MAX_USER_SESSIONS]["updated_at"])
+        found.searched_since = max(found.searched_since or older, older)
     return True
 
 
@@ -428,7 +480,8 @@ async def _scan_sessions(
     """The messages of the user's sessions, most recently active first, as many sessions as
     hold at most ``MAX_SCANNED`` messages (the last one read from its newest message down)."""
     whole: list[ObjectId] = []
-    part: tuple[dict[str, Any], int] | None = None  # a session read from this seq up
+    # A session read from this seq up, and how many of its messages may be read.
+    part: tuple[dict[str, Any], int, int] | None = None
     unread: list[datetime] = []  # bounds of the newest a message not read may be
     budget = MAX_SCANNED
     for index, session in enumerate(sessions):
@@ -441,7 +494,12 @@ async def _scan_sessions(
         if (
             session.get("status") not in VISIBLE_STATUSES
             or top <= floor
-            or (last is not None and as_utc(session["created_at"]) > last)
+            # Made after the range: nothing in it, unless a fork (its copies keep their times).
+            or (
+                last is not None
+                and session.get("forked_from") is None
+                and as_utc(session["created_at"]) > last
+            )
         ):
             continue
         if top - floor <= budget:
@@ -449,7 +507,7 @@ async def _scan_sessions(
             budget -= top - floor
             continue
         if budget:
-            part = (session, top - budget + 1)
+            part = (session, top - budget + 1, budget)
         else:
             unread.append(as_utc(session["updated_at"]))
         if index + 1 < len(sessions):  # every later one was active before it
@@ -460,7 +518,8 @@ async def _scan_sessions(
     # session_id first: SecantusDB reads by the first clause an index serves.
     if whole:
         query = {"session_id": {"$in": whole}, **bounds}
-        await _read(found, messages.find(query, _FIELDS).sort(_NEWEST_FIRST), MAX_SCANNED)
+        cursor = messages.find(query, _FIELDS).sort(_NEWEST_FIRST)
+        await _read(found, cursor, MAX_SCANNED, skip=found.cleared)
         if found.done and (
             # Enough, unless the partly read session holds newer ones: none is newer than its
             # last activity.
@@ -468,21 +527,34 @@ async def _scan_sessions(
         ):
             return
     if part is not None:
-        session, low = part
-        query = {"session_id": session["_id"], "seq": {"$gte": low}, **bounds}
+        session, low, bound = part
+        # One message more than the bound (``low - 1``): whether the cut falls inside a
+        # millisecond (a batch) is then known.
+        query = {"session_id": session["_id"], "seq": {"$gte": low - 1}, **bounds}
         cursor = messages.find(query, _FIELDS).sort(_NEWEST_FIRST)
-        if await _read(found, cursor, MAX_SCANNED, whole=True) and found.oldest is not None:
-            unread.append(found.oldest)  # its older messages were not read
+        held = await _read(found, cursor, bound, whole=True)
+        if held > bound and found.searched_since is not None:
+            unread.append(found.searched_since)  # its older messages were not read
+        elif held and found.oldest is not None:
+            unread.append(found.oldest)
         else:
             unread.append(as_utc(session["updated_at"]))
     if unread and not found.done:
         found.searched_since = max(unread)
 
 
-async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bool = False) -> int:
+async def _read(
+    found: _Found,
+    cursor: AsyncCursor[Any],
+    left: int,
+    *,
+    whole: bool = False,
+    skip: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> int:
     """Hand ``cursor``'s messages (newest first) to ``found`` in replies of ``_CANDIDATES``:
-    all of them with ``whole``, else until enough hits. Returns how many the cursor held (more
-    than ``left``: the bound cut them, and ``found`` says since when it searched)."""
+    all of them with ``whole``, else until enough hits; those ``skip`` says are neither
+    looked at nor counted. Returns how many the cursor held (more than ``left``: the bound cut
+    them, and ``found`` says since when it searched)."""
     held = 0
     try:
         cursor.batch_size(_CANDIDATES)
@@ -490,10 +562,13 @@ async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bo
             raws = await cursor.to_list(_CANDIDATES)
             if not raws:
                 break
+            if skip is not None:
+                raws = [raw for raw in raws if not skip(raw)]
             held += len(raws)
             if held > left:  # the bound: the newest ``left`` were read
-                await found.take(raws[: len(raws) - (held - left)])
-                found.searched_since = found.oldest
+                cut = len(raws) - (held - left)
+                await found.take(raws[:cut])
+                found.stopped_before(raws[cut])
                 break
             await found.take(raws)
     finally:
@@ -501,9 +576,14 @@ async def _read(found: _Found, cursor: AsyncCursor[Any], left: int, *, whole: bo
     return held
 
 
+def _composed(content: str) -> str:
+    """``content`` as the phrase is matched: composed (NFC)."""
+    return unicodedata.normalize("NFC", content)
+
+
 def _excerpt(content: str, pattern: re.Pattern[str]) -> tuple[str, int, int]:
     """The first match with up to ``EXCERPT_CHARS`` of context each side, on one line."""
-    flat = " ".join(content.split())
+    flat = " ".join(_composed(content).split())
     match = pattern.search(flat)
     if match is None:  # pragma: no cover - the pattern found it in ``content``
         return flat[: 2 * EXCERPT_CHARS], 0, 0
