@@ -200,7 +200,7 @@ class RawLayer:
             hint = int(raw.get("last_seq", 0))
         result = await self.sessions.update_one(
             {"_id": session_id, **_VISIBLE, "last_seq": hint},
-            {"$set": {"last_seq": hint + count, "updated_at": now}},
+            {"$set": {"last_seq": hint + count}, "$max": {"updated_at": now}},
         )
         seq = hint + count
         if result.matched_count == 0:
@@ -211,7 +211,7 @@ class RawLayer:
     async def _inc_seq(self, session_id: ObjectId, now: datetime, count: int) -> int:
         reserved = await self.sessions.find_one_and_update(
             {"_id": session_id, **_VISIBLE},
-            {"$inc": {"last_seq": count}, "$set": {"updated_at": now}},
+            {"$inc": {"last_seq": count}, "$max": {"updated_at": now}},
             projection=_LAST_SEQ,
             return_document=ReturnDocument.AFTER,
         )

@@ -75,6 +75,24 @@ async def test_set_active_agent_needs_both(clock: Clock) -> None:
     assert info.value.entity == "session"
 
 
+async def test_a_sessions_last_activity_never_goes_back_to_a_slower_clock(clock: Clock) -> None:
+    """Every write of a session moves ``updated_at`` forward only (``$max``): a writer whose
+    clock is behind (another machine's, or a read that came before a later writer's) set it
+    back, and the session dropped down the listings and out of a user's search since then."""
+    repo = SessionsRepository()
+    session = await make_session()
+    agent = await make_agent()
+    newest = clock.advance(10)
+    await MessagesRepository().create(session.id, "user", "hello")
+    clock.now = newest - timedelta(milliseconds=5)  # the next writers' clocks are behind
+    assert (await repo.set_active_agent(session.id, agent.id)).updated_at == newest
+    await MessagesRepository().clear(session.id)
+    await repo.archive(session.id)
+    stored = await repo.find_by_id(session.id)
+    assert stored is not None
+    assert (stored.status, stored.updated_at) == (SessionStatus.archived, newest)
+
+
 async def test_list_active_is_most_recently_updated_first(clock: Clock) -> None:
     repo = SessionsRepository()
     first = await make_session("first")

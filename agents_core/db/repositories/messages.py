@@ -391,7 +391,7 @@ class MessagesRepository(Repository):
         if top > floor:
             await db.collection(SessionDocument).update_one(
                 by_id(SessionDocument, sid),
-                {"$max": {"cleared_through_seq": top}, "$set": {"updated_at": utcnow()}},
+                {"$max": {"cleared_through_seq": top, "updated_at": utcnow()}},
             )
         # Best effort: the floor hides these already, and the next clear retries the clean-up.
         with contextlib.suppress(PyMongoError):

@@ -279,7 +279,7 @@ class SessionsRepository(Repository):
         sid = check.object_id(session_id, "session")
         aid = check.object_id(agent_id, "agent")
         await require(db, AgentDocument, aid, "agent")
-        change = {"$set": {"active_agent_id": aid, "updated_at": utcnow()}}
+        change = {"$set": {"active_agent_id": aid}, "$max": {"updated_at": utcnow()}}
         raw = await update(db, SessionDocument, sid, "session", change, SESSION_PROJECTION)
         return load(Session, raw, _COLLECTION)
 
@@ -434,7 +434,7 @@ class SessionsRepository(Repository):
             db,
             SessionDocument,
             {"_id": sid, "status": SessionStatus.active.value},
-            {"$set": {"status": SessionStatus.archived.value, "updated_at": utcnow()}},
+            {"$set": {"status": SessionStatus.archived.value}, "$max": {"updated_at": utcnow()}},
             SESSION_PROJECTION,
         )
         if raw is None:
