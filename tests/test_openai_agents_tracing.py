@@ -42,6 +42,7 @@ from agents.tracing import (
     function_span,
     mcp_tools_span,
     set_trace_processors,
+    turn_span,
 )
 from agents.usage import Usage
 from openai.types.responses import (
@@ -383,6 +384,35 @@ async def test_spans_made_by_hand_prices_and_a_trace_without_a_group(traced: Tra
     assert own is not None
     assert (own.id, own.title) == (run.session_id, "Nightly report")
     assert await AgentsRepository().find_by_name("Nightly report") is not None  # no agent span
+
+
+@pytest.mark.usefixtures("backend")
+async def test_a_turn_whose_retried_call_reported_usage_is_counted_once(traced: Traced) -> None:
+    # A model call that failed (a response span with an error, no usage), retried in the same
+    # turn: the retry's span carries the call's usage, the turn's usage is that same usage.
+    # The failed call must not be given the turn's usage on top.
+    with trace("Retried") as made:
+        with turn_span(1, "support") as turn:
+            with response_span() as failed:
+                failed.set_error({"message": "Error getting response", "data": {"status": 500}})
+            with generation_span(
+                model="gpt-test", usage={"input_tokens": 1000, "output_tokens": 200}
+            ):
+                pass
+            turn.span_data.usage = {
+                "input_tokens": 1000,
+                "output_tokens": 200,
+                "cached_input_tokens": 0,
+            }
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    run = runs[made.trace_id]
+    assert run is not None
+    first, retry = run.model_calls
+    assert (first.status, first.input_tokens, first.output_tokens) == (ModelCallStatus.error, 0, 0)
+    assert (retry.input_tokens, retry.output_tokens) == (1000, 200)
+    assert run.tokens == 1200
+    assert run.cost == PRICES["gpt-test"].cost(1000, 200)
 
 
 @pytest.mark.usefixtures("backend")

@@ -180,18 +180,16 @@ def _usage(span: Span[Any]) -> dict[str, Any] | None:
 
 def _expected_usage(models: list[Span[Any]], spans: list[Span[Any]]) -> list[dict[str, Any]]:
     """The usage each model span stands for: its own (a silent turn's too), else its turn's
-    when the turn has no other model span without usage."""
+    when the turn has no other model span (a turn's usage is its model spans' together)."""
     by_id = {span.span_id: span for span in spans}
-    bare = Counter(
-        turn.span_id
-        for span in models
-        if _usage(span) is None and (turn := _turn_of(span, by_id)) is not None
+    in_turn = Counter(
+        turn.span_id for span in models if (turn := _turn_of(span, by_id)) is not None
     )
     expected: list[dict[str, Any]] = []
     for span in models:
         usage = _usage(span)
         turn = _turn_of(span, by_id) if usage is None else None
-        if usage is None and turn is not None and bare[turn.span_id] == 1:
+        if usage is None and turn is not None and in_turn[turn.span_id] == 1:
             usage = getattr(turn.span_data, "usage", None)
         expected.append(usage or {})
     return expected

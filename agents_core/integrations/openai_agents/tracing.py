@@ -28,7 +28,8 @@ Design notes:
 - **Usage where the SDK puts it.** A generation or response span carries its call's usage
   when the model reports it (Chat Completions, Responses). ``agents.testing.ScriptedModel`` and
   other models that do not leave it on the span: the turn's usage (its ``custom`` ``turn``
-  span) goes to the one model call of the turn that has none.
+  span) goes to the turn's model call when it is the turn's only one (a turn whose call was
+  retried has a span with usage: the turn's is that usage, never counted again).
 - **A trace ends when its last span does.** The SDK may end a trace while a span of it is
   still open (a tool that keeps running after a parallel guardrail's tripwire ended the run):
   its run is written when the last such span ends, or at the next ``force_flush`` or
@@ -437,24 +438,23 @@ def _run_of(trace: _OpenTrace, ended_at: datetime, prices: Mapping[str, Price]) 
 def _turn_usage(
     spans: list[Span[Any]], by_id: Mapping[str, Span[Any]]
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """Where each turn span's usage goes: to the one model call span of the turn without usage
-    of its own (``ScriptedModel`` puts it only on the turn), by that span's id; and the turns
-    with tokens but no model call span at all (the model left none: a call is recorded for
-    the turn itself)."""
-    without: dict[str, list[str]] = {}
-    with_model: set[str] = set()
+    """Where each turn span's usage goes: to the model call span of the turn when it is the
+    turn's only one and has no usage of its own (``ScriptedModel`` puts it only on the turn),
+    by that span's id; and the turns with tokens but no model call span at all (the model left
+    none: a call is recorded for the turn itself). A turn with a model span that carries usage
+    (a call retried after a failed one) gives its usage to none: it is theirs already."""
+    model_spans: dict[str, list[Span[Any]]] = {}
     for span in spans:
         if span.span_data.type in _MODEL_SPANS:
             turn = _enclosing_turn(span, by_id)
             if turn is not None:
-                with_model.add(turn.span_id)
-                if _span_usage(span) is None:
-                    without.setdefault(turn.span_id, []).append(span.span_id)
+                model_spans.setdefault(turn.span_id, []).append(span)
     given: dict[str, dict[str, Any]] = {}
-    for turn_id, model_spans in without.items():
+    for turn_id, in_turn in model_spans.items():
         usage = getattr(by_id[turn_id].span_data, "usage", None)
-        if len(model_spans) == 1 and isinstance(usage, dict):
-            given[model_spans[0]] = usage
+        if len(in_turn) == 1 and _span_usage(in_turn[0]) is None and isinstance(usage, dict):
+            given[in_turn[0].span_id] = usage
+    with_model = set(model_spans)
     silent = {
         span.span_id
         for span in spans
