@@ -391,19 +391,16 @@ async def test_a_turn_whose_retried_call_reported_usage_is_counted_once(traced: 
     # A model call that failed (a response span with an error, no usage), retried in the same
     # turn: the retry's span carries the call's usage, the turn's usage is that same usage.
     # The failed call must not be given the turn's usage on top.
-    with trace("Retried") as made:
-        with turn_span(1, "support") as turn:
-            with response_span() as failed:
-                failed.set_error({"message": "Error getting response", "data": {"status": 500}})
-            with generation_span(
-                model="gpt-test", usage={"input_tokens": 1000, "output_tokens": 200}
-            ):
-                pass
-            turn.span_data.usage = {
-                "input_tokens": 1000,
-                "output_tokens": 200,
-                "cached_input_tokens": 0,
-            }
+    with trace("Retried") as made, turn_span(1, "support") as turn:
+        with response_span() as failed:
+            failed.set_error({"message": "Error getting response", "data": {"status": 500}})
+        with generation_span(model="gpt-test", usage={"input_tokens": 1000, "output_tokens": 200}):
+            pass
+        turn.span_data.usage = {
+            "input_tokens": 1000,
+            "output_tokens": 200,
+            "cached_input_tokens": 0,
+        }
     comparison, runs = await traced.check()
     assert comparison.problems == []
     run = runs[made.trace_id]
