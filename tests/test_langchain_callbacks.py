@@ -247,7 +247,9 @@ def compare_model(run: TracedRun, call: ModelCall) -> list[str]:
         found.append(f"finish reason {call.finish_reason!r} != {metadata.get('finish_reason')!r}")
     if not same_error(call.error, run.error) or (call.status == "error") != bool(run.error):
         found.append(f"error {call.status}/{call.error!r} != {run.error!r}")
-    price = PRICES.get(call.model)
+    # The answering model's price, else the price of the model asked for.
+    requested = ((run.extra or {}).get("invocation_params") or {}).get("model")
+    price = PRICES.get(call.model) or PRICES.get(requested or "")
     cost = 0.0 if price is None else price.cost(*ours[:3])
     if call.cost != pytest.approx(cost):
         found.append(f"cost {call.cost} != {cost}")
@@ -929,6 +931,30 @@ async def test_an_invocation_without_a_thread_gets_a_session_of_its_own(rec: Rec
     assert session.id == run.session_id
     agent = await AgentsRepository().find_by_id(run.agent_id)
     assert agent.name == "FakeMessagesListChatModel"
+
+
+async def test_a_model_that_answers_as_a_dated_snapshot_is_priced_as_the_one_asked_for(
+    rec: Recording,
+) -> None:
+    """Asked for ``fake-4o`` (priced), the provider answers as its snapshot
+    ``fake-4o-2024-08-06`` (not priced): the call keeps the answering model's name and is
+    priced as the model asked for, not recorded at cost 0 without a price."""
+    snapshot = AIMessage(
+        content="Hello.",
+        usage_metadata=usage(1000, 200, cached=400),
+        response_metadata={"model_name": "fake-4o-2024-08-06", "finish_reason": "stop"},
+    )
+    model = FakeMessagesListChatModel(responses=[snapshot]).bind(model="fake-4o")
+    async with rec:
+        await model.ainvoke("Hi", {"callbacks": [rec.collector, rec.handler]})
+    (root,) = rec.collector.traced_runs
+    run = await RunsRepository().find_by_external_id(str(root.id), source="langchain")
+    assert mismatches(rec.collector, root, run) == []
+    assert run is not None
+    (call,) = run.model_calls
+    price = PRICES["fake-4o"]
+    assert (call.model, call.price) == ("fake-4o-2024-08-06", price)
+    assert call.cost == pytest.approx(price.cost(1000, 200, 400))
 
 
 async def test_a_callback_that_fails_never_reaches_the_graph(
