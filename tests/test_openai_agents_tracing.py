@@ -46,9 +46,11 @@ from agents.tracing import (
 )
 from agents.usage import Usage
 from openai.types.responses import (
+    Response,
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseUsage,
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 from opentelemetry.sdk.trace import TracerProvider
@@ -410,6 +412,39 @@ async def test_a_turn_whose_retried_call_reported_usage_is_counted_once(traced: 
     assert (retry.input_tokens, retry.output_tokens) == (1000, 200)
     assert run.tokens == 1200
     assert run.cost == PRICES["gpt-test"].cost(1000, 200)
+
+
+@pytest.mark.usefixtures("backend")
+async def test_a_response_from_a_dated_snapshot_is_priced_as_its_model(traced: Traced) -> None:
+    # The Responses API answers a request for ``gpt-test`` as its snapshot
+    # ``gpt-test-2025-04-14``: the call keeps that name, and is priced as ``gpt-test``.
+    answered = Response(
+        id="resp_1",
+        created_at=0,
+        model="gpt-test-2025-04-14",
+        object="response",
+        output=[text("Hi.")],
+        parallel_tool_calls=True,
+        tool_choice="auto",
+        tools=[],
+        usage=ResponseUsage(
+            input_tokens=1000,
+            input_tokens_details=InputTokensDetails(cached_tokens=400, cache_write_tokens=0),
+            output_tokens=200,
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+            total_tokens=1200,
+        ),
+    )
+    with trace("Snapshot") as made, response_span(response=answered):
+        pass
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    run = runs[made.trace_id]
+    assert run is not None
+    (call,) = run.model_calls
+    price = PRICES["gpt-test"]
+    assert (call.model, call.price) == ("gpt-test-2025-04-14", price)
+    assert call.cost == price.cost(1000, 200, 400)
 
 
 @pytest.mark.usefixtures("backend")

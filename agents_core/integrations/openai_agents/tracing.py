@@ -42,6 +42,7 @@ Design notes:
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,9 @@ _DATA_CHARS = 8_192
 _DATA_DEPTH = 64
 
 _MODEL_SPANS = frozenset({"generation", "response"})
+#: The date of a model snapshot's name (``gpt-4.1-2025-04-14``): a response names the snapshot
+#: that answered, priced as its model (``gpt-4.1``) when the snapshot has no price of its own.
+_SNAPSHOT_DATE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: ``_model_call``: the model's name is the span's.
 _FROM_SPAN: Any = object()
 #: Spans that frame the run: an error on one of them is the run's.
@@ -158,8 +162,10 @@ class AgentsCoreTracingProcessor(TracingProcessor):
     when it first writes), ``AgentsCoreTracingProcessor(connection)`` through that
     connection's database, ``from_uri(uri)`` through a connection of its own: in each case a
     connection of the writer's own thread (see ``RunWriter``). ``prices``: the price of each
-    model by name, from which each model call's cost is computed. ``writer_options`` go to
-    ``RunWriter`` (``max_queue_size``, ``max_batch_size``, ``schedule_delay``, …).
+    model by name, from which each model call's cost is computed (a dated snapshot's name
+    without a price of its own, ``gpt-4.1-2025-04-14``, takes its model's: ``gpt-4.1``).
+    ``writer_options`` go to ``RunWriter`` (``max_queue_size``, ``max_batch_size``,
+    ``schedule_delay``, …).
     """
 
     def __init__(
@@ -531,7 +537,7 @@ def _model_call(
         )
     name = _name(str(model)) if model else UNKNOWN_MODEL
     input_tokens, output_tokens, cached, reasoning = _tokens(usage)
-    price = prices.get(name)
+    price = prices.get(name) or prices.get(_SNAPSHOT_DATE.sub("", name))
     return ModelCall(
         model=name,
         started_at=started,
