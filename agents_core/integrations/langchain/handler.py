@@ -738,32 +738,35 @@ def _messages(response: LLMResult | None) -> Iterator[BaseMessage]:
 
 
 def _usage(response: LLMResult | None) -> tuple[int, int, int, int]:
-    """Input, output, cached input and reasoning tokens of every generation's
-    ``usage_metadata`` (LangChain's standard usage), else the provider's ``token_usage``."""
-    found = False
-    totals = [0, 0, 0, 0]
+    """Input, output, cached input and reasoning tokens of the call's ``usage_metadata``
+    (LangChain's standard usage), else the provider's ``token_usage``.
+
+    A model run is one request: its usage is that of the first message carrying one, never a
+    sum over the generations (a request for several choices, OpenAI's ``n``, has the
+    request's usage on each choice's message).
+    """
     for message in _messages(response):
         usage = getattr(message, "usage_metadata", None)
         if not usage:
             continue
-        found = True
         details_in = usage.get("input_token_details") or {}
         details_out = usage.get("output_token_details") or {}
-        for n, value in enumerate(
-            (
-                usage.get("input_tokens"),
-                usage.get("output_tokens"),
-                details_in.get("cache_read"),
-                details_out.get("reasoning"),
-            )
-        ):
-            totals[n] += token_count(value)
-    if not found and response is not None and isinstance(response.llm_output, Mapping):
+        return (
+            token_count(usage.get("input_tokens")),
+            token_count(usage.get("output_tokens")),
+            token_count(details_in.get("cache_read")),
+            token_count(details_out.get("reasoning")),
+        )
+    if response is not None and isinstance(response.llm_output, Mapping):
         legacy = response.llm_output.get("token_usage")
         if isinstance(legacy, Mapping):
-            totals[0] = token_count(legacy.get("prompt_tokens"))
-            totals[1] = token_count(legacy.get("completion_tokens"))
-    return totals[0], totals[1], totals[2], totals[3]
+            return (
+                token_count(legacy.get("prompt_tokens")),
+                token_count(legacy.get("completion_tokens")),
+                0,
+                0,
+            )
+    return 0, 0, 0, 0
 
 
 def _answered_model(response: LLMResult | None) -> str | None:
