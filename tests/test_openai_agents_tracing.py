@@ -515,6 +515,38 @@ async def test_a_run_that_fails_is_recorded_failed(traced: Traced) -> None:
 
 
 @pytest.mark.usefixtures("backend")
+async def test_an_agent_used_as_a_tool_that_fails_fails_its_tool_call_not_the_run(
+    traced: Traced,
+) -> None:
+    # The inner agent's model raises: its agent span has the error, its tool call (a
+    # non-fatal error) tells the outer agent, which answers anyway. The run completed.
+    inner = Agent(
+        name="inner",
+        model=ScriptedModel([ModelStep.raise_error(ValueError("inner down"))], emit_traces=True),
+    )
+    outer = Agent(
+        name="outer",
+        model=ScriptedModel(
+            [
+                {"output": [call("ask_inner", '{"input": "q"}', "i1")]},
+                {"output": [text("Answered anyway.")]},
+            ],
+            emit_traces=True,
+        ),
+        tools=[inner.as_tool(tool_name="ask_inner", tool_description="Ask the inner agent.")],
+    )
+    result = await Runner.run(outer, "hi")
+    assert result.final_output == "Answered anyway."
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    (run,) = runs.values()
+    assert run is not None
+    assert (run.status, run.error) == (RunStatus.completed, None)
+    (asked,) = run.tool_calls
+    assert (asked.tool_name, asked.status) == ("ask_inner", ToolCallStatus.error)
+
+
+@pytest.mark.usefixtures("backend")
 async def test_a_resumed_run_continues_its_trace_in_one_run(traced: Traced) -> None:
     @function_tool(needs_approval=True)
     def refund(amount: int) -> str:

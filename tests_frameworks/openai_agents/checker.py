@@ -6,7 +6,8 @@ and the run recorded for each trace id, and lists every difference:
 
 - one run per trace (``runs[trace_id]``), of source ``openai-agents``, its status ``failed``
   exactly when a span that frames the run (task, agent, turn, or a top-level span) has an
-  error, with that error's message;
+  error, with that error's message (not one within a tool: an agent used as a tool that
+  failed is its tool call's error, the outer run goes on);
 - one model call per generation or response span, in the same order, with equal token counts:
   the span's usage, or, where the span carries none (``ScriptedModel``), its turn's usage when
   that turn has one such span; one model call, too, for a turn that reports tokens but has no
@@ -150,11 +151,21 @@ def _recorded_kind(call: ModelCall | ToolCall | RunStep) -> str:
     )
 
 
+def _within_tool(span: Span[Any], by_id: Mapping[str, Span[Any]]) -> bool:
+    parent = by_id.get(span.parent_id or "")
+    while parent is not None and parent.span_data.type != "function":
+        parent = by_id.get(parent.parent_id or "")
+    return parent is not None
+
+
 def _run_status(spans: list[Span[Any]], run: Run) -> list[str]:
+    by_id = {span.span_id: span for span in spans}
     framing_errors = [
         span.error
         for span in spans
-        if span.error is not None and (span.span_data.type in _FRAMING or span.parent_id is None)
+        if span.error is not None
+        and (span.span_data.type in _FRAMING or span.parent_id is None)
+        and not _within_tool(span, by_id)
     ]
     if not framing_errors:
         if run.status != RunStatus.completed:

@@ -121,7 +121,8 @@ _MODEL_SPANS = frozenset({"generation", "response"})
 _SNAPSHOT_DATE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: ``_model_call``: the model's name is the span's.
 _FROM_SPAN: Any = object()
-#: Spans that frame the run: an error on one of them is the run's.
+#: Spans that frame the run: an error on one of them is the run's (but within a tool: an agent
+#: used as a tool that failed is its tool call's error).
 _RUN_SPANS = frozenset({"task", "agent", "turn"})
 
 
@@ -392,7 +393,14 @@ def _run_of(trace: _OpenTrace, ended_at: datetime, prices: Mapping[str, Price]) 
         data = span.span_data
         kind = data.type
         framing = kind in _RUN_SPANS or span.parent_id is None
-        if framing and error is None and span.error is not None:
+        if (
+            framing
+            and error is None
+            and span.error is not None
+            # A run within a tool (an agent used as a tool) failed: its tool call did, and the
+            # outer run went on (a failure it did not handle is on its own spans too).
+            and _enclosing(span, by_id, "function") is None
+        ):
             error = _error_text(span.error)
         if kind == "turn" and span.span_id in silent_turns:
             # A model that left no span of its call (a custom Model, ScriptedModel without
@@ -452,7 +460,7 @@ def _turn_usage(
     model_spans: dict[str, list[Span[Any]]] = {}
     for span in spans:
         if span.span_data.type in _MODEL_SPANS:
-            turn = _enclosing_turn(span, by_id)
+            turn = _enclosing(span, by_id, "turn")
             if turn is not None:
                 model_spans.setdefault(turn.span_id, []).append(span)
     given: dict[str, dict[str, Any]] = {}
@@ -472,11 +480,12 @@ def _turn_usage(
     return given, silent
 
 
-def _enclosing_turn(span: Span[Any], by_id: Mapping[str, Span[Any]]) -> Span[Any] | None:
+def _enclosing(span: Span[Any], by_id: Mapping[str, Span[Any]], kind: str) -> Span[Any] | None:
+    """The nearest span of ``kind`` that ``span`` is within (``None``: none)."""
     seen = 0
     parent = by_id.get(span.parent_id or "")
     while parent is not None and seen < MAX_SPANS_PER_TRACE:
-        if parent.span_data.type == "turn":
+        if parent.span_data.type == kind:
             return parent
         parent = by_id.get(parent.parent_id or "")
         seen += 1
