@@ -17,7 +17,8 @@ Design notes:
   tools, however deep) is part of it. Chat-model calls become model calls (the model's name,
   usage from ``usage_metadata`` with cached and reasoning tokens, duration, finish reason,
   status, error, a cost from ``prices``: the answering model's price, else the price of the
-  model asked for); tool calls become tool calls (name, input as JSON,
+  model asked for, else of either's name without a snapshot's date, ``recording.price_of``);
+  tool calls become tool calls (name, input as JSON,
   output, error, duration, the model's call id). The run is written whole when the invocation
   ends; its agent is the top-level graph's name, with the tools its models were offered.
 - **Order is the callbacks' order.** Each call takes its place in the run when its start
@@ -107,6 +108,7 @@ from agents_core.integrations.recording import (
     RunWriter,
     SessionRef,
     WriterStats,
+    price_of,
     token_count,
 )
 
@@ -548,9 +550,7 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
         duration_ms = (time.perf_counter() - entry.clock) * 1000
         usage = _usage(response)
         model = _answered_model(response) or entry.model
-        # The answering model's price, else the requested one's: a provider answers as a dated
-        # snapshot (``gpt-4o-2024-08-06``) of the model asked for (``gpt-4o``).
-        price = self._prices.get(model) or self._prices.get(entry.model)
+        price = price_of(self._prices, model, entry.model)
         cost = 0.0 if price is None else price.cost(usage[0], usage[1], usage[2])
         return ModelCall(
             model=_name(model, "model"),

@@ -42,7 +42,6 @@ Design notes:
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +74,7 @@ from agents_core.integrations.recording import (
     RunWriter,
     SessionRef,
     WriterStats,
+    price_of,
     token_count,
 )
 
@@ -116,9 +116,6 @@ _DATA_CHARS = 8_192
 _DATA_DEPTH = 64
 
 _MODEL_SPANS = frozenset({"generation", "response"})
-#: The date of a model snapshot's name (``gpt-4.1-2025-04-14``): a response names the snapshot
-#: that answered, priced as its model (``gpt-4.1``) when the snapshot has no price of its own.
-_SNAPSHOT_DATE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: ``_model_call``: the model's name is the span's.
 _FROM_SPAN: Any = object()
 #: Spans that frame the run: an error on one of them is the run's (but within a tool: an agent
@@ -546,7 +543,7 @@ def _model_call(
         )
     name = _name(str(model)) if model else UNKNOWN_MODEL
     input_tokens, output_tokens, cached, reasoning = _tokens(usage)
-    price = prices.get(name) or prices.get(_SNAPSHOT_DATE.sub("", name))
+    price = price_of(prices, name)
     return ModelCall(
         model=name,
         started_at=started,
