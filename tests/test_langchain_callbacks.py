@@ -33,13 +33,14 @@ from rich.console import Console
 
 pytest.importorskip("langgraph.prebuilt", reason="the langgraph extra is not installed")
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import (
     FakeMessagesListChatModel,
     GenericFakeChatModel,
 )
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
-from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, tool
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
@@ -208,21 +209,20 @@ def is_interrupt(run: TracedRun) -> bool:
 
 
 def expected_usage(run: TracedRun) -> tuple[int, int, int, int]:
-    totals = [0, 0, 0, 0]
+    """The call's usage: the first generation's message that carries one (a request for
+    several choices has the request's usage on each; LangSmith's tracer sums them)."""
     for generations in (run.outputs or {}).get("generations", []):
         for generation in generations:
             kwargs = generation.get("message", {}).get("kwargs", {})
             found = kwargs.get("usage_metadata") or {}
-            for n, value in enumerate(
-                (
+            if found:
+                return (
                     found.get("input_tokens", 0),
                     found.get("output_tokens", 0),
                     (found.get("input_token_details") or {}).get("cache_read", 0),
                     (found.get("output_token_details") or {}).get("reasoning", 0),
                 )
-            ):
-                totals[n] += value
-    return totals[0], totals[1], totals[2], totals[3]
+    return 0, 0, 0, 0
 
 
 def expected_response_metadata(run: TracedRun) -> dict[str, Any]:
@@ -247,7 +247,9 @@ def compare_model(run: TracedRun, call: ModelCall) -> list[str]:
         found.append(f"finish reason {call.finish_reason!r} != {metadata.get('finish_reason')!r}")
     if not same_error(call.error, run.error) or (call.status == "error") != bool(run.error):
         found.append(f"error {call.status}/{call.error!r} != {run.error!r}")
-    price = PRICES.get(call.model)
+    # The answering model's price, else the price of the model asked for.
+    requested = ((run.extra or {}).get("invocation_params") or {}).get("model")
+    price = PRICES.get(call.model) or PRICES.get(requested or "")
     cost = 0.0 if price is None else price.cost(*ours[:3])
     if call.cost != pytest.approx(cost):
         found.append(f"cost {call.cost} != {cost}")
@@ -929,6 +931,65 @@ async def test_an_invocation_without_a_thread_gets_a_session_of_its_own(rec: Rec
     assert session.id == run.session_id
     agent = await AgentsRepository().find_by_id(run.agent_id)
     assert agent.name == "FakeMessagesListChatModel"
+
+
+async def test_a_model_that_answers_as_a_dated_snapshot_is_priced_as_the_one_asked_for(
+    rec: Recording,
+) -> None:
+    """Asked for ``fake-4o`` (priced), the provider answers as its snapshot
+    ``fake-4o-2024-08-06`` (not priced): the call keeps the answering model's name and is
+    priced as the model asked for, not recorded at cost 0 without a price."""
+    snapshot = AIMessage(
+        content="Hello.",
+        usage_metadata=usage(1000, 200, cached=400),
+        response_metadata={"model_name": "fake-4o-2024-08-06", "finish_reason": "stop"},
+    )
+    model = FakeMessagesListChatModel(responses=[snapshot]).bind(model="fake-4o")
+    async with rec:
+        await model.ainvoke("Hi", {"callbacks": [rec.collector, rec.handler]})
+    (root,) = rec.collector.traced_runs
+    run = await RunsRepository().find_by_external_id(str(root.id), source="langchain")
+    assert mismatches(rec.collector, root, run) == []
+    assert run is not None
+    (call,) = run.model_calls
+    price = PRICES["fake-4o"]
+    assert (call.model, call.price) == ("fake-4o-2024-08-06", price)
+    assert call.cost == pytest.approx(price.cost(1000, 200, 400))
+
+
+class TwoChoices(BaseChatModel):
+    """A chat model asked for two choices (OpenAI's ``n=2``): one request, whose usage
+    LangChain's OpenAI-compatible models put on every choice's message."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "two-choices"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(
+            generations=[
+                ChatGeneration(message=answer(text, usage(1000, 200, cached=400)))
+                for text in ("Hello.", "Hi.")
+            ]
+        )
+
+
+async def test_a_call_of_several_choices_counts_its_usage_once(rec: Recording) -> None:
+    async with rec:
+        await TwoChoices().ainvoke("Hi", {"callbacks": [rec.collector, rec.handler]})
+    (root,) = rec.collector.traced_runs
+    run = await RunsRepository().find_by_external_id(str(root.id), source="langchain")
+    assert mismatches(rec.collector, root, run) == []
+    assert run is not None
+    (call,) = run.model_calls
+    assert (call.input_tokens, call.output_tokens, call.cached_input_tokens) == (1000, 200, 400)
+    assert call.cost == pytest.approx(PRICES["fake-4o"].cost(1000, 200, 400))
 
 
 async def test_a_callback_that_fails_never_reaches_the_graph(

@@ -42,12 +42,15 @@ from agents.tracing import (
     function_span,
     mcp_tools_span,
     set_trace_processors,
+    turn_span,
 )
 from agents.usage import Usage
 from openai.types.responses import (
+    Response,
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
+    ResponseUsage,
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 from opentelemetry.sdk.trace import TracerProvider
@@ -386,6 +389,65 @@ async def test_spans_made_by_hand_prices_and_a_trace_without_a_group(traced: Tra
 
 
 @pytest.mark.usefixtures("backend")
+async def test_a_turn_whose_retried_call_reported_usage_is_counted_once(traced: Traced) -> None:
+    # A model call that failed (a response span with an error, no usage), retried in the same
+    # turn: the retry's span carries the call's usage, the turn's usage is that same usage.
+    # The failed call must not be given the turn's usage on top.
+    with trace("Retried") as made, turn_span(1, "support") as turn:
+        with response_span() as failed:
+            failed.set_error({"message": "Error getting response", "data": {"status": 500}})
+        with generation_span(model="gpt-test", usage={"input_tokens": 1000, "output_tokens": 200}):
+            pass
+        turn.span_data.usage = {
+            "input_tokens": 1000,
+            "output_tokens": 200,
+            "cached_input_tokens": 0,
+        }
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    run = runs[made.trace_id]
+    assert run is not None
+    first, retry = run.model_calls
+    assert (first.status, first.input_tokens, first.output_tokens) == (ModelCallStatus.error, 0, 0)
+    assert (retry.input_tokens, retry.output_tokens) == (1000, 200)
+    assert run.tokens == 1200
+    assert run.cost == PRICES["gpt-test"].cost(1000, 200)
+
+
+@pytest.mark.usefixtures("backend")
+async def test_a_response_from_a_dated_snapshot_is_priced_as_its_model(traced: Traced) -> None:
+    # The Responses API answers a request for ``gpt-test`` as its snapshot
+    # ``gpt-test-2025-04-14``: the call keeps that name, and is priced as ``gpt-test``.
+    answered = Response(
+        id="resp_1",
+        created_at=0,
+        model="gpt-test-2025-04-14",
+        object="response",
+        output=[text("Hi.")],
+        parallel_tool_calls=True,
+        tool_choice="auto",
+        tools=[],
+        usage=ResponseUsage(
+            input_tokens=1000,
+            input_tokens_details=InputTokensDetails(cached_tokens=400, cache_write_tokens=0),
+            output_tokens=200,
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+            total_tokens=1200,
+        ),
+    )
+    with trace("Snapshot") as made, response_span(response=answered):
+        pass
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    run = runs[made.trace_id]
+    assert run is not None
+    (call,) = run.model_calls
+    price = PRICES["gpt-test"]
+    assert (call.model, call.price) == ("gpt-test-2025-04-14", price)
+    assert call.cost == price.cost(1000, 200, 400)
+
+
+@pytest.mark.usefixtures("backend")
 async def test_a_tool_that_outlives_its_trace_is_in_the_run(traced: Traced) -> None:
     # A parallel guardrail's tripwire ends the trace while a tool is still running: the SDK
     # ends the tool's span after the trace. The run waits for it.
@@ -450,6 +512,38 @@ async def test_a_run_that_fails_is_recorded_failed(traced: Traced) -> None:
         RunStatus.failed,
         'Max turns exceeded: {"max_turns": 2}',
     )
+
+
+@pytest.mark.usefixtures("backend")
+async def test_an_agent_used_as_a_tool_that_fails_fails_its_tool_call_not_the_run(
+    traced: Traced,
+) -> None:
+    # The inner agent's model raises: its agent span has the error, its tool call (a
+    # non-fatal error) tells the outer agent, which answers anyway. The run completed.
+    inner = Agent(
+        name="inner",
+        model=ScriptedModel([ModelStep.raise_error(ValueError("inner down"))], emit_traces=True),
+    )
+    outer = Agent(
+        name="outer",
+        model=ScriptedModel(
+            [
+                {"output": [call("ask_inner", '{"input": "q"}', "i1")]},
+                {"output": [text("Answered anyway.")]},
+            ],
+            emit_traces=True,
+        ),
+        tools=[inner.as_tool(tool_name="ask_inner", tool_description="Ask the inner agent.")],
+    )
+    result = await Runner.run(outer, "hi")
+    assert result.final_output == "Answered anyway."
+    comparison, runs = await traced.check()
+    assert comparison.problems == []
+    (run,) = runs.values()
+    assert run is not None
+    assert (run.status, run.error) == (RunStatus.completed, None)
+    (asked,) = run.tool_calls
+    assert (asked.tool_name, asked.status) == ("ask_inner", ToolCallStatus.error)
 
 
 @pytest.mark.usefixtures("backend")

@@ -18,6 +18,7 @@ from agents_core.db import (
     InvalidInputError,
     InvalidStateError,
     ModelCall,
+    Price,
     RunsRepository,
     RunStatus,
     RunStep,
@@ -32,6 +33,7 @@ from agents_core.integrations.recording import (
     RunWriter,
     SessionRef,
     WriterStats,
+    price_of,
 )
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -193,6 +195,20 @@ async def test_a_connection_with_a_uri_is_opened_again_on_the_writer_loop(wire_u
         assert writer.shutdown(timeout=30)
         await connection.client.drop_database(name)
         await connection.close()
+
+
+def test_a_model_call_is_priced_as_answered_then_as_asked_then_as_its_snapshots_model() -> None:
+    mini, big = (
+        Price(input_per_million=1, output_per_million=2),
+        Price(input_per_million=3, output_per_million=4),
+    )
+    prices = {"gpt-4.1-mini": mini, "gpt-4.1": big}
+    assert price_of(prices, "gpt-4.1-mini", "gpt-4.1") is mini  # the answering model's first
+    assert price_of(prices, "custom-deployment", "gpt-4.1") is big  # then the one asked for
+    assert price_of(prices, "gpt-4.1-2025-04-14") is big  # then a snapshot's model
+    assert price_of(prices, "gpt-4.1-mini-2025-04-14", None) is mini
+    assert price_of(prices, "gpt-5", None) is None  # unknown: no price, never another's
+    assert price_of(prices, "gpt-4.1-preview") is None
 
 
 def test_bad_references_and_options_are_refused() -> None:

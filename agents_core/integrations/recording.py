@@ -48,10 +48,11 @@ import atexit
 import contextlib
 import logging
 import queue
+import re
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,7 @@ from agents_core.db import (
     FinishedRun,
     FinishedToolCall,
     ModelCall,
+    Price,
     RunsRepository,
     RunStatus,
     RunStep,
@@ -90,6 +92,7 @@ __all__ = [
     "RunWriter",
     "SessionRef",
     "WriterStats",
+    "price_of",
     "token_count",
     "uri_database",
 ]
@@ -649,6 +652,23 @@ def _check_usable_elsewhere(connection: Connection) -> None:
             "its client was injected (no URI) and is bound to its event loop: the run writer "
             "writes from a thread and loop of its own; give it a URI (from_uri), or init_db a URI",
         )
+
+
+#: The date of a model snapshot's name (``gpt-4.1-2025-04-14``: a snapshot of ``gpt-4.1``).
+_SNAPSHOT_DATE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def price_of(prices: Mapping[str, Price], *models: str | None) -> Price | None:
+    """The price of a model call: of the first of ``models`` (the model that answered, then
+    the one asked for) that ``prices`` names, else of the first whose name without a
+    snapshot's date it names (a provider answers ``gpt-4.1`` as ``gpt-4.1-2025-04-14``);
+    ``None``: none is priced."""
+    names = [model for model in models if model]
+    for name in [*names, *(_SNAPSHOT_DATE.sub("", name) for name in names)]:
+        price = prices.get(name)
+        if price is not None:
+            return price
+    return None
 
 
 def token_count(value: object) -> int:

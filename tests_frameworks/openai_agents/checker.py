@@ -6,7 +6,8 @@ and the run recorded for each trace id, and lists every difference:
 
 - one run per trace (``runs[trace_id]``), of source ``openai-agents``, its status ``failed``
   exactly when a span that frames the run (task, agent, turn, or a top-level span) has an
-  error, with that error's message;
+  error, with that error's message (not one within a tool: an agent used as a tool that
+  failed is its tool call's error, the outer run goes on);
 - one model call per generation or response span, in the same order, with equal token counts:
   the span's usage, or, where the span carries none (``ScriptedModel``), its turn's usage when
   that turn has one such span; one model call, too, for a turn that reports tokens but has no
@@ -150,11 +151,21 @@ def _recorded_kind(call: ModelCall | ToolCall | RunStep) -> str:
     )
 
 
+def _within_tool(span: Span[Any], by_id: Mapping[str, Span[Any]]) -> bool:
+    parent = by_id.get(span.parent_id or "")
+    while parent is not None and parent.span_data.type != "function":
+        parent = by_id.get(parent.parent_id or "")
+    return parent is not None
+
+
 def _run_status(spans: list[Span[Any]], run: Run) -> list[str]:
+    by_id = {span.span_id: span for span in spans}
     framing_errors = [
         span.error
         for span in spans
-        if span.error is not None and (span.span_data.type in _FRAMING or span.parent_id is None)
+        if span.error is not None
+        and (span.span_data.type in _FRAMING or span.parent_id is None)
+        and not _within_tool(span, by_id)
     ]
     if not framing_errors:
         if run.status != RunStatus.completed:
@@ -180,18 +191,16 @@ def _usage(span: Span[Any]) -> dict[str, Any] | None:
 
 def _expected_usage(models: list[Span[Any]], spans: list[Span[Any]]) -> list[dict[str, Any]]:
     """The usage each model span stands for: its own (a silent turn's too), else its turn's
-    when the turn has no other model span without usage."""
+    when the turn has no other model span (a turn's usage is its model spans' together)."""
     by_id = {span.span_id: span for span in spans}
-    bare = Counter(
-        turn.span_id
-        for span in models
-        if _usage(span) is None and (turn := _turn_of(span, by_id)) is not None
+    in_turn = Counter(
+        turn.span_id for span in models if (turn := _turn_of(span, by_id)) is not None
     )
     expected: list[dict[str, Any]] = []
     for span in models:
         usage = _usage(span)
         turn = _turn_of(span, by_id) if usage is None else None
-        if usage is None and turn is not None and bare[turn.span_id] == 1:
+        if usage is None and turn is not None and in_turn[turn.span_id] == 1:
             usage = getattr(turn.span_data, "usage", None)
         expected.append(usage or {})
     return expected

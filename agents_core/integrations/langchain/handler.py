@@ -16,7 +16,9 @@ Design notes:
   opens a run; every callback whose parent belongs to it (nodes, subgraphs, chains, models,
   tools, however deep) is part of it. Chat-model calls become model calls (the model's name,
   usage from ``usage_metadata`` with cached and reasoning tokens, duration, finish reason,
-  status, error, a cost from ``prices``); tool calls become tool calls (name, input as JSON,
+  status, error, a cost from ``prices``: the answering model's price, else the price of the
+  model asked for, else of either's name without a snapshot's date, ``recording.price_of``);
+  tool calls become tool calls (name, input as JSON,
   output, error, duration, the model's call id). The run is written whole when the invocation
   ends; its agent is the top-level graph's name, with the tools its models were offered.
 - **Order is the callbacks' order.** Each call takes its place in the run when its start
@@ -106,6 +108,7 @@ from agents_core.integrations.recording import (
     RunWriter,
     SessionRef,
     WriterStats,
+    price_of,
     token_count,
 )
 
@@ -547,7 +550,7 @@ class AgentsCoreCallbackHandler(BaseCallbackHandler):
         duration_ms = (time.perf_counter() - entry.clock) * 1000
         usage = _usage(response)
         model = _answered_model(response) or entry.model
-        price = self._prices.get(model)
+        price = price_of(self._prices, model, entry.model)
         cost = 0.0 if price is None else price.cost(usage[0], usage[1], usage[2])
         return ModelCall(
             model=_name(model, "model"),
@@ -735,32 +738,35 @@ def _messages(response: LLMResult | None) -> Iterator[BaseMessage]:
 
 
 def _usage(response: LLMResult | None) -> tuple[int, int, int, int]:
-    """Input, output, cached input and reasoning tokens of every generation's
-    ``usage_metadata`` (LangChain's standard usage), else the provider's ``token_usage``."""
-    found = False
-    totals = [0, 0, 0, 0]
+    """Input, output, cached input and reasoning tokens of the call's ``usage_metadata``
+    (LangChain's standard usage), else the provider's ``token_usage``.
+
+    A model run is one request: its usage is that of the first message carrying one, never a
+    sum over the generations (a request for several choices, OpenAI's ``n``, has the
+    request's usage on each choice's message).
+    """
     for message in _messages(response):
         usage = getattr(message, "usage_metadata", None)
         if not usage:
             continue
-        found = True
         details_in = usage.get("input_token_details") or {}
         details_out = usage.get("output_token_details") or {}
-        for n, value in enumerate(
-            (
-                usage.get("input_tokens"),
-                usage.get("output_tokens"),
-                details_in.get("cache_read"),
-                details_out.get("reasoning"),
-            )
-        ):
-            totals[n] += token_count(value)
-    if not found and response is not None and isinstance(response.llm_output, Mapping):
+        return (
+            token_count(usage.get("input_tokens")),
+            token_count(usage.get("output_tokens")),
+            token_count(details_in.get("cache_read")),
+            token_count(details_out.get("reasoning")),
+        )
+    if response is not None and isinstance(response.llm_output, Mapping):
         legacy = response.llm_output.get("token_usage")
         if isinstance(legacy, Mapping):
-            totals[0] = token_count(legacy.get("prompt_tokens"))
-            totals[1] = token_count(legacy.get("completion_tokens"))
-    return totals[0], totals[1], totals[2], totals[3]
+            return (
+                token_count(legacy.get("prompt_tokens")),
+                token_count(legacy.get("completion_tokens")),
+                0,
+                0,
+            )
+    return 0, 0, 0, 0
 
 
 def _answered_model(response: LLMResult | None) -> str | None:

@@ -28,7 +28,8 @@ Design notes:
 - **Usage where the SDK puts it.** A generation or response span carries its call's usage
   when the model reports it (Chat Completions, Responses). ``agents.testing.ScriptedModel`` and
   other models that do not leave it on the span: the turn's usage (its ``custom`` ``turn``
-  span) goes to the one model call of the turn that has none.
+  span) goes to the turn's model call when it is the turn's only one (a turn whose call was
+  retried has a span with usage: the turn's is that usage, never counted again).
 - **A trace ends when its last span does.** The SDK may end a trace while a span of it is
   still open (a tool that keeps running after a parallel guardrail's tripwire ended the run):
   its run is written when the last such span ends, or at the next ``force_flush`` or
@@ -73,6 +74,7 @@ from agents_core.integrations.recording import (
     RunWriter,
     SessionRef,
     WriterStats,
+    price_of,
     token_count,
 )
 
@@ -116,7 +118,8 @@ _DATA_DEPTH = 64
 _MODEL_SPANS = frozenset({"generation", "response"})
 #: ``_model_call``: the model's name is the span's.
 _FROM_SPAN: Any = object()
-#: Spans that frame the run: an error on one of them is the run's.
+#: Spans that frame the run: an error on one of them is the run's (but within a tool: an agent
+#: used as a tool that failed is its tool call's error).
 _RUN_SPANS = frozenset({"task", "agent", "turn"})
 
 
@@ -157,8 +160,10 @@ class AgentsCoreTracingProcessor(TracingProcessor):
     when it first writes), ``AgentsCoreTracingProcessor(connection)`` through that
     connection's database, ``from_uri(uri)`` through a connection of its own: in each case a
     connection of the writer's own thread (see ``RunWriter``). ``prices``: the price of each
-    model by name, from which each model call's cost is computed. ``writer_options`` go to
-    ``RunWriter`` (``max_queue_size``, ``max_batch_size``, ``schedule_delay``, …).
+    model by name, from which each model call's cost is computed (a dated snapshot's name
+    without a price of its own, ``gpt-4.1-2025-04-14``, takes its model's: ``gpt-4.1``).
+    ``writer_options`` go to ``RunWriter`` (``max_queue_size``, ``max_batch_size``,
+    ``schedule_delay``, …).
     """
 
     def __init__(
@@ -385,7 +390,14 @@ def _run_of(trace: _OpenTrace, ended_at: datetime, prices: Mapping[str, Price]) 
         data = span.span_data
         kind = data.type
         framing = kind in _RUN_SPANS or span.parent_id is None
-        if framing and error is None and span.error is not None:
+        if (
+            framing
+            and error is None
+            and span.error is not None
+            # A run within a tool (an agent used as a tool) failed: its tool call did, and the
+            # outer run went on (a failure it did not handle is on its own spans too).
+            and _enclosing(span, by_id, "function") is None
+        ):
             error = _error_text(span.error)
         if kind == "turn" and span.span_id in silent_turns:
             # A model that left no span of its call (a custom Model, ScriptedModel without
@@ -437,24 +449,23 @@ def _run_of(trace: _OpenTrace, ended_at: datetime, prices: Mapping[str, Price]) 
 def _turn_usage(
     spans: list[Span[Any]], by_id: Mapping[str, Span[Any]]
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """Where each turn span's usage goes: to the one model call span of the turn without usage
-    of its own (``ScriptedModel`` puts it only on the turn), by that span's id; and the turns
-    with tokens but no model call span at all (the model left none: a call is recorded for
-    the turn itself)."""
-    without: dict[str, list[str]] = {}
-    with_model: set[str] = set()
+    """Where each turn span's usage goes: to the model call span of the turn when it is the
+    turn's only one and has no usage of its own (``ScriptedModel`` puts it only on the turn),
+    by that span's id; and the turns with tokens but no model call span at all (the model left
+    none: a call is recorded for the turn itself). A turn with a model span that carries usage
+    (a call retried after a failed one) gives its usage to none: it is theirs already."""
+    model_spans: dict[str, list[Span[Any]]] = {}
     for span in spans:
         if span.span_data.type in _MODEL_SPANS:
-            turn = _enclosing_turn(span, by_id)
+            turn = _enclosing(span, by_id, "turn")
             if turn is not None:
-                with_model.add(turn.span_id)
-                if _span_usage(span) is None:
-                    without.setdefault(turn.span_id, []).append(span.span_id)
+                model_spans.setdefault(turn.span_id, []).append(span)
     given: dict[str, dict[str, Any]] = {}
-    for turn_id, model_spans in without.items():
+    for turn_id, in_turn in model_spans.items():
         usage = getattr(by_id[turn_id].span_data, "usage", None)
-        if len(model_spans) == 1 and isinstance(usage, dict):
-            given[model_spans[0]] = usage
+        if len(in_turn) == 1 and _span_usage(in_turn[0]) is None and isinstance(usage, dict):
+            given[in_turn[0].span_id] = usage
+    with_model = set(model_spans)
     silent = {
         span.span_id
         for span in spans
@@ -466,11 +477,12 @@ def _turn_usage(
     return given, silent
 
 
-def _enclosing_turn(span: Span[Any], by_id: Mapping[str, Span[Any]]) -> Span[Any] | None:
+def _enclosing(span: Span[Any], by_id: Mapping[str, Span[Any]], kind: str) -> Span[Any] | None:
+    """The nearest span of ``kind`` that ``span`` is within (``None``: none)."""
     seen = 0
     parent = by_id.get(span.parent_id or "")
     while parent is not None and seen < MAX_SPANS_PER_TRACE:
-        if parent.span_data.type == "turn":
+        if parent.span_data.type == kind:
             return parent
         parent = by_id.get(parent.parent_id or "")
         seen += 1
@@ -531,7 +543,7 @@ def _model_call(
         )
     name = _name(str(model)) if model else UNKNOWN_MODEL
     input_tokens, output_tokens, cached, reasoning = _tokens(usage)
-    price = prices.get(name)
+    price = price_of(prices, name)
     return ModelCall(
         model=name,
         started_at=started,
