@@ -92,6 +92,22 @@ def test_a_model_error_is_one_line_and_the_chat_goes_on(monkeypatch: pytest.Monk
 
 
 @pytest.mark.usefixtures("chat_env")
+def test_an_answer_without_a_message_is_a_model_error_and_the_chat_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = completion("lost").body | {"choices": [{"index": 0, "finish_reason": "stop"}]}
+    with serve([Reply(200, broken), completion("ok")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="one\ntwo\n")
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "model error: gpt-4.1-mini: the response is not a valid chat completion" in (
+        result.output
+    )
+    assert "assistant: ok" in result.output
+
+
+@pytest.mark.usefixtures("chat_env")
 def test_json_is_a_line_a_turn_and_a_model_error_a_line_on_stderr(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
