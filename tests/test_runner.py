@@ -261,6 +261,46 @@ async def test_a_model_call_in_flight_when_the_turn_is_cancelled_is_recorded(
     assert run.tokens == (10 if after_a_tool else 0)
 
 
+@pytest.mark.parametrize("asks_for_tools", [False, True], ids=["answer", "tool-request"])
+async def test_a_model_call_answered_before_the_turn_is_cancelled_keeps_its_usage(
+    asks_for_tools: bool,
+) -> None:
+    """Cancelled while the model's answer is being stored: the call that answered (its tokens
+    and cost were spent) is recorded with the run's end, not lost."""
+    from agents_core.db import MessageRole
+
+    class HangingAnswers(MessagesRepository):
+        waiting: asyncio.Event
+
+        async def create(self, session_id: Any, role: Any, *args: Any, **kwargs: Any) -> Any:
+            if role is MessageRole.assistant:
+                self.waiting.set()
+                await asyncio.sleep(3600)
+            return await super().create(session_id, role, *args, **kwargs)
+
+    sid = await routed_session()
+    answer = ModelResponse(
+        text="done",
+        tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')] if asks_for_tools else [],
+        usage=Usage(input_tokens=10),
+        price=PER_TOKEN,
+    )
+    messages = HangingAnswers()
+    messages.waiting = asyncio.Event()
+    runner = AgentRunner(ScriptedModel([answer]), registry(), messages=messages)
+    task = asyncio.create_task(runner.run(sid, "slow"))
+    await asyncio.wait_for(messages.waiting.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    (call,) = run.model_calls
+    assert (call.status, call.input_tokens, call.cost) == (ModelCallStatus.success, 10, 0.02)
+    assert (run.tokens, run.cost) == (10, 0.02)
+    assert run.tool_calls == []
+
+
 async def test_the_step_limit_fails_the_run() -> None:
     sid = await routed_session()
     loop = ModelResponse(

@@ -19,7 +19,8 @@ Each model call's usage is added to the run. On an exception the run is complete
 with the error text and the exception re-raised; on cancellation it is completed ``failed`` with
 ``cancelled`` (shielded, so the record is written) and the cancellation re-raised, a model call
 it cut short recorded in the same update (an ``error`` call, ``cancelled``, with the time it
-had taken). The runner
+had taken); a model call that had answered but was not recorded yet (its answer being stored)
+goes with the run's end too, on either path, so its tokens and cost are never lost. The runner
 never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
 
 Each step is as few commands as its records allow: the session, its agent and its history are
@@ -218,11 +219,11 @@ class AgentRunner:
         try:
             return await self._steps(run, agent, turn, history)
         except asyncio.CancelledError:
-            # A model call cut short goes with the run's end, in the same update.
-            await asyncio.shield(self._fail(run, CANCELLED, model_call=turn.cancelled_call))
+            # A model call not recorded yet (cut short, or answered) goes with the run's end.
+            await asyncio.shield(self._fail(run, CANCELLED, model_call=turn.unrecorded_call))
             raise
         except Exception as exc:
-            await self._fail(run, _error_text(exc))
+            await self._fail(run, _error_text(exc), model_call=turn.unrecorded_call)
             raise
 
     async def _steps(self, run: Run, agent: Agent, turn: _Turn, history: list[Message]) -> Run:
@@ -276,7 +277,7 @@ class AgentRunner:
         try:
             response = await self.model.complete(request)
         except asyncio.CancelledError:
-            turn.cancelled_call = failed_call(CANCELLED)
+            turn.unrecorded_call = failed_call(CANCELLED)
             raise
         except Exception as exc:
             failed = failed_call(_error_text(exc))
@@ -299,6 +300,8 @@ class AgentRunner:
             finish_reason=response.finish_reason,
             history_seq=request.messages[-1].seq if request.messages else None,
         )
+        # Its tokens were spent: until it is recorded, an interrupted turn records it.
+        turn.unrecorded_call = call
         return response, call
 
     async def _tool_step(
@@ -338,6 +341,9 @@ class AgentRunner:
         stored = reply.requested_tool_calls
         if len(stored) == len(requests):  # a retried turn answers the stored requests
             requests = [replace(r, id=s.id) for r, s in zip(requests, stored, strict=True)]
+        # From here the call is this update's: interrupted while it is sent, it may have been
+        # recorded (and counted), so the run's end does not record it again.
+        turn.unrecorded_call = None
         # What the model sent is recorded as it is where it can be: a name the layer refuses
         # (blank, too long, control characters) can only be a tool the agent has not enabled.
         calls = await self.runs.record_model_call(
@@ -445,7 +451,14 @@ class AgentRunner:
 
     async def _fail(self, run: Run, error: str, *, model_call: ModelCall | None = None) -> None:
         try:
-            await self.runs.complete(run.id, RunStatus.failed, error, model_call=model_call)
+            try:
+                await self.runs.complete(run.id, RunStatus.failed, error, model_call=model_call)
+            except InvalidStateError:
+                if model_call is None:
+                    raise
+                # Completed meanwhile, or no room for the call (its tokens overflow the run's
+                # total): the run ends without it all the same.
+                await self.runs.complete(run.id, RunStatus.failed, error)
         except InvalidStateError:
             pass  # it was completed meanwhile: that record stands
         except DatabaseError as exc:  # the turn's own error is the one to raise
@@ -460,8 +473,9 @@ class _Turn:
         self.turn_id = turn_id
         #: The ``seq`` of the turn's user message (tool-call ids the runner makes name it).
         self.seq = 0
-        #: A model call the turn's cancellation cut short: recorded with the run's end.
-        self.cancelled_call: ModelCall | None = None
+        #: The model call that is not recorded yet: one that answered, or one the turn's
+        #: cancellation cut short; an interrupted turn records it with the run's end.
+        self.unrecorded_call: ModelCall | None = None
         self._counts: dict[str, int] = {}
 
     def key(self, kind: str) -> str | None:
