@@ -389,6 +389,29 @@ async def test_a_tool_output_the_layer_cannot_store_as_is_is_cleaned_and_recorde
     assert (call.status, call.output) == (ToolCallStatus.success, "caf?.txt")
 
 
+@pytest.mark.parametrize("asks_for_tools", [False, True], ids=["answer", "tool-request"])
+async def test_a_model_text_the_layer_cannot_store_as_is_is_cleaned_and_recorded(
+    asks_for_tools: bool,
+) -> None:
+    """A model's text with a lone surrogate (JSON's "\\ud800" decodes to one) or larger than a
+    message is stored cleaned, as a tool's output is: the turn completes, its tokens recorded."""
+    sid = await routed_session()
+    limit = MessagesRepository().db.settings.max_message_bytes
+    text = "caf\ud800 " + "x" * limit
+    requests = [ToolRequest("add", '{"a": 2, "b": 3}')] if asks_for_tools else []
+    steps = [ModelResponse(text=text, tool_calls=requests, usage=Usage(input_tokens=3))]
+    if asks_for_tools:
+        steps.append(ModelResponse(text="5", usage=Usage(input_tokens=4)))
+    run = await AgentRunner(ScriptedModel(steps), registry()).run(sid, "hi")
+    assert run.status is RunStatus.completed, run.error
+    assert run.tokens == (7 if asks_for_tools else 3)
+    messages = await MessagesRepository().find_by_session(sid, 10)
+    stored = messages[1].content
+    assert stored.startswith("caf? xxx")
+    assert len(stored.encode()) <= limit
+    assert "truncated" in stored
+
+
 @pytest.mark.parametrize("name", ["", "x" * 300, "bad\nname"])
 async def test_a_tool_name_the_layer_refuses_is_recorded_as_an_error_call(name: str) -> None:
     sid = await routed_session()

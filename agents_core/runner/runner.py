@@ -12,6 +12,7 @@ model → tools → model until the model answers without asking for tools, or `
 calls have been made (the run then fails with a step-limit error). Every tool call is recorded
 (pending → success or error, with its measured duration); a tool the agent has not enabled is
 recorded as an error and never executed; a tool's exception is recorded and shown to the model.
+The model's text, like a tool's output, is stored as valid UTF-8 cut to what a message holds.
 Registered tools the agent has not enabled are not offered to the model: the run starts with a
 ``warning`` step that names them (stored with the run's insert: no extra command, shown by
 ``show`` and the trace view) and the log says so, once per run.
@@ -241,11 +242,11 @@ class AgentRunner:
             ]
             if not requests:
                 if response.text:
-                    _add(
-                        history,
-                        known,
-                        await self._append(turn, MessageRole.assistant, response.text),
+                    # The message keeps what fits, as valid UTF-8 (as a tool's output).
+                    text = _clean(
+                        response.text, self.messages.db.settings.max_message_bytes, "answer"
                     )
+                    _add(history, known, await self._append(turn, MessageRole.assistant, text))
                 # The answer's model call is recorded with the run's end, in one update.
                 return await self.runs.complete(run.id, RunStatus.completed, model_call=call)
             for message in await self._tool_step(run, agent, turn, call, response.text, requests):
@@ -325,7 +326,8 @@ class AgentRunner:
         reply = await self._append(
             turn,
             MessageRole.assistant,
-            text or "",
+            # What the model said with its requests: valid UTF-8, what fits in a message.
+            _clean(text or "", settings.max_message_bytes, "answer"),
             requested_tool_calls=[
                 RequestedToolCall(
                     id=r.id or "",
