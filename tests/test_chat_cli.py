@@ -408,3 +408,38 @@ def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
     (call,) = run.model_calls
     assert (call.model, call.status, call.error) == ("gpt-test", ModelCallStatus.error, "cancelled")
     assert call.duration_ms >= 0
+
+
+def test_ctrl_c_at_the_prompt_ends_the_chat(chat_env: tuple[str, str]) -> None:
+    """Ctrl-C while the chat waits for the user's line (on a terminal) ends it at once, as it
+    does while the model thinks: it no longer waits for a line after the interrupt."""
+    master, slave = pty.openpty()
+    with serve([]) as server:
+        process = subprocess.Popen(
+            [*CHAT, "--model", "gpt-test"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=_terminal_env(chat_env, server.base_url),
+        )
+        os.close(slave)
+        seen = b""
+        try:
+            while b"you: " not in seen:  # the prompt: the chat is reading the user's line
+                ready, _, _ = select.select([master], [], [], 60)
+                assert ready, f"no prompt; the chat wrote {seen!r}"
+                seen += os.read(master, 4096)
+            process.send_signal(signal.SIGINT)
+            try:
+                ended = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                ended = None
+            seen += _read_all(master, process) if ended is not None else b""
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            os.close(master)
+    assert ended == 130, seen.decode(errors="replace")
+    assert b"interrupted" in seen
+    assert server.requests == []
