@@ -361,8 +361,9 @@ def test_a_piped_chat_prints_no_status_line(monkeypatch: pytest.MonkeyPatch) -> 
     assert "waiting" not in result.output
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
-    chat_env: tuple[str, str],
+    chat_env: tuple[str, str], as_json: bool
 ) -> None:
     released = threading.Event()
 
@@ -379,7 +380,7 @@ def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
             "OPENAI_BASE_URL": server.base_url,
         }
         process = subprocess.Popen(
-            [*CHAT, "--model", "gpt-test"],
+            [*CHAT, "--model", "gpt-test", *(["--json"] if as_json else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -402,7 +403,12 @@ def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
                 process.kill()
                 process.communicate()
     assert process.returncode == 130, (out + err).decode()
-    assert err.decode().strip().splitlines()[-1] == "interrupted"
+    last = err.decode().strip().splitlines()[-1]
+    if as_json:  # stderr under --json is one JSON object a line, this one too
+        assert json.loads(last) == {"error": "interrupted", "exit_code": 130}
+        assert out == b""
+    else:
+        assert last == "interrupted"
     (run,) = chat_runs(chat_env)
     assert (run.status.value, run.error) == ("failed", "cancelled")
     (call,) = run.model_calls
