@@ -434,6 +434,39 @@ async def test_cancellation_wins_over_a_database_error_while_recording_it() -> N
     assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
 
 
+async def test_cancelled_while_the_tool_calls_ends_are_recorded_leaves_none_pending() -> None:
+    """The tools have run; the turn is cancelled while their ends are being recorded: they are
+    recorded all the same (with their results in the conversation), none left ``pending`` on
+    the failed run."""
+    from agents_core.db import ToolCallsRepository
+
+    class SlowEnds(ToolCallsRepository):
+        waiting: asyncio.Event
+        hung = False
+
+        async def complete_many(self, *args: Any, **kwargs: Any) -> Any:
+            if not self.hung:  # the first try hangs until it is cancelled
+                self.hung = True
+                self.waiting.set()
+                await asyncio.sleep(3600)
+            return await super().complete_many(*args, **kwargs)
+
+    sid = await routed_session()
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')])])
+    ends = SlowEnds()
+    ends.waiting = asyncio.Event()
+    task = asyncio.create_task(AgentRunner(model, registry(), tool_calls=ends).run(sid, "add"))
+    await asyncio.wait_for(ends.waiting.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    (call,) = run.tool_calls
+    assert (call.status, call.output) == (ToolCallStatus.success, "5")
+    assert (await transcript(sid))[-1] == ("tool", "5")
+
+
 async def test_a_retried_turn_shows_the_model_the_history_in_order_and_once() -> None:
     sid = await routed_session()
     await AgentRunner(ScriptedModel([ModelResponse(text="hello")]), registry()).run(sid, "hi")

@@ -33,7 +33,8 @@ last model call is recorded with the run's end. A turn whose model asks for 5 to
 answers is 15 commands on MongoDB, 18 on SecantusDB, one of them the run's day totals
 (``tests/test_round_trips.py``, ``benchmarks/README.md``). A step interrupted (cancelled, or an
 error) records what ran: its tool calls (the interrupted one and those never started as
-errors) and the results so far. A process killed or a database lost mid-step leaves the
+errors) and the results so far, also when cancelled while the tools' ends are being recorded.
+A process killed or a database lost mid-step leaves the
 answer that asked for the tools, the step's tool calls ``pending`` (``mark_abandoned`` closes
 them) and none of their results: the history stays one a model API accepts
 (``agents_core.models.chat`` answers the missing results).
@@ -46,6 +47,7 @@ messages twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -385,7 +387,11 @@ class AgentRunner:
             messages.append(
                 NewMessage(MessageRole.tool, content, tool_call_id=record.id, request_id=request.id)
             )
-        await self.tool_calls.complete_many(results)
+        try:
+            await self.tool_calls.complete_many(results)
+        except asyncio.CancelledError:  # the tools ran: their ends and results are recorded
+            await asyncio.shield(self._record_interrupted(turn, results, messages))
+            raise
         return [reply, *await self._append_all(turn, messages)]
 
     async def _execute(
@@ -408,7 +414,9 @@ class AgentRunner:
         self, turn: _Turn, results: list[ToolCallResult], messages: list[NewMessage]
     ) -> None:
         try:
-            await self.tool_calls.complete_many(results)
+            # Those not pending were recorded already: an interrupted update had landed.
+            with contextlib.suppress(InvalidStateError):
+                await self.tool_calls.complete_many(results)
             if messages:
                 await self._append_all(turn, messages)
         except DatabaseError as exc:  # the interruption is what the caller must see
