@@ -92,6 +92,18 @@ def test_a_model_error_is_one_line_and_the_chat_goes_on(monkeypatch: pytest.Monk
 
 
 @pytest.mark.usefixtures("chat_env")
+def test_a_long_model_error_is_still_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    reason = "the request was refused because " + "of this and that " * 10
+    with serve([error(400, reason, "invalid_request_error"), completion("ok")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="one\ntwo\n")
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if "model error" in line]
+    assert line.startswith("model error: gpt-4.1-mini: HTTP 400: the request was refused")
+    assert line.endswith("check the request the server refused")
+
+
+@pytest.mark.usefixtures("chat_env")
 def test_an_answer_without_a_message_is_a_model_error_and_the_chat_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

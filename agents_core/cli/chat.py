@@ -163,7 +163,9 @@ def chat(
                         error = {"error": f"model error: {exc}", "input": line}
                         common.print_json_line(error, stream=sys.stderr)
                     else:
-                        render.err.print(Text(f"model error: {visible(str(exc))}", style="red"))
+                        # One line, as every error (a script reads the lines of stderr).
+                        error_line = Text(f"model error: {visible(str(exc))}", style="red")
+                        render.err.print(error_line, soft_wrap=True)
                     continue
                 answer = await _answer(session.id, run.input_seq)
                 if as_json:
