@@ -301,6 +301,35 @@ async def test_a_model_call_answered_before_the_turn_is_cancelled_keeps_its_usag
     assert run.tool_calls == []
 
 
+async def test_a_turn_cancelled_while_its_run_is_being_started_leaves_it_failed() -> None:
+    """Cancelled while the run's insert is under way (it lands): the run is completed
+    ``failed``/``cancelled``, not left ``running`` for ``list_stale``."""
+
+    class SlowStart(RunsRepository):
+        inserted: asyncio.Event
+        release: asyncio.Event
+
+        async def start(self, *args: Any, **kwargs: Any) -> Run:
+            run = await super().start(*args, **kwargs)
+            self.inserted.set()
+            await self.release.wait()  # its answer is on its way when the turn is cancelled
+            return run
+
+    sid = await routed_session()
+    runs = SlowStart()
+    runs.inserted, runs.release = asyncio.Event(), asyncio.Event()
+    model = ScriptedModel([ModelResponse(text="never asked")])
+    task = asyncio.create_task(AgentRunner(model, registry(), runs=runs).run(sid, "hi"))
+    await asyncio.wait_for(runs.inserted.wait(), 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    runs.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error, run.model_calls) == (RunStatus.failed, CANCELLED, [])
+
+
 async def test_the_step_limit_fails_the_run() -> None:
     sid = await routed_session()
     loop = ModelResponse(

@@ -204,13 +204,21 @@ class AgentRunner:
         earlier = [m for m in session.messages if m.seq < user_message.seq]
         history = [*turn_window(earlier), user_message]
         left_out = [name for name in self.tools.names if name not in agent.tools]
-        run = await self.runs.start(
-            session,
-            agent,
-            input_seq=user_message.seq,
-            replay_of=replay_of,
-            steps=[_not_enabled(agent, left_out, user_message.seq)] if left_out else (),
+        starting = asyncio.ensure_future(
+            self.runs.start(
+                session,
+                agent,
+                input_seq=user_message.seq,
+                replay_of=replay_of,
+                steps=[_not_enabled(agent, left_out, user_message.seq)] if left_out else (),
+            )
         )
+        try:
+            run = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The insert may land: the run it starts is ended, not left running.
+            await asyncio.shield(self._fail_started(starting))
+            raise
         if left_out:
             logger.warning(
                 "run %s: tools registered but not enabled for agent %r are not offered to the "
@@ -458,6 +466,15 @@ class AgentRunner:
             )
             for message in messages
         ]
+
+    async def _fail_started(self, starting: asyncio.Future[Run]) -> None:
+        """The run of a turn cancelled while it was being started, failed ``cancelled`` once
+        its start has answered (a start that failed wrote no run)."""
+        try:
+            run = await starting
+        except Exception:
+            return
+        await self._fail(run, CANCELLED)
 
     async def _fail(self, run: Run, error: str, *, model_call: ModelCall | None = None) -> None:
         try:
