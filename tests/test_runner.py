@@ -330,6 +330,46 @@ async def test_a_turn_cancelled_while_its_run_is_being_started_leaves_it_failed(
     assert (run.status, run.error, run.model_calls) == (RunStatus.failed, CANCELLED, [])
 
 
+async def test_a_turn_cancelled_while_its_tool_calls_are_being_recorded_leaves_none_pending() -> (
+    None
+):
+    """Cancelled while the model call and the tool calls it asks for are being recorded (the
+    update lands): the calls never ran and are closed as ``cancelled`` errors; the model call is
+    counted once."""
+
+    class SlowRecord(RunsRepository):
+        recorded: asyncio.Event
+        release: asyncio.Event
+
+        async def record_model_call(self, *args: Any, **kwargs: Any) -> Any:
+            calls = await super().record_model_call(*args, **kwargs)
+            self.recorded.set()
+            await self.release.wait()  # its answer is on its way when the turn is cancelled
+            return calls
+
+    sid = await routed_session()
+    runs = SlowRecord()
+    runs.recorded, runs.release = asyncio.Event(), asyncio.Event()
+    asking = ModelResponse(
+        tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')],
+        usage=Usage(input_tokens=10),
+        price=PER_TOKEN,
+    )
+    runner = AgentRunner(ScriptedModel([asking]), registry(), runs=runs)
+    task = asyncio.create_task(runner.run(sid, "add"))
+    await asyncio.wait_for(runs.recorded.wait(), 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    runs.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    (call,) = run.tool_calls
+    assert (call.status, call.output) == (ToolCallStatus.error, CANCELLED)
+    assert (len(run.model_calls), run.tokens) == (1, 10)
+
+
 async def test_the_step_limit_fails_the_run() -> None:
     sid = await routed_session()
     loop = ModelResponse(

@@ -77,6 +77,7 @@ from agents_core.db import (
     RunStatus,
     RunStep,
     SessionsRepository,
+    ToolCall,
     ToolCallResult,
     ToolCallsRepository,
     ToolCallStatus,
@@ -358,18 +359,26 @@ class AgentRunner:
         turn.unrecorded_call = None
         # What the model sent is recorded as it is where it can be: a name the layer refuses
         # (blank, too long, control characters) can only be a tool the agent has not enabled.
-        calls = await self.runs.record_model_call(
-            run.id,
-            call,
-            tool_calls=[
-                NewToolCall(
-                    r.name if r.name in agent.tools else _recordable_name(r.name),
-                    _clean(r.arguments, settings.max_payload_bytes, "arguments"),
-                    r.id,
-                )
-                for r in requests
-            ],
+        recording = asyncio.ensure_future(
+            self.runs.record_model_call(
+                run.id,
+                call,
+                tool_calls=[
+                    NewToolCall(
+                        r.name if r.name in agent.tools else _recordable_name(r.name),
+                        _clean(r.arguments, settings.max_payload_bytes, "arguments"),
+                        r.id,
+                    )
+                    for r in requests
+                ],
+            )
         )
+        try:
+            calls = await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            # The update may land: its tool calls, never run, are closed as cancelled.
+            await asyncio.shield(self._cancel_recorded(turn, call, recording))
+            raise
         results: list[ToolCallResult] = []
         messages: list[NewMessage] = []
         for record, request in zip(calls, requests, strict=True):
@@ -466,6 +475,20 @@ class AgentRunner:
             )
             for message in messages
         ]
+
+    async def _cancel_recorded(
+        self, turn: _Turn, call: ModelCall, recording: asyncio.Future[list[ToolCall]]
+    ) -> None:
+        """The tool calls of a step cancelled while they were being recorded, closed as
+        ``cancelled`` errors once the record has answered (a record that failed wrote nothing:
+        its model call then goes with the run's end)."""
+        try:
+            calls = await recording
+        except Exception:
+            turn.unrecorded_call = call
+            return
+        results = [ToolCallResult(c.id, CANCELLED, ToolCallStatus.error, 0.0) for c in calls]
+        await self._record_interrupted(turn, results, [])
 
     async def _fail_started(self, starting: asyncio.Future[Run]) -> None:
         """The run of a turn cancelled while it was being started, failed ``cancelled`` once
