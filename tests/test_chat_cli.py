@@ -92,6 +92,34 @@ def test_a_model_error_is_one_line_and_the_chat_goes_on(monkeypatch: pytest.Monk
 
 
 @pytest.mark.usefixtures("chat_env")
+def test_a_long_model_error_is_still_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    reason = "the request was refused because " + "of this and that " * 10
+    with serve([error(400, reason, "invalid_request_error"), completion("ok")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="one\ntwo\n")
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if "model error" in line]
+    assert line.startswith("model error: gpt-4.1-mini: HTTP 400: the request was refused")
+    assert line.endswith("check the request the server refused")
+
+
+@pytest.mark.usefixtures("chat_env")
+def test_an_answer_without_a_message_is_a_model_error_and_the_chat_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = completion("lost").body | {"choices": [{"index": 0, "finish_reason": "stop"}]}
+    with serve([Reply(200, broken), completion("ok")]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = runner.invoke(app, ["chat"], input="one\ntwo\n")
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "model error: gpt-4.1-mini: the response is not a valid chat completion" in (
+        result.output
+    )
+    assert "assistant: ok" in result.output
+
+
+@pytest.mark.usefixtures("chat_env")
 def test_json_is_a_line_a_turn_and_a_model_error_a_line_on_stderr(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -345,8 +373,9 @@ def test_a_piped_chat_prints_no_status_line(monkeypatch: pytest.MonkeyPatch) -> 
     assert "waiting" not in result.output
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
-    chat_env: tuple[str, str],
+    chat_env: tuple[str, str], as_json: bool
 ) -> None:
     released = threading.Event()
 
@@ -363,7 +392,7 @@ def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
             "OPENAI_BASE_URL": server.base_url,
         }
         process = subprocess.Popen(
-            [*CHAT, "--model", "gpt-test"],
+            [*CHAT, "--model", "gpt-test", *(["--json"] if as_json else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -386,9 +415,49 @@ def test_ctrl_c_while_the_model_thinks_records_the_cancelled_model_call(
                 process.kill()
                 process.communicate()
     assert process.returncode == 130, (out + err).decode()
-    assert err.decode().strip().splitlines()[-1] == "interrupted"
+    last = err.decode().strip().splitlines()[-1]
+    if as_json:  # stderr under --json is one JSON object a line, this one too
+        assert json.loads(last) == {"error": "interrupted", "exit_code": 130}
+        assert out == b""
+    else:
+        assert last == "interrupted"
     (run,) = chat_runs(chat_env)
     assert (run.status.value, run.error) == ("failed", "cancelled")
     (call,) = run.model_calls
     assert (call.model, call.status, call.error) == ("gpt-test", ModelCallStatus.error, "cancelled")
     assert call.duration_ms >= 0
+
+
+def test_ctrl_c_at_the_prompt_ends_the_chat(chat_env: tuple[str, str]) -> None:
+    """Ctrl-C while the chat waits for the user's line (on a terminal) ends it at once, as it
+    does while the model thinks: it no longer waits for a line after the interrupt."""
+    master, slave = pty.openpty()
+    with serve([]) as server:
+        process = subprocess.Popen(
+            [*CHAT, "--model", "gpt-test"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=_terminal_env(chat_env, server.base_url),
+        )
+        os.close(slave)
+        seen = b""
+        try:
+            while b"you: " not in seen:  # the prompt: the chat is reading the user's line
+                ready, _, _ = select.select([master], [], [], 60)
+                assert ready, f"no prompt; the chat wrote {seen!r}"
+                seen += os.read(master, 4096)
+            process.send_signal(signal.SIGINT)
+            try:
+                ended = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                ended = None
+            seen += _read_all(master, process) if ended is not None else b""
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            os.close(master)
+    assert ended == 130, seen.decode(errors="replace")
+    assert b"interrupted" in seen
+    assert server.requests == []

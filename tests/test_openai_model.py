@@ -236,6 +236,65 @@ async def test_every_failure_of_the_server_is_a_model_error_that_says_what_to_ch
     assert run.error.startswith(f"{kind.__name__}: gpt-test: ")
 
 
+def _answer(choice: object, **fields: object) -> Reply:
+    """A 200 chat completion whose first choice is ``choice`` (and ``fields`` in place of the
+    completion's own)."""
+    body = completion("ok").body | {"choices": [choice]} | fields
+    return Reply(200, body)
+
+
+GOOD_CHOICE = completion("ok").body["choices"][0]
+USAGE = completion("ok").body["usage"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        _answer({"index": 0, "finish_reason": "stop"}),
+        _answer({"index": 0, "message": None, "finish_reason": "stop"}),
+        _answer(None),
+        _answer({**GOOD_CHOICE, "message": {"role": "assistant", "content": 42}}),
+        _answer(GOOD_CHOICE, usage={**USAGE, "prompt_tokens": -5}),
+        _answer(GOOD_CHOICE, usage={**USAGE, "completion_tokens": "many"}),
+        _answer({**GOOD_CHOICE, "finish_reason": ["stop"]}),
+        _answer({**GOOD_CHOICE, "message": {"role": "assistant", "tool_calls": 5}}),
+    ],
+    ids=[
+        "no-message",
+        "null-message",
+        "null-choice",
+        "number-content",
+        "negative-tokens",
+        "text-tokens",
+        "list-finish-reason",
+        "number-tool-calls",
+    ],
+)
+async def test_a_completion_with_a_malformed_choice_or_usage_is_a_response_error(
+    reply: Reply,
+) -> None:
+    """A 2xx chat completion whose parts the runner uses are of another shape fails the run
+    with a ``ModelResponseError`` (one line, what to check), its model call recorded; not an
+    ``AttributeError`` or a validation error that ends ``agents-core chat`` with a traceback."""
+    sid = await routed_session()
+    with serve([reply]) as server, pytest.raises(ModelResponseError) as caught:
+        await AgentRunner(model_on(server), tools()).run(sid, "hi")
+    assert "\n" not in str(caught.value)
+    assert caught.value.hint
+    (run,) = await _runs(sid)
+    assert run.status is RunStatus.failed
+    (call,) = run.model_calls
+    assert (call.status, call.error) == (ModelCallStatus.error, run.error)
+
+
+async def test_a_completion_that_names_no_model_as_text_is_recorded_as_the_model_asked() -> None:
+    sid = await routed_session()
+    with serve([_answer(GOOD_CHOICE, model=7)]) as server:
+        run = await AgentRunner(model_on(server), tools()).run(sid, "hi")
+    assert run.status is RunStatus.completed
+    assert [call.model for call in run.model_calls] == ["gpt-test"]
+
+
 async def test_a_server_that_is_not_there_is_a_connection_error() -> None:
     url = "http://127.0.0.1:9/v1"
     model = OpenAIChatModel("gpt-test", base_url=url, api_key="k", max_retries=0)

@@ -261,6 +261,115 @@ async def test_a_model_call_in_flight_when_the_turn_is_cancelled_is_recorded(
     assert run.tokens == (10 if after_a_tool else 0)
 
 
+@pytest.mark.parametrize("asks_for_tools", [False, True], ids=["answer", "tool-request"])
+async def test_a_model_call_answered_before_the_turn_is_cancelled_keeps_its_usage(
+    asks_for_tools: bool,
+) -> None:
+    """Cancelled while the model's answer is being stored: the call that answered (its tokens
+    and cost were spent) is recorded with the run's end, not lost."""
+    from agents_core.db import MessageRole
+
+    class HangingAnswers(MessagesRepository):
+        waiting: asyncio.Event
+
+        async def create(self, session_id: Any, role: Any, *args: Any, **kwargs: Any) -> Any:
+            if role is MessageRole.assistant:
+                self.waiting.set()
+                await asyncio.sleep(3600)
+            return await super().create(session_id, role, *args, **kwargs)
+
+    sid = await routed_session()
+    answer = ModelResponse(
+        text="done",
+        tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')] if asks_for_tools else [],
+        usage=Usage(input_tokens=10),
+        price=PER_TOKEN,
+    )
+    messages = HangingAnswers()
+    messages.waiting = asyncio.Event()
+    runner = AgentRunner(ScriptedModel([answer]), registry(), messages=messages)
+    task = asyncio.create_task(runner.run(sid, "slow"))
+    await asyncio.wait_for(messages.waiting.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    (call,) = run.model_calls
+    assert (call.status, call.input_tokens, call.cost) == (ModelCallStatus.success, 10, 0.02)
+    assert (run.tokens, run.cost) == (10, 0.02)
+    assert run.tool_calls == []
+
+
+async def test_a_turn_cancelled_while_its_run_is_being_started_leaves_it_failed() -> None:
+    """Cancelled while the run's insert is under way (it lands): the run is completed
+    ``failed``/``cancelled``, not left ``running`` for ``list_stale``."""
+
+    class SlowStart(RunsRepository):
+        inserted: asyncio.Event
+        release: asyncio.Event
+
+        async def start(self, *args: Any, **kwargs: Any) -> Run:
+            run = await super().start(*args, **kwargs)
+            self.inserted.set()
+            await self.release.wait()  # its answer is on its way when the turn is cancelled
+            return run
+
+    sid = await routed_session()
+    runs = SlowStart()
+    runs.inserted, runs.release = asyncio.Event(), asyncio.Event()
+    model = ScriptedModel([ModelResponse(text="never asked")])
+    task = asyncio.create_task(AgentRunner(model, registry(), runs=runs).run(sid, "hi"))
+    await asyncio.wait_for(runs.inserted.wait(), 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    runs.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error, run.model_calls) == (RunStatus.failed, CANCELLED, [])
+
+
+async def test_a_turn_cancelled_while_its_tool_calls_are_being_recorded_leaves_none_pending() -> (
+    None
+):
+    """Cancelled while the model call and the tool calls it asks for are being recorded (the
+    update lands): the calls never ran and are closed as ``cancelled`` errors; the model call is
+    counted once."""
+
+    class SlowRecord(RunsRepository):
+        recorded: asyncio.Event
+        release: asyncio.Event
+
+        async def record_model_call(self, *args: Any, **kwargs: Any) -> Any:
+            calls = await super().record_model_call(*args, **kwargs)
+            self.recorded.set()
+            await self.release.wait()  # its answer is on its way when the turn is cancelled
+            return calls
+
+    sid = await routed_session()
+    runs = SlowRecord()
+    runs.recorded, runs.release = asyncio.Event(), asyncio.Event()
+    asking = ModelResponse(
+        tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')],
+        usage=Usage(input_tokens=10),
+        price=PER_TOKEN,
+    )
+    runner = AgentRunner(ScriptedModel([asking]), registry(), runs=runs)
+    task = asyncio.create_task(runner.run(sid, "add"))
+    await asyncio.wait_for(runs.recorded.wait(), 10)
+    task.cancel()
+    await asyncio.sleep(0)
+    runs.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    (call,) = run.tool_calls
+    assert (call.status, call.output) == (ToolCallStatus.error, CANCELLED)
+    assert (len(run.model_calls), run.tokens) == (1, 10)
+
+
 async def test_the_step_limit_fails_the_run() -> None:
     sid = await routed_session()
     loop = ModelResponse(
@@ -349,6 +458,29 @@ async def test_a_tool_output_the_layer_cannot_store_as_is_is_cleaned_and_recorde
     assert (call.status, call.output) == (ToolCallStatus.success, "caf?.txt")
 
 
+@pytest.mark.parametrize("asks_for_tools", [False, True], ids=["answer", "tool-request"])
+async def test_a_model_text_the_layer_cannot_store_as_is_is_cleaned_and_recorded(
+    asks_for_tools: bool,
+) -> None:
+    """A model's text with a lone surrogate (JSON's "\\ud800" decodes to one) or larger than a
+    message is stored cleaned, as a tool's output is: the turn completes, its tokens recorded."""
+    sid = await routed_session()
+    limit = MessagesRepository().db.settings.max_message_bytes
+    text = "caf\ud800 " + "x" * limit
+    requests = [ToolRequest("add", '{"a": 2, "b": 3}')] if asks_for_tools else []
+    steps = [ModelResponse(text=text, tool_calls=requests, usage=Usage(input_tokens=3))]
+    if asks_for_tools:
+        steps.append(ModelResponse(text="5", usage=Usage(input_tokens=4)))
+    run = await AgentRunner(ScriptedModel(steps), registry()).run(sid, "hi")
+    assert run.status is RunStatus.completed, run.error
+    assert run.tokens == (7 if asks_for_tools else 3)
+    messages = await MessagesRepository().find_by_session(sid, 10)
+    stored = messages[1].content
+    assert stored.startswith("caf? xxx")
+    assert len(stored.encode()) <= limit
+    assert "truncated" in stored
+
+
 @pytest.mark.parametrize("name", ["", "x" * 300, "bad\nname"])
 async def test_a_tool_name_the_layer_refuses_is_recorded_as_an_error_call(name: str) -> None:
     sid = await routed_session()
@@ -369,6 +501,39 @@ async def test_cancellation_wins_over_a_database_error_while_recording_it() -> N
 
     run = await cancel_mid_tool(await routed_session(), tool_calls=Failing())
     assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+
+
+async def test_cancelled_while_the_tool_calls_ends_are_recorded_leaves_none_pending() -> None:
+    """The tools have run; the turn is cancelled while their ends are being recorded: they are
+    recorded all the same (with their results in the conversation), none left ``pending`` on
+    the failed run."""
+    from agents_core.db import ToolCallsRepository
+
+    class SlowEnds(ToolCallsRepository):
+        waiting: asyncio.Event
+        hung = False
+
+        async def complete_many(self, *args: Any, **kwargs: Any) -> Any:
+            if not self.hung:  # the first try hangs until it is cancelled
+                self.hung = True
+                self.waiting.set()
+                await asyncio.sleep(3600)
+            return await super().complete_many(*args, **kwargs)
+
+    sid = await routed_session()
+    model = ScriptedModel([ModelResponse(tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')])])
+    ends = SlowEnds()
+    ends.waiting = asyncio.Event()
+    task = asyncio.create_task(AgentRunner(model, registry(), tool_calls=ends).run(sid, "add"))
+    await asyncio.wait_for(ends.waiting.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await RunsRepository().list_by_session(sid)
+    assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
+    (call,) = run.tool_calls
+    assert (call.status, call.output) == (ToolCallStatus.success, "5")
+    assert (await transcript(sid))[-1] == ("tool", "5")
 
 
 async def test_a_retried_turn_shows_the_model_the_history_in_order_and_once() -> None:

@@ -12,9 +12,12 @@ print each run's trace. The demo's agent, tools and scripted model are ``agents_
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import math
 import os
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -160,7 +163,9 @@ def chat(
                         error = {"error": f"model error: {exc}", "input": line}
                         common.print_json_line(error, stream=sys.stderr)
                     else:
-                        render.err.print(Text(f"model error: {visible(str(exc))}", style="red"))
+                        # One line, as every error (a script reads the lines of stderr).
+                        error_line = Text(f"model error: {visible(str(exc))}", style="red")
+                        render.err.print(error_line, soft_wrap=True)
                     continue
                 answer = await _answer(session.id, run.input_seq)
                 if as_json:
@@ -220,9 +225,46 @@ async def _read_line(*, prompt: bool = True) -> str | None:
     """The next line the user typed (a prompt on a terminal), or ``None`` at the end."""
     if prompt and sys.stdin.isatty():
         render.out.print(Text("you: ", style="bold"), end="")
-    line = await asyncio.to_thread(sys.stdin.readline)
-    text = line.strip()
+    text = (await _next_line()).strip()
     return None if not text or text in {"exit", "quit"} else text
+
+
+async def _next_line() -> str:
+    """The next line of stdin (``""`` at its end), read by a daemon thread.
+
+    Design note: ``asyncio.to_thread`` reads in the loop's executor, which ``asyncio.run``
+    joins before it returns, so a Ctrl-C at the prompt ended the chat only once the user had
+    typed a line. A daemon thread is not joined; it reads the unbuffered stream, so that it
+    holds no lock that the interpreter's exit takes."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str, error: BaseException | None) -> None:
+        if future.done():  # cancelled: nobody waits for it
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(line)
+
+    def read() -> None:
+        line, error = "", None
+        try:
+            line = _stdin_line()
+        except Exception as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the chat has ended
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="agents-core chat input", daemon=True).start()
+    return await future
+
+
+def _stdin_line() -> str:
+    raw = getattr(getattr(sys.stdin, "buffer", None), "raw", None)
+    if not isinstance(raw, io.RawIOBase):  # a stream a caller put there (CliRunner's)
+        return sys.stdin.readline()
+    return raw.readline().decode(sys.stdin.encoding or "utf-8", sys.stdin.errors or "strict")
 
 
 async def _answer(session_id: ObjectId, input_seq: int | None) -> str:

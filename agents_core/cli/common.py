@@ -197,6 +197,8 @@ def run(
         with database(announce=announce and not as_json, writes=writes) as (uri, found):
             asyncio.run(_session(uri, found, work, display))
     except KeyboardInterrupt:
+        if as_json:  # stderr under --json is one JSON object a line
+            fail("interrupted", as_json=True, code=130)
         render.err.print("interrupted")
         raise typer.Exit(130) from None
     except CliError as exc:

@@ -26,7 +26,7 @@ Every failure raises a ``ModelError`` subclass with one readable line that says 
 which the runner records on the run before failing it: ``ModelConnectionError`` (no server at
 ``base_url``), ``ModelTimeoutError``, ``ModelStatusError`` (an HTTP error status, with the
 server's message) and ``ModelResponseError`` (a 2xx body that is not a chat completion: cut-off
-JSON, an HTML page, another shape).
+JSON, an HTML page, another shape, a choice without a message, a token count that is not one).
 """
 
 from __future__ import annotations
@@ -137,16 +137,59 @@ class OpenAIChatModel:
             )
         if not choices:
             raise ModelResponseError(f"{self.model}: the response has no choices")
+        # The SDK builds a 2xx body without validating it: what is used here is checked here.
         choice = choices[0]
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        finish_reason = getattr(choice, "finish_reason", None)
+        if message is None or not isinstance(text, str | None):
+            raise self._malformed("its first choice has no assistant message")
+        if not isinstance(finish_reason, str | None):
+            raise self._malformed(f"its finish reason is {_excerpt(repr(finish_reason))}")
+        requested = getattr(message, "tool_calls", None) or []
+        if not isinstance(requested, list):
+            raise self._malformed(f"its tool calls are {_excerpt(repr(requested))}")
+        answered_by = completion.model
         return ModelResponse(
-            text=choice.message.content,
-            tool_calls=[
-                _tool_request(self.model, call) for call in choice.message.tool_calls or []
-            ],
-            usage=_usage(completion.usage),
-            model=completion.model or self.model,
-            finish_reason=choice.finish_reason,
+            text=text,
+            tool_calls=[_tool_request(self.model, call) for call in requested],
+            usage=self._usage(completion.usage),
+            model=answered_by if isinstance(answered_by, str) and answered_by else self.model,
+            finish_reason=finish_reason,
             price=self.price,
+        )
+
+    def _malformed(self, what: str) -> ModelResponseError:
+        return ModelResponseError(
+            f"{self.model}: the response is not a valid chat completion: {what}",
+            hint=f"check that {self.client.base_url} is an OpenAI-compatible API",
+        )
+
+    def _usage(self, usage: Any) -> Usage:
+        """The call's tokens; a count that is not a number from 0 is a ``ModelResponseError``
+        (recording it as 0 would lose what the call cost)."""
+        if usage is None:
+            return Usage()
+        prompt_details = getattr(usage, "prompt_tokens_details", None)
+        completion_details = getattr(usage, "completion_tokens_details", None)
+        counts = {
+            "prompt_tokens": getattr(usage, "prompt_tokens", None),
+            "completion_tokens": getattr(usage, "completion_tokens", None),
+            "cached_tokens": getattr(prompt_details, "cached_tokens", None),
+            "reasoning_tokens": getattr(completion_details, "reasoning_tokens", None),
+        }
+        for name, count in counts.items():
+            if count is not None and (
+                isinstance(count, bool) or not isinstance(count, int) or count < 0
+            ):
+                raise self._malformed(
+                    f"its usage's {name} is not a count from 0: {_excerpt(repr(count))}"
+                )
+        return Usage(
+            input_tokens=counts["prompt_tokens"] or 0,
+            output_tokens=counts["completion_tokens"] or 0,
+            cached_input_tokens=counts["cached_tokens"] or 0,
+            reasoning_tokens=counts["reasoning_tokens"] or 0,
         )
 
     async def _create(self, params: dict[str, Any]) -> object:
@@ -200,19 +243,6 @@ def _tool_request(model: str, call: Any) -> ToolRequest:
         name=name,
         arguments=arguments if isinstance(arguments, str) else "{}",
         id=call.id if isinstance(call.id, str) and call.id else None,
-    )
-
-
-def _usage(usage: Any) -> Usage:
-    if usage is None:
-        return Usage()
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    return Usage(
-        input_tokens=usage.prompt_tokens or 0,
-        output_tokens=usage.completion_tokens or 0,
-        cached_input_tokens=getattr(prompt_details, "cached_tokens", None) or 0,
-        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0,
     )
 
 

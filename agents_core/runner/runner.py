@@ -12,6 +12,7 @@ model → tools → model until the model answers without asking for tools, or `
 calls have been made (the run then fails with a step-limit error). Every tool call is recorded
 (pending → success or error, with its measured duration); a tool the agent has not enabled is
 recorded as an error and never executed; a tool's exception is recorded and shown to the model.
+The model's text, like a tool's output, is stored as valid UTF-8 cut to what a message holds.
 Registered tools the agent has not enabled are not offered to the model: the run starts with a
 ``warning`` step that names them (stored with the run's insert: no extra command, shown by
 ``show`` and the trace view) and the log says so, once per run.
@@ -19,7 +20,8 @@ Each model call's usage is added to the run. On an exception the run is complete
 with the error text and the exception re-raised; on cancellation it is completed ``failed`` with
 ``cancelled`` (shielded, so the record is written) and the cancellation re-raised, a model call
 it cut short recorded in the same update (an ``error`` call, ``cancelled``, with the time it
-had taken). The runner
+had taken); a model call that had answered but was not recorded yet (its answer being stored)
+goes with the run's end too, on either path, so its tokens and cost are never lost. The runner
 never leaves a run ``running`` unless the database itself is gone (``list_stale`` finds those).
 
 Each step is as few commands as its records allow: the session, its agent and its history are
@@ -31,7 +33,8 @@ last model call is recorded with the run's end. A turn whose model asks for 5 to
 answers is 15 commands on MongoDB, 18 on SecantusDB, one of them the run's day totals
 (``tests/test_round_trips.py``, ``benchmarks/README.md``). A step interrupted (cancelled, or an
 error) records what ran: its tool calls (the interrupted one and those never started as
-errors) and the results so far. A process killed or a database lost mid-step leaves the
+errors) and the results so far, also when cancelled while the tools' ends are being recorded.
+A process killed or a database lost mid-step leaves the
 answer that asked for the tools, the step's tool calls ``pending`` (``mark_abandoned`` closes
 them) and none of their results: the history stays one a model API accepts
 (``agents_core.models.chat`` answers the missing results).
@@ -44,6 +47,7 @@ messages twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -73,6 +77,7 @@ from agents_core.db import (
     RunStatus,
     RunStep,
     SessionsRepository,
+    ToolCall,
     ToolCallResult,
     ToolCallsRepository,
     ToolCallStatus,
@@ -200,13 +205,21 @@ class AgentRunner:
         earlier = [m for m in session.messages if m.seq < user_message.seq]
         history = [*turn_window(earlier), user_message]
         left_out = [name for name in self.tools.names if name not in agent.tools]
-        run = await self.runs.start(
-            session,
-            agent,
-            input_seq=user_message.seq,
-            replay_of=replay_of,
-            steps=[_not_enabled(agent, left_out, user_message.seq)] if left_out else (),
+        starting = asyncio.ensure_future(
+            self.runs.start(
+                session,
+                agent,
+                input_seq=user_message.seq,
+                replay_of=replay_of,
+                steps=[_not_enabled(agent, left_out, user_message.seq)] if left_out else (),
+            )
         )
+        try:
+            run = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The insert may land: the run it starts is ended, not left running.
+            await asyncio.shield(self._fail_started(starting))
+            raise
         if left_out:
             logger.warning(
                 "run %s: tools registered but not enabled for agent %r are not offered to the "
@@ -218,11 +231,11 @@ class AgentRunner:
         try:
             return await self._steps(run, agent, turn, history)
         except asyncio.CancelledError:
-            # A model call cut short goes with the run's end, in the same update.
-            await asyncio.shield(self._fail(run, CANCELLED, model_call=turn.cancelled_call))
+            # A model call not recorded yet (cut short, or answered) goes with the run's end.
+            await asyncio.shield(self._fail(run, CANCELLED, model_call=turn.unrecorded_call))
             raise
         except Exception as exc:
-            await self._fail(run, _error_text(exc))
+            await self._fail(run, _error_text(exc), model_call=turn.unrecorded_call)
             raise
 
     async def _steps(self, run: Run, agent: Agent, turn: _Turn, history: list[Message]) -> Run:
@@ -240,11 +253,11 @@ class AgentRunner:
             ]
             if not requests:
                 if response.text:
-                    _add(
-                        history,
-                        known,
-                        await self._append(turn, MessageRole.assistant, response.text),
+                    # The message keeps what fits, as valid UTF-8 (as a tool's output).
+                    text = _clean(
+                        response.text, self.messages.db.settings.max_message_bytes, "answer"
                     )
+                    _add(history, known, await self._append(turn, MessageRole.assistant, text))
                 # The answer's model call is recorded with the run's end, in one update.
                 return await self.runs.complete(run.id, RunStatus.completed, model_call=call)
             for message in await self._tool_step(run, agent, turn, call, response.text, requests):
@@ -276,7 +289,7 @@ class AgentRunner:
         try:
             response = await self.model.complete(request)
         except asyncio.CancelledError:
-            turn.cancelled_call = failed_call(CANCELLED)
+            turn.unrecorded_call = failed_call(CANCELLED)
             raise
         except Exception as exc:
             failed = failed_call(_error_text(exc))
@@ -299,6 +312,8 @@ class AgentRunner:
             finish_reason=response.finish_reason,
             history_seq=request.messages[-1].seq if request.messages else None,
         )
+        # Its tokens were spent: until it is recorded, an interrupted turn records it.
+        turn.unrecorded_call = call
         return response, call
 
     async def _tool_step(
@@ -322,7 +337,8 @@ class AgentRunner:
         reply = await self._append(
             turn,
             MessageRole.assistant,
-            text or "",
+            # What the model said with its requests: valid UTF-8, what fits in a message.
+            _clean(text or "", settings.max_message_bytes, "answer"),
             requested_tool_calls=[
                 RequestedToolCall(
                     id=r.id or "",
@@ -338,20 +354,31 @@ class AgentRunner:
         stored = reply.requested_tool_calls
         if len(stored) == len(requests):  # a retried turn answers the stored requests
             requests = [replace(r, id=s.id) for r, s in zip(requests, stored, strict=True)]
+        # From here the call is this update's: interrupted while it is sent, it may have been
+        # recorded (and counted), so the run's end does not record it again.
+        turn.unrecorded_call = None
         # What the model sent is recorded as it is where it can be: a name the layer refuses
         # (blank, too long, control characters) can only be a tool the agent has not enabled.
-        calls = await self.runs.record_model_call(
-            run.id,
-            call,
-            tool_calls=[
-                NewToolCall(
-                    r.name if r.name in agent.tools else _recordable_name(r.name),
-                    _clean(r.arguments, settings.max_payload_bytes, "arguments"),
-                    r.id,
-                )
-                for r in requests
-            ],
+        recording = asyncio.ensure_future(
+            self.runs.record_model_call(
+                run.id,
+                call,
+                tool_calls=[
+                    NewToolCall(
+                        r.name if r.name in agent.tools else _recordable_name(r.name),
+                        _clean(r.arguments, settings.max_payload_bytes, "arguments"),
+                        r.id,
+                    )
+                    for r in requests
+                ],
+            )
         )
+        try:
+            calls = await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            # The update may land: its tool calls, never run, are closed as cancelled.
+            await asyncio.shield(self._cancel_recorded(turn, call, recording))
+            raise
         results: list[ToolCallResult] = []
         messages: list[NewMessage] = []
         for record, request in zip(calls, requests, strict=True):
@@ -377,7 +404,11 @@ class AgentRunner:
             messages.append(
                 NewMessage(MessageRole.tool, content, tool_call_id=record.id, request_id=request.id)
             )
-        await self.tool_calls.complete_many(results)
+        try:
+            await self.tool_calls.complete_many(results)
+        except asyncio.CancelledError:  # the tools ran: their ends and results are recorded
+            await asyncio.shield(self._record_interrupted(turn, results, messages))
+            raise
         return [reply, *await self._append_all(turn, messages)]
 
     async def _execute(
@@ -400,7 +431,9 @@ class AgentRunner:
         self, turn: _Turn, results: list[ToolCallResult], messages: list[NewMessage]
     ) -> None:
         try:
-            await self.tool_calls.complete_many(results)
+            # Those not pending were recorded already: an interrupted update had landed.
+            with contextlib.suppress(InvalidStateError):
+                await self.tool_calls.complete_many(results)
             if messages:
                 await self._append_all(turn, messages)
         except DatabaseError as exc:  # the interruption is what the caller must see
@@ -443,9 +476,39 @@ class AgentRunner:
             for message in messages
         ]
 
+    async def _cancel_recorded(
+        self, turn: _Turn, call: ModelCall, recording: asyncio.Future[list[ToolCall]]
+    ) -> None:
+        """The tool calls of a step cancelled while they were being recorded, closed as
+        ``cancelled`` errors once the record has answered (a record that failed wrote nothing:
+        its model call then goes with the run's end)."""
+        try:
+            calls = await recording
+        except Exception:
+            turn.unrecorded_call = call
+            return
+        results = [ToolCallResult(c.id, CANCELLED, ToolCallStatus.error, 0.0) for c in calls]
+        await self._record_interrupted(turn, results, [])
+
+    async def _fail_started(self, starting: asyncio.Future[Run]) -> None:
+        """The run of a turn cancelled while it was being started, failed ``cancelled`` once
+        its start has answered (a start that failed wrote no run)."""
+        try:
+            run = await starting
+        except Exception:
+            return
+        await self._fail(run, CANCELLED)
+
     async def _fail(self, run: Run, error: str, *, model_call: ModelCall | None = None) -> None:
         try:
-            await self.runs.complete(run.id, RunStatus.failed, error, model_call=model_call)
+            try:
+                await self.runs.complete(run.id, RunStatus.failed, error, model_call=model_call)
+            except InvalidStateError:
+                if model_call is None:
+                    raise
+                # Completed meanwhile, or no room for the call (its tokens overflow the run's
+                # total): the run ends without it all the same.
+                await self.runs.complete(run.id, RunStatus.failed, error)
         except InvalidStateError:
             pass  # it was completed meanwhile: that record stands
         except DatabaseError as exc:  # the turn's own error is the one to raise
@@ -460,8 +523,9 @@ class _Turn:
         self.turn_id = turn_id
         #: The ``seq`` of the turn's user message (tool-call ids the runner makes name it).
         self.seq = 0
-        #: A model call the turn's cancellation cut short: recorded with the run's end.
-        self.cancelled_call: ModelCall | None = None
+        #: The model call that is not recorded yet: one that answered, or one the turn's
+        #: cancellation cut short; an interrupted turn records it with the run's end.
+        self.unrecorded_call: ModelCall | None = None
         self._counts: dict[str, int] = {}
 
     def key(self, kind: str) -> str | None:
