@@ -916,16 +916,23 @@ def rendered(renderable: object) -> str:
 # Sessions of their own, and never in the graph's way
 
 
-async def test_an_invocation_without_a_thread_gets_a_session_of_its_own(rec: Recording) -> None:
-    """A chat model invoked alone (LangChain, no graph, no ``thread_id``): a run of one model
-    call, in a session of its own named by the run's id."""
-    model = FakeMessagesListChatModel(responses=[answer("Hello.", usage(5, 2))])
+async def recorded_alone(rec: Recording, model: Runnable[Any, Any]) -> tuple[TracedRun, Run]:
+    """A chat model invoked alone ("Hi"), recorded: LangChain's trace of it and our run, which
+    agree."""
     async with rec:
         await model.ainvoke("Hi", {"callbacks": [rec.collector, rec.handler]})
     (root,) = rec.collector.traced_runs
     run = await RunsRepository().find_by_external_id(str(root.id), source="langchain")
     assert mismatches(rec.collector, root, run) == []
     assert run is not None
+    return root, run
+
+
+async def test_an_invocation_without_a_thread_gets_a_session_of_its_own(rec: Recording) -> None:
+    """A chat model invoked alone (LangChain, no graph, no ``thread_id``): a run of one model
+    call, in a session of its own named by the run's id."""
+    model = FakeMessagesListChatModel(responses=[answer("Hello.", usage(5, 2))])
+    root, run = await recorded_alone(rec, model)
     session = await SessionsRepository().find_by_external_id(str(root.id), namespace=RUN_NAMESPACE)
     assert session is not None
     assert session.id == run.session_id
@@ -945,12 +952,7 @@ async def test_a_model_that_answers_as_a_dated_snapshot_is_priced_as_the_one_ask
         response_metadata={"model_name": "fake-4o-2024-08-06", "finish_reason": "stop"},
     )
     model = FakeMessagesListChatModel(responses=[snapshot]).bind(model="fake-4o")
-    async with rec:
-        await model.ainvoke("Hi", {"callbacks": [rec.collector, rec.handler]})
-    (root,) = rec.collector.traced_runs
-    run = await RunsRepository().find_by_external_id(str(root.id), source="langchain")
-    assert mismatches(rec.collector, root, run) == []
-    assert run is not None
+    _, run = await recorded_alone(rec, model)
     (call,) = run.model_calls
     price = PRICES["fake-4o"]
     assert (call.model, call.price) == ("fake-4o-2024-08-06", price)
@@ -981,12 +983,7 @@ class TwoChoices(BaseChatModel):
 
 
 async def test_a_call_of_several_choices_counts_its_usage_once(rec: Recording) -> None:
-    async with rec:
-        await TwoChoices().ainvoke("Hi", {"callbacks": [rec.collector, rec.handler]})
-    (root,) = rec.collector.traced_runs
-    run = await RunsRepository().find_by_external_id(str(root.id), source="langchain")
-    assert mismatches(rec.collector, root, run) == []
-    assert run is not None
+    _, run = await recorded_alone(rec, TwoChoices())
     (call,) = run.model_calls
     assert (call.input_tokens, call.output_tokens, call.cached_input_tokens) == (1000, 200, 400)
     assert call.cost == pytest.approx(PRICES["fake-4o"].cost(1000, 200, 400))

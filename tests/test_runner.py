@@ -301,32 +301,47 @@ async def test_a_model_call_answered_before_the_turn_is_cancelled_keeps_its_usag
     assert run.tool_calls == []
 
 
-async def test_a_turn_cancelled_while_its_run_is_being_started_leaves_it_failed() -> None:
-    """Cancelled while the run's insert is under way (it lands): the run is completed
-    ``failed``/``cancelled``, not left ``running`` for ``list_stale``."""
+class PausedRuns(RunsRepository):
+    """Runs whose ``method`` writes (the write lands) and then holds its answer until
+    ``release`` is set: a turn cancelled meanwhile is cancelled while that answer is on its
+    way."""
 
-    class SlowStart(RunsRepository):
-        inserted: asyncio.Event
-        release: asyncio.Event
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.written, self.release = asyncio.Event(), asyncio.Event()
+        write = getattr(self, method)
 
-        async def start(self, *args: Any, **kwargs: Any) -> Run:
-            run = await super().start(*args, **kwargs)
-            self.inserted.set()
-            await self.release.wait()  # its answer is on its way when the turn is cancelled
-            return run
+        async def paused(*args: Any, **kwargs: Any) -> Any:
+            result = await write(*args, **kwargs)
+            self.written.set()
+            await self.release.wait()
+            return result
 
-    sid = await routed_session()
-    runs = SlowStart()
-    runs.inserted, runs.release = asyncio.Event(), asyncio.Event()
-    model = ScriptedModel([ModelResponse(text="never asked")])
-    task = asyncio.create_task(AgentRunner(model, registry(), runs=runs).run(sid, "hi"))
-    await asyncio.wait_for(runs.inserted.wait(), 10)
+        setattr(self, method, paused)
+
+
+async def cancelled_once_written(
+    runner: AgentRunner, runs: PausedRuns, session_id: ObjectId, text: str
+) -> Run:
+    """The run of a turn cancelled once ``runs``' paused write has landed, before it answers."""
+    task = asyncio.create_task(runner.run(session_id, text))
+    await asyncio.wait_for(runs.written.wait(), 10)
     task.cancel()
     await asyncio.sleep(0)
     runs.release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    (run,) = await RunsRepository().list_by_session(sid)
+    (run,) = await RunsRepository().list_by_session(session_id)
+    return run
+
+
+async def test_a_turn_cancelled_while_its_run_is_being_started_leaves_it_failed() -> None:
+    """Cancelled while the run's insert is under way (it lands): the run is completed
+    ``failed``/``cancelled``, not left ``running`` for ``list_stale``."""
+    sid = await routed_session()
+    runs = PausedRuns("start")
+    model = ScriptedModel([ModelResponse(text="never asked")])
+    run = await cancelled_once_written(AgentRunner(model, registry(), runs=runs), runs, sid, "hi")
     assert (run.status, run.error, run.model_calls) == (RunStatus.failed, CANCELLED, [])
 
 
@@ -336,34 +351,15 @@ async def test_a_turn_cancelled_while_its_tool_calls_are_being_recorded_leaves_n
     """Cancelled while the model call and the tool calls it asks for are being recorded (the
     update lands): the calls never ran and are closed as ``cancelled`` errors; the model call is
     counted once."""
-
-    class SlowRecord(RunsRepository):
-        recorded: asyncio.Event
-        release: asyncio.Event
-
-        async def record_model_call(self, *args: Any, **kwargs: Any) -> Any:
-            calls = await super().record_model_call(*args, **kwargs)
-            self.recorded.set()
-            await self.release.wait()  # its answer is on its way when the turn is cancelled
-            return calls
-
     sid = await routed_session()
-    runs = SlowRecord()
-    runs.recorded, runs.release = asyncio.Event(), asyncio.Event()
+    runs = PausedRuns("record_model_call")
     asking = ModelResponse(
         tool_calls=[ToolRequest("add", '{"a": 2, "b": 3}')],
         usage=Usage(input_tokens=10),
         price=PER_TOKEN,
     )
     runner = AgentRunner(ScriptedModel([asking]), registry(), runs=runs)
-    task = asyncio.create_task(runner.run(sid, "add"))
-    await asyncio.wait_for(runs.recorded.wait(), 10)
-    task.cancel()
-    await asyncio.sleep(0)
-    runs.release.set()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    (run,) = await RunsRepository().list_by_session(sid)
+    run = await cancelled_once_written(runner, runs, sid, "add")
     assert (run.status, run.error) == (RunStatus.failed, CANCELLED)
     (call,) = run.tool_calls
     assert (call.status, call.output) == (ToolCallStatus.error, CANCELLED)
