@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -45,15 +45,12 @@ from agents_core.db.repositories._base import (
     load_many,
     stored_defaults,
 )
+from agents_core.db.repositories.batches import whole_batches
+from agents_core.db.repositories.search import SearchResult, search_messages
 from agents_core.db.repositories.tool_calls import parse_tool_call_id
-
-if TYPE_CHECKING:  # search reads batches as this module does: it imports this one
-    from agents_core.db.repositories.search import SearchResult
 
 __all__ = ["MessagesRepository", "latest_messages"]
 
-#: A stored message as a reader holds it (a dict, or a read-only mapping).
-_M = TypeVar("_M", bound=Mapping[str, Any])
 
 _COLLECTION = "messages"
 #: The session's field that remembers its latest idempotency keys.
@@ -423,8 +420,6 @@ class MessagesRepository(Repository):
         (``agents_core/db/repositories/search.py``). Only what every reader shows is returned
         (visible sessions, nothing cleared or popped, no part of an unfinished batch).
         """
-        from agents_core.db.repositories.search import search_messages
-
         return await search_messages(
             self.db, phrase, user_id=user_id, since=since, until=until, limit=limit
         )
@@ -501,29 +496,6 @@ async def _page(
     if not forward:
         found.reverse()
     return load_many(Message, [_readable(raw) for raw in found], _COLLECTION)
-
-
-async def whole_batches(
-    messages: AsyncCollection[Any],
-    session_id: ObjectId,
-    raws: Sequence[_M],
-    *,
-    present: Iterable[int] = (),
-) -> list[_M]:
-    """``raws`` (messages of one session) less the messages of batches whose last message does
-    not exist (yet): one ``seq`` lookup for the ends neither in ``raws`` nor among the
-    ``present`` seqs (known to exist). What every reader shows of a batch (search too)."""
-    present = {*present, *(raw["seq"] for raw in raws)}
-    ends = {raw["batch_end_seq"] for raw in raws if raw.get("batch_end_seq") is not None}
-    unknown = sorted(ends - present)
-    if unknown:
-        landed = await messages.find(
-            {"session_id": session_id, "seq": {"$in": unknown}}, {"seq": 1, "_id": 0}
-        ).to_list()
-        present.update(raw["seq"] for raw in landed)
-    if ends <= present:
-        return list(raws)
-    return [raw for raw in raws if (end := raw.get("batch_end_seq")) is None or end in present]
 
 
 async def latest_messages(

@@ -68,7 +68,7 @@ from agents_core.db.documents import (
 )
 from agents_core.db.documents.session import VISIBLE_STATUSES
 from agents_core.db.errors import InvalidInputError
-from agents_core.db.repositories.messages import whole_batches
+from agents_core.db.repositories.batches import whole_batches
 
 __all__ = [
     "EXCERPT_CHARS",
