@@ -51,9 +51,10 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from bson import ObjectId
 
@@ -91,6 +92,8 @@ from agents_core.runner.tools import ToolError, ToolRegistry
 __all__ = ["CANCELLED", "NOT_ENABLED_KIND", "AgentRunner", "turn_window"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: The error of a run whose turn was cancelled.
 CANCELLED = "cancelled"
@@ -205,21 +208,17 @@ class AgentRunner:
         earlier = [m for m in session.messages if m.seq < user_message.seq]
         history = [*turn_window(earlier), user_message]
         left_out = [name for name in self.tools.names if name not in agent.tools]
-        starting = asyncio.ensure_future(
+        # Cancelled meanwhile, the insert may land: the run it starts is ended, not left running.
+        run = await _landing(
             self.runs.start(
                 session,
                 agent,
                 input_seq=user_message.seq,
                 replay_of=replay_of,
                 steps=[_not_enabled(agent, left_out, user_message.seq)] if left_out else (),
-            )
+            ),
+            self._fail_started,
         )
-        try:
-            run = await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            # The insert may land: the run it starts is ended, not left running.
-            await asyncio.shield(self._fail_started(starting))
-            raise
         if left_out:
             logger.warning(
                 "run %s: tools registered but not enabled for agent %r are not offered to the "
@@ -359,7 +358,8 @@ class AgentRunner:
         turn.unrecorded_call = None
         # What the model sent is recorded as it is where it can be: a name the layer refuses
         # (blank, too long, control characters) can only be a tool the agent has not enabled.
-        recording = asyncio.ensure_future(
+        # Cancelled meanwhile, the update may land: its tool calls, never run, are then closed.
+        calls = await _landing(
             self.runs.record_model_call(
                 run.id,
                 call,
@@ -371,14 +371,9 @@ class AgentRunner:
                     )
                     for r in requests
                 ],
-            )
+            ),
+            lambda recording: self._cancel_recorded(turn, call, recording),
         )
-        try:
-            calls = await asyncio.shield(recording)
-        except asyncio.CancelledError:
-            # The update may land: its tool calls, never run, are closed as cancelled.
-            await asyncio.shield(self._cancel_recorded(turn, call, recording))
-            raise
         results: list[ToolCallResult] = []
         messages: list[NewMessage] = []
         for record, request in zip(calls, requests, strict=True):
@@ -513,6 +508,19 @@ class AgentRunner:
             pass  # it was completed meanwhile: that record stands
         except DatabaseError as exc:  # the turn's own error is the one to raise
             logger.warning("run %s could not be marked failed: %s", run.id, exc)
+
+
+async def _landing(
+    write: Awaitable[T], on_cancel: Callable[[asyncio.Future[T]], Awaitable[None]]
+) -> T:
+    """``write``'s result. Cancelled meanwhile, the write goes on (it may land), ``on_cancel``
+    is given it to end what it wrote (shielded), and the cancellation is re-raised."""
+    future = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.shield(on_cancel(future))
+        raise
 
 
 class _Turn:
